@@ -1,0 +1,71 @@
+// Typed errors: a stable code, a message for humans, a hint for what to do next, and the cause.
+
+export type ErrorCode =
+  | 'CONFIG_INVALID'
+  | 'CONFIG_NOT_FOUND'
+  | 'USAGE'
+  | 'UNKNOWN_JOB'
+  | 'UNKNOWN_HOST'
+  | 'INVALID_DATASET_NAME'
+  | 'HOST_UNREACHABLE'
+  | 'SSH_AUTH'
+  | 'SSH_HOST_KEY'
+  | 'ZFS_DATASET_NOT_FOUND'
+  | 'ZFS_DATASET_EXISTS'
+  | 'ZFS_DATASET_BUSY'
+  | 'ZFS_TARGET_MODIFIED'
+  | 'ZFS_INCREMENTAL_MISMATCH'
+  | 'ZFS_PERMISSION'
+  | 'ZFS_NO_SPACE'
+  | 'ZFS_UNSUPPORTED'
+  | 'ZFS_UNKNOWN'
+  | 'PIPELINE_FAILED'
+  | 'VERIFY_FAILED'
+  | 'LOCKED'
+  | 'RESTORE_REFUSED'
+  | 'INTERNAL';
+
+export class HozoError extends Error {
+  readonly code: ErrorCode;
+  readonly hint: string | undefined;
+
+  constructor(code: ErrorCode, message: string, opts: { hint?: string; cause?: unknown } = {}) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = 'HozoError';
+    this.code = code;
+    this.hint = opts.hint;
+  }
+}
+
+export function isHozoError(e: unknown, code?: ErrorCode): e is HozoError {
+  return e instanceof HozoError && (code === undefined || e.code === code);
+}
+
+/** Exit codes documented in --help and the README. */
+export const ExitCode = {
+  OK: 0,
+  DATASET_FAILED: 1,
+  USAGE: 2,
+  UNREACHABLE: 3,
+} as const;
+export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
+
+export function exitCodeFor(e: unknown): ExitCodeValue {
+  if (!(e instanceof HozoError)) return ExitCode.DATASET_FAILED;
+  switch (e.code) {
+    case 'CONFIG_INVALID':
+    case 'CONFIG_NOT_FOUND':
+    case 'USAGE':
+    case 'UNKNOWN_JOB':
+    case 'UNKNOWN_HOST':
+    case 'INVALID_DATASET_NAME':
+    case 'RESTORE_REFUSED':
+      return ExitCode.USAGE;
+    case 'HOST_UNREACHABLE':
+    case 'SSH_AUTH':
+    case 'SSH_HOST_KEY':
+      return ExitCode.UNREACHABLE;
+    default:
+      return ExitCode.DATASET_FAILED;
+  }
+}

@@ -1,0 +1,61 @@
+import type { Dataset, Snapshot } from '../zfs/types.js';
+
+export type SnapshotMode = 'all' | 'latest';
+
+export interface Policy {
+  /** all: `zfs send -I` (every intermediate snapshot); latest: `zfs send -i` (only the newest). */
+  readonly snapshots: SnapshotMode;
+  /** Allow rolling the target back to the common base when it diverged (destroys target snapshots after the base). */
+  readonly rollback: boolean;
+}
+
+export type Step =
+  | { readonly kind: 'full'; readonly snapshot: Snapshot }
+  | {
+      readonly kind: 'incremental';
+      readonly from: Snapshot;
+      readonly to: Snapshot;
+      /** true: `-I` (with intermediates); false: `-i`. */
+      readonly intermediates: boolean;
+    };
+
+export type ConflictKind =
+  | 'source-no-snapshots'
+  | 'no-common-snapshot'
+  | 'target-diverged'
+  | 'target-ahead';
+
+export interface Conflict {
+  readonly kind: ConflictKind;
+  /** One sentence a user can act on, naming the snapshots involved. */
+  readonly message: string;
+  readonly hint: string;
+}
+
+export interface DatasetPair {
+  readonly source: string;
+  readonly target: string;
+}
+
+export type DatasetPlan =
+  | (DatasetPair & {
+      readonly action: 'send';
+      /** Common base (guid match) or undefined for a full send. */
+      readonly base: Snapshot | undefined;
+      readonly steps: readonly Step[];
+      /** Roll the target back to `base` first (only when policy.rollback and the target diverged). */
+      readonly rollbackTo: Snapshot | undefined;
+      /** Missing parent of the target to create (`zfs create -p -o canmount=off`), if any. */
+      readonly createParent: string | undefined;
+    })
+  | (DatasetPair & { readonly action: 'up-to-date'; readonly base: Snapshot })
+  | (DatasetPair & { readonly action: 'conflict'; readonly conflict: Conflict });
+
+export interface DatasetSpec {
+  readonly source: string;
+  readonly target: string;
+  readonly recursive: boolean;
+  readonly exclude: readonly string[];
+}
+
+export type { Dataset, Snapshot };
