@@ -95,6 +95,10 @@ export const jobSchema = z
 export const configSchema = z
   .object({
     stateDirectory: absolutePath.default('/var/lib/hozo'),
+    /** Prometheus textfile output (absent: no metrics file). */
+    metrics: z.object({ textfileDirectory: absolutePath }).strict().optional(),
+    /** Append log lines to this file as well as stderr (the NixOS module rotates it). */
+    logFile: absolutePath.optional(),
     hosts: z.record(z.string().regex(NAME, 'expected a host name of letters, digits, _ . -'), hostSchema).default({}),
     jobs: z.array(jobSchema).default([]),
   })
