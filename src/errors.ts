@@ -23,7 +23,13 @@ export type ErrorCode =
   | 'VERIFY_FAILED'
   | 'LOCKED'
   | 'RESTORE_REFUSED'
-  | 'INTERNAL';
+  | 'INTERNAL'
+  // ZFS layer (src/zfs/errors.ts): no usable zfs on the host, partial-receive state, hold bookkeeping.
+  | 'ZFS_UNAVAILABLE'
+  | 'ZFS_RESUME_PENDING'
+  | 'ZFS_RESUME_INVALID'
+  | 'ZFS_HOLD_EXISTS'
+  | 'ZFS_HOLD_NOT_FOUND';
 
 export class HozoError extends Error {
   readonly code: ErrorCode;
