@@ -11,6 +11,7 @@ export interface Stage {
 
 export interface StageOutcome {
   readonly name: string;
+  readonly pid: number | undefined;
   readonly exitCode: number | null;
   readonly signal: NodeJS.Signals | null;
   readonly stderr: string;
@@ -29,6 +30,15 @@ export interface PipelineResult {
   /** Bytes that passed the counter stage, when there is one. */
   readonly bytes: number | undefined;
   readonly stages: readonly StageOutcome[];
+}
+
+/** A failed pipeline, with every stage's outcome (pids included) for cleanup. */
+export class PipelineError extends HozoError {
+  readonly stages: readonly StageOutcome[];
+  constructor(stages: readonly StageOutcome[], message: string, hint: string) {
+    super('PIPELINE_FAILED', message, { hint });
+    this.stages = stages;
+  }
 }
 
 const STDERR_LIMIT = 64 * 1024;
@@ -73,10 +83,9 @@ export async function runPipeline(stages: readonly Stage[], opts: PipelineOption
   if (culprit !== undefined) {
     const why = culprit.spawnError ?? (culprit.signal ? `killed by ${culprit.signal}` : `exit ${culprit.exitCode}`);
     const msg = culprit.stderr.trim().split('\n').slice(-5).join('\n    ');
-    throw new HozoError('PIPELINE_FAILED', `stage "${culprit.name}" failed (${why})${msg ? ':\n    ' + msg : ''}`, {
-      hint: opts.signal?.aborted ? 'the transfer was aborted' : 'see the stage\'s message; other stages stopped because of it',
-      cause: results,
-    });
+    throw new PipelineError(results, `stage "${culprit.name}" failed (${why})${msg ? ':\n    ' + msg : ''}`,
+      opts.signal?.aborted ? 'the transfer was aborted' : 'see the stage\'s message; other stages stopped because of it',
+    );
   }
   return { seconds, bytes, stages: results };
 }
@@ -108,14 +117,14 @@ function watch(name: string, child: ChildProcess, onCount?: (n: number) => void)
       // A child that never started emits no 'close' on every Node version.
       if (child.pid === undefined && !done) {
         done = true;
-        resolve({ name, exitCode: null, signal: null, stderr, spawnError });
+        resolve({ name, pid: undefined, exitCode: null, signal: null, stderr, spawnError });
       }
     });
     child.on('close', (code, signal) => {
       if (done) return;
       done = true;
       if (onCount !== undefined && pending.trim() !== '' && Number.isFinite(Number(pending.trim()))) onCount(Number(pending.trim()));
-      resolve({ name, exitCode: spawnError !== undefined ? null : code, signal, stderr, ...(spawnError !== undefined ? { spawnError } : {}) });
+      resolve({ name, pid: child.pid, exitCode: spawnError !== undefined ? null : code, signal, stderr, ...(spawnError !== undefined ? { spawnError } : {}) });
     });
   });
 }

@@ -1,0 +1,34 @@
+import type { Command } from 'commander';
+import { findJob } from '../../config/load.js';
+import { restore } from '../../job/restore.js';
+import type { Context } from '../context.js';
+import { printJson } from '../context.js';
+import { renderReport } from '../render.js';
+import { reportExitCode } from './run.js';
+
+export function registerRestore(program: Command, ctx: Context): void {
+  program
+    .command('restore')
+    .description('replicate a dataset back from the box to this machine')
+    .argument('<job>', 'job whose backup to restore from')
+    .requiredOption('--dataset <source-dataset>', 'the source dataset as configured (or a child of a recursive one)')
+    .option('--snapshot <name>', 'restore up to this snapshot (default: the newest on the box)')
+    .option('--to <local-dataset>', 'restore into this local dataset instead of the original name')
+    .option('--force', 'allow rolling an existing local dataset to the box state along a common snapshot')
+    .option('--json', 'print the report as JSON on stdout')
+    .action(async (name: string, opts: { dataset: string; snapshot?: string; to?: string; force?: boolean; json?: boolean }) => {
+      const config = ctx.loadConfig();
+      const job = findJob(config, name);
+      const log = ctx.logger(config);
+      const report = await restore(config, job, {
+        dataset: opts.dataset,
+        ...(opts.snapshot !== undefined ? { snapshot: opts.snapshot } : {}),
+        ...(opts.to !== undefined ? { to: opts.to } : {}),
+        force: opts.force === true,
+        log,
+      });
+      if (opts.json) printJson(ctx, report);
+      else ctx.out.write(renderReport(report));
+      ctx.exitCode = reportExitCode(report);
+    });
+}

@@ -1,0 +1,56 @@
+import type { Command } from 'commander';
+import { findJob } from '../../config/load.js';
+import { ExitCode } from '../../errors.js';
+import type { JobReport } from '../../job/report.js';
+import { runJob } from '../../job/run.js';
+import type { Context } from '../context.js';
+import { printJson } from '../context.js';
+import { renderReport } from '../render.js';
+
+export function reportExitCode(r: JobReport): number {
+  switch (r.result) {
+    case 'ok':
+      return ExitCode.OK;
+    case 'unreachable':
+      return ExitCode.UNREACHABLE;
+    default:
+      return r.error?.code === 'LOCKED' ? ExitCode.DATASET_FAILED : ExitCode.DATASET_FAILED;
+  }
+}
+
+export function registerRun(program: Command, ctx: Context): void {
+  program
+    .command('run')
+    .description('replicate every dataset of a job, verify, and protect the incremental base')
+    .argument('<job>', 'job name')
+    .option('--dry-run', 'plan and print what would be sent; change nothing')
+    .option('--json', 'print the run report as JSON on stdout')
+    .action(async (name: string, opts: { dryRun?: boolean; json?: boolean }) => {
+      const config = ctx.loadConfig();
+      const job = findJob(config, name);
+      const log = ctx.logger(config);
+      const report = await runJob(config, job, { dryRun: opts.dryRun === true, log });
+      if (opts.json) printJson(ctx, report);
+      else ctx.out.write(renderReport(report));
+      if (report.error !== undefined) log.error(report.error.message + (report.error.hint ? ` (hint: ${report.error.hint})` : ''));
+      ctx.exitCode = reportExitCode(report);
+    });
+}
+
+export function registerPlan(program: Command, ctx: Context): void {
+  program
+    .command('plan')
+    .description('show what `run` would send and any conflicts; changes nothing')
+    .argument('<job>', 'job name')
+    .option('--json', 'print the plan as JSON on stdout')
+    .action(async (name: string, opts: { json?: boolean }) => {
+      const config = ctx.loadConfig();
+      const job = findJob(config, name);
+      const log = ctx.logger(config);
+      const report = await runJob(config, job, { planOnly: true, log });
+      if (opts.json) printJson(ctx, report);
+      else ctx.out.write(renderReport(report));
+      if (report.error !== undefined) log.error(report.error.message);
+      ctx.exitCode = report.result === 'unreachable' ? ExitCode.UNREACHABLE : report.error !== undefined ? ExitCode.DATASET_FAILED : ExitCode.OK;
+    });
+}

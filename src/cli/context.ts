@@ -1,0 +1,47 @@
+// What every command action gets: global options resolved once, a logger, and a place to put its exit code
+// (only main sets process.exitCode).
+import type { Command } from 'commander';
+import { loadConfig, resolveConfigPath } from '../config/load.js';
+import type { Config } from '../config/schema.js';
+import { createLogger, type Logger } from '../util/log.js';
+
+export interface GlobalOptions {
+  config?: string;
+  verbose?: boolean;
+  quiet?: boolean;
+}
+
+export interface Context {
+  exitCode: number;
+  readonly out: NodeJS.WritableStream;
+  logger(config?: Config): Logger;
+  loadConfig(): Config;
+  configPath(): string;
+}
+
+export function createContext(program: Command, out: NodeJS.WritableStream = process.stdout): Context {
+  const globals = () => program.opts<GlobalOptions>();
+  let cached: Config | undefined;
+  const ctx: Context = {
+    exitCode: 0,
+    out,
+    configPath: () => resolveConfigPath(globals().config),
+    loadConfig() {
+      cached ??= loadConfig(ctx.configPath());
+      return cached;
+    },
+    logger(config?: Config) {
+      const g = globals();
+      return createLogger({
+        ...(g.verbose !== undefined ? { verbose: g.verbose } : {}),
+        ...(g.quiet !== undefined ? { quiet: g.quiet } : {}),
+        ...(config?.logFile !== undefined ? { logFile: config.logFile } : {}),
+      });
+    },
+  };
+  return ctx;
+}
+
+export function printJson(ctx: Context, value: unknown): void {
+  ctx.out.write(JSON.stringify(value, null, 2) + '\n');
+}

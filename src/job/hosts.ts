@@ -1,0 +1,117 @@
+// The two sides of a job as ZFS hosts: a runner, its probed capabilities, and the few ZFS operations a run needs.
+import type { Config, JobConfig } from '../config/schema.js';
+import { isHozoError } from '../errors.js';
+import type { Step } from '../planner/types.js';
+import { LocalRunner } from '../transport/local.js';
+import type { Runner } from '../transport/runner.js';
+import { SshRunner } from '../transport/ssh.js';
+import type { Logger } from '../util/log.js';
+import { createParentArgv, holdArgv, poolListArgv, releaseArgv, rollbackArgv } from '../zfs/argv.js';
+import { probeCapabilities } from '../zfs/capabilities.js';
+import { checkResult } from '../zfs/errors.js';
+import { listInventory } from '../zfs/inventory.js';
+import type { Capabilities, Inventory } from '../zfs/types.js';
+import type { PoolReport } from './report.js';
+
+export interface ZfsHost {
+  readonly name: string;
+  readonly runner: Runner;
+  readonly caps: Capabilities;
+  readonly warnings: string[];
+  inventory(roots: readonly string[]): Promise<Inventory>;
+  createParent(dataset: string): Promise<void>;
+  rollback(snapshot: string): Promise<void>;
+  /** Adds the hold; an existing hold with the same tag is fine. */
+  hold(tag: string, snapshot: string): Promise<void>;
+  /** Removes the hold; a snapshot without that hold is fine. */
+  release(tag: string, snapshot: string): Promise<void>;
+  /** zfs-fuse leaves `.send-<pid>-0` holds behind when a -I send dies of SIGPIPE; drop them. */
+  releaseSendHolds(dataset: string, step: Step, pid: number | undefined, inventory: Inventory): Promise<void>;
+  poolHealth(pools: readonly string[]): Promise<PoolReport[]>;
+}
+
+async function zfs(runner: Runner, argv: string[], action: string): Promise<string> {
+  return checkResult(await runner.run(argv), { action, host: runner.name, argv });
+}
+
+export function zfsHost(runner: Runner, caps: Capabilities): ZfsHost {
+  const warnings: string[] = [];
+  const host: ZfsHost = {
+    name: runner.name,
+    runner,
+    caps,
+    warnings,
+    inventory: (roots) => listInventory(runner, [...new Set(roots)], caps),
+    async createParent(dataset) {
+      await zfs(runner, createParentArgv(dataset), `create parent ${dataset}`);
+    },
+    async rollback(snapshot) {
+      await zfs(runner, rollbackArgv(snapshot, true), `roll back to ${snapshot}`);
+    },
+    async hold(tag, snapshot) {
+      try {
+        await zfs(runner, holdArgv(tag, [snapshot]), `hold ${snapshot}`);
+      } catch (e) {
+        if (!isHozoError(e, 'ZFS_HOLD_EXISTS')) throw e;
+      }
+    },
+    async release(tag, snapshot) {
+      try {
+        await zfs(runner, releaseArgv(tag, [snapshot]), `release ${snapshot}`);
+      } catch (e) {
+        if (!isHozoError(e, 'ZFS_HOLD_NOT_FOUND')) throw e;
+      }
+    },
+    async releaseSendHolds(dataset, step, pid, inventory) {
+      if (pid === undefined || runner.name !== 'local' || step.kind !== 'incremental' || !step.intermediates) return;
+      const snaps = (inventory.get(dataset)?.snapshots ?? []).filter(
+        (s) => s.createtxg >= step.from.createtxg && s.createtxg <= step.to.createtxg && (s.userrefs === undefined || s.userrefs > 0),
+      );
+      for (const s of snaps) await host.release(`.send-${pid}-0`, `${dataset}@${s.name}`).catch(() => undefined);
+    },
+    async poolHealth(pools) {
+      const out: PoolReport[] = [];
+      for (const pool of pools) {
+        try {
+          const line = (await zfs(runner, poolListArgv(pool), `zpool list ${pool}`)).trim().split('\n')[0] ?? '';
+          const [name, health] = line.split('\t');
+          out.push({ name: name ?? pool, health: health ?? 'UNKNOWN' });
+        } catch (e) {
+          out.push({ name: pool, health: 'UNKNOWN' });
+          warnings.push(`cannot read health of pool ${pool} on ${runner.name}: ${(e as Error).message}`);
+        }
+      }
+      return out;
+    },
+  };
+  return host;
+}
+
+export interface JobHosts {
+  readonly source: ZfsHost;
+  readonly target: ZfsHost;
+  close(): Promise<void>;
+}
+
+/** Connects both sides (one SSH ControlMaster for a remote box) and probes each host once. */
+export async function openHosts(config: Config, job: JobConfig, log: Logger): Promise<JobHosts> {
+  const local = new LocalRunner();
+  let remote: SshRunner | undefined;
+  try {
+    if (job.host !== 'local') {
+      const hostConfig = config.hosts[job.host]!;
+      remote = new SshRunner({ name: job.host, host: hostConfig });
+      const t0 = Date.now();
+      await remote.connect();
+      log.debug(`connected to ${job.host} in ${((Date.now() - t0) / 1000).toFixed(2)}s`);
+    }
+    const [localCaps, remoteCaps] = await Promise.all([probeCapabilities(local), remote ? probeCapabilities(remote) : undefined]);
+    const source = zfsHost(local, localCaps);
+    const target = remote && remoteCaps ? zfsHost(remote, remoteCaps) : source;
+    log.debug(`source: ${localCaps.implementation}; target: ${(remoteCaps ?? localCaps).implementation}`);
+    return { source, target, close: async () => { await remote?.close(); } };
+  } catch (e) {
+    await remote?.close();
+    throw e;
+  }
+}

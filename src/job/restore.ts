@@ -1,0 +1,107 @@
+// Restore: replicate from the box back to this machine with the same planner and pipeline, never overwriting an
+// existing local dataset unless --force (and even then only along a common snapshot, never a blind full receive).
+import type { Config, JobConfig } from '../config/schema.js';
+import { HozoError } from '../errors.js';
+import { planDataset } from '../planner/plan.js';
+import { datasetNameProblem, isWithin, parentOf, snapshotNameProblem } from '../zfs/names.js';
+import type { Dataset } from '../zfs/types.js';
+import type { Logger } from '../util/log.js';
+import { openHosts } from './hosts.js';
+import { acquireJobLock } from './lock.js';
+import { toErrorInfo, type JobReport } from './report.js';
+import { initialReport, replicate, verify } from './run.js';
+
+export interface RestoreOptions {
+  /** The source dataset as configured (or a child of a recursive one). */
+  readonly dataset: string;
+  readonly snapshot?: string;
+  /** Local dataset to restore into; default: the original source name. */
+  readonly to?: string;
+  readonly force: boolean;
+  readonly log: Logger;
+}
+
+/** Where `dataset` lives on the box according to the job. */
+export function remoteNameFor(job: JobConfig, dataset: string): string {
+  for (const d of job.datasets) {
+    if (dataset === d.source) return d.target;
+    if (d.recursive && isWithin(dataset, d.source) && !d.exclude.some((e) => isWithin(dataset, e))) {
+      return d.target + dataset.slice(d.source.length);
+    }
+  }
+  throw new HozoError('USAGE', `job "${job.name}" does not back up ${dataset}`, {
+    hint: `datasets of this job: ${job.datasets.map((d) => d.source + (d.recursive ? ' (recursive)' : '')).join(', ')}`,
+  });
+}
+
+function truncateTo(ds: Dataset, snapshot: string): Dataset {
+  const i = ds.snapshots.findIndex((s) => s.name === snapshot);
+  if (i === -1) {
+    throw new HozoError('USAGE', `${ds.name}@${snapshot} does not exist on the box`, {
+      hint: `snapshots there: ${ds.snapshots.slice(-5).map((s) => '@' + s.name).join(' ') || '(none)'}`,
+    });
+  }
+  return { ...ds, snapshots: ds.snapshots.slice(0, i + 1) };
+}
+
+export async function restore(config: Config, job: JobConfig, opts: RestoreOptions): Promise<JobReport> {
+  for (const [what, name] of [['--dataset', opts.dataset], ['--to', opts.to]] as const) {
+    const problem = name === undefined ? undefined : datasetNameProblem(name);
+    if (problem !== undefined) throw new HozoError('INVALID_DATASET_NAME', `${what}: not a valid ZFS dataset name: "${name}" ${problem}`);
+  }
+  if (opts.snapshot !== undefined && snapshotNameProblem(opts.snapshot) !== undefined) {
+    throw new HozoError('INVALID_DATASET_NAME', `--snapshot: not a valid snapshot name: "${opts.snapshot}" ${snapshotNameProblem(opts.snapshot)}`);
+  }
+  const remote = remoteNameFor(job, opts.dataset);
+  const dest = opts.to ?? opts.dataset;
+  const started = Date.now();
+  const report: JobReport = {
+    job: job.name, host: job.host, dryRun: false, startedAt: new Date(started).toISOString(), finishedAt: '', seconds: 0,
+    result: 'ok', datasets: [], targetPools: [], bytes: 0, warnings: [],
+  };
+  // A restore and a backup of the same job must not interleave.
+  const lock = acquireJobLock(config.stateDirectory, job.name);
+  let hosts: Awaited<ReturnType<typeof openHosts>> | undefined;
+  try {
+    hosts = await openHosts(config, job, opts.log);
+    const box = hosts.target;
+    const local = hosts.source;
+    const [boxInv, localInv] = await Promise.all([box.inventory([remote]), local.inventory([dest])]);
+    let from = boxInv.get(remote);
+    if (from === undefined) throw new HozoError('ZFS_DATASET_NOT_FOUND', `${remote} does not exist on ${box.name}`, { hint: 'has the job run yet? see `hozo plan`' });
+    if (opts.snapshot !== undefined) from = truncateTo(from, opts.snapshot);
+    const existing = localInv.get(dest);
+    if (existing !== undefined && !opts.force) {
+      throw new HozoError('RESTORE_REFUSED', `${dest} already exists on this machine; refusing to overwrite it`, {
+        hint: 'restore next to it with --to <new dataset>, or pass --force to roll it forward/back along a common snapshot',
+      });
+    }
+    const plan = planDataset({ source: remote, target: dest }, from, existing, { snapshots: 'all', rollback: opts.force }, {
+      targetParentExists: existing !== undefined || parentOf(dest) === undefined,
+    });
+    const d = initialReport(plan);
+    report.datasets.push(d);
+    opts.log.info(`restore ${box.name}:${remote} → ${dest}: ${d.plan}`);
+    const boxSnaps = new Map([[remote, from]]);
+    await replicate(plan, d, boxSnaps, box, local, { compress: job.compress, buffer: job.buffer, force: opts.force, unmounted: false }, opts.log);
+    if (d.result === 'sent' || d.result === 'up-to-date') {
+      verify(d, boxSnaps, await local.inventory([dest]));
+      if (!d.verified) {
+        d.result = 'failed';
+        d.error = toErrorInfo(new HozoError('VERIFY_FAILED', `${dest}: @${d.newest} did not arrive with the box's guid`));
+      }
+    }
+  } catch (e) {
+    report.error = toErrorInfo(e);
+    report.result = e instanceof HozoError && ['HOST_UNREACHABLE', 'SSH_AUTH', 'SSH_HOST_KEY'].includes(e.code) ? 'unreachable' : 'error';
+    if (e instanceof HozoError && (e.code === 'RESTORE_REFUSED' || e.code === 'USAGE')) throw e;
+  } finally {
+    await hosts?.close();
+    lock.release();
+    report.finishedAt = new Date().toISOString();
+    report.seconds = (Date.now() - started) / 1000;
+    report.bytes = report.datasets.reduce((n, x) => n + (x.bytes ?? 0), 0);
+    if (report.result === 'ok' && report.datasets.some((x) => x.result === 'failed' || x.result === 'conflict')) report.result = 'failed';
+  }
+  return report;
+}

@@ -1,0 +1,235 @@
+// The replication lifecycle for one job: connect → probe → inventory → plan → replicate → verify → protect base.
+// Every dataset is reported; one dataset's failure never stops the others.
+import type { Config, JobConfig } from '../config/schema.js';
+import { HozoError, isHozoError } from '../errors.js';
+import { planJob } from '../planner/plan.js';
+import type { DatasetPlan, DatasetSpec, Policy } from '../planner/types.js';
+import { PipelineError, runPipeline } from '../pipeline/pipeline.js';
+import { buildTransfer } from '../pipeline/transfer.js';
+import { formatBytes, type Logger } from '../util/log.js';
+import type { Inventory } from '../zfs/types.js';
+import { describePlan, snapshotsOf } from './describe.js';
+import { openHosts, type ZfsHost } from './hosts.js';
+import { acquireJobLock } from './lock.js';
+import { toErrorInfo, type DatasetReport, type JobReport } from './report.js';
+import { sendArgvFor, receiveArgvFor } from './steps.js';
+
+export interface RunOptions {
+  readonly dryRun?: boolean;
+  /** Plan only (for `hozo plan`): no lock, no transfer, no holds. */
+  readonly planOnly?: boolean;
+  readonly log: Logger;
+  /** Injected for tests: how long to wait between retries. */
+  readonly sleep?: (ms: number) => Promise<void>;
+}
+
+export const holdTag = (job: string) => `hozo:${job}`;
+
+export function jobSpecs(job: JobConfig): DatasetSpec[] {
+  return job.datasets.map((d) => ({ source: d.source, target: d.target, recursive: d.recursive, exclude: d.exclude }));
+}
+
+export async function runJob(config: Config, job: JobConfig, opts: RunOptions): Promise<JobReport> {
+  const { log } = opts;
+  const started = Date.now();
+  const report: JobReport = {
+    job: job.name,
+    host: job.host,
+    dryRun: opts.dryRun === true || opts.planOnly === true,
+    startedAt: new Date(started).toISOString(),
+    finishedAt: '',
+    seconds: 0,
+    result: 'ok',
+    datasets: [],
+    targetPools: [],
+    bytes: 0,
+    warnings: [],
+  };
+  const lock = report.dryRun ? undefined : acquireJobLock(config.stateDirectory, job.name);
+  let hosts: { source: ZfsHost; target: ZfsHost; close(): Promise<void> } | undefined;
+  try {
+    hosts = await openHosts(config, job, log);
+    const { source, target } = hosts;
+    report.warnings.push(...source.warnings, ...target.warnings);
+    const policy: Policy = { snapshots: job.snapshots, rollback: job.rollback };
+    const specs = jobSpecs(job);
+
+    let [srcInv, dstInv] = await Promise.all([source.inventory(specs.map((s) => s.source)), target.inventory(specs.map((s) => s.target))]);
+    let plans = planJob(specs, srcInv, dstInv, policy);
+    report.datasets = plans.map((p) => initialReport(p));
+    for (const d of report.datasets) log.info(`${d.source} → ${target.name}:${d.target}: ${d.plan}`);
+    if (report.dryRun) {
+      for (const [i, p] of plans.entries()) report.datasets[i]!.result = p.action === 'send' ? 'planned' : p.action === 'conflict' ? 'conflict' : 'up-to-date';
+      return report;
+    }
+
+    // Replicate; datasets whose transfer failed are re-planned from fresh listings and retried.
+    let pending = plans.map((_, i) => i);
+    for (let attempt = 0; ; attempt++) {
+      for (const i of pending) {
+        const p = plans[i]!;
+        await replicate(p, report.datasets[i]!, srcInv, source, target, transferOptions(job, p), log);
+      }
+      const retry = pending.filter((i) => report.datasets[i]!.result === 'failed' && report.datasets[i]!.error?.code === 'PIPELINE_FAILED');
+      if (retry.length === 0 || attempt >= job.retries) break;
+      log.warn(`retrying ${retry.length} dataset(s) in ${job.retryDelay}s (attempt ${attempt + 2} of ${job.retries + 1})`);
+      await (opts.sleep ?? defaultSleep)(job.retryDelay * 1000);
+      [srcInv, dstInv] = await Promise.all([source.inventory(specs.map((s) => s.source)), target.inventory(specs.map((s) => s.target))]);
+      plans = planJob(specs, srcInv, dstInv, policy);
+      for (const i of retry) {
+        const fresh = initialReport(plans[i]!);
+        fresh.bytes = (report.datasets[i]!.bytes ?? 0) || undefined;
+        report.datasets[i] = fresh;
+      }
+      pending = retry;
+    }
+
+    // Verify with one fresh listing of the target, then protect each verified base on the source.
+    dstInv = await target.inventory(specs.map((s) => s.target));
+    for (const [i, d] of report.datasets.entries()) {
+      if (d.result !== 'sent' && d.result !== 'up-to-date') continue;
+      verify(d, srcInv, dstInv);
+      if (!d.verified) {
+        d.result = 'failed';
+        d.error = toErrorInfo(new HozoError('VERIFY_FAILED', `${d.target}: the newest source snapshot @${d.newest} (guid ${guidOf(srcInv, d.source, d.newest)}) is not on the target`, {
+          hint: 'run `hozo plan` to see the state of both sides',
+        }));
+        log.error(`${d.source}: verification failed`);
+        continue;
+      }
+      await protectBase(source, job.name, srcInv, plans[i]!, d, log, report.warnings);
+    }
+    report.targetPools = await target.poolHealth([...new Set(specs.map((s) => s.target.split('/')[0]!))]);
+    for (const p of report.targetPools) if (p.health !== 'ONLINE') report.warnings.push(`target pool ${p.name} is ${p.health}`);
+  } catch (e) {
+    report.error = toErrorInfo(e);
+    report.result = isHozoError(e) && ['HOST_UNREACHABLE', 'SSH_AUTH', 'SSH_HOST_KEY'].includes(e.code) ? 'unreachable' : 'error';
+  } finally {
+    await hosts?.close();
+    lock?.release();
+    report.finishedAt = new Date().toISOString();
+    report.seconds = (Date.now() - started) / 1000;
+    report.bytes = report.datasets.reduce((n, d) => n + (d.bytes ?? 0), 0);
+    if (report.result === 'ok' && report.datasets.some((d) => d.result === 'failed' || d.result === 'conflict')) report.result = 'failed';
+  }
+  return report;
+}
+
+export function initialReport(p: DatasetPlan): DatasetReport {
+  return {
+    source: p.source,
+    target: p.target,
+    result: p.action === 'up-to-date' ? 'up-to-date' : p.action === 'conflict' ? 'conflict' : 'planned',
+    ...(p.action !== 'conflict' && p.base !== undefined ? { base: p.base.name } : {}),
+    ...(p.action === 'up-to-date' ? { newest: p.base.name } : {}),
+    snapshotsSent: [],
+    seconds: 0,
+    verified: false,
+    plan: describePlan(p),
+    ...(p.action === 'conflict' ? { error: { code: `CONFLICT_${p.conflict.kind.toUpperCase().replace(/-/g, '_')}`, message: p.conflict.message, hint: p.conflict.hint } } : {}),
+  };
+}
+
+export interface TransferSettings {
+  readonly compress: JobConfig['compress'];
+  readonly buffer: JobConfig['buffer'];
+  /** `zfs receive -F`: only when the user allowed rollback. */
+  readonly force: boolean;
+  /** `zfs receive -u`: backups stay unmounted; restores mount. */
+  readonly unmounted: boolean;
+}
+
+function transferOptions(job: JobConfig, p: DatasetPlan): TransferSettings {
+  const rolledBack = p.action === 'send' && p.rollbackTo !== undefined;
+  return { compress: job.compress, buffer: job.buffer, force: job.rollback || rolledBack, unmounted: true };
+}
+
+/** Runs one dataset's plan from `source` (sender) to `target` (receiver); records the outcome in `d`. */
+export async function replicate(p: DatasetPlan, d: DatasetReport, srcInv: Inventory, source: ZfsHost, target: ZfsHost, settings: TransferSettings, log: Logger): Promise<void> {
+  if (p.action !== 'send') return;
+  const started = Date.now();
+  const srcSnaps = srcInv.get(p.source)?.snapshots ?? [];
+  try {
+    if (p.createParent !== undefined) await target.createParent(p.createParent);
+    if (p.rollbackTo !== undefined) {
+      log.warn(`${p.target}: rolling back to @${p.rollbackTo.name} (rollback: true), destroying newer target snapshots`);
+      await target.rollback(`${p.target}@${p.rollbackTo.name}`);
+    }
+    let bytes = 0;
+    for (const step of p.steps) {
+      const transfer = buildTransfer({
+        sendArgv: sendArgvFor(p.source, step, source.caps),
+        receiveArgv: receiveArgvFor(p.target, { force: settings.force && step.kind === 'incremental', unmounted: settings.unmounted }),
+        sender: source.runner,
+        receiver: target.runner,
+        senderCaps: source.caps,
+        receiverCaps: target.caps,
+        localCaps: source.runner.name === 'local' ? source.caps : target.caps,
+        compress: settings.compress,
+        buffer: settings.buffer,
+      });
+      for (const w of transfer.degraded) log.warn(w);
+      let last = 0;
+      const stepStart = Date.now();
+      try {
+        const r = await runPipeline(transfer.stages, {
+          ...(transfer.counterStage !== undefined ? { counterStage: transfer.counterStage } : {}),
+          onBytes: (n) => {
+            last = n;
+            const secs = (Date.now() - stepStart) / 1000;
+            log.progress(`${p.source}: ${formatBytes(n)} ${secs > 0 ? formatBytes(n / secs) + '/s' : ''}`);
+          },
+        });
+        bytes += r.bytes ?? last;
+      } catch (e) {
+        const pid = e instanceof PipelineError ? e.stages[0]?.pid : undefined;
+        await source.releaseSendHolds(p.source, step, pid, srcInv);
+        throw e;
+      }
+    }
+    d.bytes = bytes;
+    d.snapshotsSent = snapshotsOf(p, srcSnaps);
+    d.newest = p.steps[p.steps.length - 1]!.kind === 'full' ? (p.steps[p.steps.length - 1] as { snapshot: { name: string } }).snapshot.name : (p.steps[p.steps.length - 1] as { to: { name: string } }).to.name;
+    d.result = 'sent';
+    d.seconds = (Date.now() - started) / 1000;
+    log.info(`${p.source}: ${d.snapshotsSent.length} snapshot(s), ${formatBytes(bytes)} in ${d.seconds.toFixed(1)}s`);
+  } catch (e) {
+    d.result = 'failed';
+    d.seconds = (Date.now() - started) / 1000;
+    d.error = toErrorInfo(e);
+    log.error(`${p.source} → ${p.target}: ${d.error.message}${d.error.hint ? `\n  hint: ${d.error.hint}` : ''}`);
+  }
+}
+
+function guidOf(inv: Inventory, ds: string, snap: string | undefined): string | undefined {
+  return inv.get(ds)?.snapshots.find((s) => s.name === snap)?.guid;
+}
+
+export function verify(d: DatasetReport, srcInv: Inventory, dstInv: Inventory): void {
+  const src = srcInv.get(d.source)?.snapshots ?? [];
+  const newest = d.newest ?? src[src.length - 1]?.name;
+  const guid = guidOf(srcInv, d.source, newest);
+  const onTarget = new Set((dstInv.get(d.target)?.snapshots ?? []).map((s) => s.guid));
+  d.verified = guid !== undefined && onTarget.has(guid);
+}
+
+async function protectBase(source: ZfsHost, job: string, srcInv: Inventory, p: DatasetPlan, d: DatasetReport, log: Logger, warnings: string[]): Promise<void> {
+  if (d.newest === undefined) return;
+  const tag = holdTag(job);
+  const snaps = srcInv.get(d.source)?.snapshots ?? [];
+  try {
+    await source.hold(tag, `${d.source}@${d.newest}`);
+    d.held = d.newest;
+    // Release the job's hold on older snapshots (the previous base); other tags are not ours to touch.
+    // Without userrefs in the listing, the plan's base is the only snapshot this job can have held.
+    const base = p.action === 'send' || p.action === 'up-to-date' ? p.base : undefined;
+    const previous = snaps.filter((s) => s.name !== d.newest && (s.userrefs === undefined ? s.guid === base?.guid : s.userrefs > 0));
+    for (const s of previous) await source.release(tag, `${d.source}@${s.name}`);
+  } catch (e) {
+    const msg = `${d.source}: could not hold @${d.newest} with tag ${tag}: ${(e as Error).message}`;
+    warnings.push(msg);
+    log.warn(msg);
+  }
+}
+
+const defaultSleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

@@ -1,0 +1,20 @@
+// argv for one planned step, given what the sending host supports.
+import type { Step } from '../planner/types.js';
+import { receiveArgv, sendArgv } from '../zfs/argv.js';
+import type { Capabilities } from '../zfs/types.js';
+
+export function sendArgvFor(dataset: string, step: Step, caps: Capabilities): string[] {
+  // Keep blocks as stored where both the format and the sender allow it: less CPU, same bytes on disk.
+  const opts = {
+    ...(caps.sendFlags.has('L') ? { largeBlock: true } : {}),
+    ...(caps.sendFlags.has('e') ? { embedded: true } : {}),
+    ...(caps.sendFlags.has('c') ? { compressed: true } : {}),
+  };
+  return step.kind === 'full'
+    ? sendArgv({ kind: 'full', snapshot: `${dataset}@${step.snapshot.name}` }, opts)
+    : sendArgv({ kind: 'incremental', from: `${dataset}@${step.from.name}`, to: `${dataset}@${step.to.name}`, intermediates: step.intermediates }, opts);
+}
+
+export function receiveArgvFor(target: string, opts: { force: boolean; unmounted: boolean }): string[] {
+  return receiveArgv(target, { force: opts.force, unmounted: opts.unmounted });
+}

@@ -1,0 +1,76 @@
+// Diagnostics go to stderr (stdout is for data). Under systemd each line carries a <N> syslog priority so
+// `journalctl -p err` shows just the failures.
+import { appendFileSync } from 'node:fs';
+
+export type Level = 'error' | 'warn' | 'info' | 'debug';
+const PRIORITY: Record<Level, number> = { error: 3, warn: 4, info: 6, debug: 7 };
+
+export interface Logger {
+  error(msg: string): void;
+  warn(msg: string): void;
+  info(msg: string): void;
+  debug(msg: string): void;
+  /** A transient progress line (only drawn on a TTY). */
+  progress(msg: string): void;
+}
+
+export interface LoggerOptions {
+  readonly journal?: boolean;
+  readonly verbose?: boolean;
+  readonly quiet?: boolean;
+  readonly logFile?: string;
+  readonly stream?: NodeJS.WriteStream;
+}
+
+export function createLogger(opts: LoggerOptions = {}): Logger {
+  const stream = opts.stream ?? process.stderr;
+  const journal = opts.journal ?? process.env['JOURNAL_STREAM'] !== undefined;
+  const tty = !journal && stream.isTTY === true;
+  let progressShown = false;
+  const clearProgress = () => {
+    if (progressShown) {
+      stream.write('\r\x1b[K');
+      progressShown = false;
+    }
+  };
+  const emit = (level: Level, msg: string) => {
+    if (level === 'debug' && !opts.verbose) return;
+    if (opts.quiet && (level === 'info' || level === 'debug')) return;
+    clearProgress();
+    for (const line of msg.split('\n')) {
+      const prefix = journal ? `<${PRIORITY[level]}>` : level === 'error' ? 'error: ' : level === 'warn' ? 'warning: ' : '';
+      stream.write(`${prefix}${line}\n`);
+    }
+    if (opts.logFile !== undefined) {
+      try {
+        appendFileSync(opts.logFile, `${new Date().toISOString()} ${level.toUpperCase()} ${msg}\n`);
+      } catch {
+        /* a broken log file must not break the backup */
+      }
+    }
+  };
+  return {
+    error: (m) => emit('error', m),
+    warn: (m) => emit('warn', m),
+    info: (m) => emit('info', m),
+    debug: (m) => emit('debug', m),
+    progress: (m) => {
+      if (!tty || opts.quiet) return;
+      stream.write(`\r\x1b[K${m}`);
+      progressShown = true;
+    },
+  };
+}
+
+export const silentLogger: Logger = { error() {}, warn() {}, info() {}, debug() {}, progress() {} };
+
+export function formatBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return `${v.toFixed(u === 0 ? 0 : 1)} ${units[u]}`;
+}
