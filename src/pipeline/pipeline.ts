@@ -43,10 +43,14 @@ export class PipelineError extends HozoError {
 
 const STDERR_LIMIT = 64 * 1024;
 
-/** The stage whose failure explains the others: the first that failed for a reason other than a broken pipe. */
+// How a stage fails when a neighbour died first: writers see a closed pipe (zfs-fuse's send even aborts with
+// "Connection reset by peer"), readers see a truncated stream.
+const CASUALTY = /broken pipe|connection reset by peer|EPIPE|failed to read from stream|invalid backup stream|unexpected end of/i;
+
+/** The stage whose failure explains the others: the first that did not merely die of a neighbour's failure. */
 export function blameStage(outcomes: readonly StageOutcome[]): StageOutcome | undefined {
   const failed = outcomes.filter((o) => o.spawnError !== undefined || o.exitCode !== 0);
-  const primary = failed.filter((o) => o.signal !== 'SIGPIPE' && !/broken pipe/i.test(o.stderr));
+  const primary = failed.filter((o) => o.spawnError !== undefined || (o.signal !== 'SIGPIPE' && !CASUALTY.test(o.stderr)));
   return primary[0] ?? failed[failed.length - 1];
 }
 

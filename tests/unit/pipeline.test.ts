@@ -62,6 +62,19 @@ describe('runPipeline (real processes)', () => {
       { name: "recv", pid: 2, exitCode: 1, signal: null, stderr: "boom" },
     ]);
     expect(s?.name).toBe('recv');
+    expect(
+      blameStage([
+        { name: 'send', pid: 1, exitCode: null, signal: 'SIGABRT', stderr: 'internal error: Connection reset by peer' },
+        { name: 'count', pid: 2, exitCode: 1, signal: null, stderr: 'pv: write failed: Broken pipe' },
+        { name: 'ssh', pid: 3, exitCode: null, signal: 'SIGKILL', stderr: '' },
+      ])?.name,
+    ).toBe('ssh');
+    expect(
+      blameStage([
+        { name: 'send', pid: 1, exitCode: 1, signal: null, stderr: "cannot open 'tank/x@a': dataset does not exist" },
+        { name: 'recv', pid: 2, exitCode: 1, signal: null, stderr: 'cannot receive: failed to read from stream' },
+      ])?.name,
+    ).toBe('send');
     expect(blameStage([{ name: "a", pid: 3, exitCode: 0, signal: null, stderr: '' }])).toBeUndefined();
   });
 });
