@@ -1,0 +1,451 @@
+// Evaluates modules/{controller,agent}.nix with nixpkgs' lib (tests/nix/eval.nix, stubbed NixOS
+// options) and checks what they generate. Needs `nix-instantiate` and NIXPKGS_LIB pointing at a
+// nixpkgs lib directory (e.g. an unpacked nix-community/nixpkgs.lib: NIXPKGS_LIB=/tmp/nixpkgs-lib/lib).
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig, validateConfig } from '../../src/config/load.js';
+
+const NIXPKGS_LIB = process.env['NIXPKGS_LIB'];
+const repo = resolve(import.meta.dirname, '../..');
+
+if (!NIXPKGS_LIB) {
+  console.warn(
+    'SKIP: NIXPKGS_LIB unset — the NixOS module evaluation tests (tests/unit/nix-modules.test.ts) did not run. ' +
+      'Point NIXPKGS_LIB at a nixpkgs lib directory (see docs/nixos.md, "Tests") to run them.',
+  );
+}
+
+type Unit = {
+  after: string[];
+  wants: string[];
+  wantedBy: string[];
+  bindsTo: string[];
+  path: string[];
+  environment: Record<string, string>;
+  restartIfChanged: boolean;
+  script: string;
+  preStop: string;
+  startLimitBurst: number | null;
+  startLimitIntervalSec: number | null;
+  serviceConfig: Record<string, unknown>;
+};
+type Timer = { wantedBy: string[]; timerConfig: Record<string, unknown> };
+type Stub = { name: string; path: string; text?: string; value?: unknown; script?: string };
+type Eval = {
+  controller: {
+    services: Record<string, Unit>;
+    timers: Record<string, Timer>;
+    etc: Record<string, { source: Stub }>;
+    checks: Stub[];
+    knownHosts: Record<string, { hostNames: string[]; publicKey: string }>;
+    tmpfiles: Record<string, Record<string, Record<string, Record<string, string>>>>;
+    logrotate: Record<string, Record<string, unknown>>;
+    nodeExporterFlags: string[];
+    sanoid: { enable: boolean; templates: Record<string, Record<string, unknown>>; datasets: Record<string, Record<string, unknown>> };
+    users: Record<string, { isSystemUser: boolean; group: string; home: string }>;
+    groups: string[];
+    renderedConfig: unknown;
+    renderedJobConfigs: Record<string, unknown>;
+    failedAssertions: string[];
+  };
+  controllerPlain: Eval['controller'];
+  agent: {
+    services: Record<string, Unit>;
+    timers: Record<string, Timer>;
+    etc: Record<string, { source: Stub }>;
+    users: Record<string, { useDefaultShell: boolean; openssh: { authorizedKeys: { keys: string[] } } }>;
+    groups: string[];
+    tmpfiles: Record<string, Record<string, Record<string, Record<string, string>>>>;
+    polkit: { enable: boolean; extraConfig: string };
+    extraPools: string[];
+    interfaces: Record<string, { wakeOnLan: { enable: boolean } }>;
+    systemPackages: string[];
+    opensshEnabled: boolean;
+    failedAssertions: string[];
+  };
+  agentNoIdle: Eval['agent'];
+  both: { failedAssertions: string[]; user: Record<string, unknown> };
+  controllerAssertions: Record<string, string[]>;
+  agentAssertions: Record<string, string[]>;
+  flake: {
+    inputs: Record<string, string>;
+    packages: Record<string, string[]>;
+    defaultIsHozo: string;
+    nixosModules: string[];
+    checks: Record<string, string[]>;
+    devShells: string[];
+    formatter: string[];
+    overlay: string;
+    controllerPackage: string;
+    agentPackage: string;
+    overriddenPackage: string;
+    failedAssertions: string[];
+  };
+  npmLock: { total: number; withoutResolved: string[]; samples: Record<string, string | null>; untouched: string };
+};
+
+describe.skipIf(!NIXPKGS_LIB)('NixOS modules (lib.evalModules with stubbed NixOS options)', () => {
+  let ev: Eval;
+  let tmp: string;
+
+  beforeAll(() => {
+    const out = execFileSync(
+      'nix-instantiate',
+      ['--eval', '--strict', '--json', join(repo, 'tests/nix/eval.nix'), '--argstr', 'nixpkgsLib', NIXPKGS_LIB!],
+      { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    ev = JSON.parse(out) as Eval;
+    tmp = mkdtempSync(join(tmpdir(), 'hozo-nix-'));
+  }, 120_000);
+
+  afterAll(() => {
+    if (tmp) rmSync(tmp, { recursive: true, force: true });
+  });
+
+  describe('controller', () => {
+    it('evaluates the examples without failed assertions', () => {
+      expect(ev.controller.failedAssertions).toEqual([]);
+      expect(ev.controllerPlain.failedAssertions).toEqual([]);
+      expect(ev.both.failedAssertions).toEqual([]);
+    });
+
+    it('renders one oneshot service per job running `hozo run <job>` with that job\'s config', () => {
+      const unit = ev.controller.services['hozo-offsite']!;
+      const sc = unit.serviceConfig;
+      expect(sc['Type']).toBe('oneshot');
+      expect(sc['ExecStart']).toMatch(/^\/nix\/store\/[^ ]+-hozo-0\.1\.0\/bin\/hozo run offsite$/);
+      expect(unit.environment['HOZO_CONFIG']).toBe('/etc/hozo/jobs/offsite.json');
+      expect(sc['User']).toBe('hozo');
+      expect(sc['Group']).toBe('hozo');
+      expect(sc['TimeoutStartSec']).toBe('12h');
+      expect(unit.restartIfChanged).toBe(false);
+      expect(unit.after).toEqual(expect.arrayContaining(['network-online.target', 'zfs.target', 'hozo-zfs-delegation.service']));
+      expect(unit.wants).toEqual(expect.arrayContaining(['network-online.target']));
+      expect(unit.path).toEqual([expect.objectContaining({ name: 'zfs-user-2.3.4' })]);
+      expect(Object.keys(ev.controller.services).filter((n) => n !== 'hozo-zfs-delegation').sort()).toEqual([
+        'hozo-local-copy',
+        'hozo-offsite',
+        'hozo-weekly',
+      ]);
+    });
+
+    it('retries failed runs a few times, but not config errors (exit 2)', () => {
+      const unit = ev.controller.services['hozo-offsite']!;
+      expect(unit.serviceConfig['Restart']).toBe('on-failure');
+      expect(unit.serviceConfig['RestartSec']).toBe('15min');
+      expect(unit.serviceConfig['RestartPreventExitStatus']).toEqual(['2']);
+      expect(unit.startLimitBurst).toBe(4);
+      expect(unit.startLimitIntervalSec).toBe(6 * 3600);
+    });
+
+    it('hardens the job units like nixpkgs syncoid, with the Node/ZFS exceptions', () => {
+      const sc = ev.controller.services['hozo-offsite']!.serviceConfig;
+      for (const [k, v] of Object.entries({
+        NoNewPrivileges: true,
+        ProtectSystem: 'strict',
+        ProtectHome: true,
+        PrivateTmp: true,
+        ProtectKernelTunables: true,
+        ProtectKernelModules: true,
+        ProtectControlGroups: true,
+        RestrictNamespaces: true,
+        RestrictSUIDSGID: true,
+        LockPersonality: true,
+        CapabilityBoundingSet: '',
+        SystemCallArchitectures: 'native',
+        PrivateUsers: false,
+        UMask: '0022',
+        DevicePolicy: 'closed',
+      })) {
+        expect(sc[k], k).toEqual(v);
+      }
+      expect(sc).not.toHaveProperty('MemoryDenyWriteExecute');
+      expect(sc['DeviceAllow']).toEqual(['/dev/zfs rw']);
+      expect(sc['SystemCallFilter']).toEqual(expect.arrayContaining(['@system-service', '~@privileged']));
+      expect(sc['RestrictAddressFamilies']).toEqual(expect.arrayContaining(['AF_UNIX', 'AF_INET', 'AF_INET6']));
+      expect(sc['StateDirectory']).toBe('hozo');
+      expect(sc['ReadWritePaths']).toEqual(['/var/lib/prometheus-node-exporter-text-files', '/var/log/hozo']);
+    });
+
+    it('passes the SSH key with LoadCredential and points the job config at the credential', () => {
+      expect(ev.controller.services['hozo-offsite']!.serviceConfig['LoadCredential']).toEqual([
+        'ssh-key-box:/run/secrets/hozo/box-ssh-key',
+      ]);
+      expect(ev.controller.services['hozo-weekly']!.serviceConfig['LoadCredential']).toEqual([
+        'ssh-key-attic:/run/secrets/hozo/attic-ssh-key',
+      ]);
+      expect(ev.controller.services['hozo-local-copy']!.serviceConfig).not.toHaveProperty('LoadCredential');
+      const job = ev.controller.renderedJobConfigs['offsite'] as { hosts: Record<string, { sshKeyFile: string }>; jobs: { name: string }[] };
+      expect(job.hosts['box']!.sshKeyFile).toBe('/run/credentials/hozo-offsite.service/ssh-key-box');
+      expect(Object.keys(job.hosts)).toEqual(['box']);
+      expect(job.jobs.map((j) => j.name)).toEqual(['offsite']);
+    });
+
+    it('renders a timer per job with the schedule, Persistent and RandomizedDelaySec', () => {
+      const t = ev.controller.timers['hozo-offsite']!;
+      expect(t.wantedBy).toEqual(['timers.target']);
+      expect(t.timerConfig).toEqual({ OnCalendar: '*-*-* 02:30:00', Persistent: true, RandomizedDelaySec: '30min' });
+      expect(ev.controller.timers['hozo-weekly']!.timerConfig['OnCalendar']).toBe('Sun 04:00');
+      expect(ev.controller.timers['hozo-local-copy']!.timerConfig['OnCalendar']).toBe('daily');
+    });
+
+    it('writes config files that the real schema accepts (what `hozo config check` runs)', () => {
+      const files = Object.entries(ev.controller.etc).filter(([p]) => p.startsWith('hozo/'));
+      expect(files.map(([p]) => p).sort()).toEqual([
+        'hozo/config.json',
+        'hozo/jobs/local-copy.json',
+        'hozo/jobs/offsite.json',
+        'hozo/jobs/weekly.json',
+      ]);
+      for (const [p, { source }] of [...files, ...Object.entries(ev.controllerPlain.etc)]) {
+        const file = join(tmp, p.replaceAll('/', '_'));
+        writeFileSync(file, source.text!);
+        expect(() => loadConfig(file), p).not.toThrow();
+      }
+      const cfg = validateConfig(ev.controller.renderedConfig, 'rendered');
+      expect(cfg.jobs.map((j) => j.name)).toEqual(['local-copy', 'offsite', 'weekly']);
+      const offsite = cfg.jobs.find((j) => j.name === 'offsite')!;
+      expect(offsite.snapshots).toBe('all');
+      expect(offsite.compress).toBe('zstd');
+      expect(offsite.datasets[0]).toEqual({ source: 'tank/home', target: 'backup/hozo/home', recursive: true, exclude: ['tank/home/cache'] });
+      expect(cfg.jobs.find((j) => j.name === 'weekly')!.snapshots).toBe('latest');
+      expect(cfg.jobs.find((j) => j.name === 'weekly')!.retryDelay).toBe(300);
+      expect(cfg.hosts['box']).toMatchObject({
+        address: 'backupbox.lan',
+        user: 'hozo',
+        readyTimeout: 600,
+        shutdown: 'agent',
+        knownHostsFile: '/etc/ssh/ssh_known_hosts',
+        sshOptions: ['Ciphers=aes128-gcm@openssh.com'], // from `settings`
+        wake: { method: 'wol', mac: '52:54:00:7a:0b:01', address: '192.168.1.255', port: 9 },
+      });
+      expect(cfg.hosts['attic']!.port).toBe(2222);
+      expect(cfg.metrics).toEqual({ textfileDirectory: '/var/lib/prometheus-node-exporter-text-files' });
+      expect(cfg.logFile).toBe('/var/log/hozo/hozo.log');
+      expect(cfg.stateDirectory).toBe('/var/lib/hozo');
+      // Without node-exporter there is no metrics key.
+      expect(validateConfig(ev.controllerPlain.renderedConfig).metrics).toBeUndefined();
+    });
+
+    it('checks every config file with `hozo config check` when the system is built', () => {
+      expect(ev.controller.checks).toHaveLength(1);
+      const script = ev.controller.checks[0]!.script!;
+      for (const [p, { source }] of Object.entries(ev.controller.etc)) {
+        if (p.startsWith('hozo/')) expect(script).toContain(`hozo config check --config ${source.path}`);
+      }
+    });
+
+    it('adds known hosts from hostPublicKey', () => {
+      expect(ev.controller.knownHosts).toEqual({
+        'hozo-box': { hostNames: ['backupbox.lan'], publicKey: expect.stringMatching(/^ssh-ed25519 /) },
+      });
+    });
+
+    it('delegates ZFS permissions on sources (and local targets) and removes them on stop', () => {
+      const d = ev.controller.services['hozo-zfs-delegation']!;
+      expect(d.serviceConfig).toMatchObject({ Type: 'oneshot', RemainAfterExit: true });
+      expect(d.wantedBy).toEqual(['multi-user.target']);
+      for (const ds of ['tank/home', 'tank/db', 'tank/photos']) {
+        expect(d.script).toContain(`allow send,hold,release,snapshot,mount,bookmark ${ds}\n`);
+        expect(d.preStop).toMatch(new RegExp(`/bin/zfs unallow -u hozo send,hold,release,snapshot,mount,bookmark ${ds} \\|\\| true`));
+      }
+      expect(d.script).toContain('allow create,mount,receive,rollback,hold,release archive/photos archive');
+      expect(d.script).toMatch(/\/bin\/zfs allow -u hozo "\$1" "\$ds"/);
+      // user = root: no delegation unit, jobs do not wait for one
+      expect(ev.controllerPlain.services).not.toHaveProperty('hozo-zfs-delegation');
+      expect(ev.controllerPlain.services['hozo-nightly']!.serviceConfig['User']).toBe('root');
+    });
+
+    it('generates sanoid templates and datasets from snapshots.policy', () => {
+      const s = ev.controller.sanoid;
+      expect(s.enable).toBe(true);
+      expect(s.templates).toEqual({
+        'hozo-offsite': { hourly: 24, daily: 14, monthly: 6, yearly: 0, autosnap: true, autoprune: true },
+      });
+      expect(s.datasets['tank/home']).toMatchObject({ use_template: ['hozo-offsite'], recursive: true });
+      expect(s.datasets['tank/db']).toMatchObject({ use_template: ['hozo-offsite'], recursive: false });
+      expect(s.datasets['tank/home/cache']).toMatchObject({ autosnap: false });
+      // jobs without a policy get none
+      expect(s.datasets).not.toHaveProperty('tank/photos');
+      expect(ev.controllerPlain.sanoid.enable).toBe(false);
+    });
+
+    it('rotates the log file daily, 14 kept', () => {
+      expect(ev.controller.logrotate['hozo']).toMatchObject({
+        files: ['/var/log/hozo/hozo.log'],
+        frequency: 'daily',
+        rotate: 14,
+        su: 'hozo hozo',
+        create: '0640 hozo hozo',
+      });
+      expect(ev.controllerPlain.logrotate).toEqual({});
+    });
+
+    it('wires node-exporter\'s textfile collector and creates the directories with tmpfiles', () => {
+      expect(ev.controller.nodeExporterFlags).toEqual(['--collector.textfile.directory=/var/lib/prometheus-node-exporter-text-files']);
+      expect(ev.controller.tmpfiles['10-hozo']).toEqual({
+        '/var/lib/prometheus-node-exporter-text-files': { d: { user: 'hozo', group: 'hozo', mode: '0755' } },
+        '/var/log/hozo': { d: { user: 'hozo', group: 'hozo', mode: '0750' } },
+      });
+      expect(ev.controllerPlain.nodeExporterFlags).toEqual([]);
+    });
+
+    it('creates the system user', () => {
+      expect(ev.controller.users['hozo']).toMatchObject({ isSystemUser: true, group: 'hozo', home: '/var/lib/hozo' });
+      expect(ev.controller.groups).toContain('hozo');
+    });
+
+    const expected: Record<string, RegExp> = {
+      unknownHost: /jobs\.stray\.host = "nowhere" is not a configured host: define services\.hozo\.controller\.hosts\.nowhere or use one of: "attic", "box", "local"/,
+      emptySchedule: /jobs\.offsite\.schedule is empty: give a systemd calendar expression/,
+      emptyDatasets: /jobs\.hollow\.datasets is empty/,
+      duplicateTargets: /same target box:backup\/hozo\/home: .*jobs\.again.* and .*jobs\.offsite/,
+      keyInStore: /hosts\.box\.sshKeyFile = "\/nix\/store\/.*" is in the Nix store.*config\.sops\.secrets/,
+      keyInStoreViaSettings: /settings\.hosts\.extra\.sshKeyFile = "\/nix\/store\/.*" is in the Nix store/,
+      noHostKey: /hosts\.bare: set hostPublicKey .* or knownHostsFile/,
+      sharedLogDirectory: /logFile = "\/var\/log\/hozo\.log": .*directory of its own/,
+      badJobName: /jobs\."nightly backup": a job name becomes the unit name/,
+    };
+    it.each(Object.keys(expected))('assertion fires: %s', (name) => {
+      const failed = ev.controllerAssertions[name];
+      expect(failed, `no such bad example: ${name}`).toBeDefined();
+      expect(failed).toHaveLength(1);
+      expect(failed![0]).toMatch(expected[name]!);
+    });
+    it('has a bad example for every assertion tested', () => {
+      expect(Object.keys(ev.controllerAssertions).sort()).toEqual(Object.keys(expected).sort());
+    });
+  });
+
+  describe('agent', () => {
+    it('evaluates the example without failed assertions', () => {
+      expect(ev.agent.failedAssertions).toEqual([]);
+    });
+
+    it('installs controller keys as a forced command with restrict', () => {
+      const keys = ev.agent.users['hozo']!.openssh.authorizedKeys.keys;
+      expect(keys).toHaveLength(1);
+      expect(keys[0]).toMatch(
+        /^command="\/nix\/store\/[^"]+-hozo-0\.1\.0\/bin\/hozo-agent serve --config \/etc\/hozo-agent\/config\.json",restrict,from="192\.168\.1\.10" ssh-ed25519 AAAA\S+ hozo@controller$/,
+      );
+      expect(ev.agent.users['hozo']!.useDefaultShell).toBe(true);
+      expect(ev.agent.groups).toContain('hozo');
+      expect(ev.agent.opensshEnabled).toBe(true);
+    });
+
+    it('writes the agent config in the documented shape', () => {
+      const { text } = ev.agent.etc['hozo-agent/config.json']!.source;
+      expect(JSON.parse(text!)).toEqual({
+        roots: ['backup/hozo', 'vault/hozo/main'],
+        retention: { daily: 10, weekly: 5, monthly: 12 },
+        idlePoweroffMinutes: 20,
+        poweroffCommand: [expect.stringMatching(/-systemd\/bin\/systemctl$/), 'start', '--no-block', 'hozo-poweroff.service'],
+        leaseDirectory: '/var/lib/hozo-agent/leases',
+      });
+      const off = JSON.parse(ev.agentNoIdle.etc['hozo-agent/config.json']!.source.text!);
+      expect(off.idlePoweroffMinutes).toBeNull();
+    });
+
+    it('prepares roots: canmount=off parents and receive delegation, undone on stop', () => {
+      const u = ev.agent.services['hozo-agent-zfs']!;
+      expect(u.wantedBy).toEqual(['multi-user.target']);
+      expect(u.after).toEqual(expect.arrayContaining(['zfs-import.target']));
+      expect(u.serviceConfig).toMatchObject({ Type: 'oneshot', RemainAfterExit: true });
+      expect(u.script).toMatch(/\/bin\/zfs create -o canmount=off "\$path"/);
+      expect(u.script).toMatch(/\/bin\/zfs allow -u hozo create,mount,receive,rollback,hold,release,destroy,userprop,canmount,mountpoint,readonly,compression "\$root"/);
+      expect(u.script).toContain("prepare backup/hozo\nprepare vault/hozo/main\n");
+      expect(u.preStop).toMatch(/\/bin\/zfs unallow -u hozo \S+ backup\/hozo \|\| true/);
+      expect(u.preStop).toMatch(/\/bin\/zfs unallow -u hozo \S+ vault\/hozo\/main \|\| true/);
+      expect(ev.agent.extraPools).toEqual(['backup', 'vault']);
+    });
+
+    it('has a poweroff unit that polkit lets user hozo start, and nothing else', () => {
+      expect(ev.agent.services['hozo-poweroff']!.serviceConfig).toMatchObject({
+        Type: 'oneshot',
+        ExecStart: expect.stringMatching(/\/bin\/systemctl --no-block poweroff$/),
+      });
+      expect(ev.agent.polkit.enable).toBe(true);
+      const rule = ev.agent.polkit.extraConfig;
+      expect(rule).toContain('action.id == "org.freedesktop.systemd1.manage-units"');
+      expect(rule).toContain('action.lookup("unit") == "hozo-poweroff.service"');
+      expect(rule).toContain('action.lookup("verb") == "start"');
+      expect(rule).toContain('subject.user == "hozo"');
+      expect(rule.match(/return polkit\.Result\.YES/g)).toHaveLength(1);
+      expect(rule).not.toMatch(/Result\.(AUTH|NO)/);
+    });
+
+    it('runs the idle guard from a timer as user hozo, and not when disabled', () => {
+      const u = ev.agent.services['hozo-agent-idle']!;
+      expect(u.serviceConfig['ExecStart']).toMatch(/\/bin\/hozo-agent idle-check --config \/etc\/hozo-agent\/config\.json$/);
+      expect(u.serviceConfig['User']).toBe('hozo');
+      expect(u.serviceConfig['ProtectSystem']).toBe('strict');
+      expect(u.serviceConfig['ReadWritePaths']).toEqual(['/var/lib/hozo-agent/leases']);
+      expect(ev.agent.timers['hozo-agent-idle']!.timerConfig).toMatchObject({ OnBootSec: '20min', OnUnitActiveSec: '1min' });
+      expect(ev.agentNoIdle.services).not.toHaveProperty('hozo-agent-idle');
+      expect(ev.agentNoIdle.timers).not.toHaveProperty('hozo-agent-idle');
+    });
+
+    it('arms Wake-on-LAN per interface, with an ethtool fallback unit', () => {
+      expect(ev.agent.interfaces).toEqual({ enp3s0: { wakeOnLan: { enable: true } }, 'lan-uplink': { wakeOnLan: { enable: true } } });
+      const u = ev.agent.services['hozo-wol-enp3s0']!;
+      expect(u.serviceConfig['ExecStart']).toMatch(/\/bin\/ethtool -s enp3s0 wol g$/);
+      expect(u.serviceConfig['ExecStop']).toMatch(/\/bin\/ethtool -s enp3s0 wol g$/);
+      expect(u.bindsTo).toEqual(['sys-subsystem-net-devices-enp3s0.device']);
+      expect(ev.agent.services['hozo-wol-lan-uplink']!.bindsTo).toEqual(['sys-subsystem-net-devices-lan\\x2duplink.device']);
+    });
+
+    it('creates the lease directory and installs the receive-side tools', () => {
+      expect(ev.agent.tmpfiles['10-hozo-agent']!['/var/lib/hozo-agent/leases']).toEqual({ d: { user: 'hozo', group: 'hozo', mode: '0750' } });
+      expect(ev.agent.systemPackages).toEqual(expect.arrayContaining(['mbuffer', 'zstd']));
+    });
+
+    const expected: Record<string, RegExp> = {
+      noRoots: /services\.hozo\.agent\.roots is empty: list the datasets/,
+      noKeys: /services\.hozo\.agent\.authorizedKeys is empty: add the controller's public key/,
+      keyWithOptions: /does not start with a key type .* Give bare public keys/,
+      sshdOff: /needs services\.openssh\.enable = true/,
+      badRoot: /"\/backup\/hozo" is not a dataset name/,
+    };
+    it.each(Object.keys(expected))('assertion fires: %s', (name) => {
+      const failed = ev.agentAssertions[name];
+      expect(failed).toHaveLength(1);
+      expect(failed![0]).toMatch(expected[name]!);
+    });
+  });
+
+  describe('flake.nix (outputs with a stand-in nixpkgs)', () => {
+    it('has the promised outputs for both systems', () => {
+      const f = ev.flake;
+      expect(f.inputs).toEqual({ nixpkgs: 'github:NixOS/nixpkgs/nixos-25.11' });
+      const systems = ['aarch64-linux', 'x86_64-linux'];
+      expect(f.packages).toEqual(Object.fromEntries(systems.map((s) => [s, ['default', 'hozo']])));
+      expect(f.defaultIsHozo).toBe('hozo-built-by-flake');
+      expect(f.nixosModules).toEqual(['agent', 'controller', 'default']);
+      expect(f.checks).toEqual(Object.fromEntries(systems.map((s) => [s, ['module-eval', 'package', 'vm']])));
+      expect(f.devShells).toEqual(systems);
+      expect(f.formatter).toEqual(systems);
+      expect(f.overlay).toMatch(/\/nix\/package\.nix$/);
+    });
+
+    it('defaults the modules\' package to the flake\'s, and lets users override it', () => {
+      expect(ev.flake.controllerPackage).toMatch(/\/nix\/package\.nix$/);
+      expect(ev.flake.agentPackage).toMatch(/\/nix\/package\.nix$/);
+      expect(ev.flake.overriddenPackage).toBe('my-hozo');
+      expect(ev.flake.failedAssertions).toEqual([]);
+    });
+  });
+
+  describe('nix/npm-lock.nix (package-lock entries without `resolved`)', () => {
+    it('derives a registry tarball URL for every locked package', () => {
+      expect(ev.npmLock.total).toBeGreaterThan(0);
+      expect(ev.npmLock.withoutResolved).toEqual([]);
+      expect(ev.npmLock.samples['node_modules/zod']).toMatch(/^https:\/\/registry\.example\/zod\/-\/zod-\d+\.\d+\.\d+\.tgz$/);
+      expect(ev.npmLock.samples['node_modules/@types/node']).toMatch(/^https:\/\/registry\.example\/@types\/node\/-\/node-20\.[\d.]+\.tgz$/);
+      expect(ev.npmLock.samples['node_modules/@types/ssh2/node_modules/@types/node']).toMatch(/\/@types\/node\/-\/node-18\.[\d.]+\.tgz$/);
+      expect(ev.npmLock.untouched).toBe('https://elsewhere.example/a.tgz');
+    });
+  });
+});
