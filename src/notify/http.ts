@@ -1,0 +1,72 @@
+// One POST with a timeout, for the HTTP channels. Errors name the server's origin only: topic paths and webhook URLs
+// are often secrets themselves.
+import { readFile } from 'node:fs/promises';
+
+export class NotifyError extends Error {
+  constructor(message: string, opts?: { cause?: unknown }) {
+    super(message, opts);
+    this.name = 'NotifyError';
+  }
+}
+
+/** scheme://host[:port] — what a log line may show of a URL. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.protocol}//${u.host}`;
+  } catch {
+    return '(invalid URL)';
+  }
+}
+
+/** A secret from a file (trailing newline dropped). The error never contains the file's contents. */
+export async function readSecretFile(path: string, what: string): Promise<string> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    throw new NotifyError(`cannot read ${what} file ${path}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`, { cause: e });
+  }
+  const secret = text.trim();
+  if (secret === '') throw new NotifyError(`${what} file ${path} is empty`);
+  return secret;
+}
+
+function describeFetchError(e: unknown): string {
+  if (e instanceof Error && (e.name === 'TimeoutError' || e.name === 'AbortError')) return 'timed out';
+  const cause = (e as { cause?: { code?: string; message?: string } }).cause;
+  if (cause?.code !== undefined) return cause.code;
+  if (cause?.message !== undefined) return cause.message;
+  return e instanceof Error ? e.message : String(e);
+}
+
+export interface PostOptions {
+  readonly headers: Record<string, string>;
+  readonly body: string;
+  readonly timeoutSeconds: number;
+  /** Strings to blank out of any response text quoted in an error (the secrets we sent). */
+  readonly secrets?: readonly string[];
+}
+
+/** POSTs and resolves on a 2xx answer; otherwise throws NotifyError naming only the origin. Returns the response text. */
+export async function post(url: string, opts: PostOptions): Promise<string> {
+  const where = redactUrl(url);
+  let res: Response;
+  try {
+    res = await fetch(url, { method: 'POST', headers: opts.headers, body: opts.body, signal: AbortSignal.timeout(opts.timeoutSeconds * 1000) });
+  } catch (e) {
+    throw new NotifyError(`POST ${where} failed: ${describeFetchError(e)}`, { cause: e });
+  }
+  let text = '';
+  try {
+    text = await res.text();
+  } catch {
+    /* the status is what matters */
+  }
+  if (!res.ok) {
+    let snippet = text.replace(/\s+/g, ' ').trim().slice(0, 200);
+    for (const s of opts.secrets ?? []) if (s !== '') snippet = snippet.split(s).join('***');
+    throw new NotifyError(`POST ${where} answered HTTP ${res.status}${snippet ? `: ${snippet}` : ''}`);
+  }
+  return text;
+}

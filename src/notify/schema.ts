@@ -1,0 +1,94 @@
+// The config's top-level `notify:` list. Secrets (tokens, user keys) live in files named here, never in the config.
+import { z } from 'zod';
+import { parseDuration } from '../config/duration.js';
+
+const absolutePath = z.string().refine((p) => p.startsWith('/'), { message: 'expected an absolute path' });
+
+const httpUrl = z.string().refine(
+  (v) => {
+    try {
+      const u = new URL(v);
+      return u.protocol === 'http:' || u.protocol === 'https:';
+    } catch {
+      return false;
+    }
+  },
+  { message: 'expected an http:// or https:// URL' },
+);
+
+// An address that can go on sendmail's command line: a leading "-" would read as an option.
+const emailAddress = z.email({ message: 'expected an e-mail address like backup@example.org' }).refine((a) => !a.startsWith('-'), {
+  message: 'an e-mail address must not start with "-"',
+});
+
+const on = z.enum(['failure', 'success', 'always']).default('failure');
+
+const timeout = z
+  .union([z.number(), z.string()])
+  .transform((v, ctx) => {
+    const s = parseDuration(v);
+    if (s === undefined || s <= 0) {
+      ctx.addIssue({ code: 'custom', message: 'expected timeout as seconds or a duration like "10s", "1m"' });
+      return z.NEVER;
+    }
+    return s;
+  })
+  .default(15);
+
+export const ntfyChannelSchema = z
+  .object({
+    type: z.literal('ntfy'),
+    /** The topic's URL, e.g. https://ntfy.sh/my-backups-3f9c. */
+    url: httpUrl,
+    /** A file holding an access token, sent as `Authorization: Bearer …`. */
+    tokenFile: absolutePath.optional(),
+    on,
+    timeout,
+  })
+  .strict();
+
+export const pushoverChannelSchema = z
+  .object({
+    type: z.literal('pushover'),
+    userFile: absolutePath,
+    tokenFile: absolutePath,
+    apiUrl: httpUrl.default('https://api.pushover.net/1/messages.json'),
+    on,
+    timeout,
+  })
+  .strict();
+
+export const emailChannelSchema = z
+  .object({
+    type: z.literal('email'),
+    to: z.union([emailAddress, z.array(emailAddress).min(1, 'expected at least one address')]).transform((v) => (Array.isArray(v) ? v : [v])),
+    from: emailAddress.optional(),
+    /** A sendmail-compatible command (sendmail, msmtp, nullmailer, OpenSMTPD…); on NixOS /run/wrappers/bin/sendmail. */
+    sendmail: absolutePath.default('/usr/sbin/sendmail'),
+    on,
+    timeout,
+  })
+  .strict();
+
+export const webhookChannelSchema = z
+  .object({
+    type: z.literal('webhook'),
+    url: httpUrl,
+    /** A file holding a token, sent as `Authorization: Bearer …`. */
+    tokenFile: absolutePath.optional(),
+    on,
+    timeout,
+  })
+  .strict();
+
+export const notifyChannelSchema = z.discriminatedUnion('type', [ntfyChannelSchema, pushoverChannelSchema, emailChannelSchema, webhookChannelSchema]);
+
+/** The config's top-level `notify:` list (absent: no notifications). */
+export const notifySchema = z.array(notifyChannelSchema).default([]);
+
+export type NotifyChannel = z.output<typeof notifyChannelSchema>;
+export type NotifyConfig = z.output<typeof notifySchema>;
+export type NtfyChannel = z.output<typeof ntfyChannelSchema>;
+export type PushoverChannel = z.output<typeof pushoverChannelSchema>;
+export type EmailChannel = z.output<typeof emailChannelSchema>;
+export type WebhookChannel = z.output<typeof webhookChannelSchema>;
