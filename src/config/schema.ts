@@ -2,6 +2,7 @@
 import { z } from 'zod';
 import { datasetNameProblem } from '../zfs/names.js';
 import { parseDuration } from './duration.js';
+import { notifySchema } from '../notify/schema.js';
 
 const datasetName = z.string().superRefine((v, ctx) => {
   const problem = datasetNameProblem(v);
@@ -24,14 +25,45 @@ const NAME = /^[A-Za-z0-9][A-Za-z0-9_.\-]*$/;
 
 const absolutePath = z.string().refine((p) => p.startsWith('/'), { message: 'expected an absolute path' });
 
+const argv = z.array(z.string().min(1)).min(1, 'expected a command as a list of arguments');
+
 export const wakeSchema = z
   .object({
+    /** wol: magic packet; ssh-relay: run a command on an always-on host at the box's site; http: a URL (smart plug,
+     *  Home Assistant); command: any local command; none: the box is always on. */
     method: z.enum(['wol', 'ssh-relay', 'http', 'command', 'none']).default('wol'),
     mac: z.string().regex(MAC, 'expected a MAC address like 52:54:00:7a:0b:01').optional(),
+    /** Where the magic packet goes: the box LAN's broadcast address (e.g. 192.168.1.255) or the box's address. */
     address: z.string().regex(HOSTNAME, 'expected an IP or broadcast address').optional(),
     port: z.number().int().min(1).max(65535).default(9),
+    /** Magic packets to send (some NICs miss the first). */
+    packets: z.number().int().min(2).max(20).default(3),
+    /** ssh-relay: a name under `hosts` to run `command` on. */
+    relayHost: z.string().optional(),
+    /** ssh-relay / command: the argv to run; for ssh-relay default ["wakeonlan", "-i", address, mac]. */
+    command: argv.optional(),
+    url: z.url({ protocol: /^https?$/, error: 'expected an http(s) URL' }).optional(),
+    httpMethod: z.enum(['GET', 'POST']).default('POST'),
   })
-  .strict();
+  .strict()
+  .superRefine((w, ctx) => {
+    const need = (field: keyof typeof w, why: string) => {
+      if (w[field] === undefined) ctx.addIssue({ code: 'custom', path: [field], message: `required for method "${w.method}": ${why}` });
+    };
+    if (w.method === 'wol') {
+      need('mac', 'the MAC address of the box\'s NIC');
+      need('address', 'the broadcast address of the box\'s LAN (hozo never guesses one)');
+    }
+    if (w.method === 'ssh-relay') {
+      need('relayHost', 'the hosts entry of the always-on relay');
+      if (w.command === undefined) {
+        need('mac', 'the MAC address to wake (or give `command`)');
+        need('address', 'the broadcast address for wakeonlan -i (or give `command`)');
+      }
+    }
+    if (w.method === 'http') need('url', 'the URL that powers the box on');
+    if (w.method === 'command') need('command', 'the command that wakes the box');
+  });
 
 export const hostSchema = z
   .object({
@@ -44,7 +76,18 @@ export const hostSchema = z
     sshOptions: z.array(z.string().regex(/^[A-Za-z]+=\S+$/, 'expected Key=value')).default([]),
     wake: wakeSchema.optional(),
     readyTimeout: duration('readyTimeout').default(300),
+    /** How the box is put back to sleep: the agent's `shutdown` verb, `shutdownCommand` over SSH, or not at all. */
     shutdown: z.enum(['agent', 'ssh', 'none']).default('none'),
+    /** The box runs hozo-agent as the forced command of our key (default: when shutdown is "agent"). */
+    agent: z.boolean().optional(),
+    /** For shutdown: ssh. */
+    shutdownCommand: argv.default(['systemctl', 'poweroff']),
+    /** Also shut the box down after a run when it was already awake before the run. */
+    shutdownIfAwake: z.boolean().default(false),
+    /** Pools that must be imported and healthy before a run (default: the pools of the job's targets). */
+    pools: z.array(z.string().regex(/^[A-Za-z][A-Za-z0-9_\-:.]*$/, 'expected a pool name')).optional(),
+    /** A lease on the box (agent) expires after this, so a crashed controller cannot keep the box up forever. */
+    leaseTtl: duration('leaseTtl').default(6 * 3600),
   })
   .strict()
   .superRefine((h, ctx) => {
@@ -99,11 +142,19 @@ export const configSchema = z
     metrics: z.object({ textfileDirectory: absolutePath }).strict().optional(),
     /** Append log lines to this file as well as stderr (the NixOS module rotates it). */
     logFile: absolutePath.optional(),
+    /** Where to report runs: ntfy, pushover, email, webhook. */
+    notify: notifySchema,
     hosts: z.record(z.string().regex(NAME, 'expected a host name of letters, digits, _ . -'), hostSchema).default({}),
     jobs: z.array(jobSchema).default([]),
   })
   .strict()
   .superRefine((c, ctx) => {
+    for (const [name, h] of Object.entries(c.hosts)) {
+      const relay = h.wake?.relayHost;
+      if (relay !== undefined && (relay === name || !(relay in c.hosts))) {
+        ctx.addIssue({ code: 'custom', path: ['hosts', name, 'wake', 'relayHost'], message: `expected another entry under hosts, got "${relay}"` });
+      }
+    }
     const seen = new Map<string, number>();
     const targets = new Map<string, string>();
     c.jobs.forEach((job, i) => {
@@ -138,3 +189,8 @@ export type HostConfig = z.output<typeof hostSchema>;
 export type JobConfig = z.output<typeof jobSchema>;
 export type DatasetConfig = z.output<typeof datasetSchema>;
 export type WakeConfig = z.output<typeof wakeSchema>;
+
+/** Whether the box answers through hozo-agent (forced command) rather than a plain shell. */
+export function usesAgent(h: HostConfig): boolean {
+  return h.agent ?? h.shutdown === 'agent';
+}

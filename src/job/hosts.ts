@@ -4,7 +4,6 @@ import { isHozoError } from '../errors.js';
 import type { Step } from '../planner/types.js';
 import { LocalRunner } from '../transport/local.js';
 import type { Runner } from '../transport/runner.js';
-import { SshRunner } from '../transport/ssh.js';
 import type { Logger } from '../util/log.js';
 import { createParentArgv, holdArgv, poolListArgv, releaseArgv, rollbackArgv } from '../zfs/argv.js';
 import { probeCapabilities } from '../zfs/capabilities.js';
@@ -12,12 +11,21 @@ import { checkResult } from '../zfs/errors.js';
 import { listInventory } from '../zfs/inventory.js';
 import type { Capabilities, Inventory } from '../zfs/types.js';
 import type { PoolReport } from './report.js';
+import { agentHost } from './agent-host.js';
+import { bringUp, type BoxSession } from './lifecycle.js';
+import { receiveArgvFor, sendArgvFor } from './steps.js';
 
 export interface ZfsHost {
   readonly name: string;
   readonly runner: Runner;
   readonly caps: Capabilities;
   readonly warnings: string[];
+  /** false when the host only speaks hozo-agent verbs (no remote `sh -c` pipelines for zstd/mbuffer). */
+  readonly remotePipelines: boolean;
+  /** argv that sends one planned step of `dataset` from this host. */
+  sendCommand(dataset: string, step: Step): string[];
+  /** argv that receives a stream into `target` on this host. */
+  receiveCommand(target: string, opts: { force: boolean; unmounted: boolean }): string[];
   inventory(roots: readonly string[]): Promise<Inventory>;
   createParent(dataset: string): Promise<void>;
   rollback(snapshot: string): Promise<void>;
@@ -41,6 +49,9 @@ export function zfsHost(runner: Runner, caps: Capabilities): ZfsHost {
     runner,
     caps,
     warnings,
+    remotePipelines: true,
+    sendCommand: (dataset, step) => sendArgvFor(dataset, step, caps),
+    receiveCommand: (target, opts) => receiveArgvFor(target, opts),
     inventory: (roots) => listInventory(runner, [...new Set(roots)], caps),
     async createParent(dataset) {
       await zfs(runner, createParentArgv(dataset), `create parent ${dataset}`);
@@ -74,8 +85,9 @@ export function zfsHost(runner: Runner, caps: Capabilities): ZfsHost {
       for (const pool of pools) {
         try {
           const line = (await zfs(runner, poolListArgv(pool), `zpool list ${pool}`)).trim().split('\n')[0] ?? '';
-          const [name, health] = line.split('\t');
-          out.push({ name: name ?? pool, health: health ?? 'UNKNOWN' });
+          const [name, health, , , , cap] = line.split('\t');
+          const ratio = cap !== undefined && /^\d+%$/.test(cap) ? Number(cap.slice(0, -1)) / 100 : undefined;
+          out.push({ name: name ?? pool, health: health ?? 'UNKNOWN', ...(ratio !== undefined ? { capacityRatio: ratio } : {}) });
         } catch (e) {
           out.push({ name: pool, health: 'UNKNOWN' });
           warnings.push(`cannot read health of pool ${pool} on ${runner.name}: ${(e as Error).message}`);
@@ -90,28 +102,33 @@ export function zfsHost(runner: Runner, caps: Capabilities): ZfsHost {
 export interface JobHosts {
   readonly source: ZfsHost;
   readonly target: ZfsHost;
+  /** The remote box's session (wake/lease/shutdown), when the job has one. */
+  readonly session: BoxSession | undefined;
+  /** Releases the box (lease, shutdown if this run woke it) and connections. Never throws. */
   close(): Promise<void>;
 }
 
-/** Connects both sides (one SSH ControlMaster for a remote box) and probes each host once. */
-export async function openHosts(config: Config, job: JobConfig, log: Logger): Promise<JobHosts> {
+export interface OpenOptions {
+  /** Wake the box if it sleeps (run, restore) or only use it when awake (plan). */
+  readonly wake: boolean;
+}
+
+/** Brings the box up (wake → ready → lease) and probes each host once. */
+export async function openHosts(config: Config, job: JobConfig, log: Logger, opts: OpenOptions = { wake: true }): Promise<JobHosts> {
   const local = new LocalRunner();
-  let remote: SshRunner | undefined;
+  let session: BoxSession | undefined;
   try {
-    if (job.host !== 'local') {
-      const hostConfig = config.hosts[job.host]!;
-      remote = new SshRunner({ name: job.host, host: hostConfig });
-      const t0 = Date.now();
-      await remote.connect();
-      log.debug(`connected to ${job.host} in ${((Date.now() - t0) / 1000).toFixed(2)}s`);
-    }
-    const [localCaps, remoteCaps] = await Promise.all([probeCapabilities(local), remote ? probeCapabilities(remote) : undefined]);
+    if (job.host !== 'local') session = await bringUp(config, job.host, job, log, { wake: opts.wake });
+    const remote = session?.runner;
+    const [localCaps, target] = await Promise.all([
+      probeCapabilities(local),
+      remote === undefined ? undefined : session!.agent ? agentHost(remote) : probeCapabilities(remote).then((c) => zfsHost(remote, c)),
+    ]);
     const source = zfsHost(local, localCaps);
-    const target = remote && remoteCaps ? zfsHost(remote, remoteCaps) : source;
-    log.debug(`source: ${localCaps.implementation}; target: ${(remoteCaps ?? localCaps).implementation}`);
-    return { source, target, close: async () => { await remote?.close(); } };
+    log.debug(`source: ${localCaps.implementation}; target: ${(target ?? source).caps.implementation}`);
+    return { source, target: target ?? source, session, close: async () => { await session?.finish(job, log); } };
   } catch (e) {
-    await remote?.close();
+    await session?.finish(undefined, log).catch(() => undefined);
     throw e;
   }
 }

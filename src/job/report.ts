@@ -1,3 +1,5 @@
+import type { HostReport } from './lifecycle.js';
+
 // The one record of a run; it feeds the CLI output, --json, metrics and notifications.
 
 export type DatasetResult = 'sent' | 'up-to-date' | 'planned' | 'conflict' | 'failed';
@@ -23,6 +25,8 @@ export interface DatasetReport {
   verified: boolean;
   /** The snapshot held on the source with the job's tag after this run. */
   held?: string;
+  /** Creation time (unix s) of the newest snapshot on the target, for the lag metric. */
+  newestCreation?: number;
   error?: ErrorInfo;
   /** Human-readable plan line ("incremental -I @a → @c", "full @a then -I → @c"). */
   plan: string;
@@ -31,6 +35,12 @@ export interface DatasetReport {
 export interface PoolReport {
   readonly name: string;
   readonly health: string;
+  /** Allocated / size, 0..1, when known. */
+  readonly capacityRatio?: number;
+  /** Read + write + checksum errors, when known (agent status). */
+  readonly errors?: number;
+  /** End of the last scrub (unix s), when known (agent status). */
+  readonly lastScrubEnd?: number;
 }
 
 export interface JobReport {
@@ -43,6 +53,8 @@ export interface JobReport {
   result: 'ok' | 'failed' | 'unreachable' | 'error';
   datasets: DatasetReport[];
   targetPools: PoolReport[];
+  /** The box: whether it was woken, wake and awake seconds, how it was put back to sleep. */
+  hosts: HostReport[];
   bytes: number;
   warnings: string[];
   error?: ErrorInfo;

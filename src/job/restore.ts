@@ -57,7 +57,7 @@ export async function restore(config: Config, job: JobConfig, opts: RestoreOptio
   const started = Date.now();
   const report: JobReport = {
     job: job.name, host: job.host, dryRun: false, startedAt: new Date(started).toISOString(), finishedAt: '', seconds: 0,
-    result: 'ok', datasets: [], targetPools: [], bytes: 0, warnings: [],
+    result: 'ok', datasets: [], targetPools: [], hosts: [], bytes: 0, warnings: [],
   };
   // A restore and a backup of the same job must not interleave.
   const lock = acquireJobLock(config.stateDirectory, job.name);
@@ -97,6 +97,7 @@ export async function restore(config: Config, job: JobConfig, opts: RestoreOptio
     if (e instanceof HozoError && (e.code === 'RESTORE_REFUSED' || e.code === 'USAGE')) throw e;
   } finally {
     await hosts?.close();
+    if (hosts?.session !== undefined) report.hosts.push(hosts.session.report);
     lock.release();
     report.finishedAt = new Date().toISOString();
     report.seconds = (Date.now() - started) / 1000;

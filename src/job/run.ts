@@ -9,16 +9,20 @@ import { buildTransfer } from '../pipeline/transfer.js';
 import { formatBytes, type Logger } from '../util/log.js';
 import type { Inventory } from '../zfs/types.js';
 import { describePlan, snapshotsOf } from './describe.js';
-import { openHosts, type ZfsHost } from './hosts.js';
+import { openHosts, type JobHosts, type ZfsHost } from './hosts.js';
 import { acquireJobLock } from './lock.js';
 import { toErrorInfo, type DatasetReport, type JobReport } from './report.js';
-import { sendArgvFor, receiveArgvFor } from './steps.js';
+import type { JobState } from '../state/state.js';
 
 export interface RunOptions {
   readonly dryRun?: boolean;
   /** Plan only (for `hozo plan`): no lock, no transfer, no holds. */
   readonly planOnly?: boolean;
+  /** With planOnly: wake a sleeping box (plan otherwise only looks at an awake one). */
+  readonly wake?: boolean;
   readonly log: Logger;
+  /** The job's state from the previous run (which snapshots we hold), so a no-op run touches nothing. */
+  readonly previous?: JobState;
   /** Injected for tests: how long to wait between retries. */
   readonly sleep?: (ms: number) => Promise<void>;
 }
@@ -42,13 +46,14 @@ export async function runJob(config: Config, job: JobConfig, opts: RunOptions): 
     result: 'ok',
     datasets: [],
     targetPools: [],
+    hosts: [],
     bytes: 0,
     warnings: [],
   };
   const lock = report.dryRun ? undefined : acquireJobLock(config.stateDirectory, job.name);
-  let hosts: { source: ZfsHost; target: ZfsHost; close(): Promise<void> } | undefined;
+  let hosts: JobHosts | undefined;
   try {
-    hosts = await openHosts(config, job, log);
+    hosts = await openHosts(config, job, log, { wake: opts.planOnly !== true || opts.wake === true });
     const { source, target } = hosts;
     report.warnings.push(...source.warnings, ...target.warnings);
     const policy: Policy = { snapshots: job.snapshots, rollback: job.rollback };
@@ -84,8 +89,10 @@ export async function runJob(config: Config, job: JobConfig, opts: RunOptions): 
       pending = retry;
     }
 
-    // Verify with one fresh listing of the target, then protect each verified base on the source.
-    dstInv = await target.inventory(specs.map((s) => s.target));
+    // Verify with one fresh listing of the target (only needed if something was received), then protect each
+    // verified base on the source.
+    if (report.datasets.some((d) => d.result === 'sent' || d.result === 'failed')) dstInv = await target.inventory(specs.map((s) => s.target));
+    for (const d of report.datasets) d.newestCreation = newestCreation(dstInv, d.target);
     for (const [i, d] of report.datasets.entries()) {
       if (d.result !== 'sent' && d.result !== 'up-to-date') continue;
       verify(d, srcInv, dstInv);
@@ -97,7 +104,7 @@ export async function runJob(config: Config, job: JobConfig, opts: RunOptions): 
         log.error(`${d.source}: verification failed`);
         continue;
       }
-      await protectBase(source, job.name, srcInv, plans[i]!, d, log, report.warnings);
+      await protectBase(source, job.name, srcInv, plans[i]!, d, opts.previous?.datasets[d.source]?.held, log, report.warnings);
     }
     report.targetPools = await target.poolHealth([...new Set(specs.map((s) => s.target.split('/')[0]!))]);
     for (const p of report.targetPools) if (p.health !== 'ONLINE') report.warnings.push(`target pool ${p.name} is ${p.health}`);
@@ -106,6 +113,7 @@ export async function runJob(config: Config, job: JobConfig, opts: RunOptions): 
     report.result = isHozoError(e) && ['HOST_UNREACHABLE', 'SSH_AUTH', 'SSH_HOST_KEY'].includes(e.code) ? 'unreachable' : 'error';
   } finally {
     await hosts?.close();
+    if (hosts?.session !== undefined) report.hosts.push(hosts.session.report);
     lock?.release();
     report.finishedAt = new Date().toISOString();
     report.seconds = (Date.now() - started) / 1000;
@@ -158,8 +166,10 @@ export async function replicate(p: DatasetPlan, d: DatasetReport, srcInv: Invent
     let bytes = 0;
     for (const step of p.steps) {
       const transfer = buildTransfer({
-        sendArgv: sendArgvFor(p.source, step, source.caps),
-        receiveArgv: receiveArgvFor(p.target, { force: settings.force && step.kind === 'incremental', unmounted: settings.unmounted }),
+        sendArgv: source.sendCommand(p.source, step),
+        receiveArgv: target.receiveCommand(p.target, { force: settings.force && step.kind === 'incremental', unmounted: settings.unmounted }),
+        senderPipelines: source.remotePipelines,
+        receiverPipelines: target.remotePipelines,
         sender: source.runner,
         receiver: target.runner,
         senderCaps: source.caps,
@@ -213,10 +223,30 @@ export function verify(d: DatasetReport, srcInv: Inventory, dstInv: Inventory): 
   d.verified = guid !== undefined && onTarget.has(guid);
 }
 
-async function protectBase(source: ZfsHost, job: string, srcInv: Inventory, p: DatasetPlan, d: DatasetReport, log: Logger, warnings: string[]): Promise<void> {
+function newestCreation(inv: Inventory, dataset: string): number | undefined {
+  const snaps = inv.get(dataset)?.snapshots ?? [];
+  return snaps.length === 0 ? undefined : Math.max(...snaps.map((s) => s.creation));
+}
+
+async function protectBase(
+  source: ZfsHost,
+  job: string,
+  srcInv: Inventory,
+  p: DatasetPlan,
+  d: DatasetReport,
+  heldBefore: string | undefined,
+  log: Logger,
+  warnings: string[],
+): Promise<void> {
   if (d.newest === undefined) return;
   const tag = holdTag(job);
   const snaps = srcInv.get(d.source)?.snapshots ?? [];
+  // Already held by the previous run and still carrying a hold: nothing to do (keeps no-op runs to zero commands).
+  const current = snaps.find((s) => s.name === d.newest);
+  if (heldBefore === d.newest && current?.userrefs !== undefined && current.userrefs > 0) {
+    d.held = d.newest;
+    return;
+  }
   try {
     await source.hold(tag, `${d.source}@${d.newest}`);
     d.held = d.newest;

@@ -14,6 +14,9 @@ export interface TransferOptions {
   readonly receiverCaps: Capabilities;
   /** Capabilities of this machine (where pv runs); equals one of the above when that side is local. */
   readonly localCaps: Capabilities;
+  /** false when that side cannot run a remote pipeline (hozo-agent): no zstd/mbuffer around its zfs. */
+  readonly senderPipelines?: boolean;
+  readonly receiverPipelines?: boolean;
   readonly compress: 'zstd' | 'none';
   readonly buffer: 'auto' | 'mbuffer' | 'none';
 }
@@ -34,14 +37,18 @@ export function buildTransfer(o: TransferOptions): TransferPlan {
   const sendSide: string[][] = [[...o.sendArgv]];
   const recvSide: string[][] = [[...o.receiveArgv]];
 
+  const wrappable = (o.senderPipelines ?? true) && (o.receiverPipelines ?? true);
   if (o.compress === 'zstd') {
-    if (o.senderCaps.zstd && o.receiverCaps.zstd) {
+    if (!wrappable) degraded.push('compress: the box speaks through hozo-agent, which receives the plain stream; sending uncompressed');
+    else if (o.senderCaps.zstd && o.receiverCaps.zstd) {
       sendSide.push(['zstd', '-q', '-c', '-3', '-T0']);
       recvSide.unshift(['zstd', '-q', '-d', '-c']);
     } else degraded.push('compress: zstd is not installed on both ends; sending uncompressed');
   }
   const wantBuffer = o.buffer === 'mbuffer' || (o.buffer === 'auto' && crossesNetwork);
-  if (wantBuffer) {
+  if (wantBuffer && !wrappable) {
+    if (o.buffer === 'mbuffer') degraded.push('buffer: the box speaks through hozo-agent; sending unbuffered');
+  } else if (wantBuffer) {
     if (o.senderCaps.mbuffer && o.receiverCaps.mbuffer) {
       sendSide.push(MBUFFER);
       recvSide.unshift(MBUFFER);

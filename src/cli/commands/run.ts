@@ -3,6 +3,7 @@ import { findJob } from '../../config/load.js';
 import { ExitCode } from '../../errors.js';
 import type { JobReport } from '../../job/report.js';
 import { runJob } from '../../job/run.js';
+import { previousState, recordOutcome } from '../../job/record.js';
 import type { Context } from '../context.js';
 import { printJson } from '../context.js';
 import { renderReport } from '../render.js';
@@ -29,7 +30,9 @@ export function registerRun(program: Command, ctx: Context): void {
       const config = ctx.loadConfig();
       const job = findJob(config, name);
       const log = ctx.logger(config);
-      const report = await runJob(config, job, { dryRun: opts.dryRun === true, log });
+      const previous = previousState(config, job.name, log);
+      const report = await runJob(config, job, { dryRun: opts.dryRun === true, log, ...(previous ? { previous } : {}) });
+      await recordOutcome(config, report, previous, log);
       if (opts.json) printJson(ctx, report);
       else ctx.out.write(renderReport(report));
       if (report.error !== undefined) log.error(report.error.message + (report.error.hint ? ` (hint: ${report.error.hint})` : ''));
@@ -43,11 +46,12 @@ export function registerPlan(program: Command, ctx: Context): void {
     .description('show what `run` would send and any conflicts; changes nothing')
     .argument('<job>', 'job name')
     .option('--json', 'print the plan as JSON on stdout')
-    .action(async (name: string, opts: { json?: boolean }) => {
+    .option('--wake', 'wake the box if it sleeps (and put it back to sleep afterwards)')
+    .action(async (name: string, opts: { json?: boolean; wake?: boolean }) => {
       const config = ctx.loadConfig();
       const job = findJob(config, name);
       const log = ctx.logger(config);
-      const report = await runJob(config, job, { planOnly: true, log });
+      const report = await runJob(config, job, { planOnly: true, wake: opts.wake === true, log });
       if (opts.json) printJson(ctx, report);
       else ctx.out.write(renderReport(report));
       if (report.error !== undefined) log.error(report.error.message);

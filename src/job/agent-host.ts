@@ -1,0 +1,55 @@
+// The box seen through hozo-agent (the forced command of our key): the same ZfsHost operations, spoken as agent
+// verbs. The agent creates missing parents itself and never rolls back unless its own config allows it.
+import { HozoError } from '../errors.js';
+import type { Runner } from '../transport/runner.js';
+import { parseCapabilities } from '../zfs/capabilities.js';
+import { checkResult, classify } from '../zfs/errors.js';
+import { parseInventory } from '../zfs/inventory.js';
+import type { ZfsHost } from './hosts.js';
+import type { PoolReport } from './report.js';
+
+async function verb(runner: Runner, argv: string[], action: string): Promise<string> {
+  return checkResult(await runner.run(argv), { action: `${action} (hozo-agent)`, host: runner.name, argv });
+}
+
+export async function agentHost(runner: Runner): Promise<ZfsHost> {
+  const caps = parseCapabilities(await verb(runner, ['capabilities'], 'probe capabilities'), runner.name);
+  const warnings: string[] = [];
+  const unsupported = (what: string) => async () => {
+    throw new HozoError('ZFS_PERMISSION', `${runner.name}: hozo-agent does not ${what} for the controller`, {
+      hint: 'the box decides this itself (agent config); see docs on the agent security model',
+    });
+  };
+  return {
+    name: runner.name,
+    runner,
+    caps,
+    warnings,
+    remotePipelines: false,
+    sendCommand(dataset, step) {
+      return step.kind === 'full'
+        ? ['send', `${dataset}@${step.snapshot.name}`]
+        : ['send', step.intermediates ? '-I' : '-i', `${dataset}@${step.from.name}`, `${dataset}@${step.to.name}`];
+    },
+    receiveCommand(target, opts) {
+      return ['receive', ...(opts.unmounted ? ['-u'] : []), ...(opts.force ? ['-F'] : []), target];
+    },
+    async inventory(roots) {
+      const unique = [...new Set(roots)];
+      if (unique.length === 0) return new Map();
+      const r = await runner.run(['list', ...unique]);
+      if (r.exitCode !== 0) throw classify(r.stderr, { action: `list ${unique.join(', ')} (hozo-agent)`, host: runner.name, exitCode: r.exitCode });
+      return parseInventory(r.stdout);
+    },
+    // Parents are created by the agent's receive, under its roots only.
+    async createParent() {},
+    rollback: unsupported('roll datasets back'),
+    hold: unsupported('take ZFS holds'),
+    release: unsupported('release ZFS holds'),
+    async releaseSendHolds() {},
+    async poolHealth(pools) {
+      const status = JSON.parse(await verb(runner, ['status'], 'status')) as { pools?: { name: string; health: string }[] };
+      return pools.map((name): PoolReport => ({ name, health: status.pools?.find((p) => p.name === name)?.health ?? 'UNKNOWN' }));
+    },
+  };
+}

@@ -1,0 +1,171 @@
+// Bringing the box up for a run and putting it back: wake only if it sleeps, wait until ready, take a lease on the
+// agent, and afterwards release it and shut the box down only if this run woke it (or the host says so).
+import { hostname } from 'node:os';
+import { usesAgent, type Config, type HostConfig, type JobConfig } from '../config/schema.js';
+import { HozoError, isHozoError } from '../errors.js';
+import { SshRunner } from '../transport/ssh.js';
+import type { Logger } from '../util/log.js';
+import { poolListArgv } from '../zfs/argv.js';
+import { realClock, tcpOpen, waitReady, type Clock } from '../wake/ready.js';
+import { wakeHost } from '../wake/wake.js';
+import { poolOf } from '../zfs/names.js';
+
+export interface HostReport {
+  readonly name: string;
+  /** The box answered before we did anything. */
+  awakeBefore: boolean;
+  woke: boolean;
+  /** Seconds from the wake call to ready. */
+  wakeSeconds?: number;
+  /** Seconds from ready (or connection) to the shutdown request / end of the run. */
+  awakeSeconds?: number;
+  shutdown: 'done' | 'skipped' | 'refused' | 'failed' | 'not-configured';
+  shutdownDetail?: string;
+}
+
+export interface BoxSession {
+  readonly runner: SshRunner;
+  readonly report: HostReport;
+  readonly agent: boolean;
+  /** Releases the lease and shuts the box down if appropriate. Never throws. */
+  finish(job: JobConfig | undefined, log: Logger): Promise<void>;
+}
+
+/** Pools that must be ready: configured, or the pools of the job's targets. */
+export function poolsFor(host: HostConfig, job: JobConfig | undefined): string[] {
+  return host.pools ?? [...new Set((job?.datasets ?? []).map((d) => poolOf(d.target)))];
+}
+
+export const leaseId = (job: string | undefined) => `${hostname().replace(/[^A-Za-z0-9_.-]/g, '_')}.${job ?? 'manual'}`;
+
+export interface BringUpOptions {
+  readonly wake: boolean;
+  readonly clock?: Clock;
+}
+
+export async function bringUp(config: Config, hostName: string, job: JobConfig | undefined, log: Logger, opts: BringUpOptions = { wake: true }): Promise<BoxSession> {
+  const host = config.hosts[hostName];
+  if (host === undefined) throw new HozoError('UNKNOWN_HOST', `unknown host "${hostName}"`, { hint: `configured hosts: ${Object.keys(config.hosts).join(', ') || '(none)'}` });
+  const clock = opts.clock ?? realClock;
+  const agent = usesAgent(host);
+  const runner = new SshRunner({ name: hostName, host });
+  const report: HostReport = { name: hostName, awakeBefore: false, woke: false, shutdown: 'skipped' };
+  const pools = poolsFor(host, job);
+
+  const poolProbe = async (): Promise<{ ready: boolean; detail: string }> => {
+    if (agent) {
+      const r = await runner.run(['prepare', ...pools]);
+      if (r.exitCode === 0) return { ready: true, detail: '' };
+      return { ready: false, detail: (r.stderr || r.stdout).trim().split('\n')[0] ?? 'agent says not ready' };
+    }
+    const bad: string[] = [];
+    for (const p of pools) {
+      const r = await runner.run(poolListArgv(p));
+      const health = r.stdout.split('\t')[1];
+      if (r.exitCode !== 0 || (health !== 'ONLINE' && health !== 'DEGRADED')) bad.push(`${p}: ${r.exitCode !== 0 ? r.stderr.trim().split('\n')[0] : health}`);
+    }
+    return { ready: bad.length === 0, detail: bad.join('; ') };
+  };
+
+  try {
+    const started = clock.now();
+    // Awake already? One quick connect; if it works we must not wake, and we will not shut it down.
+    if (await tcpOpen(host.address, host.port, 1500)) {
+      try {
+        await runner.connect();
+        report.awakeBefore = true;
+      } catch (e) {
+        if (isHozoError(e, 'SSH_AUTH') || isHozoError(e, 'SSH_HOST_KEY')) throw e;
+      }
+    }
+    if (report.awakeBefore) {
+      log.info(`${hostName} is already awake; it will be left as it is`);
+      const ready = await waitReady(hostName, { tcp: async () => true, ssh: () => runner.connect(), pool: poolProbe }, host.readyTimeout, clock);
+      log.debug(`${hostName}: pools ready after ${ready.seconds.toFixed(2)}s`);
+    } else {
+      if (!opts.wake) throw new HozoError('HOST_UNREACHABLE', `${hostName} is asleep (no answer on ${host.address}:${host.port})`, { hint: 'pass --wake to wake it' });
+      if (host.wake === undefined || host.wake.method === 'none') {
+        log.debug(`${hostName}: no wake method; waiting for it to answer`);
+      } else {
+        const w = await wakeHost(config, hostName, host);
+        report.woke = true;
+        log.info(`woke ${hostName}: ${w.detail}`);
+      }
+      const ready = await waitReady(
+        hostName,
+        { tcp: (ms) => tcpOpen(host.address, host.port, ms), ssh: () => runner.connect(), pool: poolProbe },
+        host.readyTimeout,
+        clock,
+      );
+      report.wakeSeconds = (clock.now() - started) / 1000;
+      log.info(`${hostName} ready after ${report.wakeSeconds.toFixed(1)}s (port ${ready.stages.tcp.toFixed(1)}s, ssh ${ready.stages.ssh.toFixed(1)}s, pool ${ready.stages.pool.toFixed(1)}s)`);
+    }
+    const readyAt = clock.now();
+    const id = leaseId(job?.name);
+    if (agent) {
+      const r = await runner.run(['hold', id, String(Math.round(host.leaseTtl))]);
+      if (r.exitCode !== 0) log.warn(`${hostName}: could not take lease ${id}: ${r.stderr.trim()}`);
+    }
+
+    let finished = false;
+    return {
+      runner,
+      report,
+      agent,
+      async finish(j, l) {
+        if (finished) return;
+        finished = true;
+        try {
+          if (agent) {
+            const r = await runner.run(['release', id]).catch((e: unknown) => ({ exitCode: -1, stdout: '', stderr: String(e) }));
+            if (r.exitCode !== 0) l.warn(`${hostName}: could not release lease ${id}: ${r.stderr.trim()}`);
+          }
+          report.awakeSeconds = (clock.now() - readyAt) / 1000 + (report.wakeSeconds ?? 0);
+          const wanted = (j?.shutdownAfter ?? true) && (report.woke || host.shutdownIfAwake);
+          if (host.shutdown === 'none') report.shutdown = 'not-configured';
+          else if (!wanted) {
+            report.shutdown = 'skipped';
+            report.shutdownDetail = report.awakeBefore ? 'it was awake before the run' : 'shutdownAfter is false';
+          } else await shutdownBox(runner, host, agent, report, l);
+        } finally {
+          await runner.close();
+        }
+      },
+    };
+  } catch (e) {
+    await runner.close();
+    throw e;
+  }
+}
+
+/** Asks the box to power off: the agent (which may refuse while others hold leases) or the configured command. */
+export async function shutdownBox(runner: SshRunner, host: HostConfig, agent: boolean, report: HostReport, log: Logger): Promise<void> {
+  try {
+    const r = await runner.run(agent ? ['shutdown'] : host.shutdownCommand, { timeoutMs: 60_000 });
+    if (r.exitCode === 0) {
+      report.shutdown = 'done';
+      log.info(`${runner.name}: shutting down${r.stdout.trim() ? ` (${firstLine(r.stdout)})` : ''}`);
+    } else if (agent) {
+      report.shutdown = 'refused';
+      report.shutdownDetail = firstLine(r.stderr || r.stdout);
+      log.info(`${runner.name} stays up: ${report.shutdownDetail}`);
+    } else {
+      report.shutdown = 'failed';
+      report.shutdownDetail = firstLine(r.stderr || r.stdout);
+      log.warn(`${runner.name}: shutdown command failed (exit ${r.exitCode}): ${report.shutdownDetail}`);
+    }
+  } catch (e) {
+    // The connection dropping while the box powers off is success for a plain shutdown command.
+    if (!agent && isHozoError(e, 'HOST_UNREACHABLE')) {
+      report.shutdown = 'done';
+      return;
+    }
+    report.shutdown = 'failed';
+    report.shutdownDetail = (e as Error).message;
+    log.warn(`${runner.name}: shutdown failed: ${report.shutdownDetail}`);
+  }
+}
+
+function firstLine(s: string): string {
+  return s.trim().split('\n')[0] ?? '';
+}

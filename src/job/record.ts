@@ -1,0 +1,39 @@
+// After every config-valid run, whatever happened: notify, remember the run (state file), write the metrics file.
+// None of these may fail the backup; each failure is logged (and notification failures counted).
+import type { Config } from '../config/schema.js';
+import { writeJobMetrics } from '../metrics/textfile.js';
+import { notifyAll } from '../notify/index.js';
+import { readJobState, recordRun, type JobState } from '../state/state.js';
+import type { Logger } from '../util/log.js';
+import type { JobReport } from './report.js';
+
+export function previousState(config: Config, job: string, log: Logger): JobState | undefined {
+  return readJobState(config.stateDirectory, job, (m) => log.warn(m));
+}
+
+export async function recordOutcome(config: Config, report: JobReport, previous: JobState | undefined, log: Logger): Promise<void> {
+  if (report.dryRun) return;
+  const failures = await notifyAll(config.notify, report, log);
+  try {
+    recordRun(config.stateDirectory, report, { notifyFailures: failures, warn: (m) => log.warn(m) });
+  } catch (e) {
+    log.error(`cannot write the state file in ${config.stateDirectory}: ${(e as Error).message}`);
+  }
+  if (config.metrics !== undefined) {
+    try {
+      // Pools whose capacity is unknown get only hozo_pool_healthy (from report.targetPools).
+      const pools = report.targetPools.flatMap((p) => p.capacityRatio === undefined ? [] : [{
+        host: report.host,
+        name: p.name,
+        healthy: p.health === 'ONLINE',
+        capacityRatio: p.capacityRatio,
+        errors: p.errors ?? 0,
+        ...(p.lastScrubEnd !== undefined ? { lastScrubEnd: p.lastScrubEnd } : {}),
+      }]);
+      const path = await writeJobMetrics(config.metrics.textfileDirectory, report, pools.length > 0 ? { pools } : {}, { ...(previous ? { previous } : {}), notifyFailures: failures });
+      if (path !== undefined) log.debug(`metrics written to ${path}`);
+    } catch (e) {
+      log.error(`cannot write metrics: ${(e as Error).message}`);
+    }
+  }
+}

@@ -1,0 +1,89 @@
+// Waking the box: a magic packet, a command on an always-on relay at the box's site, an HTTP call (smart plug,
+// Home Assistant), or any local command.
+import { execa } from 'execa';
+import wol from 'wake_on_lan';
+import type { Config, HostConfig, WakeConfig } from '../config/schema.js';
+import { HozoError } from '../errors.js';
+import { SshRunner } from '../transport/ssh.js';
+
+const MAC = /^([0-9A-Fa-f]{2})([:-])[0-9A-Fa-f]{2}(\2[0-9A-Fa-f]{2}){4}$/;
+
+/** The magic packet for `mac`: 6 × 0xff then the MAC 16 times; a malformed MAC is a usage error. */
+export function magicPacket(mac: string): Buffer {
+  if (!MAC.test(mac)) {
+    throw new HozoError('USAGE', `malformed MAC address "${mac}"`, { hint: 'expected six hex pairs like 52:54:00:7a:0b:01' });
+  }
+  return wol.createMagicPacket(mac);
+}
+
+/** Sends `packets` magic packets (wake_on_lan sends nothing for a single packet to a broadcast address). */
+export function sendMagicPacket(mac: string, address: string, port: number, packets = 3): Promise<void> {
+  magicPacket(mac);
+  if (address === '255.255.255.255') {
+    // The limited broadcast leaves through whatever interface the route picks: name the LAN's broadcast instead.
+    throw new HozoError('USAGE', 'refusing to send a magic packet to 255.255.255.255', { hint: 'set wake.address to the box LAN\'s broadcast address, e.g. 192.168.1.255' });
+  }
+  return new Promise((resolve, reject) => {
+    wol.wake(mac, { address, port, num_packets: Math.max(2, packets), interval: 100 }, (err) => {
+      if (err) reject(new HozoError('HOST_UNREACHABLE', `cannot send the magic packet to ${address}:${port}: ${err.message}`, { cause: err }));
+      else resolve();
+    });
+  });
+}
+
+export interface WakeResult {
+  readonly method: WakeConfig['method'];
+  readonly detail: string;
+}
+
+/** Performs the host's configured wake method once. */
+export async function wakeHost(config: Config, hostName: string, host: HostConfig, signal?: AbortSignal): Promise<WakeResult> {
+  const w = host.wake;
+  if (w === undefined || w.method === 'none') return { method: 'none', detail: 'no wake method configured (always on)' };
+  switch (w.method) {
+    case 'wol':
+      await sendMagicPacket(w.mac!, w.address!, w.port, w.packets);
+      return { method: 'wol', detail: `${w.packets} magic packets for ${w.mac} to ${w.address}:${w.port}` };
+    case 'ssh-relay': {
+      const relayName = w.relayHost!;
+      const relay = new SshRunner({ name: relayName, host: config.hosts[relayName]! });
+      const argv = w.command ?? ['wakeonlan', '-i', w.address!, w.mac!];
+      try {
+        const r = await relay.run(argv, { timeoutMs: 30_000 });
+        if (r.exitCode !== 0) {
+          throw new HozoError('HOST_UNREACHABLE', `wake relay ${relayName}: "${argv.join(' ')}" failed (exit ${r.exitCode}): ${r.stderr.trim()}`, {
+            hint: 'is wakeonlan/etherwake installed on the relay?',
+          });
+        }
+      } finally {
+        await relay.close();
+      }
+      return { method: 'ssh-relay', detail: `ran "${argv.join(' ')}" on ${relayName}` };
+    }
+    case 'http': {
+      const res = await fetch(w.url!, { method: w.httpMethod, signal: signal ?? AbortSignal.timeout(30_000) }).catch((e: unknown) => {
+        throw new HozoError('HOST_UNREACHABLE', `wake URL ${redact(w.url!)} failed: ${(e as Error).message}`, { cause: e });
+      });
+      if (!res.ok) throw new HozoError('HOST_UNREACHABLE', `wake URL ${redact(w.url!)} answered HTTP ${res.status}`);
+      return { method: 'http', detail: `${w.httpMethod} ${redact(w.url!)} → ${res.status}` };
+    }
+    case 'command': {
+      const [cmd, ...args] = w.command!;
+      const r = await execa(cmd!, args, { reject: false, stdin: 'ignore', timeout: 60_000 });
+      if (r.exitCode !== 0) {
+        throw new HozoError('HOST_UNREACHABLE', `wake command "${w.command!.join(' ')}" failed (exit ${r.exitCode ?? r.signal}): ${String(r.stderr).trim()}`);
+      }
+      return { method: 'command', detail: `ran "${w.command!.join(' ')}"` };
+    }
+  }
+}
+
+/** URLs may carry tokens (Home Assistant webhooks): never log the query or the path's secrets. */
+export function redact(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.protocol}//${u.host}${u.pathname.length > 1 ? '/…' : '/'}`;
+  } catch {
+    return '(url)';
+  }
+}

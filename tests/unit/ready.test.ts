@@ -1,0 +1,58 @@
+import { describe, expect, it } from 'vitest';
+import { HozoError } from '../../src/errors.js';
+import { waitReady, type Clock, type ReadyProbes } from '../../src/wake/ready.js';
+
+/** A clock that advances only when the code sleeps or a probe "takes time". */
+function fakeClock(): Clock & { t: number; sleeps: number[] } {
+  const c = { t: 0, sleeps: [] as number[], now: () => c.t, sleep: async (ms: number) => { c.sleeps.push(ms); c.t += ms; } };
+  return c;
+}
+
+function probes(opts: { tcpAt?: number; sshAt?: number; poolAt?: number; sshError?: HozoError }, clock: { t: number }): ReadyProbes & { calls: string[] } {
+  const calls: string[] = [];
+  return {
+    calls,
+    tcp: async () => { calls.push('tcp'); return clock.t >= (opts.tcpAt ?? 0); },
+    ssh: async () => {
+      calls.push('ssh');
+      if (opts.sshError) throw opts.sshError;
+      if (clock.t < (opts.sshAt ?? 0)) throw new HozoError('HOST_UNREACHABLE', 'kex_exchange_identification: Connection closed');
+    },
+    pool: async () => { calls.push('pool'); return clock.t >= (opts.poolAt ?? 0) ? { ready: true, detail: '' } : { ready: false, detail: 'pool backup not imported' }; },
+  };
+}
+
+describe('waitReady', () => {
+  it('goes tcp → ssh → pool and records when each became ready', async () => {
+    const clock = fakeClock();
+    const p = probes({ tcpAt: 5000, sshAt: 6000, poolAt: 9000 }, clock);
+    const r = await waitReady('box', p, 60, clock);
+    expect(r.stages.tcp).toBeGreaterThanOrEqual(5);
+    expect(r.stages.ssh).toBeGreaterThanOrEqual(6);
+    expect(r.seconds).toBeGreaterThanOrEqual(9);
+    expect(r.seconds).toBeLessThan(12);
+  });
+  it('backs off from 100 ms up to 2 s', async () => {
+    const clock = fakeClock();
+    await waitReady('box', probes({ tcpAt: 20_000 }, clock), 60, clock);
+    expect(clock.sleeps.slice(0, 6)).toEqual([100, 200, 400, 800, 1600, 2000]);
+    expect(Math.max(...clock.sleeps)).toBe(2000);
+  });
+  it('times out naming the stage that never became ready', async () => {
+    for (const [opts, stage] of [[{ tcpAt: 1e9 }, 'SSH port never opened'], [{ sshAt: 1e9 }, 'handshake never completed'], [{ poolAt: 1e9 }, 'pool never became ready']] as const) {
+      const clock = fakeClock();
+      const err = (await waitReady('box', probes(opts, clock), 30, clock).catch((e: unknown) => e)) as HozoError;
+      expect(err.code).toBe('HOST_UNREACHABLE');
+      expect(err.message).toContain(stage);
+      expect(clock.t).toBeLessThanOrEqual(30_000);
+      expect(clock.t).toBeGreaterThanOrEqual(28_000);
+    }
+  });
+  it('stops at once on an authentication or host key failure', async () => {
+    const clock = fakeClock();
+    const p = probes({ sshError: new HozoError('SSH_HOST_KEY', 'host key not trusted') }, clock);
+    const err = (await waitReady('box', p, 300, clock).catch((e: unknown) => e)) as HozoError;
+    expect(err.code).toBe('SSH_HOST_KEY');
+    expect(p.calls.filter((c) => c === 'ssh')).toHaveLength(1);
+  });
+});
