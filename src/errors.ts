@@ -24,6 +24,7 @@ export type ErrorCode =
   | 'LOCKED'
   | 'RESTORE_REFUSED'
   | 'INTERNAL'
+  | 'AGENT_REFUSED'
   // ZFS layer (src/zfs/errors.ts): no usable zfs on the host, partial-receive state, hold bookkeeping.
   | 'ZFS_UNAVAILABLE'
   | 'ZFS_RESUME_PENDING'
@@ -68,6 +69,7 @@ export function exitCodeFor(e: unknown): ExitCodeValue {
     case 'RESTORE_REFUSED':
       return ExitCode.USAGE;
     case 'HOST_UNREACHABLE':
+    case 'AGENT_REFUSED':
     case 'SSH_AUTH':
     case 'SSH_HOST_KEY':
       return ExitCode.UNREACHABLE;

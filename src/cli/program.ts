@@ -3,6 +3,9 @@ import { registerConfigCheck } from './commands/config-check.js';
 import { registerJobs } from './commands/jobs.js';
 import { registerPlan, registerRun } from './commands/run.js';
 import { registerRestore } from './commands/restore.js';
+import { registerBox } from './commands/box.js';
+import { registerStatus } from './commands/status.js';
+import { registerDemo } from './commands/demo.js';
 import { createContext, type Context } from './context.js';
 
 export const EXIT_CODES_HELP = `
@@ -31,5 +34,8 @@ export function buildProgram(out?: NodeJS.WritableStream): { program: Command; c
   registerPlan(program, ctx);
   registerRun(program, ctx);
   registerRestore(program, ctx);
+  registerBox(program, ctx);
+  registerStatus(program, ctx);
+  registerDemo(program, ctx);
   return { program, ctx };
 }

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { parse as parseYaml } from 'yaml';
+import { createRequire } from 'node:module';
 import type { z } from 'zod';
 import { HozoError } from '../errors.js';
 import { configSchema, type Config, type JobConfig } from './schema.js';
@@ -40,7 +40,8 @@ export function validateConfig(data: unknown, source = 'config'): Config {
 export function parseConfigText(text: string, source: string): Config {
   let data: unknown;
   try {
-    data = source.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
+    // yaml is loaded only for YAML files: the NixOS module renders JSON, and start-up time matters.
+    data = source.endsWith('.json') ? JSON.parse(text) : (createRequire(import.meta.url)('yaml') as typeof import('yaml')).parse(text);
   } catch (e) {
     throw new HozoError('CONFIG_INVALID', `${source}: cannot parse: ${(e as Error).message}`, { cause: e });
   }

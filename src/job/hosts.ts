@@ -106,27 +106,37 @@ export interface JobHosts {
   readonly session: BoxSession | undefined;
   /** Releases the box (lease, shutdown if this run woke it) and connections. Never throws. */
   close(): Promise<void>;
+  /** The listing of OpenOptions.sourceRoots, taken while the box was being reached. */
+  readonly sourceInventory?: Promise<Inventory>;
 }
 
 export interface OpenOptions {
   /** Wake the box if it sleeps (run, restore) or only use it when awake (plan). */
   readonly wake: boolean;
+  /** List these source roots while the box is being reached (result in JobHosts.sourceInventory). */
+  readonly sourceRoots?: readonly string[];
 }
 
 /** Brings the box up (wake → ready → lease) and probes each host once. */
 export async function openHosts(config: Config, job: JobConfig, log: Logger, opts: OpenOptions = { wake: true }): Promise<JobHosts> {
   const local = new LocalRunner();
+  // This machine is probed while the box is being reached: the SSH handshake is the slowest step of a small run.
+  const localCaps = probeCapabilities(local);
+  const roots = opts.sourceRoots;
+  const sourceInventory = roots === undefined ? undefined : localCaps.then((c) => listInventory(local, [...new Set(roots)], c));
+  localCaps.catch(() => undefined);
+  sourceInventory?.catch(() => undefined);
   let session: BoxSession | undefined;
   try {
     if (job.host !== 'local') session = await bringUp(config, job.host, job, log, { wake: opts.wake });
     const remote = session?.runner;
-    const [localCaps, target] = await Promise.all([
-      probeCapabilities(local),
+    const [caps, target] = await Promise.all([
+      localCaps,
       remote === undefined ? undefined : session!.agent ? agentHost(remote) : probeCapabilities(remote).then((c) => zfsHost(remote, c)),
     ]);
-    const source = zfsHost(local, localCaps);
-    log.debug(`source: ${localCaps.implementation}; target: ${(target ?? source).caps.implementation}`);
-    return { source, target: target ?? source, session, close: async () => { await session?.finish(job, log); } };
+    const source = zfsHost(local, caps);
+    log.debug(`source: ${caps.implementation}; target: ${(target ?? source).caps.implementation}`);
+    return { source, target: target ?? source, session, ...(sourceInventory ? { sourceInventory } : {}), close: async () => { await session?.finish(job, log); } };
   } catch (e) {
     await session?.finish(undefined, log).catch(() => undefined);
     throw e;

@@ -29,6 +29,8 @@ export interface BoxSession {
   readonly agent: boolean;
   /** Releases the lease and shuts the box down if appropriate. Never throws. */
   finish(job: JobConfig | undefined, log: Logger): Promise<void>;
+  /** Closes the connection and leaves the box as it is (manual `hozo wake`). */
+  detach(): Promise<void>;
 }
 
 /** Pools that must be ready: configured, or the pools of the job's targets. */
@@ -36,10 +38,15 @@ export function poolsFor(host: HostConfig, job: JobConfig | undefined): string[]
   return host.pools ?? [...new Set((job?.datasets ?? []).map((d) => poolOf(d.target)))];
 }
 
+/** hozo-agent exits with 2 when it refuses a command (unknown verb, argument, outside its roots). */
+export const AGENT_REFUSAL_EXIT = 2;
+
 export const leaseId = (job: string | undefined) => `${hostname().replace(/[^A-Za-z0-9_.-]/g, '_')}.${job ?? 'manual'}`;
 
 export interface BringUpOptions {
   readonly wake: boolean;
+  /** Take a lease on the agent for the run (default true). */
+  readonly lease?: boolean;
   readonly clock?: Clock;
 }
 
@@ -54,8 +61,11 @@ export async function bringUp(config: Config, hostName: string, job: JobConfig |
 
   const poolProbe = async (): Promise<{ ready: boolean; detail: string }> => {
     if (agent) {
-      const r = await runner.run(['prepare', ...pools]);
+      const r = await runner.run(['prepare']);
       if (r.exitCode === 0) return { ready: true, detail: '' };
+      if (r.exitCode === AGENT_REFUSAL_EXIT) {
+        throw new HozoError('AGENT_REFUSED', `${hostName}: hozo-agent refused "prepare": ${r.stderr.trim()}`, { hint: 'the agent on the box is older or newer than this controller, or its config is wrong' });
+      }
       return { ready: false, detail: (r.stderr || r.stdout).trim().split('\n')[0] ?? 'agent says not ready' };
     }
     const bad: string[] = [];
@@ -102,7 +112,7 @@ export async function bringUp(config: Config, hostName: string, job: JobConfig |
     }
     const readyAt = clock.now();
     const id = leaseId(job?.name);
-    if (agent) {
+    if (agent && opts.lease !== false) {
       const r = await runner.run(['hold', id, String(Math.round(host.leaseTtl))]);
       if (r.exitCode !== 0) log.warn(`${hostName}: could not take lease ${id}: ${r.stderr.trim()}`);
     }
@@ -112,11 +122,15 @@ export async function bringUp(config: Config, hostName: string, job: JobConfig |
       runner,
       report,
       agent,
+      async detach() {
+        finished = true;
+        await runner.close();
+      },
       async finish(j, l) {
         if (finished) return;
         finished = true;
         try {
-          if (agent) {
+          if (agent && opts.lease !== false) {
             const r = await runner.run(['release', id]).catch((e: unknown) => ({ exitCode: -1, stdout: '', stderr: String(e) }));
             if (r.exitCode !== 0) l.warn(`${hostName}: could not release lease ${id}: ${r.stderr.trim()}`);
           }

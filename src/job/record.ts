@@ -1,8 +1,6 @@
 // After every config-valid run, whatever happened: notify, remember the run (state file), write the metrics file.
 // None of these may fail the backup; each failure is logged (and notification failures counted).
 import type { Config } from '../config/schema.js';
-import { writeJobMetrics } from '../metrics/textfile.js';
-import { notifyAll } from '../notify/index.js';
 import { readJobState, recordRun, type JobState } from '../state/state.js';
 import type { Logger } from '../util/log.js';
 import type { JobReport } from './report.js';
@@ -13,7 +11,8 @@ export function previousState(config: Config, job: string, log: Logger): JobStat
 
 export async function recordOutcome(config: Config, report: JobReport, previous: JobState | undefined, log: Logger): Promise<void> {
   if (report.dryRun) return;
-  const failures = await notifyAll(config.notify, report, log);
+  // Loaded only when used: prom-client and the notifiers are a good part of hozo's start-up otherwise.
+  const failures = config.notify.length === 0 ? 0 : await (await import('../notify/index.js')).notifyAll(config.notify, report, log);
   try {
     recordRun(config.stateDirectory, report, { notifyFailures: failures, warn: (m) => log.warn(m) });
   } catch (e) {
@@ -30,6 +29,7 @@ export async function recordOutcome(config: Config, report: JobReport, previous:
         errors: p.errors ?? 0,
         ...(p.lastScrubEnd !== undefined ? { lastScrubEnd: p.lastScrubEnd } : {}),
       }]);
+      const { writeJobMetrics } = await import('../metrics/textfile.js');
       const path = await writeJobMetrics(config.metrics.textfileDirectory, report, pools.length > 0 ? { pools } : {}, { ...(previous ? { previous } : {}), notifyFailures: failures });
       if (path !== undefined) log.debug(`metrics written to ${path}`);
     } catch (e) {

@@ -53,13 +53,13 @@ export async function runJob(config: Config, job: JobConfig, opts: RunOptions): 
   const lock = report.dryRun ? undefined : acquireJobLock(config.stateDirectory, job.name);
   let hosts: JobHosts | undefined;
   try {
-    hosts = await openHosts(config, job, log, { wake: opts.planOnly !== true || opts.wake === true });
+    const specs = jobSpecs(job);
+    hosts = await openHosts(config, job, log, { wake: opts.planOnly !== true || opts.wake === true, sourceRoots: specs.map((s) => s.source) });
     const { source, target } = hosts;
     report.warnings.push(...source.warnings, ...target.warnings);
     const policy: Policy = { snapshots: job.snapshots, rollback: job.rollback };
-    const specs = jobSpecs(job);
 
-    let [srcInv, dstInv] = await Promise.all([source.inventory(specs.map((s) => s.source)), target.inventory(specs.map((s) => s.target))]);
+    let [srcInv, dstInv] = await Promise.all([hosts.sourceInventory ?? source.inventory(specs.map((s) => s.source)), target.inventory(specs.map((s) => s.target))]);
     let plans = planJob(specs, srcInv, dstInv, policy);
     report.datasets = plans.map((p) => initialReport(p));
     for (const d of report.datasets) log.info(`${d.source} → ${target.name}:${d.target}: ${d.plan}`);

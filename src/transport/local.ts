@@ -1,5 +1,5 @@
 // Runs argv on this machine. No shell: argv goes to the kernel as is, so names need no quoting.
-import { execa } from 'execa';
+import { exec } from '../util/exec.js';
 import { HozoError } from '../errors.js';
 import type { CommandResult, RunOptions, Runner } from './runner.js';
 
@@ -20,21 +20,15 @@ export class LocalRunner implements Runner {
     const [file, ...args] = argv;
     if (file === undefined) throw new HozoError('INTERNAL', 'LocalRunner.run called with an empty argv');
     const timeout = opts.timeoutMs ?? this.defaultTimeoutMs;
-    const r = await execa(file, args, {
-      reject: false,
-      // stdin closed: a command that unexpectedly reads (zfs receive) must see EOF, not hang on ours.
-      stdin: 'ignore',
-      stripFinalNewline: false,
-      ...(timeout !== undefined ? { timeout } : {}),
-    });
-    // No exit code and no signal means it never started (ENOENT, EACCES): that is the one case that rejects.
-    if (r.exitCode === undefined && r.signal === undefined && !r.timedOut) {
-      throw new HozoError('INTERNAL', `cannot run "${file}" locally: ${String(r.shortMessage ?? r.message ?? 'spawn failed').split('\n')[0]}`, {
+    const r = await exec(file, args, timeout !== undefined ? { timeoutMs: timeout } : {});
+    // The one case that rejects: the program never started (ENOENT, EACCES).
+    if (r.spawnError !== undefined) {
+      throw new HozoError('INTERNAL', `cannot run "${file}" locally: ${r.spawnError.message}`, {
         hint: `is ${file} installed and on PATH?`,
-        cause: r.cause ?? r,
+        cause: r.spawnError,
       });
     }
-    return { stdout: String(r.stdout ?? ''), stderr: String(r.stderr ?? ''), exitCode: r.exitCode ?? null };
+    return { stdout: r.stdout, stderr: r.stderr, exitCode: r.exitCode };
   }
 
   commandFor(argv: readonly string[]): string[] {

@@ -2,7 +2,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execa } from 'execa';
+import { exec } from '../util/exec.js';
 import { HozoError } from '../errors.js';
 import type { HostConfig } from '../config/schema.js';
 import { shellJoin } from './quote.js';
@@ -102,7 +102,7 @@ export class SshRunner implements Runner {
       '-f', '-N',
       this.host.address,
     ];
-    const r = await execa('ssh', argv, { reject: false, stdin: 'ignore', timeout: (this.connectTimeout + 20) * 1000 });
+    const r = await exec('ssh', argv, { timeoutMs: (this.connectTimeout + 20) * 1000 });
     if (r.exitCode !== 0) {
       throw classifySshFailure(this.name, String(r.stderr)) ??
         new HozoError('HOST_UNREACHABLE', `host "${this.name}": ssh failed (exit ${r.exitCode ?? 'signal'}): ${firstLine(String(r.stderr))}`, {
@@ -118,27 +118,18 @@ export class SshRunner implements Runner {
 
   async run(argv: readonly string[], opts: RunOptions = {}): Promise<CommandResult> {
     const [cmd, ...args] = this.commandFor(argv);
-    const r = await execa(cmd!, args, {
-      reject: false,
-      stdin: 'ignore',
-      stripFinalNewline: false,
-      ...(opts.timeoutMs !== undefined ? { timeout: opts.timeoutMs } : {}),
-    });
+    const r = await exec(cmd!, args, opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {});
     if (r.exitCode === 255) {
       const e = classifySshFailure(this.name, String(r.stderr));
       if (e !== undefined) throw e;
     }
-    return { stdout: String(r.stdout), stderr: String(r.stderr), exitCode: r.exitCode ?? null };
+    return { stdout: r.stdout, stderr: r.stderr, exitCode: r.exitCode };
   }
 
   async close(): Promise<void> {
     if (this.masterUp) {
       this.masterUp = false;
-      await execa('ssh', ['-o', `ControlPath=${this.controlPath}`, '-O', 'exit', this.host.address], {
-        reject: false,
-        stdin: 'ignore',
-        timeout: 10_000,
-      });
+      await exec('ssh', ['-o', `ControlPath=${this.controlPath}`, '-O', 'exit', this.host.address], { timeoutMs: 10_000 });
     }
     if (this.dir !== undefined) {
       rmSync(this.dir, { recursive: true, force: true });

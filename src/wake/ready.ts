@@ -68,7 +68,8 @@ export async function waitReady(host: string, probes: ReadyProbes, timeoutSecond
         lastDetail = p.detail;
       }
     } catch (e) {
-      if (isHozoError(e, 'SSH_AUTH') || isHozoError(e, 'SSH_HOST_KEY')) throw e;
+      // Not transient: waiting longer cannot fix keys or an agent that refuses us.
+      if (isHozoError(e, 'SSH_AUTH') || isHozoError(e, 'SSH_HOST_KEY') || isHozoError(e, 'AGENT_REFUSED')) throw e;
       lastDetail = e instanceof Error ? e.message : String(e);
     }
     const now = clock.now();

@@ -1,6 +1,6 @@
 // Waking the box: a magic packet, a command on an always-on relay at the box's site, an HTTP call (smart plug,
 // Home Assistant), or any local command.
-import { execa } from 'execa';
+import { exec } from '../util/exec.js';
 import wol from 'wake_on_lan';
 import type { Config, HostConfig, WakeConfig } from '../config/schema.js';
 import { HozoError } from '../errors.js';
@@ -69,9 +69,9 @@ export async function wakeHost(config: Config, hostName: string, host: HostConfi
     }
     case 'command': {
       const [cmd, ...args] = w.command!;
-      const r = await execa(cmd!, args, { reject: false, stdin: 'ignore', timeout: 60_000 });
+      const r = await exec(cmd!, args, { timeoutMs: 60_000 });
       if (r.exitCode !== 0) {
-        throw new HozoError('HOST_UNREACHABLE', `wake command "${w.command!.join(' ')}" failed (exit ${r.exitCode ?? r.signal}): ${String(r.stderr).trim()}`);
+        throw new HozoError('HOST_UNREACHABLE', `wake command "${w.command!.join(' ')}" failed (exit ${r.exitCode ?? r.signal}): ${r.spawnError?.message ?? r.stderr.trim()}`);
       }
       return { method: 'command', detail: `ran "${w.command!.join(' ')}"` };
     }

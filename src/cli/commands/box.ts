@@ -1,0 +1,69 @@
+// Manual control of a box: wake it, put it to sleep.
+import type { Command } from 'commander';
+import { HozoError } from '../../errors.js';
+import { bringUp, shutdownBox, type HostReport } from '../../job/lifecycle.js';
+import { usesAgent } from '../../config/schema.js';
+import { SshRunner } from '../../transport/ssh.js';
+import { tcpOpen } from '../../wake/ready.js';
+import { wakeHost } from '../../wake/wake.js';
+import type { Context } from '../context.js';
+import { printJson } from '../context.js';
+
+function hostOf(ctx: Context, name: string) {
+  const config = ctx.loadConfig();
+  const host = config.hosts[name];
+  if (host === undefined) {
+    throw new HozoError('UNKNOWN_HOST', `unknown host "${name}"`, { hint: `configured hosts: ${Object.keys(config.hosts).join(', ') || '(none)'}` });
+  }
+  return { config, host };
+}
+
+export function registerBox(program: Command, ctx: Context): void {
+  program
+    .command('wake')
+    .description('wake a box (magic packet or its configured method); with --wait, until SSH and its pools are ready')
+    .argument('<host>', 'host name from the config')
+    .option('--wait', 'wait until ready (up to its readyTimeout); exit 3 if it never is')
+    .action(async (name: string, opts: { wait?: boolean }) => {
+      const { config, host } = hostOf(ctx, name);
+      const log = ctx.logger(config);
+      if (!opts.wait) {
+        const w = await wakeHost(config, name, host);
+        ctx.out.write(`${name}: ${w.detail}\n`);
+        return;
+      }
+      const session = await bringUp(config, name, undefined, log, { wake: true, lease: false });
+      await session.detach();
+      const r = session.report;
+      ctx.out.write(r.awakeBefore ? `${name} was already awake\n` : `${name} is ready after ${(r.wakeSeconds ?? 0).toFixed(1)}s\n`);
+    });
+
+  program
+    .command('shutdown')
+    .description('put a box to sleep (agent: refused while receives, scrubs or other leases run)')
+    .argument('<host>', 'host name from the config')
+    .option('--json', 'machine-readable output')
+    .action(async (name: string, opts: { json?: boolean }) => {
+      const { config, host } = hostOf(ctx, name);
+      const log = ctx.logger(config);
+      const report: HostReport = { name, awakeBefore: true, woke: false, shutdown: 'skipped' };
+      if (host.shutdown === 'none') {
+        throw new HozoError('USAGE', `host "${name}" has shutdown: none`, { hint: 'set shutdown: agent or ssh for this host' });
+      }
+      if (!(await tcpOpen(host.address, host.port, 2000))) {
+        report.awakeBefore = false;
+        report.shutdownDetail = 'already asleep';
+      } else {
+        const runner = new SshRunner({ name, host });
+        try {
+          await runner.connect();
+          await shutdownBox(runner, host, usesAgent(host), report, log);
+        } finally {
+          await runner.close();
+        }
+      }
+      if (opts.json) printJson(ctx, report);
+      else ctx.out.write(`${name}: ${report.awakeBefore ? report.shutdown : 'already asleep'}${report.shutdownDetail && report.awakeBefore ? ` (${report.shutdownDetail})` : ''}\n`);
+      if (report.shutdown === 'failed' || report.shutdown === 'refused') ctx.exitCode = 1;
+    });
+}

@@ -1,0 +1,123 @@
+// `hozo demo`: a whole real cycle on this machine — file-backed pools, a sleeping box in a network namespace with
+// its own zfs-fuse, hozo-agent as the forced command, a magic packet that wakes it, replication, verification, and
+// the box going back to sleep — printed as a user would see it, then cleaned up.
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { Command } from 'commander';
+import { validateConfig } from '../../config/load.js';
+import { HozoError } from '../../errors.js';
+import { previousState, recordOutcome } from '../../job/record.js';
+import { runJob } from '../../job/run.js';
+import type { Context } from '../context.js';
+import { renderReport } from '../render.js';
+
+const AGENT = resolve(import.meta.dirname, '../../../agent/main.js');
+
+export function registerDemo(program: Command, ctx: Context): void {
+  program
+    .command('demo')
+    .description('run a whole wake → replicate → verify → shutdown cycle in a self-contained lab on this machine (root)')
+    .option('--keep', 'leave the lab running afterwards (remove it with `hozo demo --cleanup`)')
+    .option('--cleanup', 'remove a lab left by --keep or an aborted demo, then exit')
+    .action(async (opts: { keep?: boolean; cleanup?: boolean }) => {
+      // The lab is only loaded for the demo, not on every hozo start.
+      const { cleanupStaleLabs, createLab, labPrerequisites } = await import('../../lab/lab.js');
+      const { execa } = await import('execa');
+      if (opts.cleanup) {
+        const r = await cleanupStaleLabs({ id: 'demo', force: true });
+        ctx.out.write(`removed: ${JSON.stringify(r)}\n`);
+        return;
+      }
+      const missing = labPrerequisites();
+      if (missing.length > 0) throw new HozoError('USAGE', `the demo needs ${missing.join(', ')}`, { hint: 'run it as root after the README\'s setup command' });
+      const log = ctx.logger();
+      const say = (s: string) => ctx.out.write(`\n== ${s}\n`);
+
+      say('building the lab: source pool on this machine, a sleeping box in network namespace hzlab-demo');
+      const lab = await createLab({ id: 'demo', sshd: false, wakeListener: { startSshd: true, bootDelayMs: 1500 } });
+      try {
+        const src = lab.source.name;
+        const mnt = lab.source.mountpoint;
+        const box = lab.box;
+        for (const ds of ['services', 'services/db', 'services/www', 'services/cache']) await lab.hostZfs(['create', `${src}/${ds}`]);
+        writeFileSync(join(mnt, 'services/db/dump.sql'), 'INSERT INTO t VALUES (1);\n'.repeat(200_000));
+        writeFileSync(join(mnt, 'services/www/index.html'), '<h1>宝蔵</h1>\n');
+        await execa('sh', ['-c', `head -c 32M /dev/urandom > ${join(mnt, 'services/www/photos.bin')}`]);
+        const snap = async (name: string) => {
+          for (const ds of ['services', 'services/db', 'services/www', 'services/cache']) await lab.hostZfs(['snapshot', `${src}/${ds}@${name}`]);
+        };
+        await snap('demo-1');
+
+        const agent = existsSync(AGENT);
+        const root = `${box.pool.name}/kraken`;
+        if (agent) {
+          const agentDir = join(lab.dir, 'agent');
+          mkdirSync(agentDir, { recursive: true });
+          const agentConfig = join(agentDir, 'config.json');
+          writeFileSync(agentConfig, JSON.stringify({
+            roots: [root],
+            retention: { daily: 7, weekly: 4, monthly: 6 },
+            idlePoweroffMinutes: 30,
+            // The box is this very machine: "power off" stops the box's sshd, which is what asleep means here.
+            poweroffCommand: box.sleepCommand,
+            leaseDirectory: join(agentDir, 'leases'),
+            stateDirectory: agentDir,
+            poweroffDelaySeconds: 1,
+          }, null, 2));
+          box.setAuthorizedKeys([box.clientKeyLine(`command="${process.execPath} ${AGENT} serve --config ${agentConfig}",restrict`)]);
+          ctx.out.write(`box: ${box.boxIp} (MAC ${box.mac}), pool ${box.pool.name}, hozo-agent as the forced command, asleep (sshd stopped)\n`);
+        }
+        const metricsDir = join(lab.dir, 'metrics');
+        mkdirSync(metricsDir, { recursive: true });
+        const config = validateConfig({
+          stateDirectory: join(lab.dir, 'state'),
+          metrics: { textfileDirectory: metricsDir },
+          hosts: { offsite: { ...box.hostConfig(), readyTimeout: 60, shutdown: agent ? 'agent' : 'ssh', ...(agent ? {} : { shutdownCommand: [...box.sleepCommand] }) } },
+          jobs: [{
+            name: 'nightly',
+            host: 'offsite',
+            datasets: [{ source: `${src}/services`, target: `${root}/services`, recursive: true, exclude: [`${src}/services/cache`] }],
+            snapshots: 'all',
+            retries: 1,
+            retryDelay: 5,
+          }],
+        }, 'demo config');
+        writeFileSync(join(lab.dir, 'config.json'), JSON.stringify(config, null, 2));
+        const job = config.jobs[0]!;
+
+        const cycle = async (title: string) => {
+          say(title);
+          ctx.out.write(`box sshd listening before the run: ${await box.sshPortOpen(300)}\n`);
+          const previous = previousState(config, job.name, log);
+          const report = await runJob(config, job, { log, ...(previous ? { previous } : {}) });
+          await recordOutcome(config, report, previous, log);
+          ctx.out.write(renderReport(report));
+          for (const h of report.hosts) {
+            ctx.out.write(`box ${h.name}: ${h.woke ? `woken by magic packet, ready after ${h.wakeSeconds?.toFixed(1)}s` : 'was already awake'}; awake ${h.awakeSeconds?.toFixed(1)}s; shutdown ${h.shutdown}${h.shutdownDetail ? ` (${h.shutdownDetail})` : ''}\n`);
+          }
+          // The box powers off a moment after the agent said yes.
+          for (let i = 0; i < 50 && (await box.sshPortOpen(200)); i++) await new Promise((r) => setTimeout(r, 100));
+          ctx.out.write(`box sshd listening after the run: ${await box.sshPortOpen(300)}\n`);
+          if (report.result !== 'ok') ctx.exitCode = report.result === 'unreachable' ? 3 : 1;
+        };
+
+        await cycle('run 1: wake the box, full replication of tank/services (cache excluded), verify, shut down');
+        writeFileSync(join(mnt, 'services/www/index.html'), '<h1>宝蔵 v2</h1>\n');
+        await snap('demo-2');
+        await snap('demo-3');
+        await cycle('run 2: two new snapshots → incremental -I, only the changes travel');
+
+        say('what the box holds now');
+        const held = await box.exec(['zfs', 'list', '-H', '-t', 'snapshot', '-o', 'name,used', '-r', root]);
+        ctx.out.write((held.exitCode === 0 ? held.stdout : `nothing: ${held.stderr}`).trim() + '\n');
+        say(`metrics file (node-exporter textfile collector): ${metricsDir}`);
+        for (const f of readdirSync(metricsDir)) ctx.out.write(readFileSync(join(metricsDir, f), 'utf8').split('\n').filter((l) => l && !l.startsWith('#')).join('\n') + '\n');
+      } finally {
+        if (opts.keep) ctx.out.write(`\nlab kept in ${lab.dir} (config: ${join(lab.dir, 'config.json')}); remove with: hozo demo --cleanup\n`);
+        else {
+          const { ms } = await lab.destroy();
+          ctx.out.write(`\nlab removed in ${(ms / 1000).toFixed(1)}s\n`);
+        }
+      }
+    });
+}
