@@ -1,0 +1,117 @@
+// The box's own config (/etc/hozo-agent/config.json, written by the NixOS module services.hozo.agent). The names are a
+// contract with that module: keep them; add optional fields only.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { HozoError } from '../src/errors.js';
+import { datasetNameProblem, poolOf } from '../src/zfs/names.js';
+
+export const DEFAULT_AGENT_CONFIG_PATH = '/etc/hozo-agent/config.json';
+
+// Same format as src/config/load.ts's formatIssues ("retention.daily: …"), kept here because importing that module
+// loads the YAML parser and the controller's schema on every SSH call (~60 ms of the agent's start-up).
+function formatIssues(issues: readonly z.core.$ZodIssue[]): string[] {
+  return issues.map((i) => {
+    let path = '';
+    for (const p of i.path) path += typeof p === 'number' ? `[${p}]` : path === '' ? String(p) : `.${String(p)}`;
+    return `${path === '' ? '(top level)' : path}: ${i.message}`;
+  });
+}
+
+const datasetName = z.string().superRefine((v, ctx) => {
+  const problem = datasetNameProblem(v);
+  if (problem !== undefined) ctx.addIssue({ code: 'custom', message: `not a valid ZFS dataset name: "${v}" ${problem}` });
+});
+
+const poolName = z.string().superRefine((v, ctx) => {
+  const problem = v.includes('/') ? 'must not contain "/"' : datasetNameProblem(v);
+  if (problem !== undefined) ctx.addIssue({ code: 'custom', message: `not a valid pool name: "${v}" ${problem}` });
+});
+
+const absolutePath = z
+  .string()
+  .refine((p) => p.startsWith('/') && !p.split('/').includes('..'), { message: 'expected an absolute path without ".."' });
+
+const count = (fallback: number) => z.number().int().min(0).max(10_000).default(fallback);
+
+export const retentionSchema = z
+  .object({
+    hourly: count(0),
+    daily: count(7),
+    weekly: count(4),
+    monthly: count(6),
+    yearly: count(0),
+  })
+  .strict();
+
+export const agentConfigSchema = z
+  .object({
+    /** Datasets controllers may list/receive into (and below). */
+    roots: z.array(datasetName).min(1, 'list at least one backup root, e.g. ["backup/hozo"]'),
+    retention: retentionSchema.default({ hourly: 0, daily: 7, weekly: 4, monthly: 6, yearly: 0 }),
+    /** null turns the idle guard off. Fractions are allowed (tests). */
+    idlePoweroffMinutes: z.number().positive().max(7 * 24 * 60).nullable().default(30),
+    poweroffCommand: z
+      .array(z.string().min(1))
+      .min(1, 'expected a command as a list of arguments')
+      .default(['systemctl', 'start', 'hozo-poweroff.service']),
+    leaseDirectory: absolutePath.default('/var/lib/hozo-agent/leases'),
+    stateDirectory: absolutePath.default('/var/lib/hozo-agent'),
+    /** Pools imported by `prepare` and exported on shutdown; default: the pools of the roots. */
+    pools: z.array(poolName).optional(),
+    /** Allow `receive -F` (rolls back and may destroy snapshots on the box). */
+    allowRollback: z.boolean().default(false),
+    exportOnShutdown: z.boolean().default(true),
+    poweroffDelaySeconds: z.number().min(0).max(300).default(3),
+    // --- optional additions (not set by the NixOS module) ---
+    /** How long `prepare` keeps retrying `zpool import` (USB disks appear late). */
+    prepareTimeoutSeconds: z.number().min(0).max(3600).default(60),
+    /** `zpool import -d DIR` search directories (e.g. /dev/disk/by-id); default: zpool's own search. */
+    importDirectories: z.array(absolutePath).default([]),
+    /** Longest lease a controller may take with `hold`. */
+    maxLeaseSeconds: z.number().int().min(1).max(30 * 24 * 3600).default(24 * 3600),
+    /** Audit log; default <stateDirectory>/agent.log. */
+    logFile: absolutePath.optional(),
+  })
+  .strict();
+
+export type AgentConfigInput = z.input<typeof agentConfigSchema>;
+
+export interface AgentConfig extends Omit<z.output<typeof agentConfigSchema>, 'pools' | 'logFile'> {
+  readonly pools: readonly string[];
+  readonly logFile: string;
+}
+
+export function validateAgentConfig(data: unknown, source = 'agent config'): AgentConfig {
+  const r = agentConfigSchema.safeParse(data);
+  if (!r.success) {
+    throw new HozoError('CONFIG_INVALID', `${source} is invalid:\n  ${formatIssues(r.error.issues).join('\n  ')}`, {
+      hint: 'fix the listed fields (hozo-agent check-config --config FILE); the agent refuses every request until then',
+    });
+  }
+  const c = r.data;
+  return {
+    ...c,
+    pools: c.pools ?? [...new Set(c.roots.map(poolOf))],
+    logFile: c.logFile ?? join(c.stateDirectory, 'agent.log'),
+  };
+}
+
+export function loadAgentConfig(path: string): AgentConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new HozoError('CONFIG_NOT_FOUND', `cannot read agent config ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, {
+      hint: `pass --config FILE (default ${DEFAULT_AGENT_CONFIG_PATH})`,
+      cause: e,
+    });
+  }
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (e) {
+    throw new HozoError('CONFIG_INVALID', `${path}: not valid JSON: ${(e as Error).message}`, { cause: e });
+  }
+  return validateAgentConfig(data, path);
+}

@@ -1,0 +1,121 @@
+#!/usr/bin/env node
+// hozo-agent: the backup box's side of Hōzō. `serve` is the SSH forced command of the controllers' keys
+// (command="hozo-agent serve --config /etc/hozo-agent/config.json",restrict); `idle-check` runs from a timer on the box.
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { HozoError } from '../src/errors.js';
+import { DEFAULT_AGENT_CONFIG_PATH, loadAgentConfig, type AgentConfig } from './config.js';
+import { AgentExit, createContext } from './context.js';
+import { PROTOCOL } from './command.js';
+import { idleCheck } from './lifecycle.js';
+import { AGENT_VERSION, serve } from './serve.js';
+
+const USAGE = `usage: hozo-agent <command> [--config FILE]
+
+commands:
+  serve          the SSH forced command: runs the request in $SSH_ORIGINAL_COMMAND
+  idle-check     power the box off if no controller has used it for idlePoweroffMinutes (run by a timer)
+  check-config   validate the config and print it with defaults filled in
+  --version      print the version
+
+--config FILE    default ${DEFAULT_AGENT_CONFIG_PATH}
+
+requests accepted by serve (SSH_ORIGINAL_COMMAND):
+${Object.values(PROTOCOL)
+  .map((l) => `  ${l}`)
+  .join('\n')}
+`;
+
+interface Args {
+  readonly command: string | undefined;
+  readonly config: string;
+}
+
+function parseArgs(argv: readonly string[]): Args | string {
+  let command: string | undefined;
+  let config = DEFAULT_AGENT_CONFIG_PATH;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--config' || a === '-c') {
+      const v = argv[++i];
+      if (v === undefined) return '--config needs a file';
+      config = v;
+    } else if (a.startsWith('--config=')) config = a.slice('--config='.length);
+    else if (command === undefined) command = a;
+    else return `unexpected argument "${a}"`;
+  }
+  return { command, config };
+}
+
+function load(path: string, err: (t: string) => void): AgentConfig | undefined {
+  try {
+    return loadAgentConfig(path);
+  } catch (e) {
+    const h = e instanceof HozoError && e.hint !== undefined ? `\nhint: ${e.hint}` : '';
+    err(`hozo-agent: ${(e as Error).message}${h}\n`);
+    return undefined;
+  }
+}
+
+export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const err = (t: string) => void process.stderr.write(t);
+  const args = parseArgs(argv);
+  if (typeof args === 'string') {
+    err(`hozo-agent: ${args}\n${USAGE}`);
+    return AgentExit.REFUSED;
+  }
+  switch (args.command) {
+    case '--version':
+    case 'version':
+      process.stdout.write(`hozo-agent ${AGENT_VERSION}\n`);
+      return AgentExit.OK;
+    case '--help':
+    case '-h':
+    case 'help':
+      process.stdout.write(USAGE);
+      return AgentExit.OK;
+    case 'serve': {
+      // Unset (an interactive login, or run by hand) is refused by serve like any bad request, and logged.
+      const config = load(args.config, err);
+      if (config === undefined) return AgentExit.FAILED;
+      return serve(createContext(config), env['SSH_ORIGINAL_COMMAND']);
+    }
+    case 'idle-check': {
+      const config = load(args.config, err);
+      if (config === undefined) return AgentExit.FAILED;
+      return idleCheck(createContext(config));
+    }
+    case 'check-config': {
+      const config = load(args.config, err);
+      if (config === undefined) return AgentExit.FAILED;
+      process.stdout.write(JSON.stringify(config, null, 2) + '\n');
+      return AgentExit.OK;
+    }
+    default:
+      err(`hozo-agent: ${args.command === undefined ? 'no command given' : `unknown command "${args.command}"`}\n${USAGE}`);
+      return AgentExit.REFUSED;
+  }
+}
+
+// Run when executed (also through the npm bin symlink), not when imported by tests.
+function isEntryPoint(): boolean {
+  const entry = process.argv[1];
+  if (entry === undefined) return false;
+  try {
+    return realpathSync(entry) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+if (isEntryPoint()) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (e: unknown) => {
+      process.stderr.write(`hozo-agent: internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+      process.exitCode = AgentExit.FAILED;
+    },
+  );
+}

@@ -1,0 +1,117 @@
+// The configured pools: is each imported, how healthy, is a scrub/resilver running; import (prepare) and export
+// (shutdown). zpool argv comes from src/zfs/argv.ts where a builder exists; names are validated by requirePool.
+import { poolListArgv, requirePool } from '../src/zfs/argv.js';
+import { classify } from '../src/zfs/errors.js';
+import type { AgentContext } from './context.js';
+import { parseZpoolList, parseZpoolStatus, type PoolStatus } from './pool-status.js';
+
+export interface PoolReport {
+  readonly name: string;
+  readonly imported: boolean;
+  /** ONLINE, DEGRADED, … ; null when not imported. */
+  readonly health: string | null;
+  readonly healthy: boolean;
+  /** alloc/size, 0..1; null when unknown. */
+  readonly capacityRatio: number | null;
+  readonly size: string | null;
+  readonly allocated: string | null;
+  /** READ+WRITE+CKSUM over leaf vdevs. */
+  readonly errors: number | null;
+  readonly dataErrors: number | null;
+  readonly scan: string | null;
+  readonly scrubRunning: boolean;
+  readonly resilverRunning: boolean;
+  /** Unix seconds of the last completed scrub. */
+  readonly lastScrubEnd: number | null;
+  readonly disks: readonly { readonly name: string; readonly power: string | null }[];
+}
+
+const NOT_IMPORTED = /no such pool|does not exist/i;
+
+/** health from `zpool list`, undefined when the pool is not imported; throws for any other failure. */
+export async function poolHealth(ctx: AgentContext, pool: string): Promise<{ health: string; row: ReturnType<typeof parseZpoolList>[number] } | undefined> {
+  const argv = poolListArgv(pool);
+  const r = await ctx.runner.run(argv, { timeoutMs: 30_000 });
+  if (r.exitCode !== 0) {
+    if (NOT_IMPORTED.test(r.stderr)) return undefined;
+    throw classify(r.stderr || r.stdout, { action: `zpool list ${pool}`, argv, exitCode: r.exitCode });
+  }
+  const row = parseZpoolList(r.stdout).find((p) => p.name === pool);
+  return row === undefined ? undefined : { health: row.health, row };
+}
+
+export async function poolStatus(ctx: AgentContext, pool: string): Promise<PoolStatus | undefined> {
+  const argv = ['zpool', 'status', requirePool(pool)];
+  const r = await ctx.runner.run(argv, { timeoutMs: 30_000 });
+  if (r.exitCode !== 0) {
+    if (NOT_IMPORTED.test(r.stderr)) return undefined;
+    throw classify(r.stderr || r.stdout, { action: `zpool status ${pool}`, argv, exitCode: r.exitCode });
+  }
+  return parseZpoolStatus(r.stdout).find((p) => p.name === pool);
+}
+
+export const HEALTHY = new Set(['ONLINE', 'DEGRADED']);
+
+export function notImported(pool: string): PoolReport {
+  return {
+    name: pool,
+    imported: false,
+    health: null,
+    healthy: false,
+    capacityRatio: null,
+    size: null,
+    allocated: null,
+    errors: null,
+    dataErrors: null,
+    scan: null,
+    scrubRunning: false,
+    resilverRunning: false,
+    lastScrubEnd: null,
+    disks: [],
+  };
+}
+
+export async function poolReport(ctx: AgentContext, pool: string, opts: { disks?: boolean } = {}): Promise<PoolReport> {
+  const h = await poolHealth(ctx, pool);
+  if (h === undefined) return notImported(pool);
+  const s = await poolStatus(ctx, pool);
+  const leaves = (s?.vdevs ?? []).filter((v) => v.leaf && v.read !== undefined && v.depth > 0);
+  const disks = opts.disks === false ? [] : await Promise.all(leaves.map(async (v) => ({ name: v.name, power: await ctx.diskPower(v.name) })));
+  return {
+    name: pool,
+    imported: true,
+    health: h.health,
+    healthy: h.health === 'ONLINE',
+    capacityRatio: h.row.capacityRatio ?? null,
+    size: h.row.size || null,
+    allocated: h.row.alloc || null,
+    errors: s?.errors ?? null,
+    dataErrors: s?.dataErrors ?? null,
+    scan: s?.scanText ?? null,
+    scrubRunning: s?.scrubRunning ?? false,
+    resilverRunning: s?.resilverRunning ?? false,
+    lastScrubEnd: s?.lastScrubEnd ?? null,
+    disks,
+  };
+}
+
+/** `zpool import [-d DIR]… POOL`; returns the error text, undefined on success. */
+export async function importPool(ctx: AgentContext, pool: string): Promise<string | undefined> {
+  const argv = ['zpool', 'import', ...ctx.config.importDirectories.flatMap((d) => ['-d', d]), requirePool(pool)];
+  const r = await ctx.runner.run(argv, { timeoutMs: 120_000 });
+  if (r.exitCode === 0) return undefined;
+  return (r.stderr.trim() || r.stdout.trim() || `exit ${r.exitCode}`).split('\n')[0];
+}
+
+/** `zpool export POOL`, retrying "busy" for a few seconds (zfs-fuse unmounts lazily); the error text or undefined. */
+export async function exportPool(ctx: AgentContext, pool: string, retryMs = 10_000): Promise<string | undefined> {
+  const argv = ['zpool', 'export', requirePool(pool)];
+  const deadline = Date.now() + retryMs;
+  for (let i = 0; ; i++) {
+    const r = await ctx.runner.run(argv, { timeoutMs: 120_000 });
+    if (r.exitCode === 0 || NOT_IMPORTED.test(r.stderr)) return undefined;
+    const why = (r.stderr.trim() || r.stdout.trim() || `exit ${r.exitCode}`).split('\n')[0]!;
+    if (!/busy/i.test(why) || Date.now() > deadline || i > 100) return why;
+    await ctx.sleep(300);
+  }
+}

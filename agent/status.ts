@@ -1,0 +1,136 @@
+// `status` (read-only, JSON) and `prepare` (import the pools, wait for late disks, report readiness).
+import { hostname } from 'node:os';
+import { AgentExit, type AgentContext } from './context.js';
+import { HEALTHY, importPool, notImported, poolHealth, poolReport, type PoolReport } from './pools.js';
+
+export const AGENT_PROTOCOL_VERSION = 1;
+
+export interface AgentStatus {
+  readonly protocol: number;
+  readonly host: string;
+  /** Unix seconds on the box. */
+  readonly time: number;
+  readonly uptimeSeconds: number | null;
+  readonly pools: readonly (PoolReport | (Omit<PoolReport, 'imported'> & { readonly imported: null; readonly error: string }))[];
+  readonly leases: readonly { readonly id: string; readonly created: number; readonly expires: number }[];
+  readonly receiveRunning: boolean;
+  readonly receives: readonly { readonly dataset: string; readonly pid: number; readonly started: number }[];
+  readonly shutdownPending: boolean;
+  /** Unix seconds of the last controller call that counts as activity (not status/version). */
+  readonly lastActivity: number | null;
+  readonly idlePoweroffMinutes: number | null;
+}
+
+export async function collectStatus(ctx: AgentContext, lastActivity: number | undefined): Promise<AgentStatus> {
+  const s = ctx.state;
+  const boot = s.bootTime();
+  const pools: AgentStatus['pools'][number][] = [];
+  for (const p of ctx.config.pools) {
+    try {
+      pools.push(await poolReport(ctx, p));
+    } catch (e) {
+      // One unreadable pool must not hide the others (or the leases).
+      pools.push({ ...notImported(p), imported: null, error: (e as Error).message.split('\n')[0]! });
+    }
+  }
+  const receives = s.receives();
+  return {
+    protocol: AGENT_PROTOCOL_VERSION,
+    host: hostname(),
+    time: Math.round(s.now()),
+    uptimeSeconds: boot === undefined ? null : Math.round(s.now() - boot),
+    pools,
+    leases: s.leases().map((l) => ({ id: l.id, created: Math.round(l.created), expires: Math.round(l.expires) })),
+    receiveRunning: receives.length > 0,
+    receives: receives.map((r) => ({ dataset: r.dataset, pid: r.pid, started: Math.round(r.started) })),
+    shutdownPending: s.shutdownPending() !== undefined,
+    lastActivity: lastActivity === undefined ? null : Math.round(lastActivity),
+    idlePoweroffMinutes: ctx.config.idlePoweroffMinutes,
+  };
+}
+
+export async function status(ctx: AgentContext, lastActivity: number | undefined): Promise<number> {
+  ctx.out(JSON.stringify(await collectStatus(ctx, lastActivity)) + '\n');
+  return AgentExit.OK;
+}
+
+export interface PrepareResult {
+  readonly ready: boolean;
+  readonly pools: readonly {
+    readonly name: string;
+    readonly imported: boolean;
+    readonly health: string | null;
+    /** This call imported it. */
+    readonly importedNow: boolean;
+    readonly error?: string;
+  }[];
+  readonly roots: readonly { readonly name: string; readonly exists: boolean }[];
+  readonly shutdownPending: boolean;
+  readonly waitedSeconds: number;
+}
+
+export async function prepareBox(ctx: AgentContext): Promise<PrepareResult> {
+  const t0 = Date.now();
+  const deadline = t0 + ctx.config.prepareTimeoutSeconds * 1000;
+  const state = new Map(ctx.config.pools.map((p) => [p, { health: null as string | null, importedNow: false, error: undefined as string | undefined }]));
+  let delay = 250;
+  for (let round = 0; ; round++) {
+    let missing = 0;
+    for (const [pool, st] of state) {
+      if (st.health !== null) continue;
+      const h = await poolHealth(ctx, pool);
+      if (h !== undefined) {
+        st.health = h.health;
+        continue;
+      }
+      const error = await importPool(ctx, pool);
+      if (error === undefined) {
+        st.importedNow = true;
+        st.error = undefined;
+        st.health = (await poolHealth(ctx, pool))?.health ?? null;
+        if (st.health !== null) continue;
+      } else st.error = error;
+      missing++;
+    }
+    // USB disks appear late: keep trying until the deadline.
+    if (missing === 0 || Date.now() >= deadline || round > 10_000) break;
+    await ctx.sleep(Math.min(delay, Math.max(0, deadline - Date.now())));
+    delay = Math.min(delay * 2, 2000);
+  }
+  const roots: { name: string; exists: boolean }[] = [];
+  for (const root of ctx.config.roots) {
+    const r = await ctx.runner.run(['zfs', 'list', '-H', '-o', 'name', root], { timeoutMs: 30_000 });
+    roots.push({ name: root, exists: r.exitCode === 0 });
+  }
+  const pools = [...state].map(([name, st]) => ({
+    name,
+    imported: st.health !== null,
+    health: st.health,
+    importedNow: st.importedNow,
+    ...(st.health === null && st.error !== undefined ? { error: st.error } : {}),
+  }));
+  const shutdownPending = ctx.state.shutdownPending() !== undefined;
+  return {
+    ready: !shutdownPending && pools.every((p) => p.health !== null && HEALTHY.has(p.health)),
+    pools,
+    roots,
+    shutdownPending,
+    waitedSeconds: Math.round((Date.now() - t0) / 100) / 10,
+  };
+}
+
+export async function prepare(ctx: AgentContext): Promise<number> {
+  const r = await prepareBox(ctx);
+  ctx.out(JSON.stringify(r) + '\n');
+  if (!r.ready) {
+    const why = r.shutdownPending
+      ? 'the box is shutting down'
+      : r.pools
+          .filter((p) => p.health === null || !HEALTHY.has(p.health))
+          .map((p) => `pool ${p.name}: ${p.health ?? `not imported${p.error !== undefined ? ` (${p.error})` : ''}`}`)
+          .join('; ');
+    ctx.err(`hozo-agent: not ready: ${why}\n`);
+    return AgentExit.BUSY;
+  }
+  return AgentExit.OK;
+}

@@ -1,0 +1,97 @@
+// The verbs that move bytes: receive (stdin → zfs receive), send (zfs send → stdout) and capabilities (the probe's
+// output). Each child gets the agent's own file descriptors, so the stream never passes through JavaScript.
+import { createParentArgv, receiveArgv, sendArgv } from '../src/zfs/argv.js';
+import { probeArgv } from '../src/zfs/capabilities.js';
+import { checkResult } from '../src/zfs/errors.js';
+import { isWithin, parentOf } from '../src/zfs/names.js';
+import { HozoError } from '../src/errors.js';
+import { rootOf, type Request } from './command.js';
+import { AgentExit, type AgentContext } from './context.js';
+
+const MBUFFER = ['mbuffer', '-q', '-s', '128k', '-m', '128M'];
+const ZSTD_COMPRESS = ['zstd', '-q', '-c', '-3', '-T0'];
+const ZSTD_DECOMPRESS = ['zstd', '-q', '-d', '-c'];
+
+async function exists(ctx: AgentContext, dataset: string): Promise<boolean> {
+  const argv = ['zfs', 'list', '-H', '-o', 'name', dataset];
+  const r = await ctx.runner.run(argv, { timeoutMs: 30_000 });
+  if (r.exitCode === 0) return true;
+  if (/does not exist|no such pool/i.test(r.stderr)) return false;
+  checkResult(r, { action: `look up ${dataset}`, argv });
+  return false;
+}
+
+/**
+ * Creates the missing datasets between the target's root and its parent, each with canmount=off, top down. Never
+ * above the root: a missing root is created only when its own parent exists (so `create -p` creates nothing else).
+ */
+export async function ensureParents(ctx: AgentContext, target: string): Promise<string[]> {
+  const root = rootOf(target, ctx.config.roots);
+  if (root === undefined) throw new HozoError('INTERNAL', `"${target}" is outside the roots`);
+  const chain: string[] = [];
+  for (let p = parentOf(target); p !== undefined && isWithin(p, root); p = parentOf(p)) chain.unshift(p);
+  const created: string[] = [];
+  let known = false; // once one level is known to exist, its parent does too
+  for (let i = chain.length - 1; i >= 0 && !known; i--) {
+    if (await exists(ctx, chain[i]!)) {
+      chain.splice(0, i + 1);
+      known = true;
+    }
+  }
+  if (!known) {
+    // Not even the root exists: its parent (outside the roots) must, or we stop.
+    const above = parentOf(root);
+    if (above === undefined || !(await exists(ctx, above))) {
+      throw new HozoError('ZFS_DATASET_NOT_FOUND', `backup root "${root}" does not exist and neither does its parent "${above ?? root}"`, {
+        hint: 'import the pool (prepare) or create the root on the box: zfs create -o canmount=off ROOT',
+      });
+    }
+  }
+  for (const ds of chain) {
+    const argv = createParentArgv(ds);
+    const r = await ctx.runner.run(argv, { timeoutMs: 60_000 });
+    // A concurrent receive may have created it a moment ago.
+    if (r.exitCode !== 0 && !/already exists/i.test(r.stderr)) checkResult(r, { action: `create ${ds}`, argv });
+    created.push(ds);
+  }
+  return created;
+}
+
+export async function receive(ctx: AgentContext, req: Extract<Request, { verb: 'receive' }>): Promise<number> {
+  const busy = await ctx.state.withLock(() => {
+    const pending = ctx.state.shutdownPending();
+    if (pending !== undefined) return 'the box is shutting down';
+    return ctx.state.markReceive(req.dataset);
+  });
+  if (typeof busy === 'string') {
+    ctx.err(`hozo-agent: receive refused: ${busy}\n`);
+    return AgentExit.BUSY;
+  }
+  const unmark = busy;
+  try {
+    const created = await ensureParents(ctx, req.dataset);
+    if (created.length > 0) ctx.log.write(`created ${created.join(', ')} (canmount=off)`);
+    const chain: string[][] = [receiveArgv(req.dataset, { unmounted: true, force: req.force, resumable: req.resumable })];
+    // The same tools and arguments as the controller's side of the transfer (src/pipeline/transfer.ts).
+    if (req.zstd) chain.unshift(ZSTD_DECOMPRESS);
+    if (req.mbuffer) chain.unshift(MBUFFER);
+    return await ctx.stream(chain, { stdin: 'inherit', stdout: 'inherit' });
+  } finally {
+    unmark();
+  }
+}
+
+export async function send(ctx: AgentContext, req: Extract<Request, { verb: 'send' }>): Promise<number> {
+  const spec =
+    req.from === undefined
+      ? ({ kind: 'full', snapshot: req.snapshot } as const)
+      : ({ kind: 'incremental', from: req.from, to: req.snapshot, intermediates: req.intermediates } as const);
+  const chain: string[][] = [sendArgv(spec, req.flags)];
+  if (req.zstd) chain.push(ZSTD_COMPRESS);
+  if (req.mbuffer) chain.push(MBUFFER);
+  return ctx.stream(chain, { stdin: 'ignore', stdout: 'inherit' });
+}
+
+export async function capabilities(ctx: AgentContext): Promise<number> {
+  return ctx.stream([probeArgv()], { stdin: 'ignore', stdout: 'inherit' });
+}

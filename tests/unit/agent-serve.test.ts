@@ -1,0 +1,595 @@
+// serve() and idle-check end to end with a scripted Runner (no ZFS here; the real thing is in
+// tests/integration/agent.test.ts): every hostile SSH_ORIGINAL_COMMAND is refused with exit 2 and changes nothing,
+// and each verb runs exactly the commands it should.
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { MAX_COMMAND_LENGTH } from '../../agent/command.js';
+import { validateAgentConfig, type AgentConfigInput } from '../../agent/config.js';
+import type { AgentContext, StreamOptions } from '../../agent/context.js';
+import { idleCheck } from '../../agent/lifecycle.js';
+import { AuditLog } from '../../agent/log.js';
+import { serve } from '../../agent/serve.js';
+import { AgentState } from '../../agent/state.js';
+import type { CommandResult, Runner } from '../../src/transport/runner.js';
+
+// Every one of these must be refused: exit 2, one line on stderr, nothing run, no state changed.
+const HOSTILE: readonly (readonly [string, string | undefined])[] = [
+  ['unset SSH_ORIGINAL_COMMAND', undefined],
+  ['empty', ''],
+  ['spaces only', '    '],
+  ['zfs destroy', 'zfs destroy -r backup/kraken'],
+  ['zfs receive directly', 'zfs receive -F backup/kraken/x'],
+  ['zpool destroy', 'zpool destroy backup'],
+  ['sh -c', 'sh -c id'],
+  ['bash', 'bash -i'],
+  ['rm', 'rm -rf /'],
+  ['semicolon', 'list backup/kraken; rm -rf /'],
+  ['and-and', 'list backup/kraken && id'],
+  ['pipe', 'list backup/kraken | sh'],
+  ['redirect', 'list backup/kraken > /tmp/x'],
+  ['command substitution', 'list $(id)'],
+  ['backticks', 'list `id`'],
+  ['variable', 'list ${HOME}'],
+  ['tilde', 'list ~root'],
+  ['glob', 'list backup/kraken/*'],
+  ['quotes', "list 'backup/kraken'"],
+  ['newline', 'list backup/kraken\nrm -rf /'],
+  ['carriage return', 'status\r'],
+  ['tab separator', 'list\tbackup/kraken'],
+  ['NUL byte', 'list backup/kraken\0rm'],
+  ['very long input', `list ${'a/'.repeat(MAX_COMMAND_LENGTH)}x`],
+  ['unicode', 'list backup/krakén'],
+  ['list outside the roots', 'list backup/other'],
+  ['list above the root', 'list backup'],
+  ['list by prefix trick', 'list backup/kraken2'],
+  ['list with ..', 'list backup/kraken/../other'],
+  ['list absolute path', 'list /backup/kraken'],
+  ['list a snapshot', 'list backup/kraken@snap'],
+  ['list with option', 'list -o all backup/kraken'],
+  ['receive outside the roots', 'receive backup/other/x'],
+  ['receive into the root itself', 'receive backup/kraken'],
+  ['receive -F without allowRollback', 'receive -F backup/kraken/x'],
+  ['receive -o property', 'receive -o mountpoint=/etc backup/kraken/x'],
+  ['receive -d', 'receive -d backup/kraken/x'],
+  ['receive -e', 'receive -e backup/kraken/x'],
+  ['receive two targets', 'receive backup/kraken/x backup/kraken/y'],
+  ['receive without target', 'receive -u'],
+  ['receive with .. component', 'receive backup/kraken/../../etc'],
+  ['send outside the roots', 'send backup/other@s1'],
+  ['send from outside the roots', 'send -i backup/other@a backup/kraken/x@b'],
+  ['send a filesystem', 'send backup/kraken/x'],
+  ['send -R', 'send -R backup/kraken/x@s'],
+  ['send -t token', 'send -t 1-abc-def-0 backup/kraken/x@s'],
+  ['hold path id', 'hold ../../etc/passwd 60'],
+  ['hold dot id', 'hold .hidden 60'],
+  ['hold huge ttl', 'hold a 99999999'],
+  ['hold negative ttl', 'hold a -1'],
+  ['hold zero ttl', 'hold a 0'],
+  ['hold without ttl', 'hold a'],
+  ['release path', 'release ../x'],
+  ['release nothing', 'release'],
+  ['status extra', 'status --all'],
+  ['shutdown now', 'shutdown now'],
+  ['prune --force', 'prune --force'],
+  ['prune twice dry', 'prune --dry-run --dry-run'],
+  ['upper case verb', 'LIST backup/kraken'],
+  ['idle-check is not an SSH verb', 'idle-check'],
+  ['serve recursion', 'serve'],
+  ['scp', 'scp -t /root'],
+  ['sftp', '/usr/lib/openssh/sftp-server'],
+  ['internal-sftp', 'internal-sftp'],
+  ['rsync', 'rsync --server -vlogDtpre.iLsfxC . /'],
+  ['git', "git-upload-pack '/repo'"],
+  ['env assignment', 'PATH=/tmp list backup/kraken'],
+  ['options before verb', '--config /tmp/evil.json status'],
+];
+
+// --- a scripted box ---------------------------------------------------------------------------------------------
+
+type Reply = Partial<CommandResult> | undefined;
+
+class ScriptedRunner implements Runner {
+  readonly name = 'local';
+  readonly calls: string[] = [];
+  constructor(private readonly reply: (cmd: string, argv: readonly string[]) => Reply) {}
+  async run(argv: readonly string[]): Promise<CommandResult> {
+    const cmd = argv.join(' ');
+    this.calls.push(cmd);
+    const r = this.reply(cmd, argv) ?? { exitCode: 1, stderr: `unscripted: ${cmd}` };
+    return { stdout: r.stdout ?? '', stderr: r.stderr ?? '', exitCode: r.exitCode === undefined ? 0 : r.exitCode };
+  }
+  commandFor(argv: readonly string[]): string[] {
+    return [...argv];
+  }
+  async close(): Promise<void> {}
+}
+
+const STATUS_OK = `  pool: backup\n state: ONLINE\n scrub: none requested\nconfig:\n\n\tNAME        STATE     READ WRITE CKSUM\n\tbackup      ONLINE       0     0     0\n\t  /img/a    ONLINE       0     0     0\n\nerrors: No known data errors\n`;
+const STATUS_SCRUBBING = STATUS_OK.replace('none requested', 'scrub in progress for 0h0m, 11.11% done, 0h0m to go');
+const LIST_OK = 'backup\tONLINE\t1.98G\t1.57G\t428M\t78%\n';
+
+/** A healthy imported pool "backup" with the root "backup/kraken"; override per test. */
+function box(extra: (cmd: string) => Reply = () => undefined): (cmd: string) => Reply {
+  return (cmd) => {
+    const e = extra(cmd);
+    if (e !== undefined) return e;
+    if (cmd === 'zpool list -H -o name,health,size,alloc,free,cap backup') return { stdout: LIST_OK };
+    if (cmd === 'zpool status backup') return { stdout: STATUS_OK };
+    if (cmd === 'zpool export backup') return {};
+    if (cmd === 'zfs list -H -o name backup/kraken') return { stdout: 'backup/kraken\n' };
+    if (cmd === 'zfs list -H -o name backup') return { stdout: 'backup\n' };
+    if (/^zfs list -H -o name /.test(cmd)) return { exitCode: 1, stderr: `cannot open '${cmd.split(' ').pop()}': dataset does not exist\n` };
+    return undefined;
+  };
+}
+
+interface Harness {
+  ctx: AgentContext;
+  runner: ScriptedRunner;
+  streams: { chain: string[][]; opts: StreamOptions }[];
+  detached: string[][];
+  out: string[];
+  err: string[];
+  state: AgentState;
+  dir: string;
+  setNow(t: number): void;
+  files(): string[];
+}
+
+let dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  dirs = [];
+});
+
+function harness(reply: (cmd: string) => Reply = box(), config: Partial<AgentConfigInput> = {}, streamCode = 0, onStream?: (h: Harness) => void): Harness {
+  const dir = mkdtempSync(join(tmpdir(), 'hozo-agent-unit-'));
+  dirs.push(dir);
+  let now = 1_800_000_000;
+  const cfg = validateAgentConfig({
+    roots: ['backup/kraken'],
+    stateDirectory: join(dir, 'state'),
+    leaseDirectory: join(dir, 'state', 'leases'),
+    poweroffCommand: ['sh', '-c', 'echo off'],
+    prepareTimeoutSeconds: 0,
+    ...config,
+  });
+  const state = new AgentState({ leaseDirectory: cfg.leaseDirectory, stateDirectory: cfg.stateDirectory, clock: () => now, uptime: () => 100_000 });
+  const runner = new ScriptedRunner(reply);
+  const h: Harness = {
+    runner,
+    streams: [],
+    detached: [],
+    out: [],
+    err: [],
+    state,
+    dir,
+    setNow: (t) => {
+      now = t;
+    },
+    files: () => {
+      const list = (d: string, prefix = ''): string[] => {
+        let names: string[];
+        try {
+          names = readdirSync(d);
+        } catch {
+          return [];
+        }
+        return names.flatMap((n) => (statSync(join(d, n)).isDirectory() ? list(join(d, n), `${prefix}${n}/`) : [`${prefix}${n}`]));
+      };
+      return list(dir).sort();
+    },
+    ctx: undefined as unknown as AgentContext,
+  };
+  h.ctx = {
+    config: cfg,
+    state,
+    runner,
+    stream: async (chain, opts) => {
+      h.streams.push({ chain: chain.map((a) => [...a]), opts });
+      onStream?.(h);
+      return streamCode;
+    },
+    detach: (argv) => void h.detached.push([...argv]),
+    log: new AuditLog(cfg.logFile, {}),
+    out: (t) => void h.out.push(t),
+    err: (t) => void h.err.push(t),
+    sleep: async () => undefined,
+    diskPower: async () => null,
+  };
+  return h;
+}
+
+const json = (h: Harness): Record<string, unknown> => JSON.parse(h.out.join('')) as Record<string, unknown>;
+
+// ---------------------------------------------------------------------------------------------------------------
+
+describe(`serve refuses hostile SSH_ORIGINAL_COMMANDs (${HOSTILE.length}) with exit 2 and no side effects`, () => {
+  it('has at least 30 cases', () => expect(HOSTILE.length).toBeGreaterThanOrEqual(30));
+  for (const [name, cmd] of HOSTILE) {
+    it(name, async () => {
+      const h = harness();
+      h.state.hold('existing', 600); // some state that must survive untouched
+      const before = h.files().filter((f) => !f.endsWith('agent.log'));
+      const code = await serve(h.ctx, cmd);
+      expect(code).toBe(2);
+      expect(h.runner.calls).toEqual([]);
+      expect(h.streams).toEqual([]);
+      expect(h.detached).toEqual([]);
+      expect(h.out.join('')).toBe('');
+      const err = h.err.join('');
+      expect(err).toMatch(/^hozo-agent: refused: [^\n]+\n$/);
+      expect(h.files().filter((f) => !f.endsWith('agent.log'))).toEqual(before); // not even the activity stamp
+      expect(h.state.leases().map((l) => l.id)).toEqual(['existing']);
+      // Logged, on one line.
+      const log = readFileSync(h.ctx.config.logFile, 'utf8');
+      expect(log.split('\n').filter(Boolean)).toHaveLength(1);
+      expect(log).toMatch(/: refused /);
+    });
+  }
+});
+
+describe('serve: accepted verbs run exactly their commands', () => {
+  it('version', async () => {
+    const h = harness();
+    expect(await serve(h.ctx, 'version')).toBe(0);
+    expect(json(h)).toMatchObject({ agent: 'hozo-agent', protocol: 1 });
+    expect(h.runner.calls).toEqual([]);
+  });
+
+  it('capabilities streams the probe script', async () => {
+    const h = harness();
+    expect(await serve(h.ctx, 'capabilities')).toBe(0);
+    expect(h.streams).toHaveLength(1);
+    expect(h.streams[0]!.chain).toHaveLength(1);
+    expect(h.streams[0]!.chain[0]!.slice(0, 2)).toEqual(['sh', '-c']);
+    expect(h.streams[0]!.chain[0]![2]).toContain('@@ send-usage');
+    expect(h.streams[0]!.opts).toEqual({ stdin: 'ignore', stdout: 'inherit' });
+  });
+
+  it('list prints zfs get stdout verbatim; falls back without receive_resume_token; missing roots are fine', async () => {
+    const listing = 'backup/kraken\ttype\tfilesystem\t-\nbackup/kraken\tguid\t123\t-\nbackup/kraken\tcreatetxg\t1\t-\nbackup/kraken\tcreation\t1700000000\t-\nbackup/kraken\tuserrefs\t-\t-\n';
+    const raw = listing.replace(/\t-\n/g, '\n');
+    const h = harness(
+      box((cmd) => {
+        if (cmd.includes('receive_resume_token')) return { exitCode: 2, stderr: "bad property list: invalid property 'receive_resume_token'\nusage: ..." };
+        if (cmd === 'zfs get -H -p -r -o name,property,value type,guid,createtxg,creation,userrefs backup/kraken backup/kraken/gone') {
+          return { exitCode: 1, stdout: raw, stderr: "cannot open 'backup/kraken/gone': dataset does not exist\n" };
+        }
+        return undefined;
+      }),
+    );
+    expect(await serve(h.ctx, 'list backup/kraken backup/kraken/gone')).toBe(0);
+    expect(h.out.join('')).toBe(raw);
+    expect(h.runner.calls).toEqual([
+      'zfs get -H -p -r -o name,property,value type,guid,createtxg,creation,userrefs,receive_resume_token backup/kraken backup/kraken/gone',
+      'zfs get -H -p -r -o name,property,value type,guid,createtxg,creation,userrefs backup/kraken backup/kraken/gone',
+    ]);
+  });
+
+  it('list without arguments lists the configured roots; a zfs failure is exit 1 with the reason', async () => {
+    const h = harness(box((cmd) => (cmd.startsWith('zfs get') ? { exitCode: 1, stderr: 'internal error: out of memory\n' } : undefined)));
+    expect(await serve(h.ctx, 'list')).toBe(1);
+    expect(h.runner.calls[0]).toMatch(/ backup\/kraken$/);
+    expect(h.err.join('')).toMatch(/^hozo-agent: list failed: .*out of memory/);
+  });
+
+  it('receive creates missing parents top-down with canmount=off, marks the receive, passes stdin through', async () => {
+    let during: string[] = [];
+    const h = harness(box((cmd) => (cmd.startsWith('zfs create') ? {} : undefined)), {}, 0, (hh) => {
+      during = hh.state.receives().map((r) => r.dataset);
+    });
+    expect(await serve(h.ctx, 'receive -u -s backup/kraken/host/data/home')).toBe(0);
+    expect(h.runner.calls).toEqual([
+      'zfs list -H -o name backup/kraken/host/data',
+      'zfs list -H -o name backup/kraken/host',
+      'zfs list -H -o name backup/kraken',
+      'zfs create -p -o canmount=off backup/kraken/host',
+      'zfs create -p -o canmount=off backup/kraken/host/data',
+    ]);
+    expect(h.streams).toEqual([{ chain: [['zfs', 'receive', '-u', '-s', 'backup/kraken/host/data/home']], opts: { stdin: 'inherit', stdout: 'inherit' } }]);
+    expect(during).toEqual(['backup/kraken/host/data/home']);
+    expect(h.state.receives()).toEqual([]);
+  });
+
+  it('receive never creates anything above a missing root', async () => {
+    const h = harness(box((cmd) => (cmd === 'zfs list -H -o name backup/kraken' || cmd === 'zfs list -H -o name backup' ? { exitCode: 1, stderr: "cannot open 'x': dataset does not exist\n" } : undefined)));
+    expect(await serve(h.ctx, 'receive backup/kraken/x')).toBe(1);
+    expect(h.runner.calls.filter((c) => c.startsWith('zfs create'))).toEqual([]);
+    expect(h.streams).toEqual([]);
+    expect(h.err.join('')).toMatch(/backup root "backup\/kraken" does not exist/);
+  });
+
+  it('receive creates a missing root when its parent exists; exit code is zfs receive\'s', async () => {
+    const h = harness(box((cmd) => (cmd === 'zfs list -H -o name backup/kraken' ? { exitCode: 1, stderr: "cannot open 'backup/kraken': dataset does not exist\n" } : cmd.startsWith('zfs create') ? {} : undefined)), {}, 1);
+    expect(await serve(h.ctx, 'receive backup/kraken/x')).toBe(1);
+    expect(h.runner.calls.filter((c) => c.startsWith('zfs create'))).toEqual(['zfs create -p -o canmount=off backup/kraken']);
+  });
+
+  it('receive -F passes through when allowRollback is set', async () => {
+    const h = harness(box(), { allowRollback: true });
+    expect(await serve(h.ctx, 'receive -F backup/kraken/x')).toBe(0);
+    expect(h.streams[0]!.chain).toEqual([['zfs', 'receive', '-u', '-F', 'backup/kraken/x']]);
+  });
+
+  it('receive --zstd --mbuffer: the box side of a compressed, buffered transfer, as one process chain', async () => {
+    const h = harness();
+    expect(await serve(h.ctx, 'receive --mbuffer --zstd backup/kraken/x')).toBe(0);
+    expect(h.streams[0]!.chain).toEqual([
+      ['mbuffer', '-q', '-s', '128k', '-m', '128M'],
+      ['zstd', '-q', '-d', '-c'],
+      ['zfs', 'receive', '-u', 'backup/kraken/x'],
+    ]);
+  });
+
+  it('send streams zfs send to stdout, nothing read from stdin', async () => {
+    const h = harness();
+    expect(await serve(h.ctx, 'send -c -I @a backup/kraken/x@c')).toBe(0);
+    expect(h.streams).toEqual([{ chain: [['zfs', 'send', '-c', '-I', 'backup/kraken/x@a', 'backup/kraken/x@c']], opts: { stdin: 'ignore', stdout: 'inherit' } }]);
+    const z = harness();
+    expect(await serve(z.ctx, 'send --zstd backup/kraken/x@c')).toBe(0);
+    expect(z.streams[0]!.chain).toEqual([
+      ['zfs', 'send', 'backup/kraken/x@c'],
+      ['zstd', '-q', '-c', '-3', '-T0'],
+    ]);
+  });
+
+  it('status reports pools, leases, receives and the previous activity', async () => {
+    const h = harness(box((cmd) => (cmd.endsWith(' usb') ? { exitCode: 1, stderr: "cannot open 'usb': no such pool\n" } : cmd.endsWith(' odd') ? { exitCode: 1, stderr: 'internal error: Bad file descriptor\n' } : undefined)), { pools: ['backup', 'usb', 'odd'] });
+    h.state.hold('job1', 300);
+    expect(await serve(h.ctx, 'status')).toBe(0);
+    const s = json(h);
+    expect(s).toMatchObject({
+      protocol: 1,
+      uptimeSeconds: 100_000,
+      receiveRunning: false,
+      shutdownPending: false,
+      lastActivity: null,
+      leases: [{ id: 'job1', created: 1_800_000_000, expires: 1_800_000_300 }],
+    });
+    expect(s['pools']).toEqual([
+      {
+        name: 'backup',
+        imported: true,
+        health: 'ONLINE',
+        healthy: true,
+        capacityRatio: 0.78,
+        size: '1.98G',
+        allocated: '1.57G',
+        errors: 0,
+        dataErrors: 0,
+        scan: 'none requested',
+        scrubRunning: false,
+        resilverRunning: false,
+        lastScrubEnd: null,
+        disks: [{ name: '/img/a', power: null }],
+      },
+      expect.objectContaining({ name: 'usb', imported: false, health: null, healthy: false }),
+      expect.objectContaining({ name: 'odd', imported: null, healthy: false, error: expect.stringMatching(/Bad file descriptor/) }),
+    ]);
+  });
+
+  it('prepare imports an exported pool, retrying until its disk appears', async () => {
+    let imports = 0;
+    let imported = false;
+    const h = harness(
+      box((cmd) => {
+        if (cmd === 'zpool list -H -o name,health,size,alloc,free,cap backup' && !imported) return { exitCode: 1, stderr: "cannot open 'backup': no such pool\n" };
+        if (cmd === 'zpool import -d /dev/disk/by-id backup') {
+          imports++;
+          if (imports < 3) return { exitCode: 1, stderr: "cannot import 'backup': no such pool available\n" };
+          imported = true;
+          return {};
+        }
+        return undefined;
+      }),
+      { prepareTimeoutSeconds: 30, importDirectories: ['/dev/disk/by-id'] },
+    );
+    expect(await serve(h.ctx, 'prepare')).toBe(0);
+    expect(imports).toBe(3);
+    expect(json(h)).toMatchObject({ ready: true, pools: [{ name: 'backup', imported: true, health: 'ONLINE', importedNow: true }], roots: [{ name: 'backup/kraken', exists: true }] });
+  });
+
+  it('prepare: not ready (exit 3) when the pool never appears; says why', async () => {
+    const h = harness(box((cmd) => (cmd.startsWith('zpool list') ? { exitCode: 1, stderr: "cannot open 'backup': no such pool\n" } : cmd.startsWith('zpool import') ? { exitCode: 1, stderr: "cannot import 'backup': no such pool available\n" } : undefined)));
+    expect(await serve(h.ctx, 'prepare')).toBe(3);
+    expect(json(h)).toMatchObject({ ready: false, pools: [{ name: 'backup', imported: false, error: "cannot import 'backup': no such pool available" }] });
+    expect(h.err.join('')).toMatch(/not ready: pool backup: not imported/);
+  });
+});
+
+describe('leases, shutdown and the pending marker', () => {
+  it('hold/release round trip; expired leases do not block shutdown', async () => {
+    const h = harness();
+    expect(await serve(h.ctx, 'hold ctl-a 60')).toBe(0);
+    expect(json(h)).toMatchObject({ held: true, lease: { id: 'ctl-a', expires: 1_800_000_060 }, leases: ['ctl-a'] });
+    h.out.length = 0;
+    expect(await serve(h.ctx, 'shutdown')).toBe(3);
+    expect(json(h)).toEqual({ shutdown: false, reasons: ['lease "ctl-a" is held for 60 more seconds'] });
+    expect(h.err.join('')).toMatch(/shutdown refused: lease "ctl-a"/);
+    expect(h.detached).toEqual([]);
+    h.setNow(1_800_000_061); // expired
+    h.out.length = 0;
+    expect(await serve(h.ctx, 'shutdown')).toBe(0);
+    expect(json(h)).toMatchObject({ shutdown: true, poweroffInSeconds: 3, exported: ['backup'], exportErrors: [] });
+  });
+
+  it('two controllers: shutdown only after the last release', async () => {
+    const h = harness();
+    await serve(h.ctx, 'hold a 600');
+    await serve(h.ctx, 'hold b 600');
+    await serve(h.ctx, 'release a');
+    expect(await serve(h.ctx, 'shutdown')).toBe(3);
+    await serve(h.ctx, 'release b');
+    expect(await serve(h.ctx, 'shutdown')).toBe(0);
+    expect(h.detached).toHaveLength(1);
+  });
+
+  it('refuses while a scrub runs or a receive runs', async () => {
+    const scrub = harness(box((cmd) => (cmd === 'zpool status backup' ? { stdout: STATUS_SCRUBBING } : undefined)));
+    expect(await serve(scrub.ctx, 'shutdown')).toBe(3);
+    expect(json(scrub)).toMatchObject({ shutdown: false, reasons: [expect.stringMatching(/pool backup: a scrub is running/)] });
+
+    let inner: number | undefined;
+    const recv = harness(box(), {}, 0, (hh) => {
+      // A second SSH call while the receive streams.
+      void serve(hh.ctx, 'shutdown').then((c) => (inner = c));
+    });
+    expect(await serve(recv.ctx, 'receive backup/kraken/x')).toBe(0);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(inner).toBe(3);
+    expect(recv.out.join('')).toMatch(/a receive into backup\/kraken\/x is running/);
+  });
+
+  it('accepted shutdown: exports, detaches the delayed power-off, and refuses new holds and receives meanwhile', async () => {
+    const h = harness(box(), { poweroffDelaySeconds: 5, poweroffCommand: ['systemctl', 'start', 'hozo-poweroff.service'] });
+    expect(await serve(h.ctx, 'shutdown')).toBe(0);
+    expect(h.runner.calls).toContain('zpool export backup');
+    expect(h.detached).toHaveLength(1);
+    const argv = h.detached[0]!;
+    expect(argv.slice(0, 2)).toEqual(['sh', '-c']);
+    expect(argv.slice(3)).toEqual(['hozo-agent-poweroff', '5', h.state.shutdownPendingPath, 'systemctl', 'start', 'hozo-poweroff.service']);
+    expect(h.state.shutdownPending()).toBeDefined();
+    h.err.length = 0;
+    expect(await serve(h.ctx, 'hold late 60')).toBe(3);
+    expect(await serve(h.ctx, 'receive backup/kraken/x')).toBe(3);
+    expect(h.streams).toEqual([]);
+    expect(h.err.join('')).toMatch(/shutting down/);
+    // A second shutdown is a no-op success.
+    h.out.length = 0;
+    expect(await serve(h.ctx, 'shutdown')).toBe(0);
+    expect(json(h)).toEqual({ shutdown: true, alreadyPending: true });
+    expect(h.detached).toHaveLength(1);
+  });
+
+  it('export failures are reported, the power-off still happens', async () => {
+    const h = harness(box((cmd) => (cmd === 'zpool export backup' ? { exitCode: 1, stderr: "cannot export 'backup': permission denied\n" } : undefined)));
+    expect(await serve(h.ctx, 'shutdown')).toBe(0);
+    expect(json(h)).toMatchObject({ exported: [], exportErrors: [{ pool: 'backup', error: "cannot export 'backup': permission denied" }] });
+    expect(h.detached).toHaveLength(1);
+  });
+
+  it('exportOnShutdown: false leaves the pools alone', async () => {
+    const h = harness(box(), { exportOnShutdown: false });
+    expect(await serve(h.ctx, 'shutdown')).toBe(0);
+    expect(h.runner.calls.filter((c) => c.includes('export'))).toEqual([]);
+  });
+});
+
+describe('idle-check', () => {
+  let h: Harness;
+  beforeEach(() => {
+    h = harness(box((cmd) => (cmd === 'sh -c echo off' ? { stdout: 'off\n' } : undefined)), { idlePoweroffMinutes: 30 });
+  });
+
+  it('status and version do not count as activity (monitoring must not keep the box awake)', async () => {
+    await serve(h.ctx, 'status');
+    await serve(h.ctx, 'version');
+    expect(h.state.lastActivity()).toBeUndefined();
+    await serve(h.ctx, 'capabilities');
+    expect(h.state.lastActivity()).toBeDefined();
+  });
+
+  it('powers off after 30 idle minutes (counted from the last serve call)', async () => {
+    await serve(h.ctx, 'capabilities');
+    h.out.length = 0;
+    h.runner.calls.length = 0;
+    // The activity stamp is the file's mtime, i.e. real time: move the clock relative to it.
+    const last = h.state.lastActivity()!;
+    h.setNow(last + 29 * 60);
+    expect(await idleCheck(h.ctx)).toBe(0);
+    expect(json(h)).toMatchObject({ action: 'none', reasons: [expect.stringMatching(/last activity 1740 s ago \(powers off after 1800 s\)/)] });
+    expect(h.runner.calls).not.toContain('sh -c echo off');
+    h.out.length = 0;
+    h.setNow(last + 31 * 60);
+    expect(await idleCheck(h.ctx)).toBe(0);
+    expect(json(h)).toMatchObject({ action: 'poweroff', idleSeconds: 1860, exported: ['backup'], poweroff: { exitCode: 0 } });
+    expect(h.runner.calls).toContain('sh -c echo off');
+    expect(h.state.shutdownPending()).toBeUndefined(); // cleared once the command returned
+  });
+
+  it('without any activity, idle time counts from boot', async () => {
+    h.setNow(1_800_000_000); // uptime 100000 s
+    expect(await idleCheck(h.ctx)).toBe(0);
+    expect(json(h)).toMatchObject({ action: 'poweroff', idleSeconds: 100_000 });
+  });
+
+  it('an active lease keeps the box up; so does a scrub', async () => {
+    h.state.hold('job', 7200);
+    expect(await idleCheck(h.ctx)).toBe(0);
+    expect(json(h)).toMatchObject({ action: 'none', reasons: [expect.stringMatching(/lease "job"/)] });
+    expect(h.runner.calls).not.toContain('sh -c echo off');
+
+    const s = harness(box((cmd) => (cmd === 'zpool status backup' ? { stdout: STATUS_SCRUBBING } : undefined)));
+    expect(await idleCheck(s.ctx)).toBe(0);
+    expect(json(s)).toMatchObject({ action: 'none', reasons: [expect.stringMatching(/scrub is running/)] });
+  });
+
+  it('disabled with idlePoweroffMinutes: null', async () => {
+    const d = harness(box(), { idlePoweroffMinutes: null });
+    expect(await idleCheck(d.ctx)).toBe(0);
+    expect(json(d)).toMatchObject({ action: 'none', reasons: [expect.stringMatching(/disabled/)] });
+    expect(d.runner.calls).toEqual([]);
+  });
+
+  it('a failing power-off command is exit 1', async () => {
+    const f = harness(box((cmd) => (cmd === 'sh -c echo off' ? { exitCode: 5, stderr: 'Access denied\n' } : undefined)));
+    expect(await idleCheck(f.ctx)).toBe(1);
+    expect(json(f)).toMatchObject({ action: 'poweroff', poweroff: { exitCode: 5, error: 'Access denied' } });
+  });
+});
+
+describe('prune', () => {
+  const DAY = 86_400;
+  const now = Math.floor(Date.now() / 1000);
+  function inventoryText(): string {
+    const lines = ['backup/kraken\ttype\tfilesystem', 'backup/kraken\tguid\t1', 'backup/kraken\tcreatetxg\t1', 'backup/kraken\tcreation\t1', 'backup/kraken\tuserrefs\t-'];
+    lines.push('backup/kraken/x\ttype\tfilesystem', 'backup/kraken/x\tguid\t2', 'backup/kraken/x\tcreatetxg\t2', 'backup/kraken/x\tcreation\t2', 'backup/kraken/x\tuserrefs\t-');
+    // 12 daily snapshots, one held, oldest first.
+    for (let i = 11; i >= 0; i--) {
+      const n = `backup/kraken/x@d${i}`;
+      lines.push(`${n}\ttype\tsnapshot`, `${n}\tguid\t${100 + i}`, `${n}\tcreatetxg\t${100 - i}`, `${n}\tcreation\t${now - i * DAY}`, `${n}\tuserrefs\t${i === 10 ? 1 : 0}`);
+    }
+    return lines.join('\n') + '\n';
+  }
+  const reply = box((cmd) => {
+    if (cmd.startsWith('zfs get') && cmd.includes('receive_resume_token')) return { exitCode: 2, stderr: "bad property list: invalid property 'receive_resume_token'\n" };
+    if (cmd.startsWith('zfs get')) return { stdout: inventoryText() };
+    if (cmd.startsWith('zfs destroy backup/kraken/x@')) return {};
+    return undefined;
+  });
+
+  it('keeps N daily + newest + held, destroys the rest (only snapshots, only under the roots)', async () => {
+    const h = harness(reply, { retention: { daily: 3, weekly: 0, monthly: 0 } });
+    expect(await serve(h.ctx, 'prune')).toBe(0);
+    const r = json(h);
+    expect(r['destroyed']).toEqual(['backup/kraken/x@d11', 'backup/kraken/x@d9', 'backup/kraken/x@d8', 'backup/kraken/x@d7', 'backup/kraken/x@d6', 'backup/kraken/x@d5', 'backup/kraken/x@d4', 'backup/kraken/x@d3']);
+    expect(r['kept']).toEqual([
+      { snapshot: 'backup/kraken/x@d0', reasons: ['newest', 'daily'] },
+      { snapshot: 'backup/kraken/x@d1', reasons: ['daily'] },
+      { snapshot: 'backup/kraken/x@d2', reasons: ['daily'] },
+      { snapshot: 'backup/kraken/x@d10', reasons: ['held'] },
+    ]);
+    const destroys = h.runner.calls.filter((c) => c.startsWith('zfs destroy'));
+    expect(destroys).toHaveLength(8);
+    for (const c of destroys) expect(c).toMatch(/^zfs destroy backup\/kraken\/x@d\d+$/);
+  });
+
+  it('--dry-run destroys nothing; a destroy failure is exit 1 and the rest continue', async () => {
+    const dry = harness(reply, { retention: { daily: 3, weekly: 0, monthly: 0 } });
+    expect(await serve(dry.ctx, 'prune --dry-run')).toBe(0);
+    expect(json(dry)).toMatchObject({ dryRun: true });
+    expect((json(dry)['destroyed'] as string[]).length).toBe(8);
+    expect(dry.runner.calls.filter((c) => c.startsWith('zfs destroy'))).toEqual([]);
+
+    const busy = harness(
+      box((cmd) => (cmd === 'zfs destroy backup/kraken/x@d5' ? { exitCode: 1, stderr: "cannot destroy 'backup/kraken/x@d5': dataset is busy\n" } : reply(cmd))),
+      { retention: { daily: 3, weekly: 0, monthly: 0 } },
+    );
+    expect(await serve(busy.ctx, 'prune')).toBe(1);
+    expect(json(busy)['failed']).toEqual([{ snapshot: 'backup/kraken/x@d5', error: expect.stringMatching(/dataset is busy/) }]);
+    expect((json(busy)['destroyed'] as string[]).length).toBe(7);
+  });
+});
