@@ -71,11 +71,19 @@ export async function receive(ctx: AgentContext, req: Extract<Request, { verb: '
   try {
     const created = await ensureParents(ctx, req.dataset);
     if (created.length > 0) ctx.log.write(`created ${created.join(', ')} (canmount=off)`);
+    const isNew = (await ctx.runner.run(['zfs', 'list', '-H', '-o', 'name', req.dataset])).exitCode !== 0;
     const chain: string[][] = [receiveArgv(req.dataset, { unmounted: true, force: req.force, resumable: req.resumable })];
     // The same tools and arguments as the controller's side of the transfer (src/pipeline/transfer.ts).
     if (req.zstd) chain.unshift(ZSTD_DECOMPRESS);
     if (req.mbuffer) chain.unshift(MBUFFER);
-    return await ctx.stream(chain, { stdin: 'inherit', stdout: 'inherit' });
+    const code = await ctx.stream(chain, { stdin: 'inherit', stdout: 'inherit' });
+    // A backup must never mount itself at the next import or boot: mounting it (and making its children's
+    // mountpoint directories) modifies it, and the next incremental receive would then be refused.
+    if (code === 0 && isNew) {
+      const r = await ctx.runner.run(['zfs', 'set', 'canmount=noauto', req.dataset]);
+      if (r.exitCode !== 0) ctx.log.write(`could not set canmount=noauto on ${req.dataset}: ${r.stderr.trim()}`);
+    }
+    return code;
   } finally {
     unmark();
   }

@@ -43,13 +43,25 @@ export async function agentHost(runner: Runner): Promise<ZfsHost> {
     },
     // Parents are created by the agent's receive, under its roots only.
     async createParent() {},
+    // The agent sets canmount=noauto on what it receives first.
+    async keepUnmounted() {},
     rollback: unsupported('roll datasets back'),
     hold: unsupported('take ZFS holds'),
     release: unsupported('release ZFS holds'),
     async releaseSendHolds() {},
     async poolHealth(pools) {
-      const status = JSON.parse(await verb(runner, ['status'], 'status')) as { pools?: { name: string; health: string }[] };
-      return pools.map((name): PoolReport => ({ name, health: status.pools?.find((p) => p.name === name)?.health ?? 'UNKNOWN' }));
+      type AgentPool = { name: string; health: string; capacityRatio?: number | null; errors?: number | null; lastScrubEnd?: number | null };
+      const status = JSON.parse(await verb(runner, ['status'], 'status')) as { pools?: AgentPool[] };
+      return pools.map((name): PoolReport => {
+        const p = status.pools?.find((x) => x.name === name);
+        return {
+          name,
+          health: p?.health ?? 'UNKNOWN',
+          ...(typeof p?.capacityRatio === 'number' ? { capacityRatio: p.capacityRatio } : {}),
+          ...(typeof p?.errors === 'number' ? { errors: p.errors } : {}),
+          ...(typeof p?.lastScrubEnd === 'number' ? { lastScrubEnd: p.lastScrubEnd } : {}),
+        };
+      });
     },
   };
 }

@@ -5,7 +5,7 @@ import type { Step } from '../planner/types.js';
 import { LocalRunner } from '../transport/local.js';
 import type { Runner } from '../transport/runner.js';
 import type { Logger } from '../util/log.js';
-import { createParentArgv, holdArgv, poolListArgv, releaseArgv, rollbackArgv } from '../zfs/argv.js';
+import { createParentArgv, holdArgv, poolListArgv, releaseArgv, requireDataset, rollbackArgv } from '../zfs/argv.js';
 import { probeCapabilities } from '../zfs/capabilities.js';
 import { checkResult } from '../zfs/errors.js';
 import { listInventory } from '../zfs/inventory.js';
@@ -28,6 +28,8 @@ export interface ZfsHost {
   receiveCommand(target: string, opts: { force: boolean; unmounted: boolean }): string[];
   inventory(roots: readonly string[]): Promise<Inventory>;
   createParent(dataset: string): Promise<void>;
+  /** After the first (full) receive of a backup: keep it from mounting itself at the next import or boot. */
+  keepUnmounted(dataset: string): Promise<void>;
   rollback(snapshot: string): Promise<void>;
   /** Adds the hold; an existing hold with the same tag is fine. */
   hold(tag: string, snapshot: string): Promise<void>;
@@ -58,6 +60,9 @@ export function zfsHost(runner: Runner, caps: Capabilities): ZfsHost {
     },
     async rollback(snapshot) {
       await zfs(runner, rollbackArgv(snapshot, true), `roll back to ${snapshot}`);
+    },
+    async keepUnmounted(dataset) {
+      await zfs(runner, ['zfs', 'set', 'canmount=noauto', requireDataset(dataset)], `set canmount=noauto on ${dataset}`);
     },
     async hold(tag, snapshot) {
       try {

@@ -158,7 +158,7 @@ export async function shutdownBox(runner: SshRunner, host: HostConfig, agent: bo
     const r = await runner.run(agent ? ['shutdown'] : host.shutdownCommand, { timeoutMs: 60_000 });
     if (r.exitCode === 0) {
       report.shutdown = 'done';
-      log.info(`${runner.name}: shutting down${r.stdout.trim() ? ` (${firstLine(r.stdout)})` : ''}`);
+      log.info(`${runner.name}: shutting down`);
     } else if (agent) {
       report.shutdown = 'refused';
       report.shutdownDetail = firstLine(r.stderr || r.stdout);

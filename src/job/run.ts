@@ -191,6 +191,7 @@ export async function replicate(p: DatasetPlan, d: DatasetReport, srcInv: Invent
           },
         });
         bytes += r.bytes ?? last;
+        if (step.kind === 'full' && settings.unmounted) await target.keepUnmounted(p.target);
       } catch (e) {
         const pid = e instanceof PipelineError ? e.stages[0]?.pid : undefined;
         await source.releaseSendHolds(p.source, step, pid, srcInv);

@@ -2,7 +2,7 @@
 // its own zfs-fuse, hozo-agent as the forced command, a magic packet that wakes it, replication, verification, and
 // the box going back to sleep — printed as a user would see it, then cleaned up.
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { validateConfig } from '../../config/load.js';
 import { HozoError } from '../../errors.js';
@@ -63,6 +63,8 @@ export function registerDemo(program: Command, ctx: Context): void {
             leaseDirectory: join(agentDir, 'leases'),
             stateDirectory: agentDir,
             poweroffDelaySeconds: 1,
+            // The box exports its pool on shutdown; its disk is a file, so say where `prepare` finds it again.
+            importDirectories: [dirname(box.pool.image)],
           }, null, 2));
           box.setAuthorizedKeys([box.clientKeyLine(`command="${process.execPath} ${AGENT} serve --config ${agentConfig}",restrict`)]);
           ctx.out.write(`box: ${box.boxIp} (MAC ${box.mac}), pool ${box.pool.name}, hozo-agent as the forced command, asleep (sshd stopped)\n`);
@@ -107,7 +109,8 @@ export function registerDemo(program: Command, ctx: Context): void {
         await snap('demo-3');
         await cycle('run 2: two new snapshots → incremental -I, only the changes travel');
 
-        say('what the box holds now');
+        say('what the box holds now (its pool was exported at shutdown; imported here just to look)');
+        await box.exec(['zpool', 'import', '-d', dirname(box.pool.image), box.pool.name]);
         const held = await box.exec(['zfs', 'list', '-H', '-t', 'snapshot', '-o', 'name,used', '-r', root]);
         ctx.out.write((held.exitCode === 0 ? held.stdout : `nothing: ${held.stderr}`).trim() + '\n');
         say(`metrics file (node-exporter textfile collector): ${metricsDir}`);
