@@ -23,9 +23,16 @@ export async function hold(ctx: AgentContext, req: Extract<Request, { verb: 'hol
 }
 
 export async function release(ctx: AgentContext, req: Extract<Request, { verb: 'release' }>): Promise<number> {
-  const released = await ctx.state.withLock(() => ctx.state.release(req.id));
+  // The last lease going away carries out a shutdown another controller asked for while this one still worked.
+  const r = await ctx.state.withLock(async () => {
+    const released = ctx.state.release(req.id);
+    const due = ctx.state.shutdownRequested() !== undefined && ctx.state.shutdownPending() === undefined && (await blockers(ctx)).length === 0;
+    if (due) beginShutdown(ctx);
+    return { released, due };
+  });
   const leases = ctx.state.leases();
-  ctx.out(JSON.stringify({ released, id: req.id, leases: leases.map((l) => l.id) }) + '\n');
+  const shutdownReport = r.due ? await carryOutShutdown(ctx) : undefined;
+  ctx.out(JSON.stringify({ released: r.released, id: req.id, leases: leases.map((l) => l.id), ...(shutdownReport ? { shutdown: shutdownReport } : {}) }) + '\n');
   return AgentExit.OK;
 }
 
@@ -92,8 +99,14 @@ export async function shutdown(ctx: AgentContext): Promise<number> {
   const decision = await ctx.state.withLock(async () => {
     if (ctx.state.shutdownPending() !== undefined) return { already: true as const };
     const reasons = await blockers(ctx);
-    if (reasons.length > 0) return { reasons };
-    ctx.state.setShutdownPending(ctx.config.poweroffDelaySeconds + PENDING_GRACE_SECONDS);
+    if (reasons.length > 0) {
+      // Another controller's lease: remembered, so the release of the last lease (or the idle guard once leases
+      // expire) powers the box off. A receive or scrub alone is just a refusal: its controller asks again.
+      const deferred = ctx.state.leases().length > 0;
+      if (deferred) ctx.state.requestShutdown();
+      return { reasons, deferred };
+    }
+    beginShutdown(ctx);
     return { reasons: [] as string[] };
   });
   if ('already' in decision) {
@@ -101,16 +114,32 @@ export async function shutdown(ctx: AgentContext): Promise<number> {
     return AgentExit.OK;
   }
   if (decision.reasons.length > 0) {
-    ctx.out(JSON.stringify({ shutdown: false, reasons: decision.reasons }) + '\n');
-    ctx.err(`hozo-agent: shutdown refused: ${decision.reasons.join('; ')}\n`);
+    if ('deferred' in decision && decision.deferred) {
+      ctx.out(JSON.stringify({ shutdown: false, deferred: true, reasons: decision.reasons }) + '\n');
+      ctx.err(`hozo-agent: shutdown deferred until the last lease is released: ${decision.reasons.join('; ')}\n`);
+    } else {
+      ctx.out(JSON.stringify({ shutdown: false, reasons: decision.reasons }) + '\n');
+      ctx.err(`hozo-agent: shutdown refused: ${decision.reasons.join('; ')}\n`);
+    }
     return AgentExit.BUSY;
   }
+  ctx.out(JSON.stringify({ shutdown: true, ...(await carryOutShutdown(ctx)) }) + '\n');
+  return AgentExit.OK;
+}
+
+/** Under the lock: mark the power-off as pending (new holds and receives are refused from here on). */
+function beginShutdown(ctx: AgentContext): void {
+  ctx.state.clearShutdownRequest();
+  ctx.state.setShutdownPending(ctx.config.poweroffDelaySeconds + PENDING_GRACE_SECONDS);
+}
+
+/** Exports the pools and starts the power-off detached, so the SSH call that caused it returns cleanly. */
+async function carryOutShutdown(ctx: AgentContext): Promise<Record<string, unknown>> {
   const report = await exportPools(ctx);
   const delay = ctx.config.poweroffDelaySeconds;
   ctx.detach(poweroffArgv(ctx, delay), ctx.config.logFile);
   ctx.log.write(`power-off in ${delay} s: ${ctx.config.poweroffCommand.join(' ')}`);
-  ctx.out(JSON.stringify({ shutdown: true, poweroffInSeconds: delay, poweroffCommand: ctx.config.poweroffCommand, ...report }) + '\n');
-  return AgentExit.OK;
+  return { poweroffInSeconds: delay, poweroffCommand: ctx.config.poweroffCommand, ...report };
 }
 
 // --- the idle guard --------------------------------------------------------------------------------------------
@@ -138,10 +167,16 @@ export async function idleCheck(ctx: AgentContext): Promise<number> {
     const idleSeconds = since.length > 0 ? Math.max(0, now - Math.max(...since)) : null;
     const reasons: string[] = [];
     if (s.shutdownPending() !== undefined) reasons.push('a shutdown is already pending');
-    if (idleSeconds === null) reasons.push('cannot tell how long the box has been idle (no activity file, no /proc/uptime)');
+    const requested = s.shutdownRequested() !== undefined;
+    if (requested) {
+      // A controller asked for the power-off; only leases or work in progress held it back.
+    } else if (idleSeconds === null) reasons.push('cannot tell how long the box has been idle (no activity file, no /proc/uptime)');
     else if (idleSeconds < threshold) reasons.push(`last activity ${Math.round(idleSeconds)} s ago (powers off after ${Math.round(threshold)} s)`);
     if (reasons.length === 0) reasons.push(...(await blockers(ctx)));
-    if (reasons.length === 0) s.setShutdownPending(PENDING_GRACE_SECONDS);
+    if (reasons.length === 0) {
+      s.clearShutdownRequest();
+      s.setShutdownPending(PENDING_GRACE_SECONDS);
+    }
     return {
       action: reasons.length === 0 ? 'poweroff' : 'none',
       reasons,

@@ -143,6 +143,9 @@ export class AgentState {
   private get pendingFile(): string {
     return join(this.leaseDirectory, '.shutdown-pending');
   }
+  private get requestFile(): string {
+    return join(this.leaseDirectory, '.shutdown-requested');
+  }
   get shutdownPendingPath(): string {
     return this.pendingFile;
   }
@@ -323,6 +326,26 @@ export class AgentState {
     const p = { at, until: at + graceSeconds };
     writeAtomic(this.pendingFile, JSON.stringify(p) + '\n');
     return p;
+  }
+
+  // --- deferred shutdown request: a controller asked while others still held leases ---
+
+  /** A shutdown asked for while something still needed the box, since this boot. */
+  shutdownRequested(): number | undefined {
+    const v = readJson(this.requestFile);
+    if (!isRecord(v) || typeof v['at'] !== 'number') return undefined;
+    const boot = this.bootTime();
+    if (boot !== undefined && v['at'] < boot - 5) return undefined;
+    return v['at'];
+  }
+
+  requestShutdown(): void {
+    mkdirSync(this.leaseDirectory, { recursive: true, mode: 0o750 });
+    writeAtomic(this.requestFile, JSON.stringify({ at: this.now() }) + '\n');
+  }
+
+  clearShutdownRequest(): void {
+    rmSync(this.requestFile, { force: true });
   }
 
   clearShutdownPending(): void {

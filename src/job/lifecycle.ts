@@ -19,7 +19,8 @@ export interface HostReport {
   wakeSeconds?: number;
   /** Seconds from ready (or connection) to the shutdown request / end of the run. */
   awakeSeconds?: number;
-  shutdown: 'done' | 'skipped' | 'refused' | 'failed' | 'not-configured';
+  /** deferred: the agent will power off when the last other controller's lease is released. */
+  shutdown: 'done' | 'deferred' | 'skipped' | 'refused' | 'failed' | 'not-configured';
   shutdownDetail?: string;
 }
 
@@ -133,6 +134,14 @@ export async function bringUp(config: Config, hostName: string, job: JobConfig |
           if (agent && opts.lease !== false) {
             const r = await runner.run(['release', id]).catch((e: unknown) => ({ exitCode: -1, stdout: '', stderr: String(e) }));
             if (r.exitCode !== 0) l.warn(`${hostName}: could not release lease ${id}: ${r.stderr.trim()}`);
+            else if (releaseStartedShutdown(r.stdout)) {
+              // Ours was the last lease and another controller had asked for the power-off: the box is going down.
+              report.awakeSeconds = (clock.now() - readyAt) / 1000 + (report.wakeSeconds ?? 0);
+              report.shutdown = 'done';
+              report.shutdownDetail = 'powered off on the release of the last lease (requested by another controller)';
+              l.info(`${hostName}: shutting down (last lease released)`);
+              return;
+            }
           }
           report.awakeSeconds = (clock.now() - readyAt) / 1000 + (report.wakeSeconds ?? 0);
           const wanted = (j?.shutdownAfter ?? true) && (report.woke || host.shutdownIfAwake);
@@ -160,9 +169,9 @@ export async function shutdownBox(runner: SshRunner, host: HostConfig, agent: bo
       report.shutdown = 'done';
       log.info(`${runner.name}: shutting down`);
     } else if (agent) {
-      report.shutdown = 'refused';
-      report.shutdownDetail = firstLine(r.stderr || r.stdout);
-      log.info(`${runner.name} stays up: ${report.shutdownDetail}`);
+      report.shutdown = /"deferred":true/.test(r.stdout) ? 'deferred' : 'refused';
+      report.shutdownDetail = firstLine(r.stderr || r.stdout).replace(/^hozo-agent: /, '');
+      log.info(`${runner.name} stays up for now: ${report.shutdownDetail}`);
     } else {
       report.shutdown = 'failed';
       report.shutdownDetail = firstLine(r.stderr || r.stdout);
@@ -177,6 +186,14 @@ export async function shutdownBox(runner: SshRunner, host: HostConfig, agent: bo
     report.shutdown = 'failed';
     report.shutdownDetail = (e as Error).message;
     log.warn(`${runner.name}: shutdown failed: ${report.shutdownDetail}`);
+  }
+}
+
+function releaseStartedShutdown(stdout: string): boolean {
+  try {
+    return (JSON.parse(stdout) as { shutdown?: unknown }).shutdown !== undefined;
+  } catch {
+    return false;
   }
 }
 

@@ -288,6 +288,9 @@ describe('serve: accepted verbs run exactly their commands', () => {
       'zfs list -H -o name backup/kraken',
       'zfs create -p -o canmount=off backup/kraken/host',
       'zfs create -p -o canmount=off backup/kraken/host/data',
+      'zfs list -H -o name backup/kraken/host/data/home',
+      // A first receive: the new backup must not mount itself at the next import or boot.
+      'zfs set canmount=noauto backup/kraken/host/data/home',
     ]);
     expect(h.streams).toEqual([{ chain: [['zfs', 'receive', '-u', '-s', 'backup/kraken/host/data/home']], opts: { stdin: 'inherit', stdout: 'inherit' } }]);
     expect(during).toEqual(['backup/kraken/host/data/home']);
@@ -407,8 +410,8 @@ describe('leases, shutdown and the pending marker', () => {
     expect(json(h)).toMatchObject({ held: true, lease: { id: 'ctl-a', expires: 1_800_000_060 }, leases: ['ctl-a'] });
     h.out.length = 0;
     expect(await serve(h.ctx, 'shutdown')).toBe(3);
-    expect(json(h)).toEqual({ shutdown: false, reasons: ['lease "ctl-a" is held for 60 more seconds'] });
-    expect(h.err.join('')).toMatch(/shutdown refused: lease "ctl-a"/);
+    expect(json(h)).toEqual({ shutdown: false, deferred: true, reasons: ['lease "ctl-a" is held for 60 more seconds'] });
+    expect(h.err.join('')).toMatch(/shutdown deferred until the last lease is released: lease "ctl-a"/);
     expect(h.detached).toEqual([]);
     h.setNow(1_800_000_061); // expired
     h.out.length = 0;
@@ -422,7 +425,12 @@ describe('leases, shutdown and the pending marker', () => {
     await serve(h.ctx, 'hold b 600');
     await serve(h.ctx, 'release a');
     expect(await serve(h.ctx, 'shutdown')).toBe(3);
+    expect(h.detached).toEqual([]);
+    // The deferred request is carried out by the release of the last lease.
+    h.out.length = 0;
     await serve(h.ctx, 'release b');
+    expect(json(h)).toMatchObject({ released: true, leases: [], shutdown: { poweroffInSeconds: 3 } });
+    expect(h.detached).toHaveLength(1);
     expect(await serve(h.ctx, 'shutdown')).toBe(0);
     expect(h.detached).toHaveLength(1);
   });

@@ -1,8 +1,8 @@
 // `hozo demo`: a whole real cycle on this machine — file-backed pools, a sleeping box in a network namespace with
 // its own zfs-fuse, hozo-agent as the forced command, a magic packet that wakes it, replication, verification, and
 // the box going back to sleep — printed as a user would see it, then cleaned up.
-import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import type { Command } from 'commander';
 import { validateConfig } from '../../config/load.js';
 import { HozoError } from '../../errors.js';
@@ -11,7 +11,6 @@ import { runJob } from '../../job/run.js';
 import type { Context } from '../context.js';
 import { renderReport } from '../render.js';
 
-const AGENT = resolve(import.meta.dirname, '../../../agent/main.js');
 
 export function registerDemo(program: Command, ctx: Context): void {
   program
@@ -48,25 +47,11 @@ export function registerDemo(program: Command, ctx: Context): void {
         };
         await snap('demo-1');
 
-        const agent = existsSync(AGENT);
+        const { agentBuilt, installAgent } = await import('../../lab/agent.js');
+        const agent = agentBuilt();
         const root = `${box.pool.name}/kraken`;
         if (agent) {
-          const agentDir = join(lab.dir, 'agent');
-          mkdirSync(agentDir, { recursive: true });
-          const agentConfig = join(agentDir, 'config.json');
-          writeFileSync(agentConfig, JSON.stringify({
-            roots: [root],
-            retention: { daily: 7, weekly: 4, monthly: 6 },
-            idlePoweroffMinutes: 30,
-            // The box is this very machine: "power off" stops the box's sshd, which is what asleep means here.
-            poweroffCommand: box.sleepCommand,
-            leaseDirectory: join(agentDir, 'leases'),
-            stateDirectory: agentDir,
-            poweroffDelaySeconds: 1,
-            // The box exports its pool on shutdown; its disk is a file, so say where `prepare` finds it again.
-            importDirectories: [dirname(box.pool.image)],
-          }, null, 2));
-          box.setAuthorizedKeys([box.clientKeyLine(`command="${process.execPath} ${AGENT} serve --config ${agentConfig}",restrict`)]);
+          installAgent(box, { roots: [root] });
           ctx.out.write(`box: ${box.boxIp} (MAC ${box.mac}), pool ${box.pool.name}, hozo-agent as the forced command, asleep (sshd stopped)\n`);
         }
         const metricsDir = join(lab.dir, 'metrics');

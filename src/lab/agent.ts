@@ -1,0 +1,52 @@
+// Puts hozo-agent on a lab box as the forced command of the lab's client key, with a harmless power-off (the box
+// is this machine: "off" stops the box's sshd). Used by `hozo demo`, the e2e tests and the benchmark.
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import type { Box } from './box.js';
+
+// From dist/src/lab this is dist/agent/main.js; from the TypeScript sources (tests) the built copy in dist/.
+export const AGENT_MAIN = [resolve(import.meta.dirname, '../../agent/main.js'), resolve(import.meta.dirname, '../../dist/agent/main.js')].find((p) => existsSync(p)) ?? resolve(import.meta.dirname, '../../agent/main.js');
+
+export interface LabAgentOptions {
+  readonly roots: readonly string[];
+  readonly idlePoweroffMinutes?: number | null;
+  readonly poweroffDelaySeconds?: number;
+  /** Extra agent config fields. */
+  readonly extra?: Record<string, unknown>;
+}
+
+export interface LabAgent {
+  readonly configPath: string;
+  readonly dir: string;
+}
+
+export function agentBuilt(): boolean {
+  return AGENT_MAIN.endsWith('.js') && existsSync(AGENT_MAIN);
+}
+
+export function installAgent(box: Box, opts: LabAgentOptions): LabAgent {
+  const dir = join(box.dir, 'agent');
+  mkdirSync(dir, { recursive: true });
+  const configPath = join(dir, 'config.json');
+  writeFileSync(
+    configPath,
+    JSON.stringify(
+      {
+        roots: opts.roots,
+        retention: { daily: 7, weekly: 4, monthly: 6 },
+        idlePoweroffMinutes: opts.idlePoweroffMinutes === undefined ? 30 : opts.idlePoweroffMinutes,
+        poweroffCommand: box.sleepCommand,
+        leaseDirectory: join(dir, 'leases'),
+        stateDirectory: dir,
+        poweroffDelaySeconds: opts.poweroffDelaySeconds ?? 1,
+        // The box exports its pool on shutdown; its disk is a file, so `prepare` must know where to look.
+        importDirectories: [dirname(box.pool.image)],
+        ...opts.extra,
+      },
+      null,
+      2,
+    ),
+  );
+  box.setAuthorizedKeys([box.clientKeyLine(`command="${process.execPath} ${AGENT_MAIN} serve --config ${configPath}",restrict`)]);
+  return { configPath, dir };
+}

@@ -1,0 +1,182 @@
+// The whole lifecycle against a sleeping box: a network namespace with its own zfs-fuse, a wake listener playing the
+// NIC firmware (starts sshd when a real magic packet for its MAC arrives on the subnet broadcast), hozo-agent as the
+// forced command, and "power off" = stopping the box's sshd (the box is this machine; nothing is ever powered off).
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { agentBuilt, installAgent } from '../../src/lab/agent.js';
+import { createLab, labPrerequisites, type Lab } from '../../src/lab/lab.js';
+import { hozo, hozoJson, startHozo, writeConfig } from '../helpers/hozo.js';
+
+const missing = [...labPrerequisites(), ...(agentBuilt() ? [] : ['a built agent (npm run build)'])];
+if (missing.length > 0) console.warn(`SKIP: tests/e2e/lifecycle.test.ts needs ${missing.join(', ')}`);
+
+const promtool = (await execa('promtool', ['--version'], { reject: false })).exitCode === 0;
+if (!promtool) console.warn('SKIP: promtool checks in tests/e2e/lifecycle.test.ts (install Debian package prometheus)');
+
+describe.skipIf(missing.length > 0)('wake → ready → replicate → verify → shutdown against a sleeping box', () => {
+  let lab: Lab;
+  let src: string;
+  let metricsDir: string;
+  let n = 0;
+  const root = () => `${lab.box.pool.name}/kraken`;
+
+  async function snapshot(...datasets: string[]): Promise<string> {
+    const name = `e${++n}`;
+    for (const ds of datasets) await lab.hostZfs(['snapshot', `${src}/${ds}@${name}`]);
+    return name;
+  }
+  function config(name: string, patch: { host?: Record<string, unknown>; jobs?: Record<string, unknown>[] } = {}): string {
+    return writeConfig(lab.dir, {
+      stateDirectory: join(lab.dir, `state-${name}`),
+      metrics: { textfileDirectory: metricsDir },
+      hosts: { offsite: { ...lab.box.hostConfig(), readyTimeout: 30, shutdown: 'agent', ...patch.host } },
+      jobs: patch.jobs ?? [{ name, host: 'offsite', retries: 0, datasets: [{ source: `${src}/home`, target: `${root()}/home` }] }],
+    }, `${name}.yaml`);
+  }
+  const asleep = async () => !(await lab.box.sshPortOpen(300));
+  async function waitAsleep(): Promise<boolean> {
+    for (let i = 0; i < 60; i++) {
+      if (await asleep()) return true;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return false;
+  }
+  const metric = (job: string, name: string) => {
+    const text = readFileSync(join(metricsDir, `hozo_${job}.prom`), 'utf8');
+    const line = text.split('\n').find((l) => l.startsWith(name + '{'));
+    return line === undefined ? undefined : Number(line.split(' ').pop());
+  };
+
+  beforeAll(async () => {
+    lab = await createLab({ id: 'e2e', sshd: false, wakeListener: { startSshd: true, bootDelayMs: 800 } });
+    src = lab.source.name;
+    metricsDir = join(lab.dir, 'metrics');
+    mkdirSync(metricsDir, { recursive: true });
+    for (const ds of ['home', 'media']) await lab.hostZfs(['create', `${src}/${ds}`]);
+    writeFileSync(join(lab.source.mountpoint, 'home/notes.txt'), 'hello\n');
+    await execa('sh', ['-c', `head -c 96M /dev/urandom > ${join(lab.source.mountpoint, 'media/video.bin')}`]);
+    installAgent(lab.box, { roots: [root()] });
+  });
+
+  afterAll(async () => {
+    await lab?.destroy();
+  });
+
+  it('wakes the sleeping box with a real magic packet, replicates, verifies and puts it back to sleep', async () => {
+    expect(await asleep()).toBe(true);
+    await snapshot('home');
+    const cfg = config('nightly');
+    const events = lab.box.wakeEvents().length;
+    const { exitCode, json } = await hozoJson(cfg, 'run', 'nightly');
+    expect(exitCode).toBe(0);
+    expect(json.result).toBe('ok');
+    expect(lab.box.wakeEvents().length).toBeGreaterThan(events);
+    expect(json.hosts[0]).toMatchObject({ name: 'offsite', woke: true, awakeBefore: false, shutdown: 'done' });
+    expect(json.hosts[0].wakeSeconds).toBeGreaterThan(0.5);
+    expect(json.datasets[0]).toMatchObject({ result: 'sent', verified: true, plan: 'create parent backup/kraken, then full @e1' });
+    expect(await waitAsleep()).toBe(true);
+    expect(metric('nightly', 'hozo_job_last_run_success')).toBe(1);
+    expect(metric('nightly', 'hozo_host_wake_seconds')).toBeCloseTo(json.hosts[0].wakeSeconds, 2);
+    if (promtool) expect((await execa('promtool', ['check', 'metrics'], { input: readFileSync(join(metricsDir, 'hozo_nightly.prom')), reject: false })).exitCode).toBe(0);
+  });
+
+  it('wakes it again for an incremental run (the box re-imports its exported pool)', async () => {
+    writeFileSync(join(lab.source.mountpoint, 'home/notes.txt'), 'hello again\n');
+    await snapshot('home');
+    const { exitCode, json } = await hozoJson(config('nightly'), 'run', 'nightly');
+    expect(exitCode).toBe(0);
+    expect(json.datasets[0]).toMatchObject({ result: 'sent', plan: '-I @e1 → @e2', snapshotsSent: ['e2'] });
+    expect(json.hosts[0].shutdown).toBe('done');
+    expect(await waitAsleep()).toBe(true);
+  });
+
+  it('status does not wake a sleeping box; wake --wait and shutdown do what they say', async () => {
+    const cfg = config('nightly');
+    const st = await hozoJson(cfg, 'status');
+    expect(st.exitCode).toBe(0);
+    expect(st.json.hosts[0]).toMatchObject({ name: 'offsite', awake: false });
+    expect(st.json.jobs[0].state.lastRun.result).toBe('ok');
+    expect(await asleep()).toBe(true);
+    const w = await hozo(cfg, 'wake', 'offsite', '--wait');
+    expect(w.exitCode).toBe(0);
+    expect(w.stdout).toMatch(/ready after/);
+    expect(await lab.box.sshPortOpen(1000)).toBe(true);
+    const awake = await hozoJson(cfg, 'status');
+    expect(awake.json.hosts[0].awake).toBe(true);
+    expect(awake.json.hosts[0].pools[0]).toMatchObject({ name: lab.box.pool.name, health: 'ONLINE' });
+    const s = await hozo(cfg, 'shutdown', 'offsite');
+    expect(s.exitCode).toBe(0);
+    expect(await waitAsleep()).toBe(true);
+  });
+
+  it('a box that is already awake is used and left awake', async () => {
+    await lab.box.startSshd();
+    await snapshot('home');
+    const { exitCode, json } = await hozoJson(config('nightly'), 'run', 'nightly');
+    expect(exitCode).toBe(0);
+    expect(json.hosts[0]).toMatchObject({ awakeBefore: true, woke: false, shutdown: 'skipped' });
+    expect(await lab.box.sshPortOpen(1000)).toBe(true);
+    await lab.box.stopSshd();
+  });
+
+  it('the controller key cannot destroy backups: the agent refuses zfs destroy and it changes nothing', async () => {
+    await lab.box.startSshd();
+    try {
+      const before = await lab.box.zfs(['list', '-H', '-t', 'snapshot', '-o', 'name', '-r', root()]);
+      for (const cmd of [['zfs', 'destroy', '-r', `${root()}/home`], ['sh', '-c', 'id'], ['receive', '-u', 'otherpool/x']]) {
+        const r = await lab.box.ssh(cmd);
+        expect(r.exitCode).toBe(2);
+        expect(r.stderr).toContain('refused');
+      }
+      expect(await lab.box.zfs(['list', '-H', '-t', 'snapshot', '-o', 'name', '-r', root()])).toBe(before);
+    } finally {
+      await lab.box.stopSshd();
+    }
+  });
+
+  it('a box that never wakes: exit 3 within readyTimeout, a clear message, and metrics still written', async () => {
+    await lab.box.stopWakeListener();
+    try {
+      const cfg = config('nightly', { host: { readyTimeout: 3 } });
+      const t0 = Date.now();
+      const r = await hozo(cfg, 'run', 'nightly');
+      const seconds = (Date.now() - t0) / 1000;
+      expect(r.exitCode).toBe(3);
+      expect(seconds).toBeLessThan(10);
+      expect(r.stderr + r.stdout).toContain('did not become ready within 3s: its SSH port never opened (did the magic packet reach it?');
+      expect(metric('nightly', 'hozo_job_last_run_success')).toBe(0);
+      expect(metric('nightly', 'hozo_job_last_success_timestamp_seconds')).toBeGreaterThan(0);
+      if (promtool) expect((await execa('promtool', ['check', 'metrics'], { input: readFileSync(join(metricsDir, 'hozo_nightly.prom')), reject: false })).exitCode).toBe(0);
+    } finally {
+      await lab.box.startWakeListener({ startSshd: true, bootDelayMs: 800 });
+    }
+  });
+
+  it('two controllers sharing the box: it powers off only after both have finished', async () => {
+    await snapshot('home');
+    await snapshot('media');
+    const a = config('ctl-a', { jobs: [{ name: 'ctl-a', host: 'offsite', retries: 0, datasets: [{ source: `${src}/home`, target: `${root()}/a/home` }] }] });
+    const b = config('ctl-b', { jobs: [{ name: 'ctl-b', host: 'offsite', retries: 0, datasets: [{ source: `${src}/media`, target: `${root()}/b/media` }] }] });
+    const pa = startHozo(a, ['run', 'ctl-a', '--json']);
+    // b starts once the box is awake (a woke it), so b finds it awake: only a's "we woke it" may shut it down,
+    // and the agent must refuse while b still holds its lease.
+    for (let i = 0; i < 100 && !(await lab.box.sshPortOpen(200)); i++) await new Promise((r) => setTimeout(r, 100));
+    const pb = startHozo(b, ['run', 'ctl-b', '--json']);
+    const [ra, rb] = await Promise.all([pa, pb]);
+    const ja = JSON.parse(String(ra.stdout));
+    const jb = JSON.parse(String(rb.stdout));
+    expect([ra.exitCode, rb.exitCode]).toEqual([0, 0]);
+    expect(ja.hosts[0].woke).toBe(true);
+    expect(jb.hosts[0].awakeBefore).toBe(true);
+    // a finished first (small dataset): the agent deferred its shutdown because of b's lease …
+    expect(ja.hosts[0].shutdown).toBe('deferred');
+    expect(ja.hosts[0].shutdownDetail).toMatch(/lease/);
+    // … and carried it out when b released the last lease (b found the box awake and would not have shut it down).
+    expect(jb.hosts[0].shutdown).toBe('done');
+    expect(jb.hosts[0].shutdownDetail).toContain('last lease');
+    expect(await waitAsleep()).toBe(true);
+    expect(readdirSync(join(lab.box.dir, 'agent', 'leases')).filter((f) => f.endsWith('.json'))).toEqual([]);
+  });
+});
