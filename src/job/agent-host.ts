@@ -31,6 +31,10 @@ export async function agentHost(runner: Runner): Promise<ZfsHost> {
         ? ['send', `${dataset}@${step.snapshot.name}`]
         : ['send', step.intermediates ? '-I' : '-i', `${dataset}@${step.from.name}`, `${dataset}@${step.to.name}`];
     },
+    // Restores from the box: no size estimate through the agent.
+    async estimate() {
+      return undefined;
+    },
     receiveCommand(target, opts) {
       return ['receive', ...(opts.unmounted ? ['-u'] : []), ...(opts.force ? ['-F'] : []), target];
     },

@@ -14,6 +14,7 @@ import type { PoolReport } from './report.js';
 import { agentHost } from './agent-host.js';
 import { bringUp, type BoxSession } from './lifecycle.js';
 import { receiveArgvFor, sendArgvFor } from './steps.js';
+import { parseSendEstimate } from '../pipeline/progress.js';
 
 export interface ZfsHost {
   readonly name: string;
@@ -24,6 +25,8 @@ export interface ZfsHost {
   readonly remotePipelines: boolean;
   /** argv that sends one planned step of `dataset` from this host. */
   sendCommand(dataset: string, step: Step): string[];
+  /** Size of the stream `sendCommand` would produce (OpenZFS `send -nP`), for an ETA; undefined when unknown. */
+  estimate(dataset: string, step: Step): Promise<number | undefined>;
   /** argv that receives a stream into `target` on this host. */
   receiveCommand(target: string, opts: { force: boolean; unmounted: boolean }): string[];
   inventory(roots: readonly string[]): Promise<Inventory>;
@@ -53,6 +56,11 @@ export function zfsHost(runner: Runner, caps: Capabilities): ZfsHost {
     warnings,
     remotePipelines: true,
     sendCommand: (dataset, step) => sendArgvFor(dataset, step, caps),
+    async estimate(dataset, step) {
+      if (!caps.sendFlags.has('n') || !caps.sendFlags.has('P')) return undefined;
+      const r = await runner.run(sendArgvFor(dataset, step, caps, true), { timeoutMs: 60_000 });
+      return r.exitCode === 0 ? parseSendEstimate(r.stdout + '\n' + r.stderr) : undefined;
+    },
     receiveCommand: (target, opts) => receiveArgvFor(target, opts),
     inventory: (roots) => listInventory(runner, [...new Set(roots)], caps),
     async createParent(dataset) {

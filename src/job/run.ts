@@ -6,6 +6,7 @@ import { planJob } from '../planner/plan.js';
 import type { DatasetPlan, DatasetSpec, Policy } from '../planner/types.js';
 import { PipelineError, runPipeline } from '../pipeline/pipeline.js';
 import { buildTransfer } from '../pipeline/transfer.js';
+import { progressReporter } from '../pipeline/progress.js';
 import { formatBytes, type Logger } from '../util/log.js';
 import type { Inventory } from '../zfs/types.js';
 import { describePlan, snapshotsOf } from './describe.js';
@@ -180,14 +181,13 @@ export async function replicate(p: DatasetPlan, d: DatasetReport, srcInv: Invent
       });
       for (const w of transfer.degraded) log.warn(w);
       let last = 0;
-      const stepStart = Date.now();
+      const report = progressReporter(log, p.source, await source.estimate(p.source, step));
       try {
         const r = await runPipeline(transfer.stages, {
           ...(transfer.counterStage !== undefined ? { counterStage: transfer.counterStage } : {}),
           onBytes: (n) => {
             last = n;
-            const secs = (Date.now() - stepStart) / 1000;
-            log.progress(`${p.source}: ${formatBytes(n)} ${secs > 0 ? formatBytes(n / secs) + '/s' : ''}`);
+            report(n);
           },
         });
         bytes += r.bytes ?? last;

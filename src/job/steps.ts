@@ -3,12 +3,13 @@ import type { Step } from '../planner/types.js';
 import { receiveArgv, sendArgv } from '../zfs/argv.js';
 import type { Capabilities } from '../zfs/types.js';
 
-export function sendArgvFor(dataset: string, step: Step, caps: Capabilities): string[] {
+export function sendArgvFor(dataset: string, step: Step, caps: Capabilities, estimateOnly = false): string[] {
   // Keep blocks as stored where both the format and the sender allow it: less CPU, same bytes on disk.
   const opts = {
     ...(caps.sendFlags.has('L') ? { largeBlock: true } : {}),
     ...(caps.sendFlags.has('e') ? { embedded: true } : {}),
     ...(caps.sendFlags.has('c') ? { compressed: true } : {}),
+    ...(estimateOnly ? { dryRunParsable: true } : {}),
   };
   return step.kind === 'full'
     ? sendArgv({ kind: 'full', snapshot: `${dataset}@${step.snapshot.name}` }, opts)

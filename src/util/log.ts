@@ -12,6 +12,8 @@ export interface Logger {
   debug(msg: string): void;
   /** A transient progress line (only drawn on a TTY). */
   progress(msg: string): void;
+  /** true when progress lines are drawn (a TTY, not journald). */
+  readonly interactive: boolean;
 }
 
 export interface LoggerOptions {
@@ -50,6 +52,7 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
     }
   };
   return {
+    interactive: tty && !opts.quiet,
     error: (m) => emit('error', m),
     warn: (m) => emit('warn', m),
     info: (m) => emit('info', m),
@@ -62,7 +65,7 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
   };
 }
 
-export const silentLogger: Logger = { error() {}, warn() {}, info() {}, debug() {}, progress() {} };
+export const silentLogger: Logger = { interactive: false, error() {}, warn() {}, info() {}, debug() {}, progress() {} };
 
 export function formatBytes(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
