@@ -17,7 +17,7 @@ export function magicPacket(mac: string): Buffer {
 }
 
 /** Sends `packets` magic packets (wake_on_lan sends nothing for a single packet to a broadcast address). */
-export function sendMagicPacket(mac: string, address: string, port: number, packets = 3): Promise<void> {
+export async function sendMagicPacket(mac: string, address: string, port: number, packets = 3): Promise<void> {
   magicPacket(mac);
   if (address === '255.255.255.255') {
     // The limited broadcast leaves through whatever interface the route picks: name the LAN's broadcast instead.

@@ -362,7 +362,7 @@ describe.skipIf(!NIXPKGS_LIB)('NixOS modules (lib.evalModules with stubbed NixOS
       expect(ev.agent.extraPools).toEqual(['backup', 'vault']);
     });
 
-    it('has a poweroff unit that polkit lets user hozo start, and nothing else', () => {
+    it('has a power-off unit that polkit lets user hozo start, and nothing else', () => {
       expect(ev.agent.services['hozo-poweroff']!.serviceConfig).toMatchObject({
         Type: 'oneshot',
         ExecStart: expect.stringMatching(/\/bin\/systemctl --no-block poweroff$/),
