@@ -67,3 +67,21 @@ export function toErrorInfo(e: unknown): ErrorInfo {
   }
   return { code: 'INTERNAL', message: e instanceof Error ? e.message : String(e) };
 }
+
+/** An empty report for a run that starts now. */
+export function startReport(job: string, host: string, dryRun: boolean, started = Date.now()): JobReport {
+  return {
+    job, host, dryRun, startedAt: new Date(started).toISOString(), finishedAt: '', seconds: 0,
+    result: 'ok', datasets: [], targetPools: [], hosts: [], bytes: 0, warnings: [],
+  };
+}
+
+/** Totals, duration and the overall result once every dataset has its outcome. */
+export function closeReport(report: JobReport, hosts: readonly HostReport[]): JobReport {
+  report.hosts.push(...hosts);
+  report.finishedAt = new Date().toISOString();
+  report.seconds = (Date.parse(report.finishedAt) - Date.parse(report.startedAt)) / 1000;
+  report.bytes = report.datasets.reduce((n, d) => n + (d.bytes ?? 0), 0);
+  if (report.result === 'ok' && report.datasets.some((d) => d.result === 'failed' || d.result === 'conflict')) report.result = 'failed';
+  return report;
+}

@@ -8,7 +8,7 @@ import type { Dataset } from '../zfs/types.js';
 import type { Logger } from '../util/log.js';
 import { openHosts } from './hosts.js';
 import { acquireJobLock } from './lock.js';
-import { toErrorInfo, type JobReport } from './report.js';
+import { closeReport, startReport, toErrorInfo, type JobReport } from './report.js';
 import { initialReport, replicate, verify } from './run.js';
 
 export interface RestoreOptions {
@@ -54,11 +54,7 @@ export async function restore(config: Config, job: JobConfig, opts: RestoreOptio
   }
   const remote = remoteNameFor(job, opts.dataset);
   const dest = opts.to ?? opts.dataset;
-  const started = Date.now();
-  const report: JobReport = {
-    job: job.name, host: job.host, dryRun: false, startedAt: new Date(started).toISOString(), finishedAt: '', seconds: 0,
-    result: 'ok', datasets: [], targetPools: [], hosts: [], bytes: 0, warnings: [],
-  };
+  const report = startReport(job.name, job.host, false);
   // A restore and a backup of the same job must not interleave.
   const lock = acquireJobLock(config.stateDirectory, job.name);
   let hosts: Awaited<ReturnType<typeof openHosts>> | undefined;
@@ -97,12 +93,8 @@ export async function restore(config: Config, job: JobConfig, opts: RestoreOptio
     if (e instanceof HozoError && (e.code === 'RESTORE_REFUSED' || e.code === 'USAGE')) throw e;
   } finally {
     await hosts?.close();
-    if (hosts?.session !== undefined) report.hosts.push(hosts.session.report);
     lock.release();
-    report.finishedAt = new Date().toISOString();
-    report.seconds = (Date.now() - started) / 1000;
-    report.bytes = report.datasets.reduce((n, x) => n + (x.bytes ?? 0), 0);
-    if (report.result === 'ok' && report.datasets.some((x) => x.result === 'failed' || x.result === 'conflict')) report.result = 'failed';
+    closeReport(report, hosts?.session !== undefined ? [hosts.session.report] : []);
   }
   return report;
 }

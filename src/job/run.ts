@@ -12,7 +12,7 @@ import type { Inventory } from '../zfs/types.js';
 import { describePlan, snapshotsOf } from './describe.js';
 import { openHosts, type JobHosts, type ZfsHost } from './hosts.js';
 import { acquireJobLock } from './lock.js';
-import { toErrorInfo, type DatasetReport, type JobReport } from './report.js';
+import { closeReport, startReport, toErrorInfo, type DatasetReport, type JobReport } from './report.js';
 import type { JobState } from '../state/state.js';
 
 export interface RunOptions {
@@ -36,21 +36,7 @@ export function jobSpecs(job: JobConfig): DatasetSpec[] {
 
 export async function runJob(config: Config, job: JobConfig, opts: RunOptions): Promise<JobReport> {
   const { log } = opts;
-  const started = Date.now();
-  const report: JobReport = {
-    job: job.name,
-    host: job.host,
-    dryRun: opts.dryRun === true || opts.planOnly === true,
-    startedAt: new Date(started).toISOString(),
-    finishedAt: '',
-    seconds: 0,
-    result: 'ok',
-    datasets: [],
-    targetPools: [],
-    hosts: [],
-    bytes: 0,
-    warnings: [],
-  };
+  const report = startReport(job.name, job.host, opts.dryRun === true || opts.planOnly === true);
   const lock = report.dryRun ? undefined : acquireJobLock(config.stateDirectory, job.name);
   let hosts: JobHosts | undefined;
   try {
@@ -114,12 +100,8 @@ export async function runJob(config: Config, job: JobConfig, opts: RunOptions): 
     report.result = isHozoError(e) && ['HOST_UNREACHABLE', 'SSH_AUTH', 'SSH_HOST_KEY'].includes(e.code) ? 'unreachable' : 'error';
   } finally {
     await hosts?.close();
-    if (hosts?.session !== undefined) report.hosts.push(hosts.session.report);
     lock?.release();
-    report.finishedAt = new Date().toISOString();
-    report.seconds = (Date.now() - started) / 1000;
-    report.bytes = report.datasets.reduce((n, d) => n + (d.bytes ?? 0), 0);
-    if (report.result === 'ok' && report.datasets.some((d) => d.result === 'failed' || d.result === 'conflict')) report.result = 'failed';
+    closeReport(report, hosts?.session !== undefined ? [hosts.session.report] : []);
   }
   return report;
 }
