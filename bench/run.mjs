@@ -6,12 +6,19 @@
 //   2. No-op runs over 200 datasets (one recursive parent): hozo vs `syncoid --recursive`, N repeats each; wall time,
 //      SSH connections and sessions (from the box's sshd log), and, in one extra untimed pass with PATH shims, the
 //      number of zfs commands each side ran.
+//   3. The lifecycle against a sleeping box (issue 3, "Speed"): the box's sshd is stopped, a wake listener in its
+//      namespace starts sshd a simulated boot delay after a real magic packet, hozo-agent is the forced command, and
+//      `hozo run` wakes the box, waits until ready, sends a small incremental and shuts it down (the agent stops
+//      the box's sshd). N rounds; measured on the box's side, with this machine's clock (the box is this machine):
+//      sshd listening → the controller's first command, and box awake (port open → port closed) minus transfer.
 //
 // Writes bench/results/latest.json (gitignored). Knobs (env): BENCH_SIZE_MB (400), BENCH_DATASETS (200), BENCH_N (3),
-// BENCH_SYNCOID_COMPRESS (none), BENCH_LAB_ID (bench). The box is this machine in a network namespace: nothing here
-// powers anything off, and all SSH traffic goes to the lab's own 10.77.<n>.0/24 address.
+// BENCH_SYNCOID_COMPRESS (none), BENCH_LAB_ID (bench), BENCH_BOOT_DELAY_MS (3000), BENCH_INCR_MB (4),
+// BENCH_POWEROFF_DELAY_S (3). The box is this machine in a network namespace: nothing here powers anything off
+// ("power off" = the agent stops the box's sshd), and all traffic (SSH, magic packets) goes to the lab's own
+// 10.77.<n>.0/24 addresses.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -27,8 +34,14 @@ const DATASETS = intEnv('BENCH_DATASETS', 200, 1, 1000);
 const N = intEnv('BENCH_N', 3, 1, 10);
 const SYNCOID_COMPRESS = process.env.BENCH_SYNCOID_COMPRESS ?? 'none';
 const LAB_ID = process.env.BENCH_LAB_ID ?? 'bench';
+// Part 3: round i's simulated boot is BOOT_DELAY_MS + i·2000/N ms, so the rounds sample sshd coming up at different
+// points of hozo's ready poll (backoff 100 ms doubling to 2 s); INCR_MB of new data per round; the agent's own
+// default power-off delay.
+const BOOT_DELAY_MS = intEnv('BENCH_BOOT_DELAY_MS', 3000, 0, 60_000);
+const INCR_MB = intEnv('BENCH_INCR_MB', 4, 1, 256);
+const POWEROFF_DELAY_S = intEnv('BENCH_POWEROFF_DELAY_S', 3, 0, 60);
 const CIPHER = 'aes128-gcm@openssh.com';
-const TARGETS = { throughput: 0.95, noopTimeRatio: 0.1, noopSshConnections: 3 };
+const TARGETS = { throughput: 0.95, noopTimeRatio: 0.1, noopSshConnections: 3, listenToFirstCommandS: 1, awakeMinusTransferS: 10 };
 
 function intEnv(name, dflt, min, max) {
   const v = process.env[name];
@@ -133,6 +146,7 @@ let tmp;
 async function measure(argv, { env = {}, timeoutMs = 300_000, stderrTimeline = false } = {}) {
   checkAbort();
   const timeFile = join(tmp, `time-${++seq}.txt`);
+  const startedAtMs = Date.now();
   const started = process.hrtime.bigint();
   const child = execa('/usr/bin/time', ['-f', '%e %M %U %S', '-o', timeFile, ...argv], {
     reject: false,
@@ -181,6 +195,7 @@ async function measure(argv, { env = {}, timeoutMs = 300_000, stderrTimeline = f
   }
   return {
     wall,
+    startedAtMs,
     exitCode: r.exitCode,
     timedOut: r.timedOut === true,
     stdout: String(r.stdout ?? ''),
@@ -318,11 +333,170 @@ function readShimLog(logFile) {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+// Part 3 helpers: watching the box without touching its network. The box is this machine, so its files and this
+// process share one clock (Date.now(), CLOCK_REALTIME).
+
+function fileSize(path) {
+  try {
+    return statSync(path).size;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * Follows the box's sshd from this machine, polling every `intervalMs`: new lines of its log, stamped when they
+ * appear (`sshd -E` writes no timestamps; sshd writes each line at once, so the stamp is ≤ intervalMs late), and
+ * its pid file. sshd writes the pid file right after it has bound its listening socket, so the file's mtime is when
+ * the port opened (kernel timestamp, no polling error); sshd removes it on SIGTERM right after closing its listening
+ * sockets, so its disappearance (polled) is when the port closed. No TCP probes: they would show up in the log.
+ */
+function watchBox(box, intervalMs = 5) {
+  const logFile = box.files.sshdLog;
+  const pidFile = box.files.sshdPid;
+  let offset = fileSize(logFile);
+  let pending = '';
+  let current;
+  const lines = [];
+  const listens = [];
+  const closes = [];
+  const tick = () => {
+    const now = Date.now();
+    const size = fileSize(logFile);
+    if (size < offset) offset = 0;
+    if (size > offset) {
+      const buf = Buffer.alloc(size - offset);
+      const fd = openSync(logFile, 'r');
+      try {
+        readSync(fd, buf, 0, buf.length, offset);
+      } finally {
+        closeSync(fd);
+      }
+      offset = size;
+      const parts = (pending + buf.toString('utf8')).split('\n');
+      pending = parts.pop();
+      for (const l of parts) if (l.trim() !== '') lines.push({ t: now, line: l.replace(/\r$/, '') });
+    }
+    let st;
+    try {
+      st = statSync(pidFile);
+    } catch {
+      st = undefined;
+    }
+    if (st !== undefined && current === undefined) {
+      current = { t: st.mtimeMs, seenAt: now };
+      listens.push(current);
+    } else if (st !== undefined) {
+      current.t = st.mtimeMs; // open(O_TRUNC) and write() may land in different polls: keep the write's time
+    } else if (current !== undefined) {
+      closes.push({ t: now });
+      current = undefined;
+    }
+  };
+  tick();
+  const timer = setInterval(tick, intervalMs);
+  return {
+    lines,
+    listens,
+    closes,
+    stop() {
+      clearInterval(timer);
+      tick();
+    },
+  };
+}
+
+/** Lines `<EPOCHREALTIME>\t<SSH_ORIGINAL_COMMAND>` written by the bench's session-stamping wrapper, from `sinceMs`. */
+function readSessionStamps(file, sinceMs) {
+  if (!existsSync(file)) return [];
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => {
+      const [t, ...cmd] = l.split('\t');
+      return { t: Number(t.replace(',', '.')) * 1000, command: cmd.join('\t') };
+    })
+    .filter((x) => Number.isFinite(x.t) && x.t >= sinceMs);
+}
+
+/** The agent's audit log: one line per finished request (`<iso> hozo-agent[pid] from ip: "verb …" → exit N (ms)`). */
+function readAgentRequests(file, sinceMs) {
+  if (!existsSync(file)) return [];
+  const out = [];
+  for (const l of readFileSync(file, 'utf8').split('\n')) {
+    const m = /^(\S+) hozo-agent\[(\d+)\](?: from \S+)?: (.*) → exit (-?\d+) \((\d+) ms\)$/.exec(l);
+    if (!m) continue;
+    const end = Date.parse(m[1]);
+    if (!(end >= sinceMs)) continue;
+    let command = m[3];
+    try {
+      command = JSON.parse(command);
+    } catch {
+      // printable() quotes as JSON; keep the raw text otherwise
+    }
+    out.push({ end, pid: Number(m[2]), command, exitCode: Number(m[4]), dispatchMs: Number(m[5]) });
+  }
+  return out;
+}
+
+/**
+ * `strace -f -ttt -e trace=execve` output → the programs a run started, in order: seconds since the first execve,
+ * the program and a short argument summary (for ssh: the remote command or the control operation).
+ */
+function parseExecs(file) {
+  let text = '';
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    return [];
+  }
+  const out = [];
+  // With -f, an execve interrupted by another thread's event is split: `execve(… <unfinished ...>` then
+  // `<... execve resumed>) = 0`.
+  const unfinished = new Map();
+  for (const line of text.split('\n')) {
+    let l = line;
+    const u = /^(\d+)\s+(\d+\.\d+) (execve\(.*) <unfinished \.\.\.>$/.exec(l);
+    if (u) {
+      unfinished.set(u[1], `${u[1]} ${u[2]} ${u[3]}`);
+      continue;
+    }
+    const res = /^(\d+)\s+\d+\.\d+ <\.\.\. execve resumed>(.*)$/.exec(l);
+    if (res) {
+      if (!unfinished.has(res[1])) continue;
+      l = unfinished.get(res[1]) + res[2];
+      unfinished.delete(res[1]);
+    }
+    const m = /^(\d+)\s+(\d+\.\d+) execve\("([^"]+)", \[(.*)\](?:, 0x[0-9a-f]+ \/\* \d+ vars \*\/)?\s*\) = 0/.exec(l);
+    if (!m) continue;
+    const t = Number(m[2]);
+    let args = [];
+    try {
+      args = JSON.parse(`[${m[4].replace(/\.\.\.$/, '').replace(/,\s*$/, '')}]`);
+    } catch {
+      args = [m[4].slice(0, 120)];
+    }
+    const prog = m[3].split('/').pop();
+    let what = args.slice(1).join(' ');
+    if (prog === 'ssh') {
+      const o = args.indexOf('-O');
+      what = o >= 0 ? `-O ${args[o + 1]}` : args.includes('ControlMaster=yes') ? '(master connect)' : `… ${args[args.length - 1]}`;
+    }
+    out.push({ t, pid: Number(m[1]), prog, what: what.slice(0, 160) });
+  }
+  out.sort((a, b) => a.t - b.t);
+  const t0 = out[0]?.t;
+  return out.map((e) => ({ ...e, t: r3(e.t - t0) }));
+}
+
+// ---------------------------------------------------------------------------------------------------------------
 // Main
 
 async function main() {
   await preflight();
   const { createLab } = await import('../dist/src/lab/lab.js');
+  const { agentBuilt, installAgent } = await import('../dist/src/lab/agent.js');
+  if (!agentBuilt()) throw new Error('dist/agent/main.js is missing: run `npm run build` (npm run bench does)');
   tmp = mkdtempSync(join(os.tmpdir(), 'hozo-bench-'));
   const machine = machineInfo();
   const startedAt = new Date().toISOString();
@@ -482,23 +656,35 @@ async function main() {
   // Where hozo's time goes besides the stream: CLI start-up alone, and a run with nothing to send (same job, the
   // target already there), which is the fixed cost of the lifecycle (connect, probe, inventory, verify, hold, close).
   log('part 1: hozo fixed costs (start-up, 1-dataset no-op run)');
+  const bare = [];
   const startup = [];
   const fixed = [];
   await measure(hozoArgv('big')); // target in place again
   for (let i = 0; i < N; i++) {
+    const z = await measure(['node', '-e', '0']);
+    if (z.exitCode === 0) bare.push(z.wall);
     const a = await measure(['node', HOZO, '--version']);
     if (a.exitCode === 0) startup.push(a.wall);
     const b = await measure(hozoArgv('big'));
     if (b.exitCode === 0) fixed.push(b.wall);
   }
   const verboseNoop = await measure(['node', HOZO, '--config', config, '--verbose', 'run', 'big'], { stderrTimeline: true });
+  // Untimed: every program the no-op run starts, with its time (strace, execve only; seccomp-bpf keeps it cheap).
+  let noopExecs;
+  if (which('strace') !== undefined) {
+    const traceFile = join(tmp, 'noop-execs.txt');
+    const t = await measure(['strace', '-f', '--seccomp-bpf', '-ttt', '-s', '400', '-e', 'trace=execve', '-e', 'signal=none', '-o', traceFile, ...hozoArgv('big')]);
+    noopExecs = t.exitCode === 0 ? { wallS: r3(t.wall), execs: parseExecs(traceFile) } : { problem: `strace run: exit ${t.exitCode}: ${t.stderr.slice(-300)}` };
+  }
   await destroyOnBox(ways.hozo.target);
   const hozoFixed = {
+    nodeBareMedianS: bare.length ? r3(median(bare)) : null,
     startupMedianS: startup.length ? r3(median(startup)) : null,
     noopOneDatasetMedianS: fixed.length ? r3(median(fixed)) : null,
     noopOneDatasetTimeline: verboseNoop.timeline,
+    ...(noopExecs ? { noopOneDatasetExecs: noopExecs } : {}),
   };
-  log(`  start-up ${hozoFixed.startupMedianS} s, 1-dataset no-op run ${hozoFixed.noopOneDatasetMedianS} s`);
+  log(`  node -e 0 ${hozoFixed.nodeBareMedianS} s, start-up ${hozoFixed.startupMedianS} s, 1-dataset no-op run ${hozoFixed.noopOneDatasetMedianS} s`);
 
   // ----- Part 2: no-op runs over many datasets -----
   checkAbort();
@@ -625,6 +811,10 @@ exec /bin/sh -c "$SSH_ORIGINAL_COMMAND"
     box.setAuthorizedKeys(originalKeys);
   }
 
+  // ----- Part 3: the lifecycle against a sleeping box -----
+  checkAbort();
+  const part3 = await lifecyclePart({ lab, installAgent, destroyOnBox });
+
   // ----- Summary -----
   const summarize = (runs, way) => {
     const rs = runs.filter((r) => r.way === way && r.ok);
@@ -663,11 +853,15 @@ exec /bin/sh -c "$SSH_ORIGINAL_COMMAND"
     noopHozoOverSyncoidTimeMedian: ratio(p2.hozo.medianS, p2.syncoid.medianS),
     noopHozoOverSyncoidTimeMin: ratio(p2.hozo.minS, p2.syncoid.minS),
     noopHozoSshConnectionsMax: p2.hozo.sshConnections ?? null,
+    lifecycleListenToFirstCommandMedianS: part3.summary.listenToFirstCommandMedianS,
+    lifecycleAwakeMinusTransferMedianS: part3.summary.awakeMinusTransferMedianS,
   };
   const verdict = {
     throughput: ratios.hozoVsRawThroughputMedian !== null && ratios.hozoVsRawThroughputMedian >= TARGETS.throughput,
     noopTime: ratios.noopHozoOverSyncoidTimeMedian !== null && ratios.noopHozoOverSyncoidTimeMedian <= TARGETS.noopTimeRatio,
     noopSsh: ratios.noopHozoSshConnectionsMax !== null && ratios.noopHozoSshConnectionsMax <= TARGETS.noopSshConnections,
+    listenToFirstCommand: ratios.lifecycleListenToFirstCommandMedianS !== null && ratios.lifecycleListenToFirstCommandMedianS <= TARGETS.listenToFirstCommandS,
+    awakeMinusTransfer: ratios.lifecycleAwakeMinusTransferMedianS !== null && ratios.lifecycleAwakeMinusTransferMedianS <= TARGETS.awakeMinusTransferS,
   };
   machine.loadavgEnd = os.loadavg().map(r2);
 
@@ -678,18 +872,31 @@ exec /bin/sh -c "$SSH_ORIGINAL_COMMAND"
     hozoNoop: sq(hozoArgv('many')),
     syncoid: sq(syncoidArgv(`${src}/big`, `${bpool}/bench-syncoid/big`, false)),
     syncoidNoop: sq(syncoidArgv(`${src}/many`, `${bpool}/bench-syncoid-many`, true)),
+    lifecycle: part3.command,
     syncoidPatch: 'private copy of /usr/sbin/syncoid with getsnaps() calling getsnapsfallback($type,$_[1],…) (sanoid #749)',
     timing: '/usr/bin/time -f "%e %M %U %S" <command>; wall = hrtime around it (process start-up included)',
   };
   const results = {
     startedAt,
     durationS: r2((Date.now() - t0) / 1000),
-    params: { sizeMB: SIZE_MB, streamBytes, datasets: DATASETS, n: N, cipher: CIPHER, syncoidCompress: SYNCOID_COMPRESS, labId: LAB_ID },
+    params: {
+      sizeMB: SIZE_MB,
+      streamBytes,
+      datasets: DATASETS,
+      n: N,
+      cipher: CIPHER,
+      syncoidCompress: SYNCOID_COMPRESS,
+      labId: LAB_ID,
+      bootDelayMs: BOOT_DELAY_MS,
+      incrementMB: INCR_MB,
+      poweroffDelayS: POWEROFF_DELAY_S,
+    },
     machine,
     commands,
     hozoConfig: JSON.parse(readFileSync(config, 'utf8')),
     part1: { sendOnlyS: r3(sendOnly.wall), summary: p1, hozoFixed, runs: part1Runs },
     part2: { initial, summary: p2, runs: noopRuns, commandCounts: counts },
+    part3,
     targets: TARGETS,
     ratios,
     verdict,
@@ -698,7 +905,227 @@ exec /bin/sh -c "$SSH_ORIGINAL_COMMAND"
   writeFileSync(join(RESULTS, 'latest.json'), JSON.stringify(results, null, 2) + '\n');
   printReport(results);
   log(`wrote ${join(RESULTS, 'latest.json')}`);
-  return Object.values(verdict).every(Boolean) && Object.values(p1).every((s) => s.ok) && Object.values(p2).every((s) => s.ok) ? 0 : 1;
+  return Object.values(verdict).every(Boolean) && Object.values(p1).every((s) => s.ok) && Object.values(p2).every((s) => s.ok) && part3.summary.ok ? 0 : 1;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Part 3: wake → ready → replicate → shut down, against a sleeping box
+
+/**
+ * The box sleeps (sshd stopped); its wake listener starts sshd `bootDelayMs` after a real magic packet; hozo-agent
+ * is the forced command (power-off = the agent stops the box's sshd after POWEROFF_DELAY_S). One untimed full run,
+ * then N incremental runs of INCR_MB each. Everything on the box's side is timed from this machine (same clock).
+ */
+async function lifecyclePart({ lab, installAgent, destroyOnBox }) {
+  const box = lab.box;
+  const src = lab.source.name;
+  const bpool = box.pool.name;
+  // Parts 1–2 left ~400 received datasets on the box pool, and the agent exports the pool at every shutdown and
+  // imports it at every wake: drop them, so this part measures a box that holds this one backup.
+  log('part 3: clearing the box pool of the part 2 targets');
+  for (const ds of [`${bpool}/bench-hozo-many`, `${bpool}/bench-syncoid-many`]) await destroyOnBox(ds);
+
+  await box.stopSshd(); // asleep from now on, until a magic packet
+  const root = `${bpool}/bench-life`;
+  const agent = installAgent(box, { roots: [root], poweroffDelaySeconds: POWEROFF_DELAY_S });
+  // A wrapper in front of the agent stamps each session's start with this machine's clock (bash's EPOCHREALTIME,
+  // no fork), then runs the forced command exactly as installAgent wrote it.
+  const keyLine = readFileSync(box.files.authorizedKeys, 'utf8').split('\n').find(Boolean) ?? '';
+  const forced = /^command="([^"]+)",restrict /.exec(keyLine)?.[1];
+  if (forced === undefined) throw new Error(`part 3: unexpected authorized_keys line from installAgent: ${keyLine.slice(0, 200)}`);
+  const sessionsLog = join(tmp, 'life-sessions.log');
+  const wrapper = join(tmp, 'life-forced.sh');
+  writeFileSync(
+    wrapper,
+    `#!/bin/bash
+# hozo bench: stamps each SSH session's start, then runs the agent as installAgent set it up.
+c=\${SSH_ORIGINAL_COMMAND//[$'\\t\\r\\n']/ }
+printf '%s\\t%s\\n' "$EPOCHREALTIME" "\${c:0:200}" >> '${sessionsLog}'
+exec ${forced}
+`,
+    { mode: 0o755 },
+  );
+  box.setAuthorizedKeys([box.clientKeyLine(`command="/bin/bash ${wrapper}",restrict`)]);
+  const agentLog = join(agent.dir, 'agent.log');
+
+  const config = join(tmp, 'hozo-life.json');
+  const target = `${root}/home`;
+  const hostConfig = { ...box.hostConfig(), shutdown: 'agent', readyTimeout: 30 };
+  writeFileSync(
+    config,
+    JSON.stringify(
+      {
+        stateDirectory: join(tmp, 'state-life'),
+        hosts: { box: hostConfig },
+        jobs: [{ name: 'life', host: 'box', retries: 0, datasets: [{ source: `${src}/life`, target }] }],
+      },
+      null,
+      2,
+    ),
+  );
+  const argv = ['node', HOZO, '--config', config, '--verbose', 'run', 'life', '--json'];
+
+  await lab.hostZfs(['create', '-o', 'compression=off', `${src}/life`]);
+  let snaps = 0;
+  const addData = async (mb) => {
+    await sh(`head -c ${mb}M /dev/urandom > '${join(lab.source.mountpoint, 'life', `f${snaps}.bin`)}' && sync`);
+    await lab.hostZfs(['snapshot', `${src}/life@l${++snaps}`]);
+  };
+
+  const oneRun = async (label, bootDelayMs) => {
+    checkAbort();
+    await box.stopWakeListener();
+    await box.startWakeListener({ startSshd: true, bootDelayMs });
+    if (box.sshdPid() !== undefined) throw new Error('part 3: the box is awake before the run');
+    const w = watchBox(box);
+    const sinceMs = Date.now();
+    let m;
+    try {
+      m = await measure(argv, { stderrTimeline: true, timeoutMs: 120_000 });
+      // hozo exits once the agent has accepted the shutdown; the port closes POWEROFF_DELAY_S later.
+      const deadline = Date.now() + (POWEROFF_DELAY_S + 15) * 1000;
+      while (w.closes.length === 0 && Date.now() < deadline) await sleep(20);
+    } finally {
+      w.stop();
+    }
+    await sleep(600); // the sleep script drops the box's sessions 0.3 s after stopping sshd
+
+    let report;
+    try {
+      report = JSON.parse(m.stdout);
+    } catch {
+      // recorded below
+    }
+    const problems = [];
+    if (m.exitCode !== 0) problems.push(`exit ${m.exitCode}: ${(m.stderr || m.stdout).trim().slice(-600)}`);
+    if (report === undefined) problems.push('no JSON report');
+    const host = report?.hosts?.[0];
+    const datasets = report?.datasets ?? [];
+    if (report !== undefined && (report.result !== 'ok' || !datasets.every((d) => d.result === 'sent' && d.verified))) {
+      problems.push(`result ${report.result}; datasets ${datasets.map((d) => `${d.result}${d.verified ? '' : ' (unverified)'}`).join(', ')}`);
+    }
+    if (host !== undefined && (host.woke !== true || host.shutdown !== 'done')) problems.push(`box: woke ${host.woke}, shutdown ${host.shutdown} ${host.shutdownDetail ?? ''}`);
+
+    const magic = box.wakeEvents().find((e) => e.t >= sinceMs && e.action === 'boot');
+    const listenAt = w.listens[0]?.t;
+    const closedAt = w.closes[0]?.t;
+    const lineAt = (re) => w.lines.find((l) => re.test(l.line))?.t;
+    const countLines = (re) => w.lines.filter((l) => re.test(l.line)).length;
+    const probeAt = lineAt(/^Connection from /);
+    const authAt = lineAt(/^Accepted publickey for /);
+    const sessions = readSessionStamps(sessionsLog, sinceMs);
+    const requests = readAgentRequests(agentLog, sinceMs);
+    const first = sessions[0];
+    const shutdownAt = sessions.find((x) => /^shutdown\b/.test(x.command))?.t;
+    const transferS = datasets.reduce((a, d) => a + (d.seconds ?? 0), 0);
+    if (listenAt === undefined || closedAt === undefined || first === undefined) {
+      problems.push(`box side incomplete: listening ${listenAt ?? '?'}, first command ${first?.t ?? '?'}, closed ${closedAt ?? '?'}`);
+    }
+    const dt = (a, b) => (a !== undefined && b !== undefined ? r3((b - a) / 1000) : null);
+    // Per session: its start (wrapper) and, from the agent's audit log, its end and the verb's own time; the rest
+    // of the session is the agent's start-up (node, modules, config) plus the SSH channel.
+    const paired = requests.length === sessions.length;
+    const verbs = sessions.map((x, i) => {
+      const q = paired ? requests[i] : undefined;
+      return {
+        command: x.command,
+        atS: dt(listenAt, x.t),
+        ...(q !== undefined
+          ? { sessionS: dt(x.t, q.end), verbS: r3(q.dispatchMs / 1000), agentStartupS: r3((q.end - q.dispatchMs - x.t) / 1000), exitCode: q.exitCode }
+          : {}),
+      };
+    });
+    const sum = (k) => (paired ? r3(verbs.reduce((a, v) => a + (v[k] ?? 0), 0)) : null);
+    return {
+      label,
+      bootDelayMs,
+      ok: problems.length === 0,
+      ...(problems.length > 0 ? { problem: problems.join('; ') } : {}),
+      wallS: r3(m.wall),
+      bytes: report?.bytes ?? null,
+      transferS: r3(transferS),
+      hozoReport: host !== undefined ? { wakeSeconds: host.wakeSeconds, awakeSeconds: host.awakeSeconds, shutdown: host.shutdown } : null,
+      magicToListenS: dt(magic?.t, listenAt),
+      listenToFirstCommandS: dt(listenAt, first?.t),
+      listenToProbeS: dt(listenAt, probeAt),
+      probeToAuthS: dt(probeAt, authAt),
+      authToFirstCommandS: dt(authAt, first?.t),
+      firstCommand: first?.command ?? null,
+      awakeS: dt(listenAt, closedAt),
+      awakeMinusTransferS: listenAt !== undefined && closedAt !== undefined ? r3((closedAt - listenAt) / 1000 - transferS) : null,
+      reportAwakeMinusTransferS: typeof host?.awakeSeconds === 'number' ? r3(host.awakeSeconds - transferS) : null,
+      firstCommandToShutdownS: dt(first?.t, shutdownAt),
+      shutdownToClosedS: dt(shutdownAt, closedAt),
+      hozoStartToMagicS: dt(m.startedAtMs, magic?.t),
+      hozoExitToClosedS: dt(m.startedAtMs + m.wall * 1000, closedAt),
+      tcpConnections: countLines(/^Connection from /),
+      sshConnections: countLines(/^Accepted publickey for /),
+      sshSessions: sessions.length,
+      agentStartupS: sum('agentStartupS'),
+      agentVerbS: sum('verbS'),
+      // How far the other clocks/stamps are from the primary ones (the log lines are stamped ≤ 5 ms late).
+      crossCheck: {
+        listeningLineVsPidFileS: dt(listenAt, lineAt(/^Server listening on /)),
+        startingSessionLineVsWrapperS: dt(first?.t, lineAt(/^Starting session: /)),
+        terminatingLineVsPidFileGoneS: dt(closedAt, lineAt(/^Received signal 15; terminating/)),
+      },
+      verbs,
+      controllerLog: (m.timeline ?? []).map((x) => ({ atS: listenAt !== undefined ? r3((m.startedAtMs + x.t * 1000 - listenAt) / 1000) : null, line: x.line })),
+    };
+  };
+
+  log(`part 3: sleeping box (boot delay ${BOOT_DELAY_MS}+ ms, agent power-off delay ${POWEROFF_DELAY_S} s), ${INCR_MB} MiB increments`);
+  await addData(INCR_MB * 2);
+  const initial = await oneRun('initial full run (not in the medians)', BOOT_DELAY_MS);
+  log(`part 3 initial full run: listen → first command ${initial.listenToFirstCommandS} s, awake ${initial.awakeS} s${initial.ok ? '' : `  FAILED: ${initial.problem}`}`);
+  const runs = [];
+  for (let i = 0; i < N; i++) {
+    await addData(INCR_MB);
+    const bootDelayMs = BOOT_DELAY_MS + Math.round((i * 2000) / N);
+    const r = { round: i + 1, ...(await oneRun(`round ${i + 1}`, bootDelayMs)) };
+    runs.push(r);
+    log(
+      `part 3 round ${i + 1} (boot ${bootDelayMs} ms): listen → first command ${r.listenToFirstCommandS} s; awake ${r.awakeS} s − transfer ${r.transferS} s = ${r.awakeMinusTransferS} s${r.ok ? '' : `  FAILED: ${r.problem}`}`,
+    );
+  }
+  const good = runs.filter((r) => r.ok);
+  const med = (k) => {
+    const v = good.map((r) => r[k]).filter((x) => typeof x === 'number');
+    return v.length > 0 ? r3(median(v)) : null;
+  };
+  const hi = (k) => {
+    const v = good.map((r) => r[k]).filter((x) => typeof x === 'number');
+    return v.length > 0 ? r3(max(v)) : null;
+  };
+  const summary = {
+    ok: good.length === runs.length && runs.length > 0,
+    runs: good.length,
+    listenToFirstCommandMedianS: med('listenToFirstCommandS'),
+    listenToFirstCommandMaxS: hi('listenToFirstCommandS'),
+    listenToProbeMedianS: med('listenToProbeS'),
+    probeToAuthMedianS: med('probeToAuthS'),
+    authToFirstCommandMedianS: med('authToFirstCommandS'),
+    awakeMedianS: med('awakeS'),
+    transferMedianS: med('transferS'),
+    awakeMinusTransferMedianS: med('awakeMinusTransferS'),
+    awakeMinusTransferMaxS: hi('awakeMinusTransferS'),
+    reportAwakeMinusTransferMedianS: med('reportAwakeMinusTransferS'),
+    firstCommandToShutdownMedianS: med('firstCommandToShutdownS'),
+    shutdownToClosedMedianS: med('shutdownToClosedS'),
+    magicToListenMedianS: med('magicToListenS'),
+    wallMedianS: med('wallS'),
+    agentStartupMedianS: med('agentStartupS'),
+    agentVerbMedianS: med('agentVerbS'),
+    sshConnectionsMax: hi('sshConnections'),
+    sshSessionsMax: hi('sshSessions'),
+  };
+  return {
+    params: { bootDelaysMs: runs.map((r) => r.bootDelayMs), incrementMB: INCR_MB, poweroffDelayS: POWEROFF_DELAY_S, readyTimeout: hostConfig.readyTimeout },
+    command: `${sq(argv)}   # host = lab.box.hostConfig() + shutdown: 'agent', readyTimeout: 30 (WoL to ${box.broadcast}:${box.wakePort})`,
+    initial,
+    runs,
+    summary,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -730,7 +1157,7 @@ function printReport(r) {
   const hf = r.part1.hozoFixed;
   out.push(
     `   hozo: dataset step (create parent + send|recv, from its JSON report) ${p1.hozo.hozoDatasetSMedian} s of ${p1.hozo.medianS} s wall;` +
-      ` CLI start-up alone (--version) ${hf.startupMedianS} s; a 1-dataset run with nothing to send ${hf.noopOneDatasetMedianS} s`,
+      ` CLI start-up alone (--version) ${hf.startupMedianS} s (bare node -e 0: ${hf.nodeBareMedianS} s); a 1-dataset run with nothing to send ${hf.noopOneDatasetMedianS} s`,
   );
   const p2 = r.part2.summary;
   const c = r.part2.commandCounts;
@@ -753,6 +1180,40 @@ function printReport(r) {
       ]),
     ),
   );
+  const p3 = r.part3;
+  const s3 = p3.summary;
+  out.push(
+    '',
+    `3. lifecycle against a sleeping box (WoL → boot delay → sshd → hozo-agent), ${p3.params.incrementMB} MiB incremental per round, N=${r.params.n};` +
+      ` boot delays ${p3.params.bootDelaysMs.join('/')} ms, agent power-off delay ${p3.params.poweroffDelayS} s`,
+  );
+  out.push(
+    table(
+      ['run', 'boot ms', 'listen→1st cmd s', 'poll gap s', 'TCP→auth s', 'auth→cmd s', 'awake s', 'transfer s', 'awake−transfer s', 'cmd→shutdown s', 'shutdown→closed s', 'report wake/awake s', 'SSH conn/sess', 'ok'],
+      [p3.initial, ...p3.runs].map((x) => [
+        x.round !== undefined ? `round ${x.round}` : 'initial (full)',
+        x.bootDelayMs,
+        x.listenToFirstCommandS,
+        x.listenToProbeS,
+        x.probeToAuthS,
+        x.authToFirstCommandS,
+        x.awakeS,
+        x.transferS,
+        x.awakeMinusTransferS,
+        x.firstCommandToShutdownS,
+        x.shutdownToClosedS,
+        x.hozoReport ? `${r3(x.hozoReport.wakeSeconds)}/${r3(x.hozoReport.awakeSeconds)}` : null,
+        `${x.sshConnections}/${x.sshSessions}`,
+        x.ok ? 'yes' : 'NO',
+      ]),
+    ),
+  );
+  out.push(
+    `   medians: listen → first command ${s3.listenToFirstCommandMedianS} s (poll gap ${s3.listenToProbeMedianS}, TCP → authenticated ${s3.probeToAuthMedianS}, → first command ${s3.authToFirstCommandMedianS});` +
+      ` awake ${s3.awakeMedianS} s − transfer ${s3.transferMedianS} s = ${s3.awakeMinusTransferMedianS} s; hozo-agent start-up ${s3.agentStartupMedianS} s and verbs ${s3.agentVerbMedianS} s per run`,
+  );
+  const verbLine = (x) => x.verbs.map((v) => `${v.command.split(' ')[0]} ${v.atS}${v.sessionS !== undefined ? `+${v.sessionS}` : ''}`).join(', ');
+  for (const x of p3.runs) out.push(`   round ${x.round} sessions (s after listening + duration): ${verbLine(x)}`);
   const ra = r.ratios;
   const mark = (ok) => (ok ? 'MET' : 'MISSED');
   out.push('', 'ratios:');
@@ -761,7 +1222,9 @@ function printReport(r) {
   out.push(`  throughput syncoid vs raw: median ${ra.syncoidVsRawThroughputMedian}; hozo is ${ra.hozoVsSyncoidSpeedupMedian}× syncoid`);
   out.push(`  no-op time hozo / syncoid: median ${ra.noopHozoOverSyncoidTimeMedian}, min ${ra.noopHozoOverSyncoidTimeMin}  target ≤ ${r.targets.noopTimeRatio}: ${mark(r.verdict.noopTime)}`);
   out.push(`  no-op SSH connections (hozo, max over runs): ${ra.noopHozoSshConnectionsMax}  target ≤ ${r.targets.noopSshConnections}: ${mark(r.verdict.noopSsh)}`);
-  const failed = [...r.part1.runs, ...r.part2.runs].filter((x) => !x.ok);
+  out.push(`  sshd listening → first command (median): ${ra.lifecycleListenToFirstCommandMedianS} s  target ≤ ${r.targets.listenToFirstCommandS} s: ${mark(r.verdict.listenToFirstCommand)}`);
+  out.push(`  box awake − transfer, small incremental (median): ${ra.lifecycleAwakeMinusTransferMedianS} s  target ≤ ${r.targets.awakeMinusTransferS} s: ${mark(r.verdict.awakeMinusTransfer)}`);
+  const failed = [...r.part1.runs, ...r.part2.runs, ...r.part3.runs.map((x) => ({ ...x, way: 'lifecycle' })), ...(r.part3.initial.ok ? [] : [{ ...r.part3.initial, way: 'lifecycle', round: 'initial' }])].filter((x) => !x.ok);
   if (failed.length > 0) {
     out.push('', 'FAILED runs:');
     for (const f of failed) out.push(`  ${f.way} round ${f.round}: ${f.problem}`);

@@ -17,7 +17,8 @@ export interface HostReport {
   woke: boolean;
   /** Seconds from the wake call to ready. */
   wakeSeconds?: number;
-  /** Seconds from ready (or connection) to the shutdown request / end of the run. */
+  /** Seconds the run kept the box up: from the wake call (or the connection, if it was awake) to the shutdown
+   *  request or the end of the run; the box's own power-off delay is not included. */
   awakeSeconds?: number;
   /** deferred: the agent will power off when the last other controller's lease is released. */
   shutdown: 'done' | 'deferred' | 'skipped' | 'refused' | 'failed' | 'not-configured';

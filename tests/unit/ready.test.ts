@@ -32,11 +32,22 @@ describe('waitReady', () => {
     expect(r.seconds).toBeGreaterThanOrEqual(9);
     expect(r.seconds).toBeLessThan(12);
   });
-  it('backs off from 100 ms up to 2 s', async () => {
+  it('polls the port from 100 ms up to 500 ms, and the later stages up to 2 s', async () => {
     const clock = fakeClock();
     await waitReady('box', probes({ tcpAt: 20_000 }, clock), 60, clock);
-    expect(clock.sleeps.slice(0, 6)).toEqual([100, 200, 400, 800, 1600, 2000]);
-    expect(Math.max(...clock.sleeps)).toBe(2000);
+    expect(clock.sleeps.slice(0, 6)).toEqual([100, 200, 400, 500, 500, 500]);
+    expect(Math.max(...clock.sleeps)).toBe(500);
+    const later = fakeClock();
+    await waitReady('box', probes({ poolAt: 20_000 }, later), 60, later);
+    expect(later.sleeps.slice(0, 6)).toEqual([100, 200, 400, 800, 1600, 2000]);
+    expect(Math.max(...later.sleeps)).toBe(2000);
+  });
+  it('notices an open port within 0.5 s of it opening', async () => {
+    for (const at of [3000, 3333, 3667, 4100]) {
+      const clock = fakeClock();
+      const r = await waitReady('box', probes({ tcpAt: at }, clock), 60, clock);
+      expect(r.stages.tcp * 1000 - at).toBeLessThanOrEqual(500);
+    }
   });
   it('times out naming the stage that never became ready', async () => {
     for (const [opts, stage] of [[{ tcpAt: 1e9 }, 'SSH port never opened'], [{ sshAt: 1e9 }, 'handshake never completed'], [{ poolAt: 1e9 }, 'pool never became ready']] as const) {
