@@ -2,8 +2,14 @@
 #
 # A plain NixOS module (the flake's nixosModules.agent only adds a default for `package`).
 # Controllers log in as user `hozo` with a forced command (`hozo-agent serve`), which confines
-# every receive to `roots`; the box keeps its own retention, powers itself off through one
-# polkit-allowed unit, and a timer powers it off when no controller has come for a while.
+# every receive to `roots`; the box keeps its own retention (`hozo-agent-prune.timer`), powers
+# itself off through one polkit-allowed unit, and a timer powers it off when no controller has
+# come for a while. agent/config.ts is the contract for the rendered /etc/hozo-agent/config.json.
+#
+# The agent runs as `hozo`, not root: the forced command parses requests from the network, and as
+# `hozo` a bug in it can do no more than the ZFS delegation on the roots allows. What `hozo` cannot
+# do is done by root elsewhere: pools are imported at boot (boot.zfs.extraPools) and exported by
+# hozo-poweroff.service just before power-off (the agent's own exportOnShutdown is turned off).
 {
   config,
   lib,
@@ -16,6 +22,7 @@ let
     concatMapStringsSep
     concatStringsSep
     escapeShellArg
+    filter
     hasPrefix
     listToAttrs
     literalExpression
@@ -25,6 +32,8 @@ let
     mkOption
     mkPackageOption
     nameValuePair
+    optional
+    optionalAttrs
     optionalString
     types
     unique
@@ -42,6 +51,7 @@ let
   systemctl = lib.getExe' config.systemd.package "systemctl";
   poolOf = ds: builtins.head (lib.splitString "/" ds);
   validDataset = ds: builtins.match "[A-Za-z][A-Za-z0-9_.:-]*(/[A-Za-z0-9_.:-]+)*" ds != null;
+  isWithin = dir: p: p == dir || hasPrefix "${dir}/" p;
 
   # The line in ~hozo's authorized_keys: only `hozo-agent serve`, no pty, no forwarding.
   fromOption = optionalString (
@@ -49,18 +59,97 @@ let
   ) '',from="${concatStringsSep "," cfg.allowedFrom}"'';
   keyLine = key: ''command="${agentExe} serve --config ${configPath}",restrict${fromOption} ${key}'';
 
-  agentConfig = lib.recursiveUpdate {
+  # The JSON shape of agentConfigSchema (agent/config.ts).
+  generated = {
     inherit (cfg)
       roots
+      pools
       idlePoweroffMinutes
       poweroffCommand
+      poweroffDelaySeconds
       leaseDirectory
+      stateDirectory
+      allowRollback
+      prepareTimeoutSeconds
+      maxLeaseSeconds
       ;
-    retention = { inherit (cfg.retention) daily weekly monthly; };
-  } cfg.settings;
+    retention = {
+      inherit (cfg.retention)
+        hourly
+        daily
+        weekly
+        monthly
+        yearly
+        ;
+    };
+    # `zpool export` cannot be delegated, so as user hozo the agent's own export could only fail;
+    # hozo-poweroff.service (root) exports the pools instead (exportPoolsOnPoweroff).
+    exportOnShutdown = false;
+  }
+  // optionalAttrs (cfg.logFile != null) { inherit (cfg) logFile; };
+  agentConfig = lib.recursiveUpdate generated cfg.settings;
+  configFile = jsonFormat.generate "hozo-agent.json" agentConfig;
+
+  canCheck = pkgs.stdenv.buildPlatform.canExecute pkgs.stdenv.hostPlatform;
+  # Build-time `hozo-agent check-config` (the agent's own schema) of the rendered file.
+  checkedConfig =
+    pkgs.runCommand "hozo-agent-config-check"
+      {
+        nativeBuildInputs = [ cfg.package ];
+        preferLocalBuild = true;
+      }
+      ''
+        hozo-agent check-config --config ${configFile} >/dev/null
+        touch $out
+      '';
+
+  # Pools the power-off unit exports: not those holding file systems NixOS mounts itself (the
+  # root pool, `legacy` mounts), which systemd unmounts on the way down.
+  fileSystemPools = unique (
+    map (fs: poolOf fs.device) (
+      filter (fs: fs.fsType == "zfs" && fs.device != null) (lib.attrValues config.fileSystems)
+    )
+  );
+  exportPools = filter (p: !(builtins.elem p fileSystemPools)) cfg.pools;
 
   # systemd escapes "-" in device unit names (sys-subsystem-net-devices-<nic>.device).
   escapeDeviceName = lib.replaceStrings [ "-" ] [ "\\x2d" ];
+
+  logDir = if cfg.logFile == null then null else dirOf cfg.logFile;
+  sharedDirs = [
+    "/"
+    "/var"
+    "/var/log"
+    "/var/lib"
+    "/tmp"
+    "/run"
+    "/etc"
+    "/home"
+  ];
+
+  # The timer-driven units (idle-check, prune) write what `serve` writes: the state directory
+  # (last-activity stamp, receive markers, agent.log), the leases, and the log file.
+  stateUnderVarLib = hasPrefix "/var/lib/" cfg.stateDirectory;
+  # StateDirectory= covers a state directory under /var/lib (and everything below it).
+  writablePaths =
+    optional (!stateUnderVarLib) cfg.stateDirectory
+    ++ filter (p: !(isWithin cfg.stateDirectory p)) (
+      [ cfg.leaseDirectory ] ++ optional (logDir != null) logDir
+    );
+  agentUnit =
+    extra:
+    hardening
+    // {
+      Type = "oneshot";
+      User = user;
+      Group = group;
+    }
+    // optionalAttrs (writablePaths != [ ]) { ReadWritePaths = writablePaths; }
+    // optionalAttrs stateUnderVarLib {
+      StateDirectory = lib.removePrefix "/var/lib/" cfg.stateDirectory;
+      StateDirectoryMode = "0750";
+    }
+    // extra;
 
   hardening = {
     AmbientCapabilities = "";
@@ -79,6 +168,8 @@ let
     ProtectKernelLogs = true;
     ProtectKernelModules = true;
     ProtectKernelTunables = true;
+    # Hides other users' processes only: the receives these units check for (/proc/<pid>/stat of
+    # their markers) run as hozo too.
     ProtectProc = "invisible";
     ProtectSystem = "strict";
     RemoveIPC = true;
@@ -101,6 +192,14 @@ let
     SystemCallErrorNumber = "EPERM";
     UMask = "0027";
   };
+
+  retentionOption =
+    default: what:
+    mkOption {
+      type = types.ints.between 0 10000;
+      inherit default;
+      description = "${what} snapshots `prune` keeps of each received dataset (the newest of that many periods).";
+    };
 in
 {
   options.services.hozo.agent = {
@@ -143,49 +242,85 @@ in
       type = types.listOf types.str;
       default = unique (map poolOf cfg.roots);
       defaultText = literalExpression "the pools of services.hozo.agent.roots";
-      description = "Pools imported at boot (`boot.zfs.extraPools`).";
+      description = ''
+        The box's backup pools: imported at boot (`boot.zfs.extraPools`), checked by the agent's
+        `prepare`/`status`/`shutdown` (its `pools`), and exported by `hozo-poweroff.service`
+        before power-off (`exportPoolsOnPoweroff`).
+      '';
     };
 
     zfsPermissions = mkOption {
       type = types.listOf types.str;
+      # What the agent (user hozo) runs below the roots, and the permission each needs
+      # (zfs-allow(8); the kernel checks them in zfs_secpolicy_*):
       default = [
+        # `zfs create -p -o canmount=off` of missing parents (the `receive` verb), and receiving a
+        # new dataset: ZFS requires create (and mount) for every receive.
         "create"
+        # Required alongside create, receive and destroy ("must also have the mount ability");
+        # the agent never mounts anything (receives use -u).
         "mount"
+        # The `receive` verb. `receive -F` (only with allowRollback) rolls back and drops
+        # snapshots inside the receive ioctl, so neither `rollback` nor `destroy` is involved.
+        # With OpenZFS >= 2.4 and allowRollback = false, `receive:append` would be enough.
         "receive"
-        "rollback"
+        # The `send` verb (`hozo restore` reads the backups back through the agent).
+        "send"
+        # `zfs send -I` (restores with intermediate snapshots) puts temporary `.send-<pid>-<n>`
+        # user holds on the snapshots it sends (libzfs, with a cleanup fd); without `hold` that
+        # send fails.
         "hold"
+        # Removing a `.send-*` hold a killed send left behind (ZFS releases them itself when the
+        # cleanup fd closes; older implementations such as zfs-fuse do not). Grants no more than
+        # `destroy` already does; the agent has no verb that releases holds.
         "release"
-        # for the agent's own retention (it refuses destroy requests from controllers)
-        "destroy"
+        # User properties carried by a received stream (e.g. a controller sending with -p); without
+        # it each is reported as "permission denied" (the data is still received).
         "userprop"
+        # `-o canmount=off` when creating parents, and `zfs set canmount=noauto <dataset>` after a
+        # first receive, so a backup never mounts itself at the next import or boot.
         "canmount"
-        "mountpoint"
-        "readonly"
-        "compression"
+        # `prune`: the box's own retention destroys snapshots below the roots (never the newest of
+        # a dataset, never a held one). Controllers cannot ask for a destroy: there is no verb.
+        "destroy"
       ];
-      description = "Permissions delegated to user `hozo` on each root ({manpage}`zfs-allow(8)`).";
+      description = ''
+        Permissions delegated to user `hozo` on each root ({manpage}`zfs-allow(8)`). The default is
+        what the agent needs; see the comments in {file}`modules/agent.nix` for why each is there.
+      '';
     };
 
     retention = {
-      daily = mkOption {
-        type = types.ints.unsigned;
-        default = 7;
-        description = "Daily snapshots the box keeps of each received dataset.";
-      };
-      weekly = mkOption {
-        type = types.ints.unsigned;
-        default = 4;
-        description = "Weekly snapshots the box keeps.";
-      };
-      monthly = mkOption {
-        type = types.ints.unsigned;
-        default = 6;
-        description = "Monthly snapshots the box keeps.";
-      };
+      hourly = retentionOption 0 "Hourly";
+      daily = retentionOption 7 "Daily";
+      weekly = retentionOption 4 "Weekly (ISO weeks)";
+      monthly = retentionOption 6 "Monthly";
+      yearly = retentionOption 0 "Yearly";
+    };
+
+    pruneSchedule = mkOption {
+      type = types.nullOr types.str;
+      default = "daily";
+      example = "*-*-* 05:00:00";
+      description = ''
+        When `hozo-agent-prune.timer` applies `retention` (a systemd calendar expression). The
+        timer is `Persistent=`, so on a box that sleeps most of the time it runs soon after the next
+        boot. `null`: never prune (snapshots accumulate).
+      '';
+    };
+
+    allowRollback = mkOption {
+      type = types.bool;
+      default = false;
+      description = ''
+        Accept `receive -F` from controllers, which rolls a target back and may destroy snapshots
+        on the box. Needed for controller jobs with `rollback = true`; leave it off otherwise, so a
+        controller's key cannot discard backups.
+      '';
     };
 
     idlePoweroffMinutes = mkOption {
-      type = types.nullOr types.ints.positive;
+      type = types.nullOr (types.ints.between 1 10080);
       default = 30;
       description = ''
         Power the box off when no controller has held a lease for this many minutes (checked by
@@ -206,10 +341,59 @@ in
       description = "Argument vector the agent runs to power the box off (the polkit rule lets user hozo start hozo-poweroff.service and nothing else).";
     };
 
+    poweroffDelaySeconds = mkOption {
+      type = types.ints.between 0 300;
+      default = 3;
+      description = "After an accepted `shutdown`, the agent answers first and runs `poweroffCommand` this many seconds later.";
+    };
+
+    exportPoolsOnPoweroff = mkOption {
+      type = types.bool;
+      default = true;
+      description = ''
+        `hozo-poweroff.service` (root) runs `zpool export` on `pools` before powering off, so the
+        disks are clean to unplug; a pool that cannot be exported is left to the normal shutdown
+        (NixOS syncs it, and the same host imports it at the next boot). Pools with file systems in
+        `fileSystems` are never exported here.
+      '';
+    };
+
+    prepareTimeoutSeconds = mkOption {
+      type = types.ints.between 0 3600;
+      # The agent's default is 60. As user hozo its `zpool import` cannot succeed, so `prepare`
+      # waits for zfs-import-<pool>.service, which itself waits up to 60 s for late disks.
+      default = 90;
+      description = ''
+        How long the agent's `prepare` waits for `pools` to be imported. It runs as user `hozo`,
+        which cannot import a pool: on this box `boot.zfs.extraPools` imports them at boot, and
+        `prepare` waits for that (NixOS's import unit waits up to a minute for late USB disks).
+      '';
+    };
+
+    maxLeaseSeconds = mkOption {
+      type = types.ints.between 1 2592000;
+      default = 86400;
+      description = "Longest lease a controller may take (its `hosts.<name>.leaseTtl`).";
+    };
+
+    stateDirectory = mkOption {
+      type = types.str;
+      default = "/var/lib/hozo-agent";
+      description = "The agent's state: last-activity stamp, running-receive markers, and {file}`agent.log` (the audit log).";
+    };
+
     leaseDirectory = mkOption {
       type = types.str;
-      default = "/var/lib/hozo-agent/leases";
+      default = "${cfg.stateDirectory}/leases";
+      defaultText = literalExpression ''"''${config.services.hozo.agent.stateDirectory}/leases"'';
       description = "Where the agent records which controllers are using the box.";
+    };
+
+    logFile = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      example = "/var/log/hozo-agent/agent.log";
+      description = "The audit log (one line per request); `null`: {file}`agent.log` in `stateDirectory`. Its directory is given to user hozo.";
     };
 
     wakeOnLan.interfaces = mkOption {
@@ -224,14 +408,29 @@ in
       '';
     };
 
+    checkConfig = mkOption {
+      type = types.bool;
+      default = true;
+      description = "Run `hozo-agent check-config` on the rendered config when the system is built.";
+    };
+
     settings = mkOption {
       type = jsonFormat.type;
       default = { };
-      description = "Escape hatch: merged over the generated {file}`${configPath}`.";
+      description = "Escape hatch: merged over the generated {file}`${configPath}` (agent/config.ts is its schema).";
+    };
+
+    renderedConfig = mkOption {
+      type = jsonFormat.type;
+      readOnly = true;
+      internal = true;
+      description = "The attributes written to ${configPath} (for inspection and tests).";
     };
   };
 
   config = mkIf cfg.enable {
+    services.hozo.agent.renderedConfig = agentConfig;
+
     assertions = [
       {
         assertion = cfg.roots != [ ];
@@ -250,8 +449,12 @@ in
         message = "services.hozo.agent.poweroffCommand is empty: give the argument vector that powers the box off.";
       }
       {
-        assertion = hasPrefix "/" cfg.leaseDirectory;
-        message = "services.hozo.agent.leaseDirectory must be an absolute path.";
+        assertion = hasPrefix "/" cfg.stateDirectory && hasPrefix "/" cfg.leaseDirectory;
+        message = "services.hozo.agent.stateDirectory and leaseDirectory must be absolute paths.";
+      }
+      {
+        assertion = logDir == null || (hasPrefix "/" cfg.logFile && !(builtins.elem logDir sharedDirs));
+        message = "services.hozo.agent.logFile = \"${toString cfg.logFile}\": the module gives the file's directory to user hozo, so use an absolute path in a directory of its own, e.g. \"/var/log/hozo-agent/agent.log\".";
       }
     ]
     ++ map (root: {
@@ -275,7 +478,9 @@ in
 
     services.openssh.enable = mkDefault true;
 
-    environment.etc."hozo-agent/config.json".source = jsonFormat.generate "hozo-agent.json" agentConfig;
+    environment.etc."hozo-agent/config.json".source = configFile;
+
+    system.checks = optional (cfg.checkConfig && canCheck) checkedConfig;
 
     # The receive side of a stream with buffer = mbuffer / compress = zstd.
     environment.systemPackages = [
@@ -284,18 +489,27 @@ in
       pkgs.zstd
     ];
 
+    # Imported at boot by root; the agent (user hozo) cannot import, its `prepare` waits for this.
     boot.zfs.extraPools = cfg.pools;
 
-    systemd.tmpfiles.settings."10-hozo-agent" = {
-      "/var/lib/hozo-agent".d = {
-        inherit user group;
-        mode = "0750";
+    # `serve` runs from sshd (no unit, no StateDirectory=), so the directories exist beforehand.
+    systemd.tmpfiles.settings."10-hozo-agent" =
+      {
+        ${cfg.stateDirectory}.d = {
+          inherit user group;
+          mode = "0750";
+        };
+        ${cfg.leaseDirectory}.d = {
+          inherit user group;
+          mode = "0750";
+        };
+      }
+      // optionalAttrs (logDir != null) {
+        ${logDir}.d = {
+          inherit user group;
+          mode = "0750";
+        };
       };
-      ${cfg.leaseDirectory}.d = {
-        inherit user group;
-        mode = "0750";
-      };
-    };
 
     systemd.services = {
       # Standing delegation (controllers come whenever the box is up); stopping the unit
@@ -342,24 +556,50 @@ in
         ) cfg.roots;
       };
 
+      # Started by the agent (through polkit) for an accepted shutdown or by the idle guard.
       hozo-poweroff = {
         description = "Power off the backup box (requested by hozo-agent)";
-        serviceConfig = {
-          Type = "oneshot";
-          ExecStart = "${systemctl} --no-block poweroff";
-        };
+        serviceConfig.Type = "oneshot";
+        script =
+          optionalString cfg.exportPoolsOnPoweroff (
+            concatMapStringsSep "\n" (pool: ''
+              if ${zpool} list -H -o name ${escapeShellArg pool} >/dev/null 2>&1; then
+                if ${zpool} export ${escapeShellArg pool}; then
+                  echo "hozo-poweroff: exported ${pool}"
+                else
+                  echo "hozo-poweroff: could not export ${pool}; powering off anyway" >&2
+                fi
+              fi'') exportPools
+          )
+          + ''
+
+            exec ${systemctl} --no-block poweroff
+          '';
       };
 
       hozo-agent-idle = mkIf (cfg.idlePoweroffMinutes != null) {
         description = "Power the backup box off when Hōzō has left it idle";
         after = [ "zfs.target" ];
         path = [ config.boot.zfs.package ];
-        serviceConfig = hardening // {
-          Type = "oneshot";
-          User = user;
-          Group = group;
+        serviceConfig = agentUnit {
           ExecStart = "${agentExe} idle-check --config ${configPath}";
-          ReadWritePaths = [ cfg.leaseDirectory ];
+        };
+      };
+
+      # The box's retention: the `prune` verb, run locally (the same code path as over SSH, logged
+      # in the audit log without a source address).
+      hozo-agent-prune = mkIf (cfg.pruneSchedule != null) {
+        description = "Apply the backup box's snapshot retention (hozo-agent prune)";
+        after = [
+          "zfs.target"
+          "hozo-agent-zfs.service"
+        ];
+        path = [ config.boot.zfs.package ];
+        environment.SSH_ORIGINAL_COMMAND = "prune";
+        serviceConfig = agentUnit {
+          ExecStart = "${agentExe} serve --config ${configPath}";
+          # 3: a receive is running; the next run prunes (destroy failures still exit 1).
+          SuccessExitStatus = [ "3" ];
         };
       };
     }
@@ -385,13 +625,23 @@ in
       ) cfg.wakeOnLan.interfaces
     );
 
-    systemd.timers.hozo-agent-idle = mkIf (cfg.idlePoweroffMinutes != null) {
-      description = "Check every minute whether Hōzō has left the box idle";
-      wantedBy = [ "timers.target" ];
-      timerConfig = {
-        OnBootSec = "${toString cfg.idlePoweroffMinutes}min";
-        OnUnitActiveSec = "1min";
-        AccuracySec = "15s";
+    systemd.timers = {
+      hozo-agent-idle = mkIf (cfg.idlePoweroffMinutes != null) {
+        description = "Check every minute whether Hōzō has left the box idle";
+        wantedBy = [ "timers.target" ];
+        timerConfig = {
+          OnBootSec = "${toString cfg.idlePoweroffMinutes}min";
+          OnUnitActiveSec = "1min";
+          AccuracySec = "15s";
+        };
+      };
+      hozo-agent-prune = mkIf (cfg.pruneSchedule != null) {
+        description = "Schedule of the backup box's snapshot retention";
+        wantedBy = [ "timers.target" ];
+        timerConfig = {
+          OnCalendar = cfg.pruneSchedule;
+          Persistent = true;
+        };
       };
     };
 

@@ -3,7 +3,9 @@
 # A plain NixOS module: import it directly, or through the flake's nixosModules.controller,
 # which only adds a default for `package`. It renders the binary's config (src/config/schema.ts
 # is the contract), one hozo-<job>.service + .timer per job, ZFS delegation for the service user,
-# sanoid snapshot policy, logrotate and node-exporter wiring.
+# sanoid snapshot policy, logrotate and node-exporter wiring. Secrets (SSH keys, notify tokens)
+# reach the units with LoadCredential=. The wake/lease/shutdown protocol with the box's agent is the
+# binary's business: the units only run `hozo run <job>`.
 {
   config,
   lib,
@@ -49,8 +51,8 @@ let
   configPath = "/etc/hozo/config.json";
   jobConfigPath = name: "/etc/hozo/jobs/${name}.json";
   unitName = name: "hozo-${name}";
-  # Where systemd's LoadCredential= puts the key for this job's unit.
-  credentialPath = job: host: "/run/credentials/${unitName job}.service/ssh-key-${host}";
+  # Where systemd's LoadCredential= puts credential `id` for this job's unit.
+  credentialPath = job: id: "/run/credentials/${unitName job}.service/${id}";
 
   # Names that become unit names and credential names (the binary's NAME rule).
   validName = n: builtins.match "[A-Za-z0-9][A-Za-z0-9_.-]*" n != null;
@@ -115,6 +117,54 @@ let
         type = types.port;
         default = 9;
         description = "UDP port of the magic packet.";
+      };
+      packets = mkOption {
+        type = types.ints.between 2 20;
+        default = 3;
+        description = "Magic packets to send (some NICs miss the first).";
+      };
+      relayHost = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        example = "relay";
+        description = ''
+          `method = "ssh-relay"`: another entry of `services.hozo.controller.hosts`, an always-on
+          machine at the box's site that runs `command` (default `wakeonlan -i <address> <mac>`).
+          Its SSH key reaches the job units through `LoadCredential=` like the box's. Give the relay
+          `shutdown = "none"`: it is never a job's host.
+        '';
+      };
+      command = mkOption {
+        type = types.nullOr (types.listOf types.str);
+        default = null;
+        example = [
+          "wakeonlan"
+          "-i"
+          "192.168.1.255"
+          "52:54:00:7a:0b:01"
+        ];
+        description = ''
+          Argument vector (no shell): run on the relay (`method = "ssh-relay"`, default
+          `wakeonlan -i <address> <mac>`) or on this machine as the service user (`method = "command"`).
+        '';
+      };
+      url = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        example = "https://homeassistant.lan/api/webhook/wake-backupbox";
+        description = ''
+          `method = "http"`: the URL that powers the box on (a smart plug, a Home Assistant webhook).
+          It ends up in the world-readable Nix store with the rest of the config: do not put a
+          secret token in it; use `method = "command"` with a script that reads one instead.
+        '';
+      };
+      httpMethod = mkOption {
+        type = types.enum [
+          "GET"
+          "POST"
+        ];
+        default = "POST";
+        description = "HTTP method for `method = \"http\"`.";
       };
     };
   };
@@ -197,11 +247,126 @@ let
             "ssh"
             "none"
           ];
+          # The binary's own default is "none"; with services.hozo.agent on the box, "agent" is the setup to use.
           default = "agent";
-          description = "How to put the box back to sleep after a job with `shutdownAfter`: ask its agent, run poweroff over SSH, or leave it on.";
+          description = ''
+            How to put the box back to sleep after a job with `shutdownAfter`: ask its agent
+            (`services.hozo.agent`, which powers off only when no other controller holds a lease),
+            run `shutdownCommand` over SSH, or leave it on. Only a box this run woke is put back to
+            sleep, unless `shutdownIfAwake`.
+          '';
+        };
+        agent = mkOption {
+          type = types.nullOr types.bool;
+          default = null;
+          description = ''
+            Whether the box runs `hozo-agent` as the forced command of this key (leases, `prepare`,
+            receives through the agent). `null` leaves it to the binary: true when
+            `shutdown = "agent"`.
+          '';
+        };
+        shutdownCommand = mkOption {
+          type = types.listOf types.str;
+          default = [
+            "systemctl"
+            "poweroff"
+          ];
+          description = "Argument vector run on the box over SSH for `shutdown = \"ssh\"`.";
+        };
+        shutdownIfAwake = mkOption {
+          type = types.bool;
+          default = false;
+          description = "Also put the box to sleep after a run that found it already awake.";
+        };
+        pools = mkOption {
+          type = types.nullOr (types.listOf types.str);
+          default = null;
+          example = [ "backup" ];
+          description = "Pools that must be imported and healthy before a run; `null`: the pools of the job's targets.";
+        };
+        leaseTtl = mkOption {
+          type = durationType;
+          default = "6h";
+          description = ''
+            The lease a run takes on the agent expires after this (seconds or a duration), so a
+            controller that crashed cannot keep the box up; at most the agent's `maxLeaseSeconds`.
+          '';
         };
       };
     };
+
+  notifyModule = {
+    options = {
+      type = mkOption {
+        type = types.enum [
+          "ntfy"
+          "pushover"
+          "email"
+          "webhook"
+        ];
+        description = "The channel's kind; each uses only some of the fields below.";
+      };
+      on = mkOption {
+        type = types.enum [
+          "failure"
+          "success"
+          "always"
+        ];
+        default = "failure";
+        description = "Which runs to report.";
+      };
+      timeout = mkOption {
+        type = durationType;
+        default = 15;
+        description = "Give up on the notification after this long (seconds or a duration).";
+      };
+      url = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        example = "https://ntfy.sh/my-backups-3f9c";
+        description = "ntfy: the topic's URL; webhook: where the run report is POSTed as JSON.";
+      };
+      tokenFile = mkOption {
+        type = types.nullOr (types.coercedTo types.path toString types.str);
+        default = null;
+        example = literalExpression "config.sops.secrets.\"hozo/ntfy-token\".path";
+        description = ''
+          ntfy, webhook (optional) and pushover (required): a file holding the token, outside the
+          Nix store. Each job unit receives it with `LoadCredential=`, like the SSH keys.
+        '';
+      };
+      userFile = mkOption {
+        type = types.nullOr (types.coercedTo types.path toString types.str);
+        default = null;
+        description = "pushover: a file holding the user key, outside the Nix store (passed like `tokenFile`).";
+      };
+      apiUrl = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        description = "pushover: the API endpoint; `null`: the binary's default (api.pushover.net).";
+      };
+      to = mkOption {
+        type = types.nullOr (types.either types.str (types.listOf types.str));
+        default = null;
+        example = [ "admin@example.org" ];
+        description = "email: recipient address(es).";
+      };
+      from = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        description = "email: sender address.";
+      };
+      sendmail = mkOption {
+        type = types.str;
+        default = "/run/wrappers/bin/sendmail";
+        description = ''
+          email: a sendmail-compatible program. The job units run with `NoNewPrivileges=`, so it
+          must work without setuid/setgid (msmtp via `programs.msmtp.setSendmail` does; Postfix's
+          setgid `postdrop` does not).
+        '';
+      };
+    };
+  };
 
   policyModule = {
     options = {
@@ -355,6 +520,11 @@ let
         sshOptions
         readyTimeout
         shutdown
+        agent
+        shutdownCommand
+        shutdownIfAwake
+        pools
+        leaseTtl
         ;
       knownHostsFile =
         if h.knownHostsFile != null then
@@ -373,9 +543,53 @@ let
               mac
               address
               port
+              packets
+              relayHost
+              command
+              url
+              httpMethod
               ;
           };
     };
+
+  # The fields each channel type takes (the schema is strict per type, src/notify/schema.ts).
+  notifyFields = {
+    ntfy = [
+      "url"
+      "tokenFile"
+    ];
+    pushover = [
+      "userFile"
+      "tokenFile"
+      "apiUrl"
+    ];
+    email = [
+      "to"
+      "from"
+      "sendmail"
+    ];
+    webhook = [
+      "url"
+      "tokenFile"
+    ];
+  };
+  # Optional fields (null = unset) that a channel of another type would silently lose.
+  notifyOptionalFields = [
+    "url"
+    "tokenFile"
+    "userFile"
+    "apiUrl"
+    "to"
+    "from"
+  ];
+  renderChannel =
+    c:
+    dropNulls (
+      {
+        inherit (c) type on timeout;
+      }
+      // lib.getAttrs notifyFields.${c.type} c
+    );
 
   renderJob = name: j: {
     inherit name;
@@ -407,33 +621,79 @@ let
         null
       else
         { inherit (cfg.metrics) textfileDirectory; };
+    notify = if cfg.notify == [ ] then null else map renderChannel cfg.notify;
     hosts = mapAttrs renderHost cfg.hosts;
     jobs = mapAttrsToList renderJob cfg.jobs;
   };
 
-  # settings is merged over the generated attrs (lists, like `jobs`, are replaced whole).
+  # settings is merged over the generated attrs (lists, like `jobs` or `notify`, are replaced whole).
   rendered = lib.recursiveUpdate generated cfg.settings;
   renderedHosts = rendered.hosts or { };
   renderedJobs = rendered.jobs or [ ];
+  renderedNotify = rendered.notify or [ ];
 
   hostOfJob = name: (cfg.jobs.${name} or { host = null; }).host;
   keyOf = host: (renderedHosts.${host} or { }).sshKeyFile or null;
-
-  # The config one job's unit reads: its job, its host, and the key where LoadCredential put it.
-  renderJobConfig =
+  relayOf = host: ((renderedHosts.${host} or { }).wake or { }).relayHost or null;
+  # The hosts one job talks to: its box and, for method = "ssh-relay", the relay that wakes it.
+  hostsOfJob =
     name:
     let
       host = hostOfJob name;
-      hostAttrs = renderedHosts.${host} or null;
     in
+    filter (h: h != null && renderedHosts ? ${h}) (unique [
+      host
+      (relayOf host)
+    ]);
+
+  # Secret files of the notify channels, each passed to the job units as a credential.
+  notifySecrets = concatLists (
+    lib.imap0 (
+      i: c:
+      concatMap (
+        field:
+        optional (c ? ${field}) {
+          inherit field;
+          index = i;
+          id = "notify-${toString i}-${lib.removeSuffix "File" field}";
+          path = c.${field};
+        }
+      ) [
+        "tokenFile"
+        "userFile"
+      ]
+    ) renderedNotify
+  );
+
+  # LoadCredential= of one job's unit: the SSH keys of its hosts and the notify secrets.
+  credentialsOf =
+    name:
+    map (h: "ssh-key-${h}:${keyOf h}") (filter (h: keyOf h != null) (hostsOfJob name))
+    ++ map (s: "${s.id}:${s.path}") notifySecrets;
+
+  # The config one job's unit reads: its job, its hosts, and every secret path pointing where
+  # LoadCredential put the copy.
+  renderJobConfig =
+    name:
     rendered
     // {
-      hosts = optionalAttrs (hostAttrs != null) {
-        ${host} =
-          hostAttrs
-          // optionalAttrs (hostAttrs ? sshKeyFile) { sshKeyFile = credentialPath name host; };
-      };
+      hosts = lib.genAttrs (hostsOfJob name) (
+        h:
+        let
+          a = renderedHosts.${h};
+        in
+        a // optionalAttrs (a ? sshKeyFile) { sshKeyFile = credentialPath name "ssh-key-${h}"; }
+      );
       jobs = filter (j: j.name or null == name) renderedJobs;
+    }
+    // optionalAttrs (rendered ? notify) {
+      notify = lib.imap0 (
+        i: c:
+        c
+        // lib.listToAttrs (
+          map (s: nameValuePair s.field (credentialPath name s.id)) (filter (s: s.index == i) notifySecrets)
+        )
+      ) renderedNotify;
     };
   renderedJobConfigs = lib.genAttrs (attrNames cfg.jobs) renderJobConfig;
 
@@ -500,6 +760,72 @@ let
     "/etc"
     "/home"
   ];
+
+  # Wake settings the schema accepts but that cannot work, caught with a message naming the option.
+  wakeAssertions =
+    hn: w:
+    let
+      opt = "services.hozo.controller.hosts.${hn}.wake";
+    in
+    optionals (w.method == "wol") [
+      {
+        assertion = w.mac != null && w.address != null;
+        message = "${opt}: method = \"wol\" needs mac (the box's NIC) and address (the broadcast address of the box's LAN, e.g. \"192.168.1.255\"); hozo never guesses one.";
+      }
+      {
+        assertion = w.address != "255.255.255.255";
+        message = "${opt}.address = \"255.255.255.255\": hozo refuses the limited broadcast (it leaves through whichever interface the route picks); give the broadcast address of the box's LAN, e.g. \"192.168.1.255\".";
+      }
+    ]
+    ++ optionals (w.method == "ssh-relay") [
+      {
+        assertion = w.relayHost != null && w.relayHost != hn && cfg.hosts ? ${w.relayHost};
+        message = "${opt}: method = \"ssh-relay\" needs relayHost, the name of another entry of services.hozo.controller.hosts (the always-on machine at the box's site); got ${
+          if w.relayHost == null then "none" else "\"${w.relayHost}\""
+        }.";
+      }
+      {
+        assertion = w.command != null || (w.mac != null && w.address != null);
+        message = "${opt}: method = \"ssh-relay\" without command runs `wakeonlan -i <address> <mac>` on the relay: set mac and address, or command.";
+      }
+    ]
+    ++ optional (w.method == "http") {
+      assertion = w.url != null;
+      message = "${opt}: method = \"http\" needs url.";
+    }
+    ++ optional (w.method == "command") {
+      assertion = w.command != null && w.command != [ ];
+      message = "${opt}: method = \"command\" needs command, an argument vector such as [ \"/run/current-system/sw/bin/my-wake-script\" ].";
+    };
+
+  notifyRequired = {
+    ntfy = [ "url" ];
+    pushover = [
+      "userFile"
+      "tokenFile"
+    ];
+    email = [ "to" ];
+    webhook = [ "url" ];
+  };
+  notifyAssertions =
+    i: c:
+    let
+      opt = "services.hozo.controller.notify (entry ${toString i}, type = \"${c.type}\")";
+      missing = filter (f: c.${f} == null) notifyRequired.${c.type};
+      foreign = filter (f: c.${f} != null && !(builtins.elem f notifyFields.${c.type})) notifyOptionalFields;
+    in
+    [
+      {
+        assertion = missing == [ ];
+        message = "${opt}: set ${concatStringsSep " and " missing}.";
+      }
+      {
+        assertion = foreign == [ ];
+        message = "${opt}: ${concatStringsSep ", " foreign} ${
+          if builtins.length foreign == 1 then "is" else "are"
+        } not used by this type (it takes ${concatStringsSep ", " notifyFields.${c.type}}).";
+      }
+    ];
 
   stateUnderVarLib = hasPrefix "/var/lib/" cfg.stateDirectory;
   rwPaths =
@@ -652,6 +978,23 @@ in
       description = "Run `hozo config check` on the rendered config files when the system is built.";
     };
 
+    notify = mkOption {
+      type = types.listOf (types.submodule notifyModule);
+      default = [ ];
+      example = literalExpression ''
+        [
+          { type = "ntfy"; url = "https://ntfy.sh/my-backups-3f9c"; tokenFile = config.sops.secrets."hozo/ntfy-token".path; }
+          { type = "email"; to = "admin@example.org"; on = "always"; }
+        ]
+      '';
+      description = ''
+        Where to report runs: `ntfy`, `pushover`, `email` or `webhook` channels (the binary's
+        top-level `notify`). Secrets are files outside the Nix store (`tokenFile`, `userFile`);
+        each job unit gets them through `LoadCredential=` and its config names the copies. A failed
+        notification never fails the run.
+      '';
+    };
+
     hosts = mkOption {
       type = types.attrsOf (types.submodule hostModule);
       default = { };
@@ -665,7 +1008,7 @@ in
           };
         }
       '';
-      description = "Backup boxes, by name.";
+      description = "Backup boxes (and the relays that wake them, `wake.method = \"ssh-relay\"`), by name.";
     };
 
     jobs = mkOption {
@@ -751,8 +1094,15 @@ in
               assertion = h.hostPublicKey != null || h.knownHostsFile != null;
               message = "services.hozo.controller.hosts.${hn}: set hostPublicKey to the box's SSH host key (the contents of /etc/ssh/ssh_host_ed25519_key.pub on the box) or knownHostsFile; Hōzō never turns host key checking off.";
             }
-          ]) cfg.hosts
+          ]
+          ++ optionals (h.wake != null) (wakeAssertions hn h.wake)) cfg.hosts
         )
+        ++ concatLists (lib.imap0 notifyAssertions cfg.notify)
+        # Secret files of the rendered channels (typed options or `settings.notify`).
+        ++ map (s: {
+          assertion = !isStorePath s.path;
+          message = "services.hozo.controller.notify (entry ${toString s.index}): ${s.field} = \"${s.path}\" is in the Nix store, where every local user can read it. Keep the secret outside the store, e.g. ${s.field} = config.sops.secrets.\"hozo/notify-token\".path.";
+        }) notifySecrets
         ++ map (k: {
           assertion = false;
           message = "services.hozo.controller: two datasets replicate into the same target ${k}: ${
@@ -849,8 +1199,7 @@ in
       systemd.services = mapAttrs' (
         name: j:
         let
-          host = j.host;
-          key = keyOf host;
+          credentials = credentialsOf name;
         in
         nameValuePair (unitName name) (mkMerge [
           {
@@ -886,8 +1235,9 @@ in
                 StateDirectory = lib.removePrefix "/var/lib/" cfg.stateDirectory;
                 StateDirectoryMode = "0750";
               }
-              // optionalAttrs (key != null) {
-                LoadCredential = [ "ssh-key-${host}:${key}" ];
+              // optionalAttrs (credentials != [ ]) {
+                # SSH keys and notify tokens: systemd reads them as root and hands the unit a copy.
+                LoadCredential = credentials;
               }
               // optionalAttrs (cfg.user == "root") {
                 # Without delegation ZFS checks CAP_SYS_ADMIN, even for root.

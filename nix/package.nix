@@ -30,9 +30,16 @@ let
       ../package-lock.json
       ../tsconfig.json
       ../src
-      (lib.fileset.maybeMissing ../agent)
+      ../agent
     ];
   };
+
+  binNames = lib.attrNames packageJson.bin;
+  # Both programs are promised by the modules (hozo on the controller, hozo-agent on the box).
+  missingBins = lib.subtractLists binNames [
+    "hozo"
+    "hozo-agent"
+  ];
 
   # The wrapper supplies the transport and stream tools; the ZFS userland comes from the
   # service's PATH (config.boot.zfs.package), so it always matches the loaded kernel module.
@@ -43,6 +50,8 @@ let
     zstd
   ];
 in
+assert lib.assertMsg (missingBins == [ ])
+  "hozo: package.json's \"bin\" lacks ${lib.concatStringsSep ", " missingBins}";
 buildNpmPackage {
   pname = packageJson.name;
   inherit (packageJson) version;
@@ -57,20 +66,15 @@ buildNpmPackage {
 
   nativeBuildInputs = [ makeWrapper ];
 
+  # npm's install hook links both entries of package.json's "bin" (hozo -> dist/src/cli/main.js,
+  # hozo-agent -> dist/agent/main.js) into $out/bin; they only get the tools on PATH here.
   postInstall = ''
-    pkgdir=$out/lib/node_modules/${packageJson.name}
-    for entry in dist/src/cli/main.js dist/agent/main.js; do
-      if [ ! -f "$pkgdir/$entry" ]; then
-        echo "hozo: $entry is missing after 'npm run build'" >&2
+    for prog in ${lib.escapeShellArgs binNames}; do
+      if [ ! -x "$out/bin/$prog" ]; then
+        echo "hozo: $out/bin/$prog is missing: is it still in package.json's \"bin\"?" >&2
         exit 1
       fi
-    done
-    # package.json's "bin" provides hozo; hozo-agent is added here while it is not listed there.
-    if [ ! -e $out/bin/hozo-agent ]; then
-      makeWrapper ${lib.getExe nodejs} $out/bin/hozo-agent --add-flags "$pkgdir/dist/agent/main.js"
-    fi
-    for prog in hozo hozo-agent; do
-      wrapProgram $out/bin/$prog --prefix PATH : ${runtimePath}
+      wrapProgram "$out/bin/$prog" --prefix PATH : ${runtimePath}
     done
   '';
 
@@ -78,7 +82,7 @@ buildNpmPackage {
   installCheckPhase = ''
     runHook preInstallCheck
     $out/bin/hozo --help >/dev/null
-    ${lib.getExe nodejs} --check $out/lib/node_modules/${packageJson.name}/dist/agent/main.js
+    $out/bin/hozo-agent --help >/dev/null
     runHook postInstallCheck
   '';
 

@@ -82,8 +82,10 @@ in
 assert lib.all lib.id (lib.attrValues goodOk ++ lib.attrValues badOk);
 pkgs.runCommand "hozo-module-eval"
   {
-    # Building this runs `hozo config check` on the example's rendered files.
+    # Building this runs `hozo config check` on the example's rendered files, and
+    # `hozo-agent check-config` on the agent's.
     checks = good.controller.system.checks;
+    agentChecks = good.agent.system.checks;
     controllerConfig = good.controller.environment.etc."hozo/config.json".source;
     agentConfig = good.agent.environment.etc."hozo-agent/config.json".source;
     authorizedKeys = lib.concatStringsSep "\n" good.agent.users.users.hozo.openssh.authorizedKeys.keys;
@@ -102,6 +104,12 @@ pkgs.runCommand "hozo-module-eval"
     cp $polkitRulesPath $out/polkit.rules
     grep -q '^ExecStart=.*/bin/hozo run offsite$' $out/units/hozo-offsite.service
     grep -q '^LoadCredential=ssh-key-box:/run/secrets/hozo/box-ssh-key$' $out/units/hozo-offsite.service
+    grep -q '^LoadCredential=notify-0-token:/run/secrets/hozo/ntfy-token$' $out/units/hozo-offsite.service
+    grep -q '^LoadCredential=ssh-key-relay:/run/secrets/hozo/relay-ssh-key$' $out/units/hozo-far.service
+    grep -q '^StateDirectory=hozo-agent$' $out/units/hozo-agent-idle.service
+    grep -q '^Environment="SSH_ORIGINAL_COMMAND=prune"$' $out/units/hozo-agent-prune.service
+    grep -q '^OnCalendar=\*-\*-\* 05:00:00$' $out/units/hozo-agent-prune.timer
+    grep -Eq '"exportOnShutdown": ?false' $out/agent-config.json
     grep -q '^OnCalendar=\*-\*-\* 02:30:00$' $out/units/hozo-offsite.timer
     grep -q '^command=".*/bin/hozo-agent serve --config /etc/hozo-agent/config.json",restrict' $out/authorized_keys
   ''

@@ -1,15 +1,17 @@
 # checks.<system>.vm: two NixOS VMs with real OpenZFS.
 #
-#   controller: services.hozo.controller, pool `tank`, node-exporter
+#   controller: services.hozo.controller, pool `tank`, node-exporter, a webhook receiver
 #   box:        services.hozo.agent, pool `backup`
 #
-# 1. Full replication while the box is up; the job asks the agent to shut the box down.
+# 1. Full replication while the box is already up: the run leaves it up (only a box the run woke
+#    is put back to sleep). `hozo status --json` reports the run; `hozo shutdown box` asks the
+#    agent to power the box off, and hozo-poweroff.service exports the pool on the way down.
 # 2. Incremental replication to the powered-off box: the controller sends the magic packet
 #    (captured with tcpdump on the controller), the test driver then starts the box VM, because
 #    QEMU does not wake a stopped VM on a magic packet (the driver plays the part of the NIC).
-#    The job waits for SSH, replicates, and powers the box off again.
-# 3. The box boots a third time: the pool is imported at boot, the data matches, and the
-#    agent refuses `zfs destroy` and a shell from the controller's key.
+#    The job waits for the agent's `prepare`, replicates, and the agent powers the box off.
+# 3. The box boots a third time: the pool is imported at boot, the data matches, the agent
+#    refuses `zfs destroy` and a shell (exit 2), and the box's own retention prunes as user hozo.
 { pkgs, self }:
 
 let
@@ -26,7 +28,28 @@ let
     virtualisation.emptyDiskImages = [ 2048 ];
     virtualisation.memorySize = 2048;
     boot.supportedFilesystems = [ "zfs" ];
+    # QEMU's virtio disks have no /dev/disk/by-id links, where boot.zfs.extraPools looks by default.
+    boot.zfs.devNodes = "/dev/disk/by-uuid";
   };
+
+  # Records what the controller's webhook channel sends (headers only).
+  webhookReceiver = pkgs.writeText "webhook-receiver.py" ''
+    import http.server
+
+
+    class Hook(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            h = self.headers
+            line = f"{h.get('Authorization')} job={h.get('X-Hozo-Job')} result={h.get('X-Hozo-Result')}"
+            with open("/tmp/webhook.log", "a") as log:
+                print(line, file=log)
+            self.send_response(204)
+            self.end_headers()
+
+
+    http.server.HTTPServer(("127.0.0.1", 8080), Hook).serve_forever()
+  '';
 in
 pkgs.testers.runNixOSTest {
   name = "hozo";
@@ -58,8 +81,10 @@ pkgs.testers.runNixOSTest {
         enable = true;
         authorizedKeys = [ snakeOil.snakeOilPublicKey ];
         roots = [ "backup/hozo" ];
-        # Longer than this test: only the job's shutdown request may power the box off.
+        # Longer than this test: only the shutdown requests may power the box off.
         idlePoweroffMinutes = 120;
+        # Not during the test (it would drop t1 before it is checked): the script prunes itself.
+        pruneSchedule = "*-01-01 04:00:00";
       };
     };
 
@@ -78,9 +103,23 @@ pkgs.testers.runNixOSTest {
 
       services.prometheus.exporters.node.enable = true;
 
+      systemd.services.webhook-receiver = {
+        wantedBy = [ "multi-user.target" ];
+        serviceConfig.ExecStart = "${lib.getExe pkgs.python3} ${webhookReceiver}";
+      };
+
       services.hozo.controller = {
         enable = true;
         logFile = "/var/log/hozo/hozo.log";
+        # The token reaches the job through LoadCredential; the test script writes the file.
+        notify = [
+          {
+            type = "webhook";
+            url = "http://127.0.0.1:8080/hozo";
+            tokenFile = "/var/lib/hozo-secrets/webhook-token";
+            on = "always";
+          }
+        ];
         hosts.box = {
           address = "box";
           # A quoted path outside the store; the test script puts the key there.
@@ -94,7 +133,9 @@ pkgs.testers.runNixOSTest {
           };
           # Long enough for a VM to boot under TCG.
           readyTimeout = "10m";
+          # The recommended setup with services.hozo.agent on the box.
           shutdown = "agent";
+          leaseTtl = "1h";
         };
         jobs.offsite = {
           host = "box";
@@ -120,6 +161,7 @@ pkgs.testers.runNixOSTest {
       macHex = lib.toLower (lib.replaceStrings [ ":" ] [ "" ] mac);
     in
     ''
+      import json
       import shlex
 
       MAGIC = "ff" * 6 + "${macHex}" * 16
@@ -127,7 +169,7 @@ pkgs.testers.runNixOSTest {
 
 
       def start_job():
-          """Start hozo-offsite.service without waiting, and wait until this run has begun."""
+          # Start hozo-offsite.service without waiting, and wait until this run has begun.
           before = controller.succeed("systemctl show -P InvocationID hozo-offsite.service").strip()
           controller.succeed("systemctl start --no-block hozo-offsite.service")
           controller.wait_until_succeeds(
@@ -136,7 +178,7 @@ pkgs.testers.runNixOSTest {
 
 
       def wait_job_success():
-          """Wait for the run to end (or to fail into auto-restart) and require exit 0."""
+          # Wait for the run to end (or to fail into auto-restart) and require exit 0 (`hozo run`: success).
           controller.wait_until_succeeds(
               "state=$(systemctl show -P ActiveState hozo-offsite.service);"
               " sub=$(systemctl show -P SubState hozo-offsite.service);"
@@ -150,20 +192,35 @@ pkgs.testers.runNixOSTest {
               raise Exception(f"hozo-offsite.service: Result={result} ExecMainStatus={status}")
 
 
+      def hozo_status():
+          # `hozo status --json` as root (reads /etc/hozo/config.json; never wakes the box).
+          return json.loads(controller.succeed("hozo status --json"))
+
+
       def guid(machine, snapshot):
           return machine.succeed(f"zfs get -H -p -o value guid {shlex.quote(snapshot)}").strip()
 
 
+      def agent_request(request):
+          # One request with the controller's key: (exit code, stderr).
+          code, _ = controller.execute(f"{SSH} {request} 2>/tmp/agent.err")
+          return code, controller.succeed("cat /tmp/agent.err")
+
+
       start_all()
 
-      with subtest("pools, datasets, key"):
+      with subtest("pools, datasets, secrets"):
           box.wait_for_unit("multi-user.target")
           box.succeed(
               "zpool create -f -O mountpoint=none backup /dev/vdb",
               "systemctl restart hozo-agent-zfs.service",
           )
           box.succeed("test \"$(zfs get -H -o value canmount backup/hozo)\" = off")
-          box.succeed("zfs allow backup/hozo | grep -q 'user hozo .*receive'")
+          for perm in ["receive", "canmount", "destroy", "send", "hold"]:
+              box.succeed(f"zfs allow backup/hozo | grep -q 'user hozo .*{perm}'")
+          # The agent is not root, so its own `zpool export` is off (hozo-poweroff.service exports).
+          agent_config = json.loads(box.succeed("cat /etc/hozo-agent/config.json"))
+          assert agent_config["exportOnShutdown"] is False, agent_config
 
           controller.wait_for_unit("multi-user.target")
           controller.succeed(
@@ -174,35 +231,59 @@ pkgs.testers.runNixOSTest {
               "zfs snapshot tank/data@t1",
               "systemctl restart hozo-zfs-delegation.service",
               "install -D -m 0600 ${snakeOil.snakeOilPrivateKey} /var/lib/hozo-secrets/box-key",
+              "install -m 0600 /dev/null /var/lib/hozo-secrets/webhook-token",
+              "echo -n s3cret-webhook-token > /var/lib/hozo-secrets/webhook-token",
           )
           controller.succeed("zfs allow tank/data | grep -q 'user hozo .*send'")
-          # The job's unit and timer exist; the config the unit reads names the credential.
+          # The job's unit and timer exist; the config the unit reads names the credentials.
           controller.succeed("systemctl list-timers --all | grep -q hozo-offsite.timer")
           controller.succeed(
-              "grep -q /run/credentials/hozo-offsite.service/ssh-key-box /etc/hozo/jobs/offsite.json"
+              "grep -q /run/credentials/hozo-offsite.service/ssh-key-box /etc/hozo/jobs/offsite.json",
+              "grep -q /run/credentials/hozo-offsite.service/notify-0-token /etc/hozo/jobs/offsite.json",
           )
+          controller.wait_for_open_port(8080)
 
       with subtest("sanoid takes snapshots from jobs.offsite.snapshots.policy"):
           controller.succeed("systemctl start sanoid.service")
           controller.succeed("zfs list -H -t snapshot -o name tank/data | grep -q '@autosnap_'")
 
-      with subtest("first run: full replication, then the box shuts itself down"):
+      with subtest("first run: full replication to a box that was already up, which stays up"):
           box.wait_for_unit("sshd.service")
           start_job()
           wait_job_success()
-          box.wait_for_shutdown()
+          # The agent set canmount=noauto (as user hozo) after the first receive.
+          box.succeed("test \"$(zfs get -H -o value canmount backup/hozo/data)\" = noauto")
+          box.succeed("test \"$(zfs get -H -o value mounted backup/hozo/data)\" = no")
+          st = hozo_status()
+          [job] = st["jobs"]
+          assert job["job"] == "offsite" and job["state"]["lastRun"]["result"] == "ok", job
+          [host] = st["hosts"]
+          assert host["name"] == "box" and host["awake"], host
+          # The run released its lease and asked for no shutdown: the box was up before it.
+          assert host["agent"]["leases"] == [] and not host["agent"]["shutdownPending"], host["agent"]
+
+      with subtest("the webhook channel got the run, with the token from its credential"):
+          controller.wait_until_succeeds(
+              "grep -q 'Bearer s3cret-webhook-token job=offsite result=ok' /tmp/webhook.log"
+          )
 
       with subtest("metrics reach node-exporter"):
           controller.wait_for_unit("prometheus-node-exporter.service")
           controller.wait_for_open_port(9100)
-          controller.succeed("ls /var/lib/prometheus-node-exporter-text-files/ | grep -q '\\.prom$'")
+          controller.succeed("test -s /var/lib/prometheus-node-exporter-text-files/hozo_offsite.prom")
           controller.succeed(
               "curl -sf http://127.0.0.1:9100/metrics"
-              " | grep -E '^hozo_job_last_run_success\\{[^}]*offsite[^}]*\\} 1$'"
+              " | grep -E '^hozo_job_last_run_success\\{[^}]*job=\"offsite\"[^}]*\\} 1$'"
           )
           controller.succeed("test -s /var/log/hozo/hozo.log")
 
-      with subtest("second run: wake the sleeping box, incremental replication"):
+      with subtest("hozo shutdown: the agent powers the box off"):
+          report = json.loads(controller.succeed("hozo shutdown box --json"))
+          assert report["shutdown"] == "done", report
+          box.wait_for_shutdown()
+          assert not hozo_status()["hosts"][0]["awake"]
+
+      with subtest("second run: wake the sleeping box, incremental replication, the agent powers it off"):
           controller.succeed(
               "echo second > /tank/data/note",
               "zfs snapshot tank/data@t2",
@@ -218,12 +299,21 @@ pkgs.testers.runNixOSTest {
           # What the NIC would do on that packet.
           box.start()
           wait_job_success()
+          # This run woke the box, so it asked the agent to power it off again.
           box.wait_for_shutdown()
+          controller.succeed(
+              "curl -sf http://127.0.0.1:9100/metrics"
+              " | grep -E '^hozo_host_wake_seconds\\{[^}]*host=\"box\"[^}]*\\} [0-9.e+-]+$'"
+          )
+          assert hozo_status()["jobs"][0]["state"]["lastRun"]["result"] == "ok"
 
       with subtest("the box boots with its pool and holds both snapshots"):
           box.start()
           box.wait_for_unit("multi-user.target")
           box.wait_for_unit("hozo-agent-zfs.service")
+          # hozo-poweroff.service exported the pool on the way down; boot.zfs.extraPools imported it.
+          box.succeed("journalctl -b -1 -u hozo-poweroff.service --no-pager | grep -q 'exported backup'")
+          box.succeed("zpool list -H -o health backup | grep -q ONLINE")
           for snap in ["t1", "t2"]:
               assert guid(box, f"backup/hozo/data@{snap}") == guid(controller, f"tank/data@{snap}"), snap
           # Run 1 created the dataset with a full receive; a receive into the existing dataset
@@ -236,25 +326,42 @@ pkgs.testers.runNixOSTest {
           )
           box.succeed("umount /mnt/check")
 
-      with subtest("the agent refuses anything but its protocol"):
+      with subtest("the agent refuses anything but its protocol (exit 2)"):
           box.wait_for_unit("sshd.service")
-          controller.fail(f"{SSH} zfs destroy -r backup/hozo/data")
-          # The key was accepted: the refusal came from the agent, not from sshd.
+          code, err = agent_request("zfs destroy -r backup/hozo/data")
+          assert code == 2 and "hozo-agent: refused" in err, (code, err)
+          # The key was accepted: the refusal came from the agent, not from sshd, and it is logged.
           box.succeed("journalctl -b --no-pager | grep -q 'Accepted publickey for hozo'")
+          box.succeed("grep -q 'refused.*zfs destroy' /var/lib/hozo-agent/agent.log")
           box.succeed("zfs list backup/hozo/data")
           box.succeed("zfs list -t snapshot backup/hozo/data@t1")
-          controller.fail(f"{SSH} sh -c 'touch /tmp/owned'")
+          code, err = agent_request("sh -c 'touch /tmp/owned'")
+          assert code == 2 and "hozo-agent: refused" in err, (code, err)
           box.fail("test -e /tmp/owned")
           # restrict: a remote forward is refused at once (ssh exits 255; timeout's 124 would mean
           # the forward was granted and the tunnel held).
           controller.succeed(
               f"timeout 30 {SSH} -N -o ExitOnForwardFailure=yes -R 2222:127.0.0.1:22; test $? -eq 255"
           )
+          # A verb of the protocol works with the same key.
+          status = json.loads(controller.succeed(f"{SSH} status"))
+          assert status["pools"][0]["name"] == "backup" and status["pools"][0]["healthy"], status
 
-      with subtest("the idle guard and the power-off unit are installed"):
+      with subtest("the idle guard, the power-off unit and the polkit rule"):
           box.succeed("systemctl list-timers --all | grep -q hozo-agent-idle.timer")
+          # idle-check runs sandboxed as hozo with its state directory writable; not idle yet.
+          box.succeed("systemctl start hozo-agent-idle.service")
+          box.succeed("journalctl -u hozo-agent-idle.service --no-pager | grep -q '\"action\":\"none\"'")
           box.succeed("systemctl cat hozo-poweroff.service")
           # polkit lets hozo start hozo-poweroff.service, and nothing else.
           box.fail("runuser -u hozo -- systemctl start sshd.service")
+
+      with subtest("the box's own retention prunes as user hozo (destroy delegation)"):
+          box.succeed("systemctl list-timers --all | grep -q hozo-agent-prune.timer")
+          # All snapshots are from today: daily/weekly/monthly keep the newest, t2, and nothing else.
+          box.succeed("systemctl start hozo-agent-prune.service")
+          box.succeed("zfs list -t snapshot backup/hozo/data@t2")
+          box.fail("zfs list -t snapshot backup/hozo/data@t1")
+          box.succeed("grep -q 'prune destroyed' /var/lib/hozo-agent/agent.log")
     '';
 }

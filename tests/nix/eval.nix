@@ -87,6 +87,8 @@ let
     interfaces = config.networking.interfaces;
     systemPackages = map (p: p.name) config.environment.systemPackages;
     opensshEnabled = config.services.openssh.enable;
+    checks = plain config.system.checks;
+    renderedConfig = config.services.hozo.agent.renderedConfig;
     failedAssertions = failed config;
   };
 
@@ -144,6 +146,35 @@ let
       failedAssertions = failed viaDefault;
     };
 
+  # nix/package.nix with a stand-in buildNpmPackage that returns its arguments: the phases, not the build.
+  package =
+    let
+      drv = import ../../nix/package.nix {
+        inherit lib;
+        buildNpmPackage = args: args;
+        importNpmLock = {
+          __functor = _: _args: stubs.stubDrv "npm-deps" { };
+          npmConfigHook = stubs.stubDrv "npm-config-hook" { };
+        };
+        nodejs = stubs.stubDrv "nodejs" { };
+        makeWrapper = stubs.stubDrv "make-wrapper" { };
+        openssh = stubs.stubDrv "openssh" { };
+        mbuffer = stubs.pkgs.mbuffer;
+        pv = stubs.stubDrv "pv" { };
+        zstd = stubs.pkgs.zstd;
+      };
+    in
+    {
+      inherit (drv)
+        pname
+        version
+        postInstall
+        doInstallCheck
+        installCheckPhase
+        ;
+      mainProgram = drv.meta.mainProgram;
+    };
+
   lock = builtins.fromJSON (builtins.readFile ../../package-lock.json);
   filledLock = import ../../nix/npm-lock.nix { inherit lib; } {
     registry = "https://registry.example";
@@ -156,7 +187,17 @@ in
   agent = agentView (evalWith [ examples.agent ]);
   agentNoIdle = agentView (evalWith [
     examples.agent
-    { services.hozo.agent.idlePoweroffMinutes = lib.mkForce null; }
+    {
+      services.hozo.agent.idlePoweroffMinutes = lib.mkForce null;
+      services.hozo.agent.pruneSchedule = lib.mkForce null;
+    }
+  ]);
+  # Every default of the agent module.
+  agentMinimal = agentView (evalWith [ examples.agentMinimal ]);
+  # A state directory outside /var/lib: no StateDirectory=, the paths are made writable instead.
+  agentElsewhere = agentView (evalWith [
+    examples.agentMinimal
+    { services.hozo.agent.stateDirectory = "/srv/hozo-agent"; }
   ]);
   # Both modules on one machine must merge (one user `hozo`).
   both = {
@@ -183,7 +224,7 @@ in
     ])
   ) examples.agentBad;
 
-  inherit flake;
+  inherit flake package;
 
   npmLock = {
     total = builtins.length (lib.attrNames lock.packages) - 1;

@@ -3,6 +3,9 @@
 let
   boxHostKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHozoTestHostKeyNotARealKeyAAAAAAAAAAAAAA box";
   controllerKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHozoTestClientKeyNotARealKeyAAAAAAAAAAAA hozo@controller";
+  relayHostKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHozoTestRelayKeyNotARealKeyAAAAAAAAAAAAA relay";
+  farHostKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHozoTestFarawayKeyNotARealKeyAAAAAAAAAAA faraway";
+  storePath = "/nix/store/8a3n5bnpq1dd7mvkr0g1j9bnbaxs0qc1";
 in
 {
   inherit boxHostKey controllerKey;
@@ -12,6 +15,27 @@ in
     services.hozo.controller = {
       enable = true;
       logFile = "/var/log/hozo/hozo.log";
+      # Reported to ntfy (token from a secret file), pushover and by mail.
+      notify = [
+        {
+          type = "ntfy";
+          url = "https://ntfy.sh/hozo-test-3f9c";
+          tokenFile = "/run/secrets/hozo/ntfy-token";
+        }
+        {
+          type = "pushover";
+          userFile = "/run/secrets/hozo/pushover-user";
+          tokenFile = "/run/secrets/hozo/pushover-token";
+          timeout = "30s";
+        }
+        {
+          type = "email";
+          to = [ "admin@example.org" ];
+          from = "hozo@controller.lan";
+          on = "always";
+        }
+      ];
+      # The recommended setup: a box running services.hozo.agent, woken by magic packet.
       hosts.box = {
         address = "backupbox.lan";
         sshKeyFile = "/run/secrets/hozo/box-ssh-key";
@@ -21,13 +45,46 @@ in
           address = "192.168.1.255";
         };
         readyTimeout = "10m";
+        pools = [ "backup" ];
+        leaseTtl = "8h";
       };
+      # A plain SSH box behind a smart plug, powered off with a command.
       hosts.attic = {
         address = "10.0.0.7";
         port = 2222;
         sshKeyFile = "/run/secrets/hozo/attic-ssh-key";
         knownHostsFile = "/etc/hozo/attic_known_hosts";
+        shutdown = "ssh";
+        shutdownCommand = [
+          "sudo"
+          "poweroff"
+        ];
+        wake = {
+          method = "http";
+          url = "http://plug.lan/relay/0?turn=on";
+          httpMethod = "GET";
+        };
+      };
+      # A box at another site, woken by an always-on relay there.
+      hosts.relay = {
+        address = "relay.example.net";
+        sshKeyFile = "/run/secrets/hozo/relay-ssh-key";
+        hostPublicKey = relayHostKey;
         shutdown = "none";
+        agent = false;
+      };
+      hosts.faraway = {
+        address = "faraway.example.net";
+        sshKeyFile = "/run/secrets/hozo/faraway-ssh-key";
+        hostPublicKey = farHostKey;
+        wake = {
+          method = "ssh-relay";
+          relayHost = "relay";
+          mac = "52:54:00:7a:0b:02";
+          address = "10.20.0.255";
+          packets = 5;
+        };
+        shutdownIfAwake = true;
       };
       jobs.offsite = {
         host = "box";
@@ -64,6 +121,16 @@ in
         ];
         shutdownAfter = false;
         retryDelay = "5m";
+      };
+      jobs.far = {
+        host = "faraway";
+        schedule = "Sat 03:00";
+        datasets = [
+          {
+            source = "tank/db";
+            target = "offsite/hozo/db";
+          }
+        ];
       };
       jobs.local-copy = {
         host = "local";
@@ -149,6 +216,56 @@ in
       {
         services.hozo.controller.logFile = lib.mkForce "/var/log/hozo.log";
       };
+    wolWithoutAddress =
+      { lib, ... }:
+      {
+        services.hozo.controller.hosts.box.wake.address = lib.mkForce null;
+      };
+    wolLimitedBroadcast =
+      { lib, ... }:
+      {
+        services.hozo.controller.hosts.box.wake.address = lib.mkForce "255.255.255.255";
+      };
+    relayUnknown =
+      { lib, ... }:
+      {
+        services.hozo.controller.hosts.faraway.wake.relayHost = lib.mkForce "nowhere";
+      };
+    httpWithoutUrl =
+      { lib, ... }:
+      {
+        services.hozo.controller.hosts.attic.wake.url = lib.mkForce null;
+      };
+    notifyWithoutUrl = {
+      services.hozo.controller.notify = [ { type = "webhook"; } ];
+    };
+    notifyForeignField = {
+      services.hozo.controller.notify = [
+        {
+          type = "email";
+          to = "admin@example.org";
+          url = "https://example.org/hook";
+        }
+      ];
+    };
+    notifySecretInStore = {
+      services.hozo.controller.notify = [
+        {
+          type = "webhook";
+          url = "https://example.org/hook";
+          tokenFile = "${storePath}-webhook-token";
+        }
+      ];
+    };
+    notifySecretInStoreViaSettings = {
+      services.hozo.controller.settings.notify = [
+        {
+          type = "pushover";
+          userFile = "/run/secrets/hozo/pushover-user";
+          tokenFile = "${storePath}-pushover-token";
+        }
+      ];
+    };
     badJobName = {
       services.hozo.controller.jobs."nightly backup" = {
         host = "box";
@@ -172,15 +289,37 @@ in
         "vault/hozo/main"
       ];
       retention = {
+        hourly = 24;
         daily = 10;
         weekly = 5;
         monthly = 12;
+        yearly = 3;
       };
       idlePoweroffMinutes = 20;
       wakeOnLan.interfaces = [
         "enp3s0"
         "lan-uplink"
       ];
+      allowRollback = true;
+      prepareTimeoutSeconds = 120;
+      pruneSchedule = "*-*-* 05:00:00";
+      logFile = "/var/log/hozo-agent/agent.log";
+      settings.importDirectories = [ "/dev/disk/by-id" ];
+    };
+    # vault also holds a file system NixOS mounts: hozo-poweroff must not export it.
+    fileSystems."/srv/vault" = {
+      device = "vault/srv";
+      fsType = "zfs";
+    };
+  };
+
+  # Only what is required: every default of the module.
+  agentMinimal = {
+    services.openssh.enable = true;
+    services.hozo.agent = {
+      enable = true;
+      authorizedKeys = [ controllerKey ];
+      roots = [ "backup/hozo" ];
     };
   };
 
@@ -205,6 +344,14 @@ in
       };
     badRoot = {
       services.hozo.agent.roots = [ "/backup/hozo" ];
+    };
+    sharedLogDirectory =
+      { lib, ... }:
+      {
+        services.hozo.agent.logFile = lib.mkForce "/var/log/hozo-agent.log";
+      };
+    relativeStateDirectory = {
+      services.hozo.agent.stateDirectory = "var/lib/hozo-agent";
     };
   };
 }

@@ -305,6 +305,24 @@ in
         };
         boot.zfs.extraPools = strList;
 
+        fileSystems = mkOption {
+          default = { };
+          type = types.attrsOf (
+            types.submodule {
+              options = {
+                device = mkOption {
+                  type = types.nullOr types.str;
+                  default = null;
+                };
+                fsType = mkOption {
+                  type = types.str;
+                  default = "auto";
+                };
+              };
+            }
+          );
+        };
+
         networking.interfaces = mkOption {
           default = { };
           type = types.attrsOf (

@@ -2,11 +2,12 @@
 // options) and checks what they generate. Needs `nix-instantiate` and NIXPKGS_LIB pointing at a
 // nixpkgs lib directory (e.g. an unpacked nix-community/nixpkgs.lib: NIXPKGS_LIB=/tmp/nixpkgs-lib/lib).
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig, validateConfig } from '../../src/config/load.js';
+import { agentConfigSchema, validateAgentConfig } from '../../agent/config.js';
 
 const NIXPKGS_LIB = process.env['NIXPKGS_LIB'];
 const repo = resolve(import.meta.dirname, '../..');
@@ -64,9 +65,13 @@ type Eval = {
     interfaces: Record<string, { wakeOnLan: { enable: boolean } }>;
     systemPackages: string[];
     opensshEnabled: boolean;
+    checks: Stub[];
+    renderedConfig: unknown;
     failedAssertions: string[];
   };
   agentNoIdle: Eval['agent'];
+  agentMinimal: Eval['agent'];
+  agentElsewhere: Eval['agent'];
   both: { failedAssertions: string[]; user: Record<string, unknown> };
   controllerAssertions: Record<string, string[]>;
   agentAssertions: Record<string, string[]>;
@@ -85,6 +90,7 @@ type Eval = {
     failedAssertions: string[];
   };
   npmLock: { total: number; withoutResolved: string[]; samples: Record<string, string | null>; untouched: string };
+  package: { pname: string; version: string; postInstall: string; doInstallCheck: boolean; installCheckPhase: string; mainProgram: string };
 };
 
 describe.skipIf(!NIXPKGS_LIB)('NixOS modules (lib.evalModules with stubbed NixOS options)', () => {
@@ -126,6 +132,7 @@ describe.skipIf(!NIXPKGS_LIB)('NixOS modules (lib.evalModules with stubbed NixOS
       expect(unit.wants).toEqual(expect.arrayContaining(['network-online.target']));
       expect(unit.path).toEqual([expect.objectContaining({ name: 'zfs-user-2.3.4' })]);
       expect(Object.keys(ev.controller.services).filter((n) => n !== 'hozo-zfs-delegation').sort()).toEqual([
+        'hozo-far',
         'hozo-local-copy',
         'hozo-offsite',
         'hozo-weekly',
@@ -170,18 +177,67 @@ describe.skipIf(!NIXPKGS_LIB)('NixOS modules (lib.evalModules with stubbed NixOS
       expect(sc['ReadWritePaths']).toEqual(['/var/lib/prometheus-node-exporter-text-files', '/var/log/hozo']);
     });
 
-    it('passes the SSH key with LoadCredential and points the job config at the credential', () => {
+    const notifyCredentials = [
+      'notify-0-token:/run/secrets/hozo/ntfy-token',
+      'notify-1-token:/run/secrets/hozo/pushover-token',
+      'notify-1-user:/run/secrets/hozo/pushover-user',
+    ];
+    type JobFile = {
+      hosts: Record<string, { sshKeyFile?: string }>;
+      jobs: { name: string }[];
+      notify: { type: string; tokenFile?: string; userFile?: string }[];
+    };
+
+    it('passes SSH keys and notify secrets with LoadCredential and points the job config at the copies', () => {
       expect(ev.controller.services['hozo-offsite']!.serviceConfig['LoadCredential']).toEqual([
         'ssh-key-box:/run/secrets/hozo/box-ssh-key',
+        ...notifyCredentials,
       ]);
       expect(ev.controller.services['hozo-weekly']!.serviceConfig['LoadCredential']).toEqual([
         'ssh-key-attic:/run/secrets/hozo/attic-ssh-key',
+        ...notifyCredentials,
       ]);
-      expect(ev.controller.services['hozo-local-copy']!.serviceConfig).not.toHaveProperty('LoadCredential');
-      const job = ev.controller.renderedJobConfigs['offsite'] as { hosts: Record<string, { sshKeyFile: string }>; jobs: { name: string }[] };
+      // A local job has no key, but still reports through the channels.
+      expect(ev.controller.services['hozo-local-copy']!.serviceConfig['LoadCredential']).toEqual(notifyCredentials);
+      expect(ev.controllerPlain.services['hozo-nightly']!.serviceConfig).not.toHaveProperty('LoadCredential');
+      const job = ev.controller.renderedJobConfigs['offsite'] as JobFile;
       expect(job.hosts['box']!.sshKeyFile).toBe('/run/credentials/hozo-offsite.service/ssh-key-box');
       expect(Object.keys(job.hosts)).toEqual(['box']);
       expect(job.jobs.map((j) => j.name)).toEqual(['offsite']);
+      expect(job.notify.map((c) => [c.type, c.tokenFile, c.userFile])).toEqual([
+        ['ntfy', '/run/credentials/hozo-offsite.service/notify-0-token', undefined],
+        ['pushover', '/run/credentials/hozo-offsite.service/notify-1-token', '/run/credentials/hozo-offsite.service/notify-1-user'],
+        ['email', undefined, undefined],
+      ]);
+      // The config for root by hand keeps the original paths.
+      const all = ev.controller.renderedConfig as JobFile;
+      expect(all.notify[0]!.tokenFile).toBe('/run/secrets/hozo/ntfy-token');
+      expect(all.hosts['box']!.sshKeyFile).toBe('/run/secrets/hozo/box-ssh-key');
+    });
+
+    it('gives a job woken through an ssh-relay the relay\'s host entry and key as well', () => {
+      expect(ev.controller.services['hozo-far']!.serviceConfig['LoadCredential']).toEqual([
+        'ssh-key-faraway:/run/secrets/hozo/faraway-ssh-key',
+        'ssh-key-relay:/run/secrets/hozo/relay-ssh-key',
+        ...notifyCredentials,
+      ]);
+      const job = ev.controller.renderedJobConfigs['far'] as JobFile;
+      expect(job.hosts).toEqual({
+        faraway: expect.objectContaining({ sshKeyFile: '/run/credentials/hozo-far.service/ssh-key-faraway' }),
+        relay: expect.objectContaining({ sshKeyFile: '/run/credentials/hozo-far.service/ssh-key-relay' }),
+      });
+      const cfg = validateConfig(job, 'far.json');
+      expect(cfg.hosts['faraway']!.wake).toEqual({
+        method: 'ssh-relay',
+        relayHost: 'relay',
+        mac: '52:54:00:7a:0b:02',
+        address: '10.20.0.255',
+        port: 9,
+        packets: 5,
+        httpMethod: 'POST',
+      });
+      expect(cfg.hosts['faraway']!.shutdownIfAwake).toBe(true);
+      expect(cfg.hosts['relay']).toMatchObject({ shutdown: 'none', agent: false });
     });
 
     it('renders a timer per job with the schedule, Persistent and RandomizedDelaySec', () => {
@@ -196,6 +252,7 @@ describe.skipIf(!NIXPKGS_LIB)('NixOS modules (lib.evalModules with stubbed NixOS
       const files = Object.entries(ev.controller.etc).filter(([p]) => p.startsWith('hozo/'));
       expect(files.map(([p]) => p).sort()).toEqual([
         'hozo/config.json',
+        'hozo/jobs/far.json',
         'hozo/jobs/local-copy.json',
         'hozo/jobs/offsite.json',
         'hozo/jobs/weekly.json',
@@ -206,7 +263,7 @@ describe.skipIf(!NIXPKGS_LIB)('NixOS modules (lib.evalModules with stubbed NixOS
         expect(() => loadConfig(file), p).not.toThrow();
       }
       const cfg = validateConfig(ev.controller.renderedConfig, 'rendered');
-      expect(cfg.jobs.map((j) => j.name)).toEqual(['local-copy', 'offsite', 'weekly']);
+      expect(cfg.jobs.map((j) => j.name)).toEqual(['far', 'local-copy', 'offsite', 'weekly']);
       const offsite = cfg.jobs.find((j) => j.name === 'offsite')!;
       expect(offsite.snapshots).toBe('all');
       expect(offsite.compress).toBe('zstd');
@@ -220,14 +277,38 @@ describe.skipIf(!NIXPKGS_LIB)('NixOS modules (lib.evalModules with stubbed NixOS
         shutdown: 'agent',
         knownHostsFile: '/etc/ssh/ssh_known_hosts',
         sshOptions: ['Ciphers=aes128-gcm@openssh.com'], // from `settings`
-        wake: { method: 'wol', mac: '52:54:00:7a:0b:01', address: '192.168.1.255', port: 9 },
+        wake: { method: 'wol', mac: '52:54:00:7a:0b:01', address: '192.168.1.255', port: 9, packets: 3, httpMethod: 'POST' },
+        shutdownCommand: ['systemctl', 'poweroff'],
+        shutdownIfAwake: false,
+        pools: ['backup'],
+        leaseTtl: 8 * 3600,
       });
-      expect(cfg.hosts['attic']!.port).toBe(2222);
+      expect(cfg.hosts['box']!.agent).toBeUndefined(); // the binary decides: shutdown = agent
+      expect(cfg.hosts['attic']).toMatchObject({
+        port: 2222,
+        shutdown: 'ssh',
+        shutdownCommand: ['sudo', 'poweroff'],
+        leaseTtl: 6 * 3600,
+        wake: { method: 'http', url: 'http://plug.lan/relay/0?turn=on', httpMethod: 'GET' },
+      });
+      expect(cfg.notify).toEqual([
+        { type: 'ntfy', url: 'https://ntfy.sh/hozo-test-3f9c', tokenFile: '/run/secrets/hozo/ntfy-token', on: 'failure', timeout: 15 },
+        {
+          type: 'pushover',
+          userFile: '/run/secrets/hozo/pushover-user',
+          tokenFile: '/run/secrets/hozo/pushover-token',
+          apiUrl: 'https://api.pushover.net/1/messages.json',
+          on: 'failure',
+          timeout: 30,
+        },
+        { type: 'email', to: ['admin@example.org'], from: 'hozo@controller.lan', sendmail: '/run/wrappers/bin/sendmail', on: 'always', timeout: 15 },
+      ]);
       expect(cfg.metrics).toEqual({ textfileDirectory: '/var/lib/prometheus-node-exporter-text-files' });
       expect(cfg.logFile).toBe('/var/log/hozo/hozo.log');
       expect(cfg.stateDirectory).toBe('/var/lib/hozo');
-      // Without node-exporter there is no metrics key.
+      // Without node-exporter there is no metrics key; without channels no notify key.
       expect(validateConfig(ev.controllerPlain.renderedConfig).metrics).toBeUndefined();
+      expect(ev.controllerPlain.renderedConfig).not.toHaveProperty('notify');
     });
 
     it('checks every config file with `hozo config check` when the system is built', () => {
@@ -241,6 +322,8 @@ describe.skipIf(!NIXPKGS_LIB)('NixOS modules (lib.evalModules with stubbed NixOS
     it('adds known hosts from hostPublicKey', () => {
       expect(ev.controller.knownHosts).toEqual({
         'hozo-box': { hostNames: ['backupbox.lan'], publicKey: expect.stringMatching(/^ssh-ed25519 /) },
+        'hozo-faraway': { hostNames: ['faraway.example.net'], publicKey: expect.stringMatching(/^ssh-ed25519 .* faraway$/) },
+        'hozo-relay': { hostNames: ['relay.example.net'], publicKey: expect.stringMatching(/^ssh-ed25519 .* relay$/) },
       });
     });
 
@@ -299,7 +382,7 @@ describe.skipIf(!NIXPKGS_LIB)('NixOS modules (lib.evalModules with stubbed NixOS
     });
 
     const expected: Record<string, RegExp> = {
-      unknownHost: /jobs\.stray\.host = "nowhere" is not a configured host: define services\.hozo\.controller\.hosts\.nowhere or use one of: "attic", "box", "local"/,
+      unknownHost: /jobs\.stray\.host = "nowhere" is not a configured host: define services\.hozo\.controller\.hosts\.nowhere or use one of: "attic", "box", "faraway", "relay", "local"/,
       emptySchedule: /jobs\.offsite\.schedule is empty: give a systemd calendar expression/,
       emptyDatasets: /jobs\.hollow\.datasets is empty/,
       duplicateTargets: /same target box:backup\/hozo\/home: .*jobs\.again.* and .*jobs\.offsite/,
@@ -308,6 +391,14 @@ describe.skipIf(!NIXPKGS_LIB)('NixOS modules (lib.evalModules with stubbed NixOS
       noHostKey: /hosts\.bare: set hostPublicKey .* or knownHostsFile/,
       sharedLogDirectory: /logFile = "\/var\/log\/hozo\.log": .*directory of its own/,
       badJobName: /jobs\."nightly backup": a job name becomes the unit name/,
+      wolWithoutAddress: /hosts\.box\.wake: method = "wol" needs mac .* and address/,
+      wolLimitedBroadcast: /hosts\.box\.wake\.address = "255\.255\.255\.255": hozo refuses the limited broadcast/,
+      relayUnknown: /hosts\.faraway\.wake: method = "ssh-relay" needs relayHost, .*got "nowhere"/,
+      httpWithoutUrl: /hosts\.attic\.wake: method = "http" needs url/,
+      notifyWithoutUrl: /notify \(entry 0, type = "webhook"\): set url/,
+      notifyForeignField: /notify \(entry 0, type = "email"\): url is not used by this type/,
+      notifySecretInStore: /notify \(entry 0\): tokenFile = "\/nix\/store\/.*" is in the Nix store/,
+      notifySecretInStoreViaSettings: /notify \(entry 0\): tokenFile = "\/nix\/store\/.*-pushover-token" is in the Nix store/,
     };
     it.each(Object.keys(expected))('assertion fires: %s', (name) => {
       const failed = ev.controllerAssertions[name];
@@ -336,37 +427,87 @@ describe.skipIf(!NIXPKGS_LIB)('NixOS modules (lib.evalModules with stubbed NixOS
       expect(ev.agent.opensshEnabled).toBe(true);
     });
 
-    it('writes the agent config in the documented shape', () => {
+    it('writes the agent config in the documented shape, with exportOnShutdown off (the agent is not root)', () => {
       const { text } = ev.agent.etc['hozo-agent/config.json']!.source;
       expect(JSON.parse(text!)).toEqual({
         roots: ['backup/hozo', 'vault/hozo/main'],
-        retention: { daily: 10, weekly: 5, monthly: 12 },
+        pools: ['backup', 'vault'],
+        retention: { hourly: 24, daily: 10, weekly: 5, monthly: 12, yearly: 3 },
         idlePoweroffMinutes: 20,
         poweroffCommand: [expect.stringMatching(/-systemd\/bin\/systemctl$/), 'start', '--no-block', 'hozo-poweroff.service'],
+        poweroffDelaySeconds: 3,
         leaseDirectory: '/var/lib/hozo-agent/leases',
+        stateDirectory: '/var/lib/hozo-agent',
+        logFile: '/var/log/hozo-agent/agent.log',
+        allowRollback: true,
+        exportOnShutdown: false,
+        prepareTimeoutSeconds: 120,
+        maxLeaseSeconds: 86400,
+        importDirectories: ['/dev/disk/by-id'], // from `settings`
       });
+      expect(ev.agent.renderedConfig).toEqual(JSON.parse(text!));
       const off = JSON.parse(ev.agentNoIdle.etc['hozo-agent/config.json']!.source.text!);
       expect(off.idlePoweroffMinutes).toBeNull();
     });
 
-    it('prepares roots: canmount=off parents and receive delegation, undone on stop', () => {
+    it('writes agent configs that the agent\'s own schema accepts (what `hozo-agent check-config` runs)', () => {
+      for (const [name, view] of Object.entries({
+        agent: ev.agent,
+        agentNoIdle: ev.agentNoIdle,
+        agentMinimal: ev.agentMinimal,
+        agentElsewhere: ev.agentElsewhere,
+      })) {
+        const data: unknown = JSON.parse(view.etc['hozo-agent/config.json']!.source.text!);
+        const parsed = agentConfigSchema.safeParse(data);
+        expect(parsed.success, `${name}: ${JSON.stringify(parsed.error?.issues)}`).toBe(true);
+        expect(() => validateAgentConfig(data, name)).not.toThrow();
+      }
+      const min = validateAgentConfig(ev.agentMinimal.renderedConfig, 'agentMinimal');
+      expect(min).toMatchObject({
+        roots: ['backup/hozo'],
+        pools: ['backup'],
+        retention: { hourly: 0, daily: 7, weekly: 4, monthly: 6, yearly: 0 },
+        idlePoweroffMinutes: 30,
+        stateDirectory: '/var/lib/hozo-agent',
+        leaseDirectory: '/var/lib/hozo-agent/leases',
+        logFile: '/var/lib/hozo-agent/agent.log',
+        allowRollback: false,
+        exportOnShutdown: false,
+        prepareTimeoutSeconds: 90,
+      });
+      expect(validateAgentConfig(ev.agentElsewhere.renderedConfig).leaseDirectory).toBe('/srv/hozo-agent/leases');
+    });
+
+    it('checks the agent config with `hozo-agent check-config` when the system is built', () => {
+      expect(ev.agent.checks).toHaveLength(1);
+      expect(ev.agent.checks[0]!.script).toContain(`hozo-agent check-config --config ${ev.agent.etc['hozo-agent/config.json']!.source.path}`);
+    });
+
+    it('prepares roots: canmount=off parents and the delegation the agent needs, undone on stop', () => {
       const u = ev.agent.services['hozo-agent-zfs']!;
       expect(u.wantedBy).toEqual(['multi-user.target']);
       expect(u.after).toEqual(expect.arrayContaining(['zfs-import.target']));
       expect(u.serviceConfig).toMatchObject({ Type: 'oneshot', RemainAfterExit: true });
       expect(u.script).toMatch(/\/bin\/zfs create -o canmount=off "\$path"/);
-      expect(u.script).toMatch(/\/bin\/zfs allow -u hozo create,mount,receive,rollback,hold,release,destroy,userprop,canmount,mountpoint,readonly,compression "\$root"/);
+      const perms = u.script.match(/\/bin\/zfs allow -u hozo (\S+) "\$root"/)![1]!.split(',');
+      // receive + create/mount for receives, canmount for `set canmount=noauto`, destroy for prune,
+      // send + hold for restores (`send -I` takes temporary holds).
+      expect(perms).toEqual(expect.arrayContaining(['create', 'mount', 'receive', 'hold', 'release', 'userprop', 'canmount', 'destroy', 'send']));
+      expect(perms).not.toContain('rollback');
       expect(u.script).toContain("prepare backup/hozo\nprepare vault/hozo/main\n");
       expect(u.preStop).toMatch(/\/bin\/zfs unallow -u hozo \S+ backup\/hozo \|\| true/);
       expect(u.preStop).toMatch(/\/bin\/zfs unallow -u hozo \S+ vault\/hozo\/main \|\| true/);
       expect(ev.agent.extraPools).toEqual(['backup', 'vault']);
     });
 
-    it('has a power-off unit that polkit lets user hozo start, and nothing else', () => {
-      expect(ev.agent.services['hozo-poweroff']!.serviceConfig).toMatchObject({
-        Type: 'oneshot',
-        ExecStart: expect.stringMatching(/\/bin\/systemctl --no-block poweroff$/),
-      });
+    it('has a power-off unit that exports the pools as root, and polkit lets user hozo start it and nothing else', () => {
+      const u = ev.agent.services['hozo-poweroff']!;
+      expect(u.serviceConfig).toMatchObject({ Type: 'oneshot' });
+      expect(u.script).toMatch(/if \S+\/bin\/zpool export backup; then\n\s+echo "hozo-poweroff: exported backup"/);
+      // vault holds a file system in `fileSystems`: left to the normal shutdown.
+      expect(u.script).not.toContain('export vault');
+      expect(u.script.trim()).toMatch(/\nexec \S+\/bin\/systemctl --no-block poweroff$/);
+      expect(ev.agentMinimal.services['hozo-poweroff']!.script).toContain('/bin/zpool export backup');
       expect(ev.agent.polkit.enable).toBe(true);
       const rule = ev.agent.polkit.extraConfig;
       expect(rule).toContain('action.id == "org.freedesktop.systemd1.manage-units"');
@@ -377,15 +518,40 @@ describe.skipIf(!NIXPKGS_LIB)('NixOS modules (lib.evalModules with stubbed NixOS
       expect(rule).not.toMatch(/Result\.(AUTH|NO)/);
     });
 
-    it('runs the idle guard from a timer as user hozo, and not when disabled', () => {
+    it('runs the idle guard from a timer as user hozo with its state directory writable, and not when disabled', () => {
       const u = ev.agent.services['hozo-agent-idle']!;
       expect(u.serviceConfig['ExecStart']).toMatch(/\/bin\/hozo-agent idle-check --config \/etc\/hozo-agent\/config\.json$/);
       expect(u.serviceConfig['User']).toBe('hozo');
       expect(u.serviceConfig['ProtectSystem']).toBe('strict');
-      expect(u.serviceConfig['ReadWritePaths']).toEqual(['/var/lib/hozo-agent/leases']);
+      // last-activity, receive markers and agent.log live in stateDirectory; leases below it.
+      expect(u.serviceConfig['StateDirectory']).toBe('hozo-agent');
+      expect(u.serviceConfig['StateDirectoryMode']).toBe('0750');
+      expect(u.serviceConfig['ReadWritePaths']).toEqual(['/var/log/hozo-agent']);
+      expect(ev.agentMinimal.services['hozo-agent-idle']!.serviceConfig).not.toHaveProperty('ReadWritePaths');
+      // Outside /var/lib: no StateDirectory=, the directory itself is made writable.
+      const elsewhere = ev.agentElsewhere.services['hozo-agent-idle']!.serviceConfig;
+      expect(elsewhere).not.toHaveProperty('StateDirectory');
+      expect(elsewhere['ReadWritePaths']).toEqual(['/srv/hozo-agent']);
+      expect(ev.agentElsewhere.tmpfiles['10-hozo-agent']).toEqual({
+        '/srv/hozo-agent': { d: { user: 'hozo', group: 'hozo', mode: '0750' } },
+        '/srv/hozo-agent/leases': { d: { user: 'hozo', group: 'hozo', mode: '0750' } },
+      });
       expect(ev.agent.timers['hozo-agent-idle']!.timerConfig).toMatchObject({ OnBootSec: '20min', OnUnitActiveSec: '1min' });
       expect(ev.agentNoIdle.services).not.toHaveProperty('hozo-agent-idle');
       expect(ev.agentNoIdle.timers).not.toHaveProperty('hozo-agent-idle');
+    });
+
+    it('applies the box\'s retention with a persistent prune timer (the `prune` verb, run locally)', () => {
+      const u = ev.agent.services['hozo-agent-prune']!;
+      expect(u.serviceConfig['ExecStart']).toMatch(/\/bin\/hozo-agent serve --config \/etc\/hozo-agent\/config\.json$/);
+      expect(u.environment['SSH_ORIGINAL_COMMAND']).toBe('prune');
+      expect(u.serviceConfig).toMatchObject({ Type: 'oneshot', User: 'hozo', ProtectSystem: 'strict', StateDirectory: 'hozo-agent' });
+      expect(u.serviceConfig['SuccessExitStatus']).toEqual(['3']);
+      expect(u.path).toEqual([expect.objectContaining({ name: 'zfs-user-2.3.4' })]);
+      expect(ev.agent.timers['hozo-agent-prune']!.timerConfig).toEqual({ OnCalendar: '*-*-* 05:00:00', Persistent: true });
+      expect(ev.agentMinimal.timers['hozo-agent-prune']!.timerConfig['OnCalendar']).toBe('daily');
+      expect(ev.agentNoIdle.services).not.toHaveProperty('hozo-agent-prune');
+      expect(ev.agentNoIdle.timers).not.toHaveProperty('hozo-agent-prune');
     });
 
     it('arms Wake-on-LAN per interface, with an ethtool fallback unit', () => {
@@ -397,8 +563,13 @@ describe.skipIf(!NIXPKGS_LIB)('NixOS modules (lib.evalModules with stubbed NixOS
       expect(ev.agent.services['hozo-wol-lan-uplink']!.bindsTo).toEqual(['sys-subsystem-net-devices-lan\\x2duplink.device']);
     });
 
-    it('creates the lease directory and installs the receive-side tools', () => {
-      expect(ev.agent.tmpfiles['10-hozo-agent']!['/var/lib/hozo-agent/leases']).toEqual({ d: { user: 'hozo', group: 'hozo', mode: '0750' } });
+    it('creates the state, lease and log directories for `serve` and installs the receive-side tools', () => {
+      const d = { d: { user: 'hozo', group: 'hozo', mode: '0750' } };
+      expect(ev.agent.tmpfiles['10-hozo-agent']).toEqual({
+        '/var/lib/hozo-agent': d,
+        '/var/lib/hozo-agent/leases': d,
+        '/var/log/hozo-agent': d,
+      });
       expect(ev.agent.systemPackages).toEqual(expect.arrayContaining(['mbuffer', 'zstd']));
     });
 
@@ -408,11 +579,16 @@ describe.skipIf(!NIXPKGS_LIB)('NixOS modules (lib.evalModules with stubbed NixOS
       keyWithOptions: /does not start with a key type .* Give bare public keys/,
       sshdOff: /needs services\.openssh\.enable = true/,
       badRoot: /"\/backup\/hozo" is not a dataset name/,
+      sharedLogDirectory: /agent\.logFile = "\/var\/log\/hozo-agent\.log": .*directory of its own/,
+      relativeStateDirectory: /stateDirectory and leaseDirectory must be absolute paths/,
     };
     it.each(Object.keys(expected))('assertion fires: %s', (name) => {
       const failed = ev.agentAssertions[name];
       expect(failed).toHaveLength(1);
       expect(failed![0]).toMatch(expected[name]!);
+    });
+    it('has a bad example for every assertion tested', () => {
+      expect(Object.keys(ev.agentAssertions).sort()).toEqual(Object.keys(expected).sort());
     });
   });
 
@@ -435,6 +611,22 @@ describe.skipIf(!NIXPKGS_LIB)('NixOS modules (lib.evalModules with stubbed NixOS
       expect(ev.flake.agentPackage).toMatch(/\/nix\/package\.nix$/);
       expect(ev.flake.overriddenPackage).toBe('my-hozo');
       expect(ev.flake.failedAssertions).toEqual([]);
+    });
+  });
+
+  describe('nix/package.nix (phases, with a stand-in buildNpmPackage)', () => {
+    it('takes both programs from package.json\'s "bin", wraps them, and checks that both start', () => {
+      const pkg = JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')) as { name: string; version: string; bin: Record<string, string> };
+      expect(pkg.bin).toEqual({ hozo: 'dist/src/cli/main.js', 'hozo-agent': 'dist/agent/main.js' });
+      const p = ev.package;
+      expect([p.pname, p.version, p.mainProgram]).toEqual([pkg.name, pkg.version, 'hozo']);
+      // npm's install hook creates both; no hand-made hozo-agent wrapper any more.
+      expect(p.postInstall).not.toContain('makeWrapper');
+      expect(p.postInstall).toMatch(/for prog in hozo hozo-agent; do/);
+      expect(p.postInstall).toMatch(/wrapProgram "\$out\/bin\/\$prog" --prefix PATH : \S*openssh\S*mbuffer\S*pv\S*zstd/);
+      expect(p.doInstallCheck).toBe(true);
+      expect(p.installCheckPhase).toContain('$out/bin/hozo --help >/dev/null');
+      expect(p.installCheckPhase).toContain('$out/bin/hozo-agent --help >/dev/null');
     });
   });
 
