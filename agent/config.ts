@@ -63,7 +63,7 @@ export const agentConfigSchema = z
     allowRollback: z.boolean().default(false),
     exportOnShutdown: z.boolean().default(true),
     poweroffDelaySeconds: z.number().min(0).max(300).default(3),
-    // --- optional additions (not set by the NixOS module) ---
+    // --- optional additions (the NixOS module sets prepareTimeoutSeconds, maxLeaseSeconds and logFile) ---
     /** How long `prepare` keeps retrying `zpool import` (USB disks appear late). */
     prepareTimeoutSeconds: z.number().min(0).max(3600).default(60),
     /** `zpool import -d DIR` search directories (e.g. /dev/disk/by-id); default: zpool's own search. */
