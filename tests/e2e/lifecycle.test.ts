@@ -2,7 +2,9 @@
 // NIC firmware (starts sshd when a real magic packet for its MAC arrives on the subnet broadcast), hozo-agent as the
 // forced command, and "power off" = stopping the box's sshd (the box is this machine; nothing is ever powered off).
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { dirname, join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agentBuilt, installAgent } from '../../src/lab/agent.js';
@@ -178,5 +180,55 @@ describe.skipIf(missing.length > 0)('wake → ready → replicate → verify →
     expect(jb.hosts[0].shutdownDetail).toContain('last lease');
     expect(await waitAsleep()).toBe(true);
     expect(readdirSync(join(lab.box.dir, 'agent', 'leases')).filter((f) => f.endsWith('.json'))).toEqual([]);
+  });
+
+  it('wake method http: a smart-plug style URL on loopback is called, the box comes up, the run completes', async () => {
+    await snapshot('home');
+    let calls = 0;
+    // Plays the smart plug: power on = start the box's sshd (after a short "boot").
+    const server = createServer((req, res) => {
+      calls++;
+      expect(req.method).toBe('POST');
+      setTimeout(() => void lab.box.startSshd(), 300);
+      res.end('ok');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as AddressInfo).port;
+    try {
+      const cfg = config('nightly', { host: { wake: { method: 'http', url: `http://127.0.0.1:${port}/api/webhook/secret-token` } } });
+      const r = await hozoJson(cfg, 'run', 'nightly');
+      expect(r.exitCode).toBe(0);
+      expect(calls).toBe(1);
+      expect(r.json.hosts[0]).toMatchObject({ woke: true, shutdown: 'done' });
+      expect(r.stderr).not.toContain('secret-token');
+      expect(await waitAsleep()).toBe(true);
+    } finally {
+      server.close();
+    }
+  });
+
+  it('wake method command, and shutdown: ssh without the agent (plain zfs over SSH, a configured power-off command)', async () => {
+    await snapshot('home');
+    // The plain setup: the key is not confined to the agent; "power off" is the box's harmless sleep command.
+    lab.box.setAuthorizedKeys([lab.box.clientKeyLine()]);
+    // Without the agent nobody imports the pool on wake: a real box imports it at boot. The agent exported it.
+    await lab.box.exec(['zpool', 'import', '-d', dirname(lab.box.pool.image), lab.box.pool.name]);
+    try {
+      const magic = `const s=require('dgram').createSocket('udp4');const m=Buffer.concat([Buffer.alloc(6,255),...Array(16).fill(Buffer.from('${lab.box.mac.replace(/:/g, '')}','hex'))]);s.bind(()=>{s.setBroadcast(true);let n=0;const go=()=>s.send(m,9,'${lab.box.broadcast}',()=>{if(++n<3)go();else s.close()});go()})`;
+      const cfg = config('plain', {
+        host: { shutdown: 'ssh', agent: false, shutdownCommand: [...lab.box.sleepCommand], wake: { method: 'command', command: [process.execPath, '-e', magic] } },
+        jobs: [{ name: 'plain', host: 'offsite', retries: 0, datasets: [{ source: `${src}/home`, target: `${root()}/plain/home` }] }],
+      });
+      const events = lab.box.wakeEvents().length;
+      const r = await hozoJson(cfg, 'run', 'plain');
+      expect(r.exitCode).toBe(0);
+      expect(lab.box.wakeEvents().length).toBeGreaterThan(events);
+      expect(r.json.datasets[0]).toMatchObject({ result: 'sent', verified: true });
+      expect(r.json.hosts[0]).toMatchObject({ woke: true, shutdown: 'done' });
+      expect(await waitAsleep()).toBe(true);
+      expect(await lab.box.zfs(['get', '-H', '-o', 'value', 'canmount', `${root()}/plain/home`])).toBe('noauto');
+    } finally {
+      installAgent(lab.box, { roots: [root()] });
+    }
   });
 });
