@@ -35,6 +35,7 @@ export async function agentHost(runner: Runner): Promise<ZfsHost> {
     async estimate() {
       return undefined;
     },
+    // The agent creates missing parents (under its roots only) and sets canmount=noauto on a first receive itself.
     receiveCommand(target, opts) {
       return ['receive', ...(opts.unmounted ? ['-u'] : []), ...(opts.force ? ['-F'] : []), target];
     },
@@ -45,10 +46,6 @@ export async function agentHost(runner: Runner): Promise<ZfsHost> {
       if (r.exitCode !== 0) throw classify(r.stderr, { action: `list ${unique.join(', ')} (hozo-agent)`, host: runner.name, exitCode: r.exitCode });
       return parseInventory(r.stdout);
     },
-    // Parents are created by the agent's receive, under its roots only.
-    async createParent() {},
-    // The agent sets canmount=noauto on what it receives first.
-    async keepUnmounted() {},
     rollback: unsupported('roll datasets back'),
     hold: unsupported('take ZFS holds'),
     release: unsupported('release ZFS holds'),

@@ -11,10 +11,21 @@ import { checkResult } from '../zfs/errors.js';
 import { listInventory } from '../zfs/inventory.js';
 import type { Capabilities, Inventory } from '../zfs/types.js';
 import type { PoolReport } from './report.js';
-import { agentHost } from './agent-host.js';
 import { bringUp, type BoxSession } from './lifecycle.js';
 import { receiveArgvFor, sendArgvFor } from './steps.js';
 import { parseSendEstimate } from '../pipeline/progress.js';
+import { shellJoin } from '../transport/quote.js';
+
+export interface ReceiveSetup {
+  /** `zfs receive -F` (only when the user allowed rollback). */
+  readonly force: boolean;
+  /** `zfs receive -u`: backups stay unmounted; restores mount. */
+  readonly unmounted: boolean;
+  /** Create this missing parent first (`zfs create -p -o canmount=off`). */
+  readonly createParent?: string;
+  /** Set canmount=noauto on the new dataset afterwards (first receive of a backup). */
+  readonly keepUnmounted: boolean;
+}
 
 export interface ZfsHost {
   readonly name: string;
@@ -27,12 +38,9 @@ export interface ZfsHost {
   sendCommand(dataset: string, step: Step): string[];
   /** Size of the stream `sendCommand` would produce (OpenZFS `send -nP`), for an ETA; undefined when unknown. */
   estimate(dataset: string, step: Step): Promise<number | undefined>;
-  /** argv that receives a stream into `target` on this host. */
-  receiveCommand(target: string, opts: { force: boolean; unmounted: boolean }): string[];
+  /** argv that receives a stream into `target` on this host, with the setup around it (see ReceiveSetup). */
+  receiveCommand(target: string, opts: ReceiveSetup): string[];
   inventory(roots: readonly string[]): Promise<Inventory>;
-  createParent(dataset: string): Promise<void>;
-  /** After the first (full) receive of a backup: keep it from mounting itself at the next import or boot. */
-  keepUnmounted(dataset: string): Promise<void>;
   rollback(snapshot: string): Promise<void>;
   /** Adds the hold; an existing hold with the same tag is fine. */
   hold(tag: string, snapshot: string): Promise<void>;
@@ -61,16 +69,23 @@ export function zfsHost(runner: Runner, caps: Capabilities): ZfsHost {
       const r = await runner.run(sendArgvFor(dataset, step, caps, true), { timeoutMs: 60_000 });
       return r.exitCode === 0 ? parseSendEstimate(r.stdout + '\n' + r.stderr) : undefined;
     },
-    receiveCommand: (target, opts) => receiveArgvFor(target, opts),
-    inventory: (roots) => listInventory(runner, [...new Set(roots)], caps),
-    async createParent(dataset) {
-      await zfs(runner, createParentArgv(dataset), `create parent ${dataset}`);
+    receiveCommand: (target, opts) => {
+      const recv = receiveArgvFor(target, opts);
+      if (opts.createParent === undefined && !opts.keepUnmounted) return recv;
+      // One session instead of three: the parent, the receive and canmount=noauto run as one `sh -c` chain, each
+      // step only if the one before succeeded (stdin reaches zfs receive unchanged).
+      const chain = [
+        ...(opts.createParent !== undefined ? [shellJoin(createParentArgv(opts.createParent))] : []),
+        shellJoin(recv),
+        // A backup must not mount itself at the box's next import or boot: that modifies it (mountpoint
+        // directories for its children), and the next incremental receive would be refused.
+        ...(opts.keepUnmounted ? [shellJoin(['zfs', 'set', 'canmount=noauto', requireDataset(target)])] : []),
+      ];
+      return ['sh', '-c', chain.join(' && ')];
     },
+    inventory: (roots) => listInventory(runner, [...new Set(roots)], caps),
     async rollback(snapshot) {
       await zfs(runner, rollbackArgv(snapshot, true), `roll back to ${snapshot}`);
-    },
-    async keepUnmounted(dataset) {
-      await zfs(runner, ['zfs', 'set', 'canmount=noauto', requireDataset(dataset)], `set canmount=noauto on ${dataset}`);
     },
     async hold(tag, snapshot) {
       try {
@@ -142,11 +157,7 @@ export async function openHosts(config: Config, job: JobConfig, log: Logger, opt
   let session: BoxSession | undefined;
   try {
     if (job.host !== 'local') session = await bringUp(config, job.host, job, log, { wake: opts.wake });
-    const remote = session?.runner;
-    const [caps, target] = await Promise.all([
-      localCaps,
-      remote === undefined ? undefined : session!.agent ? agentHost(remote) : probeCapabilities(remote).then((c) => zfsHost(remote, c)),
-    ]);
+    const [caps, target] = await Promise.all([localCaps, session?.target]);
     const source = zfsHost(local, caps);
     log.debug(`source: ${caps.implementation}; target: ${(target ?? source).caps.implementation}`);
     return { source, target: target ?? source, session, ...(sourceInventory ? { sourceInventory } : {}), close: async () => { await session?.finish(job, log); } };

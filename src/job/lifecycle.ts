@@ -8,6 +8,9 @@ import type { Logger } from '../util/log.js';
 import { poolListArgv } from '../zfs/argv.js';
 import { realClock, tcpOpen, waitReady, type Clock } from '../wake/ready.js';
 import { wakeHost } from '../wake/wake.js';
+import { probeCapabilities } from '../zfs/capabilities.js';
+import { agentHost } from './agent-host.js';
+import { zfsHost, type ZfsHost } from './hosts.js';
 import { poolOf } from '../zfs/names.js';
 
 export interface HostReport {
@@ -29,6 +32,8 @@ export interface BoxSession {
   readonly runner: SshRunner;
   readonly report: HostReport;
   readonly agent: boolean;
+  /** What the box's ZFS can do, probed as soon as SSH was up (while its pools were still being checked). */
+  readonly target: Promise<ZfsHost>;
   /** Releases the lease and shuts the box down if appropriate. Never throws. */
   finish(job: JobConfig | undefined, log: Logger): Promise<void>;
   /** Closes the connection and leaves the box as it is (manual `hozo wake`). */
@@ -79,6 +84,15 @@ export async function bringUp(config: Config, hostName: string, job: JobConfig |
     return { ready: bad.length === 0, detail: bad.join('; ') };
   };
 
+  // The capability probe needs only SSH, not the pools: start it the moment SSH works, beside the pool check.
+  let target: Promise<ZfsHost> | undefined;
+  const connect = async () => {
+    await runner.connect();
+    if (target === undefined) {
+      target = agent ? agentHost(runner) : probeCapabilities(runner).then((c) => zfsHost(runner, c));
+      target.catch(() => undefined);
+    }
+  };
   try {
     const started = clock.now();
     // Awake already? One quick connect; if it works we must not wake, and we will not shut it down.
@@ -92,7 +106,7 @@ export async function bringUp(config: Config, hostName: string, job: JobConfig |
     }
     if (report.awakeBefore) {
       log.info(`${hostName} is already awake; it will be left as it is`);
-      const ready = await waitReady(hostName, { tcp: async () => true, ssh: () => runner.connect(), pool: poolProbe }, host.readyTimeout, clock);
+      const ready = await waitReady(hostName, { tcp: async () => true, ssh: connect, pool: poolProbe }, host.readyTimeout, clock);
       log.debug(`${hostName}: pools ready after ${ready.seconds.toFixed(2)}s`);
     } else {
       if (!opts.wake) throw new HozoError('HOST_UNREACHABLE', `${hostName} is asleep (no answer on ${host.address}:${host.port})`, { hint: 'pass --wake to wake it' });
@@ -105,7 +119,7 @@ export async function bringUp(config: Config, hostName: string, job: JobConfig |
       }
       const ready = await waitReady(
         hostName,
-        { tcp: (ms) => tcpOpen(host.address, host.port, ms), ssh: () => runner.connect(), pool: poolProbe },
+        { tcp: (ms) => tcpOpen(host.address, host.port, ms), ssh: connect, pool: poolProbe },
         host.readyTimeout,
         clock,
       );
@@ -124,6 +138,7 @@ export async function bringUp(config: Config, hostName: string, job: JobConfig |
       runner,
       report,
       agent,
+      target: target!,
       async detach() {
         finished = true;
         await runner.close();

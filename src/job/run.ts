@@ -141,7 +141,6 @@ export async function replicate(p: DatasetPlan, d: DatasetReport, srcInv: Invent
   const started = Date.now();
   const srcSnaps = srcInv.get(p.source)?.snapshots ?? [];
   try {
-    if (p.createParent !== undefined) await target.createParent(p.createParent);
     if (p.rollbackTo !== undefined) {
       log.warn(`${p.target}: rolling back to @${p.rollbackTo.name} (rollback: true), destroying newer target snapshots`);
       await target.rollback(`${p.target}@${p.rollbackTo.name}`);
@@ -150,7 +149,12 @@ export async function replicate(p: DatasetPlan, d: DatasetReport, srcInv: Invent
     for (const step of p.steps) {
       const transfer = buildTransfer({
         sendArgv: source.sendCommand(p.source, step),
-        receiveArgv: target.receiveCommand(p.target, { force: settings.force && step.kind === 'incremental', unmounted: settings.unmounted }),
+        receiveArgv: target.receiveCommand(p.target, {
+          force: settings.force && step.kind === 'incremental',
+          unmounted: settings.unmounted,
+          ...(step === p.steps[0] && p.createParent !== undefined ? { createParent: p.createParent } : {}),
+          keepUnmounted: step.kind === 'full' && settings.unmounted,
+        }),
         senderPipelines: source.remotePipelines,
         receiverPipelines: target.remotePipelines,
         sender: source.runner,
@@ -173,7 +177,6 @@ export async function replicate(p: DatasetPlan, d: DatasetReport, srcInv: Invent
           },
         });
         bytes += r.bytes ?? last;
-        if (step.kind === 'full' && settings.unmounted) await target.keepUnmounted(p.target);
       } catch (e) {
         const pid = e instanceof PipelineError ? e.stages[0]?.pid : undefined;
         await source.releaseSendHolds(p.source, step, pid, srcInv);

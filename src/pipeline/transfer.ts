@@ -55,20 +55,20 @@ export function buildTransfer(o: TransferOptions): TransferPlan {
     } else if (o.buffer === 'mbuffer') degraded.push('buffer: mbuffer is not installed on both ends; sending unbuffered');
   }
 
-  const stages: Stage[] = [...segment('send', sendSide, o.sender)];
+  const stages: Stage[] = [...segment('send', sendSide, 0, o.sender)];
   let counterStage: number | undefined;
   if (o.localCaps.pv) {
     counterStage = stages.length;
     stages.push({ name: 'count (pv)', argv: ['pv', '-f', '-n', '-b', '-i', '1'] });
   }
-  stages.push(...segment('receive', recvSide, o.receiver));
+  stages.push(...segment('receive', recvSide, recvSide.length - 1, o.receiver));
   return { stages, counterStage, degraded };
 }
 
 /** Commands that run on one host: separate local processes, or a single ssh running them as a remote pipeline. */
-function segment(name: string, cmds: string[][], runner: Runner): Stage[] {
+function segment(name: string, cmds: string[][], main: number, runner: Runner): Stage[] {
   if (runner.name === 'local') {
-    return cmds.map((argv) => ({ name: argv === cmds.find((c) => c[0] === 'zfs') ? name : `${name}/${argv[0]}`, argv }));
+    return cmds.map((argv, i) => ({ name: i === main ? name : `${name}/${argv[0]}`, argv }));
   }
   const remote = cmds.length === 1 ? cmds[0]! : ['sh', '-c', cmds.map(shellJoin).join(' | ')];
   return [{ name: `ssh ${runner.name} (${name})`, argv: runner.commandFor(remote) }];
