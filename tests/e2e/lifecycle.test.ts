@@ -1,7 +1,7 @@
 // The whole lifecycle against a sleeping box: a network namespace with its own zfs-fuse, a wake listener playing the
 // NIC firmware (starts sshd when a real magic packet for its MAC arrives on the subnet broadcast), hozo-agent as the
 // forced command, and "power off" = stopping the box's sshd (the box is this machine; nothing is ever powered off).
-import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
@@ -229,6 +229,42 @@ describe.skipIf(missing.length > 0)('wake → ready → replicate → verify →
       expect(await lab.box.zfs(['get', '-H', '-o', 'value', 'canmount', `${root()}/plain/home`])).toBe('noauto');
     } finally {
       installAgent(lab.box, { roots: [root()] });
+    }
+  });
+
+  it('wake method ssh-relay: an always-on relay at the box site runs the wake command over real SSH', async () => {
+    await snapshot('home');
+    // The relay is a second lab host with its own namespace and sshd. Its wake command leaves a request file; this
+    // test plays the relay's wakeonlan by starting the sleeping box's sshd when the file appears.
+    const relay = await createLab({ id: 'e2erelay' });
+    const request = join(relay.dir, 'wake-request');
+    try {
+      const cfg = writeConfig(lab.dir, {
+        stateDirectory: join(lab.dir, 'state-relay'),
+        hosts: {
+          offsite: { ...lab.box.hostConfig(), readyTimeout: 30, shutdown: 'agent', wake: { method: 'ssh-relay', relayHost: 'relay', command: ['touch', request] } },
+          relay: { ...relay.box.hostConfig(), wake: undefined },
+        },
+        jobs: [{ name: 'relayed', host: 'offsite', retries: 0, datasets: [{ source: `${src}/home`, target: `${root()}/relayed/home` }] }],
+      }, 'relayed.yaml');
+      const run = startHozo(cfg, ['run', 'relayed', '--json']);
+      let woke = false;
+      for (let i = 0; i < 200 && !woke; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+        if (existsSync(request)) {
+          await lab.box.startSshd();
+          woke = true;
+        }
+      }
+      const r = await run;
+      expect(woke).toBe(true);
+      expect(r.exitCode).toBe(0);
+      const json = JSON.parse(String(r.stdout));
+      expect(json.hosts[0]).toMatchObject({ woke: true, shutdown: 'done' });
+      expect(json.datasets[0]).toMatchObject({ result: 'sent', verified: true });
+      expect(await waitAsleep()).toBe(true);
+    } finally {
+      await relay.destroy();
     }
   });
 });
