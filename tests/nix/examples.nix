@@ -57,7 +57,7 @@ in
         shutdown = "ssh";
         shutdownCommand = [
           "sudo"
-          "poweroff"
+          "poweroff" # evaluated only, never run
         ];
         wake = {
           method = "http";
@@ -224,7 +224,7 @@ in
     wolLimitedBroadcast =
       { lib, ... }:
       {
-        services.hozo.controller.hosts.box.wake.address = lib.mkForce "255.255.255.255";
+        services.hozo.controller.hosts.box.wake.address = lib.mkForce "255.255.255.255"; # must be rejected by the assertion
       };
     relayUnknown =
       { lib, ... }:
