@@ -88,7 +88,7 @@ export function registerDemo(program: Command, ctx: Context): void {
           if (report.result !== 'ok') ctx.exitCode = report.result === 'unreachable' ? 3 : 1;
         };
 
-        await cycle('run 1: wake the box, full replication of tank/services (cache excluded), verify, shut down');
+        await cycle(`run 1: wake the box, full replication of ${src}/services (its cache child excluded), verify, shut down`);
         writeFileSync(join(mnt, 'services/www/index.html'), '<h1>宝蔵 v2</h1>\n');
         await snap('demo-2');
         await snap('demo-3');
