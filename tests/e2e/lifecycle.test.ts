@@ -94,6 +94,19 @@ describe.skipIf(missing.length > 0)('wake → ready → replicate → verify →
     expect(await waitAsleep()).toBe(true);
   });
 
+  it('restore through the agent wakes the box, receives its send, and puts it back to sleep', async () => {
+    expect(await asleep()).toBe(true);
+    const r = await hozoJson(config('nightly'), 'restore', 'nightly', '--dataset', `${src}/home`, '--to', `${src}/restored/home`);
+    expect(r.exitCode).toBe(0);
+    expect(r.json.datasets[0]).toMatchObject({ result: 'sent', verified: true });
+    expect(r.json.hosts[0]).toMatchObject({ woke: true, shutdown: 'done' });
+    expect(readFileSync(join(lab.source.mountpoint, 'restored/home/notes.txt'), 'utf8')).toBe('hello again\n');
+    expect(await lab.hostZfs(['get', '-H', '-p', '-o', 'value', 'guid', `${src}/restored/home@e2`])).toBe(
+      await lab.hostZfs(['get', '-H', '-p', '-o', 'value', 'guid', `${src}/home@e2`]),
+    );
+    expect(await waitAsleep()).toBe(true);
+  });
+
   it('status does not wake a sleeping box; wake --wait and shutdown do what they say', async () => {
     const cfg = config('nightly');
     const st = await hozoJson(cfg, 'status');
