@@ -4,24 +4,12 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { HozoError } from '../src/errors.js';
+import { datasetName } from '../src/config/fields.js';
+import { formatIssues } from '../src/config/issues.js';
 import { datasetNameProblem, poolOf } from '../src/zfs/names.js';
 
 export const DEFAULT_AGENT_CONFIG_PATH = '/etc/hozo-agent/config.json';
 
-// Same format as src/config/load.ts's formatIssues ("retention.daily: …"), kept here because importing that module
-// loads the YAML parser and the controller's schema on every SSH call (~60 ms of the agent's start-up).
-function formatIssues(issues: readonly z.core.$ZodIssue[]): string[] {
-  return issues.map((i) => {
-    let path = '';
-    for (const p of i.path) path += typeof p === 'number' ? `[${p}]` : path === '' ? String(p) : `.${String(p)}`;
-    return `${path === '' ? '(top level)' : path}: ${i.message}`;
-  });
-}
-
-const datasetName = z.string().superRefine((v, ctx) => {
-  const problem = datasetNameProblem(v);
-  if (problem !== undefined) ctx.addIssue({ code: 'custom', message: `not a valid ZFS dataset name: "${v}" ${problem}` });
-});
 
 const poolName = z.string().superRefine((v, ctx) => {
   const problem = v.includes('/') ? 'must not contain "/"' : datasetNameProblem(v);

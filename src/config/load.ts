@@ -1,28 +1,14 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import type { z } from 'zod';
 import { HozoError } from '../errors.js';
-import { configSchema, type Config, type JobConfig } from './schema.js';
+import { formatIssues } from './issues.js';
+import { configSchema, type Config, type HostConfig, type JobConfig } from './schema.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/hozo/config.json';
 
 /** --config, then $HOZO_CONFIG, then /etc/hozo/config.json. */
 export function resolveConfigPath(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
   return flag ?? env['HOZO_CONFIG'] ?? DEFAULT_CONFIG_PATH;
-}
-
-/** `jobs[0].datasets[1].source` from zod's path. */
-export function formatPath(path: readonly PropertyKey[]): string {
-  let out = '';
-  for (const p of path) {
-    if (typeof p === 'number') out += `[${p}]`;
-    else out += out === '' ? String(p) : `.${String(p)}`;
-  }
-  return out === '' ? '(top level)' : out;
-}
-
-export function formatIssues(issues: readonly z.core.$ZodIssue[]): string[] {
-  return issues.map((i) => `${formatPath(i.path)}: ${i.message}`);
 }
 
 /** Validates already-parsed data; throws CONFIG_INVALID listing every problem. */
@@ -70,4 +56,14 @@ export function findJob(config: Config, name: string): JobConfig {
     });
   }
   return job;
+}
+
+export function findHost(config: Config, name: string): HostConfig {
+  const host = config.hosts[name];
+  if (host === undefined) {
+    throw new HozoError('UNKNOWN_HOST', `unknown host "${name}"`, {
+      hint: `configured hosts: ${Object.keys(config.hosts).join(', ') || '(none)'}`,
+    });
+  }
+  return host;
 }

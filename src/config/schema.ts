@@ -1,13 +1,9 @@
 // The config file's shape. Names are the user-facing contract (the NixOS module renders the JSON form of this).
 import { z } from 'zod';
-import { datasetNameProblem } from '../zfs/names.js';
+import { absolutePath, datasetName, MAC } from './fields.js';
 import { parseDuration } from './duration.js';
 import { notifySchema } from '../notify/schema.js';
 
-const datasetName = z.string().superRefine((v, ctx) => {
-  const problem = datasetNameProblem(v);
-  if (problem !== undefined) ctx.addIssue({ code: 'custom', message: `not a valid ZFS dataset name: "${v}" ${problem}` });
-});
 
 const duration = (what: string) =>
   z.union([z.number(), z.string()]).transform((v, ctx) => {
@@ -19,11 +15,9 @@ const duration = (what: string) =>
     return s;
   });
 
-const MAC = /^([0-9A-Fa-f]{2})([:-])[0-9A-Fa-f]{2}(\2[0-9A-Fa-f]{2}){4}$/;
 const HOSTNAME = /^[A-Za-z0-9]([A-Za-z0-9.\-]*[A-Za-z0-9])?$|^\[?[0-9A-Fa-f:.]+\]?$/;
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.\-]*$/;
 
-const absolutePath = z.string().refine((p) => p.startsWith('/'), { message: 'expected an absolute path' });
 
 const argv = z.array(z.string().min(1)).min(1, 'expected a command as a list of arguments');
 

@@ -8,6 +8,7 @@ import type { Logger } from '../util/log.js';
 import { createParentArgv, holdArgv, poolListArgv, releaseArgv, requireDataset, rollbackArgv } from '../zfs/argv.js';
 import { probeCapabilities } from '../zfs/capabilities.js';
 import { checkResult } from '../zfs/errors.js';
+import { parseZpoolList } from '../zfs/pool-list.js';
 import { listInventory } from '../zfs/inventory.js';
 import type { Capabilities, Inventory } from '../zfs/types.js';
 import type { PoolReport } from './report.js';
@@ -112,10 +113,8 @@ export function zfsHost(runner: Runner, caps: Capabilities): ZfsHost {
       const out: PoolReport[] = [];
       for (const pool of pools) {
         try {
-          const line = (await zfs(runner, poolListArgv(pool), `zpool list ${pool}`)).trim().split('\n')[0] ?? '';
-          const [name, health, , , , cap] = line.split('\t');
-          const ratio = cap !== undefined && /^\d+%$/.test(cap) ? Number(cap.slice(0, -1)) / 100 : undefined;
-          out.push({ name: name ?? pool, health: health ?? 'UNKNOWN', ...(ratio !== undefined ? { capacityRatio: ratio } : {}) });
+          const row = parseZpoolList(await zfs(runner, poolListArgv(pool), `zpool list ${pool}`)).find((r) => r.name === pool);
+          out.push({ name: pool, health: row?.health ?? 'UNKNOWN', ...(row?.capacityRatio !== undefined ? { capacityRatio: row.capacityRatio } : {}) });
         } catch (e) {
           out.push({ name: pool, health: 'UNKNOWN' });
           warnings.push(`cannot read health of pool ${pool} on ${runner.name}: ${(e as Error).message}`);

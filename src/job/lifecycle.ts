@@ -6,6 +6,8 @@ import { HozoError, isHozoError } from '../errors.js';
 import { SshRunner } from '../transport/ssh.js';
 import type { Logger } from '../util/log.js';
 import { poolListArgv } from '../zfs/argv.js';
+import { parseZpoolList } from '../zfs/pool-list.js';
+import { findHost } from '../config/load.js';
 import { realClock, tcpOpen, waitReady, type Clock } from '../wake/ready.js';
 import { wakeHost } from '../wake/wake.js';
 import { probeCapabilities } from '../zfs/capabilities.js';
@@ -58,8 +60,7 @@ export interface BringUpOptions {
 }
 
 export async function bringUp(config: Config, hostName: string, job: JobConfig | undefined, log: Logger, opts: BringUpOptions = { wake: true }): Promise<BoxSession> {
-  const host = config.hosts[hostName];
-  if (host === undefined) throw new HozoError('UNKNOWN_HOST', `unknown host "${hostName}"`, { hint: `configured hosts: ${Object.keys(config.hosts).join(', ') || '(none)'}` });
+  const host = findHost(config, hostName);
   const clock = opts.clock ?? realClock;
   const agent = usesAgent(host);
   const runner = new SshRunner({ name: hostName, host });
@@ -78,7 +79,7 @@ export async function bringUp(config: Config, hostName: string, job: JobConfig |
     const bad: string[] = [];
     for (const p of pools) {
       const r = await runner.run(poolListArgv(p));
-      const health = r.stdout.split('\t')[1];
+      const health = parseZpoolList(r.stdout).find((row) => row.name === p)?.health;
       if (r.exitCode !== 0 || (health !== 'ONLINE' && health !== 'DEGRADED')) bad.push(`${p}: ${r.exitCode !== 0 ? r.stderr.trim().split('\n')[0] : health}`);
     }
     return { ready: bad.length === 0, detail: bad.join('; ') };

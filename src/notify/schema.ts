@@ -1,8 +1,8 @@
 // The config's top-level `notify:` list. Secrets (tokens, user keys) live in files named here, never in the config.
 import { z } from 'zod';
 import { parseDuration } from '../config/duration.js';
+import { absolutePath } from '../config/fields.js';
 
-const absolutePath = z.string().refine((p) => p.startsWith('/'), { message: 'expected an absolute path' });
 
 const httpUrl = z.string().refine(
   (v) => {

@@ -4,9 +4,9 @@ import { exec } from '../util/exec.js';
 import wol from 'wake_on_lan';
 import type { Config, HostConfig, WakeConfig } from '../config/schema.js';
 import { HozoError } from '../errors.js';
+import { MAC } from '../config/fields.js';
 import { SshRunner } from '../transport/ssh.js';
 
-const MAC = /^([0-9A-Fa-f]{2})([:-])[0-9A-Fa-f]{2}(\2[0-9A-Fa-f]{2}){4}$/;
 
 /** The magic packet for `mac`: 6 × 0xff then the MAC 16 times; a malformed MAC is a usage error. */
 export function magicPacket(mac: string): Buffer {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
-import { formatIssues } from '../../src/config/load.js';
+import { formatIssues } from '../../src/config/issues.js';
 import type { JobReport } from '../../src/job/report.js';
 import { buildEmail, sendmailArgs } from '../../src/notify/email.js';
 import { redactUrl } from '../../src/notify/http.js';

@@ -7,15 +7,12 @@ import { SshRunner } from '../../transport/ssh.js';
 import { tcpOpen } from '../../wake/ready.js';
 import { wakeHost } from '../../wake/wake.js';
 import type { Context } from '../context.js';
+import { findHost } from '../../config/load.js';
 import { printJson } from '../context.js';
 
 function hostOf(ctx: Context, name: string) {
   const config = ctx.loadConfig();
-  const host = config.hosts[name];
-  if (host === undefined) {
-    throw new HozoError('UNKNOWN_HOST', `unknown host "${name}"`, { hint: `configured hosts: ${Object.keys(config.hosts).join(', ') || '(none)'}` });
-  }
-  return { config, host };
+  return { config, host: findHost(config, name) };
 }
 
 export function registerBox(program: Command, ctx: Context): void {

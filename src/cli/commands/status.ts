@@ -1,7 +1,6 @@
 // Last results of the local jobs and, when reachable without waking it (or with --wake), the box's own status.
 import type { Command } from 'commander';
 import { usesAgent, type Config } from '../../config/schema.js';
-import { HozoError } from '../../errors.js';
 import { bringUp, poolsFor } from '../../job/lifecycle.js';
 import { readJobState } from '../../state/state.js';
 import { SshRunner } from '../../transport/ssh.js';
@@ -9,6 +8,8 @@ import type { Runner } from '../../transport/runner.js';
 import { formatBytes, type Logger } from '../../util/log.js';
 import { tcpOpen } from '../../wake/ready.js';
 import { poolListArgv } from '../../zfs/argv.js';
+import { parseZpoolList } from '../../zfs/pool-list.js';
+import { findHost } from '../../config/load.js';
 import type { Context } from '../context.js';
 import { printJson } from '../context.js';
 
@@ -33,8 +34,12 @@ async function boxStatus(runner: Runner, agent: boolean, pools: string[]): Promi
   const out: NonNullable<HostStatus['pools']> = [];
   for (const pool of pools) {
     const r = await runner.run(poolListArgv(pool));
-    const [, health, , , , cap] = r.stdout.trim().split('\t');
-    out.push({ name: pool, health: r.exitCode === 0 ? (health ?? 'UNKNOWN') : 'MISSING', ...(cap ? { capacity: cap } : {}) });
+    const row = parseZpoolList(r.stdout).find((p) => p.name === pool);
+    out.push({
+      name: pool,
+      health: r.exitCode === 0 ? (row?.health ?? 'UNKNOWN') : 'MISSING',
+      ...(row?.capacityRatio !== undefined ? { capacity: `${Math.round(row.capacityRatio * 100)}%` } : {}),
+    });
   }
   return { pools: out };
 }
@@ -81,10 +86,8 @@ export function registerStatus(program: Command, ctx: Context): void {
     .action(async (only: string | undefined, opts: { json?: boolean; wake?: boolean }) => {
       const config = ctx.loadConfig();
       const log = ctx.logger(config);
+      if (only !== undefined) findHost(config, only);
       const hostNames = Object.keys(config.hosts).filter((h) => only === undefined || h === only);
-      if (only !== undefined && hostNames.length === 0) {
-        throw new HozoError('UNKNOWN_HOST', `unknown host "${only}"`);
-      }
       const jobs = config.jobs
         .filter((j) => only === undefined || j.host === only)
         .map((j) => ({ job: j.name, host: j.host, state: readJobState(config.stateDirectory, j.name, (m) => log.warn(m)) ?? null }));
