@@ -68,11 +68,7 @@ export async function runJob(config: Config, job: JobConfig, opts: RunOptions): 
       await (opts.sleep ?? defaultSleep)(job.retryDelay * 1000);
       [srcInv, dstInv] = await Promise.all([source.inventory(specs.map((s) => s.source)), target.inventory(specs.map((s) => s.target))]);
       plans = planJob(specs, srcInv, dstInv, policy);
-      for (const i of retry) {
-        const fresh = initialReport(plans[i]!);
-        fresh.bytes = (report.datasets[i]!.bytes ?? 0) || undefined;
-        report.datasets[i] = fresh;
-      }
+      for (const i of retry) report.datasets[i] = initialReport(plans[i]!);
       pending = retry;
     }
 

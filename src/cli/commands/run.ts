@@ -15,7 +15,7 @@ export function reportExitCode(r: JobReport): number {
     case 'unreachable':
       return ExitCode.UNREACHABLE;
     default:
-      return r.error?.code === 'LOCKED' ? ExitCode.DATASET_FAILED : ExitCode.DATASET_FAILED;
+      return ExitCode.DATASET_FAILED;
   }
 }
 
