@@ -25,6 +25,7 @@ export type ErrorCode =
   | 'RESTORE_REFUSED'
   | 'INTERNAL'
   | 'AGENT_REFUSED'
+  | 'BOX_SHUTTING_DOWN'
   // ZFS layer (src/zfs/errors.ts): no usable zfs on the host, partial-receive state, hold bookkeeping.
   | 'ZFS_UNAVAILABLE'
   | 'ZFS_RESUME_PENDING'
@@ -70,6 +71,7 @@ export function exitCodeFor(e: unknown): ExitCodeValue {
       return ExitCode.USAGE;
     case 'HOST_UNREACHABLE':
     case 'AGENT_REFUSED':
+    case 'BOX_SHUTTING_DOWN':
     case 'SSH_AUTH':
     case 'SSH_HOST_KEY':
       return ExitCode.UNREACHABLE;

@@ -49,6 +49,14 @@ export function poolsFor(host: HostConfig, job: JobConfig | undefined): string[]
 
 /** hozo-agent exits with 2 when it refuses a command (unknown verb, argument, outside its roots). */
 export const AGENT_REFUSAL_EXIT = 2;
+/** … and with 3 for "allowed, but not now" (shutting down, not ready, shutdown refused). */
+export const AGENT_BUSY_EXIT = 3;
+
+/** Waits (bounded) until the box's SSH port no longer answers. */
+async function waitPortClosed(address: string, port: number, timeoutSeconds: number, clock: Clock): Promise<void> {
+  const deadline = clock.now() + timeoutSeconds * 1000;
+  while (clock.now() < deadline && (await tcpOpen(address, port, 500))) await clock.sleep(250);
+}
 
 export const leaseId = (job: string | undefined) => `${hostname().replace(/[^A-Za-z0-9_.-]/g, '_')}.${job ?? 'manual'}`;
 
@@ -71,6 +79,9 @@ export async function bringUp(config: Config, hostName: string, job: JobConfig |
     if (agent) {
       const r = await runner.run(['prepare']);
       if (r.exitCode === 0) return { ready: true, detail: '' };
+      if (r.exitCode === AGENT_BUSY_EXIT && /"shutdownPending":true/.test(r.stdout)) {
+        throw new HozoError('BOX_SHUTTING_DOWN', `${hostName} is shutting down for another controller`);
+      }
       if (r.exitCode === AGENT_REFUSAL_EXIT) {
         throw new HozoError('AGENT_REFUSED', `${hostName}: hozo-agent refused "prepare": ${r.stderr.trim()}`, { hint: 'the agent on the box is older or newer than this controller, or its config is wrong' });
       }
@@ -94,9 +105,10 @@ export async function bringUp(config: Config, hostName: string, job: JobConfig |
       target.catch(() => undefined);
     }
   };
-  try {
+  /** Awake already? Then use it as it is; else wake it. Either way wait until ready. */
+  const comeUp = async (): Promise<void> => {
     const started = clock.now();
-    // Awake already? One quick connect; if it works we must not wake, and we will not shut it down.
+    // One quick connect; if it works we must not wake, and we will not shut it down.
     if (await tcpOpen(host.address, host.port, 1500)) {
       try {
         await runner.connect();
@@ -109,30 +121,49 @@ export async function bringUp(config: Config, hostName: string, job: JobConfig |
       log.info(`${hostName} is already awake; it will be left as it is`);
       const ready = await waitReady(hostName, { tcp: async () => true, ssh: connect, pool: poolProbe }, host.readyTimeout, clock);
       log.debug(`${hostName}: pools ready after ${ready.seconds.toFixed(2)}s`);
+      return;
+    }
+    if (!opts.wake) throw new HozoError('HOST_UNREACHABLE', `${hostName} is asleep (no answer on ${host.address}:${host.port})`, { hint: 'pass --wake to wake it' });
+    if (host.wake === undefined || host.wake.method === 'none') {
+      log.debug(`${hostName}: no wake method; waiting for it to answer`);
     } else {
-      if (!opts.wake) throw new HozoError('HOST_UNREACHABLE', `${hostName} is asleep (no answer on ${host.address}:${host.port})`, { hint: 'pass --wake to wake it' });
-      if (host.wake === undefined || host.wake.method === 'none') {
-        log.debug(`${hostName}: no wake method; waiting for it to answer`);
-      } else {
-        const w = await wakeHost(config, hostName, host);
-        report.woke = true;
-        log.info(`woke ${hostName}: ${w.detail}`);
+      const w = await wakeHost(config, hostName, host);
+      report.woke = true;
+      log.info(`woke ${hostName}: ${w.detail}`);
+    }
+    const ready = await waitReady(
+      hostName,
+      { tcp: (ms) => tcpOpen(host.address, host.port, ms), ssh: connect, pool: poolProbe },
+      host.readyTimeout,
+      clock,
+    );
+    report.wakeSeconds = (clock.now() - started) / 1000;
+    log.info(`${hostName} ready after ${report.wakeSeconds.toFixed(1)}s (port ${ready.stages.tcp.toFixed(1)}s, ssh ${ready.stages.ssh.toFixed(1)}s, pool ${ready.stages.pool.toFixed(1)}s)`);
+  };
+
+  try {
+    const id = leaseId(job?.name);
+    // A box that is powering off for another controller (who finished a moment ago) cannot be used: let it go
+    // down, then wake it again. Once: a second refusal is reported like any other failure.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await comeUp();
+        if (agent && opts.lease !== false) {
+          const r = await runner.run(['hold', id, String(Math.round(host.leaseTtl))]);
+          if (r.exitCode === AGENT_BUSY_EXIT && /shutting down/.test(r.stderr)) throw new HozoError('BOX_SHUTTING_DOWN', `${hostName} is shutting down`);
+          if (r.exitCode !== 0) log.warn(`${hostName}: could not take lease ${id}: ${r.stderr.trim()}`);
+        }
+        break;
+      } catch (e) {
+        if (!isHozoError(e, 'BOX_SHUTTING_DOWN') || attempt > 0) throw e;
+        log.info(`${hostName} is shutting down for another controller; waking it again once it is off`);
+        await waitPortClosed(host.address, host.port, host.readyTimeout, clock);
+        await runner.close();
+        report.awakeBefore = false;
+        target = undefined;
       }
-      const ready = await waitReady(
-        hostName,
-        { tcp: (ms) => tcpOpen(host.address, host.port, ms), ssh: connect, pool: poolProbe },
-        host.readyTimeout,
-        clock,
-      );
-      report.wakeSeconds = (clock.now() - started) / 1000;
-      log.info(`${hostName} ready after ${report.wakeSeconds.toFixed(1)}s (port ${ready.stages.tcp.toFixed(1)}s, ssh ${ready.stages.ssh.toFixed(1)}s, pool ${ready.stages.pool.toFixed(1)}s)`);
     }
     const readyAt = clock.now();
-    const id = leaseId(job?.name);
-    if (agent && opts.lease !== false) {
-      const r = await runner.run(['hold', id, String(Math.round(host.leaseTtl))]);
-      if (r.exitCode !== 0) log.warn(`${hostName}: could not take lease ${id}: ${r.stderr.trim()}`);
-    }
 
     let finished = false;
     return {

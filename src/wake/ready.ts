@@ -75,8 +75,9 @@ export async function waitReady(host: string, probes: ReadyProbes, timeoutSecond
         lastDetail = p.detail;
       }
     } catch (e) {
-      // Not transient: waiting longer cannot fix keys or an agent that refuses us.
-      if (isHozoError(e, 'SSH_AUTH') || isHozoError(e, 'SSH_HOST_KEY') || isHozoError(e, 'AGENT_REFUSED')) throw e;
+      // Not for this loop: waiting cannot fix keys or an agent that refuses us, and a box on its way down must be let
+      // go down and woken again (the caller does that).
+      if (isHozoError(e, 'SSH_AUTH') || isHozoError(e, 'SSH_HOST_KEY') || isHozoError(e, 'AGENT_REFUSED') || isHozoError(e, 'BOX_SHUTTING_DOWN')) throw e;
       lastDetail = e instanceof Error ? e.message : String(e);
     }
     const now = clock.now();

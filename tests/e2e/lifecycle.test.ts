@@ -52,13 +52,14 @@ describe.skipIf(missing.length > 0)('wake → ready → replicate → verify →
   };
 
   beforeAll(async () => {
-    lab = await createLab({ id: 'e2e', sshd: false, wakeListener: { startSshd: true, bootDelayMs: 800 } });
+    lab = await createLab({ id: 'e2e', poolSizeMB: 768, sshd: false, wakeListener: { startSshd: true, bootDelayMs: 800 } });
     src = lab.source.name;
     metricsDir = join(lab.dir, 'metrics');
     mkdirSync(metricsDir, { recursive: true });
-    for (const ds of ['home', 'media']) await lab.hostZfs(['create', `${src}/${ds}`]);
+    for (const ds of ['home', 'media', 'archive']) await lab.hostZfs(['create', `${src}/${ds}`]);
     writeFileSync(join(lab.source.mountpoint, 'home/notes.txt'), 'hello\n');
     await execa('sh', ['-c', `head -c 96M /dev/urandom > ${join(lab.source.mountpoint, 'media/video.bin')}`]);
+    await execa('sh', ['-c', `head -c 192M /dev/urandom > ${join(lab.source.mountpoint, 'archive/old.bin')}`]);
     installAgent(lab.box, { roots: [root()] });
   });
 
@@ -170,14 +171,16 @@ describe.skipIf(missing.length > 0)('wake → ready → replicate → verify →
   });
 
   it('two controllers sharing the box: it powers off only after both have finished', async () => {
-    await snapshot('home');
-    await snapshot('media');
-    const a = config('ctl-a', { jobs: [{ name: 'ctl-a', host: 'offsite', retries: 0, datasets: [{ source: `${src}/home`, target: `${root()}/a/home` }] }] });
-    const b = config('ctl-b', { jobs: [{ name: 'ctl-b', host: 'offsite', retries: 0, datasets: [{ source: `${src}/media`, target: `${root()}/b/media` }] }] });
+    await snapshot('media', 'archive');
+    // a wakes the box for a 96 MiB transfer; b joins once a holds its lease, with twice as much to send, so a
+    // finishes first while b still holds its lease.
+    const a = config('ctl-a', { jobs: [{ name: 'ctl-a', host: 'offsite', retries: 0, datasets: [{ source: `${src}/media`, target: `${root()}/a/media` }] }] });
+    const b = config('ctl-b', { jobs: [{ name: 'ctl-b', host: 'offsite', retries: 0, datasets: [{ source: `${src}/archive`, target: `${root()}/b/archive` }] }] });
+    const leases = join(lab.box.dir, 'agent', 'leases');
+    const held = () => (existsSync(leases) ? readdirSync(leases).filter((f) => f.endsWith('.lease')).length : 0);
     const pa = startHozo(a, ['run', 'ctl-a', '--json']);
-    // b starts once the box is awake (a woke it), so b finds it awake: only a's "we woke it" may shut it down,
-    // and the agent must refuse while b still holds its lease.
-    for (let i = 0; i < 100 && !(await lab.box.sshPortOpen(200)); i++) await new Promise((r) => setTimeout(r, 100));
+    for (let i = 0; i < 300 && held() === 0; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(held()).toBe(1);
     const pb = startHozo(b, ['run', 'ctl-b', '--json']);
     const [ra, rb] = await Promise.all([pa, pb]);
     const ja = JSON.parse(String(ra.stdout));
@@ -185,14 +188,28 @@ describe.skipIf(missing.length > 0)('wake → ready → replicate → verify →
     expect([ra.exitCode, rb.exitCode]).toEqual([0, 0]);
     expect(ja.hosts[0].woke).toBe(true);
     expect(jb.hosts[0].awakeBefore).toBe(true);
-    // a finished first (small dataset): the agent deferred its shutdown because of b's lease …
+    // a finished first: the agent deferred its shutdown because of b's lease …
     expect(ja.hosts[0].shutdown).toBe('deferred');
     expect(ja.hosts[0].shutdownDetail).toMatch(/lease/);
     // … and carried it out when b released the last lease (b found the box awake and would not have shut it down).
     expect(jb.hosts[0].shutdown).toBe('done');
     expect(jb.hosts[0].shutdownDetail).toContain('last lease');
     expect(await waitAsleep()).toBe(true);
-    expect(readdirSync(join(lab.box.dir, 'agent', 'leases')).filter((f) => f.endsWith('.json'))).toEqual([]);
+    expect(held()).toBe(0);
+  });
+
+  it('a run that finds the box powering down for another controller lets it go down, then wakes it again', async () => {
+    await snapshot('home');
+    await lab.box.startSshd();
+    expect((await lab.box.ssh(['prepare'])).exitCode).toBe(0);
+    // Another controller's accepted shutdown: the power-off follows in poweroffDelaySeconds (1 s).
+    expect((await lab.box.ssh(['shutdown'])).exitCode).toBe(0);
+    const r = await hozoJson(config('nightly'), 'run', 'nightly');
+    expect(r.exitCode).toBe(0);
+    expect(r.stderr).toContain('shutting down for another controller');
+    expect(r.json.hosts[0]).toMatchObject({ woke: true, awakeBefore: false, shutdown: 'done' });
+    expect(r.json.datasets[0]).toMatchObject({ result: 'sent', verified: true });
+    expect(await waitAsleep()).toBe(true);
   });
 
   it('wake method http: a smart-plug style URL on loopback is called, the box comes up, the run completes', async () => {
