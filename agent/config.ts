@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { HozoError } from '../src/errors.js';
-import { datasetName } from '../src/config/fields.js';
+import { bufferSize, datasetName } from '../src/config/fields.js';
 import { formatIssues } from '../src/config/issues.js';
 import { datasetNameProblem, poolOf } from '../src/zfs/names.js';
 
@@ -58,6 +58,8 @@ export const agentConfigSchema = z
     importDirectories: z.array(absolutePath).default([]),
     /** Longest lease a controller may take with `hold`. */
     maxLeaseSeconds: z.number().int().min(1).max(30 * 24 * 3600).default(24 * 3600),
+    /** mbuffer's memory when a controller asks for `receive --mbuffer` / `send --mbuffer`. */
+    bufferSize: bufferSize.default('128M'),
     /** Audit log; default <stateDirectory>/agent.log. */
     logFile: absolutePath.optional(),
   })

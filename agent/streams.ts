@@ -4,13 +4,11 @@ import { createParentArgv, receiveArgv, sendArgv } from '../src/zfs/argv.js';
 import { probeArgv } from '../src/zfs/capabilities.js';
 import { checkResult } from '../src/zfs/errors.js';
 import { isWithin, parentOf } from '../src/zfs/names.js';
+import { mbufferArgv, ZSTD_COMPRESS, ZSTD_DECOMPRESS } from '../src/pipeline/transfer.js';
 import { HozoError } from '../src/errors.js';
 import { rootOf, type Request } from './command.js';
 import { AgentExit, type AgentContext } from './context.js';
 
-const MBUFFER = ['mbuffer', '-q', '-s', '128k', '-m', '128M'];
-const ZSTD_COMPRESS = ['zstd', '-q', '-c', '-3', '-T0'];
-const ZSTD_DECOMPRESS = ['zstd', '-q', '-d', '-c'];
 
 async function exists(ctx: AgentContext, dataset: string): Promise<boolean> {
   const argv = ['zfs', 'list', '-H', '-o', 'name', dataset];
@@ -75,7 +73,7 @@ export async function receive(ctx: AgentContext, req: Extract<Request, { verb: '
     const chain: string[][] = [receiveArgv(req.dataset, { unmounted: true, force: req.force, resumable: req.resumable })];
     // The same tools and arguments as the controller's side of the transfer (src/pipeline/transfer.ts).
     if (req.zstd) chain.unshift(ZSTD_DECOMPRESS);
-    if (req.mbuffer) chain.unshift(MBUFFER);
+    if (req.mbuffer) chain.unshift(mbufferArgv(ctx.config.bufferSize));
     const code = await ctx.stream(chain, { stdin: 'inherit', stdout: 'inherit' });
     // A backup must never mount itself at the next import or boot: mounting it (and making its children's
     // mountpoint directories) modifies it, and the next incremental receive would then be refused.
@@ -96,7 +94,7 @@ export async function send(ctx: AgentContext, req: Extract<Request, { verb: 'sen
       : ({ kind: 'incremental', from: req.from, to: req.snapshot, intermediates: req.intermediates } as const);
   const chain: string[][] = [sendArgv(spec, req.flags)];
   if (req.zstd) chain.push(ZSTD_COMPRESS);
-  if (req.mbuffer) chain.push(MBUFFER);
+  if (req.mbuffer) chain.push(mbufferArgv(ctx.config.bufferSize));
   return ctx.stream(chain, { stdin: 'ignore', stdout: 'inherit' });
 }
 

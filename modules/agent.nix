@@ -72,6 +72,7 @@ let
       allowRollback
       prepareTimeoutSeconds
       maxLeaseSeconds
+      bufferSize
       ;
     retention = {
       inherit (cfg.retention)
@@ -367,6 +368,17 @@ in
         How long the agent's `prepare` waits for `pools` to be imported. It runs as user `hozo`,
         which cannot import a pool: on this box `boot.zfs.extraPools` imports them at boot, and
         `prepare` waits for that (NixOS's import unit waits up to a minute for late USB disks).
+      '';
+    };
+
+    bufferSize = mkOption {
+      type = types.strMatching "[1-9][0-9]{0,4}M|[1-9][0-9]?G";
+      default = "128M";
+      example = "32M";
+      description = ''
+        mbuffer's memory for a stream a controller sends with `buffer = "auto"` (hozo's default)
+        or `"mbuffer"`: the buffer in front of `zfs receive` on this box. Lower it on a box with
+        little RAM.
       '';
     };
 

@@ -488,8 +488,22 @@ let
             "mbuffer"
             "none"
           ];
-          default = "none";
-          description = "Put mbuffer on both ends of the stream.";
+          default = "auto";
+          description = ''
+            `auto`: mbuffer in front of the receiving `zfs receive` when the stream crosses the
+            network and that host has mbuffer (zfs receive takes data in bursts; the buffer keeps
+            the sender and SSH going meanwhile). `mbuffer`: on both ends (both must have it).
+            `none`: no buffer.
+          '';
+        };
+        bufferSize = mkOption {
+          type = types.strMatching "[1-9][0-9]{0,4}M|[1-9][0-9]?G";
+          default = "128M";
+          example = "32M";
+          description = ''
+            mbuffer's memory on each buffered end, e.g. `"32M"` or `"1G"`. A box running
+            hozo-agent uses the agent's own `bufferSize`.
+          '';
         };
         compress = mkOption {
           type = types.enum [
@@ -601,6 +615,7 @@ let
       retries
       retryDelay
       buffer
+      bufferSize
       compress
       ;
     snapshots = j.snapshots.send;

@@ -11,3 +11,6 @@ export const absolutePath = z.string().refine((p) => p.startsWith('/'), { messag
 
 /** Six hex pairs with one consistent separator, ":" or "-". */
 export const MAC = /^([0-9A-Fa-f]{2})([:-])[0-9A-Fa-f]{2}(\2[0-9A-Fa-f]{2}){4}$/;
+
+/** mbuffer's `-m`: a whole number of MiB or GiB, e.g. "128M" (the NixOS modules use the same pattern). */
+export const bufferSize = z.string().regex(/^(?:[1-9][0-9]{0,4}M|[1-9][0-9]?G)$/, 'expected a size like "32M", "128M" or "1G" (M or G, no spaces)');

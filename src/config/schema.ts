@@ -1,6 +1,6 @@
 // The config file's shape. Names are the user-facing contract (the NixOS module renders the JSON form of this).
 import { z } from 'zod';
-import { absolutePath, datasetName, MAC } from './fields.js';
+import { absolutePath, bufferSize, datasetName, MAC } from './fields.js';
 import { parseDuration } from './duration.js';
 import { notifySchema } from '../notify/schema.js';
 
@@ -122,8 +122,11 @@ export const jobSchema = z
     shutdownAfter: z.boolean().default(true),
     retries: z.number().int().min(0).max(100).default(3),
     retryDelay: duration('retryDelay').default(60),
-    /** Put mbuffer on both ends when both have it (helps on slow or bursty links). */
-    buffer: z.enum(['auto', 'mbuffer', 'none']).default('none'),
+    /** auto: mbuffer in front of the receiving zfs when the stream crosses the network and that host has it;
+     *  mbuffer: on both ends (both must have it); none: no buffer. */
+    buffer: z.enum(['auto', 'mbuffer', 'none']).default('auto'),
+    /** mbuffer's memory on each buffered end (hozo-agent boxes use the agent's own bufferSize). */
+    bufferSize: bufferSize.default('128M'),
     /** Compress the stream in transit with zstd when both ends have it. */
     compress: z.enum(['zstd', 'none']).default('none'),
   })

@@ -7,6 +7,12 @@ import { checkResult, classify } from '../zfs/errors.js';
 import { parseInventory } from '../zfs/inventory.js';
 import type { ZfsHost } from './hosts.js';
 import type { PoolReport } from './report.js';
+import type { Wrap } from '../pipeline/transfer.js';
+
+/** The agent runs zstd/mbuffer around its own zfs when asked (with its own buffer size). */
+function toolFlags(wrap: Wrap | undefined): string[] {
+  return [...(wrap?.zstd ? ['--zstd'] : []), ...(wrap?.mbuffer ? ['--mbuffer'] : [])];
+}
 
 async function verb(runner: Runner, argv: string[], action: string): Promise<string> {
   return checkResult(await runner.run(argv), { action: `${action} (hozo-agent)`, host: runner.name, argv });
@@ -25,19 +31,20 @@ export async function agentHost(runner: Runner): Promise<ZfsHost> {
     runner,
     caps,
     warnings,
-    remotePipelines: false,
-    sendCommand(dataset, step) {
+    wrapsItself: true,
+    sendCommand(dataset, step, wrap) {
+      const tools = toolFlags(wrap);
       return step.kind === 'full'
-        ? ['send', `${dataset}@${step.snapshot.name}`]
-        : ['send', step.intermediates ? '-I' : '-i', `${dataset}@${step.from.name}`, `${dataset}@${step.to.name}`];
+        ? ['send', ...tools, `${dataset}@${step.snapshot.name}`]
+        : ['send', ...tools, step.intermediates ? '-I' : '-i', `${dataset}@${step.from.name}`, `${dataset}@${step.to.name}`];
     },
     // Restores from the box: no size estimate through the agent.
     async estimate() {
       return undefined;
     },
     // The agent creates missing parents (under its roots only) and sets canmount=noauto on a first receive itself.
-    receiveCommand(target, opts) {
-      return ['receive', ...(opts.unmounted ? ['-u'] : []), ...(opts.force ? ['-F'] : []), target];
+    receiveCommand(target, opts, wrap) {
+      return ['receive', ...(opts.unmounted ? ['-u'] : []), ...(opts.force ? ['-F'] : []), ...toolFlags(wrap), target];
     },
     async inventory(roots) {
       const unique = [...new Set(roots)];

@@ -16,6 +16,7 @@ import { bringUp, type BoxSession } from './lifecycle.js';
 import { receiveArgvFor, sendArgvFor } from './steps.js';
 import { parseSendEstimate } from '../pipeline/progress.js';
 import { shellJoin } from '../transport/quote.js';
+import type { Wrap } from '../pipeline/transfer.js';
 
 export interface ReceiveSetup {
   /** `zfs receive -F` (only when the user allowed rollback). */
@@ -33,14 +34,17 @@ export interface ZfsHost {
   readonly runner: Runner;
   readonly caps: Capabilities;
   readonly warnings: string[];
-  /** false when the host only speaks hozo-agent verbs (no remote `sh -c` pipelines for zstd/mbuffer). */
-  readonly remotePipelines: boolean;
-  /** argv that sends one planned step of `dataset` from this host. */
-  sendCommand(dataset: string, step: Step): string[];
+  /**
+   * true when the host puts zstd/mbuffer around its own zfs (hozo-agent: `receive --zstd --mbuffer`); false when
+   * hozo builds the pipeline around plain commands (see src/pipeline/transfer.ts).
+   */
+  readonly wrapsItself: boolean;
+  /** argv that sends one planned step of `dataset` from this host (with `wrap` applied when wrapsItself). */
+  sendCommand(dataset: string, step: Step, wrap?: Wrap): string[];
   /** Size of the stream `sendCommand` would produce (OpenZFS `send -nP`), for an ETA; undefined when unknown. */
   estimate(dataset: string, step: Step): Promise<number | undefined>;
   /** argv that receives a stream into `target` on this host, with the setup around it (see ReceiveSetup). */
-  receiveCommand(target: string, opts: ReceiveSetup): string[];
+  receiveCommand(target: string, opts: ReceiveSetup, wrap?: Wrap): string[];
   inventory(roots: readonly string[]): Promise<Inventory>;
   rollback(snapshot: string): Promise<void>;
   /** Adds the hold; an existing hold with the same tag is fine. */
@@ -63,7 +67,7 @@ export function zfsHost(runner: Runner, caps: Capabilities): ZfsHost {
     runner,
     caps,
     warnings,
-    remotePipelines: true,
+    wrapsItself: false,
     sendCommand: (dataset, step) => sendArgvFor(dataset, step, caps),
     async estimate(dataset, step) {
       if (!caps.sendFlags.has('n') || !caps.sendFlags.has('P')) return undefined;

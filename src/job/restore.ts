@@ -79,7 +79,7 @@ export async function restore(config: Config, job: JobConfig, opts: RestoreOptio
     report.datasets.push(d);
     opts.log.info(`restore ${box.name}:${remote} → ${dest}: ${d.plan}`);
     const boxSnaps = new Map([[remote, from]]);
-    await replicate(plan, d, boxSnaps, box, local, { compress: job.compress, buffer: job.buffer, force: opts.force, unmounted: false }, opts.log);
+    await replicate(plan, d, boxSnaps, box, local, { compress: job.compress, buffer: job.buffer, bufferSize: job.bufferSize, force: opts.force, unmounted: false }, opts.log);
     if (d.result === 'sent' || d.result === 'up-to-date') {
       verify(d, boxSnaps, await local.inventory([dest]));
       if (!d.verified) {

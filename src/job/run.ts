@@ -120,6 +120,7 @@ export function initialReport(p: DatasetPlan): DatasetReport {
 export interface TransferSettings {
   readonly compress: JobConfig['compress'];
   readonly buffer: JobConfig['buffer'];
+  readonly bufferSize: JobConfig['bufferSize'];
   /** `zfs receive -F`: only when the user allowed rollback. */
   readonly force: boolean;
   /** `zfs receive -u`: backups stay unmounted; restores mount. */
@@ -128,7 +129,7 @@ export interface TransferSettings {
 
 function transferOptions(job: JobConfig, p: DatasetPlan): TransferSettings {
   const rolledBack = p.action === 'send' && p.rollbackTo !== undefined;
-  return { compress: job.compress, buffer: job.buffer, force: job.rollback || rolledBack, unmounted: true };
+  return { compress: job.compress, buffer: job.buffer, bufferSize: job.bufferSize, force: job.rollback || rolledBack, unmounted: true };
 }
 
 /** Runs one dataset's plan from `source` (sender) to `target` (receiver); records the outcome in `d`. */
@@ -143,16 +144,17 @@ export async function replicate(p: DatasetPlan, d: DatasetReport, srcInv: Invent
     }
     let bytes = 0;
     for (const step of p.steps) {
+      const setup = {
+        force: settings.force && step.kind === 'incremental',
+        unmounted: settings.unmounted,
+        ...(step === p.steps[0] && p.createParent !== undefined ? { createParent: p.createParent } : {}),
+        keepUnmounted: step.kind === 'full' && settings.unmounted,
+      };
       const transfer = buildTransfer({
-        sendArgv: source.sendCommand(p.source, step),
-        receiveArgv: target.receiveCommand(p.target, {
-          force: settings.force && step.kind === 'incremental',
-          unmounted: settings.unmounted,
-          ...(step === p.steps[0] && p.createParent !== undefined ? { createParent: p.createParent } : {}),
-          keepUnmounted: step.kind === 'full' && settings.unmounted,
-        }),
-        senderPipelines: source.remotePipelines,
-        receiverPipelines: target.remotePipelines,
+        sendArgv: (wrap) => source.sendCommand(p.source, step, wrap),
+        receiveArgv: (wrap) => target.receiveCommand(p.target, setup, wrap),
+        senderWraps: source.wrapsItself,
+        receiverWraps: target.wrapsItself,
         sender: source.runner,
         receiver: target.runner,
         senderCaps: source.caps,
@@ -160,6 +162,7 @@ export async function replicate(p: DatasetPlan, d: DatasetReport, srcInv: Invent
         localCaps: source.runner.name === 'local' ? source.caps : target.caps,
         compress: settings.compress,
         buffer: settings.buffer,
+        bufferSize: settings.bufferSize,
       });
       for (const w of transfer.degraded) log.warn(w);
       let last = 0;

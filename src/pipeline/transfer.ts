@@ -1,58 +1,92 @@
-// Builds the process chain for one `zfs send | … | zfs receive`, local or across SSH, with optional
-// compression and buffering when both ends have the tool, and a local `pv` to count bytes.
+// Builds the process chain for one `zfs send | … | zfs receive`, local or across SSH, with optional compression and
+// buffering, and a local `pv` to count bytes.
+//
+// Buffering: `buffer: auto` (the default) puts mbuffer in front of `zfs receive` on the receiving host when the stream
+// crosses the network and that host has mbuffer. zfs receive takes data in bursts (it stalls while a transaction group
+// commits); the buffer keeps the sender and the SSH channel going meanwhile. `buffer: mbuffer` buffers both ends.
 import type { Capabilities } from '../zfs/types.js';
 import type { Runner } from '../transport/runner.js';
 import { shellJoin } from '../transport/quote.js';
 import type { Stage } from './pipeline.js';
 
+/** Tools around one side's zfs command: zstd (compress on the sender, decompress on the receiver) and mbuffer. */
+export interface Wrap {
+  readonly zstd: boolean;
+  readonly mbuffer: boolean;
+}
+
+export const NO_WRAP: Wrap = { zstd: false, mbuffer: false };
+
 export interface TransferOptions {
-  readonly sendArgv: readonly string[];
-  readonly receiveArgv: readonly string[];
+  /**
+   * argv of the send / receive. A host that runs plain commands ignores `wrap` (the tools are put around the command
+   * here). A host that wraps its own zfs (hozo-agent: `receive --zstd --mbuffer`) returns the argv with `wrap`
+   * applied; see `senderWraps` / `receiverWraps`.
+   */
+  readonly sendArgv: (wrap: Wrap) => readonly string[];
+  readonly receiveArgv: (wrap: Wrap) => readonly string[];
   readonly sender: Runner;
   readonly receiver: Runner;
   readonly senderCaps: Capabilities;
   readonly receiverCaps: Capabilities;
   /** Capabilities of this machine (where pv runs); equals one of the above when that side is local. */
   readonly localCaps: Capabilities;
-  /** false when that side cannot run a remote pipeline (hozo-agent): no zstd/mbuffer around its zfs. */
-  readonly senderPipelines?: boolean;
-  readonly receiverPipelines?: boolean;
+  /** true when that side applies `wrap` itself (hozo-agent); false: hozo puts the tools around its command. */
+  readonly senderWraps?: boolean;
+  readonly receiverWraps?: boolean;
   readonly compress: 'zstd' | 'none';
   readonly buffer: 'auto' | 'mbuffer' | 'none';
+  /** mbuffer's memory, e.g. "128M" (hozo's own mbuffer stages; hozo-agent uses its own setting). */
+  readonly bufferSize?: string;
 }
 
 export interface TransferPlan {
   readonly stages: Stage[];
   /** Index of the pv stage, if bytes are counted. */
   readonly counterStage: number | undefined;
-  /** What was asked for but not available on both ends, for a warning. */
+  /** What was asked for but not available, for a warning. */
   readonly degraded: string[];
+  /** The tools put around each side (for the report and tests). */
+  readonly sendWrap: Wrap;
+  readonly receiveWrap: Wrap;
 }
 
-const MBUFFER = ['mbuffer', '-q', '-s', '128k', '-m', '128M'];
+export const DEFAULT_BUFFER_SIZE = '128M';
+export const mbufferArgv = (size = DEFAULT_BUFFER_SIZE): string[] => ['mbuffer', '-q', '-s', '128k', '-m', size];
+export const ZSTD_COMPRESS = ['zstd', '-q', '-c', '-3', '-T0'];
+export const ZSTD_DECOMPRESS = ['zstd', '-q', '-d', '-c'];
 
 export function buildTransfer(o: TransferOptions): TransferPlan {
   const degraded: string[] = [];
   const crossesNetwork = o.sender.name !== 'local' || o.receiver.name !== 'local';
-  const sendSide: string[][] = [[...o.sendArgv]];
-  const recvSide: string[][] = [[...o.receiveArgv]];
 
-  const wrappable = (o.senderPipelines ?? true) && (o.receiverPipelines ?? true);
+  let zstd = false;
   if (o.compress === 'zstd') {
-    if (!wrappable) degraded.push('compress: the box speaks through hozo-agent, which receives the plain stream; sending uncompressed');
-    else if (o.senderCaps.zstd && o.receiverCaps.zstd) {
-      sendSide.push(['zstd', '-q', '-c', '-3', '-T0']);
-      recvSide.unshift(['zstd', '-q', '-d', '-c']);
-    } else degraded.push('compress: zstd is not installed on both ends; sending uncompressed');
+    if (o.senderCaps.zstd && o.receiverCaps.zstd) zstd = true;
+    else degraded.push('compress: zstd is not installed on both ends; sending uncompressed');
   }
-  const wantBuffer = o.buffer === 'mbuffer' || (o.buffer === 'auto' && crossesNetwork);
-  if (wantBuffer && !wrappable) {
-    if (o.buffer === 'mbuffer') degraded.push('buffer: the box speaks through hozo-agent; sending unbuffered');
-  } else if (wantBuffer) {
-    if (o.senderCaps.mbuffer && o.receiverCaps.mbuffer) {
-      sendSide.push(MBUFFER);
-      recvSide.unshift(MBUFFER);
-    } else if (o.buffer === 'mbuffer') degraded.push('buffer: mbuffer is not installed on both ends; sending unbuffered');
+  let sendBuffer = false;
+  let receiveBuffer = false;
+  if (o.buffer === 'mbuffer') {
+    if (o.senderCaps.mbuffer && o.receiverCaps.mbuffer) sendBuffer = receiveBuffer = true;
+    else degraded.push('buffer: mbuffer is not installed on both ends; sending unbuffered');
+  } else if (o.buffer === 'auto' && crossesNetwork) {
+    // Silent when missing: auto means "where it helps and is there".
+    receiveBuffer = o.receiverCaps.mbuffer;
+  }
+  const sendWrap: Wrap = { zstd, mbuffer: sendBuffer };
+  const receiveWrap: Wrap = { zstd, mbuffer: receiveBuffer };
+  const mbuffer = mbufferArgv(o.bufferSize);
+
+  const sendSide: string[][] = [[...o.sendArgv(o.senderWraps === true ? sendWrap : NO_WRAP)]];
+  if (o.senderWraps !== true) {
+    if (sendWrap.zstd) sendSide.push(ZSTD_COMPRESS);
+    if (sendWrap.mbuffer) sendSide.push(mbuffer);
+  }
+  const recvSide: string[][] = [[...o.receiveArgv(o.receiverWraps === true ? receiveWrap : NO_WRAP)]];
+  if (o.receiverWraps !== true) {
+    if (receiveWrap.zstd) recvSide.unshift(ZSTD_DECOMPRESS);
+    if (receiveWrap.mbuffer) recvSide.unshift(mbuffer);
   }
 
   const stages: Stage[] = [...segment('send', sendSide, 0, o.sender)];
@@ -62,7 +96,7 @@ export function buildTransfer(o: TransferOptions): TransferPlan {
     stages.push({ name: 'count (pv)', argv: ['pv', '-f', '-n', '-b', '-i', '1'] });
   }
   stages.push(...segment('receive', recvSide, recvSide.length - 1, o.receiver));
-  return { stages, counterStage, degraded };
+  return { stages, counterStage, degraded, sendWrap, receiveWrap };
 }
 
 /** Commands that run on one host: separate local processes, or a single ssh running them as a remote pipeline. */

@@ -157,11 +157,12 @@ describe.skipIf(missing.length > 0)('replication over SSH into the lab box (real
     await snapAll();
     const t = `${lab.box.pool.name}/kraken/data/db`;
     const run = startHozo(config, ['run', 'nightly', '--json']);
-    // Kill the ssh client carrying the stream once it is under way.
+    // Kill the ssh client carrying the stream once it is under way (its remote command ends with the receive, buffered
+    // by mbuffer on the box: `sh -c 'mbuffer … | zfs receive -u <target>'`).
     let killed = false;
     for (let i = 0; i < 200 && !killed; i++) {
       await new Promise((r) => setTimeout(r, 50));
-      const k = await execa('pkill', ['-KILL', '-f', `^ssh .*zfs receive -u ${t}$`], { reject: false });
+      const k = await execa('pkill', ['-KILL', '-f', `^ssh .*zfs receive -u ${t}('|$)`], { reject: false });
       killed = k.exitCode === 0;
     }
     expect(killed).toBe(true);

@@ -53,7 +53,8 @@ describe('config', () => {
     expect(c.hosts['offsite']!.readyTimeout).toBe(300);
     expect(c.stateDirectory).toBe('/var/lib/hozo');
     expect(c.jobs[0]!.rollback).toBe(false);
-    expect(c.jobs[0]!.buffer).toBe('none');
+    expect(c.jobs[0]!.buffer).toBe('auto');
+    expect(c.jobs[0]!.bufferSize).toBe('128M');
   });
 
   it('parses YAML', () => {
@@ -75,6 +76,10 @@ describe('config', () => {
     ['job name with a space', withJob({ name: 'my job' }), 'jobs[0].name'],
     ['no datasets', withJob({ datasets: [] }), 'jobs[0].datasets: expected at least one dataset'],
     ['unknown key', withJob({ sheduel: 'daily' }), 'jobs[0]'],
+    ['bufferSize with a shell word', withJob({ bufferSize: '128M; reboot' }), 'jobs[0].bufferSize: expected a size like "32M"'],
+    ['bufferSize in kB', withJob({ bufferSize: '512k' }), 'jobs[0].bufferSize'],
+    ['bufferSize as a number', withJob({ bufferSize: 128 }), 'jobs[0].bufferSize'],
+    ['bufferSize 0M', withJob({ bufferSize: '0M' }), 'jobs[0].bufferSize'],
   ])('rejects %s', (_what, data, expected) => {
     const p = problems(data);
     expect(p.join('\n')).toContain(expected);

@@ -443,6 +443,7 @@ describe.skipIf(!NIXPKGS_LIB)('NixOS modules (lib.evalModules with stubbed NixOS
         exportOnShutdown: false,
         prepareTimeoutSeconds: 120,
         maxLeaseSeconds: 86400,
+        bufferSize: '128M',
         importDirectories: ['/dev/disk/by-id'], // from `settings`
       });
       expect(ev.agent.renderedConfig).toEqual(JSON.parse(text!));
