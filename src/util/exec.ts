@@ -50,8 +50,24 @@ export function exec(file: string, args: readonly string[], opts: ExecOptions = 
       spawnError = e;
       if (child.pid === undefined) finish(null, null);
     });
+    let done = false;
+    const finishOnce = (code: number | null, signal: NodeJS.Signals | null) => {
+      if (done) return;
+      done = true;
+      finish(code, signal);
+    };
     child.on('close', (code, signal) => {
-      if (child.pid !== undefined || spawnError === undefined) finish(code, signal);
+      if (child.pid !== undefined || spawnError === undefined) finishOnce(code, signal);
+    });
+    // A killed command's own children (a `sh -c` batch's `sleep`) can keep its pipes open: after a timeout, the
+    // command's exit is enough.
+    child.on('exit', (code, signal) => {
+      if (!timedOut) return;
+      setTimeout(() => {
+        child.stdout.destroy();
+        child.stderr.destroy();
+        finishOnce(code, signal);
+      }, 100).unref();
     });
   });
 }
