@@ -26,7 +26,7 @@ export async function agentHost(runner: Runner): Promise<ZfsHost> {
       hint: 'the box decides this itself (agent config); see docs on the agent security model',
     });
   };
-  return {
+  const host: ZfsHost = {
     name: runner.name,
     runner,
     caps,
@@ -57,6 +57,11 @@ export async function agentHost(runner: Runner): Promise<ZfsHost> {
     hold: unsupported('take ZFS holds'),
     release: unsupported('release ZFS holds'),
     async releaseSendHolds() {},
+    async listAndHealth(roots, pools) {
+      // Two verbs over the same connection, side by side.
+      const [inventory, health] = await Promise.all([host.inventory(roots), host.poolHealth(pools)]);
+      return { inventory, pools: health };
+    },
     async poolHealth(pools) {
       type AgentPool = { name: string; health: string; capacityRatio?: number | null; errors?: number | null; lastScrubEnd?: number | null };
       const status = JSON.parse(await verb(runner, ['status'], 'status')) as { pools?: AgentPool[] };
@@ -72,4 +77,5 @@ export async function agentHost(runner: Runner): Promise<ZfsHost> {
       });
     },
   };
+  return host;
 }

@@ -5,11 +5,14 @@ import type { Step } from '../planner/types.js';
 import { LocalRunner } from '../transport/local.js';
 import type { Runner } from '../transport/runner.js';
 import type { Logger } from '../util/log.js';
-import { createParentArgv, holdArgv, poolListArgv, releaseArgv, requireDataset, rollbackArgv } from '../zfs/argv.js';
-import { probeCapabilities } from '../zfs/capabilities.js';
+import { createParentArgv, holdArgv, poolsListArgv, releaseArgv, requireDataset, rollbackArgv } from '../zfs/argv.js';
+import { CapabilityCache } from '../zfs/capability-cache.js';
+import { hello } from '../zfs/hello.js';
 import { checkResult } from '../zfs/errors.js';
 import { parseZpoolList } from '../zfs/pool-list.js';
-import { listInventory } from '../zfs/inventory.js';
+import { inventoryFromResult, listInventory, listInventoryArgv } from '../zfs/inventory.js';
+import { runBatch } from '../transport/batch.js';
+import type { CommandResult } from '../transport/runner.js';
 import type { Capabilities, Inventory } from '../zfs/types.js';
 import type { PoolReport } from './report.js';
 import { bringUp, type BoxSession } from './lifecycle.js';
@@ -54,6 +57,8 @@ export interface ZfsHost {
   /** zfs-fuse leaves `.send-<pid>-0` holds behind when a -I send dies of SIGPIPE; drop them. */
   releaseSendHolds(dataset: string, step: Step, pid: number | undefined, inventory: Inventory): Promise<void>;
   poolHealth(pools: readonly string[]): Promise<PoolReport[]>;
+  /** inventory(roots) and poolHealth(pools) together (one round trip where the host allows it). */
+  listAndHealth(roots: readonly string[], pools: readonly string[]): Promise<{ inventory: Inventory; pools: PoolReport[] }>;
 }
 
 async function zfs(runner: Runner, argv: string[], action: string): Promise<string> {
@@ -114,19 +119,35 @@ export function zfsHost(runner: Runner, caps: Capabilities): ZfsHost {
       for (const s of snaps) await host.release(`.send-${pid}-0`, `${dataset}@${s.name}`).catch(() => undefined);
     },
     async poolHealth(pools) {
-      const out: PoolReport[] = [];
-      for (const pool of pools) {
-        try {
-          const row = parseZpoolList(await zfs(runner, poolListArgv(pool), `zpool list ${pool}`)).find((r) => r.name === pool);
-          out.push({ name: pool, health: row?.health ?? 'UNKNOWN', ...(row?.capacityRatio !== undefined ? { capacityRatio: row.capacityRatio } : {}) });
-        } catch (e) {
-          out.push({ name: pool, health: 'UNKNOWN' });
-          warnings.push(`cannot read health of pool ${pool} on ${runner.name}: ${(e as Error).message}`);
-        }
-      }
-      return out;
+      if (pools.length === 0) return [];
+      return poolReports(await runner.run(poolsListArgv(pools)), pools);
+    },
+    async listAndHealth(roots, pools) {
+      const unique = [...new Set(roots)];
+      const argv = listInventoryArgv(unique, caps);
+      const r = await runBatch(runner, [
+        { name: 'list', argv },
+        { name: 'pools', argv: poolsListArgv(pools) },
+      ]);
+      return {
+        inventory: inventoryFromResult(r.get('list')!, unique, { action: `list ${unique.join(', ')}`, host: runner.name, argv }),
+        pools: poolReports(r.get('pools')!, pools),
+      };
     },
   };
+  /** `zpool list` of several pools → one report each; a pool it cannot list is UNKNOWN, with a warning. */
+  function poolReports(r: CommandResult, pools: readonly string[]): PoolReport[] {
+    const rows = parseZpoolList(r.stdout);
+    return pools.map((pool) => {
+      const row = rows.find((x) => x.name === pool);
+      if (row === undefined) {
+        const said = r.stderr.split('\n').find((l) => l.includes(`'${pool}'`)) ?? r.stderr.trim().split('\n')[0] ?? `exit ${r.exitCode}`;
+        warnings.push(`cannot read health of pool ${pool} on ${runner.name}: ${said.trim() || 'not listed'}`);
+        return { name: pool, health: 'UNKNOWN' };
+      }
+      return { name: pool, health: row.health, ...(row.capacityRatio !== undefined ? { capacityRatio: row.capacityRatio } : {}) };
+    });
+  }
   return host;
 }
 
@@ -139,6 +160,8 @@ export interface JobHosts {
   close(): Promise<void>;
   /** The listing of OpenOptions.sourceRoots, taken while the box was being reached. */
   readonly sourceInventory?: Promise<Inventory>;
+  /** The listing of the job's targets, when the box's ready check brought it along. */
+  readonly targetInventory?: Promise<Inventory>;
 }
 
 export interface OpenOptions {
@@ -148,22 +171,40 @@ export interface OpenOptions {
   readonly sourceRoots?: readonly string[];
 }
 
-/** Brings the box up (wake → ready → lease) and probes each host once. */
+/** Brings the box up (wake → ready → lease) and learns what each host's ZFS can do (cached per host). */
 export async function openHosts(config: Config, job: JobConfig, log: Logger, opts: OpenOptions = { wake: true }): Promise<JobHosts> {
   const local = new LocalRunner();
-  // This machine is probed while the box is being reached: the SSH handshake is the slowest step of a small run.
-  const localCaps = probeCapabilities(local);
+  // The box first: its SSH handshake is the slowest step of a small run. This machine is asked meanwhile.
+  let connecting: () => void = () => undefined;
+  const boxConnecting = new Promise<void>((resolve) => (connecting = resolve));
+  const box =
+    job.host === 'local'
+      ? undefined
+      : bringUp(config, job.host, job, log, { wake: opts.wake, inventoryRoots: job.datasets.map((d) => d.target), onConnecting: () => connecting() });
+  box?.catch(() => connecting());
+  if (box === undefined) connecting();
   const roots = opts.sourceRoots;
-  const sourceInventory = roots === undefined ? undefined : localCaps.then((c) => listInventory(local, [...new Set(roots)], c));
+  const localHello = boxConnecting.then(() => hello(local, new CapabilityCache(config.stateDirectory), { endpoint: 'local', ...(roots !== undefined ? { roots } : {}) }));
+  const localCaps = localHello.then((h) => h.caps);
+  const sourceInventory = roots === undefined ? undefined : localHello.then((h) => h.inventory ?? listInventory(local, [...new Set(roots)], h.caps));
   localCaps.catch(() => undefined);
   sourceInventory?.catch(() => undefined);
   let session: BoxSession | undefined;
   try {
-    if (job.host !== 'local') session = await bringUp(config, job.host, job, log, { wake: opts.wake });
+    session = await box;
     const [caps, target] = await Promise.all([localCaps, session?.target]);
     const source = zfsHost(local, caps);
     log.debug(`source: ${caps.implementation}; target: ${(target ?? source).caps.implementation}`);
-    return { source, target: target ?? source, session, ...(sourceInventory ? { sourceInventory } : {}), close: async () => { await session?.finish(job, log); } };
+    return {
+      source,
+      target: target ?? source,
+      session,
+      ...(sourceInventory ? { sourceInventory } : {}),
+      ...(session?.targetInventory ? { targetInventory: session.targetInventory } : {}),
+      close: async () => {
+        await session?.finish(job, log);
+      },
+    };
   } catch (e) {
     await session?.finish(undefined, log).catch(() => undefined);
     throw e;

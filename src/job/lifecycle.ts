@@ -5,12 +5,14 @@ import { usesAgent, type Config, type HostConfig, type JobConfig } from '../conf
 import { HozoError, isHozoError } from '../errors.js';
 import { SshRunner } from '../transport/ssh.js';
 import type { Logger } from '../util/log.js';
-import { poolListArgv } from '../zfs/argv.js';
+import { poolsListArgv } from '../zfs/argv.js';
 import { parseZpoolList } from '../zfs/pool-list.js';
 import { findHost } from '../config/load.js';
 import { realClock, tcpOpen, waitReady, type Clock } from '../wake/ready.js';
 import { wakeHost } from '../wake/wake.js';
-import { probeCapabilities } from '../zfs/capabilities.js';
+import { CapabilityCache } from '../zfs/capability-cache.js';
+import { hello, type Hello } from '../zfs/hello.js';
+import type { Inventory } from '../zfs/types.js';
 import { agentHost } from './agent-host.js';
 import { zfsHost, type ZfsHost } from './hosts.js';
 import { poolOf } from '../zfs/names.js';
@@ -34,8 +36,11 @@ export interface BoxSession {
   readonly runner: SshRunner;
   readonly report: HostReport;
   readonly agent: boolean;
-  /** What the box's ZFS can do, probed as soon as SSH was up (while its pools were still being checked). */
+  /** What the box's ZFS can do: from hozo-agent (probed as soon as SSH was up, beside the pool check), or from the
+   *  ready check's own round trip (plain SSH). */
   readonly target: Promise<ZfsHost>;
+  /** The listing of BringUpOptions.inventoryRoots, when the ready check's round trip brought it along. */
+  readonly targetInventory?: Promise<Inventory>;
   /** Releases the lease and shuts the box down if appropriate. Never throws. */
   finish(job: JobConfig | undefined, log: Logger): Promise<void>;
   /** Closes the connection and leaves the box as it is (manual `hozo wake`). */
@@ -65,6 +70,11 @@ export interface BringUpOptions {
   /** Take a lease on the agent for the run (default true). */
   readonly lease?: boolean;
   readonly clock?: Clock;
+  /** Datasets to list on the box in the ready check's round trip (the job's targets), where that is possible. */
+  readonly inventoryRoots?: readonly string[];
+  /** Called once the box's SSH handshake is under way (or the box was found asleep): the moment to start local work,
+   *  whose synchronous parts (process spawns) would otherwise delay the TCP check's answer. May be called twice. */
+  readonly onConnecting?: () => void;
 }
 
 export async function bringUp(config: Config, hostName: string, job: JobConfig | undefined, log: Logger, opts: BringUpOptions = { wake: true }): Promise<BoxSession> {
@@ -74,6 +84,7 @@ export async function bringUp(config: Config, hostName: string, job: JobConfig |
   const runner = new SshRunner({ name: hostName, host });
   const report: HostReport = { name: hostName, awakeBefore: false, woke: false, shutdown: 'skipped' };
   const pools = poolsFor(host, job);
+  const cache = new CapabilityCache(config.stateDirectory);
 
   const poolProbe = async (): Promise<{ ready: boolean; detail: string }> => {
     if (agent) {
@@ -87,21 +98,37 @@ export async function bringUp(config: Config, hostName: string, job: JobConfig |
       }
       return { ready: false, detail: (r.stderr || r.stdout).trim().split('\n')[0] ?? 'agent says not ready' };
     }
+    // Plain SSH: one session answers "are the pools there?", "what can this ZFS do?" (from the cache when the
+    // fingerprint matches, else probed) and, with a cached answer, lists the job's targets too.
+    const h = await hello(runner, cache, {
+      endpoint: `${host.user}@${host.address}:${host.port}`,
+      ...(opts.inventoryRoots !== undefined ? { roots: opts.inventoryRoots } : {}),
+      extra: [{ name: 'pools', argv: poolsListArgv(pools) }],
+    });
+    const r = h.extra.get('pools')!;
+    const rows = parseZpoolList(r.stdout);
     const bad: string[] = [];
     for (const p of pools) {
-      const r = await runner.run(poolListArgv(p));
-      const health = parseZpoolList(r.stdout).find((row) => row.name === p)?.health;
-      if (r.exitCode !== 0 || (health !== 'ONLINE' && health !== 'DEGRADED')) bad.push(`${p}: ${r.exitCode !== 0 ? r.stderr.trim().split('\n')[0] : health}`);
+      const health = rows.find((row) => row.name === p)?.health;
+      if (health === 'ONLINE' || health === 'DEGRADED') continue;
+      const said = r.stderr.split('\n').find((l) => l.includes(`'${p}'`))?.trim();
+      bad.push(`${p}: ${health ?? said ?? (r.stderr.trim().split('\n')[0] || 'not listed')}`);
+    }
+    if (bad.length === 0) {
+      ready = h;
+      log.debug(`${hostName}: ${h.caps.implementation}, capabilities ${h.source === 'cache' ? 'from the cache (fingerprint unchanged)' : h.source === 'probe' ? 'probed' : 'probed again (ZFS or tools changed)'}`);
     }
     return { ready: bad.length === 0, detail: bad.join('; ') };
   };
 
-  // The capability probe needs only SSH, not the pools: start it the moment SSH works, beside the pool check.
+  // hozo-agent: the capability probe needs only SSH, not the pools: start it the moment SSH works, beside the pool
+  // check. Plain SSH: the pool check brings the capabilities along.
   let target: Promise<ZfsHost> | undefined;
+  let ready: Hello | undefined;
   const connect = async () => {
     await runner.connect();
-    if (target === undefined) {
-      target = agent ? agentHost(runner) : probeCapabilities(runner).then((c) => zfsHost(runner, c));
+    if (target === undefined && agent) {
+      target = agentHost(runner);
       target.catch(() => undefined);
     }
   };
@@ -111,12 +138,15 @@ export async function bringUp(config: Config, hostName: string, job: JobConfig |
     // One quick connect; if it works we must not wake, and we will not shut it down.
     if (await tcpOpen(host.address, host.port, 1500)) {
       try {
-        await runner.connect();
+        const connecting = runner.connect();
+        opts.onConnecting?.();
+        await connecting;
         report.awakeBefore = true;
       } catch (e) {
         if (isHozoError(e, 'SSH_AUTH') || isHozoError(e, 'SSH_HOST_KEY')) throw e;
       }
     }
+    opts.onConnecting?.();
     if (report.awakeBefore) {
       log.info(`${hostName} is already awake; it will be left as it is`);
       const ready = await waitReady(hostName, { tcp: async () => true, ssh: connect, pool: poolProbe }, host.readyTimeout, clock);
@@ -161,9 +191,12 @@ export async function bringUp(config: Config, hostName: string, job: JobConfig |
         await runner.close();
         report.awakeBefore = false;
         target = undefined;
+        ready = undefined;
       }
     }
     const readyAt = clock.now();
+    if (!agent) target = Promise.resolve(zfsHost(runner, ready!.caps));
+    const targetInventory = agent ? undefined : ready!.inventory;
 
     let finished = false;
     return {
@@ -171,6 +204,7 @@ export async function bringUp(config: Config, hostName: string, job: JobConfig |
       report,
       agent,
       target: target!,
+      ...(targetInventory !== undefined ? { targetInventory } : {}),
       async detach() {
         finished = true;
         await runner.close();

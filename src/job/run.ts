@@ -12,7 +12,8 @@ import type { Inventory } from '../zfs/types.js';
 import { describePlan, snapshotsOf } from './describe.js';
 import { openHosts, type JobHosts, type ZfsHost } from './hosts.js';
 import { acquireJobLock } from './lock.js';
-import { closeReport, startReport, toErrorInfo, type DatasetReport, type JobReport } from './report.js';
+import { closeReport, startReport, toErrorInfo, type DatasetReport, type JobReport, type PoolReport } from './report.js';
+import { poolOf } from '../zfs/names.js';
 import type { JobState } from '../state/state.js';
 
 export interface RunOptions {
@@ -46,7 +47,10 @@ export async function runJob(config: Config, job: JobConfig, opts: RunOptions): 
     report.warnings.push(...source.warnings, ...target.warnings);
     const policy: Policy = { snapshots: job.snapshots, rollback: job.rollback };
 
-    let [srcInv, dstInv] = await Promise.all([hosts.sourceInventory ?? source.inventory(specs.map((s) => s.source)), target.inventory(specs.map((s) => s.target))]);
+    let [srcInv, dstInv] = await Promise.all([
+      hosts.sourceInventory ?? source.inventory(specs.map((s) => s.source)),
+      hosts.targetInventory ?? target.inventory(specs.map((s) => s.target)),
+    ]);
     let plans = planJob(specs, srcInv, dstInv, policy);
     report.datasets = plans.map((p) => initialReport(p));
     for (const d of report.datasets) log.info(`${d.source} → ${target.name}:${d.target}: ${d.plan}`);
@@ -72,9 +76,18 @@ export async function runJob(config: Config, job: JobConfig, opts: RunOptions): 
       pending = retry;
     }
 
-    // Verify with one fresh listing of the target (only needed if something was received), then protect each
-    // verified base on the source.
-    if (report.datasets.some((d) => d.result === 'sent' || d.result === 'failed')) dstInv = await target.inventory(specs.map((s) => s.target));
+    // Verify with one fresh listing of the target (only needed if something was received), taken with the target
+    // pools' health in the same round trip; then protect each verified base on the source.
+    const pools = [...new Set(specs.map((s) => poolOf(s.target)))];
+    let health: Promise<PoolReport[]>;
+    if (report.datasets.some((d) => d.result === 'sent' || d.result === 'failed')) {
+      const after = await target.listAndHealth(specs.map((s) => s.target), pools);
+      dstInv = after.inventory;
+      health = Promise.resolve(after.pools);
+    } else {
+      health = target.poolHealth(pools);
+      health.catch(() => undefined);
+    }
     for (const d of report.datasets) d.newestCreation = newestCreation(dstInv, d.target);
     for (const [i, d] of report.datasets.entries()) {
       if (d.result !== 'sent' && d.result !== 'up-to-date') continue;
@@ -89,7 +102,7 @@ export async function runJob(config: Config, job: JobConfig, opts: RunOptions): 
       }
       await protectBase(source, job.name, srcInv, plans[i]!, d, opts.previous?.datasets[d.source]?.held, log, report.warnings);
     }
-    report.targetPools = await target.poolHealth([...new Set(specs.map((s) => s.target.split('/')[0]!))]);
+    report.targetPools = await health;
     for (const p of report.targetPools) if (p.health !== 'ONLINE') report.warnings.push(`target pool ${p.name} is ${p.health}`);
   } catch (e) {
     report.error = toErrorInfo(e);

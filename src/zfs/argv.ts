@@ -292,5 +292,10 @@ export function poolStatusArgv(pool: string): string[] {
 
 /** Human sizes: zfs-fuse has no `zpool list -p`. */
 export function poolListArgv(pool: string): string[] {
-  return ['zpool', 'list', '-H', '-o', 'name,health,size,alloc,free,cap', requirePool(pool)];
+  return poolsListArgv([pool]);
+}
+
+/** Several pools in one command (a missing one is named on stderr, the others are still listed); none: all. */
+export function poolsListArgv(pools: readonly string[]): string[] {
+  return ['zpool', 'list', '-H', '-o', 'name,health,size,alloc,free,cap', ...pools.map(requirePool)];
 }

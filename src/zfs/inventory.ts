@@ -1,7 +1,7 @@
 // One recursive listing per host → Inventory. `zfs get -H -p` is used (not `zfs list -p`) because zfs-fuse has no
 // `list -p` and prints guids lossy without -p; guids stay decimal strings, they exceed 2^53.
 import { HozoError } from '../errors.js';
-import type { RunOptions, Runner } from '../transport/runner.js';
+import type { CommandResult, RunOptions, Runner } from '../transport/runner.js';
 import { inventoryArgv } from './argv.js';
 import { checkResult, classify, type ZfsErrorContext } from './errors.js';
 import type { Capabilities, Dataset, Inventory, Snapshot } from './types.js';
@@ -130,9 +130,17 @@ export async function listInventory(
   opts: RunOptions = {},
 ): Promise<Inventory> {
   if (roots.length === 0) return new Map();
-  const argv = inventoryArgv(roots, { userrefs: caps.holds, resumeToken: caps.resumeTokens });
-  const context: ZfsErrorContext = { action: `list ${roots.join(', ')}`, host: runner.name, argv };
-  const result = await runner.run(argv, opts);
+  const argv = listInventoryArgv(roots, caps);
+  return inventoryFromResult(await runner.run(argv, opts), roots, { action: `list ${roots.join(', ')}`, host: runner.name, argv });
+}
+
+/** The one listing command for `roots` on a host with `caps`. */
+export function listInventoryArgv(roots: readonly string[], caps: Capabilities): string[] {
+  return inventoryArgv(roots, { userrefs: caps.holds, resumeToken: caps.resumeTokens });
+}
+
+/** The result of listInventoryArgv → Inventory (missing roots are absent; other complaints are classified errors). */
+export function inventoryFromResult(result: CommandResult, roots: readonly string[], context: ZfsErrorContext): Inventory {
   if (result.exitCode !== 0 && result.exitCode !== null) {
     const wanted = new Set(roots);
     const lines = result.stderr.split('\n').filter((l) => l.trim() !== '');

@@ -92,11 +92,45 @@ describe.skipIf(missing.length > 0)('replication over SSH into the lab box (real
     expect(await boxSnaps(`${lab.box.pool.name}/kraken/data/www`)).toEqual(['s1', 's2', 's3'].map((s) => `${lab.box.pool.name}/kraken/data/www@${s}`));
   });
 
-  it('a no-op run sends nothing', async () => {
-    const { exitCode, json } = await hozoJson(config, 'run', 'nightly');
+  /** SSH logins and sessions on the box (its sshd logs at VERBOSE), counted around `f`. */
+  async function sshdActivity(f: () => Promise<unknown>): Promise<{ connections: number; sessions: number }> {
+    const count = () => {
+      const log = readFileSync(lab.box.files.sshdLog, 'utf8');
+      return { connections: log.split('Accepted publickey').length - 1, sessions: log.split('Starting session:').length - 1 };
+    };
+    const before = count();
+    await f();
+    const after = count();
+    return { connections: after.connections - before.connections, sessions: after.sessions - before.sessions };
+  }
+
+  it('a no-op run sends nothing, over one SSH connection and two sessions (capabilities from the cache)', async () => {
+    let result: Awaited<ReturnType<typeof hozoJson>> | undefined;
+    const ssh = await sshdActivity(async () => (result = await hozoJson(config, 'run', 'nightly')));
+    const { exitCode, json } = result!;
     expect(exitCode).toBe(0);
     expect(json.bytes).toBe(0);
     expect(json.datasets.every((d: any) => d.result === 'up-to-date' && d.verified)).toBe(true);
+    // Session 1: pools + fingerprint + listing (capabilities stored by the first run); session 2: pool health.
+    expect(ssh).toEqual({ connections: 1, sessions: 2 });
+    const stored = JSON.parse(readFileSync(join(lab.dir, 'state', 'capabilities', 'box.json'), 'utf8'));
+    expect(stored.endpoint).toBe(`root@${lab.box.boxIp}:22`);
+    expect(stored.probe).toContain('@@ end');
+  });
+
+  it('probes the box again when its ZFS or tools changed (stored fingerprint differs), and still runs', async () => {
+    const file = join(lab.dir, 'state', 'capabilities', 'box.json');
+    const stored = JSON.parse(readFileSync(file, 'utf8'));
+    writeFileSync(file, JSON.stringify({ ...stored, fingerprint: stored.fingerprint.replace(/\/zfs (\d+)/, (_: string, n: string) => `/zfs ${Number(n) + 1}`) }));
+    let result: Awaited<ReturnType<typeof hozoJson>> | undefined;
+    const ssh = await sshdActivity(async () => (result = await hozoJson(config, 'run', 'nightly')));
+    expect(result!.exitCode).toBe(0);
+    expect(result!.json.datasets.every((d: any) => d.result === 'up-to-date' && d.verified)).toBe(true);
+    // pools + fingerprint + (discarded) listing, the probe, the listing, pool health.
+    expect(ssh).toEqual({ connections: 1, sessions: 4 });
+    const now = JSON.parse(readFileSync(file, 'utf8'));
+    expect(now.fingerprint).toBe(stored.fingerprint);
+    expect(now.probedAt).toBeGreaterThan(stored.probedAt);
   });
 
   it('keeps the incremental base held on the source: pruning cannot remove it, older snapshots go', async () => {

@@ -1,7 +1,9 @@
 // The ZFS layer against a real zfs-fuse daemon, on a throw-away file-backed pool "hzzfs-it-<random>".
 // Needs root and a running daemon (zfs-fuse --no-daemon >/tmp/zfs-fuse.log 2>&1 &); otherwise skips loudly.
 import { randomBytes } from 'node:crypto';
-import { rmdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isHozoError, type ErrorCode } from '../../src/errors.js';
 import { LocalRunner } from '../../src/transport/local.js';
@@ -21,6 +23,8 @@ import {
   snapshotArgv,
 } from '../../src/zfs/argv.js';
 import { probeCapabilities } from '../../src/zfs/capabilities.js';
+import { CapabilityCache } from '../../src/zfs/capability-cache.js';
+import { hello } from '../../src/zfs/hello.js';
 import { checkResult, classify } from '../../src/zfs/errors.js';
 import { listInventory, parseGuids } from '../../src/zfs/inventory.js';
 import type { Capabilities, Inventory } from '../../src/zfs/types.js';
@@ -162,6 +166,57 @@ describe.skipIf(skip !== undefined)('zfs layer on real zfs-fuse', () => {
     }
     const viaBuilder = parseGuids(await zfs(guidsArgv(app.snapshots.map((s) => `${APP}@${s.name}`))));
     expect(viaBuilder.get(`${APP}@c:3`)).toBe(app.snapshots[2]!.guid);
+  });
+
+  it('hello: probes once and stores the answer; later calls take it from the store and list in the same command', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hozo-capcache-'));
+    try {
+      const cache = new CapabilityCache(dir);
+      const r = counting(runner);
+      const first = await hello(r, cache, { endpoint: 'local', roots: [`${POOL}/src`], extra: [{ name: 'pools', argv: poolListArgv(POOL) }] });
+      expect(first.source).toBe('probe');
+      expect(first.inventory).toBeUndefined(); // the listing needs the capabilities first
+      expect(r.count).toBe(1);
+      expect(first.caps).toEqual(caps);
+      expect(first.extra.get('pools')!.stdout).toMatch(new RegExp(`^${POOL}\tONLINE\t`));
+      const stored = JSON.parse(readFileSync(join(dir, 'capabilities', 'local.json'), 'utf8'));
+      expect(stored.fingerprint).toMatch(/\/zfs \d+ \d+ \d+\n/);
+      expect(stored.endpoint).toBe('local');
+
+      const second = await hello(r, cache, { endpoint: 'local', roots: [`${POOL}/src`, `${POOL}/missing`] });
+      expect(second.source).toBe('cache');
+      expect(r.count).toBe(2); // one command: fingerprint + listing
+      expect(second.caps).toEqual(caps);
+      expect([...(await second.inventory!).keys()]).toEqual([...(await listInventory(runner, [`${POOL}/src`], caps)).keys()]);
+
+      // A stored probe for another endpoint (the host's address changed) is not used.
+      expect((await hello(r, cache, { endpoint: 'root@elsewhere:22' })).source).toBe('probe');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('hello: a changed tool on PATH changes the fingerprint, and the host is probed again', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hozo-capcache-'));
+    const shim = mkdtempSync(join(tmpdir(), 'hozo-shim-'));
+    const path = process.env['PATH'];
+    try {
+      const cache = new CapabilityCache(dir);
+      expect((await hello(runner, cache, { endpoint: 'local' })).source).toBe('probe');
+      expect((await hello(runner, cache, { endpoint: 'local' })).source).toBe('cache');
+      // An mbuffer found first on PATH: a different program, so a different fingerprint.
+      writeFileSync(join(shim, 'mbuffer'), '#!/bin/sh\nexec /usr/bin/mbuffer "$@"\n', { mode: 0o755 });
+      process.env['PATH'] = `${shim}:${path}`;
+      const again = await hello(runner, cache, { endpoint: 'local', roots: [`${POOL}/src`] });
+      expect(again.source).toBe('reprobe');
+      expect(again.inventory).toBeUndefined();
+      expect(JSON.parse(readFileSync(join(dir, 'capabilities', 'local.json'), 'utf8')).fingerprint).toContain(`${shim}/mbuffer`);
+      expect((await hello(runner, cache, { endpoint: 'local' })).source).toBe('cache');
+    } finally {
+      process.env['PATH'] = path;
+      rmSync(dir, { recursive: true, force: true });
+      rmSync(shim, { recursive: true, force: true });
+    }
   });
 
   it('classifies a real "dataset does not exist"', async () => {
