@@ -1,7 +1,8 @@
 // The verbs that move bytes: receive (stdin → zfs receive), send (zfs send → stdout) and capabilities (the probe's
 // output). Each child gets the agent's own file descriptors, so the stream never passes through JavaScript.
 import { createParentArgv, receiveArgv, sendArgv } from '../src/zfs/argv.js';
-import { probeArgv } from '../src/zfs/capabilities.js';
+import { parseCapabilities, probeArgv } from '../src/zfs/capabilities.js';
+import { CapabilityCache, fingerprintArgv } from '../src/zfs/capability-cache.js';
 import { checkResult } from '../src/zfs/errors.js';
 import { isWithin, parentOf } from '../src/zfs/names.js';
 import { mbufferArgv, ZSTD_COMPRESS, ZSTD_DECOMPRESS } from '../src/pipeline/transfer.js';
@@ -98,6 +99,27 @@ export async function send(ctx: AgentContext, req: Extract<Request, { verb: 'sen
   return ctx.stream(chain, { stdin: 'ignore', stdout: 'inherit' });
 }
 
+/**
+ * The probe's output, from the agent's own store while the fingerprint of zfs and the tools is unchanged (one stat
+ * instead of ~30 zfs processes; see src/zfs/capability-cache.ts), else probed and stored.
+ */
 export async function capabilities(ctx: AgentContext): Promise<number> {
-  return ctx.stream([probeArgv()], { stdin: 'ignore', stdout: 'inherit' });
+  const cache = new CapabilityCache(ctx.config.stateDirectory);
+  const stored = cache.get('agent', 'local');
+  const fingerprint = await ctx.runner.run(fingerprintArgv(), { timeoutMs: 10_000 });
+  if (stored !== undefined && fingerprint.exitCode === 0 && fingerprint.stdout === stored.fingerprint) {
+    ctx.out(stored.probe);
+    return AgentExit.OK;
+  }
+  const probe = await ctx.runner.run(probeArgv(), { timeoutMs: 60_000 });
+  const text = probe.stdout + probe.stderr;
+  ctx.out(text);
+  if (probe.exitCode !== 0) return AgentExit.FAILED;
+  try {
+    parseCapabilities(text);
+    if (fingerprint.exitCode === 0) cache.put('agent', 'local', fingerprint.stdout, text);
+  } catch {
+    // zfs unusable right now: say what the probe said, remember nothing
+  }
+  return AgentExit.OK;
 }

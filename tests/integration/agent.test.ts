@@ -150,6 +150,12 @@ describe.skipIf(skip !== undefined)('hozo-agent on real zfs-fuse (built binary, 
     const caps = parseCapabilities(c.stdout, 'box');
     expect(caps.implementation).toMatch(/zfs-fuse/);
     expect(caps.holds).toBe(true);
+    // Stored with the fingerprint of the real zfs; the next call answers from the store with the same text.
+    const stored = JSON.parse(readFileSync(join(DIR, 'state', 'capabilities', 'agent.json'), 'utf8'));
+    expect(stored.probe).toBe(c.stdout);
+    expect(stored.fingerprint).toMatch(/\/zfs \d+ \d+ \d+\n/);
+    const again = await agent('capabilities');
+    expect(again).toMatchObject({ code: 0, stdout: c.stdout });
   });
 
   it('list of a root that does not exist yet: empty, exit 0', async () => {

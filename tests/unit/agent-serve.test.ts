@@ -239,14 +239,47 @@ describe('serve: accepted verbs run exactly their commands', () => {
     expect(h.runner.calls).toEqual([]);
   });
 
-  it('capabilities streams the probe script', async () => {
-    const h = harness();
+  it('capabilities: runs the probe once and then answers from its store while the fingerprint is unchanged', async () => {
+    let fingerprint = '/usr/sbin/zfs 399680 1679577893 15884301\n/usr/sbin/zfs\n';
+    const probeOut = '@@ commands\n@@ send-usage\nusage:\n\tsend [-RDp] [-[iI] snapshot] <snapshot>\n@@ end\n';
+    const h = harness(
+      box((cmd) => {
+        if (cmd.startsWith('sh -c set --')) return { stdout: fingerprint };
+        if (cmd.startsWith('sh -c exec 2>&1')) return { stdout: probeOut };
+        return undefined;
+      }),
+    );
+    const kinds = () => h.runner.calls.map((c) => (c.startsWith('sh -c set --') ? 'fingerprint' : c.startsWith('sh -c exec 2>&1') ? 'probe' : c));
     expect(await serve(h.ctx, 'capabilities')).toBe(0);
-    expect(h.streams).toHaveLength(1);
-    expect(h.streams[0]!.chain).toHaveLength(1);
-    expect(h.streams[0]!.chain[0]!.slice(0, 2)).toEqual(['sh', '-c']);
-    expect(h.streams[0]!.chain[0]![2]).toContain('@@ send-usage');
-    expect(h.streams[0]!.opts).toEqual({ stdin: 'ignore', stdout: 'inherit' });
+    expect(h.out.join('')).toBe(probeOut);
+    expect(kinds()).toEqual(['fingerprint', 'probe']);
+    expect(h.runner.calls[1]).toContain('@@ send-usage'); // PROBE_SCRIPT itself
+    expect(h.files()).toContain('state/capabilities/agent.json');
+
+    h.out.length = 0;
+    expect(await serve(h.ctx, 'capabilities')).toBe(0);
+    expect(h.out.join('')).toBe(probeOut);
+    expect(kinds()).toEqual(['fingerprint', 'probe', 'fingerprint']);
+
+    // zfs upgraded: probed again
+    fingerprint = fingerprint.replace('399680', '401234');
+    h.out.length = 0;
+    expect(await serve(h.ctx, 'capabilities')).toBe(0);
+    expect(kinds()).toEqual(['fingerprint', 'probe', 'fingerprint', 'fingerprint', 'probe']);
+    expect(h.streams).toEqual([]);
+  });
+
+  it('capabilities: a probe without usable zfs output is passed on but not stored', async () => {
+    const h = harness(
+      box((cmd) => {
+        if (cmd.startsWith('sh -c set --')) return { stdout: '/usr/sbin/zfs 1 2 3\n' };
+        if (cmd.startsWith('sh -c exec 2>&1')) return { stdout: 'The ZFS modules are not loaded.\n' };
+        return undefined;
+      }),
+    );
+    expect(await serve(h.ctx, 'capabilities')).toBe(0);
+    expect(h.out.join('')).toContain('modules are not loaded');
+    expect(h.files()).not.toContain('state/capabilities/agent.json');
   });
 
   it('list prints zfs get stdout verbatim; falls back without receive_resume_token; missing roots are fine', async () => {
