@@ -16,6 +16,7 @@ import type { CommandResult } from '../transport/runner.js';
 import type { Capabilities, Inventory } from '../zfs/types.js';
 import type { PoolReport } from './report.js';
 import { bringUp, type BoxSession } from './lifecycle.js';
+import type { EarlyConnection } from './early.js';
 import { receiveArgvFor, sendArgvFor } from './steps.js';
 import { parseSendEstimate } from '../pipeline/progress.js';
 import { shellJoin } from '../transport/quote.js';
@@ -169,6 +170,8 @@ export interface OpenOptions {
   readonly wake: boolean;
   /** List these source roots while the box is being reached (result in JobHosts.sourceInventory). */
   readonly sourceRoots?: readonly string[];
+  /** The box's connection, started by the CLI while hozo loaded. */
+  readonly early?: EarlyConnection;
 }
 
 /** Brings the box up (wake → ready → lease) and learns what each host's ZFS can do (cached per host). */
@@ -180,7 +183,12 @@ export async function openHosts(config: Config, job: JobConfig, log: Logger, opt
   const box =
     job.host === 'local'
       ? undefined
-      : bringUp(config, job.host, job, log, { wake: opts.wake, inventoryRoots: job.datasets.map((d) => d.target), onConnecting: () => connecting() });
+      : bringUp(config, job.host, job, log, {
+          wake: opts.wake,
+          inventoryRoots: job.datasets.map((d) => d.target),
+          onConnecting: () => connecting(),
+          ...(opts.early !== undefined ? { early: opts.early } : {}),
+        });
   box?.catch(() => connecting());
   if (box === undefined) connecting();
   const roots = opts.sourceRoots;

@@ -14,6 +14,7 @@ import { CapabilityCache } from '../zfs/capability-cache.js';
 import { hello, type Hello } from '../zfs/hello.js';
 import type { Inventory } from '../zfs/types.js';
 import { agentHost } from './agent-host.js';
+import { awakeCheck, type EarlyConnection } from './early.js';
 import { zfsHost, type ZfsHost } from './hosts.js';
 import { poolOf } from '../zfs/names.js';
 
@@ -72,6 +73,8 @@ export interface BringUpOptions {
   readonly clock?: Clock;
   /** Datasets to list on the box in the ready check's round trip (the job's targets), where that is possible. */
   readonly inventoryRoots?: readonly string[];
+  /** A connection connectEarly started for this host (src/job/early.ts). */
+  readonly early?: EarlyConnection;
   /** Called once the box's SSH handshake is under way (or the box was found asleep): the moment to start local work,
    *  whose synchronous parts (process spawns) would otherwise delay the TCP check's answer. May be called twice. */
   readonly onConnecting?: () => void;
@@ -81,7 +84,9 @@ export async function bringUp(config: Config, hostName: string, job: JobConfig |
   const host = findHost(config, hostName);
   const clock = opts.clock ?? realClock;
   const agent = usesAgent(host);
-  const runner = new SshRunner({ name: hostName, host });
+  // The connection the CLI started while hozo loaded, when it is for this host (used for the first check only).
+  let early = opts.early?.hostName === hostName ? opts.early : undefined;
+  const runner = early?.runner ?? new SshRunner({ name: hostName, host });
   const report: HostReport = { name: hostName, awakeBefore: false, woke: false, shutdown: 'skipped' };
   const pools = poolsFor(host, job);
   const cache = new CapabilityCache(config.stateDirectory);
@@ -135,16 +140,15 @@ export async function bringUp(config: Config, hostName: string, job: JobConfig |
   /** Awake already? Then use it as it is; else wake it. Either way wait until ready. */
   const comeUp = async (): Promise<void> => {
     const started = clock.now();
-    // One quick connect; if it works we must not wake, and we will not shut it down.
-    if (await tcpOpen(host.address, host.port, 1500)) {
-      try {
-        const connecting = runner.connect();
-        opts.onConnecting?.();
-        await connecting;
-        report.awakeBefore = true;
-      } catch (e) {
-        if (isHozoError(e, 'SSH_AUTH') || isHozoError(e, 'SSH_HOST_KEY')) throw e;
-      }
+    // One quick connect (or the one the CLI started early); if it works we must not wake, and we will not shut it
+    // down.
+    if (early !== undefined) {
+      const e = early;
+      early = undefined;
+      opts.onConnecting?.();
+      report.awakeBefore = await e.awake;
+    } else {
+      report.awakeBefore = await awakeCheck(runner, host.address, host.port, opts.onConnecting);
     }
     opts.onConnecting?.();
     if (report.awakeBefore) {

@@ -15,6 +15,7 @@ import { acquireJobLock } from './lock.js';
 import { closeReport, startReport, toErrorInfo, type DatasetReport, type JobReport, type PoolReport } from './report.js';
 import { poolOf } from '../zfs/names.js';
 import type { JobState } from '../state/state.js';
+import type { EarlyConnection } from './early.js';
 
 export interface RunOptions {
   readonly dryRun?: boolean;
@@ -25,6 +26,8 @@ export interface RunOptions {
   readonly log: Logger;
   /** The job's state from the previous run (which snapshots we hold), so a no-op run touches nothing. */
   readonly previous?: JobState;
+  /** The box's connection, started by the CLI while hozo loaded (src/job/early.ts). The caller closes it. */
+  readonly early?: EarlyConnection;
   /** Injected for tests: how long to wait between retries. */
   readonly sleep?: (ms: number) => Promise<void>;
 }
@@ -42,7 +45,11 @@ export async function runJob(config: Config, job: JobConfig, opts: RunOptions): 
   let hosts: JobHosts | undefined;
   try {
     const specs = jobSpecs(job);
-    hosts = await openHosts(config, job, log, { wake: opts.planOnly !== true || opts.wake === true, sourceRoots: specs.map((s) => s.source) });
+    hosts = await openHosts(config, job, log, {
+      wake: opts.planOnly !== true || opts.wake === true,
+      sourceRoots: specs.map((s) => s.source),
+      ...(opts.early !== undefined ? { early: opts.early } : {}),
+    });
     const { source, target } = hosts;
     report.warnings.push(...source.warnings, ...target.warnings);
     const policy: Policy = { snapshots: job.snapshots, rollback: job.rollback };

@@ -225,6 +225,9 @@ describe.skipIf(missing.length > 0)('replication over SSH into the lab box (real
     expect(codes).toEqual([0, 1]);
     const loser = a.exitCode === 1 ? a : b;
     expect(String(loser.stderr)).toContain('already running');
+    // Each run opened its SSH connection while it loaded; neither leaves its ControlMaster behind.
+    const masters = await execa('pgrep', ['-f', `ControlMaster=yes .*${lab.box.boxIp.replace(/\./g, '\\.')}$`], { reject: false });
+    expect(masters.stdout).toBe('');
   });
 
   it('an unreachable box exits 3 with a clear message and changes nothing', async () => {

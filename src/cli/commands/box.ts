@@ -1,11 +1,8 @@
 // Manual control of a box: wake it, put it to sleep.
 import type { Command } from 'commander';
 import { HozoError } from '../../errors.js';
-import { bringUp, shutdownBox, type HostReport } from '../../job/lifecycle.js';
+import type { HostReport } from '../../job/lifecycle.js';
 import { usesAgent } from '../../config/schema.js';
-import { SshRunner } from '../../transport/ssh.js';
-import { tcpOpen } from '../../wake/ready.js';
-import { wakeHost } from '../../wake/wake.js';
 import type { Context } from '../context.js';
 import { findHost } from '../../config/load.js';
 import { printJson } from '../context.js';
@@ -24,6 +21,7 @@ export function registerBox(program: Command, ctx: Context): void {
     .action(async (name: string, opts: { wait?: boolean }) => {
       const { config, host } = hostOf(ctx, name);
       const log = ctx.logger(config);
+      const [{ wakeHost }, { bringUp }] = await Promise.all([import('../../wake/wake.js'), import('../../job/lifecycle.js')]);
       if (!opts.wait) {
         const w = await wakeHost(config, name, host);
         ctx.out.write(`${name}: ${w.detail}\n`);
@@ -44,6 +42,11 @@ export function registerBox(program: Command, ctx: Context): void {
       const { config, host } = hostOf(ctx, name);
       const log = ctx.logger(config);
       const report: HostReport = { name, awakeBefore: true, woke: false, shutdown: 'skipped' };
+      const [{ shutdownBox }, { SshRunner }, { tcpOpen }] = await Promise.all([
+        import('../../job/lifecycle.js'),
+        import('../../transport/ssh.js'),
+        import('../../wake/ready.js'),
+      ]);
       if (host.shutdown === 'none') {
         throw new HozoError('USAGE', `host "${name}" has shutdown: none`, { hint: 'set shutdown: agent or ssh for this host' });
       }

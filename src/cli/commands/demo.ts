@@ -6,8 +6,6 @@ import { dirname, join } from 'node:path';
 import type { Command } from 'commander';
 import { validateConfig } from '../../config/load.js';
 import { HozoError } from '../../errors.js';
-import { previousState, recordOutcome } from '../../job/record.js';
-import { runJob } from '../../job/run.js';
 import type { Context } from '../context.js';
 import { renderReport } from '../render.js';
 
@@ -72,6 +70,7 @@ export function registerDemo(program: Command, ctx: Context): void {
         writeFileSync(join(lab.dir, 'config.json'), JSON.stringify(config, null, 2));
         const job = config.jobs[0]!;
 
+        const [{ runJob }, { previousState, recordOutcome }] = await Promise.all([import('../../job/run.js'), import('../../job/record.js')]);
         const cycle = async (title: string) => {
           say(title);
           ctx.out.write(`box sshd listening before the run: ${await box.sshPortOpen(300)}\n`);

@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import { findJob } from '../../config/load.js';
-import { restore } from '../../job/restore.js';
 import type { Context } from '../context.js';
 import { printJson } from '../context.js';
 import { renderReport } from '../render.js';
@@ -20,6 +19,7 @@ export function registerRestore(program: Command, ctx: Context): void {
       const config = ctx.loadConfig();
       const job = findJob(config, name);
       const log = ctx.logger(config);
+      const { restore } = await import('../../job/restore.js');
       const report = await restore(config, job, {
         dataset: opts.dataset,
         ...(opts.snapshot !== undefined ? { snapshot: opts.snapshot } : {}),

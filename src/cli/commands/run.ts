@@ -2,8 +2,7 @@ import type { Command } from 'commander';
 import { findJob } from '../../config/load.js';
 import { ExitCode } from '../../errors.js';
 import type { JobReport } from '../../job/report.js';
-import { runJob } from '../../job/run.js';
-import { previousState, recordOutcome } from '../../job/record.js';
+import { connectEarly } from '../../job/early.js';
 import type { Context } from '../context.js';
 import { printJson } from '../context.js';
 import { renderReport } from '../render.js';
@@ -29,10 +28,19 @@ export function registerRun(program: Command, ctx: Context): void {
     .action(async (name: string, opts: { dryRun?: boolean; json?: boolean }) => {
       const config = ctx.loadConfig();
       const job = findJob(config, name);
+      // The SSH handshake runs in its own process while the modules below load.
+      const early = connectEarly(config, job);
+      let report: JobReport;
+      let previous;
       const log = ctx.logger(config);
-      const previous = previousState(config, job.name, log);
-      const report = await runJob(config, job, { dryRun: opts.dryRun === true, log, ...(previous ? { previous } : {}) });
-      await recordOutcome(config, report, previous, log);
+      try {
+        const [{ runJob }, record] = await Promise.all([import('../../job/run.js'), import('../../job/record.js')]);
+        previous = record.previousState(config, job.name, log);
+        report = await runJob(config, job, { dryRun: opts.dryRun === true, log, ...(previous ? { previous } : {}), ...(early ? { early } : {}) });
+        await record.recordOutcome(config, report, previous, log);
+      } finally {
+        await early?.runner.close();
+      }
       if (opts.json) printJson(ctx, report);
       else ctx.out.write(renderReport(report));
       if (report.error !== undefined) log.error(report.error.message + (report.error.hint ? ` (hint: ${report.error.hint})` : ''));
@@ -50,8 +58,15 @@ export function registerPlan(program: Command, ctx: Context): void {
     .action(async (name: string, opts: { json?: boolean; wake?: boolean }) => {
       const config = ctx.loadConfig();
       const job = findJob(config, name);
+      const early = connectEarly(config, job);
       const log = ctx.logger(config);
-      const report = await runJob(config, job, { planOnly: true, wake: opts.wake === true, log });
+      let report: JobReport;
+      try {
+        const { runJob } = await import('../../job/run.js');
+        report = await runJob(config, job, { planOnly: true, wake: opts.wake === true, log, ...(early ? { early } : {}) });
+      } finally {
+        await early?.runner.close();
+      }
       if (opts.json) printJson(ctx, report);
       else ctx.out.write(renderReport(report));
       if (report.error !== undefined) log.error(report.error.message);

@@ -1,0 +1,73 @@
+// The box part of `hozo status`: awake or asleep, pool health; loaded only when `status` runs.
+import { usesAgent, type Config } from '../../config/schema.js';
+import { bringUp, poolsFor } from '../../job/lifecycle.js';
+import { SshRunner } from '../../transport/ssh.js';
+import type { Runner } from '../../transport/runner.js';
+import type { Logger } from '../../util/log.js';
+import { tcpOpen } from '../../wake/ready.js';
+import { poolListArgv } from '../../zfs/argv.js';
+import { parseZpoolList } from '../../zfs/pool-list.js';
+
+export interface HostStatus {
+  name: string;
+  awake: boolean;
+  woken: boolean;
+  pools?: { name: string; health: string; capacity?: string }[];
+  agent?: unknown;
+  error?: string;
+}
+
+async function boxStatus(runner: Runner, agent: boolean, pools: string[]): Promise<Pick<HostStatus, 'pools' | 'agent'>> {
+  if (agent) {
+    const r = await runner.run(['status']);
+    const json = JSON.parse(r.stdout) as { pools?: { name: string; health: string; capacityRatio?: number }[] };
+    return {
+      agent: json,
+      pools: (json.pools ?? []).map((p) => ({ name: p.name, health: p.health, ...(p.capacityRatio !== undefined ? { capacity: `${Math.round(p.capacityRatio * 100)}%` } : {}) })),
+    };
+  }
+  const out: NonNullable<HostStatus['pools']> = [];
+  for (const pool of pools) {
+    const r = await runner.run(poolListArgv(pool));
+    const row = parseZpoolList(r.stdout).find((p) => p.name === pool);
+    out.push({
+      name: pool,
+      health: r.exitCode === 0 ? (row?.health ?? 'UNKNOWN') : 'MISSING',
+      ...(row?.capacityRatio !== undefined ? { capacity: `${Math.round(row.capacityRatio * 100)}%` } : {}),
+    });
+  }
+  return { pools: out };
+}
+
+export async function hostStatus(config: Config, name: string, wake: boolean, log: Logger): Promise<HostStatus> {
+  const host = config.hosts[name]!;
+  const agent = usesAgent(host);
+  const jobs = config.jobs.filter((j) => j.host === name);
+  const pools = [...new Set(jobs.flatMap((j) => poolsFor(host, j)))];
+  const st: HostStatus = { name, awake: false, woken: false };
+  try {
+    if (await tcpOpen(host.address, host.port, 1500)) {
+      const runner = new SshRunner({ name, host });
+      try {
+        await runner.connect();
+        st.awake = true;
+        Object.assign(st, await boxStatus(runner, agent, pools));
+      } finally {
+        await runner.close();
+      }
+    } else if (wake) {
+      const session = await bringUp(config, name, jobs[0], log, { wake: true });
+      st.awake = true;
+      st.woken = session.report.woke;
+      try {
+        Object.assign(st, await boxStatus(session.runner, agent, pools));
+      } finally {
+        await session.finish(undefined, log);
+      }
+    }
+  } catch (e) {
+    st.error = (e as Error).message;
+  }
+  return st;
+}
+
