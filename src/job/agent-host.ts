@@ -56,6 +56,8 @@ export async function agentHost(runner: Runner): Promise<ZfsHost> {
     rollback: unsupported('roll datasets back'),
     hold: unsupported('take ZFS holds'),
     release: unsupported('release ZFS holds'),
+    bookmark: unsupported('create bookmarks'),
+    destroyBookmark: unsupported('destroy bookmarks'),
     async releaseSendHolds() {},
     async listAndHealth(roots, pools) {
       // Two verbs over the same connection, side by side.

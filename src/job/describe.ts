@@ -1,7 +1,10 @@
-import type { DatasetPlan, Step } from '../planner/types.js';
+import type { Base, DatasetPlan, Step } from '../planner/types.js';
+
+/** `@snap`, or `#mark` for a bookmark. */
+export const pointName = (b: Base): string => `${b.bookmark ? '#' : '@'}${b.name}`;
 
 export function describeStep(s: Step): string {
-  return s.kind === 'full' ? `full @${s.snapshot.name}` : `${s.intermediates ? '-I' : '-i'} @${s.from.name} → @${s.to.name}`;
+  return s.kind === 'full' ? `full @${s.snapshot.name}` : `${s.intermediates ? '-I' : '-i'} ${pointName(s.from)} → @${s.to.name}`;
 }
 
 /** One line a user can read: "full @a, then -I @a → @c", "up to date at @c", "conflict: …". */
@@ -15,7 +18,7 @@ export function describePlan(p: DatasetPlan): string {
       return parts.join(', then ');
     }
     case 'up-to-date':
-      return `up to date at @${p.base.name}`;
+      return `up to date at ${pointName(p.base)}`;
     case 'conflict':
       return `conflict (${p.conflict.kind}): ${p.conflict.message}`;
   }

@@ -5,7 +5,7 @@ import type { Step } from '../planner/types.js';
 import { LocalRunner } from '../transport/local.js';
 import type { Runner } from '../transport/runner.js';
 import type { Logger } from '../util/log.js';
-import { createParentArgv, holdArgv, poolsListArgv, releaseArgv, requireDataset, rollbackArgv } from '../zfs/argv.js';
+import { bookmarkArgv, createParentArgv, destroyBookmarkArgv, holdArgv, poolsListArgv, releaseArgv, requireDataset, rollbackArgv } from '../zfs/argv.js';
 import { CapabilityCache } from '../zfs/capability-cache.js';
 import { hello } from '../zfs/hello.js';
 import { checkResult } from '../zfs/errors.js';
@@ -55,6 +55,10 @@ export interface ZfsHost {
   hold(tag: string, snapshot: string): Promise<void>;
   /** Removes the hold; a snapshot without that hold is fine. */
   release(tag: string, snapshot: string): Promise<void>;
+  /** `zfs bookmark snapshot ds#name` (hosts with caps.bookmarks); an existing bookmark of that name is fine. */
+  bookmark(snapshot: string, bookmark: string): Promise<void>;
+  /** Destroys one bookmark `ds#name`. */
+  destroyBookmark(bookmark: string): Promise<void>;
   /** zfs-fuse leaves `.send-<pid>-0` holds behind when a -I send dies of SIGPIPE; drop them. */
   releaseSendHolds(dataset: string, step: Step, pid: number | undefined, inventory: Inventory): Promise<void>;
   poolHealth(pools: readonly string[]): Promise<PoolReport[]>;
@@ -111,6 +115,16 @@ export function zfsHost(runner: Runner, caps: Capabilities): ZfsHost {
       } catch (e) {
         if (!isHozoError(e, 'ZFS_HOLD_NOT_FOUND')) throw e;
       }
+    },
+    async bookmark(snapshot, bookmark) {
+      try {
+        await zfs(runner, bookmarkArgv(snapshot, bookmark), `bookmark ${snapshot} as ${bookmark}`);
+      } catch (e) {
+        if (!/exists/i.test((e as Error).message)) throw e;
+      }
+    },
+    async destroyBookmark(bookmark) {
+      await zfs(runner, destroyBookmarkArgv(bookmark), `destroy ${bookmark}`);
     },
     async releaseSendHolds(dataset, step, pid, inventory) {
       if (pid === undefined || runner.name !== 'local' || step.kind !== 'incremental' || !step.intermediates) return;

@@ -216,9 +216,15 @@ export async function replicate(p: DatasetPlan, d: DatasetReport, srcInv: Invent
   }
 }
 
+/** The guid of snapshot `snap` of `ds`, or of the bookmark of that name (a plan whose common point is a bookmark). */
 function guidOf(inv: Inventory, ds: string, snap: string | undefined): string | undefined {
-  return inv.get(ds)?.snapshots.find((s) => s.name === snap)?.guid;
+  const d = inv.get(ds);
+  return d?.snapshots.find((s) => s.name === snap)?.guid ?? d?.bookmarks?.find((b) => b.name === snap)?.guid;
 }
+
+/** The bookmark hozo keeps of a job's newest verified snapshot: `hozo:<job>:<snapshot>` (":" cannot occur in job
+ *  names, so one job's prefix never matches another's bookmarks). */
+export const bookmarkName = (job: string, snapshot: string) => `hozo:${job}:${snapshot}`;
 
 export function verify(d: DatasetReport, srcInv: Inventory, dstInv: Inventory): void {
   const src = srcInv.get(d.source)?.snapshots ?? [];
@@ -244,8 +250,11 @@ async function protectBase(
   warnings: string[],
 ): Promise<void> {
   if (d.newest === undefined) return;
+  // The common point is a bookmark (the snapshot was pruned on the source) and nothing newer exists: nothing to hold.
+  if (p.action === 'up-to-date' && p.base.bookmark) return;
   const tag = holdTag(job);
   const snaps = srcInv.get(d.source)?.snapshots ?? [];
+  await keepBookmark(source, job, srcInv, d, log, warnings);
   // Already held by the previous run and still carrying a hold: nothing to do (keeps no-op runs to zero commands).
   const current = snaps.find((s) => s.name === d.newest);
   if (heldBefore === d.newest && current?.userrefs !== undefined && current.userrefs > 0) {
@@ -262,6 +271,39 @@ async function protectBase(
     for (const s of previous) await source.release(tag, `${d.source}@${s.name}`);
   } catch (e) {
     const msg = `${d.source}: could not hold @${d.newest} with tag ${tag}: ${(e as Error).message}`;
+    warnings.push(msg);
+    log.warn(msg);
+  }
+}
+
+/**
+ * Where the source has bookmarks (OpenZFS): bookmark the newest verified snapshot and drop the job's older
+ * bookmarks, so an incremental is still possible if the snapshot itself is pruned one day. Bookmarks of other jobs
+ * and the user's own are never touched. Nothing happens when the bookmark is there already (no-op runs).
+ */
+export async function keepBookmark(source: ZfsHost, job: string, srcInv: Inventory, d: DatasetReport, log: Logger, warnings: string[]): Promise<void> {
+  if (!source.caps.bookmarks || d.newest === undefined) return;
+  const ds = srcInv.get(d.source);
+  const newest = ds?.snapshots.find((s) => s.name === d.newest);
+  if (ds === undefined || newest === undefined) return;
+  const name = bookmarkName(job, newest.name);
+  const prefix = bookmarkName(job, '');
+  try {
+    if (!(ds.bookmarks ?? []).some((b) => b.name === name && b.guid === newest.guid)) await source.bookmark(`${d.source}@${newest.name}`, `${d.source}#${name}`);
+    for (const old of ds.bookmarks ?? []) {
+      if (old.name === name || !old.name.startsWith(prefix)) continue;
+      try {
+        await source.destroyBookmark(`${d.source}#${old.name}`);
+      } catch (e) {
+        // A non-root user is not delegated `destroy` (it would reach the datasets too, see the NixOS module):
+        // the old bookmarks then stay, which costs nothing but a line in `zfs list -t bookmark`.
+        if (!isHozoError(e, 'ZFS_PERMISSION')) throw e;
+        log.debug(`${d.source}: keeping the job's older bookmarks (no permission to destroy them)`);
+        break;
+      }
+    }
+  } catch (e) {
+    const msg = `${d.source}: could not keep bookmark #${name}: ${(e as Error).message}`;
     warnings.push(msg);
     log.warn(msg);
   }

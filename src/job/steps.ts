@@ -13,7 +13,7 @@ export function sendArgvFor(dataset: string, step: Step, caps: Capabilities, est
   };
   return step.kind === 'full'
     ? sendArgv({ kind: 'full', snapshot: `${dataset}@${step.snapshot.name}` }, opts)
-    : sendArgv({ kind: 'incremental', from: `${dataset}@${step.from.name}`, to: `${dataset}@${step.to.name}`, intermediates: step.intermediates }, opts);
+    : sendArgv({ kind: 'incremental', from: `${dataset}${step.from.bookmark ? '#' : '@'}${step.from.name}`, to: `${dataset}@${step.to.name}`, intermediates: step.intermediates }, opts);
 }
 
 export function receiveArgvFor(target: string, opts: { force: boolean; unmounted: boolean }): string[] {

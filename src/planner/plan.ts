@@ -4,7 +4,7 @@
 import { parentOf } from '../zfs/names.js';
 import type { Dataset, Inventory, Snapshot } from '../zfs/types.js';
 import { expandDatasets } from './expand.js';
-import type { Conflict, ConflictKind, DatasetPair, DatasetPlan, DatasetSpec, Policy, Step } from './types.js';
+import type { Base, Conflict, ConflictKind, DatasetPair, DatasetPlan, DatasetSpec, Policy, Step } from './types.js';
 
 export interface PlanOptions {
   /** The target's parent exists already or is created earlier in the same job. */
@@ -38,15 +38,22 @@ export function planDataset(
   const tgt = byTxg(target.snapshots);
   const tgtByGuid = new Map(tgt.map((s) => [s.guid, s]));
   const baseIndex = findLastIndex(src, (s) => tgtByGuid.has(s.guid));
-  if (baseIndex === -1) return conflict(pair, 'no-common-snapshot', noCommon(pair, src, tgt));
-  const base = src[baseIndex]!;
+  // A bookmark keeps the common point when the source snapshot itself was pruned (OpenZFS). Used only when it is
+  // newer than every common snapshot: a snapshot base allows -I and is preferred at equal txg.
+  const marks = byTxg(source.bookmarks ?? []);
+  const mark = marks[findLastIndex(marks, (m) => tgtByGuid.has(m.guid))];
+  let base: Base;
+  if (mark !== undefined && (baseIndex === -1 || mark.createtxg > src[baseIndex]!.createtxg)) base = { ...mark, bookmark: true };
+  else if (baseIndex !== -1) base = src[baseIndex]!;
+  else return conflict(pair, 'no-common-snapshot', noCommon(pair, src, tgt));
   // The target's copy of the base: its name may differ (renamed), and rollback must use the target's name.
   const targetBase = tgtByGuid.get(base.guid)!;
 
   const srcGuids = new Set(src.map((s) => s.guid));
   const afterBaseOnTarget = tgt.filter((s) => s.createtxg > targetBase.createtxg);
   const targetOnly = afterBaseOnTarget.filter((s) => !srcGuids.has(s.guid));
-  const sourceNewer = src.slice(baseIndex + 1);
+  // Snapshots of one txg are ordered by name (byTxg's tie-break), so a snapshot base counts by position.
+  const sourceNewer = base.bookmark ? src.filter((s) => s.createtxg > base.createtxg) : src.slice(src.indexOf(base) + 1);
 
   if (targetOnly.length > 0) {
     if (sourceNewer.length === 0) return conflict(pair, 'target-ahead', ahead(pair, base, targetOnly));
@@ -56,10 +63,19 @@ export function planDataset(
   }
   if (sourceNewer.length === 0) return { ...pair, action: 'up-to-date', base };
 
-  const step: Step = { kind: 'incremental', from: base, to: newest, intermediates: policy.snapshots === 'all' };
+  // From a bookmark only -i works: one step to the first newer snapshot, then -I from there (policy all).
+  const steps: Step[] =
+    base.bookmark !== true
+      ? [{ kind: 'incremental', from: base, to: newest, intermediates: policy.snapshots === 'all' }]
+      : policy.snapshots === 'latest' || sourceNewer.length === 1
+        ? [{ kind: 'incremental', from: base, to: newest, intermediates: false }]
+        : [
+            { kind: 'incremental', from: base, to: sourceNewer[0]!, intermediates: false },
+            { kind: 'incremental', from: sourceNewer[0]!, to: newest, intermediates: true },
+          ];
   // Only reached with target-only snapshots when policy.rollback allowed destroying them.
   const rollbackTo = targetOnly.length > 0 ? targetBase : undefined;
-  return { ...pair, action: 'send', base, steps: [step], rollbackTo, createParent: undefined };
+  return { ...pair, action: 'send', base, steps, rollbackTo, createParent: undefined };
 }
 
 export function planJob(
@@ -122,21 +138,21 @@ function noCommon(pair: DatasetPair, src: readonly Snapshot[], tgt: readonly Sna
 
 function diverged(
   pair: DatasetPair,
-  base: Snapshot,
+  base: Base,
   targetBase: Snapshot,
   targetOnly: readonly Snapshot[],
   sourceNewer: readonly Snapshot[],
   destroyed: readonly Snapshot[],
 ): Omit<Conflict, 'kind'> {
   return {
-    message: `${pair.target} diverged from ${pair.source} after their common snapshot ${pair.source}@${base.name}: the target has ${names(pair.target, targetOnly)} which the source lacks, and the source has ${names(pair.source, sourceNewer)} since`,
+    message: `${pair.target} diverged from ${pair.source} after their common ${base.bookmark ? 'bookmark' : 'snapshot'} ${pair.source}${base.bookmark ? '#' : '@'}${base.name}: the target has ${names(pair.target, targetOnly)} which the source lacks, and the source has ${names(pair.source, sourceNewer)} since`,
     hint: `to discard the target's changes set \`rollback: true\` in the job, which rolls ${pair.target} back to ${pair.target}@${targetBase.name} and destroys the target snapshots ${names(pair.target, destroyed, 50)}; to keep them, point the job at another target or copy them away first`,
   };
 }
 
-function ahead(pair: DatasetPair, base: Snapshot, targetOnly: readonly Snapshot[]): Omit<Conflict, 'kind'> {
+function ahead(pair: DatasetPair, base: Base, targetOnly: readonly Snapshot[]): Omit<Conflict, 'kind'> {
   return {
-    message: `target ${pair.target} has ${names(pair.target, targetOnly)} which the source lacks, and ${pair.source} has nothing newer than the common snapshot ${pair.source}@${base.name}; nothing to send`,
+    message: `target ${pair.target} has ${names(pair.target, targetOnly)} which the source lacks, and ${pair.source} has nothing newer than the common ${base.bookmark ? 'bookmark' : 'snapshot'} ${pair.source}${base.bookmark ? '#' : '@'}${base.name}; nothing to send`,
     hint: `the source may have been rolled back or had snapshots pruned before they were sent; nothing is destroyed, and once ${pair.source} has a snapshot newer than @${base.name}, \`rollback: true\` in the job would let hozo discard the extra target snapshots (or destroy them by hand now with zfs destroy)`,
   };
 }
@@ -147,7 +163,7 @@ function names(dataset: string, snaps: readonly Snapshot[], cap = 6): string {
   return snaps.length > cap ? `${shown.join(', ')} and ${snaps.length - cap} more` : shown.join(', ');
 }
 
-function byTxg(snaps: readonly Snapshot[]): Snapshot[] {
+function byTxg<T extends { readonly createtxg: number }>(snaps: readonly T[]): T[] {
   // Inventories are sorted already; sorting again is cheap and keeps a careless caller from flipping "newest".
   return [...snaps].sort((a, b) => a.createtxg - b.createtxg);
 }

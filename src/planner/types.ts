@@ -1,4 +1,4 @@
-import type { Dataset, Snapshot } from '../zfs/types.js';
+import type { Bookmark, Dataset, Snapshot } from '../zfs/types.js';
 
 export type SnapshotMode = 'all' | 'latest';
 
@@ -9,11 +9,15 @@ export interface Policy {
   readonly rollback: boolean;
 }
 
+/** A common point of source and target: a source snapshot, or a source bookmark (OpenZFS) of a snapshot the
+ *  target still has. A bookmark can only be the source of a single-step `-i`. */
+export type Base = Snapshot & { readonly bookmark?: true };
+
 export type Step =
   | { readonly kind: 'full'; readonly snapshot: Snapshot }
   | {
       readonly kind: 'incremental';
-      readonly from: Snapshot;
+      readonly from: Base;
       readonly to: Snapshot;
       /** true: `-I` (with intermediates); false: `-i`. */
       readonly intermediates: boolean;
@@ -41,14 +45,14 @@ export type DatasetPlan =
   | (DatasetPair & {
       readonly action: 'send';
       /** Common base (guid match) or undefined for a full send. */
-      readonly base: Snapshot | undefined;
+      readonly base: Base | undefined;
       readonly steps: readonly Step[];
       /** Roll the target back to `base` first (only when policy.rollback and the target diverged). */
       readonly rollbackTo: Snapshot | undefined;
       /** Missing parent of the target to create (`zfs create -p -o canmount=off`), if any. */
       readonly createParent: string | undefined;
     })
-  | (DatasetPair & { readonly action: 'up-to-date'; readonly base: Snapshot })
+  | (DatasetPair & { readonly action: 'up-to-date'; readonly base: Base })
   | (DatasetPair & { readonly action: 'conflict'; readonly conflict: Conflict });
 
 export interface DatasetSpec {
@@ -58,4 +62,4 @@ export interface DatasetSpec {
   readonly exclude: readonly string[];
 }
 
-export type { Dataset, Snapshot };
+export type { Bookmark, Dataset, Snapshot };

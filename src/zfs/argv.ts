@@ -211,6 +211,9 @@ export interface InventoryArgvOptions {
   readonly userrefs?: boolean;
   /** Add `receive_resume_token`: unknown to zfs-fuse, whose `zfs get` then fails as a whole. */
   readonly resumeToken?: boolean;
+  /** List bookmarks too (`-t filesystem,volume,snapshot,bookmark`; `zfs get` leaves them out by default, and
+   *  zfs-fuse has neither bookmarks nor `get -t`). */
+  readonly bookmarks?: boolean;
 }
 
 /** One recursive `zfs get` over several roots; works on zfs-fuse and OpenZFS alike (unlike `zfs list -p`). */
@@ -219,7 +222,8 @@ export function inventoryArgv(roots: readonly string[], opts: InventoryArgvOptio
   const props: string[] = [...INVENTORY_BASE_PROPERTIES];
   if (opts.userrefs === true) props.push('userrefs');
   if (opts.resumeToken === true) props.push('receive_resume_token');
-  return ['zfs', 'get', '-H', '-p', '-r', '-o', 'name,property,value', props.join(','), ...roots];
+  const types = opts.bookmarks === true ? ['-t', 'filesystem,volume,snapshot,bookmark'] : [];
+  return ['zfs', 'get', '-H', '-p', '-r', ...types, '-o', 'name,property,value', props.join(','), ...roots];
 }
 
 /** Exact guids of given snapshots (without -p zfs-fuse prints them lossy, e.g. "5.19E"). */
@@ -270,6 +274,12 @@ export function snapshotArgv(snapshot: string): string[] {
 /** Destroys exactly one snapshot; refuses anything that is not `dataset@name` so a filesystem can never be hit. */
 export function destroySnapshotArgv(snapshot: string): string[] {
   return ['zfs', 'destroy', requireSnapshot(snapshot)];
+}
+
+/** Destroys exactly one bookmark; refuses anything that is not `dataset#name`. */
+export function destroyBookmarkArgv(bookmark: string): string[] {
+  splitBookmark(bookmark);
+  return ['zfs', 'destroy', bookmark];
 }
 
 /** `zfs bookmark ds@snap ds#mark` (OpenZFS only); ZFS requires both on the same dataset. */

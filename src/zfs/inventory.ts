@@ -4,7 +4,7 @@ import { HozoError } from '../errors.js';
 import type { CommandResult, RunOptions, Runner } from '../transport/runner.js';
 import { inventoryArgv } from './argv.js';
 import { checkResult, classify, type ZfsErrorContext } from './errors.js';
-import type { Capabilities, Dataset, Inventory, Snapshot } from './types.js';
+import type { Bookmark, Capabilities, Dataset, Inventory, Snapshot } from './types.js';
 
 const DECIMAL = /^[0-9]+$/;
 
@@ -55,20 +55,32 @@ function compareSnapshots(a: Snapshot, b: Snapshot): number {
 }
 
 /**
- * Parses `zfs get -H -p -r -o name,property,value type,guid,createtxg,creation[,userrefs][,receive_resume_token]`.
- * Bookmarks (OpenZFS lists them too) and unknown types are skipped; order of lines does not matter.
+ * Parses `zfs get -H -p -r [-t filesystem,volume,snapshot,bookmark] -o name,property,value
+ * type,guid,createtxg,creation[,userrefs][,receive_resume_token]`. Bookmarks are kept per dataset (when the listing
+ * has them); unknown types are skipped; order of lines does not matter.
  */
 export function parseInventory(stdout: string): Inventory {
   const records = readTriples(stdout);
-  const datasets = new Map<string, { type: 'filesystem' | 'volume'; snapshots: Snapshot[]; resumeToken?: string }>();
+  const datasets = new Map<string, { type: 'filesystem' | 'volume'; snapshots: Snapshot[]; bookmarks: Bookmark[]; resumeToken?: string }>();
   const snapshots: { dataset: string; snap: Snapshot }[] = [];
+  const bookmarks: { dataset: string; mark: Bookmark }[] = [];
   for (const [name, rec] of records) {
     const type = required(rec, name, 'type');
+    if (type === 'bookmark') {
+      const hash = name.indexOf('#');
+      if (hash <= 0) throw malformed(`bookmark "${name}" has no "#"`);
+      bookmarks.push({
+        dataset: name.slice(0, hash),
+        mark: { name: name.slice(hash + 1), guid: guidOf(rec, name), createtxg: uintOf(rec, name, 'createtxg'), creation: uintOf(rec, name, 'creation') },
+      });
+      continue;
+    }
     if (type === 'filesystem' || type === 'volume') {
       const token = rec.get('receive_resume_token');
       datasets.set(name, {
         type,
         snapshots: [],
+        bookmarks: [],
         ...(token !== undefined && token !== '-' && token !== '' ? { resumeToken: token } : {}),
       });
     } else if (type === 'snapshot') {
@@ -93,11 +105,14 @@ export function parseInventory(stdout: string): Inventory {
     if (ds === undefined) throw malformed(`snapshot "${dataset}@${snap.name}" without its dataset`);
     ds.snapshots.push(snap);
   }
+  // A bookmark of a dataset outside the listing cannot happen with -r; skip rather than fail.
+  for (const { dataset, mark } of bookmarks) datasets.get(dataset)?.bookmarks.push(mark);
   const inventory = new Map<string, Dataset>();
   for (const name of [...datasets.keys()].sort()) {
-    const ds = datasets.get(name)!;
+    const { bookmarks: marks, ...ds } = datasets.get(name)!;
     ds.snapshots.sort(compareSnapshots);
-    inventory.set(name, { name, ...ds });
+    marks.sort(compareSnapshots);
+    inventory.set(name, { name, ...ds, ...(marks.length > 0 ? { bookmarks: marks } : {}) });
   }
   return inventory;
 }
@@ -136,7 +151,7 @@ export async function listInventory(
 
 /** The one listing command for `roots` on a host with `caps`. */
 export function listInventoryArgv(roots: readonly string[], caps: Capabilities): string[] {
-  return inventoryArgv(roots, { userrefs: caps.holds, resumeToken: caps.resumeTokens });
+  return inventoryArgv(roots, { userrefs: caps.holds, resumeToken: caps.resumeTokens, bookmarks: caps.bookmarks });
 }
 
 /** The result of listInventoryArgv → Inventory (missing roots are absent; other complaints are classified errors). */

@@ -11,11 +11,22 @@ export interface Snapshot {
   readonly userrefs?: number;
 }
 
+/** A bookmark (OpenZFS): the guid and txg of the snapshot it was made from, usable as an incremental source (-i). */
+export interface Bookmark {
+  /** Short name, without the dataset and '#'. */
+  readonly name: string;
+  readonly guid: string;
+  readonly createtxg: number;
+  readonly creation: number;
+}
+
 export interface Dataset {
   readonly name: string;
   readonly type: 'filesystem' | 'volume';
   /** Sorted by createtxg ascending (oldest first). */
   readonly snapshots: readonly Snapshot[];
+  /** Sorted by createtxg ascending; only in listings that asked for them (hosts with bookmarks). */
+  readonly bookmarks?: readonly Bookmark[];
   /** OpenZFS `receive_resume_token` of a partially received stream, when supported and present. */
   readonly resumeToken?: string;
 }

@@ -10,18 +10,26 @@ import type { Dataset, Inventory, Snapshot } from '../../src/zfs/types.js';
 const SRC = 'tank/data';
 const TGT = 'backup/data';
 
-function snaps(...specs: string[]): Snapshot[] {
-  return specs.map((spec, i) => {
-    const m = /^@([^,]+),(\d+)$/.exec(spec);
+/** `@a,1` snapshot, `#a,1` bookmark (OpenZFS); createtxg is the position in the line (a bookmark of a listed
+ *  snapshot: that snapshot's). */
+function points(...specs: string[]): { snapshots: Snapshot[]; bookmarks: Snapshot[] } {
+  const out = { snapshots: [] as Snapshot[], bookmarks: [] as Snapshot[] };
+  specs.forEach((spec, i) => {
+    const m = /^([@#])([^,]+),(\d+)$/.exec(spec);
     if (!m) throw new Error(`bad snapshot spec ${spec}`);
-    return { name: m[1]!, guid: m[2]!, createtxg: i + 1, creation: 1_700_000_000 + i };
+    (m[1] === '@' ? out.snapshots : out.bookmarks).push({ name: m[2]!, guid: m[3]!, createtxg: i + 1, creation: 1_700_000_000 + i });
   });
+  // A bookmark of a snapshot that still exists has that snapshot's txg, as in ZFS.
+  out.bookmarks = out.bookmarks.map((b) => ({ ...b, createtxg: out.snapshots.find((x) => x.guid === b.guid)?.createtxg ?? b.createtxg }));
+  return out;
 }
-const ds = (name: string, line: string): Dataset => ({
-  name,
-  type: 'filesystem',
-  snapshots: snaps(...line.split(/\s+/).filter(Boolean)),
-});
+function snaps(...specs: string[]): Snapshot[] {
+  return points(...specs).snapshots;
+}
+const ds = (name: string, line: string): Dataset => {
+  const { snapshots, bookmarks } = points(...line.split(/\s+/).filter(Boolean));
+  return { name, type: 'filesystem', snapshots, ...(bookmarks.length > 0 ? { bookmarks } : {}) };
+};
 const src = (line: string) => ds(SRC, line);
 const tgt = (line: string) => ds(TGT, line);
 const none = undefined;
@@ -34,12 +42,12 @@ const latestRb: Policy = { snapshots: 'latest', rollback: true };
 /** One line per plan: `full @a; I @a→@c`, `rollback @x; i @a→@c`, `up-to-date @c`, `conflict target-ahead`. */
 function render(p: DatasetPlan): string {
   if (p.action === 'conflict') return `conflict ${p.conflict.kind}`;
-  if (p.action === 'up-to-date') return `up-to-date @${p.base.name}`;
+  if (p.action === 'up-to-date') return `up-to-date ${p.base.bookmark ? '#' : '@'}${p.base.name}`;
   const parts: string[] = [];
   if (p.createParent !== undefined) parts.push(`create ${p.createParent}`);
   if (p.rollbackTo !== undefined) parts.push(`rollback @${p.rollbackTo.name}`);
   for (const s of p.steps) {
-    parts.push(s.kind === 'full' ? `full @${s.snapshot.name}` : `${s.intermediates ? 'I' : 'i'} @${s.from.name}→@${s.to.name}`);
+    parts.push(s.kind === 'full' ? `full @${s.snapshot.name}` : `${s.intermediates ? 'I' : 'i'} ${s.from.bookmark ? '#' : '@'}${s.from.name}→@${s.to.name}`);
   }
   return parts.join('; ');
 }
@@ -117,6 +125,20 @@ c('target snapshot same name as newer source snapshot but different guid', src('
 c('target ahead', src('@a,1 @b,2'), tgt('@a,1 @b,2 @x,5'), all, want.conflict('target-ahead'), `${TGT}@x`, `nothing newer than the common snapshot ${SRC}@b`, 'hint:rolled back or had snapshots pruned');
 c('target ahead even with rollback: nothing to send', src('@a,1'), tgt('@a,1 @x,5 @y,6'), allRb, want.conflict('target-ahead'), `${TGT}@x, ${TGT}@y`, 'nothing to send');
 c('target ahead after the source rolled back', src('@a,1'), tgt('@a,1 @b,2'), latest, want.conflict('target-ahead'), `${TGT}@b`);
+
+// --- bookmarks (OpenZFS; zfs-fuse has none, so these run on listings only): a bookmark keeps the common point when
+// the source snapshot was pruned; only -i can start from it.
+c('bookmark base: the sent snapshot was pruned on the source, -i then -I', src('#b,2 @c,3 @d,4'), tgt('@a,1 @b,2'), all, want.send('i #b→@c; I @c→@d'));
+c('bookmark base, one newer snapshot', src('#b,2 @c,3'), tgt('@b,2'), all, want.send('i #b→@c'));
+c('bookmark base, latest: one -i to the newest', src('#b,2 @c,3 @d,4'), tgt('@b,2'), latest, want.send('i #b→@d'));
+c('a common snapshot beats a bookmark of the same snapshot', src('@b,2 #b,2 @c,3'), tgt('@b,2'), all, want.send('I @b→@c'));
+c('a newer bookmark beats an older common snapshot', src('@a,1 #b,2 @c,3'), tgt('@a,1 @b,2'), all, want.send('i #b→@c'));
+c('an older bookmark does not beat a newer common snapshot', src('#a,1 @b,2 @c,3'), tgt('@a,1 @b,2'), all, want.send('I @b→@c'));
+c('bookmark of a snapshot the target does not have is no base', src('#x,7 @c,3'), tgt('@a,1'), all, want.conflict('no-common-snapshot'));
+c('bookmark base, nothing newer: up to date', src('@a,1 #b,2'), tgt('@b,2'), all, want.upToDate('#b'));
+c('bookmark base, target diverged', src('#b,2 @c,3'), tgt('@b,2 @x,5'), all, want.conflict('target-diverged'), `common bookmark ${SRC}#b`, `${TGT}@x which the source lacks`);
+c('bookmark base, target diverged, rollback allowed', src('#b,2 @c,3'), tgt('@b,2 @x,5'), allRb, want.send('rollback @b; i #b→@c'));
+c('bookmark base, target ahead', src('@a,1 #b,2'), tgt('@b,2 @x,5'), all, want.conflict('target-ahead'), `common bookmark ${SRC}#b`);
 
 describe('planDataset', () => {
   for (const k of cases) {

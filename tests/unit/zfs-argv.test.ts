@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { isHozoError } from '../../src/errors.js';
 import {
   bookmarkArgv,
+  destroyBookmarkArgv,
   createParentArgv,
   destroySnapshotArgv,
   guidsArgv,
@@ -126,6 +127,10 @@ describe('inventoryArgv', () => {
     expect(inventoryArgv(['tank'], { userrefs: true, resumeToken: true })[7]).toBe(
       'type,guid,createtxg,creation,userrefs,receive_resume_token',
     );
+    // zfs get leaves bookmarks out unless asked (OpenZFS); zfs-fuse knows neither bookmarks nor -t.
+    expect(inventoryArgv(['tank'], { bookmarks: true })).toEqual([
+      'zfs', 'get', '-H', '-p', '-r', '-t', 'filesystem,volume,snapshot,bookmark', '-o', 'name,property,value', 'type,guid,createtxg,creation', 'tank',
+    ]);
   });
 
   it('never builds a listing without roots (zfs would list every dataset)', () => {
@@ -157,6 +162,13 @@ describe('holds, snapshots, parents, pools', () => {
     expect(snapshotArgv('tank/home@hozo_2024-01-01T00:00')).toEqual(['zfs', 'snapshot', 'tank/home@hozo_2024-01-01T00:00']);
     expect(destroySnapshotArgv('tank/home@a')).toEqual(['zfs', 'destroy', 'tank/home@a']);
     expect(bookmarkArgv('tank/home@a', 'tank/home#a')).toEqual(['zfs', 'bookmark', 'tank/home@a', 'tank/home#a']);
+  });
+
+  it('destroyBookmark destroys exactly one bookmark, never a snapshot or a filesystem', () => {
+    expect(destroyBookmarkArgv('tank/home#hozo:nightly:a')).toEqual(['zfs', 'destroy', 'tank/home#hozo:nightly:a']);
+    for (const bad of ['tank/home', 'tank/home@a', 'tank', 'tank/home#', 'tank/home#a b', 'tank/home#a,tank/home#b']) {
+      expect(codeOf(() => destroyBookmarkArgv(bad))).toBe('INVALID_DATASET_NAME');
+    }
   });
 
   it('destroySnapshot can never destroy a filesystem', () => {

@@ -82,7 +82,13 @@ describe('parseInventory on OpenZFS 2.2 output', () => {
   const inv = parseInventory(fixture('openzfs-2.2/inventory.stdout'));
   const home = inv.get('tank/backup/host-a.example:home')!;
 
-  it('skips bookmarks, knows volumes', () => {
+  it('keeps bookmarks with their dataset (guid, txg), apart from its snapshots', () => {
+    expect(home.bookmarks).toEqual([{ name: 'autosnap_2024-01-01_00:00:01_daily', guid: '1836227440271617085', createtxg: 1000123, creation: 1704067201 }]);
+    expect(home.snapshots.map((s) => s.name)).not.toContain('autosnap_2024-01-01_00:00:01_daily#');
+    expect(inv.get('tank/vm')!.bookmarks).toBeUndefined();
+  });
+
+  it('lists datasets (not bookmarks) as keys, knows volumes', () => {
     expect([...inv.keys()]).toEqual([
       'tank/backup',
       'tank/backup/host-a.example:home',
