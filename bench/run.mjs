@@ -544,6 +544,9 @@ async function main() {
         hosts: { box: host },
         jobs: [
           { name: 'big', host: 'box', retries: 0, datasets: [{ source: `${src}/big`, target: `${bpool}/bench-hozo/big` }] },
+          // The same transfer without hozo's default receive-side buffer: the same pipeline as `raw`, so the
+          // difference is hozo's own overhead.
+          { name: 'bignobuf', host: 'box', retries: 0, buffer: 'none', datasets: [{ source: `${src}/big`, target: `${bpool}/bench-hozo-nobuf/big` }] },
           {
             name: 'many',
             host: 'box',
@@ -581,6 +584,9 @@ async function main() {
   ];
   const rawCommand = (snap, target) =>
     `zfs send ${snap} | ssh -c ${CIPHER} ${sq(box.sshArgs())} ${box.boxIp} zfs receive -u ${target}`;
+  // The raw pipe with the buffer hozo puts in front of the box's zfs receive by default (buffer: auto, 128M).
+  const rawBufferedCommand = (snap, target) =>
+    `zfs send ${snap} | ssh -c ${CIPHER} ${sq(box.sshArgs())} ${box.boxIp} ${sq([`mbuffer -q -s 128k -m 128M | zfs receive -u ${target}`])}`;
 
   // ----- Part 1: full replication of one big incompressible dataset -----
   checkAbort();
@@ -590,7 +596,9 @@ async function main() {
   await lab.hostZfs(['snapshot', `${src}/big@s1`]);
   const bigSnap = `${src}/big@s1`;
   const bigGuid = await guidOn((a) => lab.hostZfs(a), bigSnap);
-  for (const parent of ['bench-raw', 'bench-hozo', 'bench-syncoid']) await box.zfs(['create', '-o', 'mountpoint=none', `${bpool}/${parent}`]);
+  for (const parent of ['bench-raw', 'bench-raw-buffered', 'bench-hozo', 'bench-hozo-nobuf', 'bench-syncoid']) {
+    await box.zfs(['create', '-o', 'mountpoint=none', `${bpool}/${parent}`]);
+  }
 
   // Untimed-for-the-ratio reference: the local send alone (also warms the caches for the first timed run).
   const sendOnly = await measure(['sh', '-c', `zfs send ${bigSnap} | cat > /dev/null`]);
@@ -599,7 +607,9 @@ async function main() {
 
   const ways = {
     raw: { target: `${bpool}/bench-raw/big`, argv: () => ['sh', '-c', rawCommand(bigSnap, `${bpool}/bench-raw/big`)] },
+    'raw-buffered': { target: `${bpool}/bench-raw-buffered/big`, argv: () => ['sh', '-c', rawBufferedCommand(bigSnap, `${bpool}/bench-raw-buffered/big`)] },
     hozo: { target: `${bpool}/bench-hozo/big`, argv: () => hozoArgv('big') },
+    'hozo-unbuffered': { target: `${bpool}/bench-hozo-nobuf/big`, argv: () => hozoArgv('bignobuf') },
     syncoid: { target: `${bpool}/bench-syncoid/big`, argv: () => syncoidArgv(`${src}/big`, `${bpool}/bench-syncoid/big`, false) },
   };
   const order = Object.keys(ways);
@@ -626,7 +636,7 @@ async function main() {
       // Every way starts from the same box pool state (and the pool never holds two copies).
       await destroyOnBox(w.target);
       let hozoReport;
-      if (way === 'hozo') {
+      if (way.startsWith('hozo')) {
         try {
           const j = JSON.parse(m.stdout);
           hozoReport = { bytes: j.bytes, seconds: j.seconds, result: j.result, transferS: j.datasets?.[0]?.seconds };
@@ -846,6 +856,9 @@ exec /bin/sh -c "$SSH_ORIGINAL_COMMAND"
   const ratios = {
     hozoVsRawThroughputMedian: ratio(p1.raw.medianS, p1.hozo.medianS),
     hozoVsRawThroughputMin: ratio(p1.raw.minS, p1.hozo.minS),
+    // The same pipelines side by side: hozo's own overhead, without the buffer's gain.
+    hozoVsRawBufferedThroughputMedian: ratio(p1['raw-buffered'].medianS, p1.hozo.medianS),
+    hozoUnbufferedVsRawThroughputMedian: ratio(p1.raw.medianS, p1['hozo-unbuffered'].medianS),
     // Informative: raw's whole wall time over hozo's own per-dataset step (its stream phase, connection already up).
     hozoStreamPhaseVsRawMedian: ratio(p1.raw.medianS, p1.hozo.hozoDatasetSMedian),
     syncoidVsRawThroughputMedian: ratio(p1.raw.medianS, p1.syncoid.medianS),
@@ -868,7 +881,9 @@ exec /bin/sh -c "$SSH_ORIGINAL_COMMAND"
   const commands = {
     bench: `npm run bench   # = npm run build && node bench/run.mjs (BENCH_SIZE_MB=${SIZE_MB} BENCH_DATASETS=${DATASETS} BENCH_N=${N})`,
     raw: rawCommand(bigSnap, `${bpool}/bench-raw/big`),
+    rawBuffered: rawBufferedCommand(bigSnap, `${bpool}/bench-raw-buffered/big`),
     hozo: sq(hozoArgv('big')),
+    hozoUnbuffered: sq(hozoArgv('bignobuf')),
     hozoNoop: sq(hozoArgv('many')),
     syncoid: sq(syncoidArgv(`${src}/big`, `${bpool}/bench-syncoid/big`, false)),
     syncoidNoop: sq(syncoidArgv(`${src}/many`, `${bpool}/bench-syncoid-many`, true)),
@@ -1218,6 +1233,7 @@ function printReport(r) {
   const mark = (ok) => (ok ? 'MET' : 'MISSED');
   out.push('', 'ratios:');
   out.push(`  throughput hozo vs raw (raw_time / hozo_time): median ${ra.hozoVsRawThroughputMedian}, min ${ra.hozoVsRawThroughputMin}  target ≥ ${r.targets.throughput}: ${mark(r.verdict.throughput)}`);
+  out.push(`  (informative) same pipeline on both sides: raw-buffered / hozo ${ra.hozoVsRawBufferedThroughputMedian}; raw / hozo-unbuffered ${ra.hozoUnbufferedVsRawThroughputMedian}`);
   out.push(`  (informative) raw wall / hozo's dataset step alone (stream phase): median ${ra.hozoStreamPhaseVsRawMedian}`);
   out.push(`  throughput syncoid vs raw: median ${ra.syncoidVsRawThroughputMedian}; hozo is ${ra.hozoVsSyncoidSpeedupMedian}× syncoid`);
   out.push(`  no-op time hozo / syncoid: median ${ra.noopHozoOverSyncoidTimeMedian}, min ${ra.noopHozoOverSyncoidTimeMin}  target ≤ ${r.targets.noopTimeRatio}: ${mark(r.verdict.noopTime)}`);
