@@ -70,7 +70,10 @@ export async function receive(ctx: AgentContext, req: Extract<Request, { verb: '
   try {
     const created = await ensureParents(ctx, req.dataset);
     if (created.length > 0) ctx.log.write(`created ${created.join(', ')} (canmount=off)`);
-    const isNew = (await ctx.runner.run(['zfs', 'list', '-H', '-o', 'name', req.dataset])).exitCode !== 0;
+    // A first receive: the dataset is missing, or has no snapshot yet (the partial state an interrupted `receive -s`
+    // of a full stream leaves behind, now being resumed).
+    const snaps = await ctx.runner.run(['zfs', 'list', '-H', '-o', 'name', '-t', 'snapshot', '-d', '1', req.dataset]);
+    const isNew = snaps.exitCode !== 0 || snaps.stdout.trim() === '';
     const chain: string[][] = [receiveArgv(req.dataset, { unmounted: true, force: req.force, resumable: req.resumable })];
     // The same tools and arguments as the controller's side of the transfer (src/pipeline/transfer.ts).
     if (req.zstd) chain.unshift(ZSTD_DECOMPRESS);

@@ -33,6 +33,7 @@ export async function agentHost(runner: Runner): Promise<ZfsHost> {
     warnings,
     wrapsItself: true,
     sendCommand(dataset, step, wrap) {
+      if (step.kind === 'resume') throw new HozoError('ZFS_UNSUPPORTED', `${runner.name}: hozo-agent cannot resume a send (send -t)`);
       const tools = toolFlags(wrap);
       return step.kind === 'full'
         ? ['send', ...tools, `${dataset}@${step.snapshot.name}`]
@@ -44,7 +45,7 @@ export async function agentHost(runner: Runner): Promise<ZfsHost> {
     },
     // The agent creates missing parents (under its roots only) and sets canmount=noauto on a first receive itself.
     receiveCommand(target, opts, wrap) {
-      return ['receive', ...(opts.unmounted ? ['-u'] : []), ...(opts.force ? ['-F'] : []), ...toolFlags(wrap), target];
+      return ['receive', ...(opts.unmounted ? ['-u'] : []), ...(opts.force ? ['-F'] : []), ...(opts.resumable ? ['-s'] : []), ...toolFlags(wrap), target];
     },
     async inventory(roots) {
       const unique = [...new Set(roots)];
@@ -57,6 +58,7 @@ export async function agentHost(runner: Runner): Promise<ZfsHost> {
     hold: unsupported('take ZFS holds'),
     release: unsupported('release ZFS holds'),
     bookmark: unsupported('create bookmarks'),
+    abortReceive: unsupported('discard partial receives'),
     destroyBookmark: unsupported('destroy bookmarks'),
     async releaseSendHolds() {},
     async listAndHealth(roots, pools) {

@@ -4,6 +4,7 @@ import type { Base, DatasetPlan, Step } from '../planner/types.js';
 export const pointName = (b: Base): string => `${b.bookmark ? '#' : '@'}${b.name}`;
 
 export function describeStep(s: Step): string {
+  if (s.kind === 'resume') return 'resume the interrupted receive (send -t)';
   return s.kind === 'full' ? `full @${s.snapshot.name}` : `${s.intermediates ? '-I' : '-i'} ${pointName(s.from)} → @${s.to.name}`;
 }
 
@@ -29,6 +30,7 @@ export function snapshotsOf(p: DatasetPlan, sourceSnapshots: readonly { name: st
   if (p.action !== 'send') return [];
   const out: string[] = [];
   for (const s of p.steps) {
+    if (s.kind === 'resume') continue; // which snapshot it carries is inside the token
     if (s.kind === 'full') out.push(s.snapshot.name);
     else if (!s.intermediates) out.push(s.to.name);
     else {

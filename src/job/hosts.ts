@@ -5,7 +5,7 @@ import type { Step } from '../planner/types.js';
 import { LocalRunner } from '../transport/local.js';
 import type { Runner } from '../transport/runner.js';
 import type { Logger } from '../util/log.js';
-import { bookmarkArgv, createParentArgv, destroyBookmarkArgv, holdArgv, poolsListArgv, releaseArgv, requireDataset, rollbackArgv } from '../zfs/argv.js';
+import { bookmarkArgv, createParentArgv, destroyBookmarkArgv, holdArgv, poolsListArgv, receiveAbortArgv, releaseArgv, requireDataset, rollbackArgv } from '../zfs/argv.js';
 import { CapabilityCache } from '../zfs/capability-cache.js';
 import { hello } from '../zfs/hello.js';
 import { checkResult } from '../zfs/errors.js';
@@ -31,6 +31,8 @@ export interface ReceiveSetup {
   readonly createParent?: string;
   /** Set canmount=noauto on the new dataset afterwards (first receive of a backup). */
   readonly keepUnmounted: boolean;
+  /** `zfs receive -s`: an interruption leaves a resume token (both ends can resume). */
+  readonly resumable?: boolean;
 }
 
 export interface ZfsHost {
@@ -59,6 +61,8 @@ export interface ZfsHost {
   bookmark(snapshot: string, bookmark: string): Promise<void>;
   /** Destroys one bookmark `ds#name`. */
   destroyBookmark(bookmark: string): Promise<void>;
+  /** `zfs receive -A target`: discards an interrupted receive's partial state (never a snapshot). */
+  abortReceive(target: string): Promise<void>;
   /** zfs-fuse leaves `.send-<pid>-0` holds behind when a -I send dies of SIGPIPE; drop them. */
   releaseSendHolds(dataset: string, step: Step, pid: number | undefined, inventory: Inventory): Promise<void>;
   poolHealth(pools: readonly string[]): Promise<PoolReport[]>;
@@ -125,6 +129,9 @@ export function zfsHost(runner: Runner, caps: Capabilities): ZfsHost {
     },
     async destroyBookmark(bookmark) {
       await zfs(runner, destroyBookmarkArgv(bookmark), `destroy ${bookmark}`);
+    },
+    async abortReceive(target) {
+      await zfs(runner, receiveAbortArgv(target), `discard the partial receive of ${target}`);
     },
     async releaseSendHolds(dataset, step, pid, inventory) {
       if (pid === undefined || runner.name !== 'local' || step.kind !== 'incremental' || !step.intermediates) return;

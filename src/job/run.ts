@@ -52,7 +52,8 @@ export async function runJob(config: Config, job: JobConfig, opts: RunOptions): 
     });
     const { source, target } = hosts;
     report.warnings.push(...source.warnings, ...target.warnings);
-    const policy: Policy = { snapshots: job.snapshots, rollback: job.rollback };
+    // Resumable receives where both ends can (OpenZFS: send -t, receive -s and the token property).
+    const policy: Policy = { snapshots: job.snapshots, rollback: job.rollback, resume: source.caps.resumeTokens && target.caps.resumeTokens };
 
     let [srcInv, dstInv] = await Promise.all([
       hosts.sourceInventory ?? source.inventory(specs.map((s) => s.source)),
@@ -71,7 +72,35 @@ export async function runJob(config: Config, job: JobConfig, opts: RunOptions): 
     for (let attempt = 0; ; attempt++) {
       for (const i of pending) {
         const p = plans[i]!;
-        await replicate(p, report.datasets[i]!, srcInv, source, target, transferOptions(job, p), log);
+        await replicate(p, report.datasets[i]!, srcInv, source, target, transferOptions(job, p, policy), log);
+      }
+      // A resumed stream completes the snapshot it was carrying; the rest is planned from fresh listings now.
+      const resumed = pending.filter((i) => isResume(plans[i]!) && report.datasets[i]!.result === 'sent');
+      if (resumed.length > 0) {
+        [srcInv, dstInv] = await Promise.all([source.inventory(specs.map((s) => s.source)), target.inventory(specs.map((s) => s.target))]);
+        const next = planJob(specs, srcInv, dstInv, policy);
+        for (const i of resumed) {
+          const before = report.datasets[i]!;
+          plans[i] = next[i]!;
+          const d = (report.datasets[i] = initialReport(next[i]!));
+          d.plan = `${before.plan}, then ${d.plan}`;
+          if (next[i]!.action === 'send' && !isResume(next[i]!)) await replicate(next[i]!, d, srcInv, source, target, transferOptions(job, next[i]!, policy), log);
+          if (d.result === 'up-to-date') d.result = 'sent';
+          d.bytes = (d.bytes ?? 0) + (before.bytes ?? 0);
+          d.seconds += before.seconds;
+        }
+      }
+      // A resume the source refuses (stale token: the snapshot it started from is gone) would block the dataset
+      // for good: discard the partial state (never a snapshot) so the retry plans a normal send.
+      for (const i of pending) {
+        const d = report.datasets[i]!;
+        if (!isResume(plans[i]!) || d.result !== 'failed' || !UNUSABLE_TOKEN.test(d.error?.message ?? '')) continue;
+        try {
+          await target.abortReceive(d.target);
+          log.warn(`${d.target}: the interrupted receive could not be resumed; its partial state was discarded (zfs receive -A)`);
+        } catch (e) {
+          log.warn(`${d.target}: could not discard the partial receive: ${(e as Error).message}`);
+        }
       }
       const retry = pending.filter((i) => report.datasets[i]!.result === 'failed' && report.datasets[i]!.error?.code === 'PIPELINE_FAILED');
       if (retry.length === 0 || attempt >= job.retries) break;
@@ -145,12 +174,19 @@ export interface TransferSettings {
   readonly force: boolean;
   /** `zfs receive -u`: backups stay unmounted; restores mount. */
   readonly unmounted: boolean;
+  /** `zfs receive -s`: an interruption leaves a resume token (both ends can resume). */
+  readonly resumable?: boolean;
 }
 
-function transferOptions(job: JobConfig, p: DatasetPlan): TransferSettings {
+function transferOptions(job: JobConfig, p: DatasetPlan, policy: Policy): TransferSettings {
   const rolledBack = p.action === 'send' && p.rollbackTo !== undefined;
-  return { compress: job.compress, buffer: job.buffer, bufferSize: job.bufferSize, force: job.rollback || rolledBack, unmounted: true };
+  return { compress: job.compress, buffer: job.buffer, bufferSize: job.bufferSize, force: job.rollback || rolledBack, unmounted: true, resumable: policy.resume === true };
 }
+
+const isResume = (p: DatasetPlan): boolean => p.action === 'send' && p.steps[0]?.kind === 'resume';
+
+/** What OpenZFS says when a resume token cannot be used (see src/zfs/errors.ts, ZFS_RESUME_INVALID). */
+const UNUSABLE_TOKEN = /resume token is corrupt|resume token does not match|cannot resume send|used in the initial send no longer exists|kind of stream|Resuming recv on existing/i;
 
 /** Runs one dataset's plan from `source` (sender) to `target` (receiver); records the outcome in `d`. */
 export async function replicate(p: DatasetPlan, d: DatasetReport, srcInv: Inventory, source: ZfsHost, target: ZfsHost, settings: TransferSettings, log: Logger): Promise<void> {
@@ -168,7 +204,9 @@ export async function replicate(p: DatasetPlan, d: DatasetReport, srcInv: Invent
         force: settings.force && step.kind === 'incremental',
         unmounted: settings.unmounted,
         ...(step === p.steps[0] && p.createParent !== undefined ? { createParent: p.createParent } : {}),
-        keepUnmounted: step.kind === 'full' && settings.unmounted,
+        // A resumed full receive (no common base) still needs the canmount=noauto its first attempt never set.
+        keepUnmounted: (step.kind === 'full' || (step.kind === 'resume' && p.base === undefined)) && settings.unmounted,
+        resumable: settings.resumable === true,
       };
       const transfer = buildTransfer({
         sendArgv: (wrap) => source.sendCommand(p.source, step, wrap),
@@ -204,7 +242,10 @@ export async function replicate(p: DatasetPlan, d: DatasetReport, srcInv: Invent
     }
     d.bytes = bytes;
     d.snapshotsSent = snapshotsOf(p, srcSnaps);
-    d.newest = p.steps[p.steps.length - 1]!.kind === 'full' ? (p.steps[p.steps.length - 1] as { snapshot: { name: string } }).snapshot.name : (p.steps[p.steps.length - 1] as { to: { name: string } }).to.name;
+    const last = p.steps[p.steps.length - 1]!;
+    // A resumed stream's snapshot is inside its token; the re-plan after it names the newest.
+    const newest = last.kind === 'full' ? last.snapshot.name : last.kind === 'incremental' ? last.to.name : undefined;
+    if (newest !== undefined) d.newest = newest;
     d.result = 'sent';
     d.seconds = (Date.now() - started) / 1000;
     log.info(`${p.source}: ${d.snapshotsSent.length} snapshot(s), ${formatBytes(bytes)} in ${d.seconds.toFixed(1)}s`);

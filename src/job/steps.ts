@@ -11,11 +11,13 @@ export function sendArgvFor(dataset: string, step: Step, caps: Capabilities, est
     ...(caps.sendFlags.has('c') ? { compressed: true } : {}),
     ...(estimateOnly ? { dryRunParsable: true } : {}),
   };
+  // The stream flags of a resumed send come from the token; -n -P still works for an estimate.
+  if (step.kind === 'resume') return sendArgv({ kind: 'resume', token: step.token }, estimateOnly ? { dryRunParsable: true } : {});
   return step.kind === 'full'
     ? sendArgv({ kind: 'full', snapshot: `${dataset}@${step.snapshot.name}` }, opts)
     : sendArgv({ kind: 'incremental', from: `${dataset}${step.from.bookmark ? '#' : '@'}${step.from.name}`, to: `${dataset}@${step.to.name}`, intermediates: step.intermediates }, opts);
 }
 
-export function receiveArgvFor(target: string, opts: { force: boolean; unmounted: boolean }): string[] {
-  return receiveArgv(target, { force: opts.force, unmounted: opts.unmounted });
+export function receiveArgvFor(target: string, opts: { force: boolean; unmounted: boolean; resumable?: boolean }): string[] {
+  return receiveArgv(target, { force: opts.force, unmounted: opts.unmounted, resumable: opts.resumable === true });
 }

@@ -37,6 +37,18 @@ export function planDataset(
 
   const tgt = byTxg(target.snapshots);
   const tgtByGuid = new Map(tgt.map((s) => [s.guid, s]));
+  // An interrupted `zfs receive -s` left partial state: ZFS accepts nothing else into this dataset until it is
+  // resumed or discarded. Resume it (the rest is planned once it completed), or say why not.
+  if (target.resumeToken !== undefined) {
+    if (policy.resume === true) {
+      const common = src[findLastIndex(src, (s) => tgtByGuid.has(s.guid))];
+      return { ...pair, action: 'send', base: common, steps: [{ kind: 'resume', token: target.resumeToken }], rollbackTo: undefined, createParent: undefined };
+    }
+    return conflict(pair, 'partial-receive', {
+      message: `${pair.target} holds a partially received stream (receive_resume_token is set) that cannot be resumed from ${pair.source}: ZFS refuses other streams into it until it is resumed or discarded`,
+      hint: `resuming needs \`zfs send -t\` on the source and \`zfs receive -s\` on the target (OpenZFS); to discard the partial state (not a snapshot, only the interrupted transfer) run \`zfs receive -A ${pair.target}\` on the box`,
+    });
+  }
   const baseIndex = findLastIndex(src, (s) => tgtByGuid.has(s.guid));
   // A bookmark keeps the common point when the source snapshot itself was pruned (OpenZFS). Used only when it is
   // newer than every common snapshot: a snapshot base allows -I and is preferred at equal txg.

@@ -3,6 +3,8 @@ import type { Bookmark, Dataset, Snapshot } from '../zfs/types.js';
 export type SnapshotMode = 'all' | 'latest';
 
 export interface Policy {
+  /** Both ends can resume an interrupted receive (source `send -t`, target `receive -s` and its token). */
+  readonly resume?: boolean;
   /** all: `zfs send -I` (every intermediate snapshot); latest: `zfs send -i` (only the newest). */
   readonly snapshots: SnapshotMode;
   /** Allow rolling the target back to the common base when it diverged (destroys target snapshots after the base). */
@@ -21,13 +23,16 @@ export type Step =
       readonly to: Snapshot;
       /** true: `-I` (with intermediates); false: `-i`. */
       readonly intermediates: boolean;
-    };
+    }
+  /** Finish an interrupted `zfs receive -s` (OpenZFS): `zfs send -t <token>`; what follows is planned afterwards. */
+  | { readonly kind: 'resume'; readonly token: string };
 
 export type ConflictKind =
   | 'source-no-snapshots'
   | 'no-common-snapshot'
   | 'target-diverged'
-  | 'target-ahead';
+  | 'target-ahead'
+  | 'partial-receive';
 
 export interface Conflict {
   readonly kind: ConflictKind;

@@ -321,7 +321,7 @@ describe('serve: accepted verbs run exactly their commands', () => {
       'zfs list -H -o name backup/kraken',
       'zfs create -p -o canmount=off backup/kraken/host',
       'zfs create -p -o canmount=off backup/kraken/host/data',
-      'zfs list -H -o name backup/kraken/host/data/home',
+      'zfs list -H -o name -t snapshot -d 1 backup/kraken/host/data/home',
       // A first receive: the new backup must not mount itself at the next import or boot.
       'zfs set canmount=noauto backup/kraken/host/data/home',
     ]);
