@@ -306,6 +306,10 @@ pkgs.testers.runNixOSTest {
               " | grep -E '^hozo_host_wake_seconds\\{[^}]*host=\"box\"[^}]*\\} [0-9.e+-]+$'"
           )
           assert hozo_status()["jobs"][0]["state"]["lastRun"]["result"] == "ok"
+          # The verified base is held and bookmarked on the source (OpenZFS has bookmarks). User
+          # hozo has no `destroy` delegated, so the previous run's bookmark may stay as well.
+          controller.succeed("zfs holds -H tank/data@t2 | grep -q 'hozo:offsite'")
+          controller.succeed("zfs list -H -t bookmark -o name tank/data | grep -qx 'tank/data#hozo:offsite:t2'")
 
       with subtest("the box boots with its pool and holds both snapshots"):
           box.start()
@@ -319,6 +323,9 @@ pkgs.testers.runNixOSTest {
           # Run 1 created the dataset with a full receive; a receive into the existing dataset
           # (run 2's incremental) goes through OpenZFS's temporary clone <dataset>/%recv.
           box.succeed("zpool history -i backup | grep -q 'backup/hozo/data/%recv'")
+          # Both ends can resume (OpenZFS): the agent received with -s, so a cut-off transfer
+          # would have left a receive_resume_token instead of starting over.
+          box.succeed("zpool history backup | grep -q 'zfs receive -u -s backup/hozo/data'")
           box.succeed("mkdir -p /mnt/check && mount -t zfs -o ro backup/hozo/data@t2 /mnt/check")
           assert box.succeed("cat /mnt/check/note").strip() == "second"
           assert box.succeed("sha256sum < /mnt/check/blob") == controller.succeed(
