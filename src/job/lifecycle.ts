@@ -120,16 +120,30 @@ export async function bringUp(config: Config, hostName: string, job: JobConfig |
       bad.push(`${p}: ${health ?? said ?? (r.stderr.trim().split('\n')[0] || 'not listed')}`);
     }
     if (bad.length === 0) {
-      ready = h;
+      readyHello = h;
       log.debug(`${hostName}: ${h.caps.implementation}, capabilities ${h.source === 'cache' ? 'from the cache (fingerprint unchanged)' : h.source === 'probe' ? 'probed' : 'probed again (ZFS or tools changed)'}`);
     }
     return { ready: bad.length === 0, detail: bad.join('; ') };
   };
 
+  // A box that stops answering between the awake check and the pool check (its power-off, requested by another
+  // controller, came first) is let go down and woken again, like one whose agent says it is shutting down.
+  const poolCheck = async (): Promise<{ ready: boolean; detail: string }> => {
+    try {
+      return await poolProbe();
+    } catch (e) {
+      if (isHozoError(e, 'HOST_UNREACHABLE') && !(await tcpOpen(host.address, host.port, 1000))) {
+        throw new HozoError('BOX_SHUTTING_DOWN', `${hostName} stopped answering (powering down?)`);
+      }
+      throw e;
+    }
+  };
+
   // hozo-agent: the capability probe needs only SSH, not the pools: start it the moment SSH works, beside the pool
   // check. Plain SSH: the pool check brings the capabilities along.
   let target: Promise<ZfsHost> | undefined;
-  let ready: Hello | undefined;
+  /** The plain-SSH ready check's answer that found the pools ready (capabilities, maybe the listing). */
+  let readyHello: Hello | undefined;
   const connect = async () => {
     await runner.connect();
     if (target === undefined && agent) {
@@ -153,7 +167,7 @@ export async function bringUp(config: Config, hostName: string, job: JobConfig |
     opts.onConnecting?.();
     if (report.awakeBefore) {
       log.info(`${hostName} is already awake; it will be left as it is`);
-      const ready = await waitReady(hostName, { tcp: async () => true, ssh: connect, pool: poolProbe }, host.readyTimeout, clock);
+      const ready = await waitReady(hostName, { tcp: async () => true, ssh: connect, pool: poolCheck }, host.readyTimeout, clock);
       log.debug(`${hostName}: pools ready after ${ready.seconds.toFixed(2)}s`);
       return;
     }
@@ -167,7 +181,7 @@ export async function bringUp(config: Config, hostName: string, job: JobConfig |
     }
     const ready = await waitReady(
       hostName,
-      { tcp: (ms) => tcpOpen(host.address, host.port, ms), ssh: connect, pool: poolProbe },
+      { tcp: (ms) => tcpOpen(host.address, host.port, ms), ssh: connect, pool: poolCheck },
       host.readyTimeout,
       clock,
     );
@@ -195,12 +209,12 @@ export async function bringUp(config: Config, hostName: string, job: JobConfig |
         await runner.close();
         report.awakeBefore = false;
         target = undefined;
-        ready = undefined;
+        readyHello = undefined;
       }
     }
     const readyAt = clock.now();
-    if (!agent) target = Promise.resolve(zfsHost(runner, ready!.caps));
-    const targetInventory = agent ? undefined : ready!.inventory;
+    if (!agent) target = Promise.resolve(zfsHost(runner, readyHello!.caps));
+    const targetInventory = agent ? undefined : readyHello!.inventory;
 
     let finished = false;
     return {

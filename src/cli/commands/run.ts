@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { findJob } from '../../config/load.js';
 import { ExitCode } from '../../errors.js';
 import type { JobReport } from '../../job/report.js';
+import type { JobState } from '../../state/state.js';
 import { connectEarly } from '../../job/early.js';
 import type { Context } from '../context.js';
 import { printJson } from '../context.js';
@@ -30,17 +31,20 @@ export function registerRun(program: Command, ctx: Context): void {
       const job = findJob(config, name);
       // The SSH handshake runs in its own process while the modules below load.
       const early = connectEarly(config, job);
-      let report: JobReport;
-      let previous;
       const log = ctx.logger(config);
+      let report: JobReport;
+      let previous: JobState | undefined;
+      let record: typeof import('../../job/record.js');
       try {
-        const [{ runJob }, record] = await Promise.all([import('../../job/run.js'), import('../../job/record.js')]);
+        let runJob: typeof import('../../job/run.js').runJob;
+        [{ runJob }, record] = await Promise.all([import('../../job/run.js'), import('../../job/record.js')]);
         previous = record.previousState(config, job.name, log);
         report = await runJob(config, job, { dryRun: opts.dryRun === true, log, ...(previous ? { previous } : {}), ...(early ? { early } : {}) });
-        await record.recordOutcome(config, report, previous, log);
       } finally {
+        // Adopted by the run (and closed when it released the box), or unused: either way nothing stays open.
         await early?.runner.close();
       }
+      await record.recordOutcome(config, report, previous, log);
       if (opts.json) printJson(ctx, report);
       else ctx.out.write(renderReport(report));
       if (report.error !== undefined) log.error(report.error.message + (report.error.hint ? ` (hint: ${report.error.hint})` : ''));
