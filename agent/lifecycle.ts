@@ -84,7 +84,10 @@ function poweroffArgv(ctx: AgentContext, delaySeconds: number): string[] {
   return [
     'sh',
     '-c',
-    'sleep "$1"; marker=$2; shift 2; "$@"; status=$?; rm -f -- "$marker"; exit $status',
+    // The marker stays once the command succeeded: `systemctl start --no-block …` returns at once while the box
+    // goes down for seconds more, and a `prepare` in that window must not be told "ready". The next boot makes it
+    // stale (AgentState compares it with the boot time). A failed command clears it: the box stays up and works.
+    'sleep "$1"; marker=$2; shift 2; "$@"; status=$?; [ "$status" -eq 0 ] || rm -f -- "$marker"; exit $status',
     'hozo-agent-poweroff',
     String(delaySeconds),
     ctx.state.shutdownPendingPath,
@@ -200,9 +203,9 @@ export async function idleCheck(ctx: AgentContext): Promise<number> {
   } catch (e) {
     exitCode = null;
     error = (e as Error).message;
-  } finally {
-    ctx.state.clearShutdownPending();
   }
+  // As in poweroffArgv: pending until the next boot when the command succeeded, cleared when it failed.
+  if (exitCode !== 0) ctx.state.clearShutdownPending();
   ctx.out(JSON.stringify({ ...decision, ...report, poweroff: { command: ctx.config.poweroffCommand, exitCode, ...(error !== undefined ? { error } : {}) } }) + '\n');
   if (exitCode !== 0) {
     ctx.err(`hozo-agent: power-off command failed: ${error ?? 'killed'}\n`);

@@ -3,6 +3,7 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type { Box } from './box.js';
+import { shellJoin } from '../transport/quote.js';
 
 // From dist/src/lab this is dist/agent/main.js; from the TypeScript sources (tests) the built copy in dist/.
 export const AGENT_MAIN = [resolve(import.meta.dirname, '../../agent/main.js'), resolve(import.meta.dirname, '../../dist/agent/main.js')].find((p) => existsSync(p)) ?? resolve(import.meta.dirname, '../../agent/main.js');
@@ -22,6 +23,16 @@ export interface LabAgent {
 
 export function agentBuilt(): boolean {
   return AGENT_MAIN.endsWith('.js') && existsSync(AGENT_MAIN);
+}
+
+/**
+ * The agent keeps a pending power-off until the box reboots (it compares the marker with the boot time). The lab
+ * box's "power-off" only stops its sshd and its "boot" only starts it again, so its boot hook drops what a reboot
+ * would make stale: the pending marker and a deferred shutdown request.
+ */
+export function writeAgentBootHook(box: Box, leaseDirectory: string): void {
+  const files = [join(leaseDirectory, '.shutdown-pending'), join(leaseDirectory, '.shutdown-requested')];
+  writeFileSync(box.files.bootHook, `#!/bin/sh\n# hozo lab: what a reboot makes stale for hozo-agent.\nrm -f ${shellJoin(files)}\n`, { mode: 0o755 });
 }
 
 export function installAgent(box: Box, opts: LabAgentOptions): LabAgent {
@@ -47,6 +58,8 @@ export function installAgent(box: Box, opts: LabAgentOptions): LabAgent {
       2,
     ),
   );
+  const extraLeases = opts.extra?.['leaseDirectory'];
+  writeAgentBootHook(box, typeof extraLeases === 'string' ? extraLeases : join(dir, 'leases'));
   box.setAuthorizedKeys([box.clientKeyLine(`command="${process.execPath} ${AGENT_MAIN} serve --config ${configPath}",restrict`)]);
   return { configPath, dir };
 }

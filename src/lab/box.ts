@@ -132,6 +132,9 @@ export interface Box {
     readonly home: string;
     /** Shell script that puts the box to sleep from inside it (stops its sshd); refuses to run on the host. */
     readonly sleepScript: string;
+    /** Optional shell script run at each "boot" (wake listener, startSshd on a closed port) before sshd starts: what
+     *  a real reboot does to state that outlives it here (installAgent puts the agent's there). */
+    readonly bootHook: string;
   };
   /** Argv that puts the box to sleep when run inside the box (e.g. as the agent's power-off command). */
   readonly sleepCommand: readonly string[];
@@ -327,6 +330,7 @@ sock.on('message', (m, rinfo) => {
   if (action !== 'boot' || !c.startSshd) return;
   booting = true;
   setTimeout(() => {
+    if (fs.existsSync(c.bootHook)) spawnSync('/bin/sh', [c.bootHook], { stdio: 'inherit', timeout: 10000 });
     const r = spawnSync(c.sshd[0], c.sshd.slice(1), { stdio: 'inherit', timeout: 10000 });
     if (r.status !== 0) console.error('wake: sshd start failed', r.status, r.error || '');
     booting = false;
@@ -410,6 +414,7 @@ async function buildBox(opts: BoxOptions): Promise<Box> {
     wakeEvents: join(dir, 'wake-events.jsonl'),
     home: join(dir, 'home'),
     sleepScript: join(dir, 'sleep.sh'),
+    bootHook: join(dir, 'boot.sh'),
   };
   const upScript = join(dir, 'box-up.sh');
   const env = { [BOX_MARKER_ENV]: id };
@@ -527,6 +532,11 @@ async function buildBox(opts: BoxOptions): Promise<Box> {
   const startSshd = async (): Promise<void> => {
     if (sshdPid() !== undefined && (await sshPortOpen())) return;
     rmSync(files.sshdPid, { force: true });
+    // A "boot": what a reboot would reset (see files.bootHook).
+    if (existsSync(files.bootHook)) {
+      const h = await exec(commandFor(['/bin/sh', files.bootHook]), { timeoutMs: 10_000 });
+      if (h.exitCode !== 0) throw new LabError(`box ${id}: boot hook failed: ${h.stderr.trim()}`);
+    }
     const r = await exec(sshdArgv, { timeoutMs: 10_000 });
     if (r.exitCode !== 0) throw new LabError(`box ${id}: sshd failed to start: ${r.stderr.trim()}\n${tail(files.sshdLog)}`);
     // sshd daemonizes before it binds: wait for the port and its pid file.
@@ -560,6 +570,7 @@ async function buildBox(opts: BoxOptions): Promise<Box> {
       ready,
       pidFile: files.sshdPid,
       sshd: sshdArgv,
+      bootHook: files.bootHook,
       bootDelayMs: w.bootDelayMs ?? 0,
       startSshd: w.startSshd ?? true,
     };

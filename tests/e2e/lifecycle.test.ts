@@ -205,7 +205,7 @@ describe.skipIf(missing.length > 0)('wake → ready → replicate → verify →
     // Another controller's accepted shutdown: the power-off follows in poweroffDelaySeconds (1 s).
     expect((await lab.box.ssh(['shutdown'])).exitCode).toBe(0);
     const r = await hozoJson(config('nightly'), 'run', 'nightly');
-    expect(r.exitCode).toBe(0);
+    expect(r.exitCode, r.stderr).toBe(0);
     expect(r.stderr).toContain('shutting down for another controller');
     expect(r.json.hosts[0]).toMatchObject({ woke: true, awakeBefore: false, shutdown: 'done' });
     expect(r.json.datasets[0]).toMatchObject({ result: 'sent', verified: true });

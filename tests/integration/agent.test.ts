@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLab, labPrerequisites, type Lab } from '../../src/lab/lab.js';
+import { writeAgentBootHook } from '../../src/lab/agent.js';
 import { waitFor } from '../../src/lab/proc.js';
 import { parseCapabilities } from '../../src/zfs/capabilities.js';
 import { parseInventory } from '../../src/zfs/inventory.js';
@@ -360,8 +361,12 @@ describe.skipIf(skip !== undefined)('hozo-agent on real zfs-fuse (built binary, 
     await waitFor('the delayed power-off command', () => existsSync(MARKER), { timeoutMs: 10_000, intervalMs: 50 });
     const ranAt = Number(readFileSync(MARKER, 'utf8').split(' ')[0]);
     expect(ranAt - t0).toBeGreaterThanOrEqual(0.9);
-    // The marker clears once the command has run (the lab's box "wakes" again without rebooting).
-    await waitFor('the pending marker to clear', async () => !JSON.parse((await agent('status')).stdout).shutdownPending, { timeoutMs: 5000 });
+    // The power-off command succeeded, so the box counts as going down until it boots again: still refused.
+    expect(JSON.parse((await agent('status')).stdout).shutdownPending).toBeTruthy();
+    expect((await agent('hold late 60')).code).toBe(3);
+    // What the next boot does to the marker (a new boot time makes it stale); this box does not reboot.
+    rmSync(join(DIR, 'state', 'leases', '.shutdown-pending'));
+    expect(JSON.parse((await agent('status')).stdout).shutdownPending).toBeFalsy();
   });
 
   it('prepare imports the exported pool again (bounded wait), then reports ready', async () => {
@@ -429,6 +434,7 @@ describe.skipIf(skip !== undefined || labMissing.length > 0)('hozo-agent as the 
       }),
     );
     b.setAuthorizedKeys([b.clientKeyLine(`command="${process.execPath} ${MAIN} serve --config ${cfg}",restrict`)]);
+    writeAgentBootHook(b, join(b.dir, 'agent-state', 'leases'));
     await lab.hostZfs(['create', `${lab.source.name}/data`]);
     await lab.hostZfs(['snapshot', `${lab.source.name}/data@s1`]);
   });

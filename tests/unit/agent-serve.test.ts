@@ -548,7 +548,18 @@ describe('idle-check', () => {
     expect(await idleCheck(h.ctx)).toBe(0);
     expect(json(h)).toMatchObject({ action: 'poweroff', idleSeconds: 1860, exported: ['backup'], poweroff: { exitCode: 0 } });
     expect(h.runner.calls).toContain('sh -c echo off');
-    expect(h.state.shutdownPending()).toBeUndefined(); // cleared once the command returned
+    // Still pending after the command returned (`systemctl start --no-block` returns while the box goes down): a
+    // prepare or hold now is refused. The next boot makes the marker stale.
+    expect(h.state.shutdownPending()).toBeDefined();
+    expect(await serve(h.ctx, 'hold late 60')).toBe(3);
+  });
+
+  it('a power-off command that fails clears the pending marker: the box stays up and takes work again', async () => {
+    const f = harness(box((cmd) => (cmd === 'sh -c echo off' ? { exitCode: 1, stderr: 'no permission\n' } : undefined)), { idlePoweroffMinutes: 30 });
+    f.setNow(1_800_000_000);
+    expect(await idleCheck(f.ctx)).toBe(1);
+    expect(f.err.join('')).toMatch(/power-off command failed: no permission/);
+    expect(f.state.shutdownPending()).toBeUndefined();
   });
 
   it('without any activity, idle time counts from boot', async () => {
