@@ -1,7 +1,8 @@
 // What every command action gets: global options resolved once, a logger, and a place to put its exit code
 // (only main sets process.exitCode).
 import type { Command } from 'commander';
-import { loadConfig, resolveConfigPath } from '../config/load.js';
+import { loadConfigCached } from '../config/cache.js';
+import { resolveConfigPath } from '../config/paths.js';
 import type { Config } from '../config/schema.js';
 import { createLogger, type Logger } from '../util/log.js';
 
@@ -15,20 +16,22 @@ export interface Context {
   exitCode: number;
   readonly out: NodeJS.WritableStream;
   logger(config?: Config): Logger;
-  loadConfig(): Config;
+  /** The validated config; `fresh` validates even when the file and schema are unchanged (config check). */
+  loadConfig(opts?: { fresh?: boolean }): Promise<Config>;
   configPath(): string;
 }
 
 export function createContext(program: Command, out: NodeJS.WritableStream = process.stdout): Context {
   const globals = () => program.opts<GlobalOptions>();
-  let cached: Config | undefined;
+  let loaded: Promise<Config> | undefined;
   const ctx: Context = {
     exitCode: 0,
     out,
     configPath: () => resolveConfigPath(globals().config),
-    loadConfig() {
-      cached ??= loadConfig(ctx.configPath());
-      return cached;
+    loadConfig(opts = {}) {
+      if (opts.fresh === true) return import('../config/load.js').then((m) => m.loadConfig(ctx.configPath()));
+      loaded ??= loadConfigCached(ctx.configPath()).then((r) => r.config);
+      return loaded;
     },
     logger(config?: Config) {
       const g = globals();

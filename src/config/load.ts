@@ -2,14 +2,9 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { HozoError } from '../errors.js';
 import { formatIssues } from './issues.js';
-import { configSchema, type Config, type HostConfig, type JobConfig } from './schema.js';
+import { configSchema, type Config } from './schema.js';
 
-export const DEFAULT_CONFIG_PATH = '/etc/hozo/config.json';
-
-/** --config, then $HOZO_CONFIG, then /etc/hozo/config.json. */
-export function resolveConfigPath(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
-  return flag ?? env['HOZO_CONFIG'] ?? DEFAULT_CONFIG_PATH;
-}
+export { DEFAULT_CONFIG_PATH, resolveConfigPath } from './paths.js';
 
 /** Validates already-parsed data; throws CONFIG_INVALID listing every problem. */
 export function validateConfig(data: unknown, source = 'config'): Config {
@@ -47,23 +42,4 @@ export function loadConfig(path: string): Config {
   return parseConfigText(text, path);
 }
 
-export function findJob(config: Config, name: string): JobConfig {
-  const job = config.jobs.find((j) => j.name === name);
-  if (job === undefined) {
-    const names = config.jobs.map((j) => j.name);
-    throw new HozoError('UNKNOWN_JOB', `unknown job "${name}"`, {
-      hint: names.length ? `configured jobs: ${names.join(', ')}` : 'the config has no jobs',
-    });
-  }
-  return job;
-}
-
-export function findHost(config: Config, name: string): HostConfig {
-  const host = config.hosts[name];
-  if (host === undefined) {
-    throw new HozoError('UNKNOWN_HOST', `unknown host "${name}"`, {
-      hint: `configured hosts: ${Object.keys(config.hosts).join(', ') || '(none)'}`,
-    });
-  }
-  return host;
-}
+export { findHost, findJob } from './lookup.js';

@@ -187,7 +187,4 @@ export type JobConfig = z.output<typeof jobSchema>;
 export type DatasetConfig = z.output<typeof datasetSchema>;
 export type WakeConfig = z.output<typeof wakeSchema>;
 
-/** Whether the box answers through hozo-agent (forced command) rather than a plain shell. */
-export function usesAgent(h: HostConfig): boolean {
-  return h.agent ?? h.shutdown === 'agent';
-}
+export { usesAgent } from './lookup.js';

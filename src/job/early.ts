@@ -2,7 +2,7 @@
 // the handshake runs in ssh's own process, so it overlaps module loading instead of following it. Nothing runs on
 // the box until bringUp adopts the connection (and a box that does not answer is handled there, as before).
 import type { Config, JobConfig } from '../config/schema.js';
-import { findHost } from '../config/load.js';
+import { findHost } from '../config/lookup.js';
 import { isHozoError } from '../errors.js';
 import { SshRunner } from '../transport/ssh.js';
 import { tcpOpen } from '../wake/ready.js';

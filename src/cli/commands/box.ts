@@ -2,13 +2,13 @@
 import type { Command } from 'commander';
 import { HozoError } from '../../errors.js';
 import type { HostReport } from '../../job/lifecycle.js';
-import { usesAgent } from '../../config/schema.js';
+import { usesAgent } from '../../config/lookup.js';
 import type { Context } from '../context.js';
-import { findHost } from '../../config/load.js';
+import { findHost } from '../../config/lookup.js';
 import { printJson } from '../context.js';
 
-function hostOf(ctx: Context, name: string) {
-  const config = ctx.loadConfig();
+async function hostOf(ctx: Context, name: string) {
+  const config = await ctx.loadConfig();
   return { config, host: findHost(config, name) };
 }
 
@@ -19,7 +19,7 @@ export function registerBox(program: Command, ctx: Context): void {
     .argument('<host>', 'host name from the config')
     .option('--wait', 'wait until ready (up to its readyTimeout); exit 3 if it never is')
     .action(async (name: string, opts: { wait?: boolean }) => {
-      const { config, host } = hostOf(ctx, name);
+      const { config, host } = await hostOf(ctx, name);
       const log = ctx.logger(config);
       const [{ wakeHost }, { bringUp }] = await Promise.all([import('../../wake/wake.js'), import('../../job/lifecycle.js')]);
       if (!opts.wait) {
@@ -39,7 +39,7 @@ export function registerBox(program: Command, ctx: Context): void {
     .argument('<host>', 'host name from the config')
     .option('--json', 'machine-readable output')
     .action(async (name: string, opts: { json?: boolean }) => {
-      const { config, host } = hostOf(ctx, name);
+      const { config, host } = await hostOf(ctx, name);
       const log = ctx.logger(config);
       const report: HostReport = { name, awakeBefore: true, woke: false, shutdown: 'skipped' };
       const [{ shutdownBox }, { SshRunner }, { tcpOpen }] = await Promise.all([

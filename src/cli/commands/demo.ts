@@ -4,7 +4,6 @@
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Command } from 'commander';
-import { validateConfig } from '../../config/load.js';
 import { HozoError } from '../../errors.js';
 import type { Context } from '../context.js';
 import { renderReport } from '../render.js';
@@ -54,6 +53,7 @@ export function registerDemo(program: Command, ctx: Context): void {
         }
         const metricsDir = join(lab.dir, 'metrics');
         mkdirSync(metricsDir, { recursive: true });
+        const { validateConfig } = await import('../../config/load.js');
         const config = validateConfig({
           stateDirectory: join(lab.dir, 'state'),
           metrics: { textfileDirectory: metricsDir },

@@ -8,8 +8,8 @@ export function registerJobs(program: Command, ctx: Context): void {
     .command('list')
     .description('list jobs with their host, schedule and datasets')
     .option('--json', 'machine-readable output')
-    .action((opts: { json?: boolean }) => {
-      const c = ctx.loadConfig();
+    .action(async (opts: { json?: boolean }) => {
+      const c = await ctx.loadConfig();
       if (opts.json) {
         return printJson(ctx, c.jobs.map((j) => ({ name: j.name, host: j.host, schedule: j.schedule, snapshots: j.snapshots, datasets: j.datasets })));
       }

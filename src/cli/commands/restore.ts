@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { findJob } from '../../config/load.js';
+import { findJob } from '../../config/lookup.js';
 import type { Context } from '../context.js';
 import { printJson } from '../context.js';
 import { renderReport } from '../render.js';
@@ -16,7 +16,7 @@ export function registerRestore(program: Command, ctx: Context): void {
     .option('--force', 'allow rolling an existing local dataset to the box state along a common snapshot')
     .option('--json', 'print the report as JSON on stdout')
     .action(async (name: string, opts: { dataset: string; snapshot?: string; to?: string; force?: boolean; json?: boolean }) => {
-      const config = ctx.loadConfig();
+      const config = await ctx.loadConfig();
       const job = findJob(config, name);
       const log = ctx.logger(config);
       const { restore } = await import('../../job/restore.js');

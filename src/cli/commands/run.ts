@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { findJob } from '../../config/load.js';
+import { findJob } from '../../config/lookup.js';
 import { ExitCode } from '../../errors.js';
 import type { JobReport } from '../../job/report.js';
 import type { JobState } from '../../state/state.js';
@@ -27,7 +27,7 @@ export function registerRun(program: Command, ctx: Context): void {
     .option('--dry-run', 'plan and print what would be sent; change nothing')
     .option('--json', 'print the run report as JSON on stdout')
     .action(async (name: string, opts: { dryRun?: boolean; json?: boolean }) => {
-      const config = ctx.loadConfig();
+      const config = await ctx.loadConfig();
       const job = findJob(config, name);
       // The SSH handshake runs in its own process while the modules below load.
       const early = connectEarly(config, job);
@@ -60,7 +60,7 @@ export function registerPlan(program: Command, ctx: Context): void {
     .option('--json', 'print the plan as JSON on stdout')
     .option('--wake', 'wake the box if it sleeps (and put it back to sleep afterwards)')
     .action(async (name: string, opts: { json?: boolean; wake?: boolean }) => {
-      const config = ctx.loadConfig();
+      const config = await ctx.loadConfig();
       const job = findJob(config, name);
       const early = connectEarly(config, job);
       const log = ctx.logger(config);

@@ -1,8 +1,7 @@
 // Last results of the local jobs and, when reachable without waking it (or with --wake), the box's own status.
 import type { Command } from 'commander';
-import { readJobState } from '../../state/state.js';
 import { formatBytes } from '../../util/log.js';
-import { findHost } from '../../config/load.js';
+import { findHost } from '../../config/lookup.js';
 import type { Context } from '../context.js';
 import { printJson } from '../context.js';
 
@@ -14,9 +13,10 @@ export function registerStatus(program: Command, ctx: Context): void {
     .option('--json', 'machine-readable output')
     .option('--wake', 'wake a sleeping box to read its status (and put it back to sleep)')
     .action(async (only: string | undefined, opts: { json?: boolean; wake?: boolean }) => {
-      const config = ctx.loadConfig();
+      const config = await ctx.loadConfig();
       const log = ctx.logger(config);
       if (only !== undefined) findHost(config, only);
+      const { readJobState } = await import('../../state/state.js');
       const hostNames = Object.keys(config.hosts).filter((h) => only === undefined || h === only);
       const jobs = config.jobs
         .filter((j) => only === undefined || j.host === only)

@@ -1,0 +1,30 @@
+// Lookups on a validated Config. No schema here: the commands' start-up path (a cached config, the job's host) must
+// not load zod.
+import { HozoError } from '../errors.js';
+import type { Config, HostConfig, JobConfig } from './schema.js';
+
+export function findJob(config: Config, name: string): JobConfig {
+  const job = config.jobs.find((j) => j.name === name);
+  if (job === undefined) {
+    const names = config.jobs.map((j) => j.name);
+    throw new HozoError('UNKNOWN_JOB', `unknown job "${name}"`, {
+      hint: names.length ? `configured jobs: ${names.join(', ')}` : 'the config has no jobs',
+    });
+  }
+  return job;
+}
+
+export function findHost(config: Config, name: string): HostConfig {
+  const host = config.hosts[name];
+  if (host === undefined) {
+    throw new HozoError('UNKNOWN_HOST', `unknown host "${name}"`, {
+      hint: `configured hosts: ${Object.keys(config.hosts).join(', ') || '(none)'}`,
+    });
+  }
+  return host;
+}
+
+/** The box is driven through hozo-agent (explicitly, or because hozo-agent powers it off). */
+export function usesAgent(h: HostConfig): boolean {
+  return h.agent ?? h.shutdown === 'agent';
+}

@@ -1,0 +1,80 @@
+// The validated config remembered between starts: used only for the same bytes and the same schema build, never by
+// `config check`, never written for an invalid file.
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { cacheFile, DEFAULT_STATE_DIRECTORY, loadConfigCached } from '../../src/config/cache.js';
+import { validateConfig } from '../../src/config/load.js';
+import { HozoError } from '../../src/errors.js';
+
+describe('loadConfigCached', () => {
+  let dir: string;
+  let state: string;
+  let path: string;
+  const write = (jobName: string, ext = 'json') => {
+    path = join(dir, `hozo.${ext}`);
+    const c = { stateDirectory: state, hosts: {}, jobs: [{ name: jobName, host: 'local', datasets: [{ source: 'tank/a', target: 'backup/a' }] }] };
+    writeFileSync(path, ext === 'json' ? JSON.stringify(c) : `stateDirectory: ${state}\nhosts: {}\njobs:\n  - name: ${jobName}\n    host: local\n    datasets: [{ source: tank/a, target: backup/a }]\n`);
+  };
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'hozo-cfgcache-'));
+    state = join(dir, 'state');
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('validates the first time and stores the result (0600), then reuses it for the same bytes', async () => {
+    write('nightly');
+    const first = await loadConfigCached(path);
+    expect(first.cached).toBe(false);
+    expect(first.config.jobs[0]!.retries).toBe(3); // defaults filled by the schema
+    expect(statSync(cacheFile(state)).mode & 0o777).toBe(0o600);
+    const second = await loadConfigCached(path);
+    expect(second).toEqual({ config: first.config, cached: true });
+  });
+
+  it('one changed byte validates again (and replaces the entry)', async () => {
+    write('nightly');
+    await loadConfigCached(path);
+    write('nightly2');
+    const r = await loadConfigCached(path);
+    expect(r.cached).toBe(false);
+    expect(r.config.jobs[0]!.name).toBe('nightly2');
+    expect((await loadConfigCached(path)).cached).toBe(true);
+  });
+
+  it('an invalid file is an error every time and is never stored', async () => {
+    write('has space');
+    for (let i = 0; i < 2; i++) {
+      const e = await loadConfigCached(path).catch((x: unknown) => x);
+      expect(e).toBeInstanceOf(HozoError);
+      expect((e as HozoError).code).toBe('CONFIG_INVALID');
+    }
+    expect(() => readFileSync(cacheFile(state))).toThrow(/ENOENT/);
+  });
+
+  it('a damaged cache file, or one for other bytes, means a full validation', async () => {
+    write('nightly');
+    await loadConfigCached(path);
+    writeFileSync(cacheFile(state), '{"key": 1');
+    expect((await loadConfigCached(path)).cached).toBe(false);
+    const stored = JSON.parse(readFileSync(cacheFile(state), 'utf8'));
+    writeFileSync(cacheFile(state), JSON.stringify({ ...stored, key: '0'.repeat(64) }));
+    expect((await loadConfigCached(path)).cached).toBe(false);
+  });
+
+  it('YAML configs are cached too (their stateDirectory read with the yaml parser)', async () => {
+    write('nightly', 'yaml');
+    expect((await loadConfigCached(path)).cached).toBe(false);
+    expect((await loadConfigCached(path)).cached).toBe(true);
+  });
+
+  it('a missing file is the usual CONFIG_NOT_FOUND', async () => {
+    const e = await loadConfigCached(join(dir, 'nope.json')).catch((x: unknown) => x);
+    expect((e as HozoError).code).toBe('CONFIG_NOT_FOUND');
+  });
+
+  it('its default state directory is the schema\'s', () => {
+    expect(validateConfig({}).stateDirectory).toBe(DEFAULT_STATE_DIRECTORY);
+  });
+});
