@@ -71,6 +71,8 @@ export class SshRunner implements Runner {
   private readonly connectTimeout: number;
   private dir: string | undefined;
   private masterUp = false;
+  /** The connect() under way, if any: close() must wait for it, or its master would outlive the run. */
+  private connecting: Promise<void> | undefined;
 
   constructor(target: SshTarget) {
     this.name = target.name;
@@ -90,9 +92,17 @@ export class SshRunner implements Runner {
     return o;
   }
 
-  /** Opens the ControlMaster; throws a typed error (unreachable / auth / host key) when it cannot. */
-  async connect(): Promise<void> {
-    if (this.masterUp) return;
+  /** Opens the ControlMaster; throws a typed error (unreachable / auth / host key) when it cannot. A call while one
+   *  is under way waits for that one. */
+  connect(): Promise<void> {
+    if (this.masterUp) return Promise.resolve();
+    this.connecting ??= this.openMaster().finally(() => {
+      this.connecting = undefined;
+    });
+    return this.connecting;
+  }
+
+  private async openMaster(): Promise<void> {
     const argv = [
       ...baseSshOptions(this.host, this.connectTimeout),
       '-o', 'ControlMaster=yes',
@@ -127,6 +137,8 @@ export class SshRunner implements Runner {
   }
 
   async close(): Promise<void> {
+    // A master still being opened (the early connection of a run that stopped at once) is closed once it is up.
+    await this.connecting?.catch(() => undefined);
     if (this.masterUp) {
       this.masterUp = false;
       await exec('ssh', ['-o', `ControlPath=${this.controlPath}`, '-O', 'exit', this.host.address], { timeoutMs: 10_000 });

@@ -7,6 +7,8 @@ import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLab, labPrerequisites, type Lab } from '../../src/lab/lab.js';
 import { hozo, hozoJson, startHozo, writeConfig } from '../helpers/hozo.js';
+import { SshRunner } from '../../src/transport/ssh.js';
+import { validateConfig } from '../../src/config/load.js';
 
 const missing = labPrerequisites();
 if (missing.length > 0) console.warn(`SKIP: tests/integration/replication.test.ts needs ${missing.join(', ')}`);
@@ -226,6 +228,16 @@ describe.skipIf(missing.length > 0)('replication over SSH into the lab box (real
     const loser = a.exitCode === 1 ? a : b;
     expect(String(loser.stderr)).toContain('already running');
     // Each run opened its SSH connection while it loaded; neither leaves its ControlMaster behind.
+    const masters = await execa('pgrep', ['-f', `ControlMaster=yes .*${lab.box.boxIp.replace(/\./g, '\\.')}$`], { reject: false });
+    expect(masters.stdout).toBe('');
+  });
+
+  it('closing an SSH runner while its ControlMaster is still being opened leaves no master behind', async () => {
+    // What a run that stops at once (lock held) does with the connection it started while loading.
+    const runner = new SshRunner({ name: 'box', host: validateConfig({ hosts: { box: lab.box.hostConfig() } }).hosts['box']! });
+    const opening = runner.connect();
+    await runner.close();
+    await opening;
     const masters = await execa('pgrep', ['-f', `ControlMaster=yes .*${lab.box.boxIp.replace(/\./g, '\\.')}$`], { reject: false });
     expect(masters.stdout).toBe('');
   });
