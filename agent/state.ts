@@ -17,6 +17,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { LEASE_ID } from './command.js';
+import { pidExists, procStartTime } from '../src/util/proc.js';
 
 /** Unix seconds. */
 export type Clock = () => number;
@@ -66,25 +67,6 @@ function readJson(path: string): unknown {
 
 function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null;
-}
-
-/** Start time of a process (field 22 of /proc/PID/stat), undefined when it is gone or /proc is unreadable. */
-export function procStartTime(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
-  } catch {
-    return undefined;
-  }
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** Seconds since boot (/proc/uptime), undefined when unreadable. */
@@ -169,7 +151,7 @@ export class AgentState {
       try {
         const owner = Number(readFileSync(this.lockFile, 'utf8').trim());
         const age = Date.now() - statSync(this.lockFile).mtimeMs;
-        stale = (Number.isInteger(owner) && owner > 0 && !pidAlive(owner)) || age > 30_000;
+        stale = (Number.isInteger(owner) && owner > 0 && !pidExists(owner)) || age > 30_000;
       } catch {
         continue; // released meanwhile
       }
@@ -272,7 +254,7 @@ export class AgentState {
         started: v['started'] as number,
         ...(typeof v['start'] === 'string' ? { start: v['start'] } : {}),
       };
-      const alive = pidAlive(m.pid) && (m.start === undefined || procStartTime(m.pid) === undefined || procStartTime(m.pid) === m.start);
+      const alive = pidExists(m.pid) && (m.start === undefined || procStartTime(m.pid) === undefined || procStartTime(m.pid) === m.start);
       if (!alive) {
         try {
           unlinkSync(path);

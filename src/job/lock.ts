@@ -2,19 +2,11 @@
 import { closeSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { HozoError } from '../errors.js';
+import { pidExists } from '../util/proc.js';
 
 export interface Lock {
   readonly path: string;
   release(): void;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 export function acquireJobLock(stateDirectory: string, job: string): Lock {
@@ -42,7 +34,7 @@ export function acquireJobLock(stateDirectory: string, job: string): Lock {
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
       const owner = Number.parseInt(readFileSync(path, 'utf8'), 10);
-      if (Number.isInteger(owner) && owner > 0 && alive(owner)) {
+      if (Number.isInteger(owner) && owner > 0 && pidExists(owner)) {
         throw new HozoError('LOCKED', `job "${job}" is already running (pid ${owner}, lock ${path})`, {
           hint: 'wait for the other run to finish; runs of one job never overlap',
         });

@@ -121,15 +121,7 @@ export function envOf(pid: number, name: string): string | undefined {
   return undefined;
 }
 
-/** Start time of a process (clock ticks since boot, field 22 of /proc/PID/stat): tells a live owner from a reused pid. */
-export function procStartTime(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
-  } catch {
-    return undefined;
-  }
-}
+export { procStartTime } from '../util/proc.js';
 
 /** This process and its ancestors: never signalled by cleanup. */
 export function selfAndAncestors(): Set<number> {
