@@ -136,13 +136,18 @@ export function parseCapabilities(output: string, host?: string): Capabilities {
   };
 }
 
-/** Runs the probe on `runner`'s host (one command) and parses it. */
-export async function probeCapabilities(runner: Runner, opts: RunOptions = {}): Promise<Capabilities> {
+/** Runs the probe on `runner`'s host (one command); its output, for parseCapabilities (and the capability cache). */
+export async function runProbe(runner: Runner, opts: RunOptions = {}): Promise<string> {
   const result = await runner.run(probeArgv(), { timeoutMs: 60_000, ...opts });
   if (result.exitCode === null) {
     throw new HozoError('ZFS_UNKNOWN', `${runner.name}: capability probe was killed (timeout or signal)`, {
       hint: 'a zfs command hung on that host; check `zpool status` there',
     });
   }
-  return parseCapabilities(result.stdout + result.stderr, runner.name);
+  return result.stdout + result.stderr;
+}
+
+/** Runs the probe on `runner`'s host (one command) and parses it. */
+export async function probeCapabilities(runner: Runner, opts: RunOptions = {}): Promise<Capabilities> {
+  return parseCapabilities(await runProbe(runner, opts), runner.name);
 }

@@ -7,7 +7,7 @@
 import type { BatchCommand } from '../transport/batch.js';
 import { runBatch } from '../transport/batch.js';
 import type { CommandResult, RunOptions, Runner } from '../transport/runner.js';
-import { parseCapabilities, probeArgv } from './capabilities.js';
+import { parseCapabilities, probeArgv, runProbe } from './capabilities.js';
 import { fingerprintArgv, type CapabilityCache } from './capability-cache.js';
 import { inventoryFromResult, listInventoryArgv } from './inventory.js';
 import type { Capabilities, Inventory } from './types.js';
@@ -68,8 +68,7 @@ export async function hello(runner: Runner, cache: CapabilityCache, opts: HelloO
     probeOutput = p.stdout + p.stderr;
     source = 'probe';
   } else {
-    const p = await runner.run(probeArgv(), runOpts);
-    probeOutput = p.stdout + p.stderr;
+    probeOutput = await runProbe(runner, runOpts);
     source = 'reprobe';
   }
   const caps = parseCapabilities(probeOutput, runner.name);
