@@ -9,19 +9,10 @@ import { sendArgvFor } from '../../src/job/steps.js';
 import { HozoError } from '../../src/errors.js';
 import { createLogger } from '../../src/util/log.js';
 import type { Capabilities, Inventory } from '../../src/zfs/types.js';
+import { testCaps } from '../helpers/caps.js';
 
-const caps = (bookmarks: boolean): Capabilities => ({
-  listParsable: true,
-  resumeTokens: true,
-  bookmarks,
-  sendFlags: new Set(['L', 'e', 'c']),
-  receiveFlags: new Set(['s', 'u']),
-  holds: true,
-  mbuffer: false,
-  pv: false,
-  zstd: false,
-  implementation: 'OpenZFS 2.2.6 (fake)',
-});
+const caps = (bookmarks: boolean): Capabilities =>
+  testCaps({ resumeTokens: true, bookmarks, sendFlags: new Set(['L', 'e', 'c']), receiveFlags: new Set(['s', 'u']), implementation: 'OpenZFS 2.2.6 (fake)' });
 
 function fakeSource(bookmarks: boolean, fail?: RegExp): ZfsHost & { calls: string[] } {
   const calls: string[] = [];

@@ -8,7 +8,8 @@ import { sendArgvFor } from '../../src/job/steps.js';
 import { planDataset } from '../../src/planner/plan.js';
 import type { Policy } from '../../src/planner/types.js';
 import { LocalRunner } from '../../src/transport/local.js';
-import type { Capabilities, Dataset } from '../../src/zfs/types.js';
+import type { Dataset } from '../../src/zfs/types.js';
+import { testCaps } from '../helpers/caps.js';
 
 const TOKEN = '1-fd3f3ea61-130-789c636064000310a500c4ec50360710e72765a5269730300434';
 const snap = (name: string, guid: string, txg: number) => ({ name, guid, createtxg: txg, creation: 1_700_000_000 + txg });
@@ -40,14 +41,14 @@ describe('resumable receives (OpenZFS only; planned from listings, zfs-fuse has 
   });
 
   it('send -t carries no other stream flags (they are in the token); -n -P still estimates', () => {
-    const caps = { sendFlags: new Set(['L', 'e', 'c', 'n', 'P']) } as unknown as Capabilities;
+    const caps = testCaps({ sendFlags: new Set(['L', 'e', 'c', 'n', 'P']) });
     expect(sendArgvFor('tank/home', { kind: 'resume', token: TOKEN }, caps)).toEqual(['zfs', 'send', '-t', TOKEN]);
     expect(sendArgvFor('tank/home', { kind: 'resume', token: TOKEN }, caps, true)).toEqual(['zfs', 'send', '-n', '-P', '-t', TOKEN]);
     expect(() => sendArgvFor('tank/home', { kind: 'resume', token: 'x; rm -rf /' }, caps)).toThrow(/malformed receive_resume_token/);
   });
 
   it('receives with -s where both ends can resume, so an interruption leaves a token', () => {
-    const host = zfsHost(new LocalRunner(), { sendFlags: new Set(), receiveFlags: new Set(['s']) } as unknown as Capabilities);
+    const host = zfsHost(new LocalRunner(), testCaps({ receiveFlags: new Set(['s']) }));
     expect(host.receiveCommand('backup/home', { force: false, unmounted: true, keepUnmounted: false, resumable: true })).toEqual(['zfs', 'receive', '-u', '-s', 'backup/home']);
     expect(host.receiveCommand('backup/home', { force: false, unmounted: true, keepUnmounted: false })).toEqual(['zfs', 'receive', '-u', 'backup/home']);
   });

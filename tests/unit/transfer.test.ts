@@ -5,20 +5,9 @@ import { buildTransfer, type TransferOptions, type Wrap } from '../../src/pipeli
 import { shellJoin } from '../../src/transport/quote.js';
 import type { Runner } from '../../src/transport/runner.js';
 import type { Capabilities } from '../../src/zfs/types.js';
+import { testCaps } from '../helpers/caps.js';
 
-const caps = (tools: Partial<Pick<Capabilities, 'mbuffer' | 'pv' | 'zstd'>>): Capabilities => ({
-  listParsable: true,
-  resumeTokens: false,
-  bookmarks: false,
-  sendFlags: new Set(),
-  receiveFlags: new Set(),
-  holds: true,
-  mbuffer: false,
-  pv: false,
-  zstd: false,
-  implementation: 'test',
-  ...tools,
-});
+const caps = (tools: Partial<Pick<Capabilities, 'mbuffer' | 'pv' | 'zstd'>>): Capabilities => testCaps(tools);
 const ALL = caps({ mbuffer: true, pv: true, zstd: true });
 const NONE = caps({});
 
