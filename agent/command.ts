@@ -18,6 +18,7 @@ export const PROTOCOL: Readonly<Record<string, string>> = {
   capabilities: 'capabilities',
   list: 'list [<dataset>...]',
   receive: 'receive [-u] [-F] [-s] [--zstd] [--mbuffer] <dataset>',
+  'abort-receive': 'abort-receive <dataset>',
   send: 'send [-L] [-e] [-c] [-w] [-p] [--zstd] [--mbuffer] [-i|-I <from-snapshot>] <dataset@snapshot>',
   status: 'status',
   prepare: 'prepare',
@@ -49,6 +50,8 @@ export type Request =
       readonly zstd: boolean;
       readonly mbuffer: boolean;
     }
+  /** `zfs receive -A`: discard an interrupted resumable receive's partial state (never a snapshot). */
+  | { readonly verb: 'abort-receive'; readonly dataset: string }
   | {
       readonly verb: 'send';
       readonly snapshot: string;
@@ -175,6 +178,13 @@ function parseTokens(tokens: readonly string[], policy: CommandPolicy): Request 
         zstd: seen.has('--zstd'),
         mbuffer: seen.has('--mbuffer'),
       };
+    }
+    case 'abort-receive': {
+      const dataset = args[0];
+      if (dataset === undefined) refuse(`abort-receive needs a dataset (usage: ${PROTOCOL['abort-receive']})`);
+      if (dataset.startsWith('-')) refuse(`abort-receive takes no options (got ${printable(dataset)})`);
+      noMore('abort-receive', args.slice(1));
+      return { verb, dataset: confinedDataset(dataset, policy.roots, 'receive target', true) };
     }
     case 'send': {
       const flags = { largeBlock: false, embedded: false, compressed: false, raw: false, props: false };

@@ -7,7 +7,7 @@ import { hold, release, shutdown } from './lifecycle.js';
 import { list } from './list.js';
 import { prune } from './prune.js';
 import { prepare, status, AGENT_PROTOCOL_VERSION } from './status.js';
-import { capabilities, receive, send } from './streams.js';
+import { abortReceive, capabilities, receive, send } from './streams.js';
 
 export const AGENT_VERSION = '0.1.0';
 
@@ -22,6 +22,8 @@ async function dispatch(ctx: AgentContext, req: Request, lastActivity: number | 
       return list(ctx, req.datasets);
     case 'receive':
       return receive(ctx, req);
+    case 'abort-receive':
+      return abortReceive(ctx, req);
     case 'send':
       return send(ctx, req);
     case 'status':

@@ -1,6 +1,6 @@
 // The verbs that move bytes: receive (stdin → zfs receive), send (zfs send → stdout) and capabilities (the probe's
 // output). Each child gets the agent's own file descriptors, so the stream never passes through JavaScript.
-import { createParentArgv, receiveArgv, sendArgv } from '../src/zfs/argv.js';
+import { createParentArgv, receiveAbortArgv, receiveArgv, sendArgv } from '../src/zfs/argv.js';
 import { parseCapabilities, probeArgv } from '../src/zfs/capabilities.js';
 import { CapabilityCache, fingerprintArgv } from '../src/zfs/capability-cache.js';
 import { checkResult } from '../src/zfs/errors.js';
@@ -88,6 +88,30 @@ export async function receive(ctx: AgentContext, req: Extract<Request, { verb: '
     return code;
   } finally {
     unmark();
+  }
+}
+
+/**
+ * Discards the partial state of an interrupted `receive -s` (the controller asks when the sender refuses the resume
+ * token, e.g. its snapshot is gone). Only that hidden partial state goes; no snapshot or dataset is destroyed. Refused
+ * while a receive into the same dataset runs.
+ */
+export async function abortReceive(ctx: AgentContext, req: Extract<Request, { verb: 'abort-receive' }>): Promise<number> {
+  const busy = await ctx.state.withLock(() =>
+    ctx.state.receives().some((r) => r.dataset === req.dataset) ? `a receive into ${req.dataset} is running` : ctx.state.markReceive(req.dataset),
+  );
+  if (typeof busy === 'string') {
+    ctx.err(`hozo-agent: abort-receive refused: ${busy}\n`);
+    return AgentExit.BUSY;
+  }
+  try {
+    const argv = receiveAbortArgv(req.dataset);
+    const r = await ctx.runner.run(argv, { timeoutMs: 60_000 });
+    checkResult(r, { action: `discard the partial receive of ${req.dataset}`, argv });
+    ctx.log.write(`discarded the partial receive of ${req.dataset}`);
+    return AgentExit.OK;
+  } finally {
+    busy();
   }
 }
 

@@ -58,7 +58,9 @@ export async function agentHost(runner: Runner): Promise<ZfsHost> {
     hold: unsupported('take ZFS holds'),
     release: unsupported('release ZFS holds'),
     bookmark: unsupported('create bookmarks'),
-    abortReceive: unsupported('discard partial receives'),
+    async abortReceive(target) {
+      await verb(runner, ['abort-receive', target], `abort-receive ${target}`);
+    },
     destroyBookmark: unsupported('destroy bookmarks'),
     async releaseSendHolds() {},
     async listAndHealth(roots, pools) {

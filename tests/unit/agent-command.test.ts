@@ -39,6 +39,16 @@ describe('accepted requests', () => {
     expect(ok('receive -u -F backup/kraken/home', { ...policy, allowRollback: true })).toMatchObject({ force: true });
   });
 
+  it('abort-receive: one dataset strictly below a root, no options', () => {
+    expect(ok('abort-receive backup/kraken/home')).toEqual({ verb: 'abort-receive', dataset: 'backup/kraken/home' });
+    expect(refused('abort-receive')).toMatch(/needs a dataset/);
+    expect(refused('abort-receive backup/kraken')).toMatch(/backup root itself/);
+    expect(refused('abort-receive backup/other/x')).toMatch(/outside the backup roots/);
+    expect(refused('abort-receive -A backup/kraken/home')).toMatch(/no options/);
+    expect(refused('abort-receive backup/kraken/a backup/kraken/b')).toMatch(/unexpected argument/);
+    expect(refused('abort-receive backup/kraken/a@snap')).toMatch(/not a snapshot/);
+  });
+
   it('send: full, incremental with -i/-I (full or @short base), stream flags', () => {
     expect(ok('send backup/kraken/home@s2')).toMatchObject({ verb: 'send', snapshot: 'backup/kraken/home@s2', intermediates: false });
     expect(ok('send -i backup/kraken/home@s1 backup/kraken/home@s2')).toMatchObject({ from: 'backup/kraken/home@s1', intermediates: false });
