@@ -4,6 +4,7 @@
 import type { Config, JobConfig } from '../config/schema.js';
 import { findHost } from '../config/lookup.js';
 import { isHozoError } from '../errors.js';
+import { cipherPreference, localHasAes, rememberedAes } from '../transport/cipher.js';
 import { SshRunner } from '../transport/ssh.js';
 import { tcpOpen } from '../wake/ready.js';
 
@@ -33,7 +34,7 @@ export async function awakeCheck(runner: SshRunner, address: string, port: numbe
 export function connectEarly(config: Config, job: JobConfig): EarlyConnection | undefined {
   if (job.host === 'local') return undefined;
   const host = findHost(config, job.host);
-  const runner = new SshRunner({ name: job.host, host });
+  const runner = new SshRunner({ name: job.host, host, ciphers: cipherPreference(localHasAes(), rememberedAes(config.stateDirectory, job.host)) });
   const awake = awakeCheck(runner, host.address, host.port);
   awake.catch(() => undefined);
   return { hostName: job.host, runner, awake };

@@ -3,6 +3,7 @@
 import { hostname } from 'node:os';
 import { usesAgent, type Config, type HostConfig, type JobConfig } from '../config/schema.js';
 import { HozoError, isHozoError } from '../errors.js';
+import { cipherPreference, localHasAes, rememberAes, rememberedAes } from '../transport/cipher.js';
 import { SshRunner } from '../transport/ssh.js';
 import type { Logger } from '../util/log.js';
 import { poolsListArgv } from '../zfs/argv.js';
@@ -86,7 +87,8 @@ export async function bringUp(config: Config, hostName: string, job: JobConfig |
   const agent = usesAgent(host);
   // The connection the CLI started while hozo loaded, when it is for this host (used for the first check only).
   let early = opts.early?.hostName === hostName ? opts.early : undefined;
-  const runner = early?.runner ?? new SshRunner({ name: hostName, host });
+  const runner =
+    early?.runner ?? new SshRunner({ name: hostName, host, ciphers: cipherPreference(localHasAes(), rememberedAes(config.stateDirectory, hostName)) });
   const report: HostReport = { name: hostName, awakeBefore: false, woke: false, shutdown: 'skipped' };
   const pools = poolsFor(host, job);
   const cache = new CapabilityCache(config.stateDirectory);
@@ -214,6 +216,8 @@ export async function bringUp(config: Config, hostName: string, job: JobConfig |
     }
     const readyAt = clock.now();
     if (!agent) target = Promise.resolve(zfsHost(runner, readyHello!.caps));
+    // The box's CPU chooses the next run's cipher (cipher.ts).
+    target?.then((t) => rememberAes(config.stateDirectory, hostName, t.caps.aes)).catch(() => undefined);
     const targetInventory = agent ? undefined : readyHello!.inventory;
 
     let finished = false;

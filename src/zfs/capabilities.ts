@@ -31,6 +31,8 @@ echo '@@ pool'
 zpool upgrade -v 2>&1 | head -n 1
 echo '@@ tools'
 for t in ${TOOLS}; do command -v "$t"; done
+echo '@@ cpu'
+grep -m 1 -E '^(flags|Features)' /proc/cpuinfo 2>/dev/null | grep -ow aes
 echo '@@ end'
 `;
 
@@ -133,6 +135,8 @@ export function parseCapabilities(output: string, host?: string): Capabilities {
     pv: tools.has('pv'),
     zstd: tools.has('zstd'),
     implementation: implementationOf(get('version'), get('pool'), tools),
+    // Older probes (stored ones, fixtures) have no cpu section: unknown.
+    ...(s.has('cpu') ? { aes: get('cpu').some((l) => l.trim() === 'aes') } : {}),
   };
 }
 

@@ -53,4 +53,6 @@ export interface Capabilities {
   readonly zstd: boolean;
   /** Human-readable implementation, e.g. "zfs-fuse (pool v23)" or "OpenZFS 2.2.6". */
   readonly implementation: string;
+  /** The host's CPU has AES instructions (chooses the SSH cipher); undefined when the probe did not say. */
+  readonly aes?: boolean;
 }
