@@ -19,9 +19,14 @@ import { Vm, detectAccel, qemuName, type VmSpec } from './vm.js';
 
 export const PROJECT_ROOT = resolve(import.meta.dirname, '..', '..', '..', ...(import.meta.dirname.includes('/dist/') ? ['..'] : []));
 const VM_LAB_ID = /^[a-z0-9]{1,8}$/;
-export const VM_NODE = '/opt/hozo/.lab/vm-bin/node';
-export const VM_HOZO = `${VM_NODE} /opt/hozo/dist/src/cli/main.js`;
-export const VM_AGENT = `${VM_NODE} /opt/hozo/dist/agent/main.js`;
+// The runtime (node, dist, production node_modules) is copied from the 9p share onto each VM's own disk: the share
+// does not survive a suspend to RAM (processes reading it stay in D state after the resume), and a local copy also
+// keeps a running suite on the code it started with while the checkout is rebuilt.
+export const VM_RUNTIME = '/opt/hozo-rt';
+export const VM_NODE = `${VM_RUNTIME}/node`;
+export const VM_HOZO = `${VM_NODE} ${VM_RUNTIME}/dist/src/cli/main.js`;
+export const VM_AGENT = `${VM_NODE} ${VM_RUNTIME}/dist/agent/main.js`;
+const STAGE = join(PROJECT_ROOT, '.lab', 'vm-runtime');
 export const AGENT_ROOT = 'backup/hozo';
 
 export type Series = '2.3' | '2.1';
@@ -165,10 +170,7 @@ export async function createVmLab(opts: VmLabOptions = {}): Promise<VmLab> {
   const net = `10.78.${subnet}`;
   const broadcast = `${net}.255`;
 
-  // The guests run the host's node (same glibc: both are Debian 12) from the shared project directory.
-  mkdirSync(join(PROJECT_ROOT, '.lab', 'vm-bin'), { recursive: true });
-  const nodeCopy = join(PROJECT_ROOT, '.lab', 'vm-bin', 'node');
-  if (!existsSync(nodeCopy) || statSync(nodeCopy).size !== statSync(process.execPath).size) copyFileSync(process.execPath, nodeCopy);
+  await step('stage runtime', () => stageRuntime());
 
   const key = join(dir, 'root_key');
   copyFileSync(join(image, 'id_ed25519'), key);
@@ -312,14 +314,51 @@ export function attachVmLab(id = 'oz'): VmLab {
   });
 }
 
+/**
+ * <project>/.lab/vm-runtime: the host's node binary (same glibc: both are Debian 12), dist/, package.json and the
+ * production dependencies (`npm ls --omit=dev`), for installRuntime() to copy into the VMs.
+ */
+export async function stageRuntime(): Promise<void> {
+  rmSync(STAGE, { recursive: true, force: true });
+  mkdirSync(STAGE, { recursive: true });
+  copyFileSync(process.execPath, join(STAGE, 'node'));
+  await check(['chmod', '755', join(STAGE, 'node')]);
+  const ls = await run(['npm', 'ls', '--omit=dev', '--all', '--parseable'], { timeoutMs: 60_000 });
+  const dirs = ls.stdout
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l.startsWith(PROJECT_ROOT + '/node_modules/'))
+    .map((l) => l.slice(PROJECT_ROOT.length + 1));
+  if (dirs.length === 0) throw new LabError(`npm ls listed no production dependencies: ${ls.stderr.trim()}`);
+  await check(['tar', '-C', PROJECT_ROOT, '-cf', join(STAGE, 'runtime.tar'), 'package.json', 'dist', ...dirs], { timeoutMs: 120_000 });
+}
+
+/** Copies the staged runtime onto the VM's disk (atomically replacing an older copy). */
+export async function installRuntime(vm: Vm): Promise<void> {
+  const r = VM_RUNTIME;
+  // The share is mounted only for the copy: after a suspend to RAM a mounted 9p share hangs whatever touches it,
+  // the shutdown's unmount included (minutes of "Job opt-hozo.mount/stop running").
+  await vm.check(
+    `grep -q '^hozo /opt/hozo 9p .*noauto' /etc/fstab || sed -i 's#^hozo /opt/hozo 9p \\([^ ]*\\)#hozo /opt/hozo 9p noauto,\\1#' /etc/fstab; ` +
+      `mountpoint -q /opt/hozo || mount /opt/hozo; rm -rf ${r}.new && mkdir -p ${r}.new && ` +
+      `tar -C ${r}.new -xf /opt/hozo/.lab/vm-runtime/runtime.tar && cp /opt/hozo/.lab/vm-runtime/node ${r}.new/node && ` +
+      `umount /opt/hozo && rm -rf ${r} && mv ${r}.new ${r} && ${VM_NODE} --version && grep '^hozo ' /etc/fstab`,
+    { timeoutMs: 300_000 },
+  );
+}
+
+/** The controller's key on the box: hozo-agent as its forced command for user hozo, and plain root for ssh boxes. */
+export async function authorizeController(ctl: Vm, box: Vm): Promise<void> {
+  const ctlPub = await ctl.check('cat /etc/hozo/box_key.pub');
+  await box.writeFile('/home/hozo/.ssh/authorized_keys', `command="${VM_AGENT} serve --config /etc/hozo-agent/config.json",restrict ${ctlPub}\n`, '0600', 'hozo');
+  const rootKeys = (await box.check('cat /root/.ssh/authorized_keys')).split('\n').filter((l) => l.trim() !== '' && !l.endsWith(' hozo@ctl'));
+  await box.writeFile('/root/.ssh/authorized_keys', [...rootKeys, ctlPub, ''].join('\n'), '0600');
+}
+
 /** Pools, users, keys, the agent and the power-off unit, the way a user sets up a Debian box. */
 async function setupVms(ctl: Vm, box: Vm): Promise<void> {
-  // Both: the share is there and node runs from it.
-  await Promise.all(
-    [ctl, box].map((vm) =>
-      vm.check(`mountpoint -q /opt/hozo || mount /opt/hozo; test -x ${VM_NODE} && ${VM_NODE} --version && zfs version | head -1`),
-    ),
-  );
+  // Both: the runtime on the VM's own disk.
+  await Promise.all([ctl, box].map((vm) => installRuntime(vm)));
   // ctl: the source pool and the controller's key for the box (agent: user hozo; plain SSH: root).
   await ctl.check(
     [
@@ -329,7 +368,6 @@ async function setupVms(ctl: Vm, box: Vm): Promise<void> {
       'mkdir -p /var/lib/hozo',
     ].join(' && '),
   );
-  const ctlPub = await ctl.check('cat /etc/hozo/box_key.pub');
   const boxHostKey = await box.check('cat /etc/ssh/ssh_host_ed25519_key.pub');
   await ctl.writeFile('/etc/hozo/known_hosts', `${box.ip} ${boxHostKey.split(' ').slice(0, 2).join(' ')}\n`);
   // box: pool, root dataset with delegation, agent, sudo for the power-off unit only.
@@ -343,13 +381,7 @@ async function setupVms(ctl: Vm, box: Vm): Promise<void> {
     ].join(' && '),
   );
   await box.writeFile('/etc/hozo-agent/config.json', JSON.stringify(labAgentConfig(), null, 2));
-  await box.writeFile(
-    '/home/hozo/.ssh/authorized_keys',
-    `command="${VM_AGENT} serve --config /etc/hozo-agent/config.json",restrict ${ctlPub}\n`,
-    '0600',
-    'hozo',
-  );
-  await box.writeFile('/root/.ssh/authorized_keys', `${await box.check('cat /root/.ssh/authorized_keys')}\n${ctlPub}\n`, '0600');
+  await authorizeController(ctl, box);
   await box.writeFile(
     '/etc/sudoers.d/hozo',
     [

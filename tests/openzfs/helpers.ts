@@ -1,0 +1,91 @@
+// Shared by the openzfs test files: attach to the lab the global setup booted, reset it between tests, write the
+// controller's config in the ctl VM and run hozo there. Everything below runs on real OpenZFS in the lab's VMs.
+import { inject } from 'vitest';
+import { stringify } from 'yaml';
+import { AGENT_ROOT, attachVmLab, labAgentConfig, type VmLab } from '../../src/lab/vm/lab.js';
+
+export const skipReason = (): string => inject('openzfsSkip');
+export const labOrSkip = (): VmLab | undefined => (skipReason() === '' ? attachVmLab(inject('openzfsLab')) : undefined);
+
+export { AGENT_ROOT };
+export const SRC = 'tank/src';
+
+/** Destroys the test datasets on both sides, hozo's state on ctl, the agent's leases and state on the box. */
+export async function reset(lab: VmLab, agent: Record<string, unknown> = {}): Promise<void> {
+  await lab.ensureBoxUp();
+  await Promise.all([
+    lab.ctl.check(
+      // A run a failed test left behind (it would hold the job lock).
+      `pkill -KILL -f '[d]ist/src/cli/main[.]js' || true; ` +
+        `zfs list -H -o name ${SRC} >/dev/null 2>&1 && { zfs list -H -o name -t snapshot -r ${SRC} | while read s; do zfs holds -H "$s" | awk '{print $2}' | while read t; do zfs release "$t" "$s"; done; done; zfs destroy -R ${SRC}; }; ` +
+        `zfs create -o mountpoint=/tank/src ${SRC}; rm -rf /var/lib/hozo; mkdir -p /var/lib/hozo`,
+    ),
+    lab.box.check(
+      `zfs list -H -o name -d 1 ${AGENT_ROOT} | tail -n +2 | while read d; do zfs destroy -r "$d"; done; ` +
+        `rm -rf /var/lib/hozo-agent/leases/* /var/lib/hozo-agent/leases/.shutdown* /var/lib/hozo-agent/state* /var/lib/hozo-agent/capabilities; true`,
+    ),
+  ]);
+  await lab.box.writeFile('/etc/hozo-agent/config.json', JSON.stringify(labAgentConfig(agent), null, 2));
+}
+
+export interface JobSpec {
+  name?: string;
+  datasets: { source: string; target: string; recursive?: boolean }[];
+  [k: string]: unknown;
+}
+
+/** Writes /etc/hozo/config.yaml on ctl: host `box` (agent by default), the given jobs. */
+export async function writeConfig(lab: VmLab, jobs: JobSpec[], host: Record<string, unknown> = {}): Promise<void> {
+  const config = {
+    stateDirectory: '/var/lib/hozo',
+    metrics: { textfileDirectory: '/var/lib/hozo/metrics' },
+    hosts: {
+      box: {
+        address: lab.box.ip,
+        user: 'hozo',
+        sshKeyFile: '/etc/hozo/box_key',
+        knownHostsFile: '/etc/hozo/known_hosts',
+        wake: { method: 'wol', mac: lab.box.mac, address: lab.broadcast },
+        readyTimeout: 240,
+        shutdown: 'none',
+        agent: true,
+        ...host,
+      },
+    },
+    jobs: jobs.map((j) => ({ name: 'nightly', host: 'box', retries: 0, ...j })),
+  };
+  await lab.ctl.check('mkdir -p /var/lib/hozo/metrics');
+  await lab.ctl.writeFile('/etc/hozo/config.yaml', stringify(config));
+}
+
+export interface RunOutcome {
+  exitCode: number | null;
+  json: any;
+  stderr: string;
+}
+
+/** `hozo <args> --json` in the ctl VM. */
+export async function hozoJson(lab: VmLab, ...args: string[]): Promise<RunOutcome> {
+  const r = await lab.hozo([...args, '--json']);
+  let json: any;
+  try {
+    json = JSON.parse(r.stdout);
+  } catch {
+    throw new Error(`hozo ${args.join(' ')} printed no JSON (exit ${r.exitCode}):\n${r.stdout}\n${r.stderr}`);
+  }
+  return { exitCode: r.exitCode, json, stderr: r.stderr };
+}
+
+/** name → guid of every snapshot under ds on a VM (empty when ds does not exist). */
+export async function guids(vm: VmLab['ctl'], ds: string): Promise<Map<string, string>> {
+  const out = await vm.check(`zfs list -H -p -o name,guid -t snapshot -r ${ds} 2>/dev/null || true`);
+  const m = new Map<string, string>();
+  for (const line of out.split('\n').filter(Boolean)) {
+    const [name, guid] = line.split('\t');
+    m.set(name!.slice(name!.indexOf('@')), guid!);
+  }
+  return m;
+}
+
+/** Writes `mb` MiB of incompressible data to a file on ctl. */
+export const randomFile = (lab: VmLab, path: string, mb: number) => lab.ctl.check(`head -c ${mb}M /dev/urandom > ${path} && sync`);
