@@ -409,3 +409,32 @@ describe('classify', () => {
     expect(() => checkResult({ stdout: '', stderr: '', exitCode: null }, { action: 'x' })).toThrow(/killed/);
   });
 });
+
+describe('parseInventory and parseCapabilities on real OpenZFS 2.3.2 output (captured in the OpenZFS lab)', () => {
+  const inv = parseInventory(fixture('openzfs-2.3/inventory.stdout'));
+
+  it('reads datasets, snapshots with guids and holds, and the bookmark with its snapshot guid', () => {
+    const app = inv.get('hzfx/data/my-app.v1')!;
+    expect(app.snapshots.map((s) => s.name)).toEqual(['auto-2024-01-01_00:00', 'b.2', 'hourly-2024.01.01-10:00', 'big']);
+    const b2 = app.snapshots.find((s) => s.name === 'b.2')!;
+    expect(b2.guid).toBe('6868037773838571856');
+    expect(app.bookmarks?.map((b) => [b.name, b.guid])).toEqual([['hozo:nightly:b.2', '6868037773838571856']]);
+    expect(inv.get('hzfx/data/db:main')!.snapshots[0]).toMatchObject({ name: 'first', guid: '4465948270348247617', userrefs: 1 });
+    expect(parseGuids(fixture('openzfs-2.3/guids.stdout')).get('hzfx/data/my-app.v1@b.2')).toBe('6868037773838571856');
+  });
+
+  it('carries the real resume token of an interrupted receive', () => {
+    const token = inv.get('hzfx/data/partial')?.resumeToken;
+    expect(token).toMatch(/^1-[0-9a-f]+-[0-9a-f]+-/);
+    expect(inv.get('hzfx/data')!.resumeToken).toBeUndefined();
+  });
+
+  it('the probe finds every OpenZFS feature hozo uses', () => {
+    const caps = parseCapabilities(fixture('openzfs-2.3/probe.txt'));
+    expect(caps).toMatchObject({ listParsable: true, resumeTokens: true, bookmarks: true, holds: true });
+    for (const f of ['L', 'e', 'c', 'w', 'n', 'P', 't']) expect(caps.sendFlags.has(f), `send -${f}`).toBe(true);
+    for (const f of ['s', 'A', 'u', 'F']) expect(caps.receiveFlags.has(f), `receive -${f}`).toBe(true);
+    expect(caps.implementation).toMatch(/OpenZFS 2\.3\.2/);
+    expect(typeof caps.aes).toBe('boolean');
+  });
+});
