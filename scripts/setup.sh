@@ -93,9 +93,13 @@ section "stale lab cleanup"
 LAB_BUILD=.lab/ci-build
 rm -rf "$LAB_BUILD"
 npx tsc --outDir "$LAB_BUILD" --rootDir . --module nodenext --moduleResolution nodenext --target es2022 \
-  --strict --skipLibCheck --types node --sourceMap false src/lab/cli.ts >/tmp/hozo-ci-labbuild.log 2>&1 || true
+  --strict --skipLibCheck --types node --sourceMap false src/lab/cli.ts src/lab/vm/cli.ts >/tmp/hozo-ci-labbuild.log 2>&1 || true
 if [ -f "$LAB_BUILD/src/lab/cli.js" ]; then
   $SUDO node "$LAB_BUILD/src/lab/cli.js" cleanup || echo "warning: lab cleanup reported problems (continuing)" >&2
+  # VM labs (OpenZFS): qemu processes, the lab namespace and its files.
+  if [ -f "$LAB_BUILD/src/lab/vm/cli.js" ]; then
+    $SUDO node "$LAB_BUILD/src/lab/vm/cli.js" cleanup || echo "warning: VM lab cleanup reported problems (continuing)" >&2
+  fi
 else
   echo "warning: could not build the lab CLI; skipping stale-lab cleanup" >&2
   cat /tmp/hozo-ci-labbuild.log >&2 || true
