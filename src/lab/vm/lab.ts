@@ -9,7 +9,7 @@
 //   await lab.ctl.check('zfs list');                  // root shell in a VM
 //   const r = await lab.hozo(['run', 'nightly', '--json']);
 //   await lab.destroy();
-import { closeSync, copyFileSync, existsSync, openSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, copyFileSync, existsSync, openSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { spawn } from 'node:child_process';
 import { shellJoin } from '../../transport/quote.js';

@@ -96,6 +96,15 @@ export const SSH_OPTS = (dir: string, key: string): string[] => [
   '-o', `ControlPath=${join(dir, 'cm')}`,
 ];
 
+/** Before qemu starts: no stale QMP socket or pid file, an empty serial log, the boot time (for waitSsh). Shared
+ *  with the wake listener, which cold-boots a VM from its vm.json. */
+export function resetBootFiles(dir: string): void {
+  rmSync(join(dir, 'qmp.sock'), { force: true });
+  rmSync(join(dir, 'qemu.pid'), { force: true });
+  writeFileSync(join(dir, 'serial.log'), '');
+  writeFileSync(join(dir, 'booted-at'), String(Date.now()));
+}
+
 export class Vm {
   readonly spec: VmSpec;
   readonly key: string;
@@ -159,10 +168,7 @@ export class Vm {
     if (this.running()) return;
     await this.createDisks();
     await this.closeSsh();
-    rmSync(this.qmpSocket, { force: true });
-    rmSync(join(this.spec.dir, 'qemu.pid'), { force: true });
-    writeFileSync(this.serialLog, '');
-    writeFileSync(join(this.spec.dir, 'booted-at'), String(Date.now()));
+    resetBootFiles(this.spec.dir);
     const r = await run(['ip', 'netns', 'exec', this.spec.namespace, ...qemuArgv(this.spec)], { timeoutMs: 30_000 });
     if (r.exitCode !== 0) throw new LabError(`qemu for ${this.name} did not start: ${r.stderr.trim() || r.stdout.trim()}`);
   }
@@ -299,11 +305,4 @@ export class Vm {
   describe(): string {
     return `${this.name} ${this.ip} ${this.mac} ssh: ${shellJoin(this.sshArgv(''))}`;
   }
-}
-
-/** Starts `argv` detached, for the wake listener (qemu -daemonize returns once the VM runs). */
-export function spawnDetached(argv: readonly string[], log: string): void {
-  const [file, ...args] = argv;
-  const child = spawn(file!, args, { detached: true, stdio: ['ignore', 'ignore', 'ignore'], env: { ...process.env, LOG: log } });
-  child.unref();
 }

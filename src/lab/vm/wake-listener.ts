@@ -7,9 +7,10 @@
 //   ip netns exec <lab namespace> node dist/src/lab/vm/wake-listener.js <labdir>
 import { spawnSync } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { appendFileSync, existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { qmp, qmpStatus } from './qmp.js';
+import { resetBootFiles } from './vm.js';
 
 const labDir = process.argv[2];
 if (labDir === undefined) {
@@ -69,10 +70,7 @@ async function press(vm: VmFile, from: string): Promise<string> {
     }
     return `already-${st}`;
   }
-  rmSync(join(vm.dir, 'qmp.sock'), { force: true });
-  rmSync(join(vm.dir, 'qemu.pid'), { force: true });
-  writeFileSync(join(vm.dir, 'serial.log'), '');
-  writeFileSync(join(vm.dir, 'booted-at'), String(Date.now()));
+  resetBootFiles(vm.dir);
   const [file, ...args] = vm.argv;
   const r = spawnSync(file!, args, { stdio: ['ignore', 'ignore', 'pipe'], timeout: 30_000 });
   if (r.status !== 0) return `boot-failed: ${String(r.stderr).trim().slice(0, 300)} (from ${from})`;
