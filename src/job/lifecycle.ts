@@ -79,6 +79,9 @@ export interface BringUpOptions {
   /** Called once the box's SSH handshake is under way (or the box was found asleep): the moment to start local work,
    *  whose synchronous parts (process spawns) would otherwise delay the TCP check's answer. May be called twice. */
   readonly onConnecting?: () => void;
+  /** A box this call woke that then does not become ready is powered off again (default true; `hozo wake --wait`
+   *  leaves it up for the user to look at). */
+  readonly sleepIfNotReady?: boolean;
 }
 
 export async function bringUp(config: Config, hostName: string, job: JobConfig | undefined, log: Logger, opts: BringUpOptions = { wake: true }): Promise<BoxSession> {
@@ -146,8 +149,11 @@ export async function bringUp(config: Config, hostName: string, job: JobConfig |
   let target: Promise<ZfsHost> | undefined;
   /** The plain-SSH ready check's answer that found the pools ready (capabilities, maybe the listing). */
   let readyHello: Hello | undefined;
+  /** SSH answered at least once during the ready check (so a shutdown request can reach the box). */
+  let sshUp = false;
   const connect = async () => {
     await runner.connect();
+    sshUp = true;
     if (target === undefined && agent) {
       target = agentHost(runner);
       target.catch(() => undefined);
@@ -260,9 +266,24 @@ export async function bringUp(config: Config, hostName: string, job: JobConfig |
       },
     };
   } catch (e) {
+    // A box this run woke that then never became ready (its pool did not appear, the agent refused) would stay up
+    // until its idle guard: ask it to go back to sleep now, if it answers SSH and a shutdown is configured.
+    const sleepAgain = (opts.sleepIfNotReady ?? true) && (job?.shutdownAfter ?? true);
+    if (sleepAgain && report.woke && sshUp && host.shutdown !== 'none' && !isHozoError(e, 'BOX_SHUTTING_DOWN')) {
+      log.info(`${hostName} did not become ready; powering it off again (this run woke it)`);
+      await shutdownBox(runner, host, agent, report, log);
+    }
     await runner.close();
+    if (typeof e === 'object' && e !== null) failedHostReports.set(e, report);
     throw e;
   }
+}
+
+const failedHostReports = new WeakMap<object, HostReport>();
+
+/** What bringUp did to the box before it failed with this error (woken, powered off again), if it failed there. */
+export function hostReportOf(e: unknown): HostReport | undefined {
+  return typeof e === 'object' && e !== null ? failedHostReports.get(e) : undefined;
 }
 
 /** Asks the box to power off: the agent (which may refuse while others hold leases) or the configured command. */

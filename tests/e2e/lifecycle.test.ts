@@ -170,6 +170,22 @@ describe.skipIf(missing.length > 0)('wake → ready → replicate → verify →
     }
   });
 
+  it('a box it woke whose pool never appears: exit 3 naming the pool, and the box is put back to sleep', async () => {
+    installAgent(lab.box, { roots: [root()], extra: { pools: [lab.box.pool.name, 'nopool'], prepareTimeoutSeconds: 1 } });
+    try {
+      expect(await asleep(), 'the box sleeps before the run').toBe(true);
+      const cfg = config('nopool', { host: { readyTimeout: 8, pools: [lab.box.pool.name, 'nopool'] } });
+      const r = await hozo(cfg, 'run', 'nopool', '--json');
+      expect(r.exitCode, r.stderr).toBe(3);
+      const report = JSON.parse(r.stdout);
+      expect(report.error.message).toContain('nopool');
+      expect(report.hosts[0]).toMatchObject({ name: 'offsite', woke: true, shutdown: 'done' });
+      expect(await waitAsleep(), 'the box it woke went back to sleep').toBe(true);
+    } finally {
+      installAgent(lab.box, { roots: [root()] });
+    }
+  });
+
   it('two controllers sharing the box: it powers off only after both have finished', async () => {
     await snapshot('media', 'archive');
     // a wakes the box for a 96 MiB transfer; b joins once a holds its lease, with twice as much to send, so a

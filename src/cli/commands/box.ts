@@ -27,7 +27,7 @@ export function registerBox(program: Command, ctx: Context): void {
         ctx.out.write(`${name}: ${w.detail}\n`);
         return;
       }
-      const session = await bringUp(config, name, undefined, log, { wake: true, lease: false });
+      const session = await bringUp(config, name, undefined, log, { wake: true, lease: false, sleepIfNotReady: false });
       await session.detach();
       const r = session.report;
       ctx.out.write(r.awakeBefore ? `${name} was already awake\n` : `${name} is ready after ${(r.wakeSeconds ?? 0).toFixed(1)}s\n`);
