@@ -52,8 +52,8 @@ $SUDO mkdir -p /run/sshd
 section "npm ci"
 node --version
 npm --version
-# The registry reachable here serves only this platform's optional builds (e.g. rollup's linux-x64 binary), so the
-# lock file can hold no others and `npm ci` calls it out of sync; `npm install` installs exactly the locked versions.
+# The lock file lists every platform's optional builds (rollup's), so `npm ci` accepts it. Should a registry serve
+# only this platform's builds and npm call the lock out of sync, `npm install` installs the same locked versions.
 if ! npm ci --no-audit --no-fund 2>/tmp/hozo-ci-npm.log; then
   echo "npm ci refused the lock file (platform-only optional packages); installing the locked versions with npm install"
   npm install --no-audit --no-fund
