@@ -164,7 +164,7 @@ function parseTokens(tokens: readonly string[], policy: CommandPolicy): Request 
         const f = args[i]!;
         if (!['-u', '-F', '-s', '--zstd', '--mbuffer'].includes(f)) refuse(`receive option ${printable(f)} is not allowed (usage: ${PROTOCOL.receive})`);
         if (seen.has(f)) refuse(`receive option ${f} given twice`);
-        if (f === '-F' && !policy.allowRollback) refuse('receive -F (rollback) is disabled on this box (allowRollback: false)');
+        if (f === '-F' && !policy.allowRollback) refuse('receive -F (rollback) is disabled on this box (allowRollback: false); the box\'s owner must set allowRollback: true in its agent config (services.hozo.agent.allowRollback) for a job with rollback: true');
         seen.add(f);
       }
       const dataset = args[i];

@@ -1,5 +1,5 @@
 // The box seen through hozo-agent (the forced command of our key): the same ZfsHost operations, spoken as agent
-// verbs. The agent creates missing parents itself and never rolls back unless its own config allows it.
+// verbs. The agent creates missing parents itself and never rolls back unless its own config allows it (receive -F).
 import { HozoError } from '../errors.js';
 import type { Runner } from '../transport/runner.js';
 import { parseCapabilities } from '../zfs/capabilities.js';
@@ -54,7 +54,10 @@ export async function agentHost(runner: Runner): Promise<ZfsHost> {
       if (r.exitCode !== 0) throw classify(r.stderr, { action: `list ${unique.join(', ')} (hozo-agent)`, host: runner.name, exitCode: r.exitCode });
       return parseInventory(r.stdout);
     },
-    rollback: unsupported('roll datasets back'),
+    // No separate verb: the job's receives carry -F (rollback: true), and `zfs receive -F` of an incremental rolls
+    // the target back to the stream's base itself, destroying the newer target snapshots — only if the box's agent
+    // config allows -F (allowRollback), which otherwise refuses the receive and says so.
+    async rollback() {},
     hold: unsupported('take ZFS holds'),
     release: unsupported('release ZFS holds'),
     bookmark: unsupported('create bookmarks'),

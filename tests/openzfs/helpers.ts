@@ -25,8 +25,12 @@ export async function reset(lab: VmLab, agent: Record<string, unknown> = {}): Pr
         `rm -rf /var/lib/hozo-agent/leases/* /var/lib/hozo-agent/leases/.shutdown* /var/lib/hozo-agent/state* /var/lib/hozo-agent/capabilities; true`,
     ),
   ]);
-  await lab.box.writeFile('/etc/hozo-agent/config.json', JSON.stringify(labAgentConfig(agent), null, 2));
+  await writeAgentConfig(lab, agent);
 }
+
+/** The box's /etc/hozo-agent/config.json: the lab's agent config with `agent` merged in. */
+export const writeAgentConfig = (lab: VmLab, agent: Record<string, unknown> = {}) =>
+  lab.box.writeFile('/etc/hozo-agent/config.json', JSON.stringify(labAgentConfig(agent), null, 2));
 
 export interface JobSpec {
   name?: string;

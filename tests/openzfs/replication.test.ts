@@ -1,10 +1,10 @@
 // Core replication on real OpenZFS (the lab's two VMs): hozo runs in the controller VM, hozo-agent is the forced
 // command of its key on the box (user hozo with delegated permissions). Full, incremental and no-op; the base held
 // and bookmarked; the next incremental from the bookmark after the snapshot is gone; compressed sends; a diverged
-// target; restore.
+// target; rollback where the box allows it; restore.
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { VmLab } from '../../src/lab/vm/lab.js';
-import { AGENT_ROOT, SRC, guids, hozoJson, labOrSkip, randomFile, reset, skipReason, writeConfig } from './helpers.js';
+import { AGENT_ROOT, SRC, guids, hozoJson, labOrSkip, randomFile, reset, skipReason, writeAgentConfig, writeConfig } from './helpers.js';
 
 const lab: VmLab | undefined = labOrSkip();
 if (lab === undefined) console.warn(`SKIP: tests/openzfs/replication.test.ts: ${skipReason()}`);
@@ -103,6 +103,27 @@ describe.skipIf(lab === undefined)('replication on real OpenZFS (VMs)', () => {
     expect(r.exitCode).toBe(1);
     expect(r.json.datasets[0].result).toBe('conflict');
     expect([...(await guids(L.box, `${T}/c`)).keys()]).toEqual(['@c1', '@boxlocal']);
+  });
+
+  it('rollback: true rolls a diverged target back to the common snapshot only where the box allows it (allowRollback)', async () => {
+    await L.ctl.check(`zfs create ${SRC}/r && zfs snapshot ${SRC}/r@r1`);
+    await writeConfig(L, [{ rollback: true, datasets: [{ source: `${SRC}/r`, target: `${T}/r` }] }]);
+    expect((await hozoJson(L, 'run', 'nightly')).exitCode).toBe(0);
+    await L.box.check(`zfs snapshot ${T}/r@boxlocal`);
+    await L.ctl.check(`zfs snapshot ${SRC}/r@r2`);
+    // The box's agent config has allowRollback: false: refused, nothing destroyed, and the message says which side.
+    const refused = await hozoJson(L, 'run', 'nightly');
+    expect(refused.exitCode).toBe(1);
+    expect(refused.json.datasets[0].result).toBe('failed');
+    expect(JSON.stringify(refused.json.datasets[0].error)).toMatch(/allowRollback: true in its agent config/);
+    expect([...(await guids(L.box, `${T}/r`)).keys()]).toEqual(['@r1', '@boxlocal']);
+    // The box's owner allows it: the receive -F rolls back to @r1, drops @boxlocal and receives @r2.
+    await writeAgentConfig(L, { allowRollback: true });
+    const r = await hozoJson(L, 'run', 'nightly');
+    expect(r.exitCode, r.stderr).toBe(0);
+    const box = await guids(L.box, `${T}/r`);
+    expect([...box.keys()]).toEqual(['@r1', '@r2']);
+    expect(box.get('@r2')).toBe((await guids(L.ctl, `${SRC}/r`)).get('@r2'));
   });
 
   it('restore brings a dataset back from the box with the original guids', async () => {
