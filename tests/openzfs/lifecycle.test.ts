@@ -1,9 +1,9 @@
 // The box's real lifecycle on the OpenZFS lab: powered off for real (the qemu process exits) and cold-booted by a
 // magic packet that hozo sends from the controller VM onto the lab bridge; suspended to RAM (S3) and resumed by one;
 // the pool imported at boot; the agent's shutdown exporting the pool and powering the VM off; a pool that never
-// appears failing with exit 3 and the box powered off again.
+// appears failing with exit 3 and the box powered off again; a late disk; the idle guard.
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
-import type { VmLab } from '../../src/lab/vm/lab.js';
+import { VM_AGENT, type VmLab } from '../../src/lab/vm/lab.js';
 import { AGENT_ROOT, SRC, guids, hozoJson, labOrSkip, reset, skipReason, writeConfig } from './helpers.js';
 
 const lab: VmLab | undefined = labOrSkip();
@@ -71,17 +71,114 @@ describe.skipIf(lab === undefined)('the box really sleeps: power-off, cold boot 
     expect(skew).toBeLessThan(5);
   });
 
-  it('a pool that never appears: exit 3 naming the pool', async () => {
+  it('a box it woke whose pool never appears: exit 3 naming the pool, and the box is powered off again', async () => {
+    // The agent's default power-off (export, poweroff); the box sleeps in S3 before the run, so the wake is quick.
     await reset(L, { pools: ['backup', 'usbpool'], prepareTimeoutSeconds: 5 });
     await L.ctl.check(`zfs create ${SRC}/p && zfs snapshot ${SRC}/p@p1`);
-    await writeConfig(L, [{ datasets: [{ source: `${SRC}/p`, target: `${T}/p` }] }], { shutdown: 'agent', pools: ['backup', 'usbpool'], readyTimeout: 200 });
-    await powerOffBox();
+    await writeConfig(L, [{ datasets: [{ source: `${SRC}/p`, target: `${T}/p` }] }], { shutdown: 'agent', pools: ['backup', 'usbpool'], readyTimeout: 40 });
+    await L.box.sh('systemctl start --no-block hozo-suspend.service');
+    expect(await L.box.waitStatus('suspended', 60_000)).toBe(true);
+    await L.box.closeSsh();
     const r = await hozoJson(L, 'run', 'nightly');
-    expect(r.exitCode).toBe(3);
-    expect(JSON.stringify(r.json)).toContain('usbpool');
-    await L.ensureBoxUp();
+    expect(r.exitCode, r.stderr).toBe(3);
+    expect(r.json.error.message).toContain('usbpool');
+    expect(r.json.hosts[0]).toMatchObject({ name: 'box', woke: true, shutdown: 'done' });
+    expect(await L.box.waitGone(180_000), 'the box hozo woke powered off again (qemu exited)').toBe(true);
+    await L.box.closeSsh();
   });
 
-  // Found by the test above on this lab: after a ready check that never succeeds, hozo leaves the box it woke running.
-  it.todo('a box hozo woke whose pool never appears is powered off again (not yet: hozo leaves it on)');
+  it('a disk that appears after sshd does: the ready check waits for its pool, then the run succeeds', async () => {
+    const POOLS = ['backup', 'late'];
+    await reset(L, { pools: POOLS, prepareTimeoutSeconds: 20 });
+    // A second pool on a disk that comes and goes (a USB drive): created, exported, pulled out.
+    await L.box.hotplugDisk('late', 128);
+    try {
+      await L.box.check(
+        'for i in $(seq 1 100); do [ -e /dev/disk/by-id/virtio-late ] && break; sleep 0.2; done; ' +
+          'zpool create -f -O mountpoint=none -O canmount=off late /dev/disk/by-id/virtio-late && zpool export late',
+      );
+      // Root imports it when it appears, as NixOS's import unit waits for late disks (the agent cannot import).
+      await L.box.writeFile('/etc/systemd/system/hozo-import-late.service', importUnit('late', 240));
+      await L.box.check('systemctl daemon-reload && systemctl enable hozo-import-late.service 2>/dev/null');
+      await L.box.unplugDisk('late');
+      await L.ctl.check(`zfs create ${SRC}/late && zfs snapshot ${SRC}/late@l1`);
+      await writeConfig(L, [{ datasets: [{ source: `${SRC}/late`, target: `${T}/late` }] }], { shutdown: 'none', pools: POOLS, readyTimeout: 480 });
+      await powerOffBox();
+
+      const t0 = Date.now();
+      const run = hozoJson(L, 'run', 'nightly');
+      // The box boots (on hozo's packet) without the disk; 15 s after its SSH answers, the disk is plugged in.
+      for (let i = 0; i < 240 && !L.box.running(); i++) await new Promise((res) => setTimeout(res, 500));
+      await L.box.waitSsh(420_000);
+      await new Promise((res) => setTimeout(res, 15_000));
+      const pluggedAfter = (Date.now() - t0) / 1000;
+      await L.box.hotplugDisk('late', 128);
+      const r = await run;
+      expect(r.exitCode, r.stderr).toBe(0);
+      expect(r.json.hosts[0]).toMatchObject({ woke: true });
+      // Ready only once the pool was there, i.e. after the plug.
+      expect(r.json.hosts[0].wakeSeconds).toBeGreaterThan(pluggedAfter - 3);
+      expect(await L.box.check('zpool list -H -o name,health late')).toBe('late\tONLINE');
+      expect((await guids(L.box, `${T}/late`)).get('@l1')).toBe((await guids(L.ctl, `${SRC}/late`)).get('@l1'));
+    } finally {
+      await L.ensureBoxUp();
+      await L.box.sh('zpool export late; systemctl disable hozo-import-late.service; rm -f /etc/systemd/system/hozo-import-late.service; systemctl daemon-reload');
+      await L.box.unplugDisk('late').catch(() => undefined);
+    }
+  });
+
+  it('the idle guard powers off a box that was woken and then left alone', async () => {
+    // services.hozo.agent's timer first fires idlePoweroffMinutes after boot; with seconds instead of minutes the
+    // harness arms it (a file the unit requires) once hozo has woken the box, and the power-off disarms it again.
+    const ARMED = '/var/lib/hozo-agent/idle-armed';
+    await reset(L, {
+      idlePoweroffMinutes: 0.75,
+      logFile: '/var/lib/hozo-agent/agent.log',
+      poweroffCommand: ['sh', '-c', `rm -f ${ARMED} && exec sudo -n /usr/bin/systemctl start --no-block hozo-poweroff.service`],
+    });
+    // As services.hozo.agent does: a timer runs `hozo-agent idle-check` as user hozo (here every 15 s, not 1 min).
+    await L.box.writeFile(
+      '/etc/systemd/system/hozo-agent-idle.service',
+      ['[Unit]', 'Description=hozo: power off when idle', `ConditionPathExists=${ARMED}`, '[Service]', 'Type=oneshot', 'User=hozo', `ExecStart=${VM_AGENT} idle-check --config /etc/hozo-agent/config.json`, ''].join('\n'),
+    );
+    await L.box.writeFile(
+      '/etc/systemd/system/hozo-agent-idle.timer',
+      ['[Timer]', 'OnBootSec=15s', 'OnUnitActiveSec=15s', 'AccuracySec=1s', '[Install]', 'WantedBy=timers.target', ''].join('\n'),
+    );
+    await L.box.check(`rm -f ${ARMED} /var/lib/hozo-agent/agent.log && systemctl daemon-reload && systemctl enable hozo-agent-idle.timer 2>/dev/null`);
+    try {
+      await writeConfig(L, [{ datasets: [{ source: `${SRC}/none`, target: `${T}/none` }] }], { shutdown: 'agent' });
+      await powerOffBox();
+      const w = await L.hozo(['wake', 'box', '--wait']);
+      expect(w.exitCode, w.stderr).toBe(0);
+      const woke = Date.now();
+      await L.box.waitSsh();
+      await L.box.check(`install -o hozo /dev/null ${ARMED}`);
+      // Nobody calls the box again: 45 s after hozo's last call (and at the next tick) it powers itself off.
+      expect(await L.box.waitGone(300_000), 'the idle guard powered the box off (qemu exited)').toBe(true);
+      expect((Date.now() - woke) / 1000).toBeGreaterThan(40);
+      await L.box.closeSsh();
+      await L.ensureBoxUp();
+      expect(await L.box.check(`test ! -e ${ARMED} && grep -c 'idle for' /var/lib/hozo-agent/agent.log`)).toBe('1');
+    } finally {
+      await L.ensureBoxUp();
+      await L.box.sh(`systemctl disable --now hozo-agent-idle.timer; rm -f /etc/systemd/system/hozo-agent-idle.* ${ARMED}; systemctl daemon-reload`);
+    }
+  });
 });
+
+/** A root unit that imports `pool` (unmounted) once its disk appears, waiting up to `seconds` after boot. */
+function importUnit(pool: string, seconds: number): string {
+  return [
+    '[Unit]',
+    `Description=hozo: import ${pool} when its disk appears`,
+    'After=zfs-import.target',
+    '[Service]',
+    'Type=oneshot',
+    'RemainAfterExit=yes',
+    `ExecStart=/bin/sh -c 'for i in $(seq 1 ${seconds}); do zpool list ${pool} >/dev/null 2>&1 && exit 0; zpool import -N -d /dev/disk/by-id ${pool} 2>/dev/null && exit 0; sleep 1; done; exit 1'`,
+    '[Install]',
+    'WantedBy=multi-user.target',
+    '',
+  ].join('\n');
+}

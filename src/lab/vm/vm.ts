@@ -302,6 +302,18 @@ export class Vm {
     await this.qmp('device_add', { driver: 'virtio-blk-pci', drive: `node-${id}`, serial: id, id: `dev-${id}` });
   }
 
+  /** Detaches a disk hotplugDisk attached (the USB drive pulled): the guest releases it, then QEMU forgets it. */
+  async unplugDisk(id: string, timeoutMs = 60_000): Promise<void> {
+    await this.qmp('device_del', { id: `dev-${id}` });
+    const deadline = Date.now() + timeoutMs;
+    const present = async () => ((await this.qmp('qom-list', { path: '/machine/peripheral' })) as { name: string }[]).some((p) => p.name === `dev-${id}`);
+    while (await present()) {
+      if (Date.now() > deadline) throw new LabError(`${this.name}: the guest did not release disk ${id} within ${timeoutMs} ms`);
+      await sleep(250);
+    }
+    await this.qmp('blockdev-del', { 'node-name': `node-${id}` });
+  }
+
   describe(): string {
     return `${this.name} ${this.ip} ${this.mac} ssh: ${shellJoin(this.sshArgv(''))}`;
   }
