@@ -1,6 +1,7 @@
 // Resumable receives on real OpenZFS: a stream cut off part-way leaves a receive_resume_token on the box; the next run
 // resumes it with `zfs send -t` and moves fewer bytes than a restart; holds do not leak. Both ways of dying: the
-// stream's ssh killed, and the whole hozo process group killed.
+// stream's ssh killed, and the whole hozo process group killed; ten kills in a row; stale tokens discarded. On agent
+// boxes and on plain-SSH boxes (root over SSH).
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { VM_HOZO, type VmLab } from '../../src/lab/vm/lab.js';
 import { AGENT_ROOT, SRC, guids, hozoJson, labOrSkip, randomFile, reset, skipReason, writeConfig } from './helpers.js';
@@ -23,9 +24,18 @@ describe.skipIf(lab === undefined)('resumable receives on real OpenZFS (VMs)', (
 
   /** Starts `hozo run nightly` in the background on ctl (its own process group); waits until the box has received
    *  at least `minBytes` of the stream, then runs `kill` on ctl. */
-  async function interrupt(kill: string, minBytes: number): Promise<void> {
+  async function interrupt(kill: string, minBytes: number, opts: { afterReceiveSeconds?: number } = {}): Promise<void> {
     await L.ctl.check('rm -f /tmp/run.json; setsid nohup sh -c "echo \\$\\$ > /tmp/run.pgid; exec ' +
       `${VM_HOZO} --config /etc/hozo/config.yaml run nightly --json > /tmp/run.json 2>/tmp/run.err" </dev/null >/dev/null 2>&1 &`);
+    if (opts.afterReceiveSeconds !== undefined) {
+      // Plain-SSH boxes: zfs receive reads the sshd channel in the kernel, which /proc/<pid>/io shows only at the
+      // end; the link is shaped instead (shapeLink) and the kill comes a fixed time after the receive has started.
+      await L.box.check("for i in $(seq 1 600); do pgrep -f '^zfs receive' >/dev/null && exit 0; sleep 0.2; done; exit 1", { timeoutMs: 180_000 });
+      await new Promise((r) => setTimeout(r, opts.afterReceiveSeconds! * 1000));
+      // Retried for a few seconds: the kill may fall between two steps of the run (no ssh receive for a moment).
+      await L.ctl.check(`for i in $(seq 1 100); do { ${kill}; } 2>/dev/null && exit 0; sleep 0.1; done; exit 1`);
+      return afterKill();
+    }
     // Progress on the box: what its `zfs receive` has read of the stream (/proc/<pid>/io).
     const deadline = Date.now() + 180_000;
     let seen = 0;
@@ -39,8 +49,28 @@ describe.skipIf(lab === undefined)('resumable receives on real OpenZFS (VMs)', (
     }
     expect(seen, 'the stream reached the box before the kill').toBeGreaterThanOrEqual(minBytes);
     await L.ctl.check(kill);
+    await afterKill();
+  }
+
+  async function afterKill(): Promise<void> {
     // The run ends (failed) by itself; wait for its process to go.
     await L.ctl.check('for i in $(seq 1 120); do pgrep -g "$(cat /tmp/run.pgid)" >/dev/null || exit 0; sleep 0.5; done; exit 1');
+    // … and the box's receive, which saves the partial state (the token) only once it has seen the stream end.
+    await L.box.check("for i in $(seq 1 240); do pgrep -f '^zfs receive' >/dev/null || exit 0; sleep 0.5; done; exit 1");
+  }
+
+  /** Plain SSH: the stream's ssh is a ControlMaster client that handed its pipe to the master, so killing it does not
+   *  cut the stream; killing the master (the connection) does. */
+  const DROP_CONNECTION = "pkill -KILL -f '^ssh .*ControlMaster=yes'";
+
+  /** ctl's NIC shaped to `mbit` (tc tbf), so a stream lasts long enough to be cut part-way; undone after. */
+  async function shapeLink<T>(mbit: number, body: () => Promise<T>): Promise<T> {
+    await L.ctl.check(`tc qdisc replace dev ens4 root tbf rate ${mbit}mbit burst 64kb latency 500ms`);
+    try {
+      return await body();
+    } finally {
+      await L.ctl.sh('tc qdisc del dev ens4 root');
+    }
   }
 
   const token = () => L.box.check(`zfs get -H -o value receive_resume_token ${T}/big`);
@@ -85,6 +115,52 @@ describe.skipIf(lab === undefined)('resumable receives on real OpenZFS (VMs)', (
     // The snapshot the token points at is destroyed; a new one is taken.
     await L.ctl.check(`zfs destroy ${SRC}/big@r1 && zfs snapshot ${SRC}/big@r2`);
     await writeConfig(L, [{ datasets: [{ source: `${SRC}/big`, target: `${T}/big` }], retries: 1, retryDelay: 1 }]);
+    const r = await hozoJson(L, 'run', 'nightly');
+    expect(r.exitCode, `${r.stderr}\n${JSON.stringify(r.json)}`).toBe(0);
+    expect(r.json.datasets[0]).toMatchObject({ result: 'sent', newest: 'r2' });
+    expect((await guids(L.box, `${T}/big`)).get('@r2')).toBe((await guids(L.ctl, `${SRC}/big`)).get('@r2'));
+  });
+
+  it('ten kills in a row on a plain-SSH box (its ssh connection, or the whole run, in turn): nothing lost, the target consistent after each', async () => {
+    const K = `${T}/k`;
+    await L.ctl.check(`zfs create ${SRC}/k`);
+    await writeConfig(L, [{ datasets: [{ source: `${SRC}/k`, target: K }] }], { agent: false, user: 'root' });
+    const kills = [DROP_CONNECTION, 'kill -KILL -- -"$(cat /tmp/run.pgid)"'];
+    const tokens: boolean[] = [];
+    for (let trial = 1; trial <= 10; trial++) {
+      // 24 MiB at 40 Mbit/s: the stream lasts ~5 s; the kill comes 1.5 s after the box's receive started.
+      await randomFile(L, `/tank/src/k/f${trial}.bin`, 24);
+      await L.ctl.check(`zfs snapshot ${SRC}/k@k${trial}`);
+      await shapeLink(40, () => interrupt(kills[trial % 2]!, 0, { afterReceiveSeconds: 1.5 }));
+      // Consistent: every snapshot on the box is the source's (same guid), in order, and the cut receive is resumable.
+      const [src, dst] = await Promise.all([guids(L.ctl, `${SRC}/k`), guids(L.box, K)]);
+      expect([...src.keys()].slice(0, dst.size), `trial ${trial}`).toEqual([...dst.keys()]);
+      for (const [name, guid] of dst) expect(src.get(name), `trial ${trial} ${name}`).toBe(guid);
+      // Usually the cut receive left a token; not when the kill came while a new step's first bytes were still in
+      // the pipes (its receive had not begun), which is consistent too.
+      tokens.push(!/^(-|none)$/.test(await L.box.check(`zfs get -H -o value receive_resume_token ${K} 2>/dev/null || echo none`)));
+      expect(await L.ctl.check(`zfs list -H -o name -t snapshot -r ${SRC}/k | xargs -n1 zfs holds -H | grep -vc hozo:nightly || true`), `trial ${trial}: no stray hold`).toBe('0');
+    }
+    expect(tokens.filter(Boolean).length, `resume tokens left by trials 1-10: ${tokens.join(' ')}`).toBeGreaterThanOrEqual(6);
+    const r = await hozoJson(L, 'run', 'nightly');
+    expect(r.exitCode, `${r.stderr}\n${JSON.stringify(r.json.datasets)}`).toBe(0);
+    if (tokens[9]) expect(r.json.datasets[0].plan).toMatch(/resume/);
+    const [src, dst] = await Promise.all([guids(L.ctl, `${SRC}/k`), guids(L.box, K)]);
+    expect(dst).toEqual(src);
+    expect(await L.box.check(`zfs get -H -o value receive_resume_token ${K}`)).toBe('-');
+    expect(await L.ctl.check(`zfs holds -H ${SRC}/k@k10 | cut -f2`)).toBe('hozo:nightly');
+  });
+
+  it('a stale token on a plain-SSH box is discarded with zfs receive -A and the dataset is planned normally', async () => {
+    await L.ctl.check(`zfs create ${SRC}/big`);
+    // Bigger than what the kernel's socket buffers still deliver after the connection's process is killed (~10 MB).
+    await randomFile(L, '/tank/src/big/blob.bin', 48);
+    await L.ctl.check(`zfs snapshot ${SRC}/big@r1`);
+    await writeConfig(L, [{ datasets: [{ source: `${SRC}/big`, target: `${T}/big` }] }], { agent: false, user: 'root' });
+    await shapeLink(40, () => interrupt(DROP_CONNECTION, 0, { afterReceiveSeconds: 1.5 }));
+    expect(await token()).not.toBe('-');
+    await L.ctl.check(`zfs destroy ${SRC}/big@r1 && zfs snapshot ${SRC}/big@r2`);
+    await writeConfig(L, [{ datasets: [{ source: `${SRC}/big`, target: `${T}/big` }], retries: 1, retryDelay: 1 }], { agent: false, user: 'root' });
     const r = await hozoJson(L, 'run', 'nightly');
     expect(r.exitCode, `${r.stderr}\n${JSON.stringify(r.json)}`).toBe(0);
     expect(r.json.datasets[0]).toMatchObject({ result: 'sent', newest: 'r2' });
