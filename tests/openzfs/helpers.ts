@@ -93,3 +93,13 @@ export async function guids(vm: VmLab['ctl'], ds: string): Promise<Map<string, s
 
 /** Writes `mb` MiB of incompressible data to a file on ctl. */
 export const randomFile = (lab: VmLab, path: string, mb: number) => lab.ctl.check(`head -c ${mb}M /dev/urandom > ${path} && sync`);
+
+/** ctl's NIC (ens4) shaped to `mbit` with tc's tbf while `body` runs, so a small stream lasts seconds. */
+export async function shapeLink<T>(lab: VmLab, mbit: number, body: () => Promise<T>): Promise<T> {
+  await lab.ctl.check(`tc qdisc replace dev ens4 root tbf rate ${mbit}mbit burst 64kb latency 500ms`);
+  try {
+    return await body();
+  } finally {
+    await lab.ctl.sh('tc qdisc del dev ens4 root');
+  }
+}

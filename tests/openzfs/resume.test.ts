@@ -4,7 +4,7 @@
 // boxes and on plain-SSH boxes (root over SSH).
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { VM_HOZO, type VmLab } from '../../src/lab/vm/lab.js';
-import { AGENT_ROOT, SRC, guids, hozoJson, labOrSkip, randomFile, reset, skipReason, writeConfig } from './helpers.js';
+import { AGENT_ROOT, SRC, guids, hozoJson, labOrSkip, randomFile, reset, shapeLink, skipReason, writeConfig } from './helpers.js';
 
 const lab: VmLab | undefined = labOrSkip();
 if (lab === undefined) console.warn(`SKIP: tests/openzfs/resume.test.ts: ${skipReason()}`);
@@ -62,16 +62,6 @@ describe.skipIf(lab === undefined)('resumable receives on real OpenZFS (VMs)', (
   /** Plain SSH: the stream's ssh is a ControlMaster client that handed its pipe to the master, so killing it does not
    *  cut the stream; killing the master (the connection) does. */
   const DROP_CONNECTION = "pkill -KILL -f '^ssh .*ControlMaster=yes'";
-
-  /** ctl's NIC shaped to `mbit` (tc tbf), so a stream lasts long enough to be cut part-way; undone after. */
-  async function shapeLink<T>(mbit: number, body: () => Promise<T>): Promise<T> {
-    await L.ctl.check(`tc qdisc replace dev ens4 root tbf rate ${mbit}mbit burst 64kb latency 500ms`);
-    try {
-      return await body();
-    } finally {
-      await L.ctl.sh('tc qdisc del dev ens4 root');
-    }
-  }
 
   const token = () => L.box.check(`zfs get -H -o value receive_resume_token ${T}/big`);
 
@@ -131,7 +121,7 @@ describe.skipIf(lab === undefined)('resumable receives on real OpenZFS (VMs)', (
       // 24 MiB at 40 Mbit/s: the stream lasts ~5 s; the kill comes 1.5 s after the box's receive started.
       await randomFile(L, `/tank/src/k/f${trial}.bin`, 24);
       await L.ctl.check(`zfs snapshot ${SRC}/k@k${trial}`);
-      await shapeLink(40, () => interrupt(kills[trial % 2]!, 0, { afterReceiveSeconds: 1.5 }));
+      await shapeLink(L, 40, () => interrupt(kills[trial % 2]!, 0, { afterReceiveSeconds: 1.5 }));
       // Consistent: every snapshot on the box is the source's (same guid), in order, and the cut receive is resumable.
       const [src, dst] = await Promise.all([guids(L.ctl, `${SRC}/k`), guids(L.box, K)]);
       expect([...src.keys()].slice(0, dst.size), `trial ${trial}`).toEqual([...dst.keys()]);
@@ -157,7 +147,7 @@ describe.skipIf(lab === undefined)('resumable receives on real OpenZFS (VMs)', (
     await randomFile(L, '/tank/src/big/blob.bin', 48);
     await L.ctl.check(`zfs snapshot ${SRC}/big@r1`);
     await writeConfig(L, [{ datasets: [{ source: `${SRC}/big`, target: `${T}/big` }] }], { agent: false, user: 'root' });
-    await shapeLink(40, () => interrupt(DROP_CONNECTION, 0, { afterReceiveSeconds: 1.5 }));
+    await shapeLink(L, 40, () => interrupt(DROP_CONNECTION, 0, { afterReceiveSeconds: 1.5 }));
     expect(await token()).not.toBe('-');
     await L.ctl.check(`zfs destroy ${SRC}/big@r1 && zfs snapshot ${SRC}/big@r2`);
     await writeConfig(L, [{ datasets: [{ source: `${SRC}/big`, target: `${T}/big` }], retries: 1, retryDelay: 1 }], { agent: false, user: 'root' });
