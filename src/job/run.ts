@@ -12,7 +12,7 @@ import type { Inventory } from '../zfs/types.js';
 import { describePlan, snapshotsOf } from './describe.js';
 import { openHosts, type JobHosts, type ZfsHost } from './hosts.js';
 import { acquireJobLock } from './lock.js';
-import { hostReportOf, type HostReport } from './lifecycle.js';
+import { hostReportOf } from './lifecycle.js';
 import { closeReport, startReport, toErrorInfo, type DatasetReport, type JobReport, type PoolReport } from './report.js';
 import { poolOf } from '../zfs/names.js';
 import type { JobState } from '../state/state.js';
@@ -43,7 +43,6 @@ export async function runJob(config: Config, job: JobConfig, opts: RunOptions): 
   const { log } = opts;
   const report = startReport(job.name, job.host, opts.dryRun === true || opts.planOnly === true);
   const lock = report.dryRun ? undefined : acquireJobLock(config.stateDirectory, job.name);
-  let failedHost: HostReport | undefined;
   let hosts: JobHosts | undefined;
   try {
     const specs = jobSpecs(job);
@@ -145,11 +144,13 @@ export async function runJob(config: Config, job: JobConfig, opts: RunOptions): 
   } catch (e) {
     report.error = toErrorInfo(e);
     report.result = isHozoError(e) && ['HOST_UNREACHABLE', 'SSH_AUTH', 'SSH_HOST_KEY'].includes(e.code) ? 'unreachable' : 'error';
-    failedHost = hostReportOf(e);
+    // The box bringUp woke (and maybe powered off again) before it failed: still part of the run's record.
+    const failedHost = hostReportOf(e);
+    if (failedHost !== undefined) report.hosts.push(failedHost);
   } finally {
     await hosts?.close();
     lock?.release();
-    closeReport(report, hosts?.session !== undefined ? [hosts.session.report] : failedHost !== undefined ? [failedHost] : []);
+    closeReport(report, hosts?.session !== undefined ? [hosts.session.report] : []);
   }
   return report;
 }

@@ -3,7 +3,7 @@
 // the pool imported at boot; the agent's shutdown exporting the pool and powering the VM off; a pool that never
 // appears failing with exit 3 and the box powered off again; a late disk; the idle guard.
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
-import { VM_AGENT, type VmLab } from '../../src/lab/vm/lab.js';
+import { VM_AGENT, importUnit, type VmLab } from '../../src/lab/vm/lab.js';
 import { AGENT_ROOT, SRC, guids, hozoJson, labOrSkip, reset, skipReason, writeConfig } from './helpers.js';
 
 const lab: VmLab | undefined = labOrSkip();
@@ -166,19 +166,3 @@ describe.skipIf(lab === undefined)('the box really sleeps: power-off, cold boot 
     }
   });
 });
-
-/** A root unit that imports `pool` (unmounted) once its disk appears, waiting up to `seconds` after boot. */
-function importUnit(pool: string, seconds: number): string {
-  return [
-    '[Unit]',
-    `Description=hozo: import ${pool} when its disk appears`,
-    'After=zfs-import.target',
-    '[Service]',
-    'Type=oneshot',
-    'RemainAfterExit=yes',
-    `ExecStart=/bin/sh -c 'for i in $(seq 1 ${seconds}); do zpool list ${pool} >/dev/null 2>&1 && exit 0; zpool import -N -d /dev/disk/by-id ${pool} 2>/dev/null && exit 0; sleep 1; done; exit 1'`,
-    '[Install]',
-    'WantedBy=multi-user.target',
-    '',
-  ].join('\n');
-}

@@ -92,13 +92,18 @@ describe.skipIf(lab === undefined)('replication on real OpenZFS (VMs)', () => {
     expect(used!).toBeLessThan(logicalUsed! / 2);
   });
 
-  it('a diverged target is a conflict: nothing is received and nothing on the box is destroyed', async () => {
-    await L.ctl.check(`zfs create ${SRC}/c && zfs snapshot ${SRC}/c@c1`);
-    await writeConfig(L, [{ datasets: [{ source: `${SRC}/c`, target: `${T}/c` }] }]);
+  /** `ds` replicated once (@<ds>1); then someone snapshots the backup on the box (@boxlocal) and the source moves on
+   *  (@<ds>2). */
+  async function diverge(ds: string, job: Record<string, unknown> = {}): Promise<void> {
+    await L.ctl.check(`zfs create ${SRC}/${ds} && zfs snapshot ${SRC}/${ds}@${ds}1`);
+    await writeConfig(L, [{ ...job, datasets: [{ source: `${SRC}/${ds}`, target: `${T}/${ds}` }] }]);
     expect((await hozoJson(L, 'run', 'nightly')).exitCode).toBe(0);
-    // Someone snapshots the backup on the box; the source moves on.
-    await L.box.check(`zfs snapshot ${T}/c@boxlocal`);
-    await L.ctl.check(`zfs snapshot ${SRC}/c@c2`);
+    await L.box.check(`zfs snapshot ${T}/${ds}@boxlocal`);
+    await L.ctl.check(`zfs snapshot ${SRC}/${ds}@${ds}2`);
+  }
+
+  it('a diverged target is a conflict: nothing is received and nothing on the box is destroyed', async () => {
+    await diverge('c');
     const r = await hozoJson(L, 'run', 'nightly');
     expect(r.exitCode).toBe(1);
     expect(r.json.datasets[0].result).toBe('conflict');
@@ -106,11 +111,7 @@ describe.skipIf(lab === undefined)('replication on real OpenZFS (VMs)', () => {
   });
 
   it('rollback: true rolls a diverged target back to the common snapshot only where the box allows it (allowRollback)', async () => {
-    await L.ctl.check(`zfs create ${SRC}/r && zfs snapshot ${SRC}/r@r1`);
-    await writeConfig(L, [{ rollback: true, datasets: [{ source: `${SRC}/r`, target: `${T}/r` }] }]);
-    expect((await hozoJson(L, 'run', 'nightly')).exitCode).toBe(0);
-    await L.box.check(`zfs snapshot ${T}/r@boxlocal`);
-    await L.ctl.check(`zfs snapshot ${SRC}/r@r2`);
+    await diverge('r', { rollback: true });
     // The box's agent config has allowRollback: false: refused, nothing destroyed, and the message says which side.
     const refused = await hozoJson(L, 'run', 'nightly');
     expect(refused.exitCode).toBe(1);

@@ -22,20 +22,15 @@ describe.skipIf(lab === undefined)('resumable receives on real OpenZFS (VMs)', (
     await reset(L).catch(() => undefined);
   });
 
-  /** Starts `hozo run nightly` in the background on ctl (its own process group); waits until the box has received
-   *  at least `minBytes` of the stream, then runs `kill` on ctl. */
-  async function interrupt(kill: string, minBytes: number, opts: { afterReceiveSeconds?: number } = {}): Promise<void> {
+  /** Starts `hozo run nightly` in the background on ctl, in its own process group (/tmp/run.pgid). */
+  async function startRun(): Promise<void> {
     await L.ctl.check('rm -f /tmp/run.json; setsid nohup sh -c "echo \\$\\$ > /tmp/run.pgid; exec ' +
       `${VM_HOZO} --config /etc/hozo/config.yaml run nightly --json > /tmp/run.json 2>/tmp/run.err" </dev/null >/dev/null 2>&1 &`);
-    if (opts.afterReceiveSeconds !== undefined) {
-      // Plain-SSH boxes: zfs receive reads the sshd channel in the kernel, which /proc/<pid>/io shows only at the
-      // end; the link is shaped instead (shapeLink) and the kill comes a fixed time after the receive has started.
-      await L.box.check("for i in $(seq 1 600); do pgrep -f '^zfs receive' >/dev/null && exit 0; sleep 0.2; done; exit 1", { timeoutMs: 180_000 });
-      await new Promise((r) => setTimeout(r, opts.afterReceiveSeconds! * 1000));
-      // Retried for a few seconds: the kill may fall between two steps of the run (no ssh receive for a moment).
-      await L.ctl.check(`for i in $(seq 1 100); do { ${kill}; } 2>/dev/null && exit 0; sleep 0.1; done; exit 1`);
-      return afterKill();
-    }
+  }
+
+  /** Starts the run; once the box's `zfs receive` has read at least `minBytes` of the stream, runs `kill` on ctl. */
+  async function interrupt(kill: string, minBytes: number): Promise<void> {
+    await startRun();
     // Progress on the box: what its `zfs receive` has read of the stream (/proc/<pid>/io).
     const deadline = Date.now() + 180_000;
     let seen = 0;
@@ -52,6 +47,17 @@ describe.skipIf(lab === undefined)('resumable receives on real OpenZFS (VMs)', (
     await afterKill();
   }
 
+  /** Starts the run; `seconds` after the box's `zfs receive` has started, runs `kill` on ctl. Used on plain-SSH boxes
+   *  over a link shaped with shapeLink, where a byte threshold let the kill land after the stream had ended. */
+  async function interruptAfter(kill: string, seconds: number): Promise<void> {
+    await startRun();
+    await L.box.check("for i in $(seq 1 600); do pgrep -f '^zfs receive' >/dev/null && exit 0; sleep 0.2; done; exit 1", { timeoutMs: 180_000 });
+    await new Promise((r) => setTimeout(r, seconds * 1000));
+    // Retried for a few seconds: the kill may fall between two steps of the run (no ssh receive for a moment).
+    await L.ctl.check(`for i in $(seq 1 100); do { ${kill}; } 2>/dev/null && exit 0; sleep 0.1; done; exit 1`);
+    await afterKill();
+  }
+
   async function afterKill(): Promise<void> {
     // The run ends (failed) by itself; wait for its process to go.
     await L.ctl.check('for i in $(seq 1 120); do pgrep -g "$(cat /tmp/run.pgid)" >/dev/null || exit 0; sleep 0.5; done; exit 1');
@@ -62,6 +68,8 @@ describe.skipIf(lab === undefined)('resumable receives on real OpenZFS (VMs)', (
   /** Plain SSH: the stream's ssh is a ControlMaster client that handed its pipe to the master, so killing it does not
    *  cut the stream; killing the master (the connection) does. */
   const DROP_CONNECTION = "pkill -KILL -f '^ssh .*ControlMaster=yes'";
+  /** The box as a plain-SSH target: root's key, plain zfs, no agent. */
+  const PLAIN_SSH = { agent: false, user: 'root' };
 
   const token = () => L.box.check(`zfs get -H -o value receive_resume_token ${T}/big`);
 
@@ -114,20 +122,20 @@ describe.skipIf(lab === undefined)('resumable receives on real OpenZFS (VMs)', (
   it('ten kills in a row on a plain-SSH box (its ssh connection, or the whole run, in turn): nothing lost, the target consistent after each', async () => {
     const K = `${T}/k`;
     await L.ctl.check(`zfs create ${SRC}/k`);
-    await writeConfig(L, [{ datasets: [{ source: `${SRC}/k`, target: K }] }], { agent: false, user: 'root' });
+    await writeConfig(L, [{ datasets: [{ source: `${SRC}/k`, target: K }] }], PLAIN_SSH);
     const kills = [DROP_CONNECTION, 'kill -KILL -- -"$(cat /tmp/run.pgid)"'];
     const tokens: boolean[] = [];
     for (let trial = 1; trial <= 10; trial++) {
       // 24 MiB at 40 Mbit/s: the stream lasts ~5 s; the kill comes 1.5 s after the box's receive started.
       await randomFile(L, `/tank/src/k/f${trial}.bin`, 24);
       await L.ctl.check(`zfs snapshot ${SRC}/k@k${trial}`);
-      await shapeLink(L, 40, () => interrupt(kills[trial % 2]!, 0, { afterReceiveSeconds: 1.5 }));
-      // Consistent: every snapshot on the box is the source's (same guid), in order, and the cut receive is resumable.
+      await shapeLink(L, 40, () => interruptAfter(kills[trial % 2]!, 1.5));
+      // Consistent: every snapshot on the box is the source's (same guid), in order.
       const [src, dst] = await Promise.all([guids(L.ctl, `${SRC}/k`), guids(L.box, K)]);
       expect([...src.keys()].slice(0, dst.size), `trial ${trial}`).toEqual([...dst.keys()]);
       for (const [name, guid] of dst) expect(src.get(name), `trial ${trial} ${name}`).toBe(guid);
-      // Usually the cut receive left a token; not when the kill came while a new step's first bytes were still in
-      // the pipes (its receive had not begun), which is consistent too.
+      // Most cuts leave a token (counted below); some trials here left none, e.g. a kill between two steps of the
+      // run, before the next receive had begun. The target is consistent either way (asserted above).
       tokens.push(!/^(-|none)$/.test(await L.box.check(`zfs get -H -o value receive_resume_token ${K} 2>/dev/null || echo none`)));
       expect(await L.ctl.check(`zfs list -H -o name -t snapshot -r ${SRC}/k | xargs -n1 zfs holds -H | grep -vc hozo:nightly || true`), `trial ${trial}: no stray hold`).toBe('0');
     }
@@ -146,11 +154,11 @@ describe.skipIf(lab === undefined)('resumable receives on real OpenZFS (VMs)', (
     // Bigger than what the kernel's socket buffers still deliver after the connection's process is killed (~10 MB).
     await randomFile(L, '/tank/src/big/blob.bin', 48);
     await L.ctl.check(`zfs snapshot ${SRC}/big@r1`);
-    await writeConfig(L, [{ datasets: [{ source: `${SRC}/big`, target: `${T}/big` }] }], { agent: false, user: 'root' });
-    await shapeLink(L, 40, () => interrupt(DROP_CONNECTION, 0, { afterReceiveSeconds: 1.5 }));
+    await writeConfig(L, [{ datasets: [{ source: `${SRC}/big`, target: `${T}/big` }] }], PLAIN_SSH);
+    await shapeLink(L, 40, () => interruptAfter(DROP_CONNECTION, 1.5));
     expect(await token()).not.toBe('-');
     await L.ctl.check(`zfs destroy ${SRC}/big@r1 && zfs snapshot ${SRC}/big@r2`);
-    await writeConfig(L, [{ datasets: [{ source: `${SRC}/big`, target: `${T}/big` }], retries: 1, retryDelay: 1 }], { agent: false, user: 'root' });
+    await writeConfig(L, [{ datasets: [{ source: `${SRC}/big`, target: `${T}/big` }], retries: 1, retryDelay: 1 }], PLAIN_SSH);
     const r = await hozoJson(L, 'run', 'nightly');
     expect(r.exitCode, `${r.stderr}\n${JSON.stringify(r.json)}`).toBe(0);
     expect(r.json.datasets[0]).toMatchObject({ result: 'sent', newest: 'r2' });

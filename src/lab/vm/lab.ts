@@ -355,6 +355,22 @@ export async function authorizeController(ctl: Vm, box: Vm): Promise<void> {
   await box.writeFile('/root/.ssh/authorized_keys', [...rootKeys, ctlPub, ''].join('\n'), '0600');
 }
 
+/** A root unit that imports `pool` by name at boot, unmounted, waiting up to `seconds` for its disk to appear. */
+export function importUnit(pool: string, seconds: number): string {
+  return [
+    '[Unit]',
+    `Description=hozo: import the ${pool} pool (unmounted)`,
+    'After=zfs-import.target systemd-udev-settle.service',
+    '[Service]',
+    'Type=oneshot',
+    'RemainAfterExit=yes',
+    `ExecStart=/bin/sh -c 'for i in $(seq 1 ${seconds}); do zpool list ${pool} >/dev/null 2>&1 && exit 0; zpool import -N -d /dev/disk/by-id ${pool} && exit 0; sleep 1; done; exit 1'`,
+    '[Install]',
+    'WantedBy=multi-user.target',
+    '',
+  ].join('\n');
+}
+
 /** Pools, users, keys, the agent and the power-off unit, the way a user sets up a Debian box. */
 async function setupVms(ctl: Vm, box: Vm): Promise<void> {
   // Both: the runtime on the VM's own disk.
@@ -409,20 +425,6 @@ async function setupVms(ctl: Vm, box: Vm): Promise<void> {
   );
   // An exported pool leaves zpool.cache, so Debian's zfs-import-cache does not bring it back: import it by name at
   // boot (as NixOS's boot.zfs.extraPools does), without mounting anything, waiting up to a minute for a late disk.
-  await box.writeFile(
-    '/etc/systemd/system/hozo-import-backup.service',
-    [
-      '[Unit]',
-      'Description=hozo: import the backup pool (unmounted)',
-      'After=zfs-import.target systemd-udev-settle.service',
-      '[Service]',
-      'Type=oneshot',
-      'RemainAfterExit=yes',
-      "ExecStart=/bin/sh -c 'for i in $(seq 1 60); do zpool list backup >/dev/null 2>&1 && exit 0; zpool import -N -d /dev/disk/by-id backup && exit 0; sleep 1; done; exit 1'",
-      '[Install]',
-      'WantedBy=multi-user.target',
-      '',
-    ].join('\n'),
-  );
+  await box.writeFile('/etc/systemd/system/hozo-import-backup.service', importUnit('backup', 60));
   await box.check('systemctl daemon-reload && systemctl enable hozo-import-backup.service 2>/dev/null');
 }
