@@ -269,25 +269,22 @@ in
         "send"
         # `zfs send -I` (restores with intermediate snapshots) puts temporary `.send-<pid>-<n>`
         # user holds on the snapshots it sends (libzfs, with a cleanup fd); without `hold` that
-        # send fails.
+        # send fails. ZFS drops them itself when the send ends, so `release` is not needed.
         "hold"
-        # Removing a `.send-*` hold a killed send left behind (ZFS releases them itself when the
-        # cleanup fd closes; older implementations such as zfs-fuse do not). Grants no more than
-        # `destroy` already does; the agent has no verb that releases holds.
-        "release"
-        # User properties carried by a received stream (e.g. a controller sending with -p); without
-        # it each is reported as "permission denied" (the data is still received).
-        "userprop"
         # `-o canmount=off` when creating parents, and `zfs set canmount=noauto <dataset>` after a
         # first receive, so a backup never mounts itself at the next import or boot.
         "canmount"
         # `prune`: the box's own retention destroys snapshots below the roots (never the newest of
-        # a dataset, never a held one). Controllers cannot ask for a destroy: there is no verb.
+        # a dataset, never a held one); `abort-receive` (`zfs receive -A`) destroys a partial
+        # receive. Controllers cannot ask for any other destroy: there is no verb.
         "destroy"
+        # Not needed: `rollback` (see receive), `release` (see hold), `userprop` (Hōzō sends no
+        # properties: no `-p`).
       ];
       description = ''
         Permissions delegated to user `hozo` on each root ({manpage}`zfs-allow(8)`). The default is
-        what the agent needs; see the comments in {file}`modules/agent.nix` for why each is there.
+        what the agent needs (the list of src/zfs/delegation.ts, which the OpenZFS suite proves complete
+        and minimal); see the comments in {file}`modules/agent.nix` for why each is there.
       '';
     };
 

@@ -922,15 +922,25 @@ in
 
     zfsPermissions = mkOption {
       type = types.listOf types.str;
+      # What the jobs (user hozo) run on a source, and the permission each needs (zfs-allow(8); the
+      # kernel checks them in zfs_secpolicy_*). The same list as src/zfs/delegation.ts, which the
+      # OpenZFS suite proves complete and minimal (tests/openzfs/delegation.test.ts).
       default = [
+        # `zfs send`: full, incremental, resumed (-t), and the `-n -P` size estimate.
         "send"
+        # `zfs hold hozo:<job>` on the verified base; `zfs send -I` also puts temporary holds on
+        # what it sends, so without it every incremental with intermediates fails.
         "hold"
+        # Moving that hold: `zfs release` of the previous base.
         "release"
-        "snapshot"
-        "mount"
+        # `zfs bookmark` of the base, so the next incremental survives the snapshot being pruned.
+        # Not `destroy` (it would reach the data too): the job's older bookmarks stay.
         "bookmark"
       ];
-      description = "Permissions delegated to `user` on source datasets ({manpage}`zfs-allow(8)`).";
+      description = ''
+        Permissions delegated to `user` on source datasets ({manpage}`zfs-allow(8)`). The default
+        is what the jobs need; see the comments in {file}`modules/controller.nix` for why each is there.
+      '';
     };
 
     localTargetPermissions = mkOption {

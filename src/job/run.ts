@@ -4,11 +4,12 @@ import type { Config, JobConfig } from '../config/schema.js';
 import { HozoError, isHozoError } from '../errors.js';
 import { planJob } from '../planner/plan.js';
 import type { DatasetPlan, DatasetSpec, Policy } from '../planner/types.js';
-import { PipelineError, runPipeline } from '../pipeline/pipeline.js';
+import { PipelineError, blameStage, runPipeline } from '../pipeline/pipeline.js';
 import { buildTransfer } from '../pipeline/transfer.js';
 import { progressReporter } from '../pipeline/progress.js';
 import { formatBytes, type Logger } from '../util/log.js';
 import type { Inventory } from '../zfs/types.js';
+import { definitiveStageError } from '../zfs/errors.js';
 import { describePlan, snapshotsOf } from './describe.js';
 import { openHosts, type JobHosts, type ZfsHost } from './hosts.js';
 import { acquireJobLock } from './lock.js';
@@ -241,7 +242,8 @@ export async function replicate(p: DatasetPlan, d: DatasetReport, srcInv: Invent
       } catch (e) {
         const pid = e instanceof PipelineError ? e.stages[0]?.pid : undefined;
         await source.releaseSendHolds(p.source, step, pid, srcInv);
-        throw e;
+        const culprit = e instanceof PipelineError ? blameStage(e.stages) : undefined;
+        throw (culprit !== undefined && definitiveStageError(culprit.stderr, (e as Error).message, e)) || e;
       }
     }
     d.bytes = bytes;

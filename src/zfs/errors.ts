@@ -3,6 +3,7 @@
 // Conservative: a message no rule knows is ZFS_UNKNOWN with the raw stderr, never a guess.
 import { HozoError, type ErrorCode } from '../errors.js';
 import type { CommandResult } from '../transport/runner.js';
+import { AGENT_PERMISSIONS, CONTROLLER_PERMISSIONS } from './delegation.js';
 
 export interface ZfsErrorContext {
   /** What hozo was doing; starts the message, e.g. "receive into backup/home". */
@@ -123,7 +124,7 @@ const RULES: readonly Rule[] = [
   {
     code: 'ZFS_PERMISSION',
     re: /permission denied|operation not permitted|delegated administration is disabled/i,
-    hint: 'run as root, or delegate with `zfs allow USER send,snapshot,hold,release,receive,create,mount DATASET` (OpenZFS)',
+    hint: `run as root, or delegate (OpenZFS): \`zfs allow -u USER ${CONTROLLER_PERMISSIONS.join(',')} SOURCE\` for the controller's user, \`zfs allow -u hozo ${AGENT_PERMISSIONS.join(',')} ROOT\` on an agent box`,
   },
   {
     code: 'ZFS_NO_SPACE',
@@ -185,6 +186,18 @@ export function classify(stderr: string, context: ZfsErrorContext): HozoError {
   const raw = stderr.trim();
   const detail = raw === '' ? `failed (exit ${context.exitCode ?? 'unknown'}) without a message` : `failed: ${raw}`;
   return new HozoError('ZFS_UNKNOWN', `${prefix(context)} ${detail}`, { hint: UNKNOWN_HINT, cause });
+}
+
+/** Failures a retry cannot mend. Recognised in the stderr of a failed pipeline stage, they replace PIPELINE_FAILED. */
+const DEFINITIVE: readonly ErrorCode[] = ['ZFS_PERMISSION', 'ZFS_NO_SPACE'];
+
+/**
+ * The zfs error behind a failed stream, when it is one a retry cannot mend: `message` (the pipeline's, which names the
+ * stage) with that error's code and hint, e.g. ZFS_PERMISSION and the `zfs allow` to run. Otherwise undefined.
+ */
+export function definitiveStageError(stderr: string, message: string, cause: unknown): HozoError | undefined {
+  const c = classify(stderr, { action: 'stream' });
+  return DEFINITIVE.includes(c.code) ? new HozoError(c.code, message, { ...(c.hint !== undefined ? { hint: c.hint } : {}), cause }) : undefined;
 }
 
 /** stdout of a successful command; otherwise the classified error (a killed command is ZFS_UNKNOWN). */

@@ -68,9 +68,12 @@ export interface RunOutcome {
   stderr: string;
 }
 
-/** `hozo <args> --json` in the ctl VM. */
-export async function hozoJson(lab: VmLab, ...args: string[]): Promise<RunOutcome> {
-  const r = await lab.hozo([...args, '--json']);
+/** `hozo <args> --json` in the ctl VM (as root). */
+export const hozoJson = (lab: VmLab, ...args: string[]): Promise<RunOutcome> => hozoJsonWith(lab, {}, ...args);
+
+/** `hozo <args> --json` in the ctl VM with another config file or as another user. */
+export async function hozoJsonWith(lab: VmLab, opts: { config?: string; user?: string }, ...args: string[]): Promise<RunOutcome> {
+  const r = await lab.hozo([...args, '--json'], opts);
   let json: any;
   try {
     json = JSON.parse(r.stdout);

@@ -8,6 +8,7 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig, validateConfig } from '../../src/config/load.js';
 import { agentConfigSchema, validateAgentConfig } from '../../agent/config.js';
+import { AGENT_PERMISSIONS, CONTROLLER_PERMISSIONS } from '../../src/zfs/delegation.js';
 
 const NIXPKGS_LIB = process.env['NIXPKGS_LIB'];
 const repo = resolve(import.meta.dirname, '../..');
@@ -332,8 +333,8 @@ describe.skipIf(!NIXPKGS_LIB)('NixOS modules (lib.evalModules with stubbed NixOS
       expect(d.serviceConfig).toMatchObject({ Type: 'oneshot', RemainAfterExit: true });
       expect(d.wantedBy).toEqual(['multi-user.target']);
       for (const ds of ['tank/home', 'tank/db', 'tank/photos']) {
-        expect(d.script).toContain(`allow send,hold,release,snapshot,mount,bookmark ${ds}\n`);
-        expect(d.preStop).toMatch(new RegExp(`/bin/zfs unallow -u hozo send,hold,release,snapshot,mount,bookmark ${ds} \\|\\| true`));
+        expect(d.script).toContain(`allow ${CONTROLLER_PERMISSIONS.join(',')} ${ds}\n`);
+        expect(d.preStop).toMatch(new RegExp(`/bin/zfs unallow -u hozo ${CONTROLLER_PERMISSIONS.join(',')} ${ds} \\|\\| true`));
       }
       expect(d.script).toContain('allow create,mount,receive,rollback,hold,release archive/photos archive');
       expect(d.script).toMatch(/\/bin\/zfs allow -u hozo "\$1" "\$ds"/);
@@ -493,7 +494,8 @@ describe.skipIf(!NIXPKGS_LIB)('NixOS modules (lib.evalModules with stubbed NixOS
       const perms = u.script.match(/\/bin\/zfs allow -u hozo (\S+) "\$root"/)![1]!.split(',');
       // receive + create/mount for receives, canmount for `set canmount=noauto`, destroy for prune,
       // send + hold for restores (`send -I` takes temporary holds).
-      expect(perms).toEqual(expect.arrayContaining(['create', 'mount', 'receive', 'hold', 'release', 'userprop', 'canmount', 'destroy', 'send']));
+      // The module's default is exactly the list the OpenZFS suite proves complete and minimal.
+      expect(perms).toEqual([...AGENT_PERMISSIONS]);
       expect(perms).not.toContain('rollback');
       expect(u.script).toContain("prepare backup/hozo\nprepare vault/hozo/main\n");
       expect(u.preStop).toMatch(/\/bin\/zfs unallow -u hozo \S+ backup\/hozo \|\| true/);

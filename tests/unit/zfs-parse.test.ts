@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { HozoError, isHozoError, type ErrorCode } from '../../src/errors.js';
 import type { CommandResult, Runner } from '../../src/transport/runner.js';
 import { parseCapabilities, usageFlags } from '../../src/zfs/capabilities.js';
-import { checkResult, classify, ZfsCommandFailure } from '../../src/zfs/errors.js';
+import { checkResult, classify, definitiveStageError, ZfsCommandFailure } from '../../src/zfs/errors.js';
 import { listInventory, parseGuids, parseInventory } from '../../src/zfs/inventory.js';
 import type { Capabilities } from '../../src/zfs/types.js';
 
@@ -436,5 +436,18 @@ describe('parseInventory and parseCapabilities on real OpenZFS 2.3.2 output (cap
     for (const f of ['s', 'A', 'u', 'F']) expect(caps.receiveFlags.has(f), `receive -${f}`).toBe(true);
     expect(caps.implementation).toMatch(/OpenZFS 2\.3\.2/);
     expect(typeof caps.aes).toBe('boolean');
+  });
+});
+
+describe('definitiveStageError', () => {
+  it('a stream stage refused by ZFS delegation carries ZFS_PERMISSION and the zfs allow lists, not PIPELINE_FAILED', () => {
+    const e = definitiveStageError("warning: cannot send 'tank/a@s1': permission denied\n", 'stage "send" failed (exit 1)', undefined);
+    expect(e).toMatchObject({ code: 'ZFS_PERMISSION', message: 'stage "send" failed (exit 1)' });
+    expect(e?.hint).toContain('send,hold,release,bookmark');
+    expect(e?.hint).toContain('create,mount,receive,send,hold,canmount,destroy');
+  });
+  it('a stream cut short or an unknown message stays what the pipeline said (undefined: retried as before)', () => {
+    expect(definitiveStageError('cannot receive: failed to read from stream\n', 'x', undefined)).toBeUndefined();
+    expect(definitiveStageError('something odd\n', 'x', undefined)).toBeUndefined();
   });
 });

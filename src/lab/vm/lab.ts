@@ -13,6 +13,7 @@ import { closeSync, copyFileSync, existsSync, openSync, mkdirSync, readFileSync,
 import { join, resolve } from 'node:path';
 import { spawn } from 'node:child_process';
 import { shellJoin } from '../../transport/quote.js';
+import { AGENT_PERMISSIONS } from '../../zfs/delegation.js';
 import { LAB_ROOT } from '../pools.js';
 import { LabError, check, killAndWait, listPids, run, sleep, which, type RunOpts, type RunResult } from '../proc.js';
 import { Vm, detectAccel, qemuName, type VmSpec } from './vm.js';
@@ -50,8 +51,8 @@ export interface VmLab {
   readonly broadcast: string;
   readonly ctl: Vm;
   readonly box: Vm;
-  /** Runs the built hozo in the controller VM as root: `hozo --config /etc/hozo/config.yaml …`. */
-  hozo(args: readonly string[], opts?: RunOpts & { config?: string }): Promise<RunResult>;
+  /** Runs the built hozo in the controller VM: `hozo --config /etc/hozo/config.yaml …`, as root unless `user`. */
+  hozo(args: readonly string[], opts?: RunOpts & { config?: string; user?: string }): Promise<RunResult>;
   /** Wake events logged by the listener. */
   wakeEvents(): { t: number; mac: string; vm?: string; action: string }[];
   /** Boots the box if it is off or suspended (without a magic packet) and waits for SSH. */
@@ -138,9 +139,6 @@ export function labAgentConfig(extra: Record<string, unknown> = {}): Record<stri
     ...extra,
   };
 }
-
-/** Permissions delegated to the agent's user, as modules/agent.nix's zfsPermissions default. */
-export const AGENT_PERMISSIONS = ['create', 'mount', 'receive', 'send', 'hold', 'release', 'userprop', 'canmount', 'destroy'];
 
 export async function createVmLab(opts: VmLabOptions = {}): Promise<VmLab> {
   const id = opts.id ?? 'oz';
@@ -265,7 +263,10 @@ function labObject(p: LabParts): VmLab {
   return {
     ...p,
     hozo: (args, o = {}) =>
-      ctl.sh(`${VM_HOZO} --config ${o.config ?? '/etc/hozo/config.yaml'} ${shellJoin(args)}`, { timeoutMs: 600_000, ...o }),
+      ctl.sh(`${o.user === undefined ? '' : `runuser -u ${shellJoin([o.user])} -- `}${VM_HOZO} --config ${o.config ?? '/etc/hozo/config.yaml'} ${shellJoin(args)}`, {
+        timeoutMs: 600_000,
+        ...o,
+      }),
     wakeEvents: () => {
       try {
         return readFileSync(join(dir, 'wake-events.jsonl'), 'utf8')
