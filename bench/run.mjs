@@ -24,6 +24,17 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 
+// `--lab openzfs` (or BENCH_LAB=openzfs): the same comparison on the OpenZFS lab's VMs (bench/openzfs.mjs).
+const labAt = process.argv.indexOf('--lab');
+const LAB = labAt >= 0 ? process.argv[labAt + 1] : (process.env.BENCH_LAB ?? 'zfs-fuse');
+if (LAB === 'openzfs') {
+  await import('./openzfs.mjs');
+  process.exit(0);
+} else if (LAB !== 'zfs-fuse') {
+  console.error(`--lab ${LAB}: expected zfs-fuse (default) or openzfs`);
+  process.exit(2);
+}
+
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(HERE, '..');
 const HOZO = join(ROOT, 'dist/src/cli/main.js');
