@@ -5,7 +5,7 @@
 
 /** On every source dataset, for the user the controller's jobs run as. */
 export const CONTROLLER_PERMISSIONS = [
-  // `zfs send` (full, incremental, resumed with -t; `-n -P` estimates).
+  // `zfs send` (full, incremental, resumed with -t). The `-n -P` estimate worked without any delegation.
   'send',
   // Protecting the incremental base (`zfs hold hozo:<job>`); `zfs send -I` also puts temporary holds on what it
   // sends (libzfs, with a cleanup fd), so without it an incremental with intermediates fails outright.
