@@ -20,18 +20,12 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { intEnv, median, r2 } from './stats.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(HERE, '..');
 const { attachVmLab, createVmLab, VM_HOZO, AGENT_ROOT } = await import(join(ROOT, 'dist/src/lab/vm/lab.js'));
 
-const intEnv = (name, dflt, min, max) => {
-  const v = process.env[name];
-  if (v === undefined || v === '') return dflt;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`${name}=${v}: expected an integer ${min}..${max}`);
-  return n;
-};
 const SIZE_MB = intEnv('BENCH_SIZE_MB', 100, 1, 400);
 const N = intEnv('BENCH_N', 2, 1, 10);
 const DATASETS = intEnv('BENCH_DATASETS', 500, 1, 2000);
@@ -42,12 +36,6 @@ const KEY = '-i /etc/hozo/box_key -o UserKnownHostsFile=/etc/hozo/known_hosts -o
 const SYNCOID_SSH = '--sshkey=/etc/hozo/box_key --sshoption=UserKnownHostsFile=/etc/hozo/known_hosts --sshoption=BatchMode=yes';
 
 const log = (m) => console.error(`[bench-openzfs ${new Date().toISOString().slice(11, 19)}] ${m}`);
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
-const r2 = (x) => Math.round(x * 100) / 100;
 
 let lab;
 let ownLab = false;

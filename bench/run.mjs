@@ -23,6 +23,7 @@ import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
+import { intEnv, median, r2 } from './stats.mjs';
 
 // `--lab openzfs` (or BENCH_LAB=openzfs): the same comparison on the OpenZFS lab's VMs (bench/openzfs.mjs).
 const labAt = process.argv.indexOf('--lab');
@@ -53,14 +54,6 @@ const INCR_MB = intEnv('BENCH_INCR_MB', 4, 1, 256);
 const POWEROFF_DELAY_S = intEnv('BENCH_POWEROFF_DELAY_S', 3, 0, 60);
 const CIPHER = 'aes128-gcm@openssh.com';
 const TARGETS = { throughput: 0.95, noopTimeRatio: 0.1, noopSshConnections: 3, listenToFirstCommandS: 1, awakeMinusTransferS: 10 };
-
-function intEnv(name, dflt, min, max) {
-  const v = process.env[name];
-  if (v === undefined || v === '') return dflt;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`${name}=${v}: expected an integer ${min}..${max}`);
-  return n;
-}
 
 // ---------------------------------------------------------------------------------------------------------------
 // Ctrl-C / SIGTERM: stop the running command, tear the lab down, exit. A second signal exits at once.
@@ -95,14 +88,8 @@ function checkAbort() {
 
 const log = (m) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}] ${m}`);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
 const min = (xs) => Math.min(...xs);
 const max = (xs) => Math.max(...xs);
-const r2 = (x) => (x === undefined || x === null || Number.isNaN(x) ? null : Math.round(x * 100) / 100);
 const r3 = (x) => (x === undefined || x === null || Number.isNaN(x) ? null : Math.round(x * 1000) / 1000);
 
 /** Quotes argv for a POSIX shell (only for printing and for the raw pipeline's sh -c string). */
