@@ -26,6 +26,7 @@ export const PROTOCOL: Readonly<Record<string, string>> = {
   release: 'release <lease-id>',
   shutdown: 'shutdown',
   prune: 'prune [--dry-run]',
+  session: 'session',
 };
 export const VERBS = Object.keys(PROTOCOL);
 
@@ -67,7 +68,9 @@ export type Request =
   | { readonly verb: 'hold'; readonly id: string; readonly ttlSeconds: number }
   | { readonly verb: 'release'; readonly id: string }
   | { readonly verb: 'shutdown' }
-  | { readonly verb: 'prune'; readonly dryRun: boolean };
+  | { readonly verb: 'prune'; readonly dryRun: boolean }
+  /** Many requests over one SSH call (agent/session.ts): one agent start-up per run instead of one per request. */
+  | { readonly verb: 'session' };
 
 export type Verb = Request['verb'];
 
@@ -150,6 +153,7 @@ function parseTokens(tokens: readonly string[], policy: CommandPolicy): Request 
     case 'status':
     case 'prepare':
     case 'shutdown':
+    case 'session':
       noMore(verb, args);
       return { verb };
     case 'list': {

@@ -60,6 +60,8 @@ export const agentConfigSchema = z
     maxLeaseSeconds: z.number().int().min(1).max(30 * 24 * 3600).default(24 * 3600),
     /** mbuffer's memory when a controller asks for `receive --mbuffer` / `send --mbuffer`. */
     bufferSize: bufferSize.default('128M'),
+    /** A `session` (many control requests over one SSH call) with no request for this long ends by itself. */
+    sessionIdleSeconds: z.number().positive().max(24 * 3600).default(600),
     /** Audit log; default <stateDirectory>/agent.log. */
     logFile: absolutePath.optional(),
   })
