@@ -5,6 +5,8 @@ import { usesAgent, type Config, type HostConfig, type JobConfig } from '../conf
 import { HozoError, isHozoError } from '../errors.js';
 import { cipherPreference, localHasAes, rememberAes, rememberedAes } from '../transport/cipher.js';
 import { SshRunner } from '../transport/ssh.js';
+import { AgentSessionRunner } from '../transport/agent-session.js';
+import type { Runner } from '../transport/runner.js';
 import type { Logger } from '../util/log.js';
 import { poolsListArgv } from '../zfs/argv.js';
 import { parseZpoolList } from '../zfs/pool-list.js';
@@ -35,7 +37,8 @@ export interface HostReport {
 }
 
 export interface BoxSession {
-  readonly runner: SshRunner;
+  /** hozo-agent: its control requests share one agent process for the run (AgentSessionRunner). */
+  readonly runner: Runner;
   readonly report: HostReport;
   readonly agent: boolean;
   /** What the box's ZFS can do: from hozo-agent (probed as soon as SSH was up, beside the pool check), or from the
@@ -90,8 +93,10 @@ export async function bringUp(config: Config, hostName: string, job: JobConfig |
   const agent = usesAgent(host);
   // The connection the CLI started while hozo loaded, when it is for this host (used for the first check only).
   let early = opts.early?.hostName === hostName ? opts.early : undefined;
-  const runner =
+  const ssh =
     early?.runner ?? new SshRunner({ name: hostName, host, ciphers: cipherPreference(localHasAes(), rememberedAes(config.stateDirectory, hostName)) });
+  // hozo-agent: one agent process (one `session` call) answers the run's control requests; plain SSH: as it is.
+  const runner: SshRunner | AgentSessionRunner = agent ? new AgentSessionRunner(ssh) : ssh;
   const report: HostReport = { name: hostName, awakeBefore: false, woke: false, shutdown: 'skipped' };
   const pools = poolsFor(host, job);
   const cache = new CapabilityCache(config.stateDirectory);
@@ -110,7 +115,7 @@ export async function bringUp(config: Config, hostName: string, job: JobConfig |
     }
     // Plain SSH: one session answers "are the pools there?", "what can this ZFS do?" (from the cache when the
     // fingerprint matches, else probed) and, with a cached answer, lists the job's targets too.
-    const h = await hello(runner, cache, {
+    const h = await hello(ssh, cache, {
       endpoint: `${host.user}@${host.address}:${host.port}`,
       ...(opts.inventoryRoots !== undefined ? { roots: opts.inventoryRoots } : {}),
       extra: [{ name: 'pools', argv: poolsListArgv(pools) }],
@@ -170,7 +175,7 @@ export async function bringUp(config: Config, hostName: string, job: JobConfig |
       opts.onConnecting?.();
       report.awakeBefore = await e.awake;
     } else {
-      report.awakeBefore = await awakeCheck(runner, host.address, host.port, opts.onConnecting);
+      report.awakeBefore = await awakeCheck(ssh, host.address, host.port, opts.onConnecting);
     }
     opts.onConnecting?.();
     if (report.awakeBefore) {
@@ -221,7 +226,7 @@ export async function bringUp(config: Config, hostName: string, job: JobConfig |
       }
     }
     const readyAt = clock.now();
-    if (!agent) target = Promise.resolve(zfsHost(runner, readyHello!.caps));
+    if (!agent) target = Promise.resolve(zfsHost(ssh, readyHello!.caps));
     // The box's CPU chooses the next run's cipher (cipher.ts).
     target?.then((t) => rememberAes(config.stateDirectory, hostName, t.caps.aes)).catch(() => undefined);
     const targetInventory = agent ? undefined : readyHello!.inventory;
@@ -287,7 +292,7 @@ export function hostReportOf(e: unknown): HostReport | undefined {
 }
 
 /** Asks the box to power off: the agent (which may refuse while others hold leases) or the configured command. */
-export async function shutdownBox(runner: SshRunner, host: HostConfig, agent: boolean, report: HostReport, log: Logger): Promise<void> {
+export async function shutdownBox(runner: Runner, host: HostConfig, agent: boolean, report: HostReport, log: Logger): Promise<void> {
   try {
     const r = await runner.run(agent ? ['shutdown'] : host.shutdownCommand, { timeoutMs: 60_000 });
     if (r.exitCode === 0) {

@@ -72,8 +72,19 @@ describe.skipIf(missing.length > 0)('wake → ready → replicate → verify →
     await snapshot('home');
     const cfg = config('nightly');
     const events = lab.box.wakeEvents().length;
+    const agentLog = join(lab.box.dir, 'agent', 'agent.log');
+    const logBefore = existsSync(agentLog) ? readFileSync(agentLog, 'utf8').length : 0;
     const { exitCode, json } = await hozoJson(cfg, 'run', 'nightly');
     expect(exitCode).toBe(0);
+    // One agent process answered the run's control requests (one `session` call); the stream had its own call.
+    const calls = readFileSync(agentLog, 'utf8').slice(logBefore).split('\n').filter(Boolean);
+    const pids = (re: RegExp) => new Set(calls.filter((l) => re.test(l)).map((l) => /hozo-agent\[(\d+)\]/.exec(l)?.[1]));
+    expect(calls.filter((l) => /: session started$/.test(l))).toHaveLength(1);
+    const control = pids(/: "(prepare|capabilities|hold \S+ \d+|list [^"]*|status|release \S+|shutdown)" → exit/);
+    expect(control.size).toBe(1);
+    expect([...pids(/session started/)]).toEqual([...control]);
+    expect(pids(/: "receive [^"]*" → exit 0/).size).toBe(1);
+    expect(calls.some((l) => /: "shutdown" → exit 0/.test(l))).toBe(true);
     expect(json.result).toBe('ok');
     expect(lab.box.wakeEvents().length).toBeGreaterThan(events);
     expect(json.hosts[0]).toMatchObject({ name: 'offsite', woke: true, awakeBefore: false, shutdown: 'done' });
