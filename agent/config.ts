@@ -8,7 +8,9 @@ import { bufferSize, datasetName } from '../src/config/fields.js';
 import { formatIssues } from '../src/config/issues.js';
 import { datasetNameProblem, poolOf } from '../src/zfs/names.js';
 
-export const DEFAULT_AGENT_CONFIG_PATH = '/etc/hozo-agent/config.json';
+import { DEFAULT_AGENT_CONFIG_PATH } from './config-cache.js';
+
+export { DEFAULT_AGENT_CONFIG_PATH };
 
 
 const poolName = z.string().superRefine((v, ctx) => {
@@ -99,6 +101,11 @@ export function loadAgentConfig(path: string): AgentConfig {
       cause: e,
     });
   }
+  return parseAgentConfigText(text, path);
+}
+
+/** The text of a config file at `path`, validated (agent/config-cache.ts caches the result). */
+export function parseAgentConfigText(text: string, path: string): AgentConfig {
   let data: unknown;
   try {
     data = JSON.parse(text);

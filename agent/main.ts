@@ -4,7 +4,8 @@
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { HozoError } from '../src/errors.js';
-import { DEFAULT_AGENT_CONFIG_PATH, loadAgentConfig, type AgentConfig } from './config.js';
+import type { AgentConfig } from './config.js';
+import { DEFAULT_AGENT_CONFIG_PATH, loadAgentConfigCached } from './config-cache.js';
 import { AgentExit, createContext } from './context.js';
 import { PROTOCOL } from './command.js';
 import { idleCheck } from './lifecycle.js';
@@ -47,9 +48,10 @@ function parseArgs(argv: readonly string[]): Args | string {
   return { command, config };
 }
 
-function load(path: string, err: (t: string) => void): AgentConfig | undefined {
+/** The config (from the validated-config cache when the file is unchanged; `full`: always validated now). */
+async function load(path: string, err: (t: string) => void, full = false): Promise<AgentConfig | undefined> {
   try {
-    return loadAgentConfig(path);
+    return full ? (await import('./config.js')).loadAgentConfig(path) : (await loadAgentConfigCached(path)).config;
   } catch (e) {
     const h = e instanceof HozoError && e.hint !== undefined ? `\nhint: ${e.hint}` : '';
     err(`hozo-agent: ${(e as Error).message}${h}\n`);
@@ -76,17 +78,17 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
       return AgentExit.OK;
     case 'serve': {
       // Unset (an interactive login, or run by hand) is refused by serve like any bad request, and logged.
-      const config = load(args.config, err);
+      const config = await load(args.config, err);
       if (config === undefined) return AgentExit.FAILED;
       return serve(createContext(config), env['SSH_ORIGINAL_COMMAND']);
     }
     case 'idle-check': {
-      const config = load(args.config, err);
+      const config = await load(args.config, err);
       if (config === undefined) return AgentExit.FAILED;
       return idleCheck(createContext(config));
     }
     case 'check-config': {
-      const config = load(args.config, err);
+      const config = await load(args.config, err, true);
       if (config === undefined) return AgentExit.FAILED;
       process.stdout.write(JSON.stringify(config, null, 2) + '\n');
       return AgentExit.OK;

@@ -7,6 +7,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { cacheFile, DEFAULT_STATE_DIRECTORY, loadConfigCached } from '../../src/config/cache.js';
 import { validateConfig } from '../../src/config/load.js';
 import { HozoError } from '../../src/errors.js';
+import { DEFAULT_AGENT_STATE_DIRECTORY, loadAgentConfigCached } from '../../agent/config-cache.js';
+import { validateAgentConfig } from '../../agent/config.js';
 
 describe('loadConfigCached', () => {
   let dir: string;
@@ -76,5 +78,63 @@ describe('loadConfigCached', () => {
 
   it('its default state directory is the schema\'s', () => {
     expect(validateConfig({}).stateDirectory).toBe(DEFAULT_STATE_DIRECTORY);
+  });
+});
+
+describe('loadAgentConfigCached (hozo-agent: the same core, its own format)', () => {
+  let dir: string;
+  let state: string;
+  let path: string;
+  const write = (root: string, extra: Record<string, unknown> = {}) => {
+    path = join(dir, 'agent.json');
+    writeFileSync(path, JSON.stringify({ roots: [root], stateDirectory: state, leaseDirectory: join(state, 'leases'), ...extra }));
+  };
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'hozo-agentcache-'));
+    state = join(dir, 'state');
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('validates once, then reuses the result for the same bytes; equal to a full validation', async () => {
+    write('backup/kraken');
+    const first = await loadAgentConfigCached(path);
+    expect(first.cached).toBe(false);
+    expect(first.config).toEqual(validateAgentConfig(JSON.parse(readFileSync(path, 'utf8')), path));
+    expect(statSync(cacheFile(state)).mode & 0o777).toBe(0o600);
+    expect(await loadAgentConfigCached(path)).toEqual({ config: first.config, cached: true });
+  });
+
+  it('a changed root validates again: the confinement is never taken from a stale entry', async () => {
+    write('backup/kraken');
+    await loadAgentConfigCached(path);
+    write('backup/other');
+    const r = await loadAgentConfigCached(path);
+    expect(r).toMatchObject({ cached: false, config: { roots: ['backup/other'] } });
+  });
+
+  it('an invalid agent config is an error every time and is never stored', async () => {
+    write('backup/kraken', { allowRollback: 'yes' });
+    for (let i = 0; i < 2; i++) {
+      const e = await loadAgentConfigCached(path).catch((x: unknown) => x);
+      expect((e as HozoError).code).toBe('CONFIG_INVALID');
+    }
+    expect(() => readFileSync(cacheFile(state))).toThrow(/ENOENT/);
+    const missing = await loadAgentConfigCached(join(dir, 'nope.json')).catch((x: unknown) => x);
+    expect((missing as HozoError).code).toBe('CONFIG_NOT_FOUND');
+  });
+
+  it('a damaged cache file, or an entry keyed for other bytes, means a full validation', async () => {
+    write('backup/kraken');
+    await loadAgentConfigCached(path);
+    const stored = JSON.parse(readFileSync(cacheFile(state), 'utf8')) as { key: string };
+    writeFileSync(cacheFile(state), JSON.stringify({ key: '0'.repeat(64), config: { roots: ['backup'] } }));
+    expect(await loadAgentConfigCached(path)).toMatchObject({ cached: false, config: { roots: ['backup/kraken'] } });
+    writeFileSync(cacheFile(state), '{"key": 1');
+    expect((await loadAgentConfigCached(path)).cached).toBe(false);
+    expect((JSON.parse(readFileSync(cacheFile(state), 'utf8')) as { key: string }).key).toBe(stored.key);
+  });
+
+  it('its default state directory is the schema\'s', () => {
+    expect(validateAgentConfig({ roots: ['backup/kraken'] }).stateDirectory).toBe(DEFAULT_AGENT_STATE_DIRECTORY);
   });
 });
