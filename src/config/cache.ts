@@ -6,9 +6,9 @@
 // always does. Validation is pure (no files, clock or environment are read), so equal inputs give equal results.
 // hozo-agent uses the same core (agent/config-cache.ts) for its own config.
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { lstatSync, mkdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeFileAtomicSync } from '../state/files.js';
 import type { Config } from './schema.js';
@@ -61,6 +61,16 @@ export function cacheKeyFor(spec: Pick<CacheSpec<unknown>, 'format' | 'schemaMod
 
 export const cacheFile = (stateDirectory: string) => join(stateDirectory, 'config-cache.json');
 
+/** A regular file owned by this process's user, mode 0600 or stricter, in a directory only its owner (this user or
+ *  root) can write to. */
+export function ownPrivateFile(file: string): boolean {
+  const uid = process.geteuid?.() ?? -1;
+  const st = lstatSync(file);
+  if (!st.isFile() || st.uid !== uid || (st.mode & 0o077) !== 0) return false;
+  const d = statSync(dirname(file));
+  return (d.uid === uid || d.uid === 0) && (d.mode & 0o022) === 0;
+}
+
 export interface LoadResult<T = Config> {
   readonly config: T;
   /** true: taken from the cache (the file and schema were unchanged). */
@@ -86,8 +96,13 @@ export async function loadCached<T>(path: string, spec: CacheSpec<T>): Promise<L
     // unparsable: validate (and fail) below
   }
   try {
-    const c = JSON.parse(readFileSync(cacheFile(dir), 'utf8')) as { key?: unknown; config?: unknown };
-    if (c.key === key && typeof c.config === 'object' && c.config !== null) return { config: c.config as T, cached: true };
+    const file = cacheFile(dir);
+    // Only a file this user wrote for itself: a cache entry planted by anyone else (another user, a group-writable
+    // directory) is never taken for a validated config.
+    if (ownPrivateFile(file)) {
+      const c = JSON.parse(readFileSync(file, 'utf8')) as { key?: unknown; config?: unknown };
+      if (c.key === key && typeof c.config === 'object' && c.config !== null) return { config: c.config as T, cached: true };
+    }
   } catch {
     // no cache yet, or unreadable: validate
   }
@@ -96,7 +111,7 @@ export async function loadCached<T>(path: string, spec: CacheSpec<T>): Promise<L
   // costs the next start its validation). 0600: notification URLs can carry tokens.
   if (spec.stateDirectoryOf(config) === dir) {
     try {
-      mkdirSync(dir, { recursive: true });
+      mkdirSync(dir, { recursive: true, mode: 0o755 });
       writeFileAtomicSync(cacheFile(dir), JSON.stringify({ key, config }) + '\n', 0o600);
     } catch {
       // ignore

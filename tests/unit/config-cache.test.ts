@@ -1,6 +1,6 @@
 // The validated config remembered between starts: used only for the same bytes and the same schema build, never by
 // `config check`, never written for an invalid file.
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -136,5 +136,52 @@ describe('loadAgentConfigCached (hozo-agent: the same core, its own format)', ()
 
   it('its default state directory is the schema\'s', () => {
     expect(validateAgentConfig({ roots: ['backup/kraken'] }).stateDirectory).toBe(DEFAULT_AGENT_STATE_DIRECTORY);
+  });
+});
+
+describe('a planted cache entry is never taken for a validated config (issue: config-cache trust)', () => {
+  let dir: string;
+  let state: string;
+  let path: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'hozo-planted-'));
+    state = join(dir, 'state');
+    path = join(dir, 'agent.json');
+    writeFileSync(path, JSON.stringify({ roots: ['backup/kraken'], stateDirectory: state, leaseDirectory: join(state, 'leases') }));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  /** A first load writes a genuine entry; then `plant` rewrites it with wider roots under the same key. */
+  async function plantWider(): Promise<void> {
+    await loadAgentConfigCached(path);
+    const stored = JSON.parse(readFileSync(cacheFile(state), 'utf8')) as { key: string; config: Record<string, unknown> };
+    writeFileSync(cacheFile(state), JSON.stringify({ key: stored.key, config: { ...stored.config, roots: ['backup'] } }), { mode: 0o600 });
+  }
+
+  it('control: the same user\'s own 0600 entry is used (this is the trust the cache rests on)', async () => {
+    await plantWider();
+    expect((await loadAgentConfigCached(path)).config.roots).toEqual(['backup']);
+  });
+
+  it('an entry readable or writable by group or others (mode 0644) is ignored and rewritten', async () => {
+    await plantWider();
+    chmodSync(cacheFile(state), 0o644);
+    const r = await loadAgentConfigCached(path);
+    expect(r).toMatchObject({ cached: false, config: { roots: ['backup/kraken'] } });
+  });
+
+  it('an entry in a group- or world-writable state directory is ignored', async () => {
+    await plantWider();
+    chmodSync(state, 0o777);
+    expect((await loadAgentConfigCached(path)).config.roots).toEqual(['backup/kraken']);
+    chmodSync(state, 0o755);
+  });
+
+  const root = process.geteuid?.() === 0;
+  if (!root) console.warn('SKIP: the another-user cache test needs root (chown)');
+  it.skipIf(!root)('an entry owned by another user (planted by nobody) is ignored', async () => {
+    await plantWider();
+    chownSync(cacheFile(state), 65534, 65534);
+    expect((await loadAgentConfigCached(path)).config.roots).toEqual(['backup/kraken']);
   });
 });
