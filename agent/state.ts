@@ -89,6 +89,18 @@ export interface StateOptions {
   readonly uptime?: () => number | undefined;
 }
 
+/** Whether a lock file's owner ("pid [start-time]") is gone; `ageMs` only decides for a file with no owner in it. */
+export function lockIsStale(text: string, ageMs: number, alive: (pid: number) => boolean = pidExists, startOf: (pid: number) => string | undefined = procStartTime): boolean {
+  const [p, st] = text.trim().split(/\s+/);
+  const pid = Number(p);
+  if (!Number.isInteger(pid) || pid <= 0) return ageMs > 30_000;
+  if (!alive(pid)) return true;
+  // An owner without a start time (an older agent's lock): the age rule it was written under.
+  if (st === undefined || st === '') return ageMs > 30_000;
+  const now = startOf(pid);
+  return now !== undefined && now !== st;
+}
+
 export class AgentState {
   readonly leaseDirectory: string;
   readonly stateDirectory: string;
@@ -134,14 +146,21 @@ export class AgentState {
 
   // --- lock ---
 
-  /** Runs fn holding an exclusive lock (a file with our pid); a lock whose owner died or is older than 30 s is broken. */
+  /**
+   * Runs fn holding an exclusive lock (a file with our pid and its start time). A lock is broken only when its owner
+   * is gone: the pid does not exist, or it is another process now (its start time differs: pid reuse, or a lock left
+   * from before a reboot). A live owner is never broken however long it holds the lock (a receive being marked must
+   * not be raced by a shutdown); waiters give up after waitMs instead. A lock file without a readable owner (a crash
+   * between creating and writing it) is broken after 30 s.
+   */
   async withLock<T>(fn: () => Promise<T> | T, waitMs = 10_000): Promise<T> {
     mkdirSync(this.leaseDirectory, { recursive: true, mode: 0o750 });
     const deadline = Date.now() + waitMs;
+    const me = `${process.pid} ${procStartTime(process.pid) ?? ''}`.trim();
     for (let i = 0; ; i++) {
       try {
         const fd = openSync(this.lockFile, 'wx', 0o640);
-        writeSync(fd, String(process.pid));
+        writeSync(fd, me);
         closeSync(fd);
         break;
       } catch (e) {
@@ -149,9 +168,7 @@ export class AgentState {
       }
       let stale = false;
       try {
-        const owner = Number(readFileSync(this.lockFile, 'utf8').trim());
-        const age = Date.now() - statSync(this.lockFile).mtimeMs;
-        stale = (Number.isInteger(owner) && owner > 0 && !pidExists(owner)) || age > 30_000;
+        stale = lockIsStale(readFileSync(this.lockFile, 'utf8'), Date.now() - statSync(this.lockFile).mtimeMs);
       } catch {
         continue; // released meanwhile
       }
