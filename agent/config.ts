@@ -58,6 +58,8 @@ export const agentConfigSchema = z
     prepareTimeoutSeconds: z.number().min(0).max(3600).default(60),
     /** `zpool import -d DIR` search directories (e.g. /dev/disk/by-id); default: zpool's own search. */
     importDirectories: z.array(absolutePath).default([]),
+    /** Most leases held at once (a renewal of a held one always works). */
+    maxLeases: z.number().int().min(1).max(1000).default(16),
     /** Longest lease a controller may take with `hold`. */
     maxLeaseSeconds: z.number().int().min(1).max(30 * 24 * 3600).default(24 * 3600),
     /** mbuffer's memory when a controller asks for `receive --mbuffer` / `send --mbuffer`. */

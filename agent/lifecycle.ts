@@ -10,8 +10,16 @@ import { exportPool, poolReport } from './pools.js';
 export async function hold(ctx: AgentContext, req: Extract<Request, { verb: 'hold' }>): Promise<number> {
   const r = await ctx.state.withLock(() => {
     if (ctx.state.shutdownPending() !== undefined) return undefined;
+    // A new lease beyond maxLeases is refused (renewing one is not): a key cannot keep the box up with endless ids.
+    const active = ctx.state.leases();
+    if (!active.some((l) => l.id === req.id) && active.length >= ctx.config.maxLeases) return 'full' as const;
     return ctx.state.hold(req.id, req.ttlSeconds);
   });
+  if (r === 'full') {
+    ctx.out(JSON.stringify({ held: false, id: req.id, reason: `${ctx.config.maxLeases} leases are held already (maxLeases)` }) + '\n');
+    ctx.err(`hozo-agent: hold refused: ${ctx.config.maxLeases} leases are held already (maxLeases); they expire or are released first\n`);
+    return AgentExit.BUSY;
+  }
   if (r === undefined) {
     ctx.out(JSON.stringify({ held: false, id: req.id, reason: 'the box is shutting down' }) + '\n');
     ctx.err('hozo-agent: hold refused: the box is shutting down; wake it again after it has powered off\n');

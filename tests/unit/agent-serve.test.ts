@@ -256,6 +256,21 @@ describe('leases, shutdown and the pending marker', () => {
     expect(json(h)).toMatchObject({ shutdown: true, poweroffInSeconds: 3, exported: ['backup'], exportErrors: [] });
   });
 
+  it('maxLeases: a new lease beyond the cap is refused (exit 3, nothing written); renewals and expired slots work', async () => {
+    const h = harness(box(), { maxLeases: 2 });
+    expect(await serve(h.ctx, 'hold a 60')).toBe(0);
+    expect(await serve(h.ctx, 'hold b 600')).toBe(0);
+    h.out.length = 0;
+    expect(await serve(h.ctx, 'hold c 60')).toBe(3);
+    expect(json(h)).toEqual({ held: false, id: 'c', reason: '2 leases are held already (maxLeases)' });
+    expect(h.err.join('')).toMatch(/hold refused: 2 leases are held already \(maxLeases\)/);
+    expect(h.state.leases().map((l) => l.id).sort()).toEqual(['a', 'b']);
+    expect(await serve(h.ctx, 'hold a 120')).toBe(0); // a renewal
+    h.setNow(1_800_000_121); // a expired, b still held
+    expect(await serve(h.ctx, 'hold c 60')).toBe(0);
+    expect(h.state.leases().map((l) => l.id).sort()).toEqual(['b', 'c']);
+  });
+
   it('two controllers: shutdown only after the last release', async () => {
     const h = harness();
     await serve(h.ctx, 'hold a 600');
