@@ -221,7 +221,7 @@ let
           type = types.listOf types.str;
           default = [ ];
           example = [ "Ciphers=aes128-gcm@openssh.com" ];
-          description = "Extra `ssh -o Key=value` options.";
+          description = "Extra `ssh -o Key=value` options, from hozo's allow-list (ciphers, algorithms, timeouts, keep-alives, ProxyJump, …); options that run commands, load code or move host-key trust are rejected by `hozo config check`.";
         };
         wake = mkOption {
           type = types.nullOr (types.submodule wakeModule);

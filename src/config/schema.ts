@@ -86,11 +86,37 @@ export const hostSchema = z
   .strict()
   .superRefine((h, ctx) => {
     for (const [i, o] of h.sshOptions.entries()) {
-      if (/^(StrictHostKeyChecking|UserKnownHostsFile|GlobalKnownHostsFile)=/i.test(o) && /=(no|off|\/dev\/null)$/i.test(o)) {
-        ctx.addIssue({ code: 'custom', path: ['sshOptions', i], message: 'host key checking cannot be disabled; set knownHostsFile instead' });
-      }
+      const problem = sshOptionProblem(o);
+      if (problem !== undefined) ctx.addIssue({ code: 'custom', path: ['sshOptions', i], message: problem });
     }
   });
+
+/**
+ * `ssh -o` options a config may add: an allow-list. Everything that runs a local command or loads code
+ * (ProxyCommand, KnownHostsCommand, LocalCommand, PKCS11Provider, SecurityKeyProvider, Match exec), moves the
+ * connection's trust (UserKnownHostsFile, GlobalKnownHostsFile, StrictHostKeyChecking other than yes, ControlPath,
+ * ControlMaster, IdentityFile — hozo sets these itself from its own fields) or changes what runs on the box
+ * (RemoteCommand, SendEnv, SetEnv) is refused.
+ */
+export const ALLOWED_SSH_OPTIONS: readonly string[] = [
+  'AddressFamily', 'BindAddress', 'BindInterface', 'CheckHostIP', 'Ciphers', 'Compression', 'ConnectionAttempts',
+  'ConnectTimeout', 'HostKeyAlgorithms', 'HostKeyAlias', 'IPQoS', 'KexAlgorithms', 'LogLevel', 'MACs', 'ProxyJump',
+  'PubkeyAcceptedAlgorithms', 'PubkeyAcceptedKeyTypes', 'RekeyLimit', 'ServerAliveCountMax', 'ServerAliveInterval',
+  'StrictHostKeyChecking', 'TCPKeepAlive',
+];
+
+/** Why `Key=value` may not be passed to ssh, or undefined when it may. */
+export function sshOptionProblem(option: string): string | undefined {
+  const eq = option.indexOf('=');
+  const key = option.slice(0, eq);
+  const value = option.slice(eq + 1);
+  const allowed = ALLOWED_SSH_OPTIONS.find((k) => k.toLowerCase() === key.toLowerCase());
+  if (/^(StrictHostKeyChecking|UserKnownHostsFile|GlobalKnownHostsFile)$/i.test(key) && !/^yes$/i.test(value)) {
+    return 'host key checking cannot be disabled or moved; set knownHostsFile (or hostPublicKey) instead';
+  }
+  if (allowed === undefined) return `ssh option "${key}" is not allowed (it could run a command, load code or change how the box is trusted); allowed: ${ALLOWED_SSH_OPTIONS.join(', ')}`;
+  return undefined;
+}
 
 export const datasetSchema = z
   .object({

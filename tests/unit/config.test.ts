@@ -92,12 +92,28 @@ describe('config', () => {
     ['port out of range', { port: 70000 }, 'hosts.offsite.port'],
     ['disabled host key checking', { sshOptions: ['StrictHostKeyChecking=no'] }, 'host key checking cannot be disabled'],
     ['known hosts to /dev/null', { sshOptions: ['UserKnownHostsFile=/dev/null'] }, 'host key checking cannot be disabled'],
+    ['accept-new host keys', { sshOptions: ['StrictHostKeyChecking=accept-new'] }, 'host key checking cannot be disabled'],
+    ['another known-hosts file', { sshOptions: ['UserKnownHostsFile=/tmp/planted'] }, 'host key checking cannot be disabled or moved'],
+    ['ProxyCommand', { sshOptions: ['ProxyCommand=/tmp/x.sh'] }, 'ssh option "ProxyCommand" is not allowed'],
+    ['KnownHostsCommand', { sshOptions: ['KnownHostsCommand=/tmp/x.sh'] }, 'ssh option "KnownHostsCommand" is not allowed'],
+    ['LocalCommand', { sshOptions: ['LocalCommand=id'] }, 'ssh option "LocalCommand" is not allowed'],
+    ['PermitLocalCommand', { sshOptions: ['permitlocalcommand=yes'] }, 'ssh option "permitlocalcommand" is not allowed'],
+    ['a shared ControlPath', { sshOptions: ['ControlPath=/tmp/shared'] }, 'ssh option "ControlPath" is not allowed'],
+    ['PKCS11Provider', { sshOptions: ['PKCS11Provider=/tmp/evil.so'] }, 'ssh option "PKCS11Provider" is not allowed'],
+    ['RemoteCommand', { sshOptions: ['RemoteCommand=zfs destroy'] }, 'hosts.offsite.sshOptions[0]'],
+    ['SetEnv', { sshOptions: ['SetEnv=LD_PRELOAD=/tmp/x'] }, 'ssh option "SetEnv" is not allowed'],
     ['bad readyTimeout', { readyTimeout: '5 minutes' }, 'hosts.offsite.readyTimeout'],
     ['address with shell', { address: 'box;id' }, 'hosts.offsite.address'],
     ['bad shutdown', { shutdown: 'poweroff' }, 'hosts.offsite.shutdown'],
   ])('rejects host with %s', (_what, patch, expected) => {
     const data = { ...good, hosts: { offsite: { ...good.hosts.offsite, ...patch } } };
     expect(problems(data).join('\n')).toContain(expected);
+  });
+
+  it('accepts the allowed ssh options (any case), among them ProxyJump and StrictHostKeyChecking=yes', () => {
+    const sshOptions = ['Ciphers=aes128-gcm@openssh.com', 'serveraliveinterval=5', 'ProxyJump=relay@203.0.113.7', 'StrictHostKeyChecking=yes', 'IPQoS=throughput'];
+    const data = { ...good, hosts: { offsite: { ...good.hosts.offsite, sshOptions } } };
+    expect(problems(data)).toEqual([]);
   });
 
   it('reports every problem at once, each with its path', () => {
