@@ -17,7 +17,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { LEASE_ID } from './command.js';
-import { pidExists, procStartTime } from '../src/util/proc.js';
+import { lockIsStale, lockOwner, pidExists, procStartTime } from '../src/util/proc.js';
 
 /** Unix seconds. */
 export type Clock = () => number;
@@ -89,18 +89,6 @@ export interface StateOptions {
   readonly uptime?: () => number | undefined;
 }
 
-/** Whether a lock file's owner ("pid [start-time]") is gone; `ageMs` only decides for a file with no owner in it. */
-export function lockIsStale(text: string, ageMs: number, alive: (pid: number) => boolean = pidExists, startOf: (pid: number) => string | undefined = procStartTime): boolean {
-  const [p, st] = text.trim().split(/\s+/);
-  const pid = Number(p);
-  if (!Number.isInteger(pid) || pid <= 0) return ageMs > 30_000;
-  if (!alive(pid)) return true;
-  // An owner without a start time (an older agent's lock): the age rule it was written under.
-  if (st === undefined || st === '') return ageMs > 30_000;
-  const now = startOf(pid);
-  return now !== undefined && now !== st;
-}
-
 export class AgentState {
   readonly leaseDirectory: string;
   readonly stateDirectory: string;
@@ -156,7 +144,7 @@ export class AgentState {
   async withLock<T>(fn: () => Promise<T> | T, waitMs = 10_000): Promise<T> {
     mkdirSync(this.leaseDirectory, { recursive: true, mode: 0o750 });
     const deadline = Date.now() + waitMs;
-    const me = `${process.pid} ${procStartTime(process.pid) ?? ''}`.trim();
+    const me = lockOwner();
     for (let i = 0; ; i++) {
       try {
         const fd = openSync(this.lockFile, 'wx', 0o640);
@@ -168,7 +156,8 @@ export class AgentState {
       }
       let stale = false;
       try {
-        stale = lockIsStale(readFileSync(this.lockFile, 'utf8'), Date.now() - statSync(this.lockFile).mtimeMs);
+        // An older agent's pid-only lock keeps the 30 s rule it was written under.
+        stale = lockIsStale(readFileSync(this.lockFile, 'utf8'), Date.now() - statSync(this.lockFile).mtimeMs, { pidOnlyMaxAgeMs: 30_000 });
       } catch {
         continue; // released meanwhile
       }

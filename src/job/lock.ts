@@ -1,22 +1,64 @@
-// One run per job at a time: an exclusive lock file holding the owner's pid. A lock whose owner is gone is stale.
-import { closeSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+// One run per job at a time: an exclusive lock file holding the owner's pid and its start time. A lock is stale only
+// when its owner is gone (dead, or its pid is another process now: a lock left from before a reboot); a lock file
+// without a readable owner yet (another run between creating and writing it) is fresh for 30 s. A stale lock is
+// broken by renaming it aside first, so a run can never remove a lock another run has just taken.
+import { randomBytes } from 'node:crypto';
+import { closeSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { HozoError } from '../errors.js';
-import { pidExists } from '../util/proc.js';
+import { lockIsStale, lockOwner } from '../util/proc.js';
 
 export interface Lock {
   readonly path: string;
   release(): void;
 }
 
+function read(path: string): { text: string; ageMs: number } | undefined {
+  try {
+    return { text: readFileSync(path, 'utf8'), ageMs: Date.now() - statSync(path).mtimeMs };
+  } catch {
+    return undefined; // gone meanwhile
+  }
+}
+
+/** Moves the lock judged stale (its text `judged`) out of the way. A lock that changed meanwhile is put back. */
+function breakStale(path: string, judged: string): void {
+  const aside = `${path}.stale-${process.pid}-${randomBytes(4).toString('hex')}`;
+  try {
+    renameSync(path, aside);
+  } catch {
+    return; // someone else broke it (or released it) first
+  }
+  let text: string | undefined;
+  try {
+    text = readFileSync(aside, 'utf8');
+  } catch {
+    text = undefined;
+  }
+  if (text !== judged) {
+    // We moved a lock another run took a moment ago: give it back (unless a third run has one now; then that run holds
+    // the job and the moved one is only a file).
+    try {
+      linkSync(aside, path);
+    } catch {
+      /* path taken again */
+    }
+  }
+  try {
+    unlinkSync(aside);
+  } catch {
+    /* gone */
+  }
+}
+
 export function acquireJobLock(stateDirectory: string, job: string): Lock {
   const dir = join(stateDirectory, 'locks');
   mkdirSync(dir, { recursive: true });
   const path = join(dir, `${job}.lock`);
-  for (let attempt = 0; attempt < 2; attempt++) {
+  for (let attempt = 0; attempt < 3; attempt++) {
     try {
       const fd = openSync(path, 'wx', 0o644);
-      writeSync(fd, `${process.pid}\n`);
+      writeSync(fd, `${lockOwner()}\n`);
       closeSync(fd);
       let released = false;
       return {
@@ -33,18 +75,16 @@ export function acquireJobLock(stateDirectory: string, job: string): Lock {
       };
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      const owner = Number.parseInt(readFileSync(path, 'utf8'), 10);
-      if (Number.isInteger(owner) && owner > 0 && pidExists(owner)) {
-        throw new HozoError('LOCKED', `job "${job}" is already running (pid ${owner}, lock ${path})`, {
+      const held = read(path);
+      if (held === undefined) continue;
+      if (!lockIsStale(held.text, held.ageMs)) {
+        const owner = Number.parseInt(held.text, 10);
+        throw new HozoError('LOCKED', `job "${job}" is already running (${Number.isInteger(owner) && owner > 0 ? `pid ${owner}` : 'starting'}, lock ${path})`, {
           hint: 'wait for the other run to finish; runs of one job never overlap',
         });
       }
       // The previous owner died without releasing: the lock is stale.
-      try {
-        unlinkSync(path);
-      } catch {
-        /* raced with another cleaner */
-      }
+      breakStale(path, held.text);
     }
   }
   throw new HozoError('LOCKED', `job "${job}": could not take the lock ${path}`, { hint: 'another run is starting at the same moment' });

@@ -21,3 +21,31 @@ export function procStartTime(pid: number): string | undefined {
     return undefined;
   }
 }
+
+/** "pid start-time" of this process, for a lock file. */
+export function lockOwner(): string {
+  return `${process.pid} ${procStartTime(process.pid) ?? ''}`.trim();
+}
+
+export interface StaleRules {
+  readonly alive?: (pid: number) => boolean;
+  readonly startOf?: (pid: number) => string | undefined;
+  /** A live owner written without a start time (an older build's lock) is stale after this long (default: never). */
+  readonly pidOnlyMaxAgeMs?: number;
+}
+
+/**
+ * Whether a lock file's owner ("pid start-time") is gone: the pid is dead, or it is another process now (another start
+ * time: pid reuse, or a lock from before a reboot). A live owner is never stale however long it holds the lock. A file
+ * with no owner in it yet (created, not yet written) is stale only after 30 s.
+ */
+export function lockIsStale(text: string, ageMs: number, rules: StaleRules = {}): boolean {
+  const { alive = pidExists, startOf = procStartTime, pidOnlyMaxAgeMs = Infinity } = rules;
+  const [p, st] = text.trim().split(/\s+/);
+  const pid = Number(p);
+  if (!Number.isInteger(pid) || pid <= 0) return ageMs > 30_000;
+  if (!alive(pid)) return true;
+  if (st === undefined || st === '') return ageMs > pidOnlyMaxAgeMs;
+  const now = startOf(pid);
+  return now !== undefined && now !== st;
+}

@@ -5,23 +5,27 @@ import { mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { AgentState, lockIsStale } from '../../agent/state.js';
+import { AgentState } from '../../agent/state.js';
+import { lockIsStale } from '../../src/util/proc.js';
 import { procStartTime } from '../../src/util/proc.js';
 
 describe('lockIsStale', () => {
-  const alive = (pid: number) => pid === 42;
-  const start = () => '1000';
+  const rules = { alive: (pid: number) => pid === 42, startOf: () => '1000', pidOnlyMaxAgeMs: 30_000 };
   it('a dead owner is stale; a live one with the same start time is not, however old the file', () => {
-    expect(lockIsStale('41 1000', 0, alive, start)).toBe(true);
-    expect(lockIsStale('42 1000', 3_600_000, alive, start)).toBe(false);
+    expect(lockIsStale('41 1000', 0, rules)).toBe(true);
+    expect(lockIsStale('42 1000', 3_600_000, rules)).toBe(false);
   });
   it('a reused pid (another start time: another process, or a lock from before a reboot) is stale', () => {
-    expect(lockIsStale('42 999', 0, alive, start)).toBe(true);
+    expect(lockIsStale('42 999', 0, rules)).toBe(true);
+  });
+  it('a pid-only lock of a live owner (an older build) is never stale by default (the job lock), after pidOnlyMaxAgeMs with it', () => {
+    expect(lockIsStale('42', 86_400_000, { alive: rules.alive, startOf: rules.startOf })).toBe(false);
+    expect(lockIsStale('41', 0, { alive: rules.alive, startOf: rules.startOf })).toBe(true);
   });
   it('no readable owner, or an older agent\'s pid-only lock: stale after 30 s only', () => {
     for (const text of ['', 'garbage', '42']) {
-      expect(lockIsStale(text, 1_000, alive, start)).toBe(false);
-      expect(lockIsStale(text, 31_000, alive, start)).toBe(true);
+      expect(lockIsStale(text, 1_000, rules)).toBe(false);
+      expect(lockIsStale(text, 31_000, rules)).toBe(true);
     }
   });
 });
