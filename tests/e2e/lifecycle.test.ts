@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AgentState } from '../../agent/state.js';
 import { agentBuilt, installAgent } from '../../src/lab/agent.js';
 import { createLab, labPrerequisites, type Lab } from '../../src/lab/lab.js';
 import { hozo, hozoJson, startHozo, writeConfig } from '../helpers/hozo.js';
@@ -200,21 +201,28 @@ describe.skipIf(missing.length > 0)('wake → ready → replicate → verify →
   it('two controllers sharing the box: it powers off only after both have finished', async () => {
     await snapshot('media', 'archive');
     // a wakes the box for a 96 MiB transfer; b joins once a holds its lease, with twice as much to send, so a
-    // finishes first while b still holds its lease.
+    // finishes first while b still holds its lease. A third controller's lease (taken through the agent's own state
+    // code while the box sleeps, released through the agent once b holds its lease) makes the order certain: without
+    // it, a fast a could finish and power the box off before b's lease arrives.
     const a = config('ctl-a', { jobs: [{ name: 'ctl-a', host: 'offsite', retries: 0, datasets: [{ source: `${src}/media`, target: `${root()}/a/media` }] }] });
     const b = config('ctl-b', { jobs: [{ name: 'ctl-b', host: 'offsite', retries: 0, datasets: [{ source: `${src}/archive`, target: `${root()}/b/archive` }] }] });
     const leases = join(lab.box.dir, 'agent', 'leases');
-    const held = () => (existsSync(leases) ? readdirSync(leases).filter((f) => f.endsWith('.lease')).length : 0);
+    const names = () => (existsSync(leases) ? readdirSync(leases).filter((f) => f.endsWith('.lease')) : []);
+    const held = () => names().length;
+    new AgentState({ leaseDirectory: leases, stateDirectory: join(lab.box.dir, 'agent') }).hold('ctl-c.gate', 600);
     const pa = startHozo(a, ['run', 'ctl-a', '--json']);
-    for (let i = 0; i < 300 && held() === 0; i++) await new Promise((r) => setTimeout(r, 50));
-    expect(held()).toBe(1);
+    for (let i = 0; i < 300 && !names().some((n) => n.endsWith('.ctl-a.lease')); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(names().some((n) => n.endsWith('.ctl-a.lease'))).toBe(true);
     const pb = startHozo(b, ['run', 'ctl-b', '--json']);
+    for (let i = 0; i < 600 && !names().some((n) => n.endsWith('.ctl-b.lease')); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(names().some((n) => n.endsWith('.ctl-b.lease'))).toBe(true);
+    expect((await lab.box.ssh(['release', 'ctl-c.gate'])).exitCode).toBe(0);
     const [ra, rb] = await Promise.all([pa, pb]);
     const ja = JSON.parse(String(ra.stdout));
     const jb = JSON.parse(String(rb.stdout));
     expect([ra.exitCode, rb.exitCode]).toEqual([0, 0]);
     expect(ja.hosts[0].woke).toBe(true);
-    expect(jb.hosts[0].awakeBefore).toBe(true);
+    expect(jb.hosts[0].awakeBefore, `b: ${String(rb.stderr)}\na: ${String(ra.stderr)}`).toBe(true);
     // a finished first: the agent deferred its shutdown because of b's lease …
     expect(ja.hosts[0].shutdown).toBe('deferred');
     expect(ja.hosts[0].shutdownDetail).toMatch(/lease/);
