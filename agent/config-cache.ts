@@ -19,7 +19,6 @@ const SPEC = {
   defaultStateDirectory: DEFAULT_AGENT_STATE_DIRECTORY,
   parseRaw: (text: string) => JSON.parse(text) as unknown,
   validate: async (text: string, path: string) => (await import('./config.js')).parseAgentConfigText(text, path),
-  stateDirectoryOf: (c: AgentConfig) => c.stateDirectory,
   load: async (path: string) => (await import('./config.js')).loadAgentConfig(path),
 };
 

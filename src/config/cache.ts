@@ -16,8 +16,8 @@ import type { Config } from './schema.js';
 /** The default of configSchema's stateDirectory (kept equal by a test). */
 export const DEFAULT_STATE_DIRECTORY = '/var/lib/hozo';
 
-/** How one kind of config is validated and where its cache lives. */
-export interface CacheSpec<T> {
+/** How one kind of config is validated and where its cache lives (in the validated config's own stateDirectory). */
+export interface CacheSpec<T extends { readonly stateDirectory: string }> {
   /** Names the cache format and the kind of config (a controller's cache is never taken for an agent's). */
   readonly format: string;
   /** The modules whose code decides validation: a rebuilt or upgraded build is a different schema. */
@@ -27,8 +27,6 @@ export interface CacheSpec<T> {
   readonly parseRaw: (text: string, path: string) => unknown;
   /** Full validation; throws the usual CONFIG_INVALID error. */
   readonly validate: (text: string, path: string) => Promise<T>;
-  /** The validated config's state directory (the cache is written only where it says). */
-  readonly stateDirectoryOf: (config: T) => string;
   /** The uncached loader, for a file that cannot be read (it throws its own CONFIG_NOT_FOUND). */
   readonly load: (path: string) => Promise<T>;
 }
@@ -55,7 +53,7 @@ export function schemaIdentity(modules: readonly URL[]): string {
   return v;
 }
 
-export function cacheKeyFor(spec: Pick<CacheSpec<unknown>, 'format' | 'schemaModules'>, path: string, text: string): string {
+export function cacheKeyFor(spec: { readonly format: string; readonly schemaModules: readonly URL[] }, path: string, text: string): string {
   return createHash('sha256').update(`${spec.format}\0${schemaIdentity(spec.schemaModules)}\0${path}\0${text}`).digest('hex');
 }
 
@@ -78,7 +76,7 @@ export interface LoadResult<T = Config> {
 }
 
 /** The config at `path`, validated now or (same bytes, same schema) before. Errors are the spec's. */
-export async function loadCached<T>(path: string, spec: CacheSpec<T>): Promise<LoadResult<T>> {
+export async function loadCached<T extends { readonly stateDirectory: string }>(path: string, spec: CacheSpec<T>): Promise<LoadResult<T>> {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -109,7 +107,7 @@ export async function loadCached<T>(path: string, spec: CacheSpec<T>): Promise<L
   const config = await spec.validate(text, path);
   // Only where the validated config itself says the state lives; best effort (a read-only state directory only
   // costs the next start its validation). 0600: notification URLs can carry tokens.
-  if (spec.stateDirectoryOf(config) === dir) {
+  if (config.stateDirectory === dir) {
     try {
       mkdirSync(dir, { recursive: true, mode: 0o755 });
       writeFileAtomicSync(cacheFile(dir), JSON.stringify({ key, config }) + '\n', 0o600);
@@ -126,7 +124,6 @@ const CONTROLLER: CacheSpec<Config> = {
   defaultStateDirectory: DEFAULT_STATE_DIRECTORY,
   parseRaw: (text, path) => (path.endsWith('.json') ? JSON.parse(text) : (createRequire(import.meta.url)('yaml') as typeof import('yaml')).parse(text)),
   validate: async (text, path) => (await import('./load.js')).parseConfigText(text, path),
-  stateDirectoryOf: (c) => c.stateDirectory,
   load: async (path) => (await import('./load.js')).loadConfig(path),
 };
 
