@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { runSession, type SessionFrame } from '../../agent/session.js';
 import { handle } from '../../agent/serve.js';
 import { AgentSessionRunner } from '../../src/transport/agent-session.js';
@@ -174,84 +174,70 @@ function agentConfig(dir: string, extra: Record<string, unknown> = {}): string {
 }
 
 describe.skipIf(!built)('AgentSessionRunner (controller) with the built agent binary as a forced command', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'hozo-session-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
   it('one agent process answers every control request of a run; the stream verbs stay single calls', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'hozo-session-'));
-    try {
-      const inner = new ForcedCommandRunner(agentConfig(dir));
-      const r = new AgentSessionRunner(inner);
-      // Side by side, as bringUp and listAndHealth issue them.
-      const [v, h1, st] = await Promise.all([r.run(['version']), r.run(['hold', 'ctl.nightly', '600']), r.run(['status'])]);
-      expect(v.exitCode).toBe(0);
-      expect(JSON.parse(v.stdout)).toMatchObject({ agent: 'hozo-agent', verbs: expect.arrayContaining(['session']) });
-      expect(JSON.parse(h1.stdout)).toMatchObject({ held: true });
-      expect(JSON.parse(st.stdout)).toMatchObject({ leases: [expect.objectContaining({ id: 'ctl.nightly' })] });
-      const refused = await r.run(['list', 'elsewhere/x']);
-      expect(refused.exitCode).toBe(2);
-      expect(refused.stderr).toMatch(/outside the backup roots/);
-      const rel = await r.run(['release', 'ctl.nightly']);
-      expect(JSON.parse(rel.stdout)).toMatchObject({ released: true, leases: [] });
-      expect(r.sessionsOpened).toBe(1);
-      expect(r.viaSession).toBe(5);
-      expect(inner.singles).toEqual([]);
-      // A stream is never put on a line.
-      expect(r.commandFor(['receive', '-u', 'nopool/kraken/x'])).toEqual(inner.commandFor(['receive', '-u', 'nopool/kraken/x']));
-      await r.close();
-      const log = readFileSync(join(dir, 'state', 'agent.log'), 'utf8');
-      expect(log.match(/session started/g)).toHaveLength(1);
-      expect(log).toMatch(/session ended: closed by the controller \(5 requests\)/);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    const inner = new ForcedCommandRunner(agentConfig(dir));
+    const r = new AgentSessionRunner(inner);
+    // Side by side, as bringUp and listAndHealth issue them.
+    const [v, h1, st] = await Promise.all([r.run(['version']), r.run(['hold', 'ctl.nightly', '600']), r.run(['status'])]);
+    expect(v.exitCode).toBe(0);
+    expect(JSON.parse(v.stdout)).toMatchObject({ agent: 'hozo-agent', verbs: expect.arrayContaining(['session']) });
+    expect(JSON.parse(h1.stdout)).toMatchObject({ held: true });
+    expect(JSON.parse(st.stdout)).toMatchObject({ leases: [expect.objectContaining({ id: 'ctl.nightly' })] });
+    const refused = await r.run(['list', 'elsewhere/x']);
+    expect(refused.exitCode).toBe(2);
+    expect(refused.stderr).toMatch(/outside the backup roots/);
+    const rel = await r.run(['release', 'ctl.nightly']);
+    expect(JSON.parse(rel.stdout)).toMatchObject({ released: true, leases: [] });
+    expect(r.sessionsOpened).toBe(1);
+    expect(r.viaSession).toBe(5);
+    expect(inner.singles).toEqual([]);
+    // A stream is never put on a line.
+    expect(r.commandFor(['receive', '-u', 'nopool/kraken/x'])).toEqual(inner.commandFor(['receive', '-u', 'nopool/kraken/x']));
+    await r.close();
+    const log = readFileSync(join(dir, 'state', 'agent.log'), 'utf8');
+    expect(log.match(/session started/g)).toHaveLength(1);
+    expect(log).toMatch(/session ended: closed by the controller \(5 requests\)/);
   });
 
   it('a token with a space or line break is never put on a line: it goes as a single call, which the agent refuses', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'hozo-session-'));
-    try {
-      const inner = new ForcedCommandRunner(agentConfig(dir));
-      const r = new AgentSessionRunner(inner);
-      const x = await r.run(['hold', 'a\n2 release b', '600']);
-      expect(x.exitCode).toBe(2);
-      expect(inner.singles).toEqual(['hold a\n2 release b 600']);
-      expect(r.sessionsOpened).toBe(0);
-      await r.close();
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    const inner = new ForcedCommandRunner(agentConfig(dir));
+    const r = new AgentSessionRunner(inner);
+    const x = await r.run(['hold', 'a\n2 release b', '600']);
+    expect(x.exitCode).toBe(2);
+    expect(inner.singles).toEqual(['hold a\n2 release b 600']);
+    expect(r.sessionsOpened).toBe(0);
+    await r.close();
   });
 
   it('an agent without sessions (fake older agent: a script that refuses the verb) gets single calls, once tried', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'hozo-session-'));
-    try {
-      const old = join(dir, 'old-agent.sh');
-      // Refuses `session` the way an agent of before this verb did; passes everything else to the real agent.
-      writeFileSync(old, `#!/bin/sh\nif [ "$SSH_ORIGINAL_COMMAND" = session ]; then echo 'hozo-agent: refused: unknown verb "session" (allowed: version, …)' >&2; exit 2; fi\nexec ${process.execPath} ${MAIN} "$@"\n`, { mode: 0o755 });
-      const inner = new ForcedCommandRunner(agentConfig(dir), [old]);
-      const r = new AgentSessionRunner(inner);
-      const [a, b] = await Promise.all([r.run(['version']), r.run(['hold', 'x', '60'])]);
-      expect([a.exitCode, b.exitCode]).toEqual([0, 0]);
-      expect(await r.run(['release', 'x'])).toMatchObject({ exitCode: 0 });
-      expect(r.sessionsOpened).toBe(1);
-      expect(inner.singles.sort()).toEqual(['hold x 60', 'release x', 'version']);
-      await r.close();
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    const old = join(dir, 'old-agent.sh');
+    // Refuses `session` the way an agent of before this verb did; passes everything else to the real agent.
+    writeFileSync(old, `#!/bin/sh\nif [ "$SSH_ORIGINAL_COMMAND" = session ]; then echo 'hozo-agent: refused: unknown verb "session" (allowed: version, …)' >&2; exit 2; fi\nexec ${process.execPath} ${MAIN} "$@"\n`, { mode: 0o755 });
+    const inner = new ForcedCommandRunner(agentConfig(dir), [old]);
+    const r = new AgentSessionRunner(inner);
+    const [a, b] = await Promise.all([r.run(['version']), r.run(['hold', 'x', '60'])]);
+    expect([a.exitCode, b.exitCode]).toEqual([0, 0]);
+    expect(await r.run(['release', 'x'])).toMatchObject({ exitCode: 0 });
+    expect(r.sessionsOpened).toBe(1);
+    expect(inner.singles.sort()).toEqual(['hold x 60', 'release x', 'version']);
+    await r.close();
   });
 
   it('a session the agent ends while idle is opened again for the next request', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'hozo-session-'));
-    try {
-      const inner = new ForcedCommandRunner(agentConfig(dir, { sessionIdleSeconds: 1 }));
-      const r = new AgentSessionRunner(inner);
-      expect((await r.run(['version'])).exitCode).toBe(0);
-      await new Promise((res) => setTimeout(res, 2500));
-      expect(readFileSync(join(dir, 'state', 'agent.log'), 'utf8')).toMatch(/session ended: idle for 1 s \(1 requests\)/);
-      expect((await r.run(['version'])).exitCode).toBe(0);
-      expect(r.sessionsOpened).toBe(2);
-      expect(inner.singles).toEqual([]);
-      await r.close();
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    const inner = new ForcedCommandRunner(agentConfig(dir, { sessionIdleSeconds: 1 }));
+    const r = new AgentSessionRunner(inner);
+    expect((await r.run(['version'])).exitCode).toBe(0);
+    await new Promise((res) => setTimeout(res, 2500));
+    expect(readFileSync(join(dir, 'state', 'agent.log'), 'utf8')).toMatch(/session ended: idle for 1 s \(1 requests\)/);
+    expect((await r.run(['version'])).exitCode).toBe(0);
+    expect(r.sessionsOpened).toBe(2);
+    expect(inner.singles).toEqual([]);
+    await r.close();
   });
 });
