@@ -17,7 +17,7 @@ export const PROTOCOL: Readonly<Record<string, string>> = {
   version: 'version',
   capabilities: 'capabilities',
   list: 'list [<dataset>...]',
-  receive: 'receive [-u] [-F] [-s] [--zstd] [--mbuffer] <dataset>',
+  receive: 'receive [-u] [-F] [-s] [--zstd] [--mbuffer] [--volume] <dataset>',
   'abort-receive': 'abort-receive <dataset>',
   send: 'send [-L] [-e] [-c] [-w] [-p] [--zstd] [--mbuffer] [-i|-I <from-snapshot>] <dataset@snapshot>',
   status: 'status',
@@ -50,6 +50,8 @@ export type Request =
       /** The stream arrives zstd-compressed / through mbuffer (the controller's compress/buffer settings). */
       readonly zstd: boolean;
       readonly mbuffer: boolean;
+      /** The stream is a volume (zvol): the received-property protection differs (zfs/argv.ts receiveProtection). */
+      readonly volume: boolean;
     }
   /** `zfs receive -A`: discard an interrupted resumable receive's partial state (never a snapshot). */
   | { readonly verb: 'abort-receive'; readonly dataset: string }
@@ -166,7 +168,7 @@ function parseTokens(tokens: readonly string[], policy: CommandPolicy): Request 
       let i = 0;
       for (; i < args.length && args[i]!.startsWith('-'); i++) {
         const f = args[i]!;
-        if (!['-u', '-F', '-s', '--zstd', '--mbuffer'].includes(f)) refuse(`receive option ${printable(f)} is not allowed (usage: ${PROTOCOL.receive})`);
+        if (!['-u', '-F', '-s', '--zstd', '--mbuffer', '--volume'].includes(f)) refuse(`receive option ${printable(f)} is not allowed (usage: ${PROTOCOL.receive})`);
         if (seen.has(f)) refuse(`receive option ${f} given twice`);
         if (f === '-F' && !policy.allowRollback) refuse('receive -F (rollback) is disabled on this box (allowRollback: false); the box\'s owner must set allowRollback: true in its agent config (services.hozo.agent.allowRollback) for a job with rollback: true');
         seen.add(f);
@@ -181,6 +183,7 @@ function parseTokens(tokens: readonly string[], policy: CommandPolicy): Request 
         resumable: seen.has('-s'),
         zstd: seen.has('--zstd'),
         mbuffer: seen.has('--mbuffer'),
+        volume: seen.has('--volume'),
       };
     }
     case 'abort-receive': {

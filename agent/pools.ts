@@ -3,6 +3,7 @@
 import { poolListArgv, requirePool } from '../src/zfs/argv.js';
 import { classify } from '../src/zfs/errors.js';
 import type { AgentContext } from './context.js';
+import { protects } from './streams.js';
 import { parseZpoolList, parseZpoolStatus, type PoolStatus } from './pool-status.js';
 
 export interface PoolReport {
@@ -95,9 +96,13 @@ export async function poolReport(ctx: AgentContext, pool: string, opts: { disks?
   };
 }
 
-/** `zpool import [-d DIR]… POOL`; returns the error text, undefined on success. */
+/**
+ * `zpool import -N [-d DIR]… POOL` (-N: mount nothing; zfs-fuse has no -N, and no receive -o either); returns the
+ * error text, undefined on success.
+ */
 export async function importPool(ctx: AgentContext, pool: string): Promise<string | undefined> {
-  const argv = ['zpool', 'import', ...ctx.config.importDirectories.flatMap((d) => ['-d', d]), requirePool(pool)];
+  const noMount = (await protects(ctx)) ? ['-N'] : [];
+  const argv = ['zpool', 'import', ...noMount, ...ctx.config.importDirectories.flatMap((d) => ['-d', d]), requirePool(pool)];
   const r = await ctx.runner.run(argv, { timeoutMs: 120_000 });
   if (r.exitCode === 0) return undefined;
   return (r.stderr.trim() || r.stdout.trim() || `exit ${r.exitCode}`).split('\n')[0];

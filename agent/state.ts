@@ -46,7 +46,7 @@ export interface ShutdownPending {
 
 // --- small file helpers ---------------------------------------------------------------------------------------
 
-function writeAtomic(path: string, text: string): void {
+export function writeAtomic(path: string, text: string): void {
   const tmp = `${path}.${process.pid}.${randomBytes(3).toString('hex')}.tmp`;
   try {
     writeFileSync(tmp, text, { mode: 0o640, flag: 'wx' });

@@ -1,6 +1,6 @@
 // The verbs that move bytes: receive (stdin → zfs receive), send (zfs send → stdout) and capabilities (the probe's
 // output). Each child gets the agent's own file descriptors, so the stream never passes through JavaScript.
-import { createParentArgv, receiveAbortArgv, receiveArgv, sendArgv } from '../src/zfs/argv.js';
+import { createParentArgv, receiveAbortArgv, receiveArgv, receiveProtection, sendArgv } from '../src/zfs/argv.js';
 import { parseCapabilities, probeArgv } from '../src/zfs/capabilities.js';
 import { CapabilityCache, fingerprintArgv } from '../src/zfs/capability-cache.js';
 import { checkResult } from '../src/zfs/errors.js';
@@ -8,6 +8,7 @@ import { isWithin, parentOf } from '../src/zfs/names.js';
 import { mbufferArgv, ZSTD_COMPRESS, ZSTD_DECOMPRESS } from '../src/pipeline/transfer.js';
 import { HozoError } from '../src/errors.js';
 import { rootOf, type Request } from './command.js';
+import { recordReceived } from './stamp.js';
 import { AgentExit, type AgentContext } from './context.js';
 
 
@@ -24,7 +25,7 @@ async function exists(ctx: AgentContext, dataset: string): Promise<boolean> {
  * Creates the missing datasets between the target's root and its parent, each with canmount=off, top down. Never
  * above the root: a missing root is created only when its own parent exists (so `create -p` creates nothing else).
  */
-export async function ensureParents(ctx: AgentContext, target: string): Promise<string[]> {
+export async function ensureParents(ctx: AgentContext, target: string, protect = false): Promise<string[]> {
   const root = rootOf(target, ctx.config.roots);
   if (root === undefined) throw new HozoError('INTERNAL', `"${target}" is outside the roots`);
   const chain: string[] = [];
@@ -47,13 +48,73 @@ export async function ensureParents(ctx: AgentContext, target: string): Promise<
     }
   }
   for (const ds of chain) {
-    const argv = createParentArgv(ds);
+    const argv = createParentArgv(ds, protect);
     const r = await ctx.runner.run(argv, { timeoutMs: 60_000 });
     // A concurrent receive may have created it a moment ago.
     if (r.exitCode !== 0 && !/already exists/i.test(r.stderr)) checkResult(r, { action: `create ${ds}`, argv });
     created.push(ds);
   }
   return created;
+}
+
+/** The box's own receive -o/-x support (OpenZFS), from the probe the controller's capabilities request stored. */
+export async function protects(ctx: AgentContext): Promise<boolean> {
+  const { text, ok } = await probeText(ctx);
+  if (!ok) return false;
+  try {
+    const caps = parseCapabilities(text);
+    return caps.receiveFlags.has('o') && caps.receiveFlags.has('x');
+  } catch {
+    return false;
+  }
+}
+
+interface Unprotected {
+  readonly dataset: string;
+  readonly what: string;
+  /** `zfs set` arguments that make it safe (space-separated). */
+  readonly fix: string;
+}
+
+// The protections that need `zfs allow` for a non-root agent (src/zfs/delegation.ts); -x needs none.
+const DELEGATED = ['mountpoint', 'canmount', 'setuid', 'exec', 'devices', 'volmode'];
+
+type Props = ReadonlyMap<string, string>;
+const SAFE: Readonly<Record<string, { readonly ok: (v: string, all: Props) => boolean; readonly fix: string; readonly on: 'filesystem' | 'volume' | 'both' }>> = {
+  // Never mounted by `zfs mount -a` (at an import or boot): no mountpoint (none; legacy: only by an fstab entry), or
+  // canmount off/noauto. Children of a `-R` package keep a received canmount=on (not inheritable) under the
+  // inherited mountpoint=none.
+  mountpoint: { ok: (v, all) => v === 'none' || v === 'legacy' || all.get('canmount') !== 'on', fix: 'mountpoint=none canmount=noauto', on: 'filesystem' },
+  setuid: { ok: (v) => v === 'off', fix: 'setuid=off', on: 'filesystem' },
+  exec: { ok: (v) => v === 'off', fix: 'exec=off', on: 'filesystem' },
+  devices: { ok: (v) => v === 'off', fix: 'devices=off', on: 'filesystem' },
+  volmode: { ok: (v) => v === 'none', fix: 'volmode=none', on: 'volume' },
+  reservation: { ok: (v) => v === '0' || v === 'none', fix: 'reservation=none', on: 'both' },
+  refreservation: { ok: (v) => v === '0' || v === 'none', fix: 'refreservation=none', on: 'both' },
+};
+
+/** Every dataset at or below `dataset` whose effective properties would let it mount, run or reserve anything. */
+export async function unprotected(ctx: AgentContext, dataset: string): Promise<Unprotected[]> {
+  const argv = ['zfs', 'get', '-H', '-p', '-r', '-t', 'filesystem,volume', '-o', 'name,property,value', ['type', 'mountpoint', 'canmount', ...Object.keys(SAFE).slice(1)].join(','), dataset];
+  const r = await ctx.runner.run(argv, { timeoutMs: 60_000 });
+  checkResult(r, { action: `read the properties received into ${dataset}`, argv });
+  const rows = new Map<string, Map<string, string>>();
+  for (const line of r.stdout.split('\n')) {
+    const [name, prop, value] = line.split('\t');
+    if (name === undefined || prop === undefined || value === undefined) continue;
+    if (!rows.has(name)) rows.set(name, new Map());
+    rows.get(name)!.set(prop, value);
+  }
+  const out: Unprotected[] = [];
+  for (const [name, props] of rows) {
+    const type = props.get('type') === 'volume' ? 'volume' : 'filesystem';
+    for (const [prop, rule] of Object.entries(SAFE)) {
+      const v = props.get(prop);
+      if (v === undefined || v === '-' || (rule.on !== 'both' && rule.on !== type)) continue;
+      if (!rule.ok(v, props)) out.push({ dataset: name, what: `${prop}=${v}`, fix: rule.fix });
+    }
+  }
+  return out;
 }
 
 export async function receive(ctx: AgentContext, req: Extract<Request, { verb: 'receive' }>): Promise<number> {
@@ -68,20 +129,57 @@ export async function receive(ctx: AgentContext, req: Extract<Request, { verb: '
   }
   const unmark = busy;
   try {
-    const created = await ensureParents(ctx, req.dataset);
-    if (created.length > 0) ctx.log.write(`created ${created.join(', ')} (canmount=off)`);
+    const protect = await protects(ctx);
+    const created = await ensureParents(ctx, req.dataset, protect);
+    if (created.length > 0) ctx.log.write(`created ${created.join(', ')} (canmount=off${protect ? ', mountpoint=none, setuid/exec/devices off, volmode=none' : ''})`);
     // A first receive: the dataset is missing, or has no snapshot yet (the partial state an interrupted `receive -s`
     // of a full stream leaves behind, now being resumed).
     const snaps = await ctx.runner.run(['zfs', 'list', '-H', '-o', 'name', '-t', 'snapshot', '-d', '1', req.dataset]);
     const isNew = snaps.exitCode !== 0 || snaps.stdout.trim() === '';
-    const chain: string[][] = [receiveArgv(req.dataset, { unmounted: true, force: req.force, resumable: req.resumable })];
+    // Whatever properties the stream carries (a stolen controller can send a crafted `send -R -p` package), nothing
+    // received mounts, runs setuid binaries, makes device nodes or reserves space on this box (receiveProtection).
+    const protection = protect ? receiveProtection(req.volume ? 'volume' : 'filesystem') : {};
+    const chain: string[][] = [receiveArgv(req.dataset, { unmounted: true, force: req.force, resumable: req.resumable, ...protection })];
     // The same tools and arguments as the controller's side of the transfer (src/pipeline/transfer.ts).
     if (req.zstd) chain.unshift(ZSTD_DECOMPRESS);
     if (req.mbuffer) chain.unshift(mbufferArgv(ctx.config.bufferSize));
     const code = await ctx.stream(chain, { stdin: 'inherit', stdout: 'inherit' });
-    // A backup must never mount itself at the next import or boot: mounting it (and making its children's
-    // mountpoint directories) modifies it, and the next incremental receive would then be refused.
-    if (code === 0 && isNew) {
+    if (code === 0 && protect) {
+      // zfs receive exits 0 when it could not apply a property (a box whose delegation lacks one of them: "cannot
+      // receive setuid property ... permission denied"), so what took effect is read back, and the run fails
+      // unless every received dataset is safe.
+      const problems = await unprotected(ctx, req.dataset);
+      if (problems.length > 0) {
+        const fixes = new Map<string, string[]>();
+        for (const p of problems) fixes.set(p.dataset, [...(fixes.get(p.dataset) ?? []), ...p.fix.split(' ')]);
+        let fixed = { exitCode: 0, stderr: '' };
+        for (const [ds, props] of fixes) {
+          const r = await ctx.runner.run(['zfs', 'set', ...props, ds], { timeoutMs: 60_000 });
+          if (r.exitCode !== 0) fixed = { exitCode: r.exitCode ?? 1, stderr: fixed.stderr + r.stderr };
+        }
+        const text = problems.map((p) => `${p.dataset}: ${p.what}`).join('; ');
+        ctx.log.write(`receive into ${req.dataset}: unprotected after the receive (${text}); set again: exit ${fixed.exitCode}`);
+        ctx.err(
+          `hozo-agent: receive into ${req.dataset}: the received data is not protected on this box (${text}); ` +
+            (fixed.exitCode === 0 ? 'the properties were set now. ' : `setting them failed too: ${fixed.stderr.trim().split('\n').join('; ')}. `) +
+            `Delegate ${DELEGATED.join(',')} to the agent's user on the roots (services.hozo.agent.permissions)\n`,
+        );
+        return AgentExit.FAILED;
+      }
+    }
+    if (code === 0) {
+      // The box's own receive time for its retention (agent/stamp.ts), never the sender's `creation`.
+      try {
+        await recordReceived(ctx, req.dataset);
+      } catch (e) {
+        ctx.log.write(`receive into ${req.dataset}: could not record the receive time: ${(e as Error).message}`);
+        ctx.err(`hozo-agent: receive into ${req.dataset}: could not record the receive time for the box's retention: ${(e as Error).message}\n`);
+        return AgentExit.FAILED;
+      }
+    }
+    // zfs-fuse (no receive -o): a backup must never mount itself at the next import or boot: mounting it (and making
+    // its children's mountpoint directories) modifies it, and the next incremental receive would then be refused.
+    if (code === 0 && isNew && !protect) {
       const r = await ctx.runner.run(['zfs', 'set', 'canmount=noauto', req.dataset]);
       if (r.exitCode !== 0) ctx.log.write(`could not set canmount=noauto on ${req.dataset}: ${r.stderr.trim()}`);
     }
@@ -128,25 +226,27 @@ export async function send(ctx: AgentContext, req: Extract<Request, { verb: 'sen
 
 /**
  * The probe's output, from the agent's own store while the fingerprint of zfs and the tools is unchanged (one stat
- * instead of ~30 zfs processes; see src/zfs/capability-cache.ts), else probed and stored.
+ * instead of ~30 zfs processes; see src/zfs/capability-cache.ts), else probed and stored; ok false: the probe failed.
  */
-export async function capabilities(ctx: AgentContext): Promise<number> {
+async function probeText(ctx: AgentContext): Promise<{ readonly text: string; readonly ok: boolean }> {
   const cache = new CapabilityCache(ctx.config.stateDirectory);
   const stored = cache.get('agent', 'local');
   const fingerprint = await ctx.runner.run(fingerprintArgv(), { timeoutMs: 10_000 });
-  if (stored !== undefined && fingerprint.exitCode === 0 && fingerprint.stdout === stored.fingerprint) {
-    ctx.out(stored.probe);
-    return AgentExit.OK;
-  }
+  if (stored !== undefined && fingerprint.exitCode === 0 && fingerprint.stdout === stored.fingerprint) return { text: stored.probe, ok: true };
   const probe = await ctx.runner.run(probeArgv(), { timeoutMs: 60_000 });
   const text = probe.stdout + probe.stderr;
-  ctx.out(text);
-  if (probe.exitCode !== 0) return AgentExit.FAILED;
+  if (probe.exitCode !== 0) return { text, ok: false };
   try {
     parseCapabilities(text);
     if (fingerprint.exitCode === 0) cache.put('agent', 'local', fingerprint.stdout, text);
   } catch {
     // zfs unusable right now: say what the probe said, remember nothing
   }
-  return AgentExit.OK;
+  return { text, ok: true };
+}
+
+export async function capabilities(ctx: AgentContext): Promise<number> {
+  const { text, ok } = await probeText(ctx);
+  ctx.out(text);
+  return ok ? AgentExit.OK : AgentExit.FAILED;
 }

@@ -271,15 +271,25 @@ in
         # user holds on the snapshots it sends (libzfs, with a cleanup fd); without `hold` that
         # send fails. ZFS drops them itself when the send ends, so `release` is not needed.
         "hold"
-        # `-o canmount=off` when creating parents, and `zfs set canmount=noauto <dataset>` after a
-        # first receive, so a backup never mounts itself at the next import or boot.
+        # `-o canmount=off` when creating parents and `-o canmount=noauto` on every receive, so a
+        # backup never mounts itself at the next import or boot.
         "canmount"
         # `prune`: the box's own retention destroys snapshots below the roots (never the newest of
         # a dataset, never a held one); `abort-receive` (`zfs receive -A`) destroys a partial
         # receive. Controllers cannot ask for any other destroy: there is no verb.
         "destroy"
+        # What every receive sets (`-o`) so that nothing received ever mounts, runs setuid
+        # binaries or makes device nodes on this box, whatever
+        # properties the stream carries. zfs receive exits 0 without one of them; the agent reads
+        # the result back and fails that receive.
+        "mountpoint"
+        "setuid"
+        "exec"
+        "devices"
+        "volmode"
         # Not needed: `rollback` (see receive), `release` (see hold), `userprop` (Hōzō sends no
-        # properties: no `-p`).
+        # properties: no `-p`), `reservation`/`refreservation` (excluded with `-x`, which needs
+        # no permission; without it a stream's reservation cannot take effect either).
       ];
       description = ''
         Permissions delegated to user `hozo` on each root ({manpage}`zfs-allow(8)`). The default is

@@ -43,9 +43,9 @@ export async function agentHost(runner: Runner): Promise<ZfsHost> {
     async estimate() {
       return undefined;
     },
-    // The agent creates missing parents (under its roots only) and sets canmount=noauto on a first receive itself.
+    // The agent creates missing parents (under its roots only) and protects what it receives itself (agent/streams.ts).
     receiveCommand(target, opts, wrap) {
-      return ['receive', ...(opts.unmounted ? ['-u'] : []), ...(opts.force ? ['-F'] : []), ...(opts.resumable ? ['-s'] : []), ...toolFlags(wrap), target];
+      return ['receive', ...(opts.unmounted ? ['-u'] : []), ...(opts.force ? ['-F'] : []), ...(opts.resumable ? ['-s'] : []), ...toolFlags(wrap), ...(opts.volume === true ? ['--volume'] : []), target];
     },
     async inventory(roots) {
       const unique = [...new Set(roots)];

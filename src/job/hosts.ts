@@ -33,6 +33,8 @@ export interface ReceiveSetup {
   readonly keepUnmounted: boolean;
   /** `zfs receive -s`: an interruption leaves a resume token (both ends can resume). */
   readonly resumable?: boolean;
+  /** The source is a volume (zvol): its received-property protection differs (zfs/argv.ts receiveProtection). */
+  readonly volume?: boolean;
 }
 
 export interface ZfsHost {
@@ -89,16 +91,20 @@ export function zfsHost(runner: Runner, caps: Capabilities): ZfsHost {
       return r.exitCode === 0 ? parseSendEstimate(r.stdout + '\n' + r.stderr) : undefined;
     },
     receiveCommand: (target, opts) => {
-      const recv = receiveArgvFor(target, opts);
-      if (opts.createParent === undefined && !opts.keepUnmounted) return recv;
+      // A backup (unmounted) on a box with receive -o/-x gets the agent's protections: whatever properties the stream
+      // carries, nothing received mounts, runs setuid binaries, makes device nodes or reserves space there.
+      const protect = opts.unmounted && caps.receiveFlags.has('o') && caps.receiveFlags.has('x');
+      const recv = receiveArgvFor(target, opts, protect);
+      const setNoauto = opts.keepUnmounted && !protect;
+      if (opts.createParent === undefined && !setNoauto) return recv;
       // One session instead of three: the parent, the receive and canmount=noauto run as one `sh -c` chain, each
       // step only if the one before succeeded (stdin reaches zfs receive unchanged).
       const chain = [
-        ...(opts.createParent !== undefined ? [shellJoin(createParentArgv(opts.createParent))] : []),
+        ...(opts.createParent !== undefined ? [shellJoin(createParentArgv(opts.createParent, protect))] : []),
         shellJoin(recv),
-        // A backup must not mount itself at the box's next import or boot: that modifies it (mountpoint
-        // directories for its children), and the next incremental receive would be refused.
-        ...(opts.keepUnmounted ? [shellJoin(['zfs', 'set', 'canmount=noauto', requireDataset(target)])] : []),
+        // zfs-fuse (no receive -o): a backup must not mount itself at the box's next import or boot: that modifies
+        // it (mountpoint directories for its children), and the next incremental receive would be refused.
+        ...(setNoauto ? [shellJoin(['zfs', 'set', 'canmount=noauto', requireDataset(target)])] : []),
       ];
       return ['sh', '-c', chain.join(' && ')];
     },

@@ -212,6 +212,7 @@ export async function replicate(p: DatasetPlan, d: DatasetReport, srcInv: Invent
         // A resumed full receive (no common base) still needs the canmount=noauto its first attempt never set.
         keepUnmounted: (step.kind === 'full' || (step.kind === 'resume' && p.base === undefined)) && settings.unmounted,
         resumable: settings.resumable === true,
+        volume: srcInv.get(p.source)?.type === 'volume',
       };
       const transfer = buildTransfer({
         sendArgv: (wrap) => source.sendCommand(p.source, step, wrap),

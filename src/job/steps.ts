@@ -1,6 +1,6 @@
 // argv for one planned step, given what the sending host supports.
 import type { Step } from '../planner/types.js';
-import { receiveArgv, sendArgv } from '../zfs/argv.js';
+import { receiveArgv, receiveProtection, sendArgv } from '../zfs/argv.js';
 import type { Capabilities } from '../zfs/types.js';
 
 export function sendArgvFor(dataset: string, step: Step, caps: Capabilities, estimateOnly = false): string[] {
@@ -18,6 +18,11 @@ export function sendArgvFor(dataset: string, step: Step, caps: Capabilities, est
     : sendArgv({ kind: 'incremental', from: `${dataset}${step.from.bookmark ? '#' : '@'}${step.from.name}`, to: `${dataset}@${step.to.name}`, intermediates: step.intermediates }, opts);
 }
 
-export function receiveArgvFor(target: string, opts: { force: boolean; unmounted: boolean; resumable?: boolean }): string[] {
-  return receiveArgv(target, { force: opts.force, unmounted: opts.unmounted, resumable: opts.resumable === true });
+export function receiveArgvFor(target: string, opts: { force: boolean; unmounted: boolean; resumable?: boolean; volume?: boolean }, protect = false): string[] {
+  return receiveArgv(target, {
+    force: opts.force,
+    unmounted: opts.unmounted,
+    resumable: opts.resumable === true,
+    ...(protect ? receiveProtection(opts.volume === true ? 'volume' : 'filesystem') : {}),
+  });
 }

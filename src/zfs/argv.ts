@@ -181,6 +181,28 @@ export interface ReceiveOptions {
   readonly excludeProps?: readonly string[];
 }
 
+/**
+ * What a received dataset may not bring onto a backup box (OpenZFS `receive -o/-x`; zfs-fuse has neither). `-o` sets a
+ * local value that beats the stream's (with `send -R` every descendant inherits it); `-x` makes the stream's value not
+ * take effect. The stream's own values stay recorded as "received" (zfs get -o received), so nothing of the source is
+ * lost for a restore. A filesystem never mounts (mountpoint=none for it and, inherited, for every child of a `-R`
+ * package; canmount=noauto), and if it ever were mounted it could not carry setuid binaries, executables or device
+ * nodes; zvols get no device node (volmode=none, so udev probes nothing); no reservation takes the box's space.
+ * `-o` of a filesystem-only property fails a volume's receive ("does not apply to datasets of this type"), so a volume
+ * gets `-x` for those (inherited from the parents the agent made) and is checked after the receive.
+ */
+export function receiveProtection(kind: 'filesystem' | 'volume'): Pick<ReceiveOptions, 'setProps' | 'excludeProps'> {
+  return kind === 'filesystem'
+    ? {
+        setProps: { mountpoint: 'none', canmount: 'noauto', setuid: 'off', exec: 'off', devices: 'off', volmode: 'none' },
+        excludeProps: ['reservation', 'refreservation'],
+      }
+    : {
+        setProps: { volmode: 'none' },
+        excludeProps: ['mountpoint', 'canmount', 'setuid', 'exec', 'devices', 'reservation', 'refreservation'],
+      };
+}
+
 export function receiveArgv(target: string, opts: ReceiveOptions = {}): string[] {
   requireDataset(target);
   const argv = ['zfs', 'receive'];
@@ -256,8 +278,10 @@ export function holdsArgv(snapshot: string): string[] {
  * Creates the parent a first full receive needs. canmount=off so the backup tree never mounts over anything;
  * note `-o` applies to the leaf only: intermediate parents made by -p keep the default.
  */
-export function createParentArgv(name: string): string[] {
-  return ['zfs', 'create', '-p', '-o', 'canmount=off', requireDataset(name)];
+export function createParentArgv(name: string, protect = false): string[] {
+  // protect (OpenZFS boxes): what a volume received below inherits through its `-x` (receiveProtection).
+  const more = protect ? ['-o', 'mountpoint=none', '-o', 'setuid=off', '-o', 'exec=off', '-o', 'devices=off', '-o', 'volmode=none'] : [];
+  return ['zfs', 'create', '-p', '-o', 'canmount=off', ...more, requireDataset(name)];
 }
 
 /** destroyNewer adds -r, which destroys every snapshot newer than `snapshot`. */

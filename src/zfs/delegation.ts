@@ -28,9 +28,19 @@ export const AGENT_PERMISSIONS = [
   'send',
   // `zfs send -I` (restores with intermediate snapshots) puts temporary holds on what it sends.
   'hold',
-  // `-o canmount=off` on created parents and `zfs set canmount=noauto` after a first receive, so a backup never
-  // mounts itself at the next import or boot.
+  // `-o canmount=off` on created parents and `-o canmount=noauto` on every receive (zfs-fuse: `zfs set` after a first
+  // receive), so a backup never mounts itself at the next import or boot.
   'canmount',
   // `prune` (the box's own retention) and `abort-receive` (`zfs receive -A` destroys the partial state).
   'destroy',
+  // What every receive sets (zfs/argv.ts receiveProtection: received datasets never mount, run setuid binaries or
+  // make device nodes). Without one of them zfs receive still exits 0 ("cannot receive
+  // setuid property ... permission denied"); the agent reads the result back and fails that receive.
+  'mountpoint',
+  'setuid',
+  'exec',
+  'devices',
+  'volmode',
+  // Not needed: `reservation`, `refreservation` (excluded with -x, which needs no permission; without it a stream's
+  // reservation cannot take effect either).
 ] as const;

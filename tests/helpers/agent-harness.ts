@@ -115,6 +115,8 @@ export function box(extra: (cmd: string) => Reply = () => undefined): (cmd: stri
     if (cmd === 'zpool list -H -o name,health,size,alloc,free,cap backup') return { stdout: LIST_OK };
     if (cmd === 'zpool status backup') return { stdout: STATUS_OK };
     if (cmd === 'zpool export backup') return {};
+    // After a receive: the guids the agent records receive times for (agent/stamp.ts).
+    if (cmd.startsWith('zfs get -H -p -r -o name,value guid ')) return { stdout: `${cmd.split(' ').pop()}@s1\t123\n` };
     if (cmd === 'zfs list -H -o name backup/kraken') return { stdout: 'backup/kraken\n' };
     if (cmd === 'zfs list -H -o name backup') return { stdout: 'backup\n' };
     if (/^zfs list -H -o name /.test(cmd)) return { exitCode: 1, stderr: `cannot open '${cmd.split(' ').pop()}': dataset does not exist\n` };

@@ -6,7 +6,7 @@
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { VM_AGENT, type VmLab } from '../../src/lab/vm/lab.js';
 import { AGENT_PERMISSIONS, CONTROLLER_PERMISSIONS } from '../../src/zfs/delegation.js';
-import { AGENT_ROOT, SRC, guids, hozoJson, hozoJsonWith, labOrSkip, randomFile, reset, skipReason, writeAgentConfig, writeConfig, type JobSpec } from './helpers.js';
+import { AGENT_ROOT, AGENT_SSH, HOSTILE_PACKAGE, SRC, guids, makeHostilePackage, removeHostilePackage, hozoJson, hozoJsonWith, labOrSkip, randomFile, reset, skipReason, writeAgentConfig, writeConfig, type JobSpec } from './helpers.js';
 
 const lab: VmLab | undefined = labOrSkip();
 if (lab === undefined) console.warn(`SKIP: tests/openzfs/delegation.test.ts: ${skipReason()}`);
@@ -17,6 +17,9 @@ const STATE = '/var/lib/hozo';
 const AS_HOZO = { user: 'hozo', config: `${STATE}/config.yaml` };
 const HOST_AS_HOZO = { sshKeyFile: `${STATE}/box_key`, knownHostsFile: `${STATE}/known_hosts` };
 const without = (list: readonly string[], p: string) => list.filter((x) => x !== p).join(',');
+/** The agent permissions a normal run shows the need for; the rest protect what is received (the last test). */
+const PROTECTION_PERMISSIONS = ['mountpoint', 'setuid', 'exec', 'devices', 'volmode'];
+const BASE_AGENT_PERMISSIONS = AGENT_PERMISSIONS.filter((p) => !PROTECTION_PERMISSIONS.includes(p));
 
 describe.skipIf(lab === undefined)('delegation: both sides as non-root users with exactly the modules\' zfs allow sets (VMs)', () => {
   const L = lab!;
@@ -159,29 +162,31 @@ describe.skipIf(lab === undefined)('delegation: both sides as non-root users wit
     const parent = (p: string) => `${AGENT_ROOT}/m-${p}`;
     await L.box.check(`zfs unallow -u hozo ${AGENT_PERMISSIONS.join(',')} ${AGENT_ROOT}`);
     try {
-      for (const p of AGENT_PERMISSIONS) {
+      for (const p of BASE_AGENT_PERMISSIONS) {
         await L.box.check(`zfs create -o canmount=off ${parent(p)} && zfs allow -u hozo ${without(AGENT_PERMISSIONS, p)} ${parent(p)}`);
         await L.ctl.check(`zfs create ${SRC}/m-${p} && echo x > /tank/src/m-${p}/f && zfs snapshot ${SRC}/m-${p}@m1 && echo y >> /tank/src/m-${p}/f && zfs snapshot ${SRC}/m-${p}@m2`);
       }
-      await writeConfig(L, [{ datasets: AGENT_PERMISSIONS.map((p) => ({ source: `${SRC}/m-${p}`, target: `${parent(p)}/d` })) }]);
+      // canmount: the agent must create a missing parent (canmount=off) for this one.
+      const targetOf = (p: string) => (p === 'canmount' ? `${parent(p)}/x/d` : `${parent(p)}/d`);
+      await writeConfig(L, [{ datasets: BASE_AGENT_PERMISSIONS.map((p) => ({ source: `${SRC}/m-${p}`, target: targetOf(p) })) }]);
       const run = await hozoJson(L, 'run', 'nightly');
       const report = (p: string) => run.json.datasets.find((d: any) => d.source === `${SRC}/m-${p}`);
       const ctx = JSON.stringify(run.json);
-      // create, mount, receive: every receive needs all three.
-      for (const p of ['create', 'mount', 'receive']) {
+      // create, mount, receive: every receive needs all three; canmount: creating a missing parent (canmount=off).
+      for (const p of ['create', 'mount', 'receive', 'canmount']) {
         expect(report(p).result, `${p}: ${ctx}`).toBe('failed');
         expect(report(p).error, `${p}: ${ctx}`).toMatchObject({ code: 'ZFS_PERMISSION', message: expect.stringMatching(/permission denied/i) });
       }
-      for (const p of ['send', 'hold', 'canmount', 'destroy']) expect(report(p).result, `${p}: ${ctx}`).toBe('sent');
-      // canmount: the backup is received but would mount itself at the next import.
-      expect(await L.box.check(`zfs get -H -o value canmount ${parent('canmount')}/d ${parent('send')}/d`)).toBe('on\nnoauto');
+      for (const p of ['send', 'hold', 'destroy']) expect(report(p).result, `${p}: ${ctx}`).toBe('sent');
+      expect(await L.box.check(`zfs list -H -o name ${parent('canmount')}/x 2>&1 || true`)).toMatch(/does not exist/);
+      expect(await L.box.check(`zfs get -H -o value canmount,mountpoint,setuid ${parent('send')}/d`)).toBe('noauto\nnone\noff');
       // send: no restore; hold: no restore with intermediates (send -I on the box).
       for (const p of ['send', 'hold']) {
         const r = await L.hozo(['restore', 'nightly', '--dataset', `${SRC}/m-${p}`, '--to', `${SRC}/back-${p}`]);
         expect(r.exitCode, `restore without ${p}: ${r.stdout}\n${r.stderr}`).not.toBe(0);
         expect(r.stderr, `restore without ${p}`).toMatch(/permission denied/i);
       }
-      const restored = await L.hozo(['restore', 'nightly', '--dataset', `${SRC}/m-canmount`, '--to', `${SRC}/back-canmount`]);
+      const restored = await L.hozo(['restore', 'nightly', '--dataset', `${SRC}/m-destroy`, '--to', `${SRC}/back-destroy`]);
       expect(restored.exitCode, `restore with send and hold: ${restored.stderr}`).toBe(0);
       // destroy: prune cannot destroy the older snapshot there (the others go), and a partial receive cannot be discarded.
       await writeAgentConfig(L, { retention: { hourly: 0, daily: 1, weekly: 0, monthly: 0, yearly: 0 } });
@@ -202,4 +207,27 @@ describe.skipIf(lab === undefined)('delegation: both sides as non-root users wit
       await L.box.check(`zfs allow -u hozo ${AGENT_PERMISSIONS.join(',')} ${AGENT_ROOT}`);
     }
   });
+
+  it('each protection permission taken away: a hostile package is received but left unprotected, so the receive fails and says what to delegate', async () => {
+    expect([...AGENT_PERMISSIONS].sort()).toEqual([...BASE_AGENT_PERMISSIONS, ...PROTECTION_PERMISSIONS].sort());
+    await makeHostilePackage(L);
+    await L.box.check(`zfs unallow -u hozo ${AGENT_PERMISSIONS.join(',')} ${AGENT_ROOT}`);
+    try {
+      for (const p of PROTECTION_PERMISSIONS) {
+        // A parent with a mountpoint of its own, so an inherited value does not hide a missing mountpoint=none.
+        const parent = `${AGENT_ROOT}/n-${p}`;
+        await L.box.check(`zfs create -o canmount=off -o mountpoint=/srv/n-${p} ${parent} && zfs allow -u hozo ${without(AGENT_PERMISSIONS, p)} ${parent}`);
+        const r = await L.ctl.sh(`${AGENT_SSH} hozo@${L.box.ip} receive -u ${parent}/d < ${HOSTILE_PACKAGE}`, { timeoutMs: 300_000 });
+        expect(r.exitCode, `${p}: ${r.stderr}`).toBe(1);
+        expect(r.stderr, p).toMatch(/not protected on this box .*Delegate mountpoint,canmount,setuid,exec,devices,volmode to/);
+        expect(r.stderr, p).toMatch(new RegExp(p === 'mountpoint' ? 'ssh: mountpoint=/srv/n-mountpoint/d/ssh' : p === 'volmode' ? 'vol: volmode=default' : `d: ${p}=on`));
+        // Nothing of it is mounted, and the agent could not fix it either (setting failed too).
+        expect(r.stderr, p).toMatch(/setting them failed too/);
+        expect(await L.box.check(`zfs get -H -r -o value mounted ${parent}/d | sort -u`), p).toMatch(/^(-\n)?no$/);
+      }
+    } finally {
+      await L.box.check(`zfs allow -u hozo ${AGENT_PERMISSIONS.join(',')} ${AGENT_ROOT}`);
+      await removeHostilePackage(L).catch(() => undefined);
+    }
+  }, 900_000);
 });

@@ -106,3 +106,38 @@ export async function shapeLink<T>(lab: VmLab, mbit: number, body: () => Promise
     await lab.ctl.sh('tc qdisc del dev ens4 root');
   }
 }
+
+/** The pool on ctl that holds hostilePackage's source (file-backed, with an altroot: its mountpoints stay off ctl). */
+export const EVIL_POOL = 'evil';
+export const HOSTILE_PACKAGE = '/var/tmp/pkg.zstream';
+
+/**
+ * What a stolen controller can send: a `zfs send -R -p` package (at HOSTILE_PACKAGE on ctl) whose children carry
+ * mountpoint=/root/.ssh with canmount=on, setuid/exec/devices on, a setuid shell and an authorized_keys file, a zvol
+ * (EVIL_POOL/pkg/vol@s1) and reservations. Made in a file-backed pool with an altroot, so nothing mounts over ctl's
+ * own /root/.ssh.
+ */
+export async function makeHostilePackage(lab: VmLab): Promise<void> {
+  await lab.ctl.check(
+    [
+      `{ zpool destroy ${EVIL_POOL} 2>/dev/null; rm -f /var/tmp/evil.img; truncate -s 256M /var/tmp/evil.img; }`,
+      `zpool create -f -R /var/tmp/evilroot -O compression=off ${EVIL_POOL} /var/tmp/evil.img`,
+      `zfs create -o mountpoint=/srv/pkg ${EVIL_POOL}/pkg`,
+      `zfs create -o mountpoint=/root/.ssh -o canmount=on -o setuid=on -o exec=on -o devices=on ${EVIL_POOL}/pkg/ssh`,
+      `echo 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEVILEVILEVILEVILEVILEVILEVILEVILEVILEVILEVIL evil' > /var/tmp/evilroot/root/.ssh/authorized_keys`,
+      `cp /bin/sh /var/tmp/evilroot/root/.ssh/rootshell && chmod 4755 /var/tmp/evilroot/root/.ssh/rootshell`,
+      `zfs create -V 16M ${EVIL_POOL}/pkg/vol`,
+      `zfs create -o mountpoint=/srv/res -o reservation=24M -o refreservation=16M ${EVIL_POOL}/pkg/res`,
+      `zfs snapshot -r ${EVIL_POOL}/pkg@s1`,
+      `zfs send -R -p ${EVIL_POOL}/pkg@s1 > ${HOSTILE_PACKAGE}`,
+    ].join(' && '),
+    { timeoutMs: 120_000 },
+  );
+}
+
+export async function removeHostilePackage(lab: VmLab): Promise<void> {
+  await lab.ctl.sh(`zpool destroy ${EVIL_POOL}; rm -f /var/tmp/evil.img ${HOSTILE_PACKAGE}`);
+}
+
+/** ssh from ctl with the controller's key (as user hozo: the agent is the forced command). */
+export const AGENT_SSH = 'ssh -i /etc/hozo/box_key -o UserKnownHostsFile=/etc/hozo/known_hosts -o BatchMode=yes';

@@ -30,8 +30,12 @@ describe('accepted requests', () => {
   });
 
   it('receive: allowed flags in any order, -F only with allowRollback', () => {
-    expect(ok('receive backup/kraken/home')).toEqual({ verb: 'receive', dataset: 'backup/kraken/home', force: false, resumable: false, zstd: false, mbuffer: false });
-    expect(ok('receive -s -u backup/kraken/a/b')).toEqual({ verb: 'receive', dataset: 'backup/kraken/a/b', force: false, resumable: true, zstd: false, mbuffer: false });
+    expect(ok('receive backup/kraken/home')).toEqual({ verb: 'receive', dataset: 'backup/kraken/home', force: false, resumable: false, zstd: false, mbuffer: false, volume: false });
+    expect(ok('receive -s -u backup/kraken/a/b')).toEqual({ verb: 'receive', dataset: 'backup/kraken/a/b', force: false, resumable: true, zstd: false, mbuffer: false, volume: false });
+    expect(ok('receive --volume backup/kraken/vm')).toMatchObject({ volume: true });
+    expect(refused('receive --volume --volume backup/kraken/vm')).toMatch(/twice/);
+    // Property overrides are the box's own: a controller cannot pass -o or -x.
+    expect(refused('receive -o mountpoint=/root backup/kraken/a')).toMatch(/not allowed/);
     expect(ok('receive --zstd --mbuffer backup/kraken/a')).toMatchObject({ zstd: true, mbuffer: true });
     expect(refused('receive --zstd --zstd backup/kraken/a')).toMatch(/twice/);
     expect(refused('receive --zstd=19 backup/kraken/a')).toMatch(/not allowed/);
@@ -79,7 +83,7 @@ describe('refusal messages say why', () => {
     expect(refused('list backup/kraken; id')).toMatch(/contains ";".*no shell/);
     expect(refused('receive backup/other/x')).toMatch(/outside the backup roots \(backup\/kraken, tank2\/hozo\)/);
     expect(refused('zfs destroy x')).toMatch(/unknown verb "zfs" \(allowed: .*receive/);
-    expect(refused('receive -x foo backup/kraken/a')).toMatch(/usage: receive \[-u\] \[-F\] \[-s\] \[--zstd\] \[--mbuffer\] <dataset>/);
+    expect(refused('receive -x foo backup/kraken/a')).toMatch(/usage: receive \[-u\] \[-F\] \[-s\] \[--zstd\] \[--mbuffer\] \[--volume\] <dataset>/);
     expect(refused(undefined)).toMatch(/SSH_ORIGINAL_COMMAND is not set/);
     expect(refused('x'.repeat(MAX_COMMAND_LENGTH + 1))).toMatch(/too long/);
   });

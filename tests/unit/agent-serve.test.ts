@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { idleCheck } from '../../agent/lifecycle.js';
 import { serve } from '../../agent/serve.js';
-import { box, harness, HOSTILE, json, LIST_OK, STATUS_OK, STATUS_SCRUBBING, type Harness } from '../helpers/agent-harness.js';
+import { box, harness, HOSTILE, json, LIST_OK, STATUS_OK, STATUS_SCRUBBING, type Harness, type Reply } from '../helpers/agent-harness.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 
@@ -119,19 +119,79 @@ describe('serve: accepted verbs run exactly their commands', () => {
       during = hh.state.receives().map((r) => r.dataset);
     });
     expect(await serve(h.ctx, 'receive -u -s backup/kraken/host/data/home')).toBe(0);
-    expect(h.runner.calls).toEqual([
+    // First the capability fingerprint and probe (sh -c …): unanswered here, so no receive -o/-x (zfs-fuse).
+    expect(h.runner.calls.filter((c) => c.startsWith('sh -c')).length).toBe(2);
+    expect(h.runner.calls.filter((c) => !c.startsWith('sh -c'))).toEqual([
       'zfs list -H -o name backup/kraken/host/data',
       'zfs list -H -o name backup/kraken/host',
       'zfs list -H -o name backup/kraken',
       'zfs create -p -o canmount=off backup/kraken/host',
       'zfs create -p -o canmount=off backup/kraken/host/data',
       'zfs list -H -o name -t snapshot -d 1 backup/kraken/host/data/home',
+      // The box's own receive time of what arrived (agent/stamp.ts).
+      'zfs get -H -p -r -o name,value guid backup/kraken/host/data/home',
       // A first receive: the new backup must not mount itself at the next import or boot.
       'zfs set canmount=noauto backup/kraken/host/data/home',
     ]);
+    expect(JSON.parse(readFileSync(join(h.dir, 'state', 'received.json'), 'utf8'))).toEqual({ '123': 1_800_000_000 });
     expect(h.streams).toEqual([{ chain: [['zfs', 'receive', '-u', '-s', 'backup/kraken/host/data/home']], opts: { stdin: 'inherit', stdout: 'inherit' } }]);
     expect(during).toEqual(['backup/kraken/host/data/home']);
     expect(h.state.receives()).toEqual([]);
+  });
+
+  describe('on OpenZFS (receive -o/-x): received properties are overridden and read back', () => {
+    const probe = readFileSync(join(import.meta.dirname, '..', 'fixtures', 'zfs', 'openzfs-2.3', 'probe.txt'), 'utf8');
+    const safe = [
+      'backup/kraken/a\ttype\tfilesystem',
+      'backup/kraken/a\tmountpoint\tnone',
+      'backup/kraken/a\tcanmount\tnoauto',
+      'backup/kraken/a\tsetuid\toff',
+      'backup/kraken/a\texec\toff',
+      'backup/kraken/a\tdevices\toff',
+      'backup/kraken/a\tvolmode\tnone',
+      'backup/kraken/a\treservation\t0',
+      'backup/kraken/a\trefreservation\t0',
+      'backup/kraken/a/vol\ttype\tvolume',
+      'backup/kraken/a/vol\tmountpoint\t-',
+      'backup/kraken/a/vol\tvolmode\tnone',
+      'backup/kraken/a/vol\trefreservation\t0',
+    ];
+    const GET = 'zfs get -H -p -r -t filesystem,volume -o name,property,value type,mountpoint,canmount,setuid,exec,devices,volmode,reservation,refreservation backup/kraken/a';
+    const openzfs = (rows: string[], extra: (cmd: string) => Reply = () => undefined) =>
+      box((cmd) => extra(cmd) ?? (cmd.startsWith('sh -c') && cmd.includes('@@ receive-usage') ? { stdout: probe } : cmd === GET ? { stdout: rows.join('\n') + '\n' } : cmd.startsWith('zfs set') || cmd.startsWith('zfs create') ? {} : undefined));
+
+    it('a filesystem: -o mountpoint=none canmount=noauto setuid/exec/devices off volmode=none, -x reservations; parents made safe too', async () => {
+      const h = harness(openzfs(safe, (cmd) => (cmd === 'zfs list -H -o name backup/kraken/a' ? { exitCode: 1, stderr: 'does not exist' } : undefined)));
+      expect(await serve(h.ctx, 'receive -u backup/kraken/a')).toBe(0);
+      expect(h.streams[0]!.chain).toEqual([
+        ['zfs', 'receive', '-u', '-o', 'mountpoint=none', '-o', 'canmount=noauto', '-o', 'setuid=off', '-o', 'exec=off', '-o', 'devices=off', '-o', 'volmode=none', '-x', 'reservation', '-x', 'refreservation', 'backup/kraken/a'],
+      ]);
+      const calls = h.runner.calls.filter((c) => !c.startsWith('sh -c'));
+      expect(calls).toContain(GET);
+      // No separate canmount=noauto afterwards: the receive set it.
+      expect(calls.filter((c) => c.startsWith('zfs set'))).toEqual([]);
+      expect(h.err.join('')).toBe('');
+    });
+
+    it('a volume (--volume): only volmode=none can be set, the filesystem properties are excluded', async () => {
+      const h = harness(openzfs(safe));
+      expect(await serve(h.ctx, 'receive -u --volume backup/kraken/a')).toBe(0);
+      expect(h.streams[0]!.chain[0]).toEqual(['zfs', 'receive', '-u', '-o', 'volmode=none', ...['mountpoint', 'canmount', 'setuid', 'exec', 'devices', 'reservation', 'refreservation'].flatMap((p) => ['-x', p]), 'backup/kraken/a']);
+    });
+
+    it('anything that did not take effect (zfs receive exits 0 without the delegation) is set again and the receive fails', async () => {
+      const rows = [
+        ...safe.filter((r) => !/a\t(setuid|mountpoint|canmount)\t/.test(r) && !r.includes('vol\tvolmode')),
+        'backup/kraken/a\tsetuid\ton',
+        'backup/kraken/a\tmountpoint\t/root/.ssh',
+        'backup/kraken/a\tcanmount\ton',
+        'backup/kraken/a/vol\tvolmode\tdefault',
+      ];
+      const h = harness(openzfs(rows));
+      expect(await serve(h.ctx, 'receive -u backup/kraken/a')).toBe(1);
+      expect(h.runner.calls.filter((c) => c.startsWith('zfs set'))).toEqual(['zfs set mountpoint=none canmount=noauto setuid=off backup/kraken/a', 'zfs set volmode=none backup/kraken/a/vol']);
+      expect(h.err.join('')).toMatch(/not protected on this box \(backup\/kraken\/a: mountpoint=\/root\/\.ssh; backup\/kraken\/a: setuid=on; backup\/kraken\/a\/vol: volmode=default\); the properties were set now\. Delegate mountpoint,canmount,setuid,exec,devices,volmode to/);
+    });
   });
 
   it('receive never creates anything above a missing root', async () => {

@@ -232,6 +232,22 @@ export class Vm {
     rmSync(join(this.spec.dir, 'cm'), { force: true });
   }
 
+  /** A real reboot of the guest (systemd's, the VM keeps running); resolves once SSH answers from the new boot. */
+  async reboot(timeoutMs = 420_000): Promise<void> {
+    const bootId = await this.check('cat /proc/sys/kernel/random/boot_id');
+    await this.sh('systemctl reboot');
+    await this.closeSsh();
+    const deadline = Date.now() + timeoutMs;
+    for (let i = 0; i < 1000 && Date.now() < deadline; i++) {
+      await sleep(2000);
+      if (!(await this.master())) continue;
+      const now = await run(this.sshArgv('cat /proc/sys/kernel/random/boot_id'), { timeoutMs: 10_000 });
+      if (now.exitCode === 0 && now.stdout.trim() !== bootId) return;
+      await this.closeSsh();
+    }
+    throw new LabError(`VM ${this.name}: not back from a reboot within ${timeoutMs} ms; serial log:\n${tail(this.serialLog, 30)}`);
+  }
+
   /** Waits until `ssh true` works; returns ms since the last boot. */
   async waitSsh(timeoutMs = 240_000): Promise<number> {
     const deadline = Date.now() + timeoutMs;
