@@ -1,12 +1,13 @@
 // `prune`: the box's own retention for what it received, configured on the box so a controller's key cannot delete
-// backups. Only snapshots under the roots, never the newest of a dataset (the next incremental's base), never a
-// held one. The decision is the pure selectRetention; this file only lists and destroys.
+// backups. Only snapshots under the roots, never the newest of a dataset by createtxg (the next incremental's base),
+// never a held one; bucketed by when this box received them (agent/stamp.ts), never by the sender's clock. The decision is the pure selectRetention; this file only lists and destroys.
 import { destroySnapshotArgv } from '../src/zfs/argv.js';
 import { classify } from '../src/zfs/errors.js';
 import { rootOf } from './command.js';
 import { AgentExit, type AgentContext } from './context.js';
 import { listRaw } from './list.js';
 import { selectRetention, type KeepReason } from './retention.js';
+import { forgetReceipts, readReceipts } from './stamp.js';
 
 export interface PruneReport {
   readonly dryRun: boolean;
@@ -24,12 +25,18 @@ export async function prune(ctx: AgentContext, dryRun: boolean): Promise<number>
     return AgentExit.BUSY;
   }
   const { inventory } = await listRaw(ctx, ctx.config.roots);
+  const receipts = readReceipts(ctx);
+  const now = ctx.state.now();
   const destroyed: string[] = [];
   const kept: { snapshot: string; reasons: readonly KeepReason[] }[] = [];
   const failed: { snapshot: string; error: string }[] = [];
   for (const ds of inventory.values()) {
     if (rootOf(ds.name, ctx.config.roots) === undefined) continue; // never outside the roots
-    const d = selectRetention(ds.snapshots, ctx.config.retention);
+    const snapshots = ds.snapshots.map((s) => {
+      const received = receipts.get(s.guid);
+      return received === undefined ? s : { ...s, received };
+    });
+    const d = selectRetention(snapshots, ctx.config.retention, { now });
     for (const k of d.keep) kept.push({ snapshot: `${ds.name}@${k.name}`, reasons: k.reasons });
     for (const name of d.destroy) {
       const full = `${ds.name}@${name}`;
@@ -42,6 +49,12 @@ export async function prune(ctx: AgentContext, dryRun: boolean): Promise<number>
       if (r.exitCode === 0) destroyed.push(full);
       else failed.push({ snapshot: full, error: classify(r.stderr || r.stdout, { action: `destroy ${full}`, argv, exitCode: r.exitCode }).message });
     }
+  }
+  if (!dryRun && destroyed.length > 0) {
+    const gone = new Set(destroyed);
+    const guids = new Set<string>();
+    for (const ds of inventory.values()) for (const s of ds.snapshots) if (gone.has(`${ds.name}@${s.name}`)) guids.add(s.guid);
+    await forgetReceipts(ctx, guids);
   }
   if (!dryRun && destroyed.length > 0) ctx.log.write(`prune destroyed ${destroyed.length}: ${destroyed.join(' ')}`);
   const report: PruneReport = { dryRun, datasets: inventory.size, destroyed, kept, failed };

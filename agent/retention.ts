@@ -1,6 +1,9 @@
-// The box's own retention for received snapshots: pure, no I/O. Snapshots are bucketed by creation time, like sanoid's
-// hourly/daily/weekly/monthly/yearly: for each period keep the newest snapshot of each of the N most recent buckets
-// that have one. The newest snapshot of a dataset (the common base of the next incremental) and held snapshots
+// The box's own retention for received snapshots: pure, no I/O. Like sanoid's hourly/daily/weekly/monthly/yearly: for
+// each period keep the newest snapshot of each of the N most recent buckets that have one. A snapshot's time is when
+// THIS box received it (the agent's stamp, agent/stamp.ts), not its `creation`, which the sender's clock wrote: a
+// stolen controller with its clock set months ahead must not make the real history look old. Without a stamp
+// (received by an older agent) `creation` counts, but never later than now. "Newest" is by createtxg (the order ZFS
+// wrote them), never by a clock. The newest snapshot of a dataset (the next incremental's base) and held snapshots
 // (userrefs > 0) are always kept.
 
 export interface RetentionPolicy {
@@ -14,9 +17,11 @@ export interface RetentionPolicy {
 export interface RetentionSnapshot {
   /** Short name (after '@'). */
   readonly name: string;
-  /** Unix seconds. */
+  /** Unix seconds (the sender's clock). */
   readonly creation: number;
-  /** Tie-breaker for equal creation times. */
+  /** Unix seconds when this box received it (its own clock), when stamped. */
+  readonly received?: number;
+  /** ZFS's order of creation on this pool: what "newest" means. */
   readonly createtxg?: number;
   readonly userrefs?: number;
 }
@@ -33,6 +38,13 @@ export interface RetentionDecision {
 export interface RetentionOptions {
   /** Buckets follow the box's local calendar (default) or UTC. */
   readonly timeZone?: 'local' | 'utc';
+  /** Unix seconds; default the system clock. Times after it count as it. */
+  readonly now?: number;
+}
+
+/** The time a snapshot is bucketed by: the box's receive stamp, else its creation; never in the future. */
+export function retentionTime(s: RetentionSnapshot, now: number): number {
+  return Math.min(s.received ?? s.creation, now);
 }
 
 const PERIODS = ['hourly', 'daily', 'weekly', 'monthly', 'yearly'] as const;
@@ -81,8 +93,11 @@ export function bucketOf(period: Period, seconds: number, tz: 'local' | 'utc' = 
   }
 }
 
-function newestFirst(a: RetentionSnapshot, b: RetentionSnapshot): number {
-  return b.creation - a.creation || (b.createtxg ?? 0) - (a.createtxg ?? 0) || (a.name < b.name ? 1 : a.name > b.name ? -1 : 0);
+function newestFirst(now: number) {
+  return (a: RetentionSnapshot, b: RetentionSnapshot): number => {
+    if (a.createtxg !== undefined && b.createtxg !== undefined && a.createtxg !== b.createtxg) return b.createtxg - a.createtxg;
+    return retentionTime(b, now) - retentionTime(a, now) || (a.name < b.name ? 1 : a.name > b.name ? -1 : 0);
+  };
 }
 
 /** Decides which snapshots of ONE dataset to keep. */
@@ -92,7 +107,8 @@ export function selectRetention(
   opts: RetentionOptions = {},
 ): RetentionDecision {
   const tz = opts.timeZone ?? 'local';
-  const sorted = [...snapshots].sort(newestFirst);
+  const now = opts.now ?? Date.now() / 1000;
+  const sorted = [...snapshots].sort(newestFirst(now));
   const reasons = new Map<string, KeepReason[]>();
   const keep = (name: string, why: KeepReason) => reasons.set(name, [...(reasons.get(name) ?? []), why]);
   if (sorted[0] !== undefined) keep(sorted[0].name, 'newest');
@@ -102,7 +118,7 @@ export function selectRetention(
     if (n <= 0) continue;
     const seen = new Set<string>();
     for (const s of sorted) {
-      const b = bucketOf(period, s.creation, tz);
+      const b = bucketOf(period, retentionTime(s, now), tz);
       if (seen.has(b)) continue;
       if (seen.size >= n) break;
       seen.add(b);

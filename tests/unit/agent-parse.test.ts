@@ -302,6 +302,37 @@ describe('retention selection (pure)', () => {
     expect(d.keep.length).toBeLessThanOrEqual(7 + 4 + 3 + 1);
   });
 
+  it('a creation in the future counts as now: 7 snapshots from a controller clock months ahead cannot push 200 real dailies out', () => {
+    const real = Array.from({ length: 200 }, (_, i) => ({ name: `r${i}`, creation: NOW - (199 - i) * DAY, createtxg: 100 + i }));
+    const forged = Array.from({ length: 7 }, (_, i) => ({ name: `f${i}`, creation: NOW + (i + 1) * 30 * DAY, createtxg: 400 + i }));
+    const policy = { daily: 7, weekly: 4, monthly: 6 };
+    const base = selectRetention(real, policy, { ...utc, now: NOW });
+    const d = selectRetention([...real, ...forged], policy, { ...utc, now: NOW });
+    // The forged ones share today's bucket (f6 is the newest by createtxg): only r199, today's real one, gives way.
+    expect(d.keep.map((k) => k.name)).toEqual(['f6', ...base.keep.map((k) => k.name).filter((n) => n !== 'r199')]);
+    expect(d.destroy.filter((n) => n.startsWith('r'))).toEqual([...base.destroy, 'r199']);
+    // Bucketed by creation as received, the forged months would have taken the 6 monthly slots.
+    expect(selectRetention([...real, ...forged], policy, { ...utc, now: NOW + 400 * DAY }).keep.filter((k) => k.name.startsWith('r')).length).toBeLessThan(base.keep.length);
+  });
+
+  it('"newest" is by createtxg: a snapshot with an older creation (controller clock went back) is still the base that stays', () => {
+    const s = [
+      { name: 'a', creation: NOW - 2 * DAY, createtxg: 10 },
+      { name: 'b', creation: NOW - DAY, createtxg: 11 },
+      { name: 'back', creation: NOW - 40 * DAY, createtxg: 12 },
+    ];
+    const d = selectRetention(s, { daily: 1, weekly: 0, monthly: 0 }, { ...utc, now: NOW });
+    expect(d.keep[0]).toEqual({ name: 'back', reasons: ['newest', 'daily'] });
+    expect(d.destroy).toEqual(['a', 'b'].filter((n) => !d.keep.some((k) => k.name === n)));
+  });
+
+  it('the box\'s receive time beats creation: all created the same minute, received over 10 days', () => {
+    const s = Array.from({ length: 10 }, (_, i) => ({ name: `s${i}`, creation: NOW, received: NOW - (9 - i) * DAY, createtxg: i }));
+    const d = selectRetention(s, { daily: 3, weekly: 0, monthly: 0 }, { ...utc, now: NOW });
+    expect(d.keep.map((k) => k.name)).toEqual(['s9', 's8', 's7']);
+    expect(selectRetention(s.map(({ received: _r, ...x }) => x), { daily: 3, weekly: 0, monthly: 0 }, { ...utc, now: NOW }).keep.map((k) => k.name)).toEqual(['s9']);
+  });
+
   it('gaps: N daily means N days that have snapshots (like sanoid counting its dailies)', () => {
     const d = selectRetention(snaps('a,0', 'b,10', 'c,20', 'd,30'), { daily: 3, weekly: 0, monthly: 0 }, utc);
     expect(d.keep.map((k) => k.name)).toEqual(['a', 'b', 'c']);
