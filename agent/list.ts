@@ -23,8 +23,9 @@ class RecordingRunner implements Runner {
   async close(): Promise<void> {}
 }
 
-function caps(resumeTokens: boolean): Capabilities {
+function caps(resumeTokens: boolean, encryption = false): Capabilities {
   return {
+    encryption,
     listParsable: false,
     resumeTokens,
     bookmarks: false,
@@ -44,7 +45,8 @@ export async function listRaw(ctx: AgentContext, datasets: readonly string[]): P
   const rec = new RecordingRunner(ctx.runner);
   let inventory: Inventory;
   try {
-    inventory = await listInventory(rec, datasets, caps(true), { timeoutMs: 300_000 });
+    // Native encryption too where ZFS knows it (the controller checks raw receives: keystatus, encryption root).
+    inventory = await listInventory(rec, datasets, caps(true, true), { timeoutMs: 300_000 });
   } catch (e) {
     // zfs-fuse (and older OpenZFS) reject the whole `zfs get` for an unknown property.
     if (!isHozoError(e, 'ZFS_UNSUPPORTED')) throw e;

@@ -73,6 +73,8 @@ async function main() {
       '    knownHostsFile: /etc/hozo/known_hosts',
       ...hostLines,
       '    agent: true',
+      // Unencrypted bench data, compared with plain zfs send | ssh | zfs receive and syncoid: the box is trusted.
+      '    trust: trusted',
       'jobs:',
       ...jobs.flatMap((j) => [`  - name: ${j.name}`, '    host: box', '    retries: 0', '    datasets:', `      - { source: ${j.source}, target: ${j.target}${j.recursive ? ', recursive: true' : ''} }`]),
       '',

@@ -82,6 +82,10 @@ export const hostSchema = z
     pools: z.array(z.string().regex(/^[A-Za-z][A-Za-z0-9_\-:.]*$/, 'expected a pool name')).optional(),
     /** A lease on the box (agent) expires after this, so a crashed controller cannot keep the box up forever. */
     leaseTtl: duration('leaseTtl').default(6 * 3600),
+    /** untrusted (every remote box unless said otherwise): it never sees plaintext — encrypted datasets go raw
+     *  (`zfs send -w`), unencrypted ones are refused unless their dataset entry says allowPlaintext. trusted: a box you
+     *  would hand your data to in the clear. */
+    trust: z.enum(['untrusted', 'trusted']).default('untrusted'),
   })
   .strict()
   .superRefine((h, ctx) => {
@@ -124,6 +128,8 @@ export const datasetSchema = z
     target: datasetName,
     recursive: z.boolean().default(false),
     exclude: z.array(datasetName).default([]),
+    /** Send this (unencrypted) dataset to an untrusted host anyway, in the clear (`config check` warns). */
+    allowPlaintext: z.boolean().default(false),
   })
   .strict()
   .superRefine((d, ctx) => {

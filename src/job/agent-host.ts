@@ -32,9 +32,9 @@ export async function agentHost(runner: Runner): Promise<ZfsHost> {
     caps,
     warnings,
     wrapsItself: true,
-    sendCommand(dataset, step, wrap) {
+    sendCommand(dataset, step, wrap, raw) {
       if (step.kind === 'resume') throw new HozoError('ZFS_UNSUPPORTED', `${runner.name}: hozo-agent cannot resume a send (send -t)`);
-      const tools = toolFlags(wrap);
+      const tools = [...(raw === true ? ['-w'] : []), ...toolFlags(wrap)];
       return step.kind === 'full'
         ? ['send', ...tools, `${dataset}@${step.snapshot.name}`]
         : ['send', ...tools, step.intermediates ? '-I' : '-i', `${dataset}@${step.from.name}`, `${dataset}@${step.to.name}`];

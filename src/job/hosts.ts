@@ -48,9 +48,10 @@ export interface ZfsHost {
    */
   readonly wrapsItself: boolean;
   /** argv that sends one planned step of `dataset` from this host (with `wrap` applied when wrapsItself). */
-  sendCommand(dataset: string, step: Step, wrap?: Wrap): string[];
+  /** raw: `zfs send -w`, the encrypted blocks as stored (the receiver never sees plaintext or a key). */
+  sendCommand(dataset: string, step: Step, wrap?: Wrap, raw?: boolean): string[];
   /** Size of the stream `sendCommand` would produce (OpenZFS `send -nP`), for an ETA; undefined when unknown. */
-  estimate(dataset: string, step: Step): Promise<number | undefined>;
+  estimate(dataset: string, step: Step, raw?: boolean): Promise<number | undefined>;
   /** argv that receives a stream into `target` on this host, with the setup around it (see ReceiveSetup). */
   receiveCommand(target: string, opts: ReceiveSetup, wrap?: Wrap): string[];
   inventory(roots: readonly string[]): Promise<Inventory>;
@@ -84,10 +85,10 @@ export function zfsHost(runner: Runner, caps: Capabilities): ZfsHost {
     caps,
     warnings,
     wrapsItself: false,
-    sendCommand: (dataset, step) => sendArgvFor(dataset, step, caps),
-    async estimate(dataset, step) {
+    sendCommand: (dataset, step, _wrap, raw) => sendArgvFor(dataset, step, caps, false, raw === true),
+    async estimate(dataset, step, raw) {
       if (!caps.sendFlags.has('n') || !caps.sendFlags.has('P')) return undefined;
-      const r = await runner.run(sendArgvFor(dataset, step, caps, true), { timeoutMs: 60_000 });
+      const r = await runner.run(sendArgvFor(dataset, step, caps, true, raw === true), { timeoutMs: 60_000 });
       return r.exitCode === 0 ? parseSendEstimate(r.stdout + '\n' + r.stderr) : undefined;
     },
     receiveCommand: (target, opts) => {

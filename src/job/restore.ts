@@ -1,5 +1,6 @@
 // Restore: replicate from the box back to this machine with the same planner and pipeline, never overwriting an
 // existing local dataset unless --force (and even then only along a common snapshot, never a blind full receive).
+import { isEncrypted } from './encryption.js';
 import type { Config, JobConfig } from '../config/schema.js';
 import { HozoError } from '../errors.js';
 import { planDataset } from '../planner/plan.js';
@@ -79,7 +80,10 @@ export async function restore(config: Config, job: JobConfig, opts: RestoreOptio
     report.datasets.push(d);
     opts.log.info(`restore ${box.name}:${remote} → ${dest}: ${d.plan}`);
     const boxSnaps = new Map([[remote, from]]);
-    await replicate(plan, d, boxSnaps, box, local, { compress: job.compress, buffer: job.buffer, bufferSize: job.bufferSize, force: opts.force, unmounted: false }, opts.log);
+    // A raw (encrypted) backup comes back raw and unmounted: the box has no key; `zfs load-key` and `zfs mount` here
+    // open it.
+    const raw = isEncrypted(boxSnaps.get(plan.source));
+    await replicate(plan, d, boxSnaps, box, local, { compress: job.compress, buffer: job.buffer, bufferSize: job.bufferSize, force: opts.force, unmounted: raw, raw }, opts.log);
     if (d.result === 'sent' || d.result === 'up-to-date') {
       verify(d, boxSnaps, await local.inventory([dest]));
       if (!d.verified) {

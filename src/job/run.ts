@@ -1,5 +1,6 @@
 // The replication lifecycle for one job: connect → probe → inventory → plan → replicate → verify → protect base.
 // Every dataset is reported; one dataset's failure never stops the others.
+import { crossingOf, isEncrypted, untrusted, verifyEncrypted } from './encryption.js';
 import type { Config, JobConfig } from '../config/schema.js';
 import { HozoError, isHozoError } from '../errors.js';
 import { planJob } from '../planner/plan.js';
@@ -63,18 +64,30 @@ export async function runJob(config: Config, job: JobConfig, opts: RunOptions): 
     ]);
     let plans = planJob(specs, srcInv, dstInv, policy);
     report.datasets = plans.map((p) => initialReport(p));
+    // An untrusted box never sees plaintext: unencrypted datasets are refused before anything is sent.
+    const refuse = (i: number): boolean => {
+      const p = plans[i]!;
+      const c = p.action === 'send' ? crossingOf(config, job, p, srcInv) : undefined;
+      if (c?.refused === undefined) return false;
+      const d = report.datasets[i]!;
+      d.result = 'failed';
+      d.error = toErrorInfo(c.refused);
+      log.error(`${p.source}: ${c.refused.message}\n  hint: ${c.refused.hint ?? ''}`);
+      return true;
+    };
+    const settingsFor = (p: DatasetPlan): TransferSettings => ({ ...transferOptions(job, p, policy), raw: crossingOf(config, job, p, srcInv).raw === true });
     for (const d of report.datasets) log.info(`${d.source} → ${target.name}:${d.target}: ${d.plan}`);
     if (report.dryRun) {
-      for (const [i, p] of plans.entries()) report.datasets[i]!.result = p.action === 'send' ? 'planned' : p.action === 'conflict' ? 'conflict' : 'up-to-date';
+      for (const [i, p] of plans.entries()) if (!refuse(i)) report.datasets[i]!.result = p.action === 'send' ? 'planned' : p.action === 'conflict' ? 'conflict' : 'up-to-date';
       return report;
     }
 
     // Replicate; datasets whose transfer failed are re-planned from fresh listings and retried.
-    let pending = plans.map((_, i) => i);
+    let pending = plans.map((_, i) => i).filter((i) => !refuse(i));
     for (let attempt = 0; ; attempt++) {
       for (const i of pending) {
         const p = plans[i]!;
-        await replicate(p, report.datasets[i]!, srcInv, source, target, transferOptions(job, p, policy), log);
+        await replicate(p, report.datasets[i]!, srcInv, source, target, settingsFor(p), log);
       }
       // A resumed stream completes the snapshot it was carrying; the rest is planned from fresh listings now.
       const resumed = pending.filter((i) => isResume(plans[i]!) && report.datasets[i]!.result === 'sent');
@@ -86,7 +99,7 @@ export async function runJob(config: Config, job: JobConfig, opts: RunOptions): 
           plans[i] = next[i]!;
           const d = (report.datasets[i] = initialReport(next[i]!));
           d.plan = `${before.plan}, then ${d.plan}`;
-          if (next[i]!.action === 'send' && !isResume(next[i]!)) await replicate(next[i]!, d, srcInv, source, target, transferOptions(job, next[i]!, policy), log);
+          if (next[i]!.action === 'send' && !isResume(next[i]!)) await replicate(next[i]!, d, srcInv, source, target, settingsFor(next[i]!), log);
           if (d.result === 'up-to-date') d.result = 'sent';
           d.bytes = (d.bytes ?? 0) + (before.bytes ?? 0);
           d.seconds += before.seconds;
@@ -111,7 +124,7 @@ export async function runJob(config: Config, job: JobConfig, opts: RunOptions): 
       [srcInv, dstInv] = await Promise.all([source.inventory(specs.map((s) => s.source)), target.inventory(specs.map((s) => s.target))]);
       plans = planJob(specs, srcInv, dstInv, policy);
       for (const i of retry) report.datasets[i] = initialReport(plans[i]!);
-      pending = retry;
+      pending = retry.filter((i) => !refuse(i));
     }
 
     // Verify with one fresh listing of the target (only needed if something was received), taken with the target
@@ -137,6 +150,17 @@ export async function runJob(config: Config, job: JobConfig, opts: RunOptions): 
         }));
         log.error(`${d.source}: verification failed`);
         continue;
+      }
+      // A raw backup must still be encrypted the same way on the box, its key not loaded there.
+      if (untrusted(config, job) && isEncrypted(srcInv.get(d.source))) {
+        const wrong = verifyEncrypted(srcInv.get(d.source), dstInv.get(d.target));
+        if (wrong !== undefined) {
+          d.verified = false;
+          d.result = 'failed';
+          d.error = toErrorInfo(wrong);
+          log.error(wrong.message);
+          continue;
+        }
       }
       await protectBase(source, job.name, srcInv, plans[i]!, d, opts.previous?.datasets[d.source]?.held, log, report.warnings);
     }
@@ -181,6 +205,8 @@ export interface TransferSettings {
   readonly unmounted: boolean;
   /** `zfs receive -s`: an interruption leaves a resume token (both ends can resume). */
   readonly resumable?: boolean;
+  /** `zfs send -w`: the encrypted blocks as stored (to an untrusted host; restores of raw backups). */
+  readonly raw?: boolean;
 }
 
 function transferOptions(job: JobConfig, p: DatasetPlan, policy: Policy): TransferSettings {
@@ -215,7 +241,7 @@ export async function replicate(p: DatasetPlan, d: DatasetReport, srcInv: Invent
         volume: srcInv.get(p.source)?.type === 'volume',
       };
       const transfer = buildTransfer({
-        sendArgv: (wrap) => source.sendCommand(p.source, step, wrap),
+        sendArgv: (wrap) => source.sendCommand(p.source, step, wrap, settings.raw === true),
         receiveArgv: (wrap) => target.receiveCommand(p.target, setup, wrap),
         senderWraps: source.wrapsItself,
         receiverWraps: target.wrapsItself,
@@ -230,7 +256,7 @@ export async function replicate(p: DatasetPlan, d: DatasetReport, srcInv: Invent
       });
       for (const w of transfer.degraded) log.warn(w);
       let last = 0;
-      const report = progressReporter(log, p.source, await source.estimate(p.source, step));
+      const report = progressReporter(log, p.source, await source.estimate(p.source, step, settings.raw === true));
       try {
         const r = await runPipeline(transfer.stages, {
           ...(transfer.counterStage !== undefined ? { counterStage: transfer.counterStage } : {}),

@@ -2,10 +2,13 @@
 import type { Step } from '../planner/types.js';
 import { receiveArgv, receiveProtection, sendArgv } from '../zfs/argv.js';
 import type { Capabilities } from '../zfs/types.js';
+import { HozoError } from '../errors.js';
 
-export function sendArgvFor(dataset: string, step: Step, caps: Capabilities, estimateOnly = false): string[] {
+export function sendArgvFor(dataset: string, step: Step, caps: Capabilities, estimateOnly = false, raw = false): string[] {
+  if (raw && !caps.sendFlags.has('w')) throw new HozoError('ZFS_UNSUPPORTED', `cannot send ${dataset} raw: this zfs has no send -w`);
   // Keep blocks as stored where both the format and the sender allow it: less CPU, same bytes on disk.
   const opts = {
+    ...(raw ? { raw: true } : {}),
     ...(caps.sendFlags.has('L') ? { largeBlock: true } : {}),
     ...(caps.sendFlags.has('e') ? { embedded: true } : {}),
     ...(caps.sendFlags.has('c') ? { compressed: true } : {}),

@@ -88,6 +88,8 @@ export interface LabHostConfig {
   knownHostsFile: string;
   sshOptions: string[];
   wake: { method: 'wol'; mac: string; address: string; port: number };
+  /** zfs-fuse has no native encryption, so nothing could go raw: the lab box is trusted (plaintext backups). */
+  trust: 'trusted';
 }
 
 export interface StopSshdOptions {
@@ -718,6 +720,7 @@ async function buildBox(opts: BoxOptions): Promise<Box> {
       knownHostsFile: files.knownHosts,
       sshOptions: [],
       wake: { method: 'wol', mac, address: broadcast, port: WAKE_PORT },
+      trust: 'trusted',
     }),
     destroy,
   };

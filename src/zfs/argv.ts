@@ -236,6 +236,8 @@ export interface InventoryArgvOptions {
   /** List bookmarks too (`-t filesystem,volume,snapshot,bookmark`; `zfs get` leaves them out by default, and
    *  zfs-fuse has neither bookmarks nor `get -t`). */
   readonly bookmarks?: boolean;
+  /** Add `encryption,encryptionroot,keystatus` (native encryption; unknown to zfs-fuse). */
+  readonly encryption?: boolean;
 }
 
 /** One recursive `zfs get` over several roots; works on zfs-fuse and OpenZFS alike (unlike `zfs list -p`). */
@@ -244,6 +246,7 @@ export function inventoryArgv(roots: readonly string[], opts: InventoryArgvOptio
   const props: string[] = [...INVENTORY_BASE_PROPERTIES];
   if (opts.userrefs === true) props.push('userrefs');
   if (opts.resumeToken === true) props.push('receive_resume_token');
+  if (opts.encryption === true) props.push('encryption', 'encryptionroot', 'keystatus');
   const types = opts.bookmarks === true ? ['-t', 'filesystem,volume,snapshot,bookmark'] : [];
   return ['zfs', 'get', '-H', '-p', '-r', ...types, '-o', 'name,property,value', props.join(','), ...roots];
 }

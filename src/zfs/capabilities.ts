@@ -137,6 +137,7 @@ export function parseCapabilities(output: string, host?: string): Capabilities {
     implementation: implementationOf(get('version'), get('pool'), tools),
     // Older probes (stored ones, fixtures) have no cpu section: unknown.
     ...(s.has('cpu') ? { aes: get('cpu').some((l) => l.trim() === 'aes') } : {}),
+    encryption: properties.has('encryption') && properties.has('keystatus') && sendFlags.has('w'),
   };
 }
 

@@ -61,7 +61,7 @@ function compareSnapshots(a: Snapshot, b: Snapshot): number {
  */
 export function parseInventory(stdout: string): Inventory {
   const records = readTriples(stdout);
-  const datasets = new Map<string, { type: 'filesystem' | 'volume'; snapshots: Snapshot[]; bookmarks: Bookmark[]; resumeToken?: string }>();
+  const datasets = new Map<string, { type: 'filesystem' | 'volume'; snapshots: Snapshot[]; bookmarks: Bookmark[]; resumeToken?: string; encryption?: string; encryptionRoot?: string; keyStatus?: string }>();
   const snapshots: { dataset: string; snap: Snapshot }[] = [];
   const bookmarks: { dataset: string; mark: Bookmark }[] = [];
   for (const [name, rec] of records) {
@@ -77,11 +77,21 @@ export function parseInventory(stdout: string): Inventory {
     }
     if (type === 'filesystem' || type === 'volume') {
       const token = rec.get('receive_resume_token');
+      const value = (prop: string) => {
+        const v = rec.get(prop);
+        return v !== undefined && v !== '-' && v !== '' ? v : undefined;
+      };
+      const encryption = value('encryption');
+      const encryptionRoot = value('encryptionroot');
+      const keyStatus = value('keystatus');
       datasets.set(name, {
         type,
         snapshots: [],
         bookmarks: [],
         ...(token !== undefined && token !== '-' && token !== '' ? { resumeToken: token } : {}),
+        ...(encryption !== undefined ? { encryption } : {}),
+        ...(encryptionRoot !== undefined ? { encryptionRoot } : {}),
+        ...(keyStatus !== undefined ? { keyStatus } : {}),
       });
     } else if (type === 'snapshot') {
       const at = name.indexOf('@');
@@ -151,7 +161,7 @@ export async function listInventory(
 
 /** The one listing command for `roots` on a host with `caps`. */
 export function listInventoryArgv(roots: readonly string[], caps: Capabilities): string[] {
-  return inventoryArgv(roots, { userrefs: caps.holds, resumeToken: caps.resumeTokens, bookmarks: caps.bookmarks });
+  return inventoryArgv(roots, { userrefs: caps.holds, resumeToken: caps.resumeTokens, bookmarks: caps.bookmarks, encryption: caps.encryption === true });
 }
 
 /** The result of listInventoryArgv → Inventory (missing roots are absent; other complaints are classified errors). */

@@ -29,6 +29,11 @@ export interface Dataset {
   readonly bookmarks?: readonly Bookmark[];
   /** OpenZFS `receive_resume_token` of a partially received stream, when supported and present. */
   readonly resumeToken?: string;
+  /** Native encryption, where the listing asked (hosts with it): the cipher ("off" when unencrypted), the dataset
+   *  whose key it uses, and whether that key is loaded ("available", "unavailable"). */
+  readonly encryption?: string;
+  readonly encryptionRoot?: string;
+  readonly keyStatus?: string;
 }
 
 /** All datasets under the listed roots, keyed by full name. */
@@ -55,4 +60,6 @@ export interface Capabilities {
   readonly implementation: string;
   /** The host's CPU has AES instructions (chooses the SSH cipher); undefined when the probe did not say. */
   readonly aes?: boolean;
+  /** Native encryption: the `encryption` property and raw sends (`send -w`). OpenZFS ≥ 0.8; zfs-fuse: false. */
+  readonly encryption?: boolean;
 }

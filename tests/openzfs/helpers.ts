@@ -53,6 +53,8 @@ export async function writeConfig(lab: VmLab, jobs: JobSpec[], host: Record<stri
         readyTimeout: 240,
         shutdown: 'none',
         agent: true,
+        // The replication tests send unencrypted datasets; tests/openzfs/encryption.test.ts is the untrusted box.
+        trust: 'trusted',
         ...host,
       },
     },

@@ -101,7 +101,7 @@ describe('serve: accepted verbs run exactly their commands', () => {
     expect(await serve(h.ctx, 'list backup/kraken backup/kraken/gone')).toBe(0);
     expect(h.out.join('')).toBe(raw);
     expect(h.runner.calls).toEqual([
-      'zfs get -H -p -r -o name,property,value type,guid,createtxg,creation,userrefs,receive_resume_token backup/kraken backup/kraken/gone',
+      'zfs get -H -p -r -o name,property,value type,guid,createtxg,creation,userrefs,receive_resume_token,encryption,encryptionroot,keystatus backup/kraken backup/kraken/gone',
       'zfs get -H -p -r -o name,property,value type,guid,createtxg,creation,userrefs backup/kraken backup/kraken/gone',
     ]);
   });

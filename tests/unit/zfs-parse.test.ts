@@ -191,7 +191,7 @@ describe('listInventory', () => {
       exitCode: 1,
     });
     const inv = await listInventory(runner, ['tank/backup', 'tank/vm', 'tank/missing'], OPENZFS_CAPS);
-    expect(runner.calls[0]).toContain('type,guid,createtxg,creation,userrefs,receive_resume_token');
+    expect(runner.calls[0]).toContain('type,guid,createtxg,creation,userrefs,receive_resume_token,encryption,encryptionroot,keystatus');
     expect(inv.get('tank/backup/host-b')!.resumeToken).toBeDefined();
   });
 

@@ -51,6 +51,8 @@ export function registerDemo(program: Command, ctx: Context): void {
           installAgent(box, { roots: [root] });
           ctx.out.write(`box: ${box.boxIp} (MAC ${box.mac}), pool ${box.pool.name}, hozo-agent as the forced command, asleep (sshd stopped)\n`);
         }
+        // zfs-fuse has no native encryption, so nothing could be sent raw: the demo's box is trusted (hosts.offsite.trust).
+        ctx.out.write('box trust: trusted, because zfs-fuse cannot encrypt: backups go in the clear here; on OpenZFS an untrusted box (the default) gets only raw encrypted sends\n');
         const metricsDir = join(lab.dir, 'metrics');
         mkdirSync(metricsDir, { recursive: true });
         const { validateConfig } = await import('../../config/load.js');
