@@ -85,6 +85,15 @@ let
         example = [ "tank/home/cache" ];
         description = "Descendants of `source` to leave out (only with `recursive = true`).";
       };
+      allowPlaintext = mkOption {
+        type = types.bool;
+        default = false;
+        description = ''
+          Send this dataset (and, with `recursive`, those below it) to an untrusted host in the clear when
+          it is not encrypted. Without it an unencrypted dataset is refused and nothing of it is sent;
+          encrypted ones always go raw (`zfs send -w`). `hozo config check` warns about it.
+        '';
+      };
     };
   };
 
@@ -290,6 +299,19 @@ let
           description = ''
             The lease a run takes on the agent expires after this (seconds or a duration), so a
             controller that crashed cannot keep the box up; at most the agent's `maxLeaseSeconds`.
+          '';
+        };
+        trust = mkOption {
+          type = types.enum [
+            "untrusted"
+            "trusted"
+          ];
+          default = "untrusted";
+          description = ''
+            `untrusted`: the box never sees plaintext. Encrypted datasets are sent raw (`zfs send -w`,
+            the box has no key), unencrypted ones are refused unless their dataset entry sets
+            `allowPlaintext`. `trusted`: a box you would hand your data in the clear (a second machine at
+            home); `hozo config check` warns about every job to it.
           '';
         };
       };
@@ -539,6 +561,7 @@ let
         shutdownIfAwake
         pools
         leaseTtl
+        trust
         ;
       knownHostsFile =
         if h.knownHostsFile != null then
@@ -625,6 +648,7 @@ let
         target
         recursive
         exclude
+        allowPlaintext
         ;
     }) j.datasets;
   };

@@ -268,7 +268,7 @@ describe.skipIf(!NIXPKGS_LIB)('NixOS modules (lib.evalModules with stubbed NixOS
       const offsite = cfg.jobs.find((j) => j.name === 'offsite')!;
       expect(offsite.snapshots).toBe('all');
       expect(offsite.compress).toBe('zstd');
-      expect(offsite.datasets[0]).toEqual({ source: 'tank/home', target: 'backup/hozo/home', recursive: true, exclude: ['tank/home/cache'] });
+      expect(offsite.datasets[0]).toEqual({ source: 'tank/home', target: 'backup/hozo/home', recursive: true, exclude: ['tank/home/cache'], allowPlaintext: false });
       expect(cfg.jobs.find((j) => j.name === 'weekly')!.snapshots).toBe('latest');
       expect(cfg.jobs.find((j) => j.name === 'weekly')!.retryDelay).toBe(300);
       expect(cfg.hosts['box']).toMatchObject({
@@ -283,6 +283,7 @@ describe.skipIf(!NIXPKGS_LIB)('NixOS modules (lib.evalModules with stubbed NixOS
         shutdownIfAwake: false,
         pools: ['backup'],
         leaseTtl: 8 * 3600,
+        trust: 'untrusted', // the module's default, as the binary's
       });
       expect(cfg.hosts['box']!.agent).toBeUndefined(); // the binary decides: shutdown = agent
       expect(cfg.hosts['attic']).toMatchObject({
