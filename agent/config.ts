@@ -6,7 +6,8 @@ import { z } from 'zod';
 import { HozoError } from '../src/errors.js';
 import { bufferSize, datasetName } from '../src/config/fields.js';
 import { formatIssues } from '../src/config/issues.js';
-import { datasetNameProblem, poolOf } from '../src/zfs/names.js';
+import { datasetNameProblem, isWithin, poolOf } from '../src/zfs/names.js';
+import { CONTROLLER_NAME } from './scope.js';
 
 import { DEFAULT_AGENT_CONFIG_PATH } from './config-cache.js';
 
@@ -34,10 +35,29 @@ export const retentionSchema = z
   })
   .strict();
 
+/** One controller's own section (agent/scope.ts): chosen by `serve --controller NAME` in its key's command=. */
+export const controllerSchema = z
+  .object({
+    /** The only datasets this controller may list, receive into, read back or prune. */
+    roots: z.array(datasetName).min(1, 'list at least one backup root for this controller, e.g. ["backup/alice"]'),
+    /** Overrides the box-wide allowRollback for this controller. */
+    allowRollback: z.boolean().optional(),
+    /** Most leases this controller holds at once (default: the box-wide maxLeases). */
+    maxLeases: z.number().int().min(1).max(1000).optional(),
+    /** Longest lease this controller may take (default: the box-wide maxLeaseSeconds). */
+    maxLeaseSeconds: z.number().int().min(1).max(30 * 24 * 3600).optional(),
+  })
+  .strict();
+
 export const agentConfigSchema = z
   .object({
-    /** Datasets controllers may list/receive into (and below). */
-    roots: z.array(datasetName).min(1, 'list at least one backup root, e.g. ["backup/hozo"]'),
+    /** Datasets controllers may list/receive into (and below); with `controllers`, those of keys without a section
+     *  (none are accepted then) — may be empty. */
+    roots: z.array(datasetName).default([]),
+    /** Per-controller sections: each key's forced command names one (`serve --controller NAME`). */
+    controllers: z
+      .record(z.string().regex(CONTROLLER_NAME, 'controller names are 1-32 of a-z 0-9 _ - starting with a letter'), controllerSchema)
+      .optional(),
     retention: retentionSchema.default({ hourly: 0, daily: 7, weekly: 4, monthly: 6, yearly: 0 }),
     /** null turns the idle guard off. Fractions are allowed (tests). */
     idlePoweroffMinutes: z.number().positive().max(7 * 24 * 60).nullable().default(30),
@@ -69,7 +89,22 @@ export const agentConfigSchema = z
     /** Audit log; default <stateDirectory>/agent.log. */
     logFile: absolutePath.optional(),
   })
-  .strict();
+  .strict()
+  .superRefine((c, ctx) => {
+    const sections = Object.entries(c.controllers ?? {});
+    if (c.roots.length === 0 && sections.length === 0) {
+      ctx.addIssue({ code: 'custom', path: ['roots'], message: 'list at least one backup root, e.g. ["backup/hozo"]' });
+    }
+    // No two sections may reach the same dataset: one controller must not see another's backups.
+    const owned = [...c.roots.map((r) => ({ r, who: 'roots' })), ...sections.flatMap(([n, s]) => s.roots.map((r) => ({ r, who: `controllers.${n}` })))];
+    for (const [i, a] of owned.entries()) {
+      for (const b of owned.slice(i + 1)) {
+        if (a.who !== b.who && (isWithin(a.r, b.r) || isWithin(b.r, a.r))) {
+          ctx.addIssue({ code: 'custom', path: ['controllers'], message: `${a.who} root "${a.r}" overlaps ${b.who} root "${b.r}": each controller's roots must be its own` });
+        }
+      }
+    }
+  });
 
 export type AgentConfigInput = z.input<typeof agentConfigSchema>;
 
@@ -86,12 +121,16 @@ export function validateAgentConfig(data: unknown, source = 'agent config'): Age
     });
   }
   const c = r.data;
+  // Box-wide (timers, prune, idle guard): every root of every section.
+  const roots = [...c.roots, ...Object.values(c.controllers ?? {}).flatMap((s) => s.roots)];
   return {
     ...c,
-    pools: c.pools ?? [...new Set(c.roots.map(poolOf))],
+    roots,
+    pools: c.pools ?? [...new Set(roots.map(poolOf))],
     logFile: c.logFile ?? join(c.stateDirectory, 'agent.log'),
   };
 }
+
 
 export function loadAgentConfig(path: string): AgentConfig {
   let text: string;

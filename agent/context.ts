@@ -48,6 +48,8 @@ export interface AgentContext {
   readonly sleep: (ms: number) => Promise<void>;
   /** Where a vdev's disk power state is read; null when unknown. */
   readonly diskPower: (vdev: string) => Promise<string | null>;
+  /** The controller section this request runs for (`serve --controller NAME`, agent/scope.ts); none: the whole box. */
+  readonly controller?: string;
 }
 
 export const defaultStream: StreamSpawner = (chain, opts) =>
@@ -132,7 +134,7 @@ export function hdparmDiskPower(runner: Runner): (vdev: string) => Promise<strin
   };
 }
 
-export function createContext(config: AgentConfig, opts: { clock?: Clock } = {}): AgentContext {
+export function createContext(config: AgentConfig, opts: { clock?: Clock; controller?: string } = {}): AgentContext {
   const runner = new LocalRunner({ defaultTimeoutMs: 120_000 });
   return {
     config,
@@ -149,5 +151,6 @@ export function createContext(config: AgentConfig, opts: { clock?: Clock } = {})
     err: (t) => void process.stderr.write(t),
     sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
     diskPower: hdparmDiskPower(runner),
+    ...(opts.controller !== undefined ? { controller: opts.controller } : {}),
   };
 }

@@ -1,9 +1,10 @@
 // Leases, shutdown and the idle guard. The box powers off only when nothing needs it: no lease, no receive, no scrub
 // or resilver. Decisions are taken under the agent's lock and leave a "shutdown pending" marker, so a hold or a
 // receive arriving a moment later is refused instead of being cut off by the power-off.
-import type { Request } from './command.js';
+import { rootOf, type Request } from './command.js';
 import { AgentExit, type AgentContext } from './context.js';
 import { exportPool, poolReport } from './pools.js';
+import { leaseLabel, ownLeases, storedLeaseId } from './scope.js';
 
 // --- leases ---------------------------------------------------------------------------------------------------
 
@@ -11,9 +12,9 @@ export async function hold(ctx: AgentContext, req: Extract<Request, { verb: 'hol
   const r = await ctx.state.withLock(() => {
     if (ctx.state.shutdownPending() !== undefined) return undefined;
     // A new lease beyond maxLeases is refused (renewing one is not): a key cannot keep the box up with endless ids.
-    const active = ctx.state.leases();
+    const active = ownLeases(ctx, ctx.state.leases());
     if (!active.some((l) => l.id === req.id) && active.length >= ctx.config.maxLeases) return 'full' as const;
-    return ctx.state.hold(req.id, req.ttlSeconds);
+    return { ...ctx.state.hold(storedLeaseId(ctx, req.id), req.ttlSeconds), id: req.id };
   });
   if (r === 'full') {
     ctx.out(JSON.stringify({ held: false, id: req.id, reason: `${ctx.config.maxLeases} leases are held already (maxLeases)` }) + '\n');
@@ -25,7 +26,7 @@ export async function hold(ctx: AgentContext, req: Extract<Request, { verb: 'hol
     ctx.err('hozo-agent: hold refused: the box is shutting down; wake it again after it has powered off\n');
     return AgentExit.BUSY;
   }
-  const leases = ctx.state.leases();
+  const leases = ownLeases(ctx, ctx.state.leases());
   ctx.out(JSON.stringify({ held: true, lease: { id: r.id, created: Math.round(r.created), expires: Math.round(r.expires) }, leases: leases.map((l) => l.id) }) + '\n');
   return AgentExit.OK;
 }
@@ -33,12 +34,12 @@ export async function hold(ctx: AgentContext, req: Extract<Request, { verb: 'hol
 export async function release(ctx: AgentContext, req: Extract<Request, { verb: 'release' }>): Promise<number> {
   // The last lease going away carries out a shutdown another controller asked for while this one still worked.
   const r = await ctx.state.withLock(async () => {
-    const released = ctx.state.release(req.id);
+    const released = ctx.state.release(storedLeaseId(ctx, req.id));
     const due = ctx.state.shutdownRequested() !== undefined && ctx.state.shutdownPending() === undefined && (await blockers(ctx)).length === 0;
     if (due) beginShutdown(ctx);
     return { released, due };
   });
-  const leases = ctx.state.leases();
+  const leases = ownLeases(ctx, ctx.state.leases());
   const shutdownReport = r.due ? await carryOutShutdown(ctx) : undefined;
   ctx.out(JSON.stringify({ released: r.released, id: req.id, leases: leases.map((l) => l.id), ...(shutdownReport ? { shutdown: shutdownReport } : {}) }) + '\n');
   return AgentExit.OK;
@@ -51,8 +52,11 @@ export async function blockers(ctx: AgentContext): Promise<string[]> {
   const s = ctx.state;
   const now = s.now();
   const reasons: string[] = [];
-  for (const l of s.leases()) reasons.push(`lease "${l.id}" is held for ${Math.ceil(l.expires - now)} more seconds`);
-  for (const r of s.receives()) reasons.push(`a receive into ${r.dataset} is running (pid ${r.pid}, for ${Math.round(now - r.started)} s)`);
+  for (const l of s.leases()) reasons.push(`${leaseLabel(ctx, l.id)} is held for ${Math.ceil(l.expires - now)} more seconds`);
+  for (const r of s.receives()) {
+    const mine = rootOf(r.dataset, ctx.config.roots) !== undefined;
+    reasons.push(mine ? `a receive into ${r.dataset} is running (pid ${r.pid}, for ${Math.round(now - r.started)} s)` : `another controller's receive is running (for ${Math.round(now - r.started)} s)`);
+  }
   for (const pool of ctx.config.pools) {
     let p;
     try {

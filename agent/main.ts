@@ -7,11 +7,12 @@ import { HozoError } from '../src/errors.js';
 import type { AgentConfig } from './config.js';
 import { DEFAULT_AGENT_CONFIG_PATH, loadAgentConfigCached } from './config-cache.js';
 import { AgentExit, createContext } from './context.js';
+import { CONTROLLER_NAME, scopedConfig } from './scope.js';
 import { PROTOCOL } from './command.js';
 import { idleCheck } from './lifecycle.js';
 import { AGENT_VERSION, serve } from './serve.js';
 
-const USAGE = `usage: hozo-agent <command> [--config FILE]
+const USAGE = `usage: hozo-agent <command> [--config FILE] [--controller NAME]
 
 commands:
   serve          the SSH forced command: runs the request in $SSH_ORIGINAL_COMMAND
@@ -20,6 +21,7 @@ commands:
   --version      print the version
 
 --config FILE    default ${DEFAULT_AGENT_CONFIG_PATH}
+--controller NAME  serve: the key's own section of the config (controllers.NAME: its roots, leases, limits)
 
 requests accepted by serve (SSH_ORIGINAL_COMMAND):
 ${Object.values(PROTOCOL)
@@ -30,14 +32,21 @@ ${Object.values(PROTOCOL)
 interface Args {
   readonly command: string | undefined;
   readonly config: string;
+  /** serve: the per-controller section of the key (agent/scope.ts). */
+  readonly controller?: string;
 }
 
 function parseArgs(argv: readonly string[]): Args | string {
   let command: string | undefined;
   let config = DEFAULT_AGENT_CONFIG_PATH;
+  let controller: string | undefined;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
-    if (a === '--config' || a === '-c') {
+    if (a === '--controller') {
+      const v = argv[++i];
+      if (v === undefined || !CONTROLLER_NAME.test(v)) return '--controller needs a name (1-32 of a-z 0-9 _ - starting with a letter)';
+      controller = v;
+    } else if (a === '--config' || a === '-c') {
       const v = argv[++i];
       if (v === undefined) return '--config needs a file';
       config = v;
@@ -45,7 +54,7 @@ function parseArgs(argv: readonly string[]): Args | string {
     else if (command === undefined) command = a;
     else return `unexpected argument "${a}"`;
   }
-  return { command, config };
+  return { command, config, ...(controller !== undefined ? { controller } : {}) };
 }
 
 /** The config (from the validated-config cache when the file is unchanged; `full`: always validated now). */
@@ -80,7 +89,15 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
       // Unset (an interactive login, or run by hand) is refused by serve like any bad request, and logged.
       const config = await load(args.config, err);
       if (config === undefined) return AgentExit.FAILED;
-      return serve(createContext(config), env['SSH_ORIGINAL_COMMAND']);
+      const scoped = scopedConfig(config, args.controller);
+      if (typeof scoped === 'string') {
+        // Nothing is done for a key whose section is missing (or missing from its command=): refused and logged.
+        const ctx = createContext(config);
+        ctx.log.write(`refused ${JSON.stringify((env['SSH_ORIGINAL_COMMAND'] ?? '(no command)').slice(0, 200))}: ${scoped}`);
+        err(`hozo-agent: refused: ${scoped}\n`);
+        return AgentExit.REFUSED;
+      }
+      return serve(createContext(scoped, args.controller !== undefined ? { controller: args.controller } : {}), env['SSH_ORIGINAL_COMMAND']);
     }
     case 'idle-check': {
       const config = await load(args.config, err);

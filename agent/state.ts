@@ -17,6 +17,9 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { LEASE_ID } from './command.js';
+
+/** A lease id as stored: the request's id, behind "<controller>:" for a per-controller section (agent/scope.ts). */
+const STORED_LEASE_ID = new RegExp(`^(?:[a-z][a-z0-9_-]{0,31}:)?${LEASE_ID.source.slice(1)}`);
 import { lockIsStale, lockOwner, pidExists, procStartTime } from '../src/util/proc.js';
 
 /** Unix seconds. */
@@ -178,7 +181,7 @@ export class AgentState {
   // --- leases ---
 
   private leasePath(id: string): string {
-    if (!LEASE_ID.test(id)) throw new Error(`invalid lease id ${JSON.stringify(id)}`);
+    if (!STORED_LEASE_ID.test(id)) throw new Error(`invalid lease id ${JSON.stringify(id)}`);
     return join(this.leaseDirectory, `${id}.lease`);
   }
 
@@ -194,7 +197,7 @@ export class AgentState {
     const out: Lease[] = [];
     for (const n of names) {
       const m = /^(.+)\.lease$/.exec(n);
-      if (m === null || !LEASE_ID.test(m[1]!)) continue;
+      if (m === null || !STORED_LEASE_ID.test(m[1]!)) continue;
       const v = readJson(join(this.leaseDirectory, n));
       if (!isRecord(v) || typeof v['expires'] !== 'number' || typeof v['created'] !== 'number') continue;
       if (v['expires'] <= now) {

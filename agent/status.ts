@@ -2,6 +2,8 @@
 import { hostname } from 'node:os';
 import { AgentExit, type AgentContext } from './context.js';
 import { HEALTHY, importPool, notImported, poolHealth, poolReport, type PoolReport } from './pools.js';
+import { rootOf } from './command.js';
+import { ownLeases } from './scope.js';
 
 export const AGENT_PROTOCOL_VERSION = 1;
 
@@ -40,9 +42,10 @@ export async function collectStatus(ctx: AgentContext, lastActivity: number | un
     time: Math.round(s.now()),
     uptimeSeconds: boot === undefined ? null : Math.round(s.now() - boot),
     pools,
-    leases: s.leases().map((l) => ({ id: l.id, created: Math.round(l.created), expires: Math.round(l.expires) })),
+    leases: ownLeases(ctx, s.leases()).map((l) => ({ id: l.id, created: Math.round(l.created), expires: Math.round(l.expires) })),
     receiveRunning: receives.length > 0,
-    receives: receives.map((r) => ({ dataset: r.dataset, pid: r.pid, started: Math.round(r.started) })),
+    // Another controller's receives only count (receiveRunning), their datasets are not named.
+    receives: receives.filter((r) => rootOf(r.dataset, ctx.config.roots) !== undefined).map((r) => ({ dataset: r.dataset, pid: r.pid, started: Math.round(r.started) })),
     shutdownPending: s.shutdownPending() !== undefined,
     lastActivity: lastActivity === undefined ? null : Math.round(lastActivity),
     idlePoweroffMinutes: ctx.config.idlePoweroffMinutes,

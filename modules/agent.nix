@@ -19,6 +19,9 @@
 
 let
   inherit (lib)
+    any
+    attrValues
+    concatLists
     concatMapStringsSep
     concatStringsSep
     escapeShellArg
@@ -26,6 +29,8 @@ let
     hasPrefix
     listToAttrs
     literalExpression
+    mapAttrs
+    mapAttrsToList
     mkDefault
     mkEnableOption
     mkIf
@@ -58,6 +63,11 @@ let
     cfg.allowedFrom != [ ]
   ) '',from="${concatStringsSep "," cfg.allowedFrom}"'';
   keyLine = key: ''command="${agentExe} serve --config ${configPath}",restrict${fromOption} ${key}'';
+  # A key of one controller section: its forced command names the section (agent/scope.ts).
+  controllerKeyLine =
+    name: key: ''command="${agentExe} serve --controller ${name} --config ${configPath}",restrict${fromOption} ${key}'';
+  # Every root on the box (the sections' too): created, delegated, pools imported.
+  allRoots = cfg.roots ++ concatLists (mapAttrsToList (_: c: c.roots) cfg.controllers);
 
   # The JSON shape of agentConfigSchema (agent/config.ts).
   generated = {
@@ -87,7 +97,17 @@ let
     # hozo-poweroff.service (root) exports the pools instead (exportPoolsOnPoweroff).
     exportOnShutdown = false;
   }
-  // optionalAttrs (cfg.logFile != null) { inherit (cfg) logFile; };
+  // optionalAttrs (cfg.logFile != null) { inherit (cfg) logFile; }
+  // optionalAttrs (cfg.controllers != { }) {
+    controllers = mapAttrs (
+      _: c:
+      {
+        inherit (c) roots;
+      }
+      // optionalAttrs (c.allowRollback != null) { inherit (c) allowRollback; }
+      // optionalAttrs (c.maxLeases != null) { inherit (c) maxLeases; }
+    ) cfg.controllers;
+  };
   agentConfig = lib.recursiveUpdate generated cfg.settings;
   configFile = jsonFormat.generate "hozo-agent.json" agentConfig;
 
@@ -221,6 +241,43 @@ in
       '';
     };
 
+    controllers = mkOption {
+      type = types.attrsOf (
+        types.submodule {
+          options = {
+            authorizedKeys = mkOption {
+              type = types.listOf types.singleLineStr;
+              default = [ ];
+              description = "This controller's public keys (bare); installed with `serve --controller <name>` as their forced command.";
+            };
+            roots = mkOption {
+              type = types.listOf types.str;
+              example = [ "backup/alice" ];
+              description = "The only datasets this controller may list, receive into, read back or prune (no other section's).";
+            };
+            allowRollback = mkOption {
+              type = types.nullOr types.bool;
+              default = null;
+              description = "Overrides `allowRollback` for this controller.";
+            };
+            maxLeases = mkOption {
+              type = types.nullOr types.ints.positive;
+              default = null;
+              description = "Most leases this controller holds at once (default: the agent's own default).";
+            };
+          };
+        }
+      );
+      default = { };
+      example = literalExpression ''{ alice = { roots = [ "backup/alice" ]; authorizedKeys = [ "ssh-ed25519 AAAA… hozo@alice" ]; }; }'';
+      description = ''
+        One section per controller: its own roots, leases and limits, chosen by the forced command of
+        its keys (`hozo-agent serve --controller <name>`). A controller cannot list, read, receive
+        into, hold, release or see the leases of another's section; the box powers off after the
+        last lease of any. With sections, keys in `authorizedKeys` (which name none) are refused.
+      '';
+    };
+
     allowedFrom = mkOption {
       type = types.listOf types.str;
       default = [ ];
@@ -241,8 +298,8 @@ in
 
     pools = mkOption {
       type = types.listOf types.str;
-      default = unique (map poolOf cfg.roots);
-      defaultText = literalExpression "the pools of services.hozo.agent.roots";
+      default = unique (map poolOf allRoots);
+      defaultText = literalExpression "the pools of services.hozo.agent.roots (and of the controllers' roots)";
       description = ''
         The box's backup pools: imported at boot (`boot.zfs.extraPools`), checked by the agent's
         `prepare`/`status`/`shutdown` (its `pools`), and exported by `hozo-poweroff.service`
@@ -452,11 +509,11 @@ in
 
     assertions = [
       {
-        assertion = cfg.roots != [ ];
+        assertion = allRoots != [ ];
         message = "services.hozo.agent.roots is empty: list the datasets controllers may receive into, e.g. roots = [ \"backup/hozo\" ];";
       }
       {
-        assertion = cfg.authorizedKeys != [ ];
+        assertion = cfg.authorizedKeys != [ ] || any (c: c.authorizedKeys != [ ]) (attrValues cfg.controllers);
         message = "services.hozo.agent.authorizedKeys is empty: add the controller's public key (the .pub of its services.hozo.controller.hosts.<name>.sshKeyFile).";
       }
       {
@@ -479,7 +536,15 @@ in
     ++ map (root: {
       assertion = validDataset root;
       message = "services.hozo.agent.roots: \"${root}\" is not a dataset name like \"backup/hozo\" (no leading /, no @snapshot).";
-    }) cfg.roots
+    }) allRoots
+    ++ optional (cfg.controllers != { }) {
+      assertion = cfg.authorizedKeys == [ ];
+      message = "services.hozo.agent.authorizedKeys must be empty when services.hozo.agent.controllers has sections: the agent refuses a key whose forced command names no section; put each key under its controller's authorizedKeys.";
+    }
+    ++ mapAttrsToList (name: _: {
+      assertion = builtins.match "[a-z][a-z0-9_-]{0,31}" name != null;
+      message = "services.hozo.agent.controllers.${name}: controller names are 1-32 of a-z 0-9 _ - starting with a letter.";
+    }) cfg.controllers
     ++ map (key: {
       assertion = builtins.match "(ssh-|ecdsa-|sk-).*" key != null;
       message = "services.hozo.agent.authorizedKeys: \"${key}\" does not start with a key type (ssh-ed25519, ecdsa-sha2-…, sk-…). Give bare public keys; the module adds command=\"…hozo-agent serve…\",restrict itself.";
@@ -491,7 +556,9 @@ in
       description = "Hōzō ZFS replication";
       # sshd runs the forced command through the login shell.
       useDefaultShell = true;
-      openssh.authorizedKeys.keys = map keyLine cfg.authorizedKeys;
+      openssh.authorizedKeys.keys =
+        map keyLine cfg.authorizedKeys
+        ++ concatLists (mapAttrsToList (name: c: map (controllerKeyLine name) c.authorizedKeys) cfg.controllers);
     };
     users.groups.${group} = { };
 
@@ -566,13 +633,13 @@ in
             done
             ${zfs} allow -u ${user} ${escapeShellArg (concatStringsSep "," cfg.zfsPermissions)} "$root"
           }
-          ${concatMapStringsSep "\n" (root: "prepare ${escapeShellArg root}") cfg.roots}
+          ${concatMapStringsSep "\n" (root: "prepare ${escapeShellArg root}") allRoots}
           exit $status
         '';
         preStop = concatMapStringsSep "\n" (
           root:
           "${zfs} unallow -u ${user} ${escapeShellArg (concatStringsSep "," cfg.zfsPermissions)} ${escapeShellArg root} || true"
-        ) cfg.roots;
+        ) allRoots;
       };
 
       # Started by the agent (through polkit) for an accepted shutdown or by the idle guard.

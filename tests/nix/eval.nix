@@ -194,6 +194,24 @@ in
   ]);
   # Every default of the agent module.
   agentMinimal = agentView (evalWith [ examples.agentMinimal ]);
+  # Two controllers, each with its own section (roots, keys, limits).
+  agentSections = agentView (evalWith [
+    examples.agentMinimal
+    {
+      services.hozo.agent.authorizedKeys = lib.mkForce [ ];
+      services.hozo.agent.controllers = {
+        alice = {
+          roots = [ "backup/alice" ];
+          authorizedKeys = [ "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAlice hozo@alice" ];
+        };
+        bob = {
+          roots = [ "backup/bob" ];
+          authorizedKeys = [ "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBob hozo@bob" ];
+          maxLeases = 2;
+        };
+      };
+    }
+  ]);
   # A state directory outside /var/lib: no StateDirectory=, the paths are made writable instead.
   agentElsewhere = agentView (evalWith [
     examples.agentMinimal

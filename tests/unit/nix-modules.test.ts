@@ -8,6 +8,7 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig, validateConfig } from '../../src/config/load.js';
 import { agentConfigSchema, validateAgentConfig } from '../../agent/config.js';
+import { scopedConfig } from '../../agent/scope.js';
 import { AGENT_PERMISSIONS, CONTROLLER_PERMISSIONS } from '../../src/zfs/delegation.js';
 
 const NIXPKGS_LIB = process.env['NIXPKGS_LIB'];
@@ -451,6 +452,22 @@ describe.skipIf(!NIXPKGS_LIB)('NixOS modules (lib.evalModules with stubbed NixOS
       expect(ev.agent.renderedConfig).toEqual(JSON.parse(text!));
       const off = JSON.parse(ev.agentNoIdle.etc['hozo-agent/config.json']!.source.text!);
       expect(off.idlePoweroffMinutes).toBeNull();
+    });
+
+    it('controllers: one section each, their keys\' forced commands name it, their roots delegated and imported', () => {
+      const a = ev.agentSections;
+      expect(a.failedAssertions).toEqual([]);
+      const cfg = JSON.parse(a.etc['hozo-agent/config.json']!.source.text!);
+      expect(cfg.controllers).toEqual({ alice: { roots: ['backup/alice'] }, bob: { roots: ['backup/bob'], maxLeases: 2 } });
+      const keys = a.users['hozo']!.openssh.authorizedKeys.keys;
+      expect(keys.find((k: string) => k.endsWith('hozo@alice'))).toMatch(/serve --controller alice --config \/etc\/hozo-agent\/config\.json",restrict ssh-ed25519/);
+      expect(keys.find((k: string) => k.endsWith('hozo@bob'))).toMatch(/serve --controller bob --config/);
+      expect(cfg.pools).toEqual(expect.arrayContaining(['backup']));
+      // The agent's own schema accepts it, and gives each section only its roots.
+      const v = validateAgentConfig(cfg, 'rendered');
+      expect(v.roots).toEqual(expect.arrayContaining(['backup/alice', 'backup/bob']));
+      const scoped = scopedConfig(v, 'bob');
+      expect(typeof scoped !== 'string' && scoped.roots).toEqual(['backup/bob']);
     });
 
     it('writes agent configs that the agent\'s own schema accepts (what `hozo-agent check-config` runs)', () => {
