@@ -42,6 +42,8 @@ export const controllerSchema = z
     roots: z.array(datasetName).min(1, 'list at least one backup root for this controller, e.g. ["backup/alice"]'),
     /** Overrides the box-wide allowRollback for this controller. */
     allowRollback: z.boolean().optional(),
+    /** Overrides the box-wide appendOnly for this controller. */
+    appendOnly: z.boolean().optional(),
     /** Most leases this controller holds at once (default: the box-wide maxLeases). */
     maxLeases: z.number().int().min(1).max(1000).optional(),
     /** Longest lease this controller may take (default: the box-wide maxLeaseSeconds). */
@@ -71,6 +73,9 @@ export const agentConfigSchema = z
     pools: z.array(poolName).optional(),
     /** Allow `receive -F` (rolls back and may destroy snapshots on the box). */
     allowRollback: z.boolean().default(false),
+    /** Append-only keys: nothing a request destroys (no receive -F, prune or abort-receive); prune runs only by the
+     *  box's timer, with the box's policy. */
+    appendOnly: z.boolean().default(false),
     exportOnShutdown: z.boolean().default(true),
     poweroffDelaySeconds: z.number().min(0).max(300).default(3),
     // --- optional additions (the NixOS module sets prepareTimeoutSeconds, maxLeaseSeconds and logFile) ---

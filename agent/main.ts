@@ -17,6 +17,7 @@ const USAGE = `usage: hozo-agent <command> [--config FILE] [--controller NAME]
 commands:
   serve          the SSH forced command: runs the request in $SSH_ORIGINAL_COMMAND
   idle-check     power the box off if no controller has used it for idlePoweroffMinutes (run by a timer)
+  prune [--dry-run]  the box's retention over all its roots (run by a timer; also for appendOnly keys' boxes)
   check-config   validate the config and print it with defaults filled in
   --version      print the version
 
@@ -34,15 +35,20 @@ interface Args {
   readonly config: string;
   /** serve: the per-controller section of the key (agent/scope.ts). */
   readonly controller?: string;
+  /** prune: --dry-run */
+  readonly dryRun?: boolean;
 }
 
 function parseArgs(argv: readonly string[]): Args | string {
   let command: string | undefined;
   let config = DEFAULT_AGENT_CONFIG_PATH;
   let controller: string | undefined;
+  let dryRun = false;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
-    if (a === '--controller') {
+    if (a === '--dry-run') {
+      dryRun = true;
+    } else if (a === '--controller') {
       const v = argv[++i];
       if (v === undefined || !CONTROLLER_NAME.test(v)) return '--controller needs a name (1-32 of a-z 0-9 _ - starting with a letter)';
       controller = v;
@@ -54,7 +60,7 @@ function parseArgs(argv: readonly string[]): Args | string {
     else if (command === undefined) command = a;
     else return `unexpected argument "${a}"`;
   }
-  return { command, config, ...(controller !== undefined ? { controller } : {}) };
+  return { command, config, ...(controller !== undefined ? { controller } : {}), ...(dryRun ? { dryRun } : {}) };
 }
 
 /** The config (from the validated-config cache when the file is unchanged; `full`: always validated now). */
@@ -103,6 +109,14 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
       const config = await load(args.config, err);
       if (config === undefined) return AgentExit.FAILED;
       return idleCheck(createContext(config));
+    }
+    case 'prune': {
+      // The box's own timer: its retention over every root of every section, whatever a key may ask for itself
+      // (appendOnly keys may not prune). The same request path as over SSH, so it is parsed and logged alike.
+      const config = await load(args.config, err);
+      if (config === undefined) return AgentExit.FAILED;
+      const box = { ...config, appendOnly: false, controllers: {} };
+      return serve(createContext(box), args.dryRun ? 'prune --dry-run' : 'prune');
     }
     case 'check-config': {
       const config = await load(args.config, err, true);

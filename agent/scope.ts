@@ -43,6 +43,7 @@ export function scopedConfig(config: AgentConfig, controller: string | undefined
     ...config,
     roots: s.roots,
     allowRollback: s.allowRollback ?? config.allowRollback,
+    appendOnly: s.appendOnly ?? config.appendOnly,
     maxLeases: s.maxLeases ?? config.maxLeases,
     maxLeaseSeconds: s.maxLeaseSeconds ?? config.maxLeaseSeconds,
   };

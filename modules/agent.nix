@@ -105,6 +105,7 @@ let
         inherit (c) roots;
       }
       // optionalAttrs (c.allowRollback != null) { inherit (c) allowRollback; }
+      // optionalAttrs (c.appendOnly != null) { inherit (c) appendOnly; }
       // optionalAttrs (c.maxLeases != null) { inherit (c) maxLeases; }
     ) cfg.controllers;
   };
@@ -259,6 +260,11 @@ in
               type = types.nullOr types.bool;
               default = null;
               description = "Overrides `allowRollback` for this controller.";
+            };
+            appendOnly = mkOption {
+              type = types.nullOr types.bool;
+              default = null;
+              description = "This controller's keys may only add snapshots: no `receive -F`, `prune` or `abort-receive` (the box still prunes by its own timer).";
             };
             maxLeases = mkOption {
               type = types.nullOr types.ints.positive;
@@ -681,9 +687,9 @@ in
           "hozo-agent-zfs.service"
         ];
         path = [ config.boot.zfs.package ];
-        environment.SSH_ORIGINAL_COMMAND = "prune";
         serviceConfig = agentUnit {
-          ExecStart = "${agentExe} serve --config ${configPath}";
+          # `prune`, not `serve`: box-wide (every controller section), and also where keys are appendOnly.
+          ExecStart = "${agentExe} prune --config ${configPath}";
           # 3: a receive is running; the next run prunes (destroy failures still exit 1).
           SuccessExitStatus = [ "3" ];
         };

@@ -66,7 +66,7 @@ describe.skipIf(skip !== undefined)('per-controller sections of one box on real 
     writeFileSync(
       CONFIG,
       JSON.stringify({
-        controllers: { alice: { roots: [A] }, bob: { roots: [B], maxLeases: 2 } },
+        controllers: { alice: { roots: [A], appendOnly: true }, bob: { roots: [B], maxLeases: 2 } },
         retention: { daily: 7, weekly: 0, monthly: 0 },
         idlePoweroffMinutes: null,
         poweroffCommand: ['sh', '-c', `echo off >> ${MARKER}`],
@@ -150,6 +150,24 @@ describe.skipIf(skip !== undefined)('per-controller sections of one box on real 
     expect(third.code).toBe(3);
     expect(third.stdout).toMatch(/maxLeases/);
     for (const id of ['b1', 'b2']) await as('bob', `release ${id}`);
+  });
+
+  it('appendOnly (alice): no receive -F, prune or abort-receive by her key; the box\'s own prune (its timer) still runs', async () => {
+    for (const [cmd, why] of [
+      [`receive -u -F ${A}/d`, /append-only/],
+      ['prune', /append-only .* the box prunes by its own timer/],
+      [`abort-receive ${A}/d`, /append-only/],
+    ] as const) {
+      const r = await as('alice', cmd, cmd.startsWith('receive') ? ['-i', `${SRC}/d@s1`, `${SRC}/d@s2`] : undefined);
+      expect(r.code, cmd).toBe(2);
+      expect(r.stderr, cmd).toMatch(why);
+    }
+    expect((await as('alice', 'prune --dry-run')).code).toBe(0);
+    // The box's timer: `hozo-agent prune`, over every section's roots.
+    const t = await execa(process.execPath, [MAIN, 'prune', '--dry-run', '--config', CONFIG], { reject: false });
+    expect(t.exitCode, String(t.stderr)).toBe(0);
+    const report = JSON.parse(String(t.stdout)) as { kept: { snapshot: string }[] };
+    expect(report.kept.map((k) => k.snapshot)).toContain(`${A}/d@s2`);
   });
 
   it('the box powers off only after the last lease of either: bob\'s shutdown waits for alice\'s release, naming no lease of hers', async () => {

@@ -43,6 +43,15 @@ describe('accepted requests', () => {
     expect(ok('receive -u -F backup/kraken/home', { ...policy, allowRollback: true })).toMatchObject({ force: true });
   });
 
+  it('appendOnly: nothing a request destroys (receive -F, prune, abort-receive), even with allowRollback', () => {
+    const ao = { ...policy, allowRollback: true, appendOnly: true };
+    expect(refused('receive -F backup/kraken/home', ao)).toMatch(/append-only/);
+    expect(refused('prune', ao)).toMatch(/append-only/);
+    expect(refused('abort-receive backup/kraken/home', ao)).toMatch(/append-only/);
+    expect(ok('prune --dry-run', ao)).toEqual({ verb: 'prune', dryRun: true });
+    expect(ok('receive -u -s backup/kraken/home', ao)).toMatchObject({ verb: 'receive', force: false });
+  });
+
   it('abort-receive: one dataset strictly below a root, no options', () => {
     expect(ok('abort-receive backup/kraken/home')).toEqual({ verb: 'abort-receive', dataset: 'backup/kraken/home' });
     expect(refused('abort-receive')).toMatch(/needs a dataset/);

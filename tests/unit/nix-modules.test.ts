@@ -562,10 +562,11 @@ describe.skipIf(!NIXPKGS_LIB)('NixOS modules (lib.evalModules with stubbed NixOS
       expect(ev.agentNoIdle.timers).not.toHaveProperty('hozo-agent-idle');
     });
 
-    it('applies the box\'s retention with a persistent prune timer (the `prune` verb, run locally)', () => {
+    it('applies the box\'s retention with a persistent prune timer (hozo-agent prune, run locally)', () => {
       const u = ev.agent.services['hozo-agent-prune']!;
-      expect(u.serviceConfig['ExecStart']).toMatch(/\/bin\/hozo-agent serve --config \/etc\/hozo-agent\/config\.json$/);
-      expect(u.environment['SSH_ORIGINAL_COMMAND']).toBe('prune');
+      // `hozo-agent prune`: box-wide (every controller section), also where keys are appendOnly.
+      expect(u.serviceConfig['ExecStart']).toMatch(/\/bin\/hozo-agent prune --config \/etc\/hozo-agent\/config\.json$/);
+      expect(u.environment?.['SSH_ORIGINAL_COMMAND']).toBeUndefined();
       expect(u.serviceConfig).toMatchObject({ Type: 'oneshot', User: 'hozo', ProtectSystem: 'strict', StateDirectory: 'hozo-agent' });
       expect(u.serviceConfig['SuccessExitStatus']).toEqual(['3']);
       expect(u.path).toEqual([expect.objectContaining({ name: 'zfs-user-2.3.4' })]);
