@@ -21,6 +21,16 @@ const NAME = /^[A-Za-z0-9][A-Za-z0-9_.\-]*$/;
 
 const argv = z.array(z.string().min(1)).min(1, 'expected a command as a list of arguments');
 
+/** A URL with a user name or password (userinfo): refused, such credentials travel into every error text. */
+export function hasUserinfo(url: string): boolean {
+  try {
+    const u = new URL(url);
+    return u.username !== '' || u.password !== '';
+  } catch {
+    return false;
+  }
+}
+
 export const wakeSchema = z
   .object({
     /** wol: magic packet; ssh-relay: run a command on an always-on host at the box's site; http: a URL (smart plug,
@@ -36,7 +46,10 @@ export const wakeSchema = z
     relayHost: z.string().optional(),
     /** ssh-relay / command: the argv to run; for ssh-relay default ["wakeonlan", "-i", address, mac]. */
     command: argv.optional(),
-    url: z.url({ protocol: /^https?$/, error: 'expected an http(s) URL' }).optional(),
+    url: z
+      .url({ protocol: /^https?$/, error: 'expected an http(s) URL' })
+      .refine((v) => !hasUserinfo(v), { message: 'a URL with user:password@ is refused (it would end up in logs and errors); use a URL whose secret is in its path or query (never logged), or a wake command' })
+      .optional(),
     httpMethod: z.enum(['GET', 'POST']).default('POST'),
   })
   .strict()

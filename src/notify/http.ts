@@ -19,6 +19,17 @@ export function redactUrl(url: string): string {
   }
 }
 
+/** What of a URL must never be shown: its path and query, whole and in pieces (segments and values of 4+ chars). */
+export function urlSecrets(url: string): string[] {
+  try {
+    const u = new URL(url);
+    const pieces = [u.href, `${u.pathname}${u.search}`, u.search, ...u.pathname.split('/'), ...[...u.searchParams.values()], ...[...u.searchParams.values()].map(encodeURIComponent)];
+    return [...new Set(pieces.filter((p) => p.length >= 4 && p !== '/'))];
+  } catch {
+    return [url];
+  }
+}
+
 /** A secret from a file (trailing newline dropped). The error never contains the file's contents. */
 export async function readSecretFile(path: string, what: string): Promise<string> {
   let text: string;
@@ -55,7 +66,9 @@ export async function post(url: string, opts: PostOptions): Promise<string> {
   try {
     res = await fetch(url, { method: 'POST', headers: opts.headers, body: opts.body, signal: AbortSignal.timeout(opts.timeoutSeconds * 1000) });
   } catch (e) {
-    throw new NotifyError(`POST ${where} failed: ${describeFetchError(e)}`, { cause: e });
+    // fetch's own messages may quote the URL: only its origin may show.
+    const why = describeFetchError(e).split(url).join(where).replace(/\bhttps?:\/\/[^\s"'<>]+/g, (m) => redactUrl(m));
+    throw new NotifyError(`POST ${where} failed: ${why}`);
   }
   let text = '';
   try {
@@ -65,7 +78,8 @@ export async function post(url: string, opts: PostOptions): Promise<string> {
   }
   if (!res.ok) {
     let snippet = text.replace(/\s+/g, ' ').trim().slice(0, 200);
-    for (const s of opts.secrets ?? []) if (s !== '') snippet = snippet.split(s).join('***');
+    // The server may quote the request back (a 404 page with the path): the URL's path and query are secrets too.
+    for (const s of [...(opts.secrets ?? []), ...urlSecrets(url)].sort((a, b) => b.length - a.length)) if (s !== '') snippet = snippet.split(s).join('***');
     throw new NotifyError(`POST ${where} answered HTTP ${res.status}${snippet ? `: ${snippet}` : ''}`);
   }
   return text;

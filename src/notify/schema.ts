@@ -14,6 +14,16 @@ const httpUrl = z.string().refine(
     }
   },
   { message: 'expected an http:// or https:// URL' },
+).refine(
+  (v) => {
+    try {
+      const u = new URL(v);
+      return u.username === '' && u.password === '';
+    } catch {
+      return true;
+    }
+  },
+  { message: 'a URL with user:password@ is refused (it would end up in logs and errors); put the token in tokenFile' },
 );
 
 // An address that can go on sendmail's command line: a leading "-" would read as an option.

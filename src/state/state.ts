@@ -222,7 +222,7 @@ export function nextJobState(previous: JobState | undefined, report: ObservedRep
 export function writeJobState(stateDirectory: string, state: JobState): string {
   const path = jobStatePath(stateDirectory, state.job);
   mkdirSync(join(stateDirectory, 'jobs'), { recursive: true });
-  writeFileAtomicSync(path, JSON.stringify(state, null, 2) + '\n', 0o644);
+  writeFileAtomicSync(path, JSON.stringify(state, null, 2) + '\n', 0o600);
   return path;
 }
 

@@ -62,7 +62,8 @@ export async function wakeHost(config: Config, hostName: string, host: HostConfi
     }
     case 'http': {
       const res = await fetch(w.url!, { method: w.httpMethod, signal: signal ?? AbortSignal.timeout(30_000) }).catch((e: unknown) => {
-        throw new HozoError('HOST_UNREACHABLE', `wake URL ${redact(w.url!)} failed: ${(e as Error).message}`, { cause: e });
+        // fetch's own messages may quote the URL (e.g. one with credentials): never let it through.
+        throw new HozoError('HOST_UNREACHABLE', `wake URL ${redact(w.url!)} failed: ${scrubUrls((e as Error).message, w.url!)}`);
       });
       if (!res.ok) throw new HozoError('HOST_UNREACHABLE', `wake URL ${redact(w.url!)} answered HTTP ${res.status}`);
       return { method: 'http', detail: `${w.httpMethod} ${redact(w.url!)} → ${res.status}` };
@@ -76,6 +77,11 @@ export async function wakeHost(config: Config, hostName: string, host: HostConfi
       return { method: 'command', detail: `ran "${w.command!.join(' ')}"` };
     }
   }
+}
+
+/** `text` with `url` and every other http(s) URL in it reduced to what redact() shows. */
+export function scrubUrls(text: string, url: string): string {
+  return text.split(url).join(redact(url)).replace(/\bhttps?:\/\/[^\s"'<>]+/g, (m) => redact(m));
 }
 
 /** URLs may carry tokens (Home Assistant webhooks): never log the query or the path's secrets. */

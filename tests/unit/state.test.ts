@@ -45,13 +45,13 @@ describe('job state file', () => {
     expect(readJobState(tmp(), 'nightly')).toBeUndefined();
   });
 
-  it('records the last run, the last success and per-dataset summaries; written atomically, 0644', () => {
+  it('records the last run, the last success and per-dataset summaries; written atomically, 0600 (error texts stay the operator\'s)', () => {
     const dir = tmp();
     const s = recordRun(dir, report('ok', '2026-03-01T04:01:01.500Z'));
     const path = jobStatePath(dir, 'nightly');
     expect(path).toBe(join(dir, 'jobs', 'nightly.json'));
     expect(readdirSync(join(dir, 'jobs'))).toEqual(['nightly.json']);
-    expect(statSync(path).mode & 0o777).toBe(0o644);
+    expect(statSync(path).mode & 0o777).toBe(0o600);
     expect(readJobState(dir, 'nightly')).toEqual(s);
     expect(JSON.parse(readFileSync(path, 'utf8'))).toEqual(s);
     expect(s).toMatchObject({
