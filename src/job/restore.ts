@@ -1,5 +1,6 @@
 // Restore: replicate from the box back to this machine with the same planner and pipeline, never overwriting an
 // existing local dataset unless --force (and even then only along a common snapshot, never a blind full receive).
+import type { ZfsHost } from './hosts.js';
 import { isEncrypted } from './encryption.js';
 import type { Config, JobConfig } from '../config/schema.js';
 import { HozoError } from '../errors.js';
@@ -19,10 +20,39 @@ export interface RestoreOptions {
   /** Local dataset to restore into; default: the original source name. */
   readonly to?: string;
   readonly force: boolean;
+  /** Mount the restored dataset afterwards (it is received unmounted, with the box-side protections). */
+  readonly mount?: boolean;
   readonly log: Logger;
 }
 
 /** Where `dataset` lives on the box according to the job. */
+/**
+ * A freshly restored dataset is unmounted with mountpoint=none and setuid/exec/devices off (OpenZFS) or
+ * canmount=noauto (zfs-fuse). --mount gives it its new parent's values (zfs inherit) and mounts it; otherwise the log
+ * says how. A raw one needs its key first.
+ */
+async function afterRestore(local: ZfsHost, dest: string, raw: boolean, mount: boolean, log: Logger): Promise<void> {
+  const steps = [
+    ...['mountpoint', 'setuid', 'exec', 'devices'].map((p) => ['zfs', 'inherit', p, dest]),
+    ['zfs', 'set', 'canmount=on', dest],
+    ['zfs', 'mount', dest],
+  ];
+  const how = `${raw ? `zfs load-key ${dest}, then ` : ''}${steps.map((a) => a.join(' ')).join('; ')}`;
+  if (!mount || raw) {
+    log.info(`${dest}: restored unmounted${raw ? ' and still encrypted (its key is not loaded here)' : ''}; to use it: ${how}${raw ? '' : ' (or restore with --mount)'}`);
+    return;
+  }
+  const protectedHere = local.caps.receiveFlags.has('o');
+  for (const argv of protectedHere ? steps : steps.slice(-2)) {
+    const r = await local.runner.run(argv, { timeoutMs: 120_000 });
+    // `zfs set canmount=on` mounts it already where the mountpoint is inherited: a mount after that says so.
+    if (r.exitCode !== 0 && !/already mounted/.test(r.stderr)) {
+      throw new HozoError('ZFS_UNKNOWN', `${dest} was restored and verified, but \`${argv.join(' ')}\` failed: ${r.stderr.trim()}`, { hint: `mount it by hand: ${how}` });
+    }
+  }
+  log.info(`${dest}: mounted`);
+}
+
 export function remoteNameFor(job: JobConfig, dataset: string): string {
   for (const d of job.datasets) {
     if (dataset === d.source) return d.target;
@@ -80,15 +110,20 @@ export async function restore(config: Config, job: JobConfig, opts: RestoreOptio
     report.datasets.push(d);
     opts.log.info(`restore ${box.name}:${remote} → ${dest}: ${d.plan}`);
     const boxSnaps = new Map([[remote, from]]);
-    // A raw (encrypted) backup comes back raw and unmounted: the box has no key; `zfs load-key` and `zfs mount` here
-    // open it.
+    // A raw (encrypted) backup comes back raw: the box has no key; `zfs load-key` here opens it. A new dataset is
+    // received unmounted with the same protections as on a box (the box may be the compromised one: nothing it sends
+    // mounts, runs setuid binaries or makes devices here), and mounted only with --mount. An existing one (--force)
+    // is rolled along as it is.
     const raw = isEncrypted(boxSnaps.get(plan.source));
-    await replicate(plan, d, boxSnaps, box, local, { compress: job.compress, buffer: job.buffer, bufferSize: job.bufferSize, force: opts.force, unmounted: raw, raw }, opts.log);
+    const fresh = existing === undefined;
+    await replicate(plan, d, boxSnaps, box, local, { compress: job.compress, buffer: job.buffer, bufferSize: job.bufferSize, force: opts.force, unmounted: fresh || raw, raw }, opts.log);
     if (d.result === 'sent' || d.result === 'up-to-date') {
       verify(d, boxSnaps, await local.inventory([dest]));
       if (!d.verified) {
         d.result = 'failed';
         d.error = toErrorInfo(new HozoError('VERIFY_FAILED', `${dest}: @${d.newest} did not arrive with the box's guid`));
+      } else if (fresh) {
+        await afterRestore(local, dest, raw, opts.mount === true, opts.log);
       }
     }
   } catch (e) {

@@ -109,7 +109,7 @@ describe.skipIf(missing.length > 0)('wake → ready → replicate → verify →
 
   it('restore through the agent wakes the box, receives its send, and puts it back to sleep', async () => {
     expect(await asleep()).toBe(true);
-    const r = await hozoJson(config('nightly'), 'restore', 'nightly', '--dataset', `${src}/home`, '--to', `${src}/restored/home`);
+    const r = await hozoJson(config('nightly'), 'restore', 'nightly', '--dataset', `${src}/home`, '--to', `${src}/restored/home`, '--mount');
     expect(r.exitCode).toBe(0);
     expect(r.json.datasets[0]).toMatchObject({ result: 'sent', verified: true });
     expect(r.json.hosts[0]).toMatchObject({ woke: true, shutdown: 'done' });

@@ -81,7 +81,14 @@ describe.skipIf(skip !== undefined)('per-controller sections of one box on real 
     expect((await as('alice', `receive -u ${A}/d`, [`${SRC}/d@s1`])).code).toBe(0);
   });
   afterAll(async () => {
-    for (const p of [SRC, BOX]) await execa('zpool', ['destroy', '-f', p], { reject: false });
+    // zfs-fuse unmounts lazily: "pool is busy" for a moment after the last command.
+    for (const p of [SRC, BOX]) {
+      for (let i = 0; i < 40; i++) {
+        const r = await execa('zpool', ['destroy', '-f', p], { reject: false });
+        if (r.exitCode === 0 || /no such pool/.test(String(r.stderr))) break;
+        await new Promise((res) => setTimeout(res, 250));
+      }
+    }
     rmSync(DIR, { recursive: true, force: true });
   });
 

@@ -179,7 +179,7 @@ describe.skipIf(missing.length > 0)('replication over SSH into the lab box (real
     const refused = await hozo(config, 'restore', 'nightly', '--dataset', `${src}/data/www`);
     expect(refused.exitCode).toBe(2);
     expect(refused.stderr).toContain('already exists');
-    const r = await hozoJson(config, 'restore', 'nightly', '--dataset', `${src}/data/www`, '--to', `${src}/restored/www`, '--snapshot', 's4');
+    const r = await hozoJson(config, 'restore', 'nightly', '--dataset', `${src}/data/www`, '--to', `${src}/restored/www`, '--snapshot', 's4', '--mount');
     expect(r.exitCode).toBe(0);
     expect(r.json.datasets[0].verified).toBe(true);
     const sha = (p: string) => createHash('sha256').update(readFileSync(p)).digest('hex');

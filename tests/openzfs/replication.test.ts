@@ -134,7 +134,13 @@ describe.skipIf(lab === undefined)('replication on real OpenZFS (VMs)', () => {
     const r = await L.hozo(['restore', 'nightly', '--dataset', `${SRC}/d`, '--to', `${SRC}/restored`]);
     expect(r.exitCode, r.stderr).toBe(0);
     expect((await guids(L.ctl, `${SRC}/restored`)).get('@d1')).toBe((await guids(L.ctl, `${SRC}/d`)).get('@d1'));
-    await L.ctl.check(`zfs mount ${SRC}/restored 2>/dev/null || true`);
-    expect(await L.ctl.check(`cat $(zfs get -H -o value mountpoint ${SRC}/restored)/f`)).toBe('precious');
+    // Received as on a box: nothing the box sends mounts or runs here until asked; the log says how.
+    expect(await L.ctl.check(`zfs get -H -o value mounted,mountpoint,setuid,exec ${SRC}/restored`)).toBe('no\nnone\noff\noff');
+    expect(r.stderr).toMatch(/restored unmounted; to use it: zfs inherit mountpoint/);
+    // --mount: its new parent's mountpoint and exec/setuid, mounted, content intact.
+    const m = await L.hozo(['restore', 'nightly', '--dataset', `${SRC}/d`, '--to', `${SRC}/restored2`, '--mount']);
+    expect(m.exitCode, m.stderr).toBe(0);
+    expect(await L.ctl.check(`zfs get -H -o value mounted,mountpoint,setuid ${SRC}/restored2`)).toBe('yes\n/tank/src/restored2\non');
+    expect(await L.ctl.check('cat /tank/src/restored2/f')).toBe('precious');
   });
 });

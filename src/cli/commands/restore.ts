@@ -14,8 +14,9 @@ export function registerRestore(program: Command, ctx: Context): void {
     .option('--snapshot <name>', 'restore up to this snapshot (default: the newest on the box)')
     .option('--to <local-dataset>', 'restore into this local dataset instead of the original name')
     .option('--force', 'allow rolling an existing local dataset to the box state along a common snapshot')
+    .option('--mount', 'mount the restored dataset (it arrives unmounted, with mountpoint=none and setuid/exec/devices off)')
     .option('--json', 'print the report as JSON on stdout')
-    .action(async (name: string, opts: { dataset: string; snapshot?: string; to?: string; force?: boolean; json?: boolean }) => {
+    .action(async (name: string, opts: { dataset: string; snapshot?: string; to?: string; force?: boolean; mount?: boolean; json?: boolean }) => {
       const config = await ctx.loadConfig();
       const job = findJob(config, name);
       const log = ctx.logger(config);
@@ -25,6 +26,7 @@ export function registerRestore(program: Command, ctx: Context): void {
         ...(opts.snapshot !== undefined ? { snapshot: opts.snapshot } : {}),
         ...(opts.to !== undefined ? { to: opts.to } : {}),
         force: opts.force === true,
+        mount: opts.mount === true,
         log,
       });
       if (opts.json) printJson(ctx, report);
