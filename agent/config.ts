@@ -46,6 +46,8 @@ export const controllerSchema = z
     appendOnly: z.boolean().optional(),
     /** Most leases this controller holds at once (default: the box-wide maxLeases). */
     maxLeases: z.number().int().min(1).max(1000).optional(),
+    /** Most receives this controller runs at once (default: the box-wide maxReceives). */
+    maxReceives: z.number().int().min(1).max(64).optional(),
     /** Longest lease this controller may take (default: the box-wide maxLeaseSeconds). */
     maxLeaseSeconds: z.number().int().min(1).max(30 * 24 * 3600).optional(),
   })
@@ -85,6 +87,8 @@ export const agentConfigSchema = z
     importDirectories: z.array(absolutePath).default([]),
     /** Most leases held at once (a renewal of a held one always works). */
     maxLeases: z.number().int().min(1).max(1000).default(16),
+    /** Most receives running at once for one controller (its roots); more are refused with exit 3. */
+    maxReceives: z.number().int().min(1).max(64).default(4),
     /** Longest lease a controller may take with `hold`. */
     maxLeaseSeconds: z.number().int().min(1).max(30 * 24 * 3600).default(24 * 3600),
     /** mbuffer's memory when a controller asks for `receive --mbuffer` / `send --mbuffer`. */

@@ -45,6 +45,7 @@ export function scopedConfig(config: AgentConfig, controller: string | undefined
     allowRollback: s.allowRollback ?? config.allowRollback,
     appendOnly: s.appendOnly ?? config.appendOnly,
     maxLeases: s.maxLeases ?? config.maxLeases,
+    maxReceives: s.maxReceives ?? config.maxReceives,
     maxLeaseSeconds: s.maxLeaseSeconds ?? config.maxLeaseSeconds,
   };
 }

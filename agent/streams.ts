@@ -121,6 +121,9 @@ export async function receive(ctx: AgentContext, req: Extract<Request, { verb: '
   const busy = await ctx.state.withLock(() => {
     const pending = ctx.state.shutdownPending();
     if (pending !== undefined) return 'the box is shutting down';
+    // One key cannot occupy the box's disks with many streams at once (maxReceives, per controller section).
+    const mine = ctx.state.receives().filter((r) => rootOf(r.dataset, ctx.config.roots) !== undefined);
+    if (mine.length >= ctx.config.maxReceives) return `${mine.length} receive(s) of this controller are running already (maxReceives ${ctx.config.maxReceives})`;
     return ctx.state.markReceive(req.dataset);
   });
   if (typeof busy === 'string') {

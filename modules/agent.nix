@@ -107,6 +107,7 @@ let
       // optionalAttrs (c.allowRollback != null) { inherit (c) allowRollback; }
       // optionalAttrs (c.appendOnly != null) { inherit (c) appendOnly; }
       // optionalAttrs (c.maxLeases != null) { inherit (c) maxLeases; }
+      // optionalAttrs (c.maxReceives != null) { inherit (c) maxReceives; }
     ) cfg.controllers;
   };
   agentConfig = lib.recursiveUpdate generated cfg.settings;
@@ -265,6 +266,17 @@ in
               type = types.nullOr types.bool;
               default = null;
               description = "This controller's keys may only add snapshots: no `receive -F`, `prune` or `abort-receive` (the box still prunes by its own timer).";
+            };
+            quota = mkOption {
+              type = types.nullOr (types.strMatching "[0-9]+(\\.[0-9]+)?[KMGTP]?");
+              default = null;
+              example = "500G";
+              description = "A ZFS `quota` set (by root, at boot) on each of this controller's roots: its backups cannot fill the box's pool.";
+            };
+            maxReceives = mkOption {
+              type = types.nullOr types.ints.positive;
+              default = null;
+              description = "Most receives this controller runs at once (default: the agent's own default, 4).";
             };
             maxLeases = mkOption {
               type = types.nullOr types.ints.positive;
@@ -640,6 +652,16 @@ in
             ${zfs} allow -u ${user} ${escapeShellArg (concatStringsSep "," cfg.zfsPermissions)} "$root"
           }
           ${concatMapStringsSep "\n" (root: "prepare ${escapeShellArg root}") allRoots}
+          ${concatStringsSep "\n" (
+            concatLists (
+              mapAttrsToList (
+                _: c:
+                map (root: "${zfs} set quota=${escapeShellArg c.quota} ${escapeShellArg root} || status=1") (
+                  if c.quota == null then [ ] else c.roots
+                )
+              ) cfg.controllers
+            )
+          )}
           exit $status
         '';
         preStop = concatMapStringsSep "\n" (

@@ -208,6 +208,8 @@ in
           roots = [ "backup/bob" ];
           authorizedKeys = [ "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBob hozo@bob" ];
           maxLeases = 2;
+          maxReceives = 1;
+          quota = "500G";
         };
       };
     }

@@ -194,6 +194,19 @@ describe('serve: accepted verbs run exactly their commands', () => {
     });
   });
 
+  it('maxReceives: a receive beyond the cap of running ones is refused (exit 3) and starts nothing', async () => {
+    const h = harness(box((cmd) => (cmd.startsWith('zfs create') ? {} : undefined)), { maxReceives: 1 });
+    const unmark = h.state.markReceive('backup/kraken/other');
+    try {
+      expect(await serve(h.ctx, 'receive -u backup/kraken/x')).toBe(3);
+      expect(h.err.join('')).toMatch(/1 receive\(s\) of this controller are running already \(maxReceives 1\)/);
+      expect(h.streams).toEqual([]);
+    } finally {
+      unmark();
+    }
+    expect(await serve(h.ctx, 'receive -u backup/kraken/x')).toBe(0);
+  });
+
   it('receive never creates anything above a missing root', async () => {
     const h = harness(box((cmd) => (cmd === 'zfs list -H -o name backup/kraken' || cmd === 'zfs list -H -o name backup' ? { exitCode: 1, stderr: "cannot open 'x': dataset does not exist\n" } : undefined)));
     expect(await serve(h.ctx, 'receive backup/kraken/x')).toBe(1);

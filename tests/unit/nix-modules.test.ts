@@ -458,7 +458,10 @@ describe.skipIf(!NIXPKGS_LIB)('NixOS modules (lib.evalModules with stubbed NixOS
       const a = ev.agentSections;
       expect(a.failedAssertions).toEqual([]);
       const cfg = JSON.parse(a.etc['hozo-agent/config.json']!.source.text!);
-      expect(cfg.controllers).toEqual({ alice: { roots: ['backup/alice'] }, bob: { roots: ['backup/bob'], maxLeases: 2 } });
+      expect(cfg.controllers).toEqual({ alice: { roots: ['backup/alice'] }, bob: { roots: ['backup/bob'], maxLeases: 2, maxReceives: 1 } });
+      // bob's quota: set by root on his roots at boot (the unit that creates and delegates them).
+      const setup = JSON.stringify(a.services);
+      expect(setup).toMatch(/zfs set quota='?500G'? '?backup\/bob'?/);
       const keys = a.users['hozo']!.openssh.authorizedKeys.keys;
       expect(keys.find((k: string) => k.endsWith('hozo@alice'))).toMatch(/serve --controller alice --config \/etc\/hozo-agent\/config\.json",restrict ssh-ed25519/);
       expect(keys.find((k: string) => k.endsWith('hozo@bob'))).toMatch(/serve --controller bob --config/);
