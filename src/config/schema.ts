@@ -72,6 +72,18 @@ export const wakeSchema = z
     if (w.method === 'command') need('command', 'the command that wakes the box');
   });
 
+/** A jump host between the controller and the box (its own pinned key, strict checking). */
+export const viaSchema = z
+  .object({
+    address: z.string().regex(HOSTNAME, 'expected a host name or IP address'),
+    port: z.number().int().min(1).max(65535).default(22),
+    user: z.string().regex(/^[a-z_][a-z0-9_-]*\$?$/i, 'expected a user name').default('root'),
+    sshKeyFile: absolutePath.optional(),
+    /** known_hosts with the jump host's key; default: the box's knownHostsFile. */
+    knownHostsFile: absolutePath.optional(),
+  })
+  .strict();
+
 export const hostSchema = z
   .object({
     address: z.string().regex(HOSTNAME, 'expected a host name or IP address'),
@@ -81,6 +93,8 @@ export const hostSchema = z
     knownHostsFile: absolutePath.optional(),
     /** Extra `ssh -o` options, e.g. ["Ciphers=aes128-gcm@openssh.com"]. Host key checking cannot be turned off here. */
     sshOptions: z.array(z.string().regex(/^[A-Za-z]+=\S+$/, 'expected Key=value')).default([]),
+    /** Reach the box through this jump host (ssh -W), with the same strict host key checking. */
+    via: viaSchema.optional(),
     wake: wakeSchema.optional(),
     readyTimeout: duration('readyTimeout').default(300),
     /** How the box is put back to sleep: the agent's `shutdown` verb, `shutdownCommand` over SSH, or not at all. */
@@ -117,7 +131,7 @@ export const hostSchema = z
  */
 export const ALLOWED_SSH_OPTIONS: readonly string[] = [
   'AddressFamily', 'BindAddress', 'BindInterface', 'CheckHostIP', 'Ciphers', 'Compression', 'ConnectionAttempts',
-  'ConnectTimeout', 'HostKeyAlgorithms', 'HostKeyAlias', 'IPQoS', 'KexAlgorithms', 'LogLevel', 'MACs', 'ProxyJump',
+  'ConnectTimeout', 'HostKeyAlgorithms', 'HostKeyAlias', 'IPQoS', 'KexAlgorithms', 'LogLevel', 'MACs',
   'PubkeyAcceptedAlgorithms', 'PubkeyAcceptedKeyTypes', 'RekeyLimit', 'ServerAliveCountMax', 'ServerAliveInterval',
   'StrictHostKeyChecking', 'TCPKeepAlive',
 ];
@@ -131,6 +145,7 @@ export function sshOptionProblem(option: string): string | undefined {
   if (/^(StrictHostKeyChecking|UserKnownHostsFile|GlobalKnownHostsFile)$/i.test(key) && !/^yes$/i.test(value)) {
     return 'host key checking cannot be disabled or moved; set knownHostsFile (or hostPublicKey) instead';
   }
+  if (/^ProxyJump$/i.test(key)) return 'a jump host is the host field `via` ({address, port, user, sshKeyFile, knownHostsFile}), checked as strictly as the box';
   if (allowed === undefined) return `ssh option "${key}" is not allowed (it could run a command, load code or change how the box is trusted); allowed: ${ALLOWED_SSH_OPTIONS.join(', ')}`;
   return undefined;
 }

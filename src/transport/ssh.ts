@@ -36,10 +36,32 @@ export function baseSshOptions(host: HostConfig, connectTimeout = 10, ciphers = 
   ];
   if (host.knownHostsFile !== undefined) o.push('-o', `UserKnownHostsFile=${host.knownHostsFile}`, '-o', 'GlobalKnownHostsFile=/dev/null');
   if (host.sshKeyFile !== undefined) o.push('-i', host.sshKeyFile, '-o', 'IdentitiesOnly=yes');
+  if (host.via !== undefined) o.push('-o', `ProxyCommand=${viaCommand(host)}`);
   const userCiphers = host.sshOptions.some((x) => /^Ciphers=/i.test(x));
   if (!userCiphers) o.push('-o', `Ciphers=${ciphers}`);
   for (const x of host.sshOptions) o.push('-o', x);
   return o;
+}
+
+/**
+ * The ProxyCommand hozo builds itself for `via` (a config cannot give one): ssh to the jump host with the same strict
+ * options, forwarding stdin/stdout to the box (-W). Every piece is a validated name or absolute path, quoted anyway.
+ */
+export function viaCommand(host: HostConfig): string {
+  const v = host.via!;
+  const known = v.knownHostsFile ?? host.knownHostsFile;
+  return shellJoin([
+    'ssh',
+    '-o', 'BatchMode=yes',
+    '-o', 'StrictHostKeyChecking=yes',
+    '-o', 'LogLevel=ERROR',
+    ...(known !== undefined ? ['-o', `UserKnownHostsFile=${known}`, '-o', 'GlobalKnownHostsFile=/dev/null'] : []),
+    ...(v.sshKeyFile !== undefined ? ['-i', v.sshKeyFile, '-o', 'IdentitiesOnly=yes'] : []),
+    '-p', String(v.port),
+    '-l', v.user,
+    '-W', '%h:%p',
+    v.address,
+  ]);
 }
 
 /** Maps ssh's own failures (exit 255) to typed errors; undefined when stderr is not ssh's. */

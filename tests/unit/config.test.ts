@@ -102,6 +102,9 @@ describe('config', () => {
     ['PKCS11Provider', { sshOptions: ['PKCS11Provider=/tmp/evil.so'] }, 'ssh option "PKCS11Provider" is not allowed'],
     ['RemoteCommand', { sshOptions: ['RemoteCommand=zfs destroy'] }, 'hosts.offsite.sshOptions[0]'],
     ['SetEnv', { sshOptions: ['SetEnv=LD_PRELOAD=/tmp/x'] }, 'ssh option "SetEnv" is not allowed'],
+    ['ProxyJump (a jump host is `via`)', { sshOptions: ['ProxyJump=relay@203.0.113.7'] }, 'a jump host is the host field `via`'],
+    ['a via address with shell', { via: { address: 'relay;id' } }, 'hosts.offsite.via.address'],
+    ['a via with unknown fields', { via: { address: 'relay', proxyCommand: '/tmp/x' } }, 'hosts.offsite.via'],
     ['bad readyTimeout', { readyTimeout: '5 minutes' }, 'hosts.offsite.readyTimeout'],
     ['address with shell', { address: 'box;id' }, 'hosts.offsite.address'],
     ['bad shutdown', { shutdown: 'poweroff' }, 'hosts.offsite.shutdown'],
@@ -110,8 +113,8 @@ describe('config', () => {
     expect(problems(data).join('\n')).toContain(expected);
   });
 
-  it('accepts the allowed ssh options (any case), among them ProxyJump and StrictHostKeyChecking=yes', () => {
-    const sshOptions = ['Ciphers=aes128-gcm@openssh.com', 'serveraliveinterval=5', 'ProxyJump=relay@203.0.113.7', 'StrictHostKeyChecking=yes', 'IPQoS=throughput'];
+  it('accepts the allowed ssh options (any case), among them StrictHostKeyChecking=yes', () => {
+    const sshOptions = ['Ciphers=aes128-gcm@openssh.com', 'serveraliveinterval=5', 'StrictHostKeyChecking=yes', 'IPQoS=throughput'];
     const data = { ...good, hosts: { offsite: { ...good.hosts.offsite, sshOptions } } };
     expect(problems(data)).toEqual([]);
   });
@@ -144,4 +147,20 @@ describe('parseDuration', () => {
     [60, 60], ['90', 90], ['30s', 30], ['5m', 300], ['1h30m', 5400], ['2d', 172800],
   ] as const)('%j → %d', (input, seconds) => expect(parseDuration(input)).toBe(seconds));
   it.each(['', 'soon', '5 m', '-1', '1x', 'm5'])('rejects %j', (input) => expect(parseDuration(input)).toBeUndefined());
+});
+
+describe('via: a jump host hozo builds the ProxyCommand for', () => {
+  it('ssh -W through the jump host with the same strict checking, its own key and known_hosts (default: the box\'s)', async () => {
+    const { baseSshOptions } = await import('../../src/transport/ssh.js');
+    const host = validateConfig({
+      hosts: { box: { address: '10.0.0.2', knownHostsFile: '/etc/hozo/known_hosts', via: { address: 'relay.example.org', port: 2222, user: 'jump', sshKeyFile: '/etc/hozo/jump_key' } } },
+    }).hosts['box']!;
+    const o = baseSshOptions(host);
+    const proxy = o[o.indexOf('-o', o.findIndex((x) => x.startsWith('ProxyCommand=')) - 1) + 1]!;
+    expect(proxy).toBe(
+      "ProxyCommand=ssh -o BatchMode=yes -o StrictHostKeyChecking=yes -o LogLevel=ERROR -o UserKnownHostsFile=/etc/hozo/known_hosts -o GlobalKnownHostsFile=/dev/null -i /etc/hozo/jump_key -o IdentitiesOnly=yes -p 2222 -l jump -W %h:%p relay.example.org",
+    );
+    // hozo's own options come before it and before the user's: ssh takes the first value of each.
+    expect(o.indexOf('StrictHostKeyChecking=yes')).toBeLessThan(o.indexOf(proxy));
+  });
 });
