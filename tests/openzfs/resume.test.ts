@@ -47,11 +47,17 @@ describe.skipIf(lab === undefined)('resumable receives on real OpenZFS (VMs)', (
     await afterKill();
   }
 
-  /** Starts the run; `seconds` after the box's `zfs receive` has started, runs `kill` on ctl. Used on plain-SSH boxes
-   *  over a link shaped with shapeLink, where a byte threshold let the kill land after the stream had ended. */
+  /** Starts the run; `seconds` after the box's `zfs receive` has read its first MiB, runs `kill` on ctl. Used on
+   *  plain-SSH boxes over a link shaped with shapeLink, where a large byte threshold let the kill land after the
+   *  stream had ended (the kernel's buffers still deliver ~10 MB), and a bare delay after the receive started could
+   *  land before any byte arrived (a clean-clone CI run: no partial state, no token). */
   async function interruptAfter(kill: string, seconds: number): Promise<void> {
     await startRun();
     await L.box.check("for i in $(seq 1 600); do pgrep -f '^zfs receive' >/dev/null && exit 0; sleep 0.2; done; exit 1", { timeoutMs: 180_000 });
+    await L.box.check(
+      `for i in $(seq 1 300); do for p in $(pgrep -x zfs); do grep -qa receive /proc/$p/cmdline && [ "$(awk '/^rchar/ {print $2}' /proc/$p/io)" -ge ${1024 * 1024} ] && exit 0; done; sleep 0.2; done; exit 1`,
+      { timeoutMs: 180_000 },
+    );
     await new Promise((r) => setTimeout(r, seconds * 1000));
     // Retried for a few seconds: the kill may fall between two steps of the run (no ssh receive for a moment).
     await L.ctl.check(`for i in $(seq 1 100); do { ${kill}; } 2>/dev/null && exit 0; sleep 0.1; done; exit 1`);
