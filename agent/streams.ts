@@ -95,7 +95,7 @@ const SAFE: Readonly<Record<string, { readonly ok: (v: string, all: Props) => bo
 
 /** Every dataset at or below `dataset` whose effective properties would let it mount, run or reserve anything. */
 export async function unprotected(ctx: AgentContext, dataset: string): Promise<Unprotected[]> {
-  const argv = ['zfs', 'get', '-H', '-p', '-r', '-t', 'filesystem,volume', '-o', 'name,property,value', ['type', 'mountpoint', 'canmount', ...Object.keys(SAFE).slice(1)].join(','), dataset];
+  const argv = ['zfs', 'get', '-H', '-p', '-r', '-t', 'filesystem,volume', '-o', 'name,property,value', ['type', 'mountpoint', 'canmount', ...Object.keys(SAFE).filter((p) => p !== 'mountpoint')].join(','), dataset];
   const r = await ctx.runner.run(argv, { timeoutMs: 60_000 });
   checkResult(r, { action: `read the properties received into ${dataset}`, argv });
   const rows = new Map<string, Map<string, string>>();

@@ -72,25 +72,22 @@ export const wakeSchema = z
     if (w.method === 'command') need('command', 'the command that wakes the box');
   });
 
+/** Where an SSH connection goes and with which key: the box, and a jump host (`via`) alike. */
+const sshEndpoint = {
+  address: z.string().regex(HOSTNAME, 'expected a host name or IP address'),
+  port: z.number().int().min(1).max(65535).default(22),
+  user: z.string().regex(/^[a-z_][a-z0-9_-]*\$?$/i, 'expected a user name').default('root'),
+  sshKeyFile: absolutePath.optional(),
+  /** For `via`: known_hosts with the jump host's key; default: the box's knownHostsFile. */
+  knownHostsFile: absolutePath.optional(),
+};
+
 /** A jump host between the controller and the box (its own pinned key, strict checking). */
-export const viaSchema = z
-  .object({
-    address: z.string().regex(HOSTNAME, 'expected a host name or IP address'),
-    port: z.number().int().min(1).max(65535).default(22),
-    user: z.string().regex(/^[a-z_][a-z0-9_-]*\$?$/i, 'expected a user name').default('root'),
-    sshKeyFile: absolutePath.optional(),
-    /** known_hosts with the jump host's key; default: the box's knownHostsFile. */
-    knownHostsFile: absolutePath.optional(),
-  })
-  .strict();
+export const viaSchema = z.object(sshEndpoint).strict();
 
 export const hostSchema = z
   .object({
-    address: z.string().regex(HOSTNAME, 'expected a host name or IP address'),
-    port: z.number().int().min(1).max(65535).default(22),
-    user: z.string().regex(/^[a-z_][a-z0-9_-]*\$?$/i, 'expected a user name').default('root'),
-    sshKeyFile: absolutePath.optional(),
-    knownHostsFile: absolutePath.optional(),
+    ...sshEndpoint,
     /** Extra `ssh -o` options, e.g. ["Ciphers=aes128-gcm@openssh.com"]. Host key checking cannot be turned off here. */
     sshOptions: z.array(z.string().regex(/^[A-Za-z]+=\S+$/, 'expected Key=value')).default([]),
     /** Reach the box through this jump host (ssh -W), with the same strict host key checking. */

@@ -9,18 +9,12 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { destroyTestPool, zfsFuseUnusable } from '../helpers/zfs-fuse.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const MAIN = join(ROOT, 'dist', 'agent', 'main.js');
 
-async function whyUnusable(): Promise<string | undefined> {
-  if (process.getuid?.() !== 0) return 'not root (the zfs-fuse daemon serves root only)';
-  if (!existsSync(MAIN)) return `${MAIN} is missing: run \`npm run build\` first`;
-  const r = await execa('zpool', ['list', '-H', '-o', 'name'], { reject: false }).catch((e: unknown) => ({ exitCode: -1, stderr: String(e), stdout: '' }));
-  if (r.exitCode !== 0) return `zfs-fuse is not usable: ${String(r.stderr || r.stdout).trim().replace(/\n/g, ' ')}`;
-  return undefined;
-}
-const skip = await whyUnusable();
+const skip = await zfsFuseUnusable([MAIN]);
 if (skip !== undefined) console.warn(`SKIP: tests/integration/controllers.test.ts: ${skip}`);
 
 const ID = randomBytes(3).toString('hex');
@@ -81,14 +75,7 @@ describe.skipIf(skip !== undefined)('per-controller sections of one box on real 
     expect((await as('alice', `receive -u ${A}/d`, [`${SRC}/d@s1`])).code).toBe(0);
   });
   afterAll(async () => {
-    // zfs-fuse unmounts lazily: "pool is busy" for a moment after the last command.
-    for (const p of [SRC, BOX]) {
-      for (let i = 0; i < 40; i++) {
-        const r = await execa('zpool', ['destroy', '-f', p], { reject: false });
-        if (r.exitCode === 0 || /no such pool/.test(String(r.stderr))) break;
-        await new Promise((res) => setTimeout(res, 250));
-      }
-    }
+    for (const p of [SRC, BOX]) await destroyTestPool(p);
     rmSync(DIR, { recursive: true, force: true });
   });
 

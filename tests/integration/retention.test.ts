@@ -11,19 +11,14 @@ import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { destroyTestPool, zfsFuseUnusable } from '../helpers/zfs-fuse.js';
 import { validateAgentConfig } from '../../agent/config.js';
 import { createContext, type AgentContext, type StreamSpawner } from '../../agent/context.js';
 import { serve } from '../../agent/serve.js';
 import { RECEIPTS_FILE } from '../../agent/stamp.js';
 import { shellJoin } from '../../src/transport/quote.js';
 
-async function whyUnusable(): Promise<string | undefined> {
-  if (process.getuid?.() !== 0) return 'not root (the zfs-fuse daemon serves root only)';
-  const r = await execa('zpool', ['list', '-H', '-o', 'name'], { reject: false }).catch((e: unknown) => ({ exitCode: -1, stderr: String(e), stdout: '' }));
-  if (r.exitCode !== 0) return `zfs-fuse is not usable: ${String(r.stderr || r.stdout).trim().replace(/\n/g, ' ')}; start it with zfs-fuse --no-daemon >/tmp/zfs-fuse.log 2>&1 &`;
-  return undefined;
-}
-const skip = await whyUnusable();
+const skip = await zfsFuseUnusable([]);
 if (skip !== undefined) console.warn(`SKIP: tests/integration/retention.test.ts: ${skip}`);
 
 const ID = randomBytes(3).toString('hex');
@@ -84,14 +79,7 @@ describe.skipIf(skip !== undefined)('box retention by receive time on real zfs-f
     await zfs('create', '-o', 'canmount=off', ROOT_DS);
   });
   afterAll(async () => {
-    // zfs-fuse unmounts lazily: "pool is busy" for a moment after the last command.
-    for (const p of [SRC, BOX]) {
-      for (let i = 0; i < 40; i++) {
-        const r = await execa('zpool', ['destroy', '-f', p], { reject: false });
-        if (r.exitCode === 0 || /no such pool/.test(String(r.stderr))) break;
-        await new Promise((res) => setTimeout(res, 250));
-      }
-    }
+    for (const p of [SRC, BOX]) await destroyTestPool(p);
     if (existsSync(DIR)) rmSync(DIR, { recursive: true, force: true });
   });
 
