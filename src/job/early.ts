@@ -6,7 +6,8 @@ import { findHost } from '../config/lookup.js';
 import { isHozoError } from '../errors.js';
 import { cipherPreference, localHasAes, rememberedAes } from '../transport/cipher.js';
 import { SshRunner } from '../transport/ssh.js';
-import { tcpOpen } from '../wake/ready.js';
+import type { HostConfig } from '../config/schema.js';
+import { boxPortOpen } from '../wake/ready.js';
 
 export interface EarlyConnection {
   readonly hostName: string;
@@ -16,9 +17,9 @@ export interface EarlyConnection {
   readonly awake: Promise<boolean>;
 }
 
-/** Whether the box answers right now: one TCP connect, then the ControlMaster (bringUp's "already awake?" check). */
-export async function awakeCheck(runner: SshRunner, address: string, port: number, onConnecting?: () => void): Promise<boolean> {
-  if (!(await tcpOpen(address, port, 1500))) return false;
+/** Whether the box answers right now: one port probe (through the jump host, if any), then the ControlMaster (bringUp's "already awake?" check). */
+export async function awakeCheck(runner: SshRunner, host: HostConfig, onConnecting?: () => void): Promise<boolean> {
+  if (!(await boxPortOpen(host, 1500))) return false;
   try {
     const connecting = runner.connect();
     onConnecting?.();
@@ -35,7 +36,7 @@ export function connectEarly(config: Config, job: JobConfig): EarlyConnection | 
   if (job.host === 'local') return undefined;
   const host = findHost(config, job.host);
   const runner = new SshRunner({ name: job.host, host, ciphers: cipherPreference(localHasAes(), rememberedAes(config.stateDirectory, job.host)) });
-  const awake = awakeCheck(runner, host.address, host.port);
+  const awake = awakeCheck(runner, host);
   awake.catch(() => undefined);
   return { hostName: job.host, runner, awake };
 }

@@ -11,7 +11,7 @@ import type { Logger } from '../util/log.js';
 import { poolsListArgv } from '../zfs/argv.js';
 import { parseZpoolList } from '../zfs/pool-list.js';
 import { findHost } from '../config/load.js';
-import { realClock, tcpOpen, waitReady, type Clock } from '../wake/ready.js';
+import { boxPortOpen, realClock, waitReady, type Clock } from '../wake/ready.js';
 import { wakeHost } from '../wake/wake.js';
 import { CapabilityCache } from '../zfs/capability-cache.js';
 import { hello, type Hello } from '../zfs/hello.js';
@@ -63,9 +63,9 @@ export const AGENT_REFUSAL_EXIT = 2;
 export const AGENT_BUSY_EXIT = 3;
 
 /** Waits (bounded) until the box's SSH port no longer answers. */
-async function waitPortClosed(address: string, port: number, timeoutSeconds: number, clock: Clock): Promise<void> {
+async function waitPortClosed(host: HostConfig, timeoutSeconds: number, clock: Clock): Promise<void> {
   const deadline = clock.now() + timeoutSeconds * 1000;
-  while (clock.now() < deadline && (await tcpOpen(address, port, 500))) await clock.sleep(250);
+  while (clock.now() < deadline && (await boxPortOpen(host, 500))) await clock.sleep(250);
 }
 
 export const leaseId = (job: string | undefined) => `${hostname().replace(/[^A-Za-z0-9_.-]/g, '_')}.${job ?? 'manual'}`;
@@ -142,7 +142,7 @@ export async function bringUp(config: Config, hostName: string, job: JobConfig |
     try {
       return await poolProbe();
     } catch (e) {
-      if (isHozoError(e, 'HOST_UNREACHABLE') && !(await tcpOpen(host.address, host.port, 1000))) {
+      if (isHozoError(e, 'HOST_UNREACHABLE') && !(await boxPortOpen(host, 1000))) {
         throw new HozoError('BOX_SHUTTING_DOWN', `${hostName} stopped answering (powering down?)`);
       }
       throw e;
@@ -175,16 +175,16 @@ export async function bringUp(config: Config, hostName: string, job: JobConfig |
       opts.onConnecting?.();
       report.awakeBefore = await e.awake;
     } else {
-      report.awakeBefore = await awakeCheck(ssh, host.address, host.port, opts.onConnecting);
+      report.awakeBefore = await awakeCheck(ssh, host, opts.onConnecting);
     }
     opts.onConnecting?.();
     if (report.awakeBefore) {
       log.info(`${hostName} is already awake; it will be left as it is`);
-      const ready = await waitReady(hostName, { tcp: async () => true, ssh: connect, pool: poolCheck }, host.readyTimeout, clock);
+      const ready = await waitReady(hostName, { tcp: async () => true, ssh: connect, pool: poolCheck }, host.readyTimeout, clock, { wake: host.wake?.method ?? 'none', via: host.via !== undefined });
       log.debug(`${hostName}: pools ready after ${ready.seconds.toFixed(2)}s`);
       return;
     }
-    if (!opts.wake) throw new HozoError('HOST_UNREACHABLE', `${hostName} is asleep (no answer on ${host.address}:${host.port})`, { hint: 'pass --wake to wake it' });
+    if (!opts.wake) throw new HozoError('HOST_UNREACHABLE', `${hostName} is asleep (no answer on ${host.address}:${host.port}${host.via !== undefined ? ` through ${host.via.address}` : ''})`, { hint: 'pass --wake to wake it' });
     if (host.wake === undefined || host.wake.method === 'none') {
       log.debug(`${hostName}: no wake method; waiting for it to answer`);
     } else {
@@ -194,9 +194,10 @@ export async function bringUp(config: Config, hostName: string, job: JobConfig |
     }
     const ready = await waitReady(
       hostName,
-      { tcp: (ms) => tcpOpen(host.address, host.port, ms), ssh: connect, pool: poolCheck },
+      { tcp: (ms) => boxPortOpen(host, ms), ssh: connect, pool: poolCheck },
       host.readyTimeout,
       clock,
+      { wake: host.wake?.method ?? 'none', via: host.via !== undefined },
     );
     report.wakeSeconds = (clock.now() - started) / 1000;
     log.info(`${hostName} ready after ${report.wakeSeconds.toFixed(1)}s (port ${ready.stages.tcp.toFixed(1)}s, ssh ${ready.stages.ssh.toFixed(1)}s, pool ${ready.stages.pool.toFixed(1)}s)`);
@@ -218,7 +219,7 @@ export async function bringUp(config: Config, hostName: string, job: JobConfig |
       } catch (e) {
         if (!isHozoError(e, 'BOX_SHUTTING_DOWN') || attempt > 0) throw e;
         log.info(`${hostName} is shutting down for another controller; waking it again once it is off`);
-        await waitPortClosed(host.address, host.port, host.readyTimeout, clock);
+        await waitPortClosed(host, host.readyTimeout, clock);
         await runner.close();
         report.awakeBefore = false;
         target = undefined;

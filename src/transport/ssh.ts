@@ -43,25 +43,34 @@ export function baseSshOptions(host: HostConfig, connectTimeout = 10, ciphers = 
   return o;
 }
 
+/** `host:port` as ssh's -W wants it (an IPv6 address in brackets). */
+export const forwardTarget = (address: string, port: number | string): string => (address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`);
+
+/** ssh to the jump host (`via`) with the same strict options as the box, forwarding stdin/stdout to `target` (-W). */
+export function viaArgv(host: HostConfig, target: string): string[] {
+  const v = host.via!;
+  const known = v.knownHostsFile ?? host.knownHostsFile;
+  return [
+    'ssh',
+    '-o', 'BatchMode=yes',
+    '-o', 'StrictHostKeyChecking=yes',
+    '-o', 'LogLevel=ERROR',
+    '-o', 'ConnectTimeout=10',
+    ...(known !== undefined ? ['-o', `UserKnownHostsFile=${known}`, '-o', 'GlobalKnownHostsFile=/dev/null'] : []),
+    ...(v.sshKeyFile !== undefined ? ['-i', v.sshKeyFile, '-o', 'IdentitiesOnly=yes'] : []),
+    '-p', String(v.port),
+    '-l', v.user,
+    '-W', target,
+    v.address,
+  ];
+}
+
 /**
  * The ProxyCommand hozo builds itself for `via` (a config cannot give one): ssh to the jump host with the same strict
  * options, forwarding stdin/stdout to the box (-W). Every piece is a validated name or absolute path, quoted anyway.
  */
 export function viaCommand(host: HostConfig): string {
-  const v = host.via!;
-  const known = v.knownHostsFile ?? host.knownHostsFile;
-  return shellJoin([
-    'ssh',
-    '-o', 'BatchMode=yes',
-    '-o', 'StrictHostKeyChecking=yes',
-    '-o', 'LogLevel=ERROR',
-    ...(known !== undefined ? ['-o', `UserKnownHostsFile=${known}`, '-o', 'GlobalKnownHostsFile=/dev/null'] : []),
-    ...(v.sshKeyFile !== undefined ? ['-i', v.sshKeyFile, '-o', 'IdentitiesOnly=yes'] : []),
-    '-p', String(v.port),
-    '-l', v.user,
-    '-W', '%h:%p',
-    v.address,
-  ]);
+  return shellJoin(viaArgv(host, '%h:%p'));
 }
 
 /** Maps ssh's own failures (exit 255) to typed errors; undefined when stderr is not ssh's. */

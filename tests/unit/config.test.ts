@@ -158,7 +158,7 @@ describe('via: a jump host hozo builds the ProxyCommand for', () => {
     const o = baseSshOptions(host);
     const proxy = o[o.indexOf('-o', o.findIndex((x) => x.startsWith('ProxyCommand=')) - 1) + 1]!;
     expect(proxy).toBe(
-      "ProxyCommand=ssh -o BatchMode=yes -o StrictHostKeyChecking=yes -o LogLevel=ERROR -o UserKnownHostsFile=/etc/hozo/known_hosts -o GlobalKnownHostsFile=/dev/null -i /etc/hozo/jump_key -o IdentitiesOnly=yes -p 2222 -l jump -W %h:%p relay.example.org",
+      "ProxyCommand=ssh -o BatchMode=yes -o StrictHostKeyChecking=yes -o LogLevel=ERROR -o ConnectTimeout=10 -o UserKnownHostsFile=/etc/hozo/known_hosts -o GlobalKnownHostsFile=/dev/null -i /etc/hozo/jump_key -o IdentitiesOnly=yes -p 2222 -l jump -W %h:%p relay.example.org",
     );
     // hozo's own options come before it and before the user's: ssh takes the first value of each.
     expect(o.indexOf('StrictHostKeyChecking=yes')).toBeLessThan(o.indexOf(proxy));

@@ -59,6 +59,18 @@ describe('waitReady', () => {
       expect(clock.t).toBeGreaterThanOrEqual(28_000);
     }
   });
+  it('the never-opened message fits the wake method and the jump host: no magic packet talk for wake none', async () => {
+    const msg = async (context: Parameters<typeof waitReady>[4]) => {
+      const clock = fakeClock();
+      const err = (await waitReady('box', probes({ tcpAt: 1e9 }, clock), 10, clock, context).catch((e: unknown) => e)) as HozoError;
+      return `${err.message} | ${err.hint}`;
+    };
+    expect(await msg({ wake: 'wol' })).toMatch(/magic packet reach it/);
+    for (const wake of ['none', 'http', 'command'] as const) expect(await msg({ wake })).not.toMatch(/magic packet/);
+    expect(await msg({ wake: 'none' })).toMatch(/no wake method/);
+    expect(await msg({ wake: 'http' })).toMatch(/power switch/);
+    expect(await msg({ wake: 'wol', via: true })).toMatch(/through the jump host \(via\).*jump host \(via\) can reach the box/);
+  });
   it('stops at once on an authentication or host key failure', async () => {
     const clock = fakeClock();
     const p = probes({ sshError: new HozoError('SSH_HOST_KEY', 'host key not trusted') }, clock);

@@ -42,7 +42,7 @@ export function registerBox(program: Command, ctx: Context): void {
       const { config, host } = await hostOf(ctx, name);
       const log = ctx.logger(config);
       const report: HostReport = { name, awakeBefore: true, woke: false, shutdown: 'skipped' };
-      const [{ shutdownBox }, { SshRunner }, { tcpOpen }] = await Promise.all([
+      const [{ shutdownBox }, { SshRunner }, { boxPortOpen }] = await Promise.all([
         import('../../job/lifecycle.js'),
         import('../../transport/ssh.js'),
         import('../../wake/ready.js'),
@@ -50,7 +50,7 @@ export function registerBox(program: Command, ctx: Context): void {
       if (host.shutdown === 'none') {
         throw new HozoError('USAGE', `host "${name}" has shutdown: none`, { hint: 'set shutdown: agent or ssh for this host' });
       }
-      if (!(await tcpOpen(host.address, host.port, 2000))) {
+      if (!(await boxPortOpen(host, 2000))) {
         report.awakeBefore = false;
         report.shutdownDetail = 'already asleep';
       } else {

@@ -4,7 +4,7 @@ import { bringUp, poolsFor } from '../../job/lifecycle.js';
 import { SshRunner } from '../../transport/ssh.js';
 import type { Runner } from '../../transport/runner.js';
 import type { Logger } from '../../util/log.js';
-import { tcpOpen } from '../../wake/ready.js';
+import { boxPortOpen } from '../../wake/ready.js';
 import { poolListArgv } from '../../zfs/argv.js';
 import { parseZpoolList } from '../../zfs/pool-list.js';
 
@@ -46,7 +46,7 @@ export async function hostStatus(config: Config, name: string, wake: boolean, lo
   const pools = [...new Set(jobs.flatMap((j) => poolsFor(host, j)))];
   const st: HostStatus = { name, awake: false, woken: false };
   try {
-    if (await tcpOpen(host.address, host.port, 1500)) {
+    if (await boxPortOpen(host, 1500)) {
       const runner = new SshRunner({ name, host });
       try {
         await runner.connect();
