@@ -101,8 +101,20 @@ export async function bringUp(config: Config, hostName: string, job: JobConfig |
   const pools = poolsFor(host, job);
   const cache = new CapabilityCache(config.stateDirectory);
 
+  const id = leaseId(job?.name);
+  /** Our lease is on the box: taken with the first pool check, so no other controller's release or shutdown powers
+   *  the box off while this run waits for its pool (a slow import, a busy box). */
+  let held = false;
+  const hold = async (): Promise<void> => {
+    if (!agent || opts.lease === false || held) return;
+    const r = await runner.run(['hold', id, String(Math.round(host.leaseTtl))]);
+    if (r.exitCode === AGENT_BUSY_EXIT && /shutting down/.test(r.stderr)) throw new HozoError('BOX_SHUTTING_DOWN', `${hostName} is shutting down`);
+    if (r.exitCode === 0) held = true;
+    else log.warn(`${hostName}: could not take lease ${id}: ${r.stderr.trim()}`);
+  };
   const poolProbe = async (): Promise<{ ready: boolean; detail: string }> => {
     if (agent) {
+      await hold();
       const r = await runner.run(['prepare']);
       if (r.exitCode === 0) return { ready: true, detail: '' };
       if (r.exitCode === AGENT_BUSY_EXIT && /"shutdownPending":true/.test(r.stdout)) {
@@ -194,7 +206,19 @@ export async function bringUp(config: Config, hostName: string, job: JobConfig |
     }
     const ready = await waitReady(
       hostName,
-      { tcp: (ms) => boxPortOpen(host, ms), ssh: connect, pool: poolCheck },
+      {
+        tcp: (ms) => boxPortOpen(host, ms),
+        ssh: connect,
+        pool: poolCheck,
+        ...(report.woke && (host.wake?.method === 'wol' || host.wake?.method === 'ssh-relay')
+          ? {
+              rewake: async () => {
+                const w = await wakeHost(config, hostName, host).catch((e: unknown) => ({ detail: `failed: ${(e as Error).message}` }));
+                log.debug(`${hostName}: still no answer; woke it again: ${w.detail}`);
+              },
+            }
+          : {}),
+      },
       host.readyTimeout,
       clock,
       { wake: host.wake?.method ?? 'none', via: host.via !== undefined },
@@ -204,23 +228,19 @@ export async function bringUp(config: Config, hostName: string, job: JobConfig |
   };
 
   try {
-    const id = leaseId(job?.name);
     // A box that is powering off for another controller (who finished a moment ago) cannot be used: let it go
     // down, then wake it again. Once: a second refusal is reported like any other failure.
     for (let attempt = 0; ; attempt++) {
       try {
         await comeUp();
-        if (agent && opts.lease !== false) {
-          const r = await runner.run(['hold', id, String(Math.round(host.leaseTtl))]);
-          if (r.exitCode === AGENT_BUSY_EXIT && /shutting down/.test(r.stderr)) throw new HozoError('BOX_SHUTTING_DOWN', `${hostName} is shutting down`);
-          if (r.exitCode !== 0) log.warn(`${hostName}: could not take lease ${id}: ${r.stderr.trim()}`);
-        }
+        await hold();
         break;
       } catch (e) {
         if (!isHozoError(e, 'BOX_SHUTTING_DOWN') || attempt > 0) throw e;
         log.info(`${hostName} is shutting down for another controller; waking it again once it is off`);
         await waitPortClosed(host, host.readyTimeout, clock);
         await runner.close();
+        held = false;
         report.awakeBefore = false;
         target = undefined;
         readyHello = undefined;
@@ -275,7 +295,16 @@ export async function bringUp(config: Config, hostName: string, job: JobConfig |
     // A box this run woke that then never became ready (its pool did not appear, the agent refused) would stay up
     // until its idle guard: ask it to go back to sleep now, if it answers SSH and a shutdown is configured.
     const sleepAgain = (opts.sleepIfNotReady ?? true) && (job?.shutdownAfter ?? true);
-    if (sleepAgain && report.woke && sshUp && host.shutdown !== 'none' && !isHozoError(e, 'BOX_SHUTTING_DOWN')) {
+    if (held) {
+      // Ours must not keep the box up (or block the power-off below); its release may carry out another's shutdown.
+      const r = await runner.run(['release', id]).catch((err: unknown) => ({ exitCode: -1, stdout: '', stderr: String(err) }));
+      if (r.exitCode !== 0) log.warn(`${hostName}: could not release lease ${id}: ${r.stderr.trim()}`);
+      else if (releaseStartedShutdown(r.stdout)) {
+        report.shutdown = 'done';
+        report.shutdownDetail = 'powered off on the release of the last lease (requested by another controller)';
+      }
+    }
+    if (sleepAgain && report.shutdown !== 'done' && report.woke && sshUp && host.shutdown !== 'none' && !isHozoError(e, 'BOX_SHUTTING_DOWN')) {
       log.info(`${hostName} did not become ready; powering it off again (this run woke it)`);
       await shutdownBox(runner, host, agent, report, log);
     }
@@ -298,6 +327,7 @@ export async function shutdownBox(runner: Runner, host: HostConfig, agent: boole
     const r = await runner.run(agent ? ['shutdown'] : host.shutdownCommand, { timeoutMs: 60_000 });
     if (r.exitCode === 0) {
       report.shutdown = 'done';
+      if (agent && /"alreadyPending":true/.test(r.stdout)) report.shutdownDetail = 'already powering off (another controller asked first)';
       log.info(`${runner.name}: shutting down`);
     } else if (agent) {
       report.shutdown = /"deferred":true/.test(r.stdout) ? 'deferred' : 'refused';

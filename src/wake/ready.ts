@@ -17,7 +17,14 @@ export interface ReadyProbes {
   ssh(): Promise<void>;
   /** One check that the pool(s) are imported and healthy; `detail` explains a "not yet". */
   pool(): Promise<{ ready: boolean; detail: string }>;
+  /** Wakes the box again (magic packets): called every REWAKE_MS while its port stays closed. A packet that arrived
+   *  while the box was still on its way down (its sshd gone, the machine not yet off) is lost; a NIC listens for the
+   *  next one only once the machine is off. */
+  rewake?(): Promise<void>;
 }
+
+/** How often a box whose port stays closed is woken again (wol and ssh-relay only). */
+export const REWAKE_MS = 15_000;
 
 export interface Clock {
   now(): number;
@@ -79,6 +86,7 @@ export async function waitReady(host: string, probes: ReadyProbes, timeoutSecond
   let delay = 100;
   let attempts = 0;
   let lastDetail = '';
+  let lastWake = start;
   // Bounded: at most one attempt per backoff step until the deadline, and never more than 10,000 attempts.
   while (attempts < 10_000) {
     attempts++;
@@ -91,6 +99,10 @@ export async function waitReady(host: string, probes: ReadyProbes, timeoutSecond
           continue;
         }
         lastDetail = 'connection refused or timed out';
+        if (probes.rewake !== undefined && clock.now() - lastWake >= REWAKE_MS && clock.now() < deadline) {
+          lastWake = clock.now();
+          await probes.rewake();
+        }
       } else if (stage === 'ssh') {
         await probes.ssh();
         stages.ssh = (clock.now() - start) / 1000;

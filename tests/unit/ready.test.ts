@@ -71,6 +71,22 @@ describe('waitReady', () => {
     expect(await msg({ wake: 'http' })).toMatch(/power switch/);
     expect(await msg({ wake: 'wol', via: true })).toMatch(/through the jump host \(via\).*jump host \(via\) can reach the box/);
   });
+  it('wakes the box again every 15 s while its port stays closed (a packet lost while it was still going down), not after', async () => {
+    const clock = fakeClock();
+    const wakes: number[] = [];
+    const p = { ...probes({ tcpAt: 40_000, poolAt: 41_000 }, clock), rewake: async () => void wakes.push(clock.t) };
+    await waitReady('box', p, 120, clock);
+    expect(wakes).toHaveLength(2);
+    expect(wakes[0]).toBeGreaterThanOrEqual(15_000);
+    expect(wakes[1]! - wakes[0]!).toBeGreaterThanOrEqual(15_000);
+    expect(wakes.every((t) => t < 40_000)).toBe(true);
+    // Bounded by the deadline: a box that never answers is woken at most timeout/15 s times.
+    const c2 = fakeClock();
+    const w2: number[] = [];
+    await waitReady('box', { ...probes({ tcpAt: 1e9 }, c2), rewake: async () => void w2.push(c2.t) }, 60, c2).catch(() => undefined);
+    expect(w2.length).toBeGreaterThanOrEqual(3);
+    expect(w2.length).toBeLessThanOrEqual(4);
+  });
   it('stops at once on an authentication or host key failure', async () => {
     const clock = fakeClock();
     const p = probes({ sshError: new HozoError('SSH_HOST_KEY', 'host key not trusted') }, clock);
