@@ -1,6 +1,6 @@
 // The box's own config (/etc/hozo-agent/config.json, written by the NixOS module services.hozo.agent). The names are a
 // contract with that module: keep them; add optional fields only.
-import { readFileSync } from 'node:fs';
+import { jsonDuplicateKey, protoKeyPath, readConfigText } from '../src/config/read.js';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { HozoError } from '../src/errors.js';
@@ -123,7 +123,7 @@ export interface AgentConfig extends Omit<z.output<typeof agentConfigSchema>, 'p
 }
 
 export function validateAgentConfig(data: unknown, source = 'agent config'): AgentConfig {
-  const r = agentConfigSchema.safeParse(data);
+  const r = agentConfigSchema.safeParse(data, { reportInput: true });
   if (!r.success) {
     throw new HozoError('CONFIG_INVALID', `${source} is invalid:\n  ${formatIssues(r.error.issues).join('\n  ')}`, {
       hint: 'fix the listed fields (hozo-agent check-config --config FILE); the agent refuses every request until then',
@@ -142,25 +142,20 @@ export function validateAgentConfig(data: unknown, source = 'agent config'): Age
 
 
 export function loadAgentConfig(path: string): AgentConfig {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new HozoError('CONFIG_NOT_FOUND', `cannot read agent config ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, {
-      hint: `pass --config FILE (default ${DEFAULT_AGENT_CONFIG_PATH})`,
-      cause: e,
-    });
-  }
-  return parseAgentConfigText(text, path);
+  return parseAgentConfigText(readConfigText(path, 'agent config'), path);
 }
 
 /** The text of a config file at `path`, validated (agent/config-cache.ts caches the result). */
 export function parseAgentConfigText(text: string, path: string): AgentConfig {
+  const dup = jsonDuplicateKey(text);
+  if (dup !== undefined) throw new HozoError('CONFIG_INVALID', `${path}: key "${dup}" appears twice (JSON would keep only the last)`);
   let data: unknown;
   try {
     data = JSON.parse(text);
   } catch (e) {
-    throw new HozoError('CONFIG_INVALID', `${path}: not valid JSON: ${(e as Error).message}`, { cause: e });
+    throw new HozoError('CONFIG_INVALID', `${path}: not valid JSON: ${(e as Error).message.split('\n')[0]}`, { cause: e });
   }
+  const proto = protoKeyPath(data);
+  if (proto !== undefined) throw new HozoError('CONFIG_INVALID', `${path}: ${proto}: the key "__proto__" is not allowed`);
   return validateAgentConfig(data, path);
 }

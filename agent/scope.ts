@@ -37,7 +37,8 @@ export function scopedConfig(config: AgentConfig, controller: string | undefined
       ? config
       : `this box has a section per controller (${Object.keys(sections).join(', ')}): the key's forced command must name one (hozo-agent serve --controller NAME)`;
   }
-  const s = sections[controller];
+  // Own keys only: a name like toString or constructor is not a section.
+  const s = Object.hasOwn(sections, controller) ? sections[controller] : undefined;
   if (s === undefined) return `no controller section "${controller}" in the agent config (known: ${Object.keys(sections).join(', ') || 'none'})`;
   return {
     ...config,

@@ -11,6 +11,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeFileAtomicSync } from '../state/files.js';
+import { readConfigText } from './read.js';
 import type { Config } from './schema.js';
 
 /** The default of configSchema's stateDirectory (kept equal by a test). */
@@ -79,7 +80,7 @@ export interface LoadResult<T = Config> {
 export async function loadCached<T extends { readonly stateDirectory: string }>(path: string, spec: CacheSpec<T>): Promise<LoadResult<T>> {
   let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    text = readConfigText(path);
   } catch {
     return { config: await spec.load(path), cached: false };
   }
@@ -122,7 +123,7 @@ const CONTROLLER: CacheSpec<Config> = {
   format: 'hozo-config-cache/1',
   schemaModules: ['./schema.js', './fields.js', './duration.js', './issues.js', '../notify/schema.js', '../zfs/names.js'].map((m) => new URL(m, import.meta.url)),
   defaultStateDirectory: DEFAULT_STATE_DIRECTORY,
-  parseRaw: (text, path) => (path.endsWith('.json') ? JSON.parse(text) : (createRequire(import.meta.url)('yaml') as typeof import('yaml')).parse(text)),
+  parseRaw: (text, path) => (path.endsWith('.json') ? JSON.parse(text) : (createRequire(import.meta.url)('yaml') as typeof import('yaml')).parse(text, { logLevel: 'error' })),
   validate: async (text, path) => (await import('./load.js')).parseConfigText(text, path),
   load: async (path) => (await import('./load.js')).loadConfig(path),
 };

@@ -14,8 +14,13 @@ export function findJob(config: Config, name: string): JobConfig {
   return job;
 }
 
+/** The host of that name: own keys only (a name like toString or constructor is not inherited from Object). */
+export function hostNamed(config: Config, name: string): HostConfig | undefined {
+  return Object.hasOwn(config.hosts, name) ? config.hosts[name] : undefined;
+}
+
 export function findHost(config: Config, name: string): HostConfig {
-  const host = config.hosts[name];
+  const host = hostNamed(config, name);
   if (host === undefined) {
     throw new HozoError('UNKNOWN_HOST', `unknown host "${name}"`, {
       hint: `configured hosts: ${Object.keys(config.hosts).join(', ') || '(none)'}`,

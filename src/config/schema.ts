@@ -1,6 +1,6 @@
 // The config file's shape. Names are the user-facing contract (the NixOS module renders the JSON form of this).
 import { z } from 'zod';
-import { absolutePath, bufferSize, datasetName, MAC } from './fields.js';
+import { absolutePath, bufferSize, datasetName, hostAddressProblem, MAC, NAME_MAX, wakeAddressProblem, writablePath } from './fields.js';
 import { parseDuration } from './duration.js';
 import { notifySchema } from '../notify/schema.js';
 
@@ -12,11 +12,23 @@ const duration = (what: string) =>
       ctx.addIssue({ code: 'custom', message: `expected ${what} as seconds or a duration like "30s", "5m", "1h"` });
       return z.NEVER;
     }
+    if (s > MAX_DURATION_SECONDS) {
+      ctx.addIssue({ code: 'custom', message: `${what} of ${s} seconds is longer than any wait hozo does (at most ${MAX_DURATION_SECONDS / 86400} days)` });
+      return z.NEVER;
+    }
     return s;
   });
 
+/** A year: the longest lease, timeout or delay that makes sense (and far from float and timer overflow). */
+const MAX_DURATION_SECONDS = 366 * 86400;
+
 const HOSTNAME = /^[A-Za-z0-9]([A-Za-z0-9.\-]*[A-Za-z0-9])?$|^\[?[0-9A-Fa-f:.]+\]?$/;
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.\-]*$/;
+const name = (what: string, rule: string) =>
+  z.string().max(NAME_MAX, `a ${what} name is at most ${NAME_MAX} characters`).regex(NAME, `expected a ${what} name of letters, digits, _ . - (starting with a letter or digit)${rule}`);
+
+/** systemd calendar expressions: the shorthands, or the characters OnCalendar= uses (systemd-analyze calendar has the last word). */
+const SCHEDULE = /^(minutely|hourly|daily|weekly|monthly|yearly|annually|quarterly|semiannually|[A-Za-z0-9*:,.\/~ +-]{1,128})$/;
 
 
 const argv = z.array(z.string().min(1)).min(1, 'expected a command as a list of arguments');
@@ -38,7 +50,7 @@ export const wakeSchema = z
     method: z.enum(['wol', 'ssh-relay', 'http', 'command', 'none']).default('wol'),
     mac: z.string().regex(MAC, 'expected a MAC address like 52:54:00:7a:0b:01').optional(),
     /** Where the magic packet goes: the box LAN's broadcast address (e.g. 192.168.1.255) or the box's address. */
-    address: z.string().regex(HOSTNAME, 'expected an IP or broadcast address').optional(),
+    address: z.string().regex(HOSTNAME, 'expected an IP or broadcast address').refine((a) => wakeAddressProblem(a) === undefined, { error: (i) => wakeAddressProblem(String(i.input)) }).optional(),
     port: z.number().int().min(1).max(65535).default(9),
     /** Magic packets to send (some NICs miss the first). */
     packets: z.number().int().min(2).max(20).default(3),
@@ -74,7 +86,7 @@ export const wakeSchema = z
 
 /** Where an SSH connection goes and with which key: the box, and a jump host (`via`) alike. */
 const sshEndpoint = {
-  address: z.string().regex(HOSTNAME, 'expected a host name or IP address'),
+  address: z.string().regex(HOSTNAME, 'expected a host name or IP address').refine((a) => hostAddressProblem(a) === undefined, { error: (i) => hostAddressProblem(String(i.input)) }),
   port: z.number().int().min(1).max(65535).default(22),
   user: z.string().regex(/^[a-z_][a-z0-9_-]*\$?$/i, 'expected a user name').default('root'),
   sshKeyFile: absolutePath.optional(),
@@ -159,7 +171,8 @@ export const datasetSchema = z
   .strict()
   .superRefine((d, ctx) => {
     for (const [i, e] of d.exclude.entries()) {
-      if (!(e === d.source || e.startsWith(d.source + '/'))) {
+      if (e === d.source) ctx.addIssue({ code: 'custom', path: ['exclude', i], message: `"${e}" is the source itself: excluding it leaves nothing to send (remove the dataset entry instead)` });
+      else if (!e.startsWith(d.source + '/')) {
         ctx.addIssue({ code: 'custom', path: ['exclude', i], message: `"${e}" is not below source "${d.source}"` });
       }
     }
@@ -170,12 +183,12 @@ export const datasetSchema = z
 
 export const jobSchema = z
   .object({
-    name: z.string().regex(NAME, 'expected a job name of letters, digits, _ . - (it becomes a systemd unit name)'),
+    name: name('job', ' (it becomes a systemd unit name)'),
     host: z.string().min(1),
     datasets: z.array(datasetSchema).min(1, 'expected at least one dataset'),
     snapshots: z.enum(['all', 'latest']).default('all'),
     rollback: z.boolean().default(false),
-    schedule: z.string().min(1).default('daily'),
+    schedule: z.string().regex(SCHEDULE, 'expected a systemd calendar expression like "daily", "*-*-* 02:30" or "Mon..Fri 23:00"').default('daily'),
     shutdownAfter: z.boolean().default(true),
     retries: z.number().int().min(0).max(100).default(3),
     retryDelay: duration('retryDelay').default(60),
@@ -191,32 +204,33 @@ export const jobSchema = z
 
 export const configSchema = z
   .object({
-    stateDirectory: absolutePath.default('/var/lib/hozo'),
+    stateDirectory: writablePath.default('/var/lib/hozo'),
     /** Prometheus textfile output (absent: no metrics file). */
-    metrics: z.object({ textfileDirectory: absolutePath }).strict().optional(),
+    metrics: z.object({ textfileDirectory: writablePath }).strict().optional(),
     /** Append log lines to this file as well as stderr (the NixOS module rotates it). */
-    logFile: absolutePath.optional(),
+    logFile: writablePath.optional(),
     /** Where to report runs: ntfy, pushover, email, webhook. */
     notify: notifySchema,
-    hosts: z.record(z.string().regex(NAME, 'expected a host name of letters, digits, _ . -'), hostSchema).default({}),
+    hosts: z.record(name('host', '').refine((n) => n !== 'local', { message: '"local" means this machine in a job\'s host field; give the box another name' }), hostSchema).default({}),
     jobs: z.array(jobSchema).default([]),
   })
   .strict()
   .superRefine((c, ctx) => {
     for (const [name, h] of Object.entries(c.hosts)) {
       const relay = h.wake?.relayHost;
-      if (relay !== undefined && (relay === name || !(relay in c.hosts))) {
+      if (relay !== undefined && (relay === name || !Object.hasOwn(c.hosts, relay))) {
         ctx.addIssue({ code: 'custom', path: ['hosts', name, 'wake', 'relayHost'], message: `expected another entry under hosts, got "${relay}"` });
       }
     }
     const seen = new Map<string, number>();
     const targets = new Map<string, string>();
+    const nested: { host: string; target: string; recursive: boolean; at: string; path: (string | number)[] }[] = [];
     c.jobs.forEach((job, i) => {
       if (seen.has(job.name)) {
         ctx.addIssue({ code: 'custom', path: ['jobs', i, 'name'], message: `duplicate job name "${job.name}" (also jobs[${seen.get(job.name)}])` });
       }
       seen.set(job.name, i);
-      if (job.host !== 'local' && !(job.host in c.hosts)) {
+      if (job.host !== 'local' && !Object.hasOwn(c.hosts, job.host)) {
         const known = Object.keys(c.hosts);
         ctx.addIssue({
           code: 'custom',
@@ -231,11 +245,17 @@ export const configSchema = z
           ctx.addIssue({ code: 'custom', path: ['jobs', i, 'datasets', j, 'target'], message: `target "${d.target}" on host "${job.host}" is also the target of ${other}` });
         }
         targets.set(key, `jobs[${i}].datasets[${j}]`);
+        nested.push({ host: job.host, target: d.target, recursive: d.recursive, at: `jobs[${i}].datasets[${j}]`, path: ['jobs', i, 'datasets', j, 'target'] });
         if (job.host === 'local' && (d.target === d.source || d.target.startsWith(d.source + '/') || d.source.startsWith(d.target + '/'))) {
           ctx.addIssue({ code: 'custom', path: ['jobs', i, 'datasets', j, 'target'], message: `target "${d.target}" overlaps source "${d.source}" on the same host` });
         }
       });
     });
+    // A target inside another's recursive target: that one's receive owns the whole tree (and may roll it back).
+    for (const inner of nested) {
+      const outer = nested.find((o) => o !== inner && o.recursive && o.host === inner.host && inner.target.startsWith(o.target + '/'));
+      if (outer !== undefined) ctx.addIssue({ code: 'custom', path: inner.path, message: `target "${inner.target}" is inside the recursive target "${outer.target}" of ${outer.at} on host "${inner.host}"` });
+    }
   });
 
 export type Config = z.output<typeof configSchema>;

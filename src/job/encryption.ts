@@ -3,6 +3,7 @@
 // unencrypted one is refused, and nothing of it is sent, unless its dataset entry says allowPlaintext. After the
 // receive, verifyEncrypted checks what the box holds: still encrypted the same way, its key not loaded there.
 import { HozoError } from '../errors.js';
+import { hostNamed } from '../config/lookup.js';
 import type { Config, JobConfig } from '../config/schema.js';
 import type { DatasetPlan } from '../planner/types.js';
 import type { Dataset, Inventory } from '../zfs/types.js';
@@ -19,7 +20,7 @@ function entryOf(job: JobConfig, source: string): JobConfig['datasets'][number] 
 }
 
 export function untrusted(config: Config, job: JobConfig): boolean {
-  return job.host !== 'local' && config.hosts[job.host]?.trust !== 'trusted';
+  return job.host !== 'local' && hostNamed(config, job.host)?.trust !== 'trusted';
 }
 
 /** How plan `p` may travel to the job's target, given the source listing. */

@@ -5,6 +5,7 @@ import wol from 'wake_on_lan';
 import type { Config, HostConfig, WakeConfig } from '../config/schema.js';
 import { HozoError } from '../errors.js';
 import { MAC } from '../config/fields.js';
+import { findHost } from '../config/lookup.js';
 import { SshRunner } from '../transport/ssh.js';
 
 
@@ -46,7 +47,7 @@ export async function wakeHost(config: Config, hostName: string, host: HostConfi
       return { method: 'wol', detail: `${w.packets} magic packets for ${w.mac} to ${w.address}:${w.port}` };
     case 'ssh-relay': {
       const relayName = w.relayHost!;
-      const relay = new SshRunner({ name: relayName, host: config.hosts[relayName]! });
+      const relay = new SshRunner({ name: relayName, host: findHost(config, relayName) });
       const argv = w.command ?? ['wakeonlan', '-i', w.address!, w.mac!];
       try {
         const r = await relay.run(argv, { timeoutMs: 30_000 });

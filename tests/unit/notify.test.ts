@@ -87,7 +87,7 @@ describe('notify config schema', () => {
   it('names the path and what was expected', () => {
     expect(problems('- type: slack\n  url: https://x')).toEqual([expect.stringMatching(/^notify\[0\]\.type: .*ntfy.*pushover.*email.*webhook/)]);
     expect(problems('- type: ntfy\n  url: ftp://x/y')).toEqual(['notify[0].url: expected an http:// or https:// URL']);
-    expect(problems('- type: ntfy\n  url: https://ntfy.sh/x\n  token: abc')).toEqual([expect.stringContaining('notify[0]: Unrecognized key: "token"')]);
+    expect(problems('- type: ntfy\n  url: https://ntfy.sh/x\n  token: abc')).toEqual([expect.stringContaining('notify[0]: unknown field "token"')]);
     expect(problems('- type: pushover\n  userFile: relative/user\n  tokenFile: /t')).toEqual(['notify[0].userFile: expected an absolute path']);
     expect(problems('- type: email\n  to: "-oQ/tmp/x@example.org"')).not.toEqual([]);
     expect(problems('- type: email\n  to: "-t@example.org"')).toEqual(['notify[0].to: an e-mail address must not start with "-"']);

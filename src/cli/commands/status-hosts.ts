@@ -5,6 +5,7 @@ import { SshRunner } from '../../transport/ssh.js';
 import type { Runner } from '../../transport/runner.js';
 import type { Logger } from '../../util/log.js';
 import { boxPortOpen } from '../../wake/ready.js';
+import { findHost } from '../../config/lookup.js';
 import { poolListArgv } from '../../zfs/argv.js';
 import { parseZpoolList } from '../../zfs/pool-list.js';
 
@@ -40,7 +41,7 @@ async function boxStatus(runner: Runner, agent: boolean, pools: string[]): Promi
 }
 
 export async function hostStatus(config: Config, name: string, wake: boolean, log: Logger): Promise<HostStatus> {
-  const host = config.hosts[name]!;
+  const host = findHost(config, name);
   const agent = usesAgent(host);
   const jobs = config.jobs.filter((j) => j.host === name);
   const pools = [...new Set(jobs.flatMap((j) => poolsFor(host, j)))];
