@@ -35,15 +35,24 @@ export type ErrorCode =
   | 'ZFS_HOLD_EXISTS'
   | 'ZFS_HOLD_NOT_FOUND';
 
+/** One validation problem: where (`jobs[0].host`) and what. */
+export interface Problem {
+  readonly path: string;
+  readonly message: string;
+}
+
 export class HozoError extends Error {
   readonly code: ErrorCode;
   readonly hint: string | undefined;
+  /** For CONFIG_INVALID: every problem, as `config check --json` and `--json` errors report them. */
+  readonly problems: readonly Problem[] | undefined;
 
-  constructor(code: ErrorCode, message: string, opts: { hint?: string; cause?: unknown } = {}) {
+  constructor(code: ErrorCode, message: string, opts: { hint?: string; cause?: unknown; problems?: readonly Problem[] } = {}) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'HozoError';
     this.code = code;
     this.hint = opts.hint;
+    this.problems = opts.problems;
   }
 }
 
@@ -57,12 +66,20 @@ export const ExitCode = {
   DATASET_FAILED: 1,
   USAGE: 2,
   UNREACHABLE: 3,
+  /** The job is already running (its lock is held by a live run): nothing was done. */
+  LOCKED: 4,
 } as const;
 export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
 
 export function exitCodeFor(e: unknown): ExitCodeValue {
   if (!(e instanceof HozoError)) return ExitCode.DATASET_FAILED;
-  switch (e.code) {
+  return exitCodeForCode(e.code);
+}
+
+export function exitCodeForCode(code: ErrorCode): ExitCodeValue {
+  switch (code) {
+    case 'LOCKED':
+      return ExitCode.LOCKED;
     case 'CONFIG_INVALID':
     case 'CONFIG_NOT_FOUND':
     case 'USAGE':

@@ -10,6 +10,7 @@ export interface GlobalOptions {
   config?: string;
   verbose?: boolean;
   quiet?: boolean;
+  json?: boolean;
 }
 
 export interface Context {
@@ -19,6 +20,8 @@ export interface Context {
   /** The validated config; `fresh` validates even when the file and schema are unchanged (config check). */
   loadConfig(opts?: { fresh?: boolean }): Promise<Config>;
   configPath(): string;
+  /** --json, given to the command or globally (before the command name). */
+  json(opts?: { json?: boolean }): boolean;
 }
 
 export function createContext(program: Command, out: NodeJS.WritableStream = process.stdout): Context {
@@ -28,6 +31,7 @@ export function createContext(program: Command, out: NodeJS.WritableStream = pro
     exitCode: 0,
     out,
     configPath: () => resolveConfigPath(globals().config),
+    json: (opts) => opts?.json === true || globals().json === true,
     loadConfig(opts = {}) {
       if (opts.fresh === true) return import('../config/load.js').then((m) => m.loadConfig(ctx.configPath()));
       loaded ??= loadConfigCached(ctx.configPath()).then((r) => r.config);

@@ -4,6 +4,19 @@ import { CommanderError } from 'commander';
 import { ExitCode, exitCodeFor, HozoError } from '../errors.js';
 import { buildProgram } from './program.js';
 
+/** --json anywhere on the command line (commander may not have parsed it when the error came). */
+const wantsJson = (argv: readonly string[]) => argv.slice(2).includes('--json');
+
+function writeErrorLines(e: HozoError | Error | string, journal: boolean): void {
+  const prefix = journal ? '<3>' : '';
+  const lines =
+    e instanceof HozoError
+      ? [`error: ${e.message}`, ...(e.hint ? [`hint: ${e.hint}`] : [])]
+      : [`internal error: ${e instanceof Error ? (e.stack ?? e.message) : e}`];
+  // Under journald every line of a multi-line message carries its priority (journalctl -p err shows it whole).
+  for (const l of lines.flatMap((x) => x.split('\n'))) process.stderr.write(`${prefix}${l}\n`);
+}
+
 async function main(argv: string[]): Promise<number> {
   const { program, ctx } = buildProgram();
   try {
@@ -12,15 +25,20 @@ async function main(argv: string[]): Promise<number> {
   } catch (e) {
     if (e instanceof CommanderError) {
       // help and --version exit 0; anything else commander rejects is a usage error (already printed).
+      if (e.exitCode !== 0 && wantsJson(argv)) {
+        process.stdout.write(JSON.stringify({ version: 1, error: { code: 'USAGE', message: e.message.replace(/^error: /, '') } }) + '\n');
+      }
       return e.exitCode === 0 ? ExitCode.OK : ExitCode.USAGE;
     }
-    const prefix = process.env['JOURNAL_STREAM'] !== undefined ? '<3>' : '';
-    if (e instanceof HozoError) {
-      process.stderr.write(`${prefix}error: ${e.message}\n`);
-      if (e.hint) process.stderr.write(`${prefix}hint: ${e.hint}\n`);
-    } else {
-      process.stderr.write(`${prefix}internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    const journal = process.env['JOURNAL_STREAM'] !== undefined;
+    if (wantsJson(argv)) {
+      const err =
+        e instanceof HozoError
+          ? { code: e.code, message: e.message, ...(e.hint ? { hint: e.hint } : {}), ...(e.problems ? { problems: e.problems } : {}) }
+          : { code: 'INTERNAL', message: e instanceof Error ? e.message : String(e) };
+      process.stdout.write(JSON.stringify({ version: 1, error: err }, null, 2) + '\n');
     }
+    writeErrorLines(e instanceof HozoError || e instanceof Error ? e : String(e), journal);
     return exitCodeFor(e);
   }
 }

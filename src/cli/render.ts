@@ -23,7 +23,16 @@ export function renderReport(r: JobReport): string {
   }
   for (const p of r.targetPools) lines.push(`target pool ${p.name}: ${p.health}`);
   for (const w of r.warnings) lines.push(`warning: ${w}`);
-  if (r.error !== undefined) lines.push(`error: ${r.error.message}${r.error.hint ? `\n  hint: ${r.error.hint}` : ''}`);
   if (!r.dryRun) lines.push(`total ${formatBytes(r.bytes)} in ${r.seconds.toFixed(1)}s`);
   return lines.join('\n') + '\n';
+}
+
+/** A run's error, once, on stderr (the report on stdout no longer repeats it): `error:` and `hint:` lines like every
+ *  other error of the CLI; under journald each line carries priority err. */
+export function writeError(_ctx: unknown, log: import('../util/log.js').Logger, e: { message: string; hint?: string | undefined }): void {
+  log.error(e.message);
+  if (e.hint) {
+    if (log.hint !== undefined) log.hint(e.hint);
+    else log.error(`hint: ${e.hint}`);
+  }
 }

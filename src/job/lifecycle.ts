@@ -268,7 +268,7 @@ export async function bringUp(config: Config, hostName: string, job: JobConfig |
         finished = true;
         try {
           if (agent && opts.lease !== false) {
-            const r = await runner.run(['release', id]).catch((e: unknown) => ({ exitCode: -1, stdout: '', stderr: String(e) }));
+            const r = await releaseLease(runner, id);
             if (r.exitCode !== 0) l.warn(`${hostName}: could not release lease ${id}: ${r.stderr.trim()}`);
             else if (releaseStartedShutdown(r.stdout)) {
               // Ours was the last lease and another controller had asked for the power-off: the box is going down.
@@ -297,7 +297,7 @@ export async function bringUp(config: Config, hostName: string, job: JobConfig |
     const sleepAgain = (opts.sleepIfNotReady ?? true) && (job?.shutdownAfter ?? true);
     if (held) {
       // Ours must not keep the box up (or block the power-off below); its release may carry out another's shutdown.
-      const r = await runner.run(['release', id]).catch((err: unknown) => ({ exitCode: -1, stdout: '', stderr: String(err) }));
+      const r = await releaseLease(runner, id);
       if (r.exitCode !== 0) log.warn(`${hostName}: could not release lease ${id}: ${r.stderr.trim()}`);
       else if (releaseStartedShutdown(r.stdout)) {
         report.shutdown = 'done';
@@ -348,6 +348,18 @@ export async function shutdownBox(runner: Runner, host: HostConfig, agent: boole
     report.shutdownDetail = (e as Error).message;
     log.warn(`${runner.name}: shutdown failed: ${report.shutdownDetail}`);
   }
+}
+
+/** `release`, asked again (3 tries) while the agent's lock is busy: a lease left behind keeps the box up until it
+ *  expires. */
+async function releaseLease(runner: Runner, id: string): Promise<{ exitCode: number | null; stdout: string; stderr: string }> {
+  let r: { exitCode: number | null; stdout: string; stderr: string } = { exitCode: -1, stdout: '', stderr: '' };
+  for (let attempt = 0; attempt < 3; attempt++) {
+    r = await runner.run(['release', id]).catch((e: unknown) => ({ exitCode: -1, stdout: '', stderr: String(e) }));
+    if (r.exitCode === 0 || !/lock .* is held by another call/.test(r.stderr)) return r;
+    await new Promise((res) => setTimeout(res, 1000 * (attempt + 1)));
+  }
+  return r;
 }
 
 function releaseStartedShutdown(stdout: string): boolean {

@@ -7,6 +7,8 @@ const PRIORITY: Record<Level, number> = { error: 3, warn: 4, info: 6, debug: 7 }
 
 export interface Logger {
   error(msg: string): void;
+  /** What to do about the error just reported: `hint: …` on stderr, priority err under journald. */
+  hint?(msg: string): void;
   warn(msg: string): void;
   info(msg: string): void;
   debug(msg: string): void;
@@ -35,12 +37,13 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
       progressShown = false;
     }
   };
-  const emit = (level: Level, msg: string) => {
+  const emit = (level: Level, msg: string, label?: string) => {
     if (level === 'debug' && !opts.verbose) return;
     if (opts.quiet && (level === 'info' || level === 'debug')) return;
     clearProgress();
-    for (const line of msg.split('\n')) {
-      const prefix = journal ? `<${PRIORITY[level]}>` : level === 'error' ? 'error: ' : level === 'warn' ? 'warning: ' : '';
+    for (const [i, line] of msg.split('\n').entries()) {
+      const tag = label ?? (level === 'error' ? 'error: ' : level === 'warn' ? 'warning: ' : '');
+      const prefix = journal ? `<${PRIORITY[level]}>${label !== undefined && i === 0 ? label : ''}` : i === 0 ? tag : ' '.repeat(tag.length);
       stream.write(`${prefix}${line}\n`);
     }
     if (opts.logFile !== undefined) {
@@ -54,6 +57,7 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
   return {
     interactive: tty && !opts.quiet,
     error: (m) => emit('error', m),
+    hint: (m) => emit('error', m, 'hint: '),
     warn: (m) => emit('warn', m),
     info: (m) => emit('info', m),
     debug: (m) => emit('debug', m),

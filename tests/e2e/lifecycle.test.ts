@@ -124,7 +124,7 @@ describe.skipIf(missing.length > 0)('wake → ready → replicate → verify →
     const cfg = config('nightly');
     const st = await hozoJson(cfg, 'status');
     expect(st.exitCode).toBe(0);
-    expect(st.json.hosts[0]).toMatchObject({ name: 'offsite', awake: false });
+    expect(st.json.hosts[0]).toMatchObject({ name: 'offsite', awake: false, state: 'asleep' });
     expect(st.json.jobs[0].state.lastRun.result).toBe('ok');
     expect(await asleep()).toBe(true);
     const w = await hozo(cfg, 'wake', 'offsite', '--wait');
@@ -176,6 +176,10 @@ describe.skipIf(missing.length > 0)('wake → ready → replicate → verify →
       expect(r.stderr + r.stdout).toContain('did not become ready within 3s: its SSH port never opened (did the magic packet reach it?');
       expect(metric('nightly', 'hozo_job_last_run_success')).toBe(0);
       expect(metric('nightly', 'hozo_job_last_success_timestamp_seconds')).toBeGreaterThan(0);
+      // status now says so with its exit code (like systemctl status): the last run of nightly failed.
+      const st = await hozo(cfg, 'status', 'offsite');
+      expect(st.exitCode).toBe(1);
+      expect(st.stdout).toMatch(/job nightly \(offsite\): last run .* unreachable/);
       if (promtool) expect((await execa('promtool', ['check', 'metrics'], { input: readFileSync(join(metricsDir, 'hozo_nightly.prom')), reject: false })).exitCode).toBe(0);
     } finally {
       await lab.box.startWakeListener({ startSshd: true, bootDelayMs: 800 });

@@ -45,7 +45,8 @@ describe('hozo start-up (built CLI)', () => {
     expect((await list()).map((j) => j.name)).toEqual(['from-the-cache']);
     // …and that config check does not read it.
     const check = await execa('node', [HOZO, '--config', cfg, 'config', 'check', '--json']);
-    expect(JSON.parse(check.stdout).jobs[0].name).toBe('nightly');
+    expect(JSON.parse(check.stdout)).toMatchObject({ version: 1, valid: true, problems: [] });
+    expect(JSON.parse(check.stdout).config.jobs[0].name).toBe('nightly');
     // One changed byte in the file: validated again.
     writeFileSync(cfg, readFileSync(cfg, 'utf8') + '\n');
     expect((await list()).map((j) => j.name)).toEqual(['nightly']);

@@ -62,7 +62,7 @@ export function registerBox(program: Command, ctx: Context): void {
           await runner.close();
         }
       }
-      if (opts.json) printJson(ctx, report);
+      if (ctx.json(opts)) printJson(ctx, report);
       else ctx.out.write(`${name}: ${report.awakeBefore ? report.shutdown : 'already asleep'}${report.shutdownDetail && report.awakeBefore ? ` (${report.shutdownDetail})` : ''}\n`);
       if (report.shutdown === 'failed' || report.shutdown === 'refused') ctx.exitCode = 1;
     });

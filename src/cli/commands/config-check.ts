@@ -1,6 +1,8 @@
 import type { Command } from 'commander';
 import type { Context } from '../context.js';
 import { printJson } from '../context.js';
+import { hostNamed } from '../../config/lookup.js';
+import { exitCodeFor, HozoError } from '../../errors.js';
 import type { Config } from '../../config/schema.js';
 
 /** Every job that sends (or may send) plaintext off-site: to a trusted remote host, or datasets with allowPlaintext. */
@@ -8,7 +10,7 @@ export function plaintextWarnings(c: Config): string[] {
   const out: string[] = [];
   for (const job of c.jobs) {
     if (job.host === 'local') continue;
-    if (c.hosts[job.host]?.trust === 'trusted') {
+    if (hostNamed(c, job.host)?.trust === 'trusted') {
       out.push(`job "${job.name}" sends plaintext off-site: host "${job.host}" is trusted (unencrypted datasets go in the clear, encrypted ones are sent decrypted)`);
       continue;
     }
@@ -19,6 +21,12 @@ export function plaintextWarnings(c: Config): string[] {
   return out;
 }
 
+/** What config check warns about (exit 0): nothing configured, plaintext off-site. */
+export function configWarnings(c: Config): string[] {
+  const none = c.jobs.length === 0 ? ['nothing is configured: the config has no jobs (hozo run needs one; see the README for an example)'] : [];
+  return [...none, ...plaintextWarnings(c)];
+}
+
 export function registerConfigCheck(program: Command, ctx: Context): void {
   const config = program.command('config').description('inspect the configuration');
   config
@@ -27,10 +35,21 @@ export function registerConfigCheck(program: Command, ctx: Context): void {
     .option('--json', 'print the normalized config as JSON')
     .action(async (opts: { json?: boolean }) => {
       // Always the full validation: this is the command that says whether the file is valid.
+      if (ctx.json(opts)) {
+        try {
+          const c = await ctx.loadConfig({ fresh: true });
+          return printJson(ctx, { version: 1, valid: true, problems: [], warnings: configWarnings(c), config: c });
+        } catch (e) {
+          if (!(e instanceof HozoError)) throw e;
+          // Problems found in the file (or that it cannot be read): the same answer shape, exit 2.
+          printJson(ctx, { version: 1, valid: false, problems: e.problems ?? [{ path: '(file)', message: e.message }], warnings: [], ...(e.hint ? { hint: e.hint } : {}) });
+          ctx.exitCode = exitCodeFor(e);
+          return;
+        }
+      }
       const c = await ctx.loadConfig({ fresh: true });
-      if (opts.json) return printJson(ctx, { ...c, warnings: plaintextWarnings(c) });
       const hosts = Object.keys(c.hosts);
       ctx.out.write(`${ctx.configPath()}: ok (${c.jobs.length} job(s), ${hosts.length} host(s))\n`);
-      for (const w of plaintextWarnings(c)) ctx.out.write(`warning: ${w}\n`);
+      for (const w of configWarnings(c)) ctx.out.write(`warning: ${w}\n`);
     });
 }

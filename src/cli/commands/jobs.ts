@@ -10,7 +10,7 @@ export function registerJobs(program: Command, ctx: Context): void {
     .option('--json', 'machine-readable output')
     .action(async (opts: { json?: boolean }) => {
       const c = await ctx.loadConfig();
-      if (opts.json) {
+      if (ctx.json(opts)) {
         return printJson(ctx, c.jobs.map((j) => ({ name: j.name, host: j.host, schedule: j.schedule, snapshots: j.snapshots, datasets: j.datasets })));
       }
       for (const j of c.jobs) {

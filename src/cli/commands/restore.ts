@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { ensureStateDirectory } from '../../state/dir.js';
 import { findJob } from '../../config/lookup.js';
 import type { Context } from '../context.js';
 import { printJson } from '../context.js';
@@ -19,6 +20,7 @@ export function registerRestore(program: Command, ctx: Context): void {
     .action(async (name: string, opts: { dataset: string; snapshot?: string; to?: string; force?: boolean; mount?: boolean; json?: boolean }) => {
       const config = await ctx.loadConfig();
       const job = findJob(config, name);
+      ensureStateDirectory(config.stateDirectory);
       const log = ctx.logger(config);
       const { restore } = await import('../../job/restore.js');
       const report = await restore(config, job, {
@@ -29,7 +31,7 @@ export function registerRestore(program: Command, ctx: Context): void {
         mount: opts.mount === true,
         log,
       });
-      if (opts.json) printJson(ctx, report);
+      if (ctx.json(opts)) printJson(ctx, report);
       else ctx.out.write(renderReport(report));
       ctx.exitCode = reportExitCode(report);
     });

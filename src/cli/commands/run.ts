@@ -1,14 +1,21 @@
 import type { Command } from 'commander';
+import { ensureStateDirectory } from '../../state/dir.js';
 import { findJob } from '../../config/lookup.js';
-import { ExitCode } from '../../errors.js';
+import { ExitCode, exitCodeForCode, type ErrorCode } from '../../errors.js';
 import type { JobReport } from '../../job/report.js';
 import type { JobState } from '../../state/state.js';
 import { connectEarly } from '../../job/early.js';
 import type { Context } from '../context.js';
 import { printJson } from '../context.js';
-import { renderReport } from '../render.js';
+import { renderReport, writeError } from '../render.js';
 
 export function reportExitCode(r: JobReport): number {
+  // A run that never started (already running, a config problem found late) says so by its code.
+  const code = r.error?.code as ErrorCode | undefined;
+  if (code !== undefined && r.datasets.length === 0) {
+    const c = exitCodeForCode(code);
+    if (c === ExitCode.LOCKED || c === ExitCode.USAGE) return c;
+  }
   switch (r.result) {
     case 'ok':
       return ExitCode.OK;
@@ -29,6 +36,7 @@ export function registerRun(program: Command, ctx: Context): void {
     .action(async (name: string, opts: { dryRun?: boolean; json?: boolean }) => {
       const config = await ctx.loadConfig();
       const job = findJob(config, name);
+      if (opts.dryRun !== true) ensureStateDirectory(config.stateDirectory);
       // The SSH handshake runs in its own process while the modules below load.
       const early = connectEarly(config, job);
       const log = ctx.logger(config);
@@ -45,9 +53,9 @@ export function registerRun(program: Command, ctx: Context): void {
         await early?.runner.close();
       }
       await record.recordOutcome(config, report, previous, log);
-      if (opts.json) printJson(ctx, report);
+      if (ctx.json(opts)) printJson(ctx, report);
       else ctx.out.write(renderReport(report));
-      if (report.error !== undefined) log.error(report.error.message + (report.error.hint ? ` (hint: ${report.error.hint})` : ''));
+      if (report.error !== undefined) writeError(ctx, log, report.error);
       ctx.exitCode = reportExitCode(report);
     });
 }
@@ -71,9 +79,9 @@ export function registerPlan(program: Command, ctx: Context): void {
       } finally {
         await early?.runner.close();
       }
-      if (opts.json) printJson(ctx, report);
+      if (ctx.json(opts)) printJson(ctx, report);
       else ctx.out.write(renderReport(report));
-      if (report.error !== undefined) log.error(report.error.message);
-      ctx.exitCode = report.result === 'unreachable' ? ExitCode.UNREACHABLE : report.error !== undefined ? ExitCode.DATASET_FAILED : ExitCode.OK;
+      if (report.error !== undefined) writeError(ctx, log, report.error);
+      ctx.exitCode = report.error !== undefined && report.result !== 'unreachable' ? reportExitCode(report) || ExitCode.DATASET_FAILED : reportExitCode(report);
     });
 }

@@ -8,7 +8,7 @@ import { printJson } from '../context.js';
 export function registerStatus(program: Command, ctx: Context): void {
   program
     .command('status')
-    .description('last run of each job, and each box: awake or asleep, pool health (never wakes a box unless --wake)')
+    .description('last run of each job, and each box: awake, asleep or (always-on hosts) unreachable, pool health (never wakes a box unless --wake); exit 1 when the last run of a shown job failed, like systemctl status')
     .argument('[host]', 'only this host')
     .option('--json', 'machine-readable output')
     .option('--wake', 'wake a sleeping box to read its status (and put it back to sleep)')
@@ -23,7 +23,15 @@ export function registerStatus(program: Command, ctx: Context): void {
         .map((j) => ({ job: j.name, host: j.host, state: readJobState(config.stateDirectory, j.name, (m) => log.warn(m)) ?? null }));
       const { hostStatus } = await import('./status-hosts.js');
       const hosts = await Promise.all(hostNames.map((h) => hostStatus(config, h, opts.wake === true, log)));
-      if (opts.json) return printJson(ctx, { jobs, hosts });
+      // Like systemctl status: non-zero when something shown is not well (the last run of a job failed).
+      if (jobs.some((j) => j.state?.lastRun !== undefined && j.state.lastRun.result !== 'ok')) ctx.exitCode = 1;
+      const stateOf = (h: (typeof hosts)[number]) => {
+        if (h.awake) return 'awake';
+        const m = config.hosts[h.name]?.wake?.method;
+        // A host with no wake method is meant to be always on: not answering is not sleep.
+        return m === undefined || m === 'none' ? 'unreachable' : 'asleep';
+      };
+      if (ctx.json(opts)) return printJson(ctx, { jobs, hosts: hosts.map((h) => ({ ...h, state: stateOf(h) })) });
       for (const j of jobs) {
         const run = j.state?.lastRun;
         ctx.out.write(
@@ -34,7 +42,7 @@ export function registerStatus(program: Command, ctx: Context): void {
       }
       for (const h of hosts) {
         const pools = (h.pools ?? []).map((p) => `${p.name} ${p.health}${p.capacity ? ` ${p.capacity}` : ''}`).join(', ');
-        ctx.out.write(`host ${h.name}: ${h.awake ? 'awake' : 'asleep'}${h.woken ? ' (woken for this status)' : ''}${pools ? `; pools: ${pools}` : ''}${h.error ? `; ${h.error}` : ''}\n`);
+        ctx.out.write(`host ${h.name}: ${stateOf(h)}${h.woken ? ' (woken for this status)' : ''}${pools ? `; pools: ${pools}` : ''}${h.error ? `; ${h.error}` : ''}\n`);
       }
     });
 }
