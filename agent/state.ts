@@ -141,10 +141,11 @@ export class AgentState {
    * Runs fn holding an exclusive lock (a file with our pid and its start time). A lock is broken only when its owner
    * is gone: the pid does not exist, or it is another process now (its start time differs: pid reuse, or a lock left
    * from before a reboot). A live owner is never broken however long it holds the lock (a receive being marked must
-   * not be raced by a shutdown); waiters give up after waitMs instead. A lock file without a readable owner (a crash
+   * not be raced by a shutdown); waiters give up after waitMs instead (60 s: ten controllers' sessions on a slow box
+   * queue here, and a release that gave up left its lease holding the box up for hours). A lock file without a readable owner (a crash
    * between creating and writing it) is broken after 30 s.
    */
-  async withLock<T>(fn: () => Promise<T> | T, waitMs = 10_000): Promise<T> {
+  async withLock<T>(fn: () => Promise<T> | T, waitMs = 60_000): Promise<T> {
     mkdirSync(this.leaseDirectory, { recursive: true, mode: 0o750 });
     const deadline = Date.now() + waitMs;
     const me = lockOwner();
@@ -169,7 +170,8 @@ export class AgentState {
         continue;
       }
       if (Date.now() > deadline || i > 100_000) throw new Error(`the agent's lock ${this.lockFile} is held by another call`);
-      await new Promise((r) => setTimeout(r, 20));
+      // Back off (20 ms doubling to 250 ms, with jitter) so that many waiters do not spin against each other.
+      await new Promise((r) => setTimeout(r, Math.min(250, 20 * 2 ** Math.min(i, 4)) * (0.5 + Math.random())));
     }
     try {
       return await fn();
