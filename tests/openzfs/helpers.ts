@@ -38,9 +38,9 @@ export interface JobSpec {
   [k: string]: unknown;
 }
 
-/** Writes /etc/hozo/config.yaml on ctl: host `box` (agent by default), the given jobs. */
-export async function writeConfig(lab: VmLab, jobs: JobSpec[], host: Record<string, unknown> = {}): Promise<void> {
-  const config = {
+/** The controller's config for the lab: host `box` (agent by default, `host` merged in), the given jobs. */
+export function controllerConfig(lab: VmLab, jobs: JobSpec[], host: Record<string, unknown> = {}, top: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
     stateDirectory: '/var/lib/hozo',
     metrics: { textfileDirectory: '/var/lib/hozo/metrics' },
     hosts: {
@@ -59,9 +59,14 @@ export async function writeConfig(lab: VmLab, jobs: JobSpec[], host: Record<stri
       },
     },
     jobs: jobs.map((j) => ({ name: 'nightly', host: 'box', retries: 0, ...j })),
+    ...top,
   };
+}
+
+/** Writes /etc/hozo/config.yaml on ctl: host `box` (agent by default), the given jobs. */
+export async function writeConfig(lab: VmLab, jobs: JobSpec[], host: Record<string, unknown> = {}): Promise<void> {
   await lab.ctl.check('mkdir -p /var/lib/hozo/metrics');
-  await lab.ctl.writeFile('/etc/hozo/config.yaml', stringify(config));
+  await lab.ctl.writeFile('/etc/hozo/config.yaml', stringify(controllerConfig(lab, jobs, host)));
 }
 
 export interface RunOutcome {
