@@ -37,16 +37,30 @@ interface Args {
   readonly controller?: string;
   /** prune: --dry-run */
   readonly dryRun?: boolean;
+  /** `<command> --help` */
+  readonly help?: boolean;
 }
+
+/** `hozo-agent <command> --help`. */
+const COMMAND_HELP: Record<string, string> = {
+  serve: 'usage: hozo-agent serve [--config FILE] [--controller NAME]\n\nThe SSH forced command of a controller\'s key (command="hozo-agent serve …",restrict): runs the one request in\n$SSH_ORIGINAL_COMMAND (see hozo-agent --help for the requests), confined to the roots of the config (or of the\nkey\'s --controller section), and logs it. Exit 0 done, 1 failed, 2 refused, 3 not now (shutting down, busy).\n',
+  'idle-check': 'usage: hozo-agent idle-check [--config FILE]\n\nRun by a timer on the box: powers it off when no controller has used it for idlePoweroffMinutes and nothing\nholds it (leases, receives, a scrub).\n',
+  prune: 'usage: hozo-agent prune [--dry-run] [--config FILE]\n\nThe box\'s own retention over every root of every section, by the time the box received each snapshot (never\nthe newest, never a held base). Run by the box\'s timer; --dry-run lists what would go.\n',
+  'check-config': 'usage: hozo-agent check-config [--config FILE]\n\nValidates the config and prints it with defaults filled in; exit 1 with every problem listed.\n',
+};
 
 function parseArgs(argv: readonly string[]): Args | string {
   let command: string | undefined;
   let config = DEFAULT_AGENT_CONFIG_PATH;
   let controller: string | undefined;
   let dryRun = false;
+  let help = false;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
-    if (a === '--dry-run') {
+    if (a === '--help' || a === '-h') {
+      if (command === undefined) command = '--help';
+      else help = true;
+    } else if (a === '--dry-run') {
       dryRun = true;
     } else if (a === '--controller') {
       const v = argv[++i];
@@ -60,7 +74,7 @@ function parseArgs(argv: readonly string[]): Args | string {
     else if (command === undefined) command = a;
     else return `unexpected argument "${a}"`;
   }
-  return { command, config, ...(controller !== undefined ? { controller } : {}), ...(dryRun ? { dryRun } : {}) };
+  return { command, config, ...(controller !== undefined ? { controller } : {}), ...(dryRun ? { dryRun } : {}), ...(help ? { help } : {}) };
 }
 
 /** The config (from the validated-config cache when the file is unchanged; `full`: always validated now). */
@@ -78,8 +92,19 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   const err = (t: string) => void process.stderr.write(t);
   const args = parseArgs(argv);
   if (typeof args === 'string') {
-    err(`hozo-agent: ${args}\n${USAGE}`);
+    err(`hozo-agent: ${args}\n(hozo-agent --help for usage)\n`);
     return AgentExit.REFUSED;
+  }
+  if (args.help === true) {
+    const c = args.command!;
+    const request = (PROTOCOL as Record<string, string>)[c];
+    if (COMMAND_HELP[c] !== undefined) process.stdout.write(COMMAND_HELP[c]!);
+    else if (request !== undefined) process.stdout.write(`${c} is a request to hozo-agent serve (sent over SSH by the controller, never run by hand):\n  ${request}\n`);
+    else {
+      err(`hozo-agent: unknown command "${c}"\n(hozo-agent --help for usage)\n`);
+      return AgentExit.REFUSED;
+    }
+    return AgentExit.OK;
   }
   switch (args.command) {
     case '--version':
@@ -125,7 +150,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
       return AgentExit.OK;
     }
     default:
-      err(`hozo-agent: ${args.command === undefined ? 'no command given' : `unknown command "${args.command}"`}\n${USAGE}`);
+      err(`hozo-agent: ${args.command === undefined ? 'no command given' : `unknown command "${args.command}"`}\n(hozo-agent --help for usage)\n`);
       return AgentExit.REFUSED;
   }
 }
