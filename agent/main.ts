@@ -12,7 +12,7 @@ import { PROTOCOL } from './command.js';
 import { idleCheck } from './lifecycle.js';
 import { AGENT_VERSION, serve } from './serve.js';
 
-const USAGE = `usage: hozo-agent <command> [--config FILE] [--controller NAME]
+export const USAGE = `usage: hozo-agent <command> [--config FILE] [--controller NAME]
 
 commands:
   serve          the SSH forced command: runs the request in $SSH_ORIGINAL_COMMAND
@@ -42,7 +42,7 @@ interface Args {
 }
 
 /** `hozo-agent <command> --help`. */
-const COMMAND_HELP: Record<string, string> = {
+export const COMMAND_HELP: Record<string, string> = {
   serve: 'usage: hozo-agent serve [--config FILE] [--controller NAME]\n\nThe SSH forced command of a controller\'s key (command="hozo-agent serve …",restrict): runs the one request in\n$SSH_ORIGINAL_COMMAND (see hozo-agent --help for the requests), confined to the roots of the config (or of the\nkey\'s --controller section), and logs it. Exit 0 done, 1 failed, 2 refused, 3 not now (shutting down, busy).\n',
   'idle-check': 'usage: hozo-agent idle-check [--config FILE]\n\nRun by a timer on the box: powers it off when no controller has used it for idlePoweroffMinutes and nothing\nholds it (leases, receives, a scrub).\n',
   prune: 'usage: hozo-agent prune [--dry-run] [--config FILE]\n\nThe box\'s own retention over every root of every section, by the time the box received each snapshot (never\nthe newest, never a held base). Run by the box\'s timer; --dry-run lists what would go.\n',

@@ -1274,10 +1274,14 @@ in
                 Group = cfg.group;
                 ExecStart = "${lib.getExe' cfg.package "hozo"} run ${escapeShellArg name}";
                 TimeoutStartSec = j.timeout;
-                # Exit 1 (a dataset failed) and 3 (host unreachable) are worth another try; 2 (config) is not.
+                # Exit 1 (a dataset failed) and 3 (host unreachable) are worth another try; 2 (config) is
+                # not, nor 4 (the job was already running: that run does the work).
                 Restart = "on-failure";
                 RestartSec = j.restartDelay;
-                RestartPreventExitStatus = [ "2" ];
+                RestartPreventExitStatus = [
+                  "2"
+                  "4"
+                ];
                 ReadWritePaths = rwPaths;
               }
               // optionalAttrs stateUnderVarLib {

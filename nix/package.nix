@@ -7,6 +7,7 @@
   importNpmLock,
   nodejs,
   makeWrapper,
+  installShellFiles,
   openssh,
   mbuffer,
   pv,
@@ -64,7 +65,10 @@ buildNpmPackage {
   };
   npmConfigHook = importNpmLock.npmConfigHook;
 
-  nativeBuildInputs = [ makeWrapper ];
+  nativeBuildInputs = [
+    makeWrapper
+    installShellFiles
+  ];
 
   # npm's install hook links both entries of package.json's "bin" (hozo -> dist/src/cli/main.js,
   # hozo-agent -> dist/agent/main.js) into $out/bin; they only get the tools on PATH here.
@@ -76,6 +80,8 @@ buildNpmPackage {
       fi
       wrapProgram "$out/bin/$prog" --prefix PATH : ${runtimePath}
     done
+    # hozo(1), hozo-agent(8), hozo.conf(5): written by `npm run build` from the program and the config schema.
+    installManPage $out/lib/node_modules/${packageJson.name}/dist/man/*
   '';
 
   doInstallCheck = true;

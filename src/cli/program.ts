@@ -21,7 +21,7 @@ Exit codes:
 Config: --config FILE, else $HOZO_CONFIG, else /etc/hozo/config.json (YAML or JSON).`;
 
 /** One example per command, shown at the end of its --help. */
-const EXAMPLES: Record<string, string> = {
+export const EXAMPLES: Record<string, string> = {
   'config check': 'hozo config check --config /etc/hozo/config.yaml',
   'jobs list': 'hozo jobs list --json',
   plan: 'hozo plan nightly --wake',

@@ -47,22 +47,22 @@ export const wakeSchema = z
   .object({
     /** wol: magic packet; ssh-relay: run a command on an always-on host at the box's site; http: a URL (smart plug,
      *  Home Assistant); command: any local command; none: the box is always on. */
-    method: z.enum(['wol', 'ssh-relay', 'http', 'command', 'none']).default('wol'),
-    mac: z.string().regex(MAC, 'expected a MAC address like 52:54:00:7a:0b:01').optional(),
+    method: z.enum(['wol', 'ssh-relay', 'http', 'command', 'none']).default('wol').describe("wol: magic packet; ssh-relay: run a command on an always-on host at the box's site; http: a URL (smart plug, Home Assistant); command: any local command; none: the box is always on."),
+    mac: z.string().regex(MAC, 'expected a MAC address like 52:54:00:7a:0b:01').optional().describe("The MAC address of the box's NIC (wol, ssh-relay)."),
     /** Where the magic packet goes: the box LAN's broadcast address (e.g. 192.168.1.255) or the box's address. */
-    address: z.string().regex(HOSTNAME, 'expected an IP or broadcast address').refine((a) => wakeAddressProblem(a) === undefined, { error: (i) => wakeAddressProblem(String(i.input)) }).optional(),
-    port: z.number().int().min(1).max(65535).default(9),
+    address: z.string().regex(HOSTNAME, 'expected an IP or broadcast address').refine((a) => wakeAddressProblem(a) === undefined, { error: (i) => wakeAddressProblem(String(i.input)) }).optional().describe("Where the magic packet goes: the box LAN's broadcast address (e.g. 192.168.1.255) or the box's address."),
+    port: z.number().int().min(1).max(65535).default(9).describe('UDP port of the magic packet.'),
     /** Magic packets to send (some NICs miss the first). */
-    packets: z.number().int().min(2).max(20).default(3),
+    packets: z.number().int().min(2).max(20).default(3).describe('Magic packets to send (some NICs miss the first).'),
     /** ssh-relay: a name under `hosts` to run `command` on. */
-    relayHost: z.string().optional(),
+    relayHost: z.string().optional().describe('ssh-relay: a name under `hosts` to run `command` on.'),
     /** ssh-relay / command: the argv to run; for ssh-relay default ["wakeonlan", "-i", address, mac]. */
-    command: argv.optional(),
+    command: argv.optional().describe('ssh-relay / command: the argv to run; for ssh-relay default ["wakeonlan", "-i", address, mac].'),
     url: z
       .url({ protocol: /^https?$/, error: 'expected an http(s) URL' })
       .refine((v) => !hasUserinfo(v), { message: 'a URL with user:password@ is refused (it would end up in logs and errors); use a URL whose secret is in its path or query (never logged), or a wake command' })
       .optional(),
-    httpMethod: z.enum(['GET', 'POST']).default('POST'),
+    httpMethod: z.enum(['GET', 'POST']).default('POST').describe('http: the request method.'),
   })
   .strict()
   .superRefine((w, ctx) => {
@@ -87,11 +87,11 @@ export const wakeSchema = z
 /** Where an SSH connection goes and with which key: the box, and a jump host (`via`) alike. */
 const sshEndpoint = {
   address: z.string().regex(HOSTNAME, 'expected a host name or IP address').refine((a) => hostAddressProblem(a) === undefined, { error: (i) => hostAddressProblem(String(i.input)) }),
-  port: z.number().int().min(1).max(65535).default(22),
-  user: z.string().regex(/^[a-z_][a-z0-9_-]*\$?$/i, 'expected a user name').default('root'),
-  sshKeyFile: absolutePath.optional(),
+  port: z.number().int().min(1).max(65535).default(22).describe('SSH port.'),
+  user: z.string().regex(/^[a-z_][a-z0-9_-]*\$?$/i, 'expected a user name').default('root').describe('SSH user (the agent\u2019s user, e.g. hozo, when the box runs hozo-agent).'),
+  sshKeyFile: absolutePath.optional().describe('Private key for this connection (a sops-nix secret path works).'),
   /** For `via`: known_hosts with the jump host's key; default: the box's knownHostsFile. */
-  knownHostsFile: absolutePath.optional(),
+  knownHostsFile: absolutePath.optional().describe("For `via`: known_hosts with the jump host's key; default: the box's knownHostsFile."),
 };
 
 /** A jump host between the controller and the box (its own pinned key, strict checking). */
@@ -101,27 +101,27 @@ export const hostSchema = z
   .object({
     ...sshEndpoint,
     /** Extra `ssh -o` options, e.g. ["Ciphers=aes128-gcm@openssh.com"]. Host key checking cannot be turned off here. */
-    sshOptions: z.array(z.string().regex(/^[A-Za-z]+=\S+$/, 'expected Key=value')).default([]),
+    sshOptions: z.array(z.string().regex(/^[A-Za-z]+=\S+$/, 'expected Key=value')).default([]).describe('Extra `ssh -o` options, e.g. ["Ciphers=aes128-gcm@openssh.com"]. Host key checking cannot be turned off here.'),
     /** Reach the box through this jump host (ssh -W), with the same strict host key checking. */
-    via: viaSchema.optional(),
-    wake: wakeSchema.optional(),
-    readyTimeout: duration('readyTimeout').default(300),
+    via: viaSchema.optional().describe('Reach the box through this jump host (ssh -W), with the same strict host key checking.'),
+    wake: wakeSchema.optional().describe('How the box is woken: wol, ssh-relay, http, command or none.'),
+    readyTimeout: duration('readyTimeout').default(300).describe('How long to wait for SSH and the pools after a wake.'),
     /** How the box is put back to sleep: the agent's `shutdown` verb, `shutdownCommand` over SSH, or not at all. */
-    shutdown: z.enum(['agent', 'ssh', 'none']).default('none'),
+    shutdown: z.enum(['agent', 'ssh', 'none']).default('none').describe("How the box is put back to sleep: the agent's `shutdown` verb, `shutdownCommand` over SSH, or not at all."),
     /** The box runs hozo-agent as the forced command of our key (default: when shutdown is "agent"). */
-    agent: z.boolean().optional(),
+    agent: z.boolean().optional().describe('The box runs hozo-agent as the forced command of our key (default: when shutdown is "agent").'),
     /** For shutdown: ssh. */
-    shutdownCommand: argv.default(['systemctl', 'poweroff']),
+    shutdownCommand: argv.default(['systemctl', 'poweroff']).describe('For shutdown: ssh.'),
     /** Also shut the box down after a run when it was already awake before the run. */
-    shutdownIfAwake: z.boolean().default(false),
+    shutdownIfAwake: z.boolean().default(false).describe('Also shut the box down after a run when it was already awake before the run.'),
     /** Pools that must be imported and healthy before a run (default: the pools of the job's targets). */
-    pools: z.array(z.string().regex(/^[A-Za-z][A-Za-z0-9_\-:.]*$/, 'expected a pool name')).optional(),
+    pools: z.array(z.string().regex(/^[A-Za-z][A-Za-z0-9_\-:.]*$/, 'expected a pool name')).optional().describe("Pools that must be imported and healthy before a run (default: the pools of the job's targets)."),
     /** A lease on the box (agent) expires after this, so a crashed controller cannot keep the box up forever. */
-    leaseTtl: duration('leaseTtl').default(6 * 3600),
+    leaseTtl: duration('leaseTtl').default(6 * 3600).describe('A lease on the box (agent) expires after this, so a crashed controller cannot keep the box up forever.'),
     /** untrusted (every remote box unless said otherwise): it never sees plaintext — encrypted datasets go raw
      *  (`zfs send -w`), unencrypted ones are refused unless their dataset entry says allowPlaintext. trusted: a box you
      *  would hand your data to in the clear. */
-    trust: z.enum(['untrusted', 'trusted']).default('untrusted'),
+    trust: z.enum(['untrusted', 'trusted']).default('untrusted').describe('untrusted (every remote box unless said otherwise): it never sees plaintext — encrypted datasets go raw (`zfs send -w`), unencrypted ones are refused unless their dataset entry says allowPlaintext. trusted: a box you would hand your data to in the clear.'),
   })
   .strict()
   .superRefine((h, ctx) => {
@@ -161,12 +161,12 @@ export function sshOptionProblem(option: string): string | undefined {
 
 export const datasetSchema = z
   .object({
-    source: datasetName,
-    target: datasetName,
-    recursive: z.boolean().default(false),
-    exclude: z.array(datasetName).default([]),
+    source: datasetName.describe('The dataset to back up (on this machine).'),
+    target: datasetName.describe('Where it goes on the host.'),
+    recursive: z.boolean().default(false).describe('Include every dataset below source (each planned on its own).'),
+    exclude: z.array(datasetName).default([]).describe('Datasets below source to leave out (with their children).'),
     /** Send this (unencrypted) dataset to an untrusted host anyway, in the clear (`config check` warns). */
-    allowPlaintext: z.boolean().default(false),
+    allowPlaintext: z.boolean().default(false).describe('Send this (unencrypted) dataset to an untrusted host anyway, in the clear (`config check` warns).'),
   })
   .strict()
   .superRefine((d, ctx) => {
@@ -183,36 +183,36 @@ export const datasetSchema = z
 
 export const jobSchema = z
   .object({
-    name: name('job', ' (it becomes a systemd unit name)'),
-    host: z.string().min(1),
-    datasets: z.array(datasetSchema).min(1, 'expected at least one dataset'),
-    snapshots: z.enum(['all', 'latest']).default('all'),
-    rollback: z.boolean().default(false),
-    schedule: z.string().regex(SCHEDULE, 'expected a systemd calendar expression like "daily", "*-*-* 02:30" or "Mon..Fri 23:00"').default('daily'),
-    shutdownAfter: z.boolean().default(true),
-    retries: z.number().int().min(0).max(100).default(3),
-    retryDelay: duration('retryDelay').default(60),
+    name: name('job', ' (it becomes a systemd unit name)').describe('The job name (hozo run NAME; the unit hozo-NAME).'),
+    host: z.string().min(1).describe('A name under hosts, or "local" for a target on this machine.'),
+    datasets: z.array(datasetSchema).min(1, 'expected at least one dataset').describe('What to replicate.'),
+    snapshots: z.enum(['all', 'latest']).default('all').describe('all: every snapshot since the common one (zfs send -I); latest: only the newest (-i).'),
+    rollback: z.boolean().default(false).describe('Roll a diverged target back to the common snapshot (where the box allows it); never destroys otherwise.'),
+    schedule: z.string().regex(SCHEDULE, 'expected a systemd calendar expression like "daily", "*-*-* 02:30" or "Mon..Fri 23:00"').default('daily').describe('When the NixOS timer runs it (systemd OnCalendar=).'),
+    shutdownAfter: z.boolean().default(true).describe('Put the box back to sleep after the run if this run woke it.'),
+    retries: z.number().int().min(0).max(100).default(3).describe('Attempts after a failed transfer.'),
+    retryDelay: duration('retryDelay').default(60).describe('Wait between attempts.'),
     /** auto: mbuffer in front of the receiving zfs when the stream crosses the network and that host has it;
      *  mbuffer: on both ends (both must have it); none: no buffer. */
-    buffer: z.enum(['auto', 'mbuffer', 'none']).default('auto'),
+    buffer: z.enum(['auto', 'mbuffer', 'none']).default('auto').describe('auto: mbuffer in front of the receiving zfs when the stream crosses the network and that host has it; mbuffer: on both ends (both must have it); none: no buffer.'),
     /** mbuffer's memory on each buffered end (hozo-agent boxes use the agent's own bufferSize). */
-    bufferSize: bufferSize.default('128M'),
+    bufferSize: bufferSize.default('128M').describe("mbuffer's memory on each buffered end (hozo-agent boxes use the agent's own bufferSize)."),
     /** Compress the stream in transit with zstd when both ends have it. */
-    compress: z.enum(['zstd', 'none']).default('none'),
+    compress: z.enum(['zstd', 'none']).default('none').describe('Compress the stream in transit with zstd when both ends have it.'),
   })
   .strict();
 
 export const configSchema = z
   .object({
-    stateDirectory: writablePath.default('/var/lib/hozo'),
+    stateDirectory: writablePath.default('/var/lib/hozo').describe('Job state, locks, caches.'),
     /** Prometheus textfile output (absent: no metrics file). */
-    metrics: z.object({ textfileDirectory: writablePath }).strict().optional(),
+    metrics: z.object({ textfileDirectory: writablePath }).strict().optional().describe('Prometheus textfile output (absent: no metrics file).'),
     /** Append log lines to this file as well as stderr (the NixOS module rotates it). */
-    logFile: writablePath.optional(),
+    logFile: writablePath.optional().describe('Append log lines to this file as well as stderr (the NixOS module rotates it).'),
     /** Where to report runs: ntfy, pushover, email, webhook. */
-    notify: notifySchema,
-    hosts: z.record(name('host', '').refine((n) => n !== 'local', { message: '"local" means this machine in a job\'s host field; give the box another name' }), hostSchema).default({}),
-    jobs: z.array(jobSchema).default([]),
+    notify: notifySchema.describe('Where to report runs: ntfy, pushover, email, webhook.'),
+    hosts: z.record(name('host', '').refine((n) => n !== 'local', { message: '"local" means this machine in a job\'s host field; give the box another name' }), hostSchema).default({}).describe('The boxes (and relays), by name.'),
+    jobs: z.array(jobSchema).default([]).describe('The backup jobs.'),
   })
   .strict()
   .superRefine((c, ctx) => {

@@ -49,9 +49,9 @@ export const ntfyChannelSchema = z
   .object({
     type: z.literal('ntfy'),
     /** The topic's URL, e.g. https://ntfy.sh/my-backups-3f9c. */
-    url: httpUrl,
+    url: httpUrl.describe("The topic's URL, e.g. https://ntfy.sh/my-backups-3f9c."),
     /** A file holding an access token, sent as `Authorization: Bearer …`. */
-    tokenFile: absolutePath.optional(),
+    tokenFile: absolutePath.optional().describe('A file holding an access token, sent as `Authorization: Bearer …`.'),
     on,
     timeout,
   })
@@ -74,7 +74,7 @@ export const emailChannelSchema = z
     to: z.union([emailAddress, z.array(emailAddress).min(1, 'expected at least one address')]).transform((v) => (Array.isArray(v) ? v : [v])),
     from: emailAddress.optional(),
     /** A sendmail-compatible command (sendmail, msmtp, nullmailer, OpenSMTPD…); on NixOS /run/wrappers/bin/sendmail. */
-    sendmail: absolutePath.default('/usr/sbin/sendmail'),
+    sendmail: absolutePath.default('/usr/sbin/sendmail').describe('A sendmail-compatible command (sendmail, msmtp, nullmailer, OpenSMTPD…); on NixOS /run/wrappers/bin/sendmail.'),
     on,
     timeout,
   })
@@ -85,7 +85,7 @@ export const webhookChannelSchema = z
     type: z.literal('webhook'),
     url: httpUrl,
     /** A file holding a token, sent as `Authorization: Bearer …`. */
-    tokenFile: absolutePath.optional(),
+    tokenFile: absolutePath.optional().describe('A file holding a token, sent as `Authorization: Bearer …`.'),
     on,
     timeout,
   })

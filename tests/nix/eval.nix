@@ -158,6 +158,7 @@ let
         };
         nodejs = stubs.stubDrv "nodejs" { };
         makeWrapper = stubs.stubDrv "make-wrapper" { };
+        installShellFiles = stubs.stubDrv "install-shell-files" { };
         openssh = stubs.stubDrv "openssh" { };
         mbuffer = stubs.pkgs.mbuffer;
         pv = stubs.stubDrv "pv" { };

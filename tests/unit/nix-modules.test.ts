@@ -145,7 +145,7 @@ describe.skipIf(!NIXPKGS_LIB)('NixOS modules (lib.evalModules with stubbed NixOS
       const unit = ev.controller.services['hozo-offsite']!;
       expect(unit.serviceConfig['Restart']).toBe('on-failure');
       expect(unit.serviceConfig['RestartSec']).toBe('15min');
-      expect(unit.serviceConfig['RestartPreventExitStatus']).toEqual(['2']);
+      expect(unit.serviceConfig['RestartPreventExitStatus']).toEqual(['2', '4']);
       expect(unit.startLimitBurst).toBe(4);
       expect(unit.startLimitIntervalSec).toBe(6 * 3600);
     });
@@ -652,6 +652,8 @@ describe.skipIf(!NIXPKGS_LIB)('NixOS modules (lib.evalModules with stubbed NixOS
       expect(p.doInstallCheck).toBe(true);
       expect(p.installCheckPhase).toContain('$out/bin/hozo --help >/dev/null');
       expect(p.installCheckPhase).toContain('$out/bin/hozo-agent --help >/dev/null');
+      // The man pages npm run build writes (src/man) go to share/man.
+      expect(p.postInstall).toMatch(/installManPage \$out\/lib\/node_modules\/hozo\/dist\/man\/\*/);
     });
   });
 
