@@ -26,6 +26,7 @@ export type ErrorCode =
   | 'LOCKED'
   | 'RESTORE_REFUSED'
   | 'INTERNAL'
+  | 'INTERRUPTED'
   | 'AGENT_REFUSED'
   | 'BOX_SHUTTING_DOWN'
   // ZFS layer (src/zfs/errors.ts): no usable zfs on the host, partial-receive state, hold bookkeeping.

@@ -17,6 +17,7 @@ Exit codes:
   2  usage or configuration error (nothing was run)
   3  host unreachable (ssh connection, authentication or host key)
   4  the job is already running (nothing was run)
+  130/143  interrupted by SIGINT/SIGTERM (recorded as failed; lease released, the box put back to sleep)
 
 Config: --config FILE, else $HOZO_CONFIG, else /etc/hozo/config.json (YAML or JSON).`;
 

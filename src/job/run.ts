@@ -1,5 +1,6 @@
 // The replication lifecycle for one job: connect → probe → inventory → plan → replicate → verify → protect base.
 // Every dataset is reported; one dataset's failure never stops the others.
+import { throwIfInterrupted, unlessInterrupted } from './interrupt.js';
 import { crossingOf, isEncrypted, untrusted, verifyEncrypted } from './encryption.js';
 import type { Config, JobConfig } from '../config/schema.js';
 import { HozoError, isHozoError } from '../errors.js';
@@ -33,6 +34,8 @@ export interface RunOptions {
   readonly early?: EarlyConnection;
   /** Injected for tests: how long to wait between retries. */
   readonly sleep?: (ms: number) => Promise<void>;
+  /** Aborted by SIGINT/SIGTERM (src/job/interrupt.ts): the transfer stops, nothing more starts, the box is released. */
+  readonly signal?: AbortSignal;
 }
 
 export const holdTag = (job: string) => `hozo:${job}`;
@@ -86,9 +89,11 @@ export async function runJob(config: Config, job: JobConfig, opts: RunOptions): 
     let pending = plans.map((_, i) => i).filter((i) => !refuse(i));
     for (let attempt = 0; ; attempt++) {
       for (const i of pending) {
+        throwIfInterrupted(opts.signal);
         const p = plans[i]!;
-        await replicate(p, report.datasets[i]!, srcInv, source, target, settingsFor(p), log);
+        await replicate(p, report.datasets[i]!, srcInv, source, target, settingsFor(p), log, opts.signal);
       }
+      throwIfInterrupted(opts.signal);
       // A resumed stream completes the snapshot it was carrying; the rest is planned from fresh listings now.
       const resumed = pending.filter((i) => isResume(plans[i]!) && report.datasets[i]!.result === 'sent');
       if (resumed.length > 0) {
@@ -120,7 +125,7 @@ export async function runJob(config: Config, job: JobConfig, opts: RunOptions): 
       const retry = pending.filter((i) => report.datasets[i]!.result === 'failed' && report.datasets[i]!.error?.code === 'PIPELINE_FAILED');
       if (retry.length === 0 || attempt >= job.retries) break;
       log.warn(`retrying ${retry.length} dataset(s) in ${job.retryDelay}s (attempt ${attempt + 2} of ${job.retries + 1})`);
-      await (opts.sleep ?? defaultSleep)(job.retryDelay * 1000);
+      await unlessInterrupted((opts.sleep ?? defaultSleep)(job.retryDelay * 1000), opts.signal);
       [srcInv, dstInv] = await Promise.all([source.inventory(specs.map((s) => s.source)), target.inventory(specs.map((s) => s.target))]);
       plans = planJob(specs, srcInv, dstInv, policy);
       for (const i of retry) report.datasets[i] = initialReport(plans[i]!);
@@ -220,7 +225,16 @@ const isResume = (p: DatasetPlan): boolean => p.action === 'send' && p.steps[0]?
 const UNUSABLE_TOKEN = /resume token is corrupt|resume token does not match|cannot resume send|used in the initial send no longer exists|kind of stream|Resuming recv on existing/i;
 
 /** Runs one dataset's plan from `source` (sender) to `target` (receiver); records the outcome in `d`. */
-export async function replicate(p: DatasetPlan, d: DatasetReport, srcInv: Inventory, source: ZfsHost, target: ZfsHost, settings: TransferSettings, log: Logger): Promise<void> {
+export async function replicate(
+  p: DatasetPlan,
+  d: DatasetReport,
+  srcInv: Inventory,
+  source: ZfsHost,
+  target: ZfsHost,
+  settings: TransferSettings,
+  log: Logger,
+  signal?: AbortSignal,
+): Promise<void> {
   if (p.action !== 'send') return;
   const started = Date.now();
   const srcSnaps = srcInv.get(p.source)?.snapshots ?? [];
@@ -260,6 +274,7 @@ export async function replicate(p: DatasetPlan, d: DatasetReport, srcInv: Invent
       try {
         const r = await runPipeline(transfer.stages, {
           ...(transfer.counterStage !== undefined ? { counterStage: transfer.counterStage } : {}),
+          ...(signal !== undefined ? { signal } : {}),
           onBytes: (n) => {
             last = n;
             report(n);

@@ -54,8 +54,8 @@ export function hozoPage(): ManPage {
     const ex = EXAMPLES[commandPath(c)];
     if (ex !== undefined) t += `.PP\nExample:\n.RS\n.nf\n${roff(ex)}\n.fi\n.RE\n`;
   }
-  const codes = EXIT_CODES_HELP.split('\n').filter((l) => /^\s+\d\s/.test(l));
-  t += '.SH EXIT STATUS\n' + codes.map((l) => { const m = /^\s+(\d)\s+(.*)$/.exec(l)!; return `.TP\n.B ${m[1]}\n${roff(m[2]!)}\n`; }).join('');
+  const codes = EXIT_CODES_HELP.split('\n').filter((l) => /^\s+[\d/]+\s/.test(l));
+  t += '.SH EXIT STATUS\n' + codes.map((l) => { const m = /^\s+([\d/]+)\s+(.*)$/.exec(l)!; return `.TP\n.B ${m[1]}\n${roff(m[2]!)}\n`; }).join('');
   t += `.SH FILES\n.TP\n.I /etc/hozo/config.json\nthe default config (or $HOZO_CONFIG, or \\-\\-config)\n.TP\n.I /var/lib/hozo\nthe default stateDirectory\n`;
   t += '.SH SEE ALSO\n\\fBhozo.conf\\fR(5), \\fBhozo\\-agent\\fR(8), \\fBzfs\\-send\\fR(8), \\fBzfs\\-receive\\fR(8)\n';
   return { file: 'hozo.1', text: t };

@@ -186,6 +186,49 @@ describe.skipIf(missing.length > 0)('wake → ready → replicate → verify →
     }
   });
 
+  it('SIGTERM during a transfer: the stream stops, the run is recorded as interrupted, lock and lease released, the box back to sleep, exit 143', async () => {
+    expect(await asleep()).toBe(true);
+    await snapshot('archive');
+    const cfg = config('stopme', { jobs: [{ name: 'stopme', host: 'offsite', retries: 2, retryDelay: 30, datasets: [{ source: `${src}/archive`, target: `${root()}/archive` }] }] });
+    // The link to the box at 40 Mbit/s: the 192 MiB stream lasts about 40 s, time enough to interrupt it.
+    await execa('tc', ['qdisc', 'replace', 'dev', lab.box.hostIf, 'root', 'tbf', 'rate', '40mbit', 'burst', '64kb', 'latency', '400ms']);
+    try {
+      const run = startHozo(cfg, ['run', 'stopme']);
+      let receiving = false;
+      for (let i = 0; i < 300 && !receiving; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        receiving = (await execa('pgrep', ['-f', `zfs receive .*${root()}/archive`], { reject: false })).exitCode === 0;
+      }
+      expect(receiving, 'the box began receiving').toBe(true);
+      await new Promise((r) => setTimeout(r, 1000));
+      const t0 = Date.now();
+      process.kill(run.pid!, 'SIGTERM');
+      const r = await run;
+      expect(r.exitCode, String(r.stderr)).toBe(143);
+      expect((Date.now() - t0) / 1000).toBeLessThan(60);
+      expect(String(r.stderr)).toContain('interrupted by SIGTERM');
+      // Recorded as a failed run, said once on stderr; metrics too.
+      expect(String(r.stderr).match(/error: interrupted by SIGTERM/g)).toHaveLength(1);
+      const st = await hozoJson(cfg, 'status', 'offsite');
+      expect(st.json.jobs[0].state.lastRun).toMatchObject({ result: 'error' });
+      expect(JSON.stringify(st.json.jobs[0].state.lastRun)).toContain('INTERRUPTED');
+      expect(metric('stopme', 'hozo_job_last_run_success')).toBe(0);
+      // Lock gone, no lease left on the box, nothing still sending or receiving, the box asleep again.
+      expect(existsSync(join(lab.dir, 'state-stopme', 'locks', 'stopme.lock'))).toBe(false);
+      const leases = join(lab.box.dir, 'agent', 'leases');
+      expect(existsSync(leases) ? readdirSync(leases).filter((f) => f.endsWith('.lease')) : []).toEqual([]);
+      expect((await execa('pgrep', ['-f', `zfs (send|receive) .*archive`], { reject: false })).exitCode).toBe(1);
+      expect(await waitAsleep()).toBe(true);
+    } finally {
+      await execa('tc', ['qdisc', 'del', 'dev', lab.box.hostIf, 'root'], { reject: false });
+    }
+    // The next run sends it whole.
+    const again = await hozoJson(cfg, 'run', 'stopme');
+    expect(again.exitCode, again.stderr).toBe(0);
+    expect(again.json.datasets[0]).toMatchObject({ result: 'sent', verified: true });
+    expect(await waitAsleep()).toBe(true);
+  }, 180_000);
+
   it('a box it woke whose pool never appears: exit 3 naming the pool, and the box is put back to sleep', async () => {
     installAgent(lab.box, { roots: [root()], extra: { pools: [lab.box.pool.name, 'nopool'], prepareTimeoutSeconds: 1 } });
     try {

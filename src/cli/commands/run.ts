@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { onInterrupt } from '../../job/interrupt.js';
 import { ensureStateDirectory } from '../../state/dir.js';
 import { findJob } from '../../config/lookup.js';
 import { ExitCode, exitCodeForCode, type ErrorCode } from '../../errors.js';
@@ -43,11 +44,12 @@ export function registerRun(program: Command, ctx: Context): void {
       let report: JobReport;
       let previous: JobState | undefined;
       let record: typeof import('../../job/record.js');
+      const interrupt = onInterrupt(log);
       try {
         let runJob: typeof import('../../job/run.js').runJob;
         [{ runJob }, record] = await Promise.all([import('../../job/run.js'), import('../../job/record.js')]);
         previous = record.previousState(config, job.name, log);
-        report = await runJob(config, job, { dryRun: opts.dryRun === true, log, ...(previous ? { previous } : {}), ...(early ? { early } : {}) });
+        report = await runJob(config, job, { dryRun: opts.dryRun === true, log, signal: interrupt.signal, ...(previous ? { previous } : {}), ...(early ? { early } : {}) });
       } finally {
         // Adopted by the run (and closed when it released the box), or unused: either way nothing stays open.
         await early?.runner.close();
@@ -56,7 +58,9 @@ export function registerRun(program: Command, ctx: Context): void {
       if (ctx.json(opts)) printJson(ctx, report);
       else ctx.out.write(renderReport(report));
       if (report.error !== undefined) writeError(ctx, log, report.error);
-      ctx.exitCode = reportExitCode(report);
+      // Interrupted: 128 + the signal (130 SIGINT, 143 SIGTERM), as shells and systemd expect.
+      ctx.exitCode = interrupt.exitCode() ?? reportExitCode(report);
+      interrupt.dispose();
     });
 }
 
