@@ -44,6 +44,8 @@ export interface PoolReport {
 }
 
 export interface JobReport {
+  /** The output format version (src/output/schemas.ts). */
+  readonly version: 1;
   readonly job: string;
   readonly host: string;
   readonly dryRun: boolean;
@@ -71,7 +73,7 @@ export function toErrorInfo(e: unknown): ErrorInfo {
 /** An empty report for a run that starts now. */
 export function startReport(job: string, host: string, dryRun: boolean, started = Date.now()): JobReport {
   return {
-    job, host, dryRun, startedAt: new Date(started).toISOString(), finishedAt: '', seconds: 0,
+    version: 1, job, host, dryRun, startedAt: new Date(started).toISOString(), finishedAt: '', seconds: 0,
     result: 'ok', datasets: [], targetPools: [], hosts: [], bytes: 0, warnings: [],
   };
 }

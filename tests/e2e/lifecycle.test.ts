@@ -1,6 +1,7 @@
 // The whole lifecycle against a sleeping box: a network namespace with its own zfs-fuse, a wake listener playing the
 // NIC firmware (starts sshd when a real magic packet for its MAC arrives on the subnet broadcast), hozo-agent as the
 // forced command, and "power off" = stopping the box's sshd (the box is this machine; nothing is ever powered off).
+import { expectOutput } from '../helpers/outputs.js';
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -77,6 +78,7 @@ describe.skipIf(missing.length > 0)('wake → ready → replicate → verify →
     const logBefore = existsSync(agentLog) ? readFileSync(agentLog, 'utf8').length : 0;
     const { exitCode, json } = await hozoJson(cfg, 'run', 'nightly');
     expect(exitCode).toBe(0);
+    expectOutput('job-report', json);
     // One agent process answered the run's control requests (one `session` call); the stream had its own call.
     const calls = readFileSync(agentLog, 'utf8').slice(logBefore).split('\n').filter(Boolean);
     const pids = (re: RegExp) => new Set(calls.filter((l) => re.test(l)).map((l) => /hozo-agent\[(\d+)\]/.exec(l)?.[1]));
@@ -124,6 +126,7 @@ describe.skipIf(missing.length > 0)('wake → ready → replicate → verify →
     const cfg = config('nightly');
     const st = await hozoJson(cfg, 'status');
     expect(st.exitCode).toBe(0);
+    expectOutput('status', st.json);
     expect(st.json.hosts[0]).toMatchObject({ name: 'offsite', awake: false, state: 'asleep' });
     expect(st.json.jobs[0].state.lastRun.result).toBe('ok');
     expect(await asleep()).toBe(true);
@@ -132,6 +135,7 @@ describe.skipIf(missing.length > 0)('wake → ready → replicate → verify →
     expect(w.stdout).toMatch(/ready after/);
     expect(await lab.box.sshPortOpen(1000)).toBe(true);
     const awake = await hozoJson(cfg, 'status');
+    expectOutput('status', awake.json);
     expect(awake.json.hosts[0].awake).toBe(true);
     expect(awake.json.hosts[0].pools[0]).toMatchObject({ name: lab.box.pool.name, health: 'ONLINE' });
     const s = await hozo(cfg, 'shutdown', 'offsite');

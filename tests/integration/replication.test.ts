@@ -1,5 +1,6 @@
 // The replication core end to end on real ZFS over real SSH: a source pool on this machine's zfs-fuse, the box in a
 // network namespace with its own zfs-fuse and sshd, and the real `hozo` binary in between.
+import { expectOutput } from '../helpers/outputs.js';
 import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -158,6 +159,7 @@ describe.skipIf(missing.length > 0)('replication over SSH into the lab box (real
     await snapAll();
     const before = await boxSnaps(t);
     const plan = await hozoJson(config, 'plan', 'nightly');
+    expectOutput('job-report', plan.json);
     expect(plan.exitCode).toBe(0);
     const planned = plan.json.datasets.find((d: any) => d.target === t);
     expect(planned.result).toBe('conflict');

@@ -3,6 +3,7 @@
 // Every output — stdout, stderr, the log file, every file in the state directory, the metrics textfile — is searched
 // for the URLs' path secrets and query tokens. A URL with user:password@ is refused by the config check, which does
 // not echo the password either. Traffic goes to 127.0.0.1 only; nothing is woken.
+import { expectOutput } from '../helpers/outputs.js';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -23,12 +24,15 @@ let server: Server;
 let base: string;
 let dir: string;
 const hits: string[] = [];
+const bodies: string[] = [];
 
 beforeAll(async () => {
   server = createServer((req, res) => {
     hits.push(req.url ?? '');
-    req.resume();
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
+      if (req.method === 'POST' && /hooks/.test(req.url ?? '')) bodies.push(Buffer.concat(chunks).toString('utf8'));
       res.writeHead(500, { 'Content-Type': 'text/plain' });
       res.end(`cannot serve ${req.method} ${req.url}`);
     });
@@ -69,6 +73,9 @@ describe.skipIf(skip !== undefined)('secrets in wake and notify URLs never reach
     // Both requests reached the server, with their secrets (so the secrets were really in play).
     expect(hits.some((h) => h.includes(SECRETS[0]!) && h.includes(SECRETS[1]!))).toBe(true);
     expect(hits.some((h) => h.includes(SECRETS[2]!) && h.includes(SECRETS[3]!))).toBe(true);
+    // The webhook body is the run report, in its documented output format.
+    expect(bodies.length).toBeGreaterThan(0);
+    for (const b of bodies) expectOutput('job-report', JSON.parse(b));
     // The failure is reported, by origin only.
     const out = `${r.stdout}\n${r.stderr}`;
     expect(out).toMatch(new RegExp(`wake URL ${base.replace(/[.:/]/g, '\\$&')}/… answered HTTP 500`));

@@ -1,5 +1,6 @@
 // Start-up of the built CLI: the path to the box's SSH handshake loads no zod (the schema is only needed when the
 // config must be validated), and `hozo config check` always validates, whatever the cache holds.
+import { expectOutput } from '../helpers/outputs.js';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -35,7 +36,7 @@ describe('hozo start-up (built CLI)', () => {
     const state = join(dir, 'state');
     const cfg = join(dir, 'hozo.json');
     writeFileSync(cfg, JSON.stringify({ stateDirectory: state, jobs: [{ name: 'nightly', host: 'local', datasets: [{ source: 'tank/a', target: 'backup/a' }] }] }));
-    const list = async () => JSON.parse((await execa('node', [HOZO, '--config', cfg, 'jobs', 'list', '--json'])).stdout) as { name: string }[];
+    const list = async () => JSON.parse((await execa('node', [HOZO, '--config', cfg, 'jobs', 'list', '--json'])).stdout).jobs as { name: string }[];
     expect((await list()).map((j) => j.name)).toEqual(['nightly']);
     // Same key, other content: proves the copy is what `jobs list` reads now…
     const file = join(state, 'config-cache.json');
@@ -46,6 +47,8 @@ describe('hozo start-up (built CLI)', () => {
     // …and that config check does not read it.
     const check = await execa('node', [HOZO, '--config', cfg, 'config', 'check', '--json']);
     expect(JSON.parse(check.stdout)).toMatchObject({ version: 1, valid: true, problems: [] });
+    expectOutput('config-check', JSON.parse(check.stdout));
+    expectOutput('jobs-list', JSON.parse((await execa('node', [HOZO, '--config', cfg, 'jobs', 'list', '--json'])).stdout));
     expect(JSON.parse(check.stdout).config.jobs[0].name).toBe('nightly');
     // One changed byte in the file: validated again.
     writeFileSync(cfg, readFileSync(cfg, 'utf8') + '\n');

@@ -4,6 +4,7 @@
 // control and streams — is `ssh -W 127.0.0.1:22` through the jump. Shown: full and incremental runs succeed and the
 // box's sshd logs the sessions as coming from its loopback (so through the jump); without `via` the same config fails
 // as unreachable; a jump host whose key is not in its known_hosts is refused as a host-key error, nothing sent.
+import { expectOutput } from '../helpers/outputs.js';
 import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -72,9 +73,11 @@ describe.skipIf(missing.length > 0)('a box behind a jump host (via), real OpenSS
     const r = await hozoJson(direct, 'plan', 'nightly');
     expect(r.exitCode).toBe(3);
     expect(r.json.error.code).toBe('HOST_UNREACHABLE');
+    expectOutput('job-report', r.json);
     // An always-on host (no wake method) that does not answer is unreachable, not asleep; the last run (ok) shows.
     const st = await hozoJson(direct, 'status');
     expect(st.json.hosts[0]).toMatchObject({ name: 'box', awake: false, state: 'unreachable' });
+    expectOutput('status', st.json);
     expect(st.exitCode).toBe(0);
   }, 60_000);
 

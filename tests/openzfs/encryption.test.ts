@@ -3,7 +3,8 @@
 // the box the key is unavailable, nothing mounts, no key exists anywhere on it and the file's content is not on its
 // disk (a plaintext control dataset sent with allowPlaintext is). An unencrypted dataset is refused and nothing of it
 // arrives. A snapshot taken on the box is a divergence, never received into. A key change on the source, then the
-// next incremental. Restore brings it back encrypted; the original key opens it; content byte-identical.
+// next incremental. Restore brings it back encrypted; the original key opens it; content byte-identical. A child that
+// is its own encryption root (its own key and cipher) goes raw as well and restores with its own key.
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { VmLab } from '../../src/lab/vm/lab.js';
@@ -127,5 +128,34 @@ describe.skipIf(lab === undefined)('raw encrypted backups to an untrusted box on
     const sums = await L.ctl.check('cd /tank/src/enc && sha256sum secret.txt blob; cd /tank/src/back && sha256sum secret.txt blob');
     const [a, b, c, d] = sums.split('\n');
     expect([c, d]).toEqual([a, b]);
+  }, 900_000);
+
+  it('a child that is its own encryption root (its own key) goes raw too, stays its own root, and restores with its own key', async () => {
+    const OWN = `${ENC}/own`;
+    await L.ctl.check(
+      `printf '%s' ${PASS}-own > ${KEY}.own && chmod 600 ${KEY}.own && ` +
+        `zfs create -o encryption=aes-128-gcm -o keyformat=passphrase -o keylocation=file://${KEY}.own ${OWN} && ` +
+        `${markerFile(SECRET, '/tank/src/enc/own/o.txt')} && zfs snapshot -r ${ENC}@e10`,
+    );
+    // zfs get lists by name: enc/child (inherits from enc), then enc/own (its own root).
+    expect(await L.ctl.check(`zfs get -H -o value encryptionroot ${OWN} ${ENC}/child`)).toBe(`${ENC}\n${OWN}`);
+    await writeConfig(L, [{ datasets: [{ source: ENC, target: `${T}/enc`, recursive: true }] }], UNTRUSTED);
+    const r = await hozoJson(L, 'run', 'nightly');
+    expect(r.exitCode, `${r.stderr}\n${JSON.stringify(r.json.datasets)}`).toBe(0);
+    const own = r.json.datasets.find((d: any) => d.source === OWN);
+    expect(own, JSON.stringify(r.json.datasets)).toMatchObject({ result: 'sent', verified: true, newest: 'e10' });
+    // On the box: its own cipher and root, key unavailable; the inherited child beside it still unreadable.
+    expect(await onBox(`${T}/enc/own`)).toBe(`aes-128-gcm\nunavailable\n${T}/enc/own\nno`);
+    expect(await L.box.check(`zfs get -H -o value keystatus ${T}/enc/child`)).toBe('unavailable');
+
+    const restored = await L.hozo(['restore', 'nightly', '--dataset', OWN, '--to', `${SRC}/ownback`]);
+    expect(restored.exitCode, `${restored.stdout}\n${restored.stderr}`).toBe(0);
+    expect(await L.ctl.check(`zfs get -H -o value encryption,keystatus,encryptionroot ${SRC}/ownback`)).toBe(`aes-128-gcm\nunavailable\n${SRC}/ownback`);
+    // Its own key opens it (the parent's does not), and the content is the source's.
+    const wrong = await L.ctl.sh(`zfs load-key -L file://${KEY}.2 ${SRC}/ownback`);
+    expect(wrong.exitCode).not.toBe(0);
+    await L.ctl.check(`zfs load-key -L file://${KEY}.own ${SRC}/ownback && zfs set mountpoint=/tank/src/ownback canmount=on ${SRC}/ownback && { zfs mount ${SRC}/ownback 2>/dev/null; test "$(zfs get -H -o value mounted ${SRC}/ownback)" = yes; }`);
+    const [a, b] = (await L.ctl.check('sha256sum /tank/src/enc/own/o.txt /tank/src/ownback/o.txt')).split('\n').map((l) => l.split(' ')[0]);
+    expect(b).toBe(a);
   }, 900_000);
 });

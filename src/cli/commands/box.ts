@@ -18,18 +18,21 @@ export function registerBox(program: Command, ctx: Context): void {
     .description('wake a box (magic packet or its configured method); with --wait, until SSH and its pools are ready')
     .argument('<host>', 'host name from the config')
     .option('--wait', 'wait until ready (up to its readyTimeout); exit 3 if it never is')
-    .action(async (name: string, opts: { wait?: boolean }) => {
+    .option('--json', 'machine-readable output')
+    .action(async (name: string, opts: { wait?: boolean; json?: boolean }) => {
       const { config, host } = await hostOf(ctx, name);
       const log = ctx.logger(config);
       const [{ wakeHost }, { bringUp }] = await Promise.all([import('../../wake/wake.js'), import('../../job/lifecycle.js')]);
       if (!opts.wait) {
         const w = await wakeHost(config, name, host);
-        ctx.out.write(`${name}: ${w.detail}\n`);
+        if (ctx.json(opts)) printJson(ctx, { version: 1, name, awakeBefore: false, woke: true, shutdown: 'skipped', detail: w.detail });
+        else ctx.out.write(`${name}: ${w.detail}\n`);
         return;
       }
       const session = await bringUp(config, name, undefined, log, { wake: true, lease: false, sleepIfNotReady: false });
       await session.detach();
       const r = session.report;
+      if (ctx.json(opts)) return printJson(ctx, { version: 1, ...r });
       ctx.out.write(r.awakeBefore ? `${name} was already awake\n` : `${name} is ready after ${(r.wakeSeconds ?? 0).toFixed(1)}s\n`);
     });
 
@@ -62,7 +65,7 @@ export function registerBox(program: Command, ctx: Context): void {
           await runner.close();
         }
       }
-      if (ctx.json(opts)) printJson(ctx, report);
+      if (ctx.json(opts)) printJson(ctx, { version: 1, ...report });
       else ctx.out.write(`${name}: ${report.awakeBefore ? report.shutdown : 'already asleep'}${report.shutdownDetail && report.awakeBefore ? ` (${report.shutdownDetail})` : ''}\n`);
       if (report.shutdown === 'failed' || report.shutdown === 'refused') ctx.exitCode = 1;
     });

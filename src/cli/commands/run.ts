@@ -86,6 +86,7 @@ export function registerPlan(program: Command, ctx: Context): void {
       if (ctx.json(opts)) printJson(ctx, report);
       else ctx.out.write(renderReport(report));
       if (report.error !== undefined) writeError(ctx, log, report.error);
-      ctx.exitCode = report.error !== undefined && report.result !== 'unreachable' ? reportExitCode(report) || ExitCode.DATASET_FAILED : reportExitCode(report);
+      // A plan with conflicts is a good plan (exit 0); one that could not be made says why by its code.
+      ctx.exitCode = report.error === undefined ? ExitCode.OK : reportExitCode(report);
     });
 }

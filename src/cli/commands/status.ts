@@ -31,7 +31,7 @@ export function registerStatus(program: Command, ctx: Context): void {
         // A host with no wake method is meant to be always on: not answering is not sleep.
         return m === undefined || m === 'none' ? 'unreachable' : 'asleep';
       };
-      if (ctx.json(opts)) return printJson(ctx, { jobs, hosts: hosts.map((h) => ({ ...h, state: stateOf(h) })) });
+      if (ctx.json(opts)) return printJson(ctx, { version: 1, jobs, hosts: hosts.map((h) => ({ ...h, state: stateOf(h) })) });
       for (const j of jobs) {
         const run = j.state?.lastRun;
         ctx.out.write(

@@ -1,0 +1,125 @@
+// The JSON hozo prints (--json) and posts (webhook), as schemas: every document carries `version` (1), and these
+// are the contract. `schemas/*.schema.json` in the repository are generated from them (node
+// dist/src/output/write-schemas.js schemas; a test keeps the committed files equal to the generated ones), and the
+// tests validate real outputs of the built CLI against them.
+import { z } from 'zod';
+
+export const OUTPUT_VERSION = 1;
+const version = z.literal(OUTPUT_VERSION).describe('The output format version; a change that breaks readers bumps it.');
+
+const errorInfo = z.object({ code: z.string(), message: z.string(), hint: z.string().optional() }).strict();
+const problem = z.object({ path: z.string(), message: z.string() }).strict();
+const iso = z.string().describe('ISO 8601 time');
+
+const datasetReport = z
+  .object({
+    source: z.string(),
+    target: z.string(),
+    result: z.enum(['sent', 'up-to-date', 'planned', 'conflict', 'failed']),
+    base: z.string().optional().describe('The common snapshot or bookmark the increment started from.'),
+    newest: z.string().optional().describe('The newest snapshot now on the target.'),
+    snapshotsSent: z.array(z.string()),
+    bytes: z.number().optional(),
+    seconds: z.number(),
+    verified: z.boolean(),
+    held: z.string().optional().describe("The snapshot held on the source with the job's tag after this run."),
+    newestCreation: z.number().optional(),
+    error: errorInfo.optional(),
+    plan: z.string().describe('The plan in words, e.g. "-I @a → @c".'),
+  })
+  .strict();
+
+const poolReport = z
+  .object({ name: z.string(), health: z.string(), capacityRatio: z.number().optional(), errors: z.number().optional(), lastScrubEnd: z.number().optional() })
+  .strict();
+
+export const hostReport = z
+  .object({
+    name: z.string(),
+    awakeBefore: z.boolean(),
+    woke: z.boolean(),
+    wakeSeconds: z.number().optional(),
+    awakeSeconds: z.number().optional(),
+    shutdown: z.enum(['done', 'deferred', 'skipped', 'refused', 'failed', 'not-configured']),
+    shutdownDetail: z.string().optional(),
+  })
+  .strict();
+
+/** `hozo run --json`, `hozo plan --json`, `hozo restore --json` and the webhook body. */
+export const jobReport = z
+  .object({
+    version,
+    job: z.string(),
+    host: z.string(),
+    dryRun: z.boolean().describe('true for plan and run --dry-run: nothing was changed.'),
+    startedAt: iso,
+    finishedAt: iso,
+    seconds: z.number(),
+    result: z.enum(['ok', 'failed', 'unreachable', 'error']),
+    datasets: z.array(datasetReport),
+    targetPools: z.array(poolReport),
+    hosts: z.array(hostReport),
+    bytes: z.number(),
+    warnings: z.array(z.string()),
+    error: errorInfo.optional(),
+  })
+  .strict();
+
+/** `hozo jobs list --json`. */
+export const jobsList = z
+  .object({
+    version,
+    jobs: z.array(
+      z
+        .object({
+          name: z.string(),
+          host: z.string(),
+          schedule: z.string(),
+          snapshots: z.enum(['all', 'latest']),
+          datasets: z.array(z.object({ source: z.string(), target: z.string(), recursive: z.boolean(), exclude: z.array(z.string()), allowPlaintext: z.boolean() }).strict()),
+        })
+        .strict(),
+    ),
+  })
+  .strict();
+
+/** `hozo status --json`. */
+export const status = z
+  .object({
+    version,
+    jobs: z.array(z.object({ job: z.string(), host: z.string(), state: z.object({}).passthrough().nullable().describe("The job's state file (lastRun, lastSuccess, datasets), or null before its first run.") }).strict()),
+    hosts: z.array(
+      z
+        .object({
+          name: z.string(),
+          state: z.enum(['awake', 'asleep', 'unreachable']),
+          awake: z.boolean(),
+          woken: z.boolean(),
+          pools: z.array(z.object({ name: z.string(), health: z.string(), capacity: z.string().optional() }).strict()).optional(),
+          agent: z.unknown().optional().describe("hozo-agent's own status answer, when the box runs it."),
+          error: z.string().optional(),
+        })
+        .strict(),
+    ),
+  })
+  .strict();
+
+/** `hozo config check --json`. */
+export const configCheck = z
+  .object({ version, valid: z.boolean(), problems: z.array(problem), warnings: z.array(z.string()), hint: z.string().optional(), config: z.object({}).passthrough().optional().describe('The config with defaults filled in (when valid).') })
+  .strict();
+
+/** `hozo wake --json` / `hozo shutdown --json`. */
+export const hostAction = hostReport.extend({ version, detail: z.string().optional().describe('wake without --wait: how it was woken.') }).strict();
+
+/** Any command's error with --json. */
+export const errorOutput = z.object({ version, error: errorInfo.extend({ problems: z.array(problem).optional() }).strict() }).strict();
+
+export const OUTPUT_SCHEMAS = { 'job-report': jobReport, 'jobs-list': jobsList, status, 'config-check': configCheck, 'host-action': hostAction, error: errorOutput } as const;
+
+/** The JSON Schema of each output (draft 2020-12). */
+export function jsonSchemas(): Record<string, unknown> {
+  return Object.fromEntries(
+    Object.entries(OUTPUT_SCHEMAS).map(([name, s]) => [name, { title: `hozo ${name} output (schemas/${name}.schema.json)`, ...z.toJSONSchema(s, { io: 'output', unrepresentable: 'any' }) }]),
+  );
+}
