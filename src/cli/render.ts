@@ -4,7 +4,12 @@ import { formatBytes } from '../util/log.js';
 
 export function renderReport(r: JobReport): string {
   const lines: string[] = [];
-  const head = r.dryRun ? `plan for job ${r.job} (host ${r.host}) — nothing was changed` : `job ${r.job} (host ${r.host}): ${r.result}`;
+  const head =
+    r.mode === 'plan'
+      ? `plan for job ${r.job} (host ${r.host}) — nothing was changed`
+      : r.mode === 'dry-run'
+        ? `dry run of job ${r.job} (host ${r.host}) — nothing was changed`
+        : `job ${r.job} (host ${r.host}): ${r.result}`;
   lines.push(head);
   const rows = r.datasets.map((d) => [
     d.source,

@@ -105,12 +105,17 @@ export async function bringUp(config: Config, hostName: string, job: JobConfig |
   /** Our lease is on the box: taken with the first pool check, so no other controller's release or shutdown powers
    *  the box off while this run waits for its pool (a slow import, a busy box). */
   let held = false;
+  let holdWarned = false;
   const hold = async (): Promise<void> => {
     if (!agent || opts.lease === false || held) return;
     const r = await runner.run(['hold', id, String(Math.round(host.leaseTtl))]);
     if (r.exitCode === AGENT_BUSY_EXIT && /shutting down/.test(r.stderr)) throw new HozoError('BOX_SHUTTING_DOWN', `${hostName} is shutting down`);
     if (r.exitCode === 0) held = true;
-    else log.warn(`${hostName}: could not take lease ${id}: ${r.stderr.trim()}`);
+    else if (!holdWarned) {
+      // Asked again with each pool check until it is taken; said once.
+      holdWarned = true;
+      log.warn(`${hostName}: could not take lease ${id}: ${r.stderr.trim()}`);
+    }
   };
   const poolProbe = async (): Promise<{ ready: boolean; detail: string }> => {
     if (agent) {

@@ -49,6 +49,8 @@ export interface JobReport {
   readonly job: string;
   readonly host: string;
   readonly dryRun: boolean;
+  /** plan (`hozo plan`), dry-run (`hozo run --dry-run`) or run: the first two change nothing. */
+  readonly mode: 'run' | 'plan' | 'dry-run';
   readonly startedAt: string;
   finishedAt: string;
   seconds: number;
@@ -71,9 +73,9 @@ export function toErrorInfo(e: unknown): ErrorInfo {
 }
 
 /** An empty report for a run that starts now. */
-export function startReport(job: string, host: string, dryRun: boolean, started = Date.now()): JobReport {
+export function startReport(job: string, host: string, dryRun: boolean, started = Date.now(), mode: JobReport['mode'] = dryRun ? 'plan' : 'run'): JobReport {
   return {
-    version: 1, job, host, dryRun, startedAt: new Date(started).toISOString(), finishedAt: '', seconds: 0,
+    version: 1, job, host, dryRun, mode, startedAt: new Date(started).toISOString(), finishedAt: '', seconds: 0,
     result: 'ok', datasets: [], targetPools: [], hosts: [], bytes: 0, warnings: [],
   };
 }

@@ -25,7 +25,7 @@ export interface RunOptions {
   readonly dryRun?: boolean;
   /** Plan only (for `hozo plan`): no lock, no transfer, no holds. */
   readonly planOnly?: boolean;
-  /** With planOnly: wake a sleeping box (plan otherwise only looks at an awake one). */
+  /** With planOnly or dryRun: wake a sleeping box (they otherwise only look at an awake one). */
   readonly wake?: boolean;
   readonly log: Logger;
   /** The job's state from the previous run (which snapshots we hold), so a no-op run touches nothing. */
@@ -46,13 +46,15 @@ export function jobSpecs(job: JobConfig): DatasetSpec[] {
 
 export async function runJob(config: Config, job: JobConfig, opts: RunOptions): Promise<JobReport> {
   const { log } = opts;
-  const report = startReport(job.name, job.host, opts.dryRun === true || opts.planOnly === true);
+  const mode = opts.planOnly === true ? 'plan' : opts.dryRun === true ? 'dry-run' : 'run';
+  const report = startReport(job.name, job.host, mode !== 'run', Date.now(), mode);
   const lock = report.dryRun ? undefined : acquireJobLock(config.stateDirectory, job.name);
   let hosts: JobHosts | undefined;
   try {
     const specs = jobSpecs(job);
     hosts = await openHosts(config, job, log, {
-      wake: opts.planOnly !== true || opts.wake === true,
+      // Only a real run wakes a sleeping box by itself; plan and run --dry-run change nothing unless asked (--wake).
+      wake: mode === 'run' || opts.wake === true,
       sourceRoots: specs.map((s) => s.source),
       ...(opts.early !== undefined ? { early: opts.early } : {}),
     });

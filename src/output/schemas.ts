@@ -52,6 +52,7 @@ export const jobReport = z
     job: z.string(),
     host: z.string(),
     dryRun: z.boolean().describe('true for plan and run --dry-run: nothing was changed.'),
+    mode: z.enum(['run', 'plan', 'dry-run']).describe('Which command made the report: hozo run, hozo plan, hozo run --dry-run.'),
     startedAt: iso,
     finishedAt: iso,
     seconds: z.number(),

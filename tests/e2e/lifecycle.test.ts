@@ -130,6 +130,14 @@ describe.skipIf(missing.length > 0)('wake → ready → replicate → verify →
     expect(st.json.hosts[0]).toMatchObject({ name: 'offsite', awake: false, state: 'asleep' });
     expect(st.json.jobs[0].state.lastRun.result).toBe('ok');
     expect(await asleep()).toBe(true);
+    // run --dry-run changes nothing, a sleeping box included: it says so instead of waking it (like plan).
+    const dry = await hozoJson(cfg, 'run', 'nightly', '--dry-run');
+    expect(dry.exitCode).toBe(3);
+    expect(dry.json).toMatchObject({ mode: 'dry-run', dryRun: true });
+    expect(dry.json.error.message).toMatch(/asleep/);
+    expect(dry.json.error.hint).toMatch(/--wake/);
+    expectOutput('job-report', dry.json);
+    expect(await asleep()).toBe(true);
     const w = await hozo(cfg, 'wake', 'offsite', '--wait');
     expect(w.exitCode).toBe(0);
     expect(w.stdout).toMatch(/ready after/);

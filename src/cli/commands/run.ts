@@ -32,9 +32,10 @@ export function registerRun(program: Command, ctx: Context): void {
     .command('run')
     .description('replicate every dataset of a job, verify, and protect the incremental base')
     .argument('<job>', 'job name')
-    .option('--dry-run', 'plan and print what would be sent; change nothing')
+    .option('--dry-run', 'plan and print what would be sent; change nothing (a sleeping box stays asleep unless --wake)')
+    .option('--wake', 'with --dry-run: wake the box if it sleeps (and put it back to sleep afterwards)')
     .option('--json', 'print the run report as JSON on stdout')
-    .action(async (name: string, opts: { dryRun?: boolean; json?: boolean }) => {
+    .action(async (name: string, opts: { dryRun?: boolean; wake?: boolean; json?: boolean }) => {
       const config = await ctx.loadConfig();
       const job = findJob(config, name);
       if (opts.dryRun !== true) ensureStateDirectory(config.stateDirectory);
@@ -49,7 +50,7 @@ export function registerRun(program: Command, ctx: Context): void {
         let runJob: typeof import('../../job/run.js').runJob;
         [{ runJob }, record] = await Promise.all([import('../../job/run.js'), import('../../job/record.js')]);
         previous = record.previousState(config, job.name, log);
-        report = await runJob(config, job, { dryRun: opts.dryRun === true, log, signal: interrupt.signal, ...(previous ? { previous } : {}), ...(early ? { early } : {}) });
+        report = await runJob(config, job, { dryRun: opts.dryRun === true, wake: opts.wake === true, log, signal: interrupt.signal, ...(previous ? { previous } : {}), ...(early ? { early } : {}) });
       } finally {
         // Adopted by the run (and closed when it released the box), or unused: either way nothing stays open.
         await early?.runner.close();
