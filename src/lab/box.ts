@@ -39,7 +39,9 @@ import {
 
 /** Environment marker carried by every box process (daemon, sshd, wake listener): cleanup finds leftovers by it. */
 export const BOX_MARKER_ENV = 'HOZO_LAB_BOX';
-export const LAB_ID = /^[a-z0-9]{1,10}$/;
+// "vm" is not a lab id: /tmp/hozo-lab/vm holds the OpenZFS VM labs, which a zfs-fuse cleanup must never take for a
+// stale lab of its own (it removed a running CI's VM lab once).
+export const LAB_ID = /^(?!vm$)[a-z0-9]{1,10}$/;
 export const SSH_PORT = 22;
 export const WAKE_PORT = 9;
 

@@ -4,7 +4,8 @@
 // object property names, values that used to pass (limited broadcast, 999.1.1.1, 1e308, over-long names and
 // paths, bad schedules, nested targets, a host named local, duplicate JSON keys). Run as this user and, when this is
 // root, again as an unprivileged one (nobody).
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
+import { execa } from 'execa';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -79,11 +80,12 @@ function fileFor(r: Row, i: number): string {
 
 const asNobody = process.geteuid?.() === 0;
 
-function hozo(args: readonly string[], user?: string) {
+/** The built CLI, asynchronously (a synchronous spawn would block the test worker's own messages for seconds). */
+async function hozo(args: readonly string[], user?: string) {
   const argv = user === undefined ? [process.execPath, HOZO, ...args] : ['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups', process.execPath, HOZO, ...args];
   const t = Date.now();
-  const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', timeout: 20_000, maxBuffer: 16 * 1024 * 1024, env: { ...process.env, HOZO_CONFIG: '' } });
-  return { ...r, seconds: (Date.now() - t) / 1000 };
+  const r = await execa(argv[0]!, argv.slice(1), { reject: false, timeout: 20_000, maxBuffer: 16 * 1024 * 1024, env: { HOZO_CONFIG: '' }, stdin: 'ignore' });
+  return { status: r.exitCode ?? null, signal: r.signal ?? null, stdout: String(r.stdout), stderr: String(r.stderr), seconds: (Date.now() - t) / 1000 };
 }
 
 describe.skipIf(skip !== undefined)('bad config input: exit 2, a clear message, no stack, no hang, nothing written (built CLI)', () => {
@@ -92,12 +94,12 @@ describe.skipIf(skip !== undefined)('bad config input: exit 2, a clear message, 
   });
 
   for (const [i, r] of rows.entries()) {
-    it(r.what, () => {
+    it(r.what, async () => {
       const path = fileFor(r, i);
       const users = asNobody ? [undefined, 'nobody'] : [undefined];
       for (const user of users) {
         for (const cmd of r.commands ?? [['config', 'check'], ['jobs', 'list'], ['plan', 'j'], ['run', 'j'], ['status']]) {
-          const res = hozo(['--config', path, ...cmd], user);
+          const res = await hozo(['--config', path, ...cmd], user);
           const said = `${cmd.join(' ')}${user ? ` as ${user}` : ''}: exit ${res.status} signal ${res.signal}\n${res.stderr}${res.stdout}`;
           expect(res.signal, said).toBeNull();
           expect(res.status, said).toBe(2);
@@ -110,7 +112,7 @@ describe.skipIf(skip !== undefined)('bad config input: exit 2, a clear message, 
     }, 120_000);
   }
 
-  it('an unwritable state directory (as nobody) and one that is a file: exit 2 naming it, before anything runs', () => {
+  it('an unwritable state directory (as nobody) and one that is a file: exit 2 naming it, before anything runs', async () => {
     mkdirSync(join(dir, 'locked'), { mode: 0o755 });
     const cases = [
       { state: join(dir, 'locked', 'sub'), user: asNobody ? 'nobody' : undefined, says: /stateDirectory .* cannot be used: permission denied/ },
@@ -121,7 +123,7 @@ describe.skipIf(skip !== undefined)('bad config input: exit 2, a clear message, 
       const p = join(dir, `state-${c.user ?? 'me'}.yaml`);
       writeFileSync(p, `stateDirectory: ${c.state}\n${job()}`);
       chmodSync(p, 0o644);
-      const res = hozo(['--config', p, 'run', 'j'], c.user);
+      const res = await hozo(['--config', p, 'run', 'j'], c.user);
       const said = `exit ${res.status}\n${res.stderr}`;
       expect(res.status, said).toBe(2);
       expect(res.stderr, said).toMatch(c.says);
@@ -129,22 +131,22 @@ describe.skipIf(skip !== undefined)('bad config input: exit 2, a clear message, 
     }
   });
 
-  it('an empty config: config check warns that nothing is configured (exit 0); run exits 2', () => {
+  it('an empty config: config check warns that nothing is configured (exit 0); run exits 2', async () => {
     for (const text of ['', '# only a comment\n', 'null\n']) {
       const p = join(dir, 'empty.yaml');
       writeFileSync(p, text);
-      const check = hozo(['--config', p, 'config', 'check']);
+      const check = await hozo(['--config', p, 'config', 'check']);
       expect(check.status).toBe(0);
       expect(check.stdout).toMatch(/warning: nothing is configured/);
-      expect(hozo(['--config', p, 'run', 'x']).status).toBe(2);
+      expect((await hozo(['--config', p, 'run', 'x'])).status).toBe(2);
     }
   });
 
-  it('a UTF-8 BOM is accepted in JSON and YAML alike', () => {
+  it('a UTF-8 BOM is accepted in JSON and YAML alike', async () => {
     for (const [name, text] of [['bom.json', '\ufeff{"jobs": []}'], ['bom.yaml', '\ufeffjobs: []\n']] as const) {
       const p = join(dir, name);
       writeFileSync(p, text);
-      const r = hozo(['--config', p, 'config', 'check']);
+      const r = await hozo(['--config', p, 'config', 'check']);
       expect(r.status, r.stderr).toBe(0);
     }
   });
