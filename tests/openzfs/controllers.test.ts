@@ -4,7 +4,7 @@
 // alice's appendOnly key cannot force, prune or abort; bob's shutdown while alice holds a lease is deferred and her
 // release powers the box off for real. tests/integration/controllers.test.ts is the same on zfs-fuse (more cases).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { VM_AGENT, authorizeController, type VmLab } from '../../src/lab/vm/lab.js';
+import { VM_AGENT, authorizeController, labSectionedAgentConfig, type VmLab } from '../../src/lab/vm/lab.js';
 import { AGENT_ROOT, SRC, labOrSkip, reset, skipReason } from './helpers.js';
 
 const lab: VmLab | undefined = labOrSkip();
@@ -37,17 +37,9 @@ describe.skipIf(lab === undefined)('per-controller sections of one box on real O
     );
     await L.box.writeFile(
       '/etc/hozo-agent/config.json',
-      JSON.stringify({
-        controllers: { alice: { roots: [A], appendOnly: true }, bob: { roots: [B], maxLeases: 2 } },
-        retention: { daily: 7, weekly: 0, monthly: 0 },
-        idlePoweroffMinutes: null,
-        poweroffCommand: ['sudo', '-n', '/usr/bin/systemctl', 'start', '--no-block', 'hozo-poweroff.service'],
-        exportOnShutdown: false,
-        poweroffDelaySeconds: 1,
-        leaseDirectory: '/var/lib/hozo-agent/leases',
-        stateDirectory: '/var/lib/hozo-agent',
-        prepareTimeoutSeconds: 60,
-      }),
+      JSON.stringify(
+        labSectionedAgentConfig({ alice: { roots: [A], appendOnly: true }, bob: { roots: [B], maxLeases: 2 } }, { retention: { daily: 7, weekly: 0, monthly: 0 } }),
+      ),
     );
     await L.box.check(`zfs create -o canmount=off ${A} && zfs create -o canmount=off ${B}`);
     const first = await as('alice', `receive -u ${A}/d`, `${SRC}/d@s1`);

@@ -5,7 +5,7 @@
 // process exits), and each controller saw only its own root. tests/e2e/fleet.test.ts is the same on the zfs-fuse lab.
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { VM_AGENT, VM_HOZO, authorizeController, type VmLab } from '../../src/lab/vm/lab.js';
+import { VM_AGENT, VM_HOZO, authorizeController, labSectionedAgentConfig, type VmLab } from '../../src/lab/vm/lab.js';
 import { AGENT_ROOT, SRC, controllerConfig, guids, labOrSkip, reset, skipReason } from './helpers.js';
 
 const lab: VmLab | undefined = labOrSkip();
@@ -40,17 +40,11 @@ describe.skipIf(lab === undefined)('a fleet of 10 controllers against one powere
     // (on the box's clock, synced to its disk) before root's unit exports the pool and powers off.
     await L.box.writeFile(
       '/etc/hozo-agent/config.json',
-      JSON.stringify({
-        controllers: Object.fromEntries(names.map((c) => [c, { roots: [rootOf(c)] }])),
-        retention: { daily: 7, weekly: 4, monthly: 6 },
-        idlePoweroffMinutes: null,
-        poweroffCommand: ['sh', '-c', `date +%s.%N >> ${POWEROFFS} && sync && exec sudo -n /usr/bin/systemctl start --no-block hozo-poweroff.service`],
-        exportOnShutdown: false,
-        poweroffDelaySeconds: 1,
-        leaseDirectory: '/var/lib/hozo-agent/leases',
-        stateDirectory: '/var/lib/hozo-agent',
-        prepareTimeoutSeconds: 60,
-      }),
+      JSON.stringify(
+        labSectionedAgentConfig(Object.fromEntries(names.map((c) => [c, { roots: [rootOf(c)] }])), {
+          poweroffCommand: ['sh', '-c', `date +%s.%N >> ${POWEROFFS} && sync && exec sudo -n /usr/bin/systemctl start --no-block hozo-poweroff.service`],
+        }),
+      ),
     );
     await L.box.check(`rm -f ${POWEROFFS} /var/lib/hozo-agent/agent.log`);
     for (const c of names) {

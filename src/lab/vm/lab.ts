@@ -140,6 +140,12 @@ export function labAgentConfig(extra: Record<string, unknown> = {}): Record<stri
   };
 }
 
+/** The lab's agent config with one section per controller (`controllers`) in place of the top-level roots. */
+export function labSectionedAgentConfig(controllers: Record<string, unknown>, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  const { roots: _roots, ...box } = labAgentConfig(extra);
+  return { controllers, ...box };
+}
+
 export async function createVmLab(opts: VmLabOptions = {}): Promise<VmLab> {
   const id = opts.id ?? 'oz';
   if (!VM_LAB_ID.test(id)) throw new LabError(`VM lab id "${id}" must match ${VM_LAB_ID}`);
