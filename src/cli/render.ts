@@ -34,7 +34,7 @@ export function renderReport(r: JobReport): string {
 
 /** A run's error, once, on stderr (the report on stdout no longer repeats it): `error:` and `hint:` lines like every
  *  other error of the CLI; under journald each line carries priority err. */
-export function writeError(_ctx: unknown, log: import('../util/log.js').Logger, e: { message: string; hint?: string | undefined }): void {
+export function writeError(log: import('../util/log.js').Logger, e: { message: string; hint?: string | undefined }): void {
   log.error(e.message);
   if (e.hint) {
     if (log.hint !== undefined) log.hint(e.hint);

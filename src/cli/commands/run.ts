@@ -58,7 +58,7 @@ export function registerRun(program: Command, ctx: Context): void {
       await record.recordOutcome(config, report, previous, log);
       if (ctx.json(opts)) printJson(ctx, report);
       else ctx.out.write(renderReport(report));
-      if (report.error !== undefined) writeError(ctx, log, report.error);
+      if (report.error !== undefined) writeError(log, report.error);
       // Interrupted: 128 + the signal (130 SIGINT, 143 SIGTERM), as shells and systemd expect.
       ctx.exitCode = interrupt.exitCode() ?? reportExitCode(report);
       interrupt.dispose();
@@ -86,7 +86,7 @@ export function registerPlan(program: Command, ctx: Context): void {
       }
       if (ctx.json(opts)) printJson(ctx, report);
       else ctx.out.write(renderReport(report));
-      if (report.error !== undefined) writeError(ctx, log, report.error);
+      if (report.error !== undefined) writeError(log, report.error);
       // A plan with conflicts is a good plan (exit 0); one that could not be made says why by its code.
       ctx.exitCode = report.error === undefined ? ExitCode.OK : reportExitCode(report);
     });
