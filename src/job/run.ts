@@ -272,7 +272,8 @@ export async function replicate(
       });
       for (const w of transfer.degraded) log.warn(w);
       let last = 0;
-      const report = progressReporter(log, p.source, await source.estimate(p.source, step, settings.raw === true));
+      // The size estimate (send -nP on the source) runs beside the stream, not before it.
+      const report = progressReporter(log, p.source, source.estimate(p.source, step, settings.raw === true).catch(() => undefined));
       try {
         const r = await runPipeline(transfer.stages, {
           ...(transfer.counterStage !== undefined ? { counterStage: transfer.counterStage } : {}),

@@ -32,9 +32,22 @@ export function formatProgress(label: string, bytes: number, seconds: number, es
   return line;
 }
 
-export function progressReporter(log: Logger, label: string, estimate: number | undefined, now: () => number = Date.now, plainEverySeconds = 30) {
+/**
+ * Progress lines for one stream. `estimate` may be a promise (the sender's `send -nP` runs beside the stream rather
+ * than before it, so no stream waits for its own size): lines carry percent and ETA once it has arrived.
+ */
+export function progressReporter(
+  log: Logger,
+  label: string,
+  estimateOrPending: number | undefined | Promise<number | undefined>,
+  now: () => number = Date.now,
+  plainEverySeconds = 30,
+) {
   const start = now();
   let lastPlain = start;
+  let estimate: number | undefined;
+  if (estimateOrPending instanceof Promise) estimateOrPending.then((e) => (estimate = e), () => undefined);
+  else estimate = estimateOrPending;
   return (bytes: number): void => {
     const t = now();
     const line = formatProgress(label, bytes, (t - start) / 1000, estimate);

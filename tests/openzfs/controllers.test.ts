@@ -2,7 +2,7 @@
 // (alice: appendOnly; bob), each authorized on the box as `hozo-agent serve --controller NAME`, own roots under the
 // delegated backup/hozo. Every verb of bob's key against alice's roots and leases is refused or sees nothing of hers;
 // alice's appendOnly key cannot force, prune or abort; bob's shutdown while alice holds a lease is deferred and her
-// release powers the box off for real. tests/integration/controllers.test.ts is the same on zfs-fuse (more cases).
+// release powers the box off for real; a quota on bob's root stops his receives there. tests/integration/controllers.test.ts is the same on zfs-fuse (more cases).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { VM_AGENT, authorizeController, labSectionedAgentConfig, type VmLab } from '../../src/lab/vm/lab.js';
 import { AGENT_ROOT, SRC, labOrSkip, reset, skipReason } from './helpers.js';
@@ -89,6 +89,25 @@ describe.skipIf(lab === undefined)('per-controller sections of one box on real O
       expect(r.stderr, request).toMatch(/appendOnly/);
     }
     expect(await L.box.check(`zfs list -H -o name -t snapshot -r ${A}`)).toBe(before);
+  }, 600_000);
+
+  it("a quota on bob's root (set by root, as the NixOS module's controllers.<name>.quota does) stops his receive at the quota; alice's root and pool are untouched", async () => {
+    await L.ctl.check(`zfs create ${SRC}/big && head -c 6M /dev/urandom > /tank/src/big/f && zfs snapshot ${SRC}/big@s1`);
+    await L.box.check(`zfs set quota=2M ${B}`);
+    try {
+      const before = await L.box.check(`zfs get -H -p -r -o name,property,value guid ${A}`);
+      const r = await as('bob', `receive -u ${B}/big`, `${SRC}/big@s1`);
+      expect(r.code, r.stderr).not.toBe(0);
+      expect(r.stderr).toMatch(/quota|space/i);
+      expect((await L.box.sh(`zfs list ${B}/big`)).exitCode, 'nothing of the refused stream is left').not.toBe(0);
+      expect(Number(await L.box.check(`zfs get -H -p -o value used ${B}`))).toBeLessThanOrEqual(2 * 1024 * 1024);
+      expect(await L.box.check(`zfs get -H -p -r -o name,property,value guid ${A}`)).toBe(before);
+      // Within the quota bob still receives.
+      const small = await as('bob', `receive -u ${B}/d`, `${SRC}/d@s1`);
+      expect(small.code, small.stderr).toBe(0);
+    } finally {
+      await L.box.check(`zfs set quota=none ${B}`);
+    }
   }, 600_000);
 
   it("leases are per key: bob cannot release alice's; bob's shutdown while she holds one is deferred, her release powers the box off for real", async () => {

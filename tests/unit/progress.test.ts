@@ -32,4 +32,19 @@ describe('progress', () => {
     expect(lines).toHaveLength(3);
     expect(lines[0]).toMatch(/^tank\/a: 30\.0 MiB/);
   });
+  it('takes the estimate as a promise: lines carry percent and ETA once it has arrived (the stream does not wait for it)', async () => {
+    const drawn: string[] = [];
+    const log: Logger = { interactive: true, info() {}, progress: (m) => drawn.push(m), warn() {}, error() {}, debug() {} };
+    let t = 0;
+    let arrive: (n: number | undefined) => void = () => undefined;
+    const report = progressReporter(log, 'tank/a', new Promise<number | undefined>((r) => (arrive = r)), () => t);
+    t = 1000;
+    report(2 ** 20);
+    arrive(4 * 2 ** 20);
+    await Promise.resolve();
+    t = 2000;
+    report(2 * 2 ** 20);
+    expect(drawn[0]).toBe('tank/a: 1.0 MiB 1.0 MiB/s');
+    expect(drawn[1]).toBe('tank/a: 2.0 MiB of 4.0 MiB (50%) 1.0 MiB/s ETA 0:02');
+  });
 });
