@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // The only place that sets the exit code.
+import { trace } from '../util/trace.js';
 import { CommanderError } from 'commander';
 import { ExitCode, exitCodeFor, HozoError } from '../errors.js';
 import { buildProgram } from './program.js';
@@ -18,6 +19,7 @@ function writeErrorLines(e: HozoError | Error | string, journal: boolean): void 
 }
 
 async function main(argv: string[]): Promise<number> {
+  trace('cli: modules loaded');
   const { program, ctx } = buildProgram();
   try {
     await program.parseAsync(argv);

@@ -119,11 +119,27 @@ export async function loadCached<T extends { readonly stateDirectory: string }>(
   return { config, cached: false };
 }
 
+/**
+ * `stateDirectory` read from a plain top-level line of a YAML config (`stateDirectory: /x`, quoted or not), or from
+ * the absence of any such key, without loading the yaml library (most of the rest of a warm start on a slow CPU). Only
+ * a hint for where to look for the cache: the cache's key is the hash of the whole text, so a wrong guess costs a
+ * validation, never a wrong config. undefined: not a plain line with an absolute path (flow style, a block scalar…),
+ * so parse it properly.
+ */
+export function stateDirectoryLine(text: string): { stateDirectory?: string } | undefined {
+  const lines = text.split('\n').filter((l) => /^["']?stateDirectory["']?\s*:/.test(l));
+  if (lines.length === 0) return /stateDirectory/.test(text) ? undefined : {};
+  if (lines.length > 1) return undefined;
+  const m = /^["']?stateDirectory["']?\s*:[ \t]*(?:"(\/[^"\\]*)"|'(\/[^']*)'|(\/[^#]*?))[ \t]*(?:#.*)?\r?$/.exec(lines[0]!);
+  const value = m?.[1] ?? m?.[2] ?? m?.[3];
+  return value === undefined ? undefined : { stateDirectory: value };
+}
+
 const CONTROLLER: CacheSpec<Config> = {
   format: 'hozo-config-cache/1',
   schemaModules: ['./schema.js', './fields.js', './duration.js', './issues.js', '../notify/schema.js', '../zfs/names.js'].map((m) => new URL(m, import.meta.url)),
   defaultStateDirectory: DEFAULT_STATE_DIRECTORY,
-  parseRaw: (text, path) => (path.endsWith('.json') ? JSON.parse(text) : (createRequire(import.meta.url)('yaml') as typeof import('yaml')).parse(text, { logLevel: 'error' })),
+  parseRaw: (text, path) => (path.endsWith('.json') ? JSON.parse(text) : (stateDirectoryLine(text) ?? (createRequire(import.meta.url)('yaml') as typeof import('yaml')).parse(text, { logLevel: 'error' }))),
   validate: async (text, path) => (await import('./load.js')).parseConfigText(text, path),
   load: async (path) => (await import('./load.js')).loadConfig(path),
 };

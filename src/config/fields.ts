@@ -16,8 +16,7 @@ export const absolutePath = z
 /** A directory or file hozo writes: not in the kernel's virtual file systems (a recursive mkdir there never returns). */
 export const writablePath = absolutePath.refine((p) => !/^\/(proc|sys|dev)(\/|$)/.test(p), { message: 'must not be under /proc, /sys or /dev' });
 
-/** Six hex pairs with one consistent separator, ":" or "-". */
-export const MAC = /^([0-9A-Fa-f]{2})([:-])[0-9A-Fa-f]{2}(\2[0-9A-Fa-f]{2}){4}$/;
+export { MAC } from './mac.js';
 
 /** mbuffer's `-m`: a whole number of MiB or GiB, e.g. "128M" (the NixOS modules use the same pattern). */
 export const bufferSize = z.string().regex(/^(?:[1-9][0-9]{0,4}M|[1-9][0-9]?G)$/, 'expected a size like "32M", "128M" or "1G" (M or G, no spaces)');

@@ -1,5 +1,6 @@
 // The box seen through hozo-agent (the forced command of our key): the same ZfsHost operations, spoken as agent
 // verbs. The agent creates missing parents itself and never rolls back unless its own config allows it (receive -F).
+import { trace } from '../util/trace.js';
 import { HozoError } from '../errors.js';
 import type { Runner } from '../transport/runner.js';
 import { parseCapabilities } from '../zfs/capabilities.js';
@@ -20,6 +21,7 @@ async function verb(runner: Runner, argv: string[], action: string): Promise<str
 
 export async function agentHost(runner: Runner): Promise<ZfsHost> {
   const caps = parseCapabilities(await verb(runner, ['capabilities'], 'probe capabilities'), runner.name);
+  trace(`${runner.name}: agent capabilities`);
   const warnings: string[] = [];
   const unsupported = (what: string) => async () => {
     throw new HozoError('ZFS_PERMISSION', `${runner.name}: hozo-agent does not ${what} for the controller`, {

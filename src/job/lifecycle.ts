@@ -1,7 +1,9 @@
 // Bringing the box up for a run and putting it back: wake only if it sleeps, wait until ready, take a lease on the
 // agent, and afterwards release it and shut the box down only if this run woke it (or the host says so).
+import { trace } from '../util/trace.js';
 import { hostname } from 'node:os';
-import { usesAgent, type Config, type HostConfig, type JobConfig } from '../config/schema.js';
+import type { Config, HostConfig, JobConfig } from '../config/schema.js';
+import { usesAgent } from '../config/lookup.js';
 import { HozoError, isHozoError } from '../errors.js';
 import { cipherPreference, localHasAes, rememberAes, rememberedAes } from '../transport/cipher.js';
 import { SshRunner } from '../transport/ssh.js';
@@ -10,7 +12,7 @@ import type { Runner } from '../transport/runner.js';
 import type { Logger } from '../util/log.js';
 import { poolsListArgv } from '../zfs/argv.js';
 import { parseZpoolList } from '../zfs/pool-list.js';
-import { findHost } from '../config/load.js';
+import { findHost } from '../config/lookup.js';
 import { boxPortOpen, realClock, waitReady, type Clock } from '../wake/ready.js';
 import { wakeHost } from '../wake/wake.js';
 import { CapabilityCache } from '../zfs/capability-cache.js';
@@ -175,6 +177,7 @@ export async function bringUp(config: Config, hostName: string, job: JobConfig |
   let sshUp = false;
   const connect = async () => {
     await runner.connect();
+    trace(`${hostName}: connected (${agent ? 'agent session' : 'ssh'})`);
     sshUp = true;
     if (target === undefined && agent) {
       target = agentHost(runner);
@@ -191,6 +194,7 @@ export async function bringUp(config: Config, hostName: string, job: JobConfig |
       early = undefined;
       opts.onConnecting?.();
       report.awakeBefore = await e.awake;
+      trace(`${hostName}: early awake check done`);
     } else {
       report.awakeBefore = await awakeCheck(ssh, host, opts.onConnecting);
     }
@@ -199,6 +203,7 @@ export async function bringUp(config: Config, hostName: string, job: JobConfig |
       log.info(`${hostName} is already awake; it will be left as it is`);
       const ready = await waitReady(hostName, { tcp: async () => true, ssh: connect, pool: poolCheck }, host.readyTimeout, clock, { wake: host.wake?.method ?? 'none', via: host.via !== undefined });
       log.debug(`${hostName}: pools ready after ${ready.seconds.toFixed(2)}s`);
+      trace(`${hostName}: pools ready`);
       return;
     }
     if (!opts.wake) throw new HozoError('HOST_UNREACHABLE', `${hostName} is asleep (no answer on ${host.address}:${host.port}${host.via !== undefined ? ` through ${host.via.address}` : ''})`, { hint: 'pass --wake to wake it' });

@@ -1,5 +1,6 @@
 // The replication lifecycle for one job: connect → probe → inventory → plan → replicate → verify → protect base.
 // Every dataset is reported; one dataset's failure never stops the others.
+import { trace } from '../util/trace.js';
 import { throwIfInterrupted, unlessInterrupted } from './interrupt.js';
 import { crossingOf, isEncrypted, untrusted, verifyEncrypted } from './encryption.js';
 import type { Config, JobConfig } from '../config/schema.js';
@@ -59,6 +60,7 @@ export async function runJob(config: Config, job: JobConfig, opts: RunOptions): 
       ...(opts.early !== undefined ? { early: opts.early } : {}),
     });
     const { source, target } = hosts;
+    trace('job: hosts open');
     report.warnings.push(...source.warnings, ...target.warnings);
     // Resumable receives where both ends can (OpenZFS: send -t, receive -s and the token property).
     const policy: Policy = { snapshots: job.snapshots, rollback: job.rollback, resume: source.caps.resumeTokens && target.caps.resumeTokens };
@@ -67,6 +69,7 @@ export async function runJob(config: Config, job: JobConfig, opts: RunOptions): 
       hosts.sourceInventory ?? source.inventory(specs.map((s) => s.source)),
       hosts.targetInventory ?? target.inventory(specs.map((s) => s.target)),
     ]);
+    trace('job: inventories');
     let plans = planJob(specs, srcInv, dstInv, policy);
     report.datasets = plans.map((p) => initialReport(p));
     // An untrusted box never sees plaintext: unencrypted datasets are refused before anything is sent.
@@ -139,7 +142,9 @@ export async function runJob(config: Config, job: JobConfig, opts: RunOptions): 
     const pools = [...new Set(specs.map((s) => poolOf(s.target)))];
     let health: Promise<PoolReport[]>;
     if (report.datasets.some((d) => d.result === 'sent' || d.result === 'failed')) {
+      trace('job: verify listing…');
       const after = await target.listAndHealth(specs.map((s) => s.target), pools);
+      trace('job: verify listing done');
       dstInv = after.inventory;
       health = Promise.resolve(after.pools);
     } else {
@@ -171,6 +176,7 @@ export async function runJob(config: Config, job: JobConfig, opts: RunOptions): 
       }
       await protectBase(source, job.name, srcInv, plans[i]!, d, opts.previous?.datasets[d.source]?.held, log, report.warnings);
     }
+    trace('job: bases protected');
     report.targetPools = await health;
     for (const p of report.targetPools) if (p.health !== 'ONLINE') report.warnings.push(`target pool ${p.name} is ${p.health}`);
   } catch (e) {
@@ -180,7 +186,9 @@ export async function runJob(config: Config, job: JobConfig, opts: RunOptions): 
     const failedHost = hostReportOf(e);
     if (failedHost !== undefined) report.hosts.push(failedHost);
   } finally {
+    trace('job: closing');
     await hosts?.close();
+    trace('job: closed');
     lock?.release();
     closeReport(report, hosts?.session !== undefined ? [hosts.session.report] : []);
   }
@@ -275,15 +283,20 @@ export async function replicate(
       // The size estimate (send -nP on the source) runs beside the stream, not before it.
       const report = progressReporter(log, p.source, source.estimate(p.source, step, settings.raw === true).catch(() => undefined));
       try {
+        trace(`${p.source}: pipeline starts`);
+        let first = true;
         const r = await runPipeline(transfer.stages, {
           ...(transfer.counterStage !== undefined ? { counterStage: transfer.counterStage } : {}),
           ...(signal !== undefined ? { signal } : {}),
           onBytes: (n) => {
+            if (first) trace(`${p.source}: first bytes counted`);
+            first = false;
             last = n;
             report(n);
           },
         });
         bytes += r.bytes ?? last;
+        trace(`${p.source}: pipeline done`);
       } catch (e) {
         const pid = e instanceof PipelineError ? e.stages[0]?.pid : undefined;
         await source.releaseSendHolds(p.source, step, pid, srcInv);

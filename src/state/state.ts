@@ -2,7 +2,6 @@
 // between runs (last success, notification failures, each dataset's newest snapshot on the target).
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { z } from 'zod';
 import type { DatasetReport, DatasetResult, ErrorInfo, JobReport } from '../job/report.js';
 import { safeFileStem, writeFileAtomicSync } from './files.js';
 
@@ -67,50 +66,98 @@ export interface JobState {
   datasets: Record<string, DatasetMemory>;
 }
 
-const errorInfo = z.object({ code: z.string(), message: z.string(), hint: z.string().optional() });
-const isoTime = z.string().refine((s) => !Number.isNaN(Date.parse(s)), 'expected an ISO time');
+// The state file is checked by hand, not with the config's zod: `hozo run` reads it on every run, and loading zod
+// is the largest part of the CLI's start-up on a slow CPU (1.3 s of a run's fixed cost in the OpenZFS lab's VMs,
+// docs/bench.md). Like a zod object, the result keeps only the known fields; any wrong type rejects the file.
+class Shape extends Error {}
+type Obj = Record<string, unknown>;
+const obj = (v: unknown): Obj => {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Shape();
+  return v as Obj;
+};
+const str = (v: unknown): string => {
+  if (typeof v !== 'string') throw new Shape();
+  return v;
+};
+const num = (v: unknown): number => {
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw new Shape();
+  return v;
+};
+const oneOf = <T extends string>(v: unknown, values: readonly T[]): T => {
+  if (!values.includes(v as T)) throw new Shape();
+  return v as T;
+};
+const isoTime = (v: unknown): string => {
+  if (Number.isNaN(Date.parse(str(v)))) throw new Shape();
+  return v as string;
+};
+/** `{ key: read(o[key]) }` when present (undefined counts as absent), else nothing. */
+const opt = <T>(o: Obj, key: string, read: (v: unknown) => T): Record<string, T> => (o[key] === undefined ? {} : { [key]: read(o[key]) });
+const errorInfo = (v: unknown): ErrorInfo => {
+  const o = obj(v);
+  return { code: str(o['code']), message: str(o['message']), ...opt(o, 'hint', str) };
+};
 
-const stateFileSchema = z.object({
-  version: z.literal(1),
-  job: z.string(),
-  lastRun: z
-    .object({
-      startedAt: z.string(),
-      finishedAt: z.string(),
-      result: z.enum(['ok', 'failed', 'unreachable', 'error']),
-      seconds: z.number(),
-      bytes: z.number(),
-      datasets: z.array(
-        z.object({
-          source: z.string(),
-          target: z.string(),
-          result: z.enum(['sent', 'up-to-date', 'planned', 'conflict', 'failed']),
-          bytes: z.number().optional(),
-          seconds: z.number(),
-          newest: z.string().optional(),
-          newestCreation: z.number().optional(),
-          error: errorInfo.optional(),
-        }),
-      ),
-      error: errorInfo.optional(),
-      warnings: z.array(z.string()).default([]),
-    })
-    .optional(),
-  lastSuccess: isoTime.optional(),
-  notifyFailures: z.number().int().min(0).default(0),
-  datasets: z
-    .record(
-      z.string(),
-      z.object({
-        target: z.string().optional(),
-        newest: z.string().optional(),
-        newestCreation: z.number().optional(),
-        lastSuccess: isoTime.optional(),
-        held: z.string().optional(),
-      }),
-    )
-    .default({}),
-});
+function datasetSummary(v: unknown): DatasetSummary {
+  const o = obj(v);
+  return {
+    source: str(o['source']),
+    target: str(o['target']),
+    result: oneOf(o['result'], ['sent', 'up-to-date', 'planned', 'conflict', 'failed'] as const),
+    ...opt(o, 'bytes', num),
+    seconds: num(o['seconds']),
+    ...opt(o, 'newest', str),
+    ...opt(o, 'newestCreation', num),
+    ...opt(o, 'error', errorInfo),
+  };
+}
+
+function runSummary(v: unknown): RunSummary {
+  const o = obj(v);
+  const datasets = o['datasets'];
+  if (!Array.isArray(datasets)) throw new Shape();
+  const warnings = o['warnings'] ?? [];
+  if (!Array.isArray(warnings)) throw new Shape();
+  return {
+    startedAt: str(o['startedAt']),
+    finishedAt: str(o['finishedAt']),
+    result: oneOf(o['result'], ['ok', 'failed', 'unreachable', 'error'] as const),
+    seconds: num(o['seconds']),
+    bytes: num(o['bytes']),
+    datasets: datasets.map(datasetSummary),
+    ...opt(o, 'error', errorInfo),
+    warnings: warnings.map(str),
+  };
+}
+
+function datasetMemory(v: unknown): DatasetMemory {
+  const o = obj(v);
+  return { ...opt(o, 'target', str), ...opt(o, 'newest', str), ...opt(o, 'newestCreation', num), ...opt(o, 'lastSuccess', isoTime), ...opt(o, 'held', str) };
+}
+
+/** The state file's content as a JobState, or undefined when its shape is wrong. */
+export function parseJobState(data: unknown): JobState | undefined {
+  try {
+    const o = obj(data);
+    if (o['version'] !== 1) return undefined;
+    const notifyFailures = o['notifyFailures'] ?? 0;
+    if (!Number.isInteger(notifyFailures) || (notifyFailures as number) < 0) return undefined;
+    const datasets: Record<string, DatasetMemory> = {};
+    // (No dataset is named __proto__: pool names begin with a letter; assigning it would set the prototype.)
+    for (const [k, v] of Object.entries(o['datasets'] === undefined ? {} : obj(o['datasets']))) if (k !== '__proto__') datasets[k] = datasetMemory(v);
+    return {
+      version: 1,
+      job: str(o['job']),
+      ...opt(o, 'lastRun', runSummary),
+      ...opt(o, 'lastSuccess', isoTime),
+      notifyFailures: notifyFailures as number,
+      datasets,
+    };
+  } catch (e) {
+    if (e instanceof Shape) return undefined;
+    throw e;
+  }
+}
 
 export function jobStatePath(stateDirectory: string, job: string): string {
   return join(stateDirectory, 'jobs', `${safeFileStem(job)}.json`);
@@ -140,12 +187,12 @@ export function readJobState(stateDirectory: string, job: string, warn?: (msg: s
     warn?.(`state file ${path} is not valid JSON; ignoring it`);
     return undefined;
   }
-  const parsed = stateFileSchema.safeParse(data);
-  if (!parsed.success || parsed.data.job !== job) {
+  const parsed = parseJobState(data);
+  if (parsed === undefined || parsed.job !== job) {
     warn?.(`state file ${path} has an unexpected shape; ignoring it`);
     return undefined;
   }
-  return parsed.data as JobState;
+  return parsed;
 }
 
 export function isSuccess(report: Pick<JobReport, 'result' | 'dryRun'>): boolean {

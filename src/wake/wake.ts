@@ -1,29 +1,37 @@
 // Waking the box: a magic packet, a command on an always-on relay at the box's site, an HTTP call (smart plug,
 // Home Assistant), or any local command.
 import { exec } from '../util/exec.js';
-import wol from 'wake_on_lan';
 import type { Config, HostConfig, WakeConfig } from '../config/schema.js';
 import { HozoError } from '../errors.js';
-import { MAC } from '../config/fields.js';
+import { MAC } from '../config/mac.js';
 import { findHost } from '../config/lookup.js';
 import { SshRunner } from '../transport/ssh.js';
 
 
-/** The magic packet for `mac`: 6 × 0xff then the MAC 16 times; a malformed MAC is a usage error. */
-export function magicPacket(mac: string): Buffer {
+/** A malformed MAC is a usage error. */
+export function checkMac(mac: string): void {
   if (!MAC.test(mac)) {
     throw new HozoError('USAGE', `malformed MAC address "${mac}"`, { hint: 'expected six hex pairs like 52:54:00:7a:0b:01' });
   }
-  return wol.createMagicPacket(mac);
+}
+
+/** wake_on_lan, loaded only when a box is woken (one module less in every run's start-up). */
+const wakeOnLan = async () => (await import('wake_on_lan')).default;
+
+/** The magic packet for `mac`: 6 × 0xff then the MAC 16 times. */
+export async function magicPacket(mac: string): Promise<Buffer> {
+  checkMac(mac);
+  return (await wakeOnLan()).createMagicPacket(mac);
 }
 
 /** Sends `packets` magic packets (wake_on_lan sends nothing for a single packet to a broadcast address). */
 export async function sendMagicPacket(mac: string, address: string, port: number, packets = 3): Promise<void> {
-  magicPacket(mac);
+  checkMac(mac);
   if (address === '255.255.255.255') {
     // The limited broadcast leaves through whatever interface the route picks: name the LAN's broadcast instead.
     throw new HozoError('USAGE', 'refusing to send a magic packet to 255.255.255.255', { hint: 'set wake.address to the box LAN\'s broadcast address, e.g. 192.168.1.255' });
   }
+  const wol = await wakeOnLan();
   return new Promise((resolve, reject) => {
     wol.wake(mac, { address, port, num_packets: Math.max(2, packets), interval: 100 }, (err) => {
       if (err) reject(new HozoError('HOST_UNREACHABLE', `cannot send the magic packet to ${address}:${port}: ${err.message}`, { cause: err }));

@@ -5,6 +5,7 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { safeFileStem, writeFileAtomicSync } from '../state/files.js';
+import { PROBE_SECTIONS } from './capabilities.js';
 
 const TOOLS = 'zfs zpool mbuffer pv zstd zfs-fuse';
 
@@ -65,6 +66,8 @@ export class CapabilityCache {
       if (typeof c.fingerprint !== 'string' || typeof c.probe !== 'string' || typeof c.probedAt !== 'number' || c.endpoint !== endpoint) return undefined;
       const age = this.now() - c.probedAt;
       if (age < 0 || age > MAX_AGE_MS || !usableFingerprint(c.fingerprint)) return undefined;
+      // Probed by an older hozo whose probe lacked a section this one reads (e.g. cpus): probe again.
+      if (!PROBE_SECTIONS.every((name) => c.probe!.includes(`@@ ${name}\n`))) return undefined;
       return c as CachedProbe;
     } catch {
       return undefined;

@@ -1,6 +1,7 @@
 // serve() and idle-check end to end with a scripted Runner (no ZFS here; the real thing is in
 // tests/integration/agent.test.ts): every hostile SSH_ORIGINAL_COMMAND is refused with exit 2 and changes nothing,
 // and each verb runs exactly the commands it should.
+import { PROBE_SECTIONS } from '../../src/zfs/capabilities.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeEach, describe, expect, it } from 'vitest';
@@ -45,7 +46,7 @@ describe('serve: accepted verbs run exactly their commands', () => {
 
   it('capabilities: runs the probe once and then answers from its store while the fingerprint is unchanged', async () => {
     let fingerprint = '/usr/sbin/zfs 399680 1679577893 15884301\n/usr/sbin/zfs\n';
-    const probeOut = '@@ commands\n@@ send-usage\nusage:\n\tsend [-RDp] [-[iI] snapshot] <snapshot>\n@@ end\n';
+    const probeOut = '@@ commands\n@@ send-usage\nusage:\n\tsend [-RDp] [-[iI] snapshot] <snapshot>\n' + PROBE_SECTIONS.filter((n) => n !== 'commands' && n !== 'send-usage').map((n) => `@@ ${n}\n`).join('');
     const h = harness(
       box((cmd) => {
         if (cmd.startsWith('sh -c set --')) return { stdout: fingerprint };

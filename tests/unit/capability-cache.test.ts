@@ -5,6 +5,10 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CapabilityCache, FINGERPRINT_SCRIPT, MAX_AGE_MS, usableFingerprint } from '../../src/zfs/capability-cache.js';
 import { LocalRunner } from '../../src/transport/local.js';
+import { PROBE_SECTIONS } from '../../src/zfs/capabilities.js';
+
+/** A probe output with every section the current PROBE_SCRIPT writes (empty ones). */
+const PROBE = PROBE_SECTIONS.map((n) => `@@ ${n}\n`).join('');
 
 const FP = '/usr/sbin/zfs 399680 1679577893 15884301\n/usr/sbin/zpool 428064 1679577893 15884303\n/usr/sbin/zfs\n/usr/sbin/zpool\n';
 
@@ -20,15 +24,25 @@ describe('CapabilityCache', () => {
   it('stores and returns the probe for the same host and endpoint', () => {
     const c = new CapabilityCache(dir, clock);
     expect(c.get('box', 'root@10.0.0.2:22')).toBeUndefined();
-    expect(c.put('box', 'root@10.0.0.2:22', FP, '@@ end\n')).toBe(true);
-    expect(c.get('box', 'root@10.0.0.2:22')).toEqual({ fingerprint: FP, probe: '@@ end\n', probedAt: now, endpoint: 'root@10.0.0.2:22' });
+    expect(c.put('box', 'root@10.0.0.2:22', FP, PROBE)).toBe(true);
+    expect(c.get('box', 'root@10.0.0.2:22')).toEqual({ fingerprint: FP, probe: PROBE, probedAt: now, endpoint: 'root@10.0.0.2:22' });
     expect(c.get('box', 'root@10.0.0.3:22')).toBeUndefined();
     expect(c.get('other', 'root@10.0.0.2:22')).toBeUndefined();
   });
 
+  it('forgets a probe an older hozo stored without a section this one reads (e.g. cpus)', () => {
+    const c = new CapabilityCache(dir, clock);
+    expect(PROBE_SECTIONS).toContain('cpus');
+    c.put('box', 'e', FP, PROBE.replace('@@ cpus\n', ''));
+    expect(c.get('box', 'e')).toBeUndefined();
+    c.put('box', 'e', FP, PROBE);
+    expect(c.get('box', 'e')?.probe).toBe(PROBE);
+  });
+
   it('forgets an entry older than its maximum age, or from the future', () => {
     const c = new CapabilityCache(dir, clock);
-    c.put('box', 'e', FP, 'p');
+    c.put('box', 'e', FP, PROBE);
+    expect(c.get('box', 'e')).toBeDefined();
     now += MAX_AGE_MS + 1;
     expect(c.get('box', 'e')).toBeUndefined();
     now -= 2 * MAX_AGE_MS;

@@ -4,7 +4,7 @@ import { chmodSync, chownSync, mkdtempSync, readFileSync, rmSync, statSync, writ
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { cacheFile, DEFAULT_STATE_DIRECTORY, loadConfigCached } from '../../src/config/cache.js';
+import { cacheFile, DEFAULT_STATE_DIRECTORY, loadConfigCached, stateDirectoryLine } from '../../src/config/cache.js';
 import { validateConfig } from '../../src/config/load.js';
 import { HozoError } from '../../src/errors.js';
 import { DEFAULT_AGENT_STATE_DIRECTORY, loadAgentConfigCached } from '../../agent/config-cache.js';
@@ -183,5 +183,22 @@ describe('a planted cache entry is never taken for a validated config (issue: co
     await plantWider();
     chownSync(cacheFile(state), 65534, 65534);
     expect((await loadAgentConfigCached(path)).config.roots).toEqual(['backup/kraken']);
+  });
+});
+
+describe('stateDirectoryLine: where the cache is, without loading the yaml library', () => {
+  it('reads a plain top-level line, quoted or not, with a comment', () => {
+    expect(stateDirectoryLine('hosts: {}\nstateDirectory: /var/lib/x\njobs: []\n')).toEqual({ stateDirectory: '/var/lib/x' });
+    expect(stateDirectoryLine('stateDirectory: "/srv/my state"  # here\n')).toEqual({ stateDirectory: '/srv/my state' });
+    expect(stateDirectoryLine("stateDirectory: '/srv/s'\r\n")).toEqual({ stateDirectory: '/srv/s' });
+    expect(stateDirectoryLine('"stateDirectory": /a\n')).toEqual({ stateDirectory: '/a' });
+  });
+  it('no such key: the default; anything unusual: undefined, so the caller parses the YAML', () => {
+    expect(stateDirectoryLine('hosts: {}\njobs: []\n')).toEqual({});
+    expect(stateDirectoryLine('{ stateDirectory: /a }\n')).toBeUndefined();
+    expect(stateDirectoryLine('stateDirectory: >\n  /a\n')).toBeUndefined();
+    expect(stateDirectoryLine('stateDirectory: "/a\\"b"\n')).toBeUndefined();
+    expect(stateDirectoryLine('stateDirectory: /a\nstateDirectory: /b\n')).toBeUndefined();
+    expect(stateDirectoryLine('# stateDirectory: /a\n')).toBeUndefined();
   });
 });

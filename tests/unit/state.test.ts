@@ -7,6 +7,7 @@ import { safeFileStem } from '../../src/state/files.js';
 import {
   jobStatePath,
   nextJobState,
+  parseJobState,
   readJobState,
   recordNotifyFailures,
   recordRun,
@@ -148,6 +149,63 @@ describe('job state file', () => {
     mkdirSync(join(dir, 'jobs'));
     writeFileSync(jobStatePath(dir, 'nightly'), JSON.stringify({ version: 1, job: 'nightly', lastSuccess: '2026-01-01T00:00:00Z' }));
     expect(readJobState(dir, 'nightly')).toEqual({ version: 1, job: 'nightly', lastSuccess: '2026-01-01T00:00:00Z', notifyFailures: 0, datasets: {} });
+  });
+
+  it('checks every field of the file by hand (no zod on the run path): wrong types are refused, unknown fields dropped', () => {
+    const good = {
+      version: 1,
+      job: 'nightly',
+      extra: 'dropped',
+      lastRun: {
+        startedAt: '2026-03-01T04:00:00Z',
+        finishedAt: '2026-03-01T04:01:00Z',
+        result: 'failed',
+        seconds: 60,
+        bytes: 5,
+        datasets: [{ source: 'tank/a', target: 'backup/a', result: 'failed', seconds: 1, error: { code: 'X', message: 'm', stack: 'dropped' } }],
+      },
+      notifyFailures: 2,
+      datasets: { 'tank/a': { target: 'backup/a', held: 's1', lastSuccess: '2026-03-01T04:01:00Z', other: 1 } },
+    };
+    // A "__proto__" key (JSON.parse makes it an own property) is not taken as a dataset.
+    const parsed = parseJobState(JSON.parse(JSON.stringify(good).replace('"datasets":{', '"datasets":{"__proto__":{"held":"x"},')));
+    expect(Object.getPrototypeOf(parsed!.datasets)).toBe(Object.prototype);
+    expect(parsed).toEqual({
+      version: 1,
+      job: 'nightly',
+      lastRun: {
+        startedAt: '2026-03-01T04:00:00Z',
+        finishedAt: '2026-03-01T04:01:00Z',
+        result: 'failed',
+        seconds: 60,
+        bytes: 5,
+        datasets: [{ source: 'tank/a', target: 'backup/a', result: 'failed', seconds: 1, error: { code: 'X', message: 'm' } }],
+        warnings: [],
+      },
+      notifyFailures: 2,
+      datasets: { 'tank/a': { target: 'backup/a', held: 's1', lastSuccess: '2026-03-01T04:01:00Z' } },
+    });
+    const bad: Array<(o: any) => void> = [
+      (o) => (o.job = 7),
+      (o) => (o.notifyFailures = -1),
+      (o) => (o.notifyFailures = 1.5),
+      (o) => (o.datasets = []),
+      (o) => (o.datasets['tank/a'].held = 3),
+      (o) => (o.datasets['tank/a'].lastSuccess = 'yesterday'),
+      (o) => (o.lastRun.result = 'great'),
+      (o) => (o.lastRun.datasets = {}),
+      (o) => (o.lastRun.datasets[0].seconds = '1'),
+      (o) => (o.lastRun.datasets[0].error.code = null),
+      (o) => (o.lastRun.warnings = ['a', 2]),
+      (o) => (o.lastRun.bytes = null),
+    ];
+    for (const [i, change] of bad.entries()) {
+      const o = JSON.parse(JSON.stringify(good));
+      change(o);
+      expect(parseJobState(o), `case ${i}`).toBeUndefined();
+    }
+    expect(parseJobState(null)).toBeUndefined();
+    expect(parseJobState([1])).toBeUndefined();
   });
 
   it('names files safely and leaves no temp files behind', () => {

@@ -24,7 +24,7 @@ describe('magic packets (real UDP on loopback)', () => {
   });
 
   it.each(['52:54:00:7a:0b', '52:54:00:7a:0b:zz', '5254007a0b01x', '', '52-54:00:7a:0b:01'])('rejects the malformed MAC %j before sending', async (mac) => {
-    expect(() => magicPacket(mac)).toThrow(HozoError);
+    await expect(magicPacket(mac)).rejects.toThrow(HozoError);
     await expect(sendMagicPacket(mac, '127.0.0.1', 9)).rejects.toThrow(/malformed MAC/);
   });
 

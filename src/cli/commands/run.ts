@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { trace } from '../../util/trace.js';
 import { onInterrupt } from '../../job/interrupt.js';
 import { ensureStateDirectory } from '../../state/dir.js';
 import { findJob } from '../../config/lookup.js';
@@ -40,6 +41,7 @@ export function registerRun(program: Command, ctx: Context): void {
       const job = findJob(config, name);
       if (opts.dryRun !== true) ensureStateDirectory(config.stateDirectory);
       // The SSH handshake runs in its own process while the modules below load.
+      trace('run: config loaded');
       const early = connectEarly(config, job);
       const log = ctx.logger(config);
       let report: JobReport;
@@ -49,13 +51,16 @@ export function registerRun(program: Command, ctx: Context): void {
       try {
         let runJob: typeof import('../../job/run.js').runJob;
         [{ runJob }, record] = await Promise.all([import('../../job/run.js'), import('../../job/record.js')]);
+        trace('run: modules loaded');
         previous = record.previousState(config, job.name, log);
         report = await runJob(config, job, { dryRun: opts.dryRun === true, wake: opts.wake === true, log, signal: interrupt.signal, ...(previous ? { previous } : {}), ...(early ? { early } : {}) });
       } finally {
         // Adopted by the run (and closed when it released the box), or unused: either way nothing stays open.
         await early?.runner.close();
       }
+      trace('run: box closed');
       await record.recordOutcome(config, report, previous, log);
+      trace('run: recorded');
       if (ctx.json(opts)) printJson(ctx, report);
       else ctx.out.write(renderReport(report));
       if (report.error !== undefined) writeError(log, report.error);

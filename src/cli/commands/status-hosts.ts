@@ -1,5 +1,6 @@
 // The box part of `hozo status`: awake or asleep, pool health; loaded only when `status` runs.
-import { usesAgent, type Config } from '../../config/schema.js';
+import type { Config } from '../../config/schema.js';
+import { usesAgent } from '../../config/lookup.js';
 import { bringUp, poolsFor } from '../../job/lifecycle.js';
 import { SshRunner } from '../../transport/ssh.js';
 import type { Runner } from '../../transport/runner.js';
