@@ -9,7 +9,6 @@ import { DEFAULT_AGENT_CONFIG_PATH, loadAgentConfigCached } from './config-cache
 import { AgentExit, createContext } from './context.js';
 import { CONTROLLER_NAME, scopedConfig } from './scope.js';
 import { PROTOCOL } from './command.js';
-import { idleCheck } from './lifecycle.js';
 import { AGENT_VERSION, serve } from './serve.js';
 
 export const USAGE = `usage: hozo-agent <command> [--config FILE] [--controller NAME]
@@ -133,7 +132,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     case 'idle-check': {
       const config = await load(args.config, err);
       if (config === undefined) return AgentExit.FAILED;
-      return idleCheck(createContext(config));
+      return (await import('./lifecycle.js')).idleCheck(createContext(config));
     }
     case 'prune': {
       // The box's own timer: its retention over every root of every section, whatever a key may ask for itself

@@ -2,46 +2,42 @@
 // `session` many control requests over one call (agent/session.ts). A refusal does nothing at all (no zfs, no files
 // but the audit log line) and exits 2.
 import { HozoError } from '../src/errors.js';
-import { PROTOCOL, parseCommand, printable, type Request } from './command.js';
+import { AGENT_PROTOCOL_VERSION, PROTOCOL, parseCommand, printable, type Request } from './command.js';
 import { AgentExit, type AgentContext } from './context.js';
-import { hold, release, shutdown } from './lifecycle.js';
-import { list } from './list.js';
-import { prune } from './prune.js';
-import { prepare, status, AGENT_PROTOCOL_VERSION } from './status.js';
-import { abortReceive, capabilities, receive, send } from './streams.js';
-import { runSession } from './session.js';
 
 export const AGENT_VERSION = '0.1.0';
 
+// Each verb's module is loaded when the verb is asked for: a `receive` call starts the agent (node) once per stream,
+// and on a slow box (the OpenZFS lab's VMs, a Raspberry Pi) every module less is start-up time saved (docs/bench.md).
 async function dispatch(ctx: AgentContext, req: Request, lastActivity: number | undefined): Promise<number> {
   switch (req.verb) {
     case 'version':
       ctx.out(JSON.stringify({ agent: 'hozo-agent', version: AGENT_VERSION, protocol: AGENT_PROTOCOL_VERSION, verbs: Object.values(PROTOCOL) }) + '\n');
       return AgentExit.OK;
     case 'capabilities':
-      return capabilities(ctx);
+      return (await import('./streams.js')).capabilities(ctx);
     case 'list':
-      return list(ctx, req.datasets);
+      return (await import('./list.js')).list(ctx, req.datasets);
     case 'receive':
-      return receive(ctx, req);
+      return (await import('./streams.js')).receive(ctx, req);
     case 'abort-receive':
-      return abortReceive(ctx, req);
+      return (await import('./streams.js')).abortReceive(ctx, req);
     case 'send':
-      return send(ctx, req);
+      return (await import('./streams.js')).send(ctx, req);
     case 'status':
-      return status(ctx, lastActivity);
+      return (await import('./status.js')).status(ctx, lastActivity);
     case 'prepare':
-      return prepare(ctx);
+      return (await import('./status.js')).prepare(ctx);
     case 'hold':
-      return hold(ctx, req);
+      return (await import('./lifecycle.js')).hold(ctx, req);
     case 'release':
-      return release(ctx, req);
+      return (await import('./lifecycle.js')).release(ctx, req);
     case 'shutdown':
-      return shutdown(ctx);
+      return (await import('./lifecycle.js')).shutdown(ctx);
     case 'prune':
-      return prune(ctx, req.dryRun);
+      return (await import('./prune.js')).prune(ctx, req.dryRun);
     case 'session':
-      return runSession(ctx, process.stdin, (t) => void process.stdout.write(t), handle);
+      return (await import('./session.js')).runSession(ctx, process.stdin, (t) => void process.stdout.write(t), handle);
   }
 }
 

@@ -2,10 +2,10 @@
 import { hostname } from 'node:os';
 import { AgentExit, type AgentContext } from './context.js';
 import { HEALTHY, importPool, notImported, poolHealth, poolReport, type PoolReport } from './pools.js';
-import { rootOf } from './command.js';
+import { AGENT_PROTOCOL_VERSION, rootOf } from './command.js';
 import { ownLeases } from './scope.js';
 
-export const AGENT_PROTOCOL_VERSION = 1;
+export { AGENT_PROTOCOL_VERSION };
 
 export interface AgentStatus {
   readonly protocol: number;

@@ -38,7 +38,7 @@ if (LAB === 'openzfs') {
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(HERE, '..');
-const HOZO = join(ROOT, 'dist/src/cli/main.js');
+const HOZO = join(ROOT, 'dist/bin/hozo/hozo.js');
 const RESULTS = join(HERE, 'results');
 
 const SIZE_MB = intEnv('BENCH_SIZE_MB', 400, 1, 4096);
@@ -494,7 +494,7 @@ async function main() {
   await preflight();
   const { createLab } = await import('../dist/src/lab/lab.js');
   const { agentBuilt, installAgent } = await import('../dist/src/lab/agent.js');
-  if (!agentBuilt()) throw new Error('dist/agent/main.js is missing: run `npm run build` (npm run bench does)');
+  if (!agentBuilt()) throw new Error('dist/bin/agent/hozo-agent.js is missing: run `npm run build` (npm run bench does)');
   tmp = mkdtempSync(join(os.tmpdir(), 'hozo-bench-'));
   const machine = machineInfo();
   const startedAt = new Date().toISOString();

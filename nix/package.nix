@@ -70,8 +70,9 @@ buildNpmPackage {
     installShellFiles
   ];
 
-  # npm's install hook links both entries of package.json's "bin" (hozo -> dist/src/cli/main.js,
-  # hozo-agent -> dist/agent/main.js) into $out/bin; they only get the tools on PATH here.
+  # npm's install hook links both entries of package.json's "bin" (hozo -> dist/bin/hozo/hozo.js,
+  # hozo-agent -> dist/bin/agent/hozo-agent.js, the bundles of scripts/bundle.mjs) into $out/bin; they only get the
+  # tools on PATH here.
   postInstall = ''
     for prog in ${lib.escapeShellArgs binNames}; do
       if [ ! -x "$out/bin/$prog" ]; then

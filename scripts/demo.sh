@@ -10,4 +10,4 @@ echo "=== build"
 npm run build
 echo
 echo "=== hozo demo"
-exec node dist/src/cli/main.js demo "$@"
+exec node dist/bin/hozo/hozo.js demo "$@"

@@ -6,7 +6,7 @@
 // always does. Validation is pure (no files, clock or environment are read), so equal inputs give equal results.
 // hozo-agent uses the same core (agent/config-cache.ts) for its own config.
 import { createHash } from 'node:crypto';
-import { lstatSync, mkdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { lstatSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -33,25 +33,33 @@ export interface CacheSpec<T extends { readonly stateDirectory: string }> {
 }
 
 const identities = new Map<string, string>();
-/** Path after symlinks (a Nix store path changes with every build), size and mtime of each schema module. */
+/**
+ * The content of each schema module, and of the file holding this code: from tsc's output that is one more module;
+ * in a bundle (dist/bin, scripts/bundle.mjs) the listed modules do not exist and this file is the bundle, which names
+ * its chunks (the schema's among them) by their content hash. Contents, not mtimes: npm packs every file with the same
+ * mtime, so an upgrade of the same size would otherwise look unchanged.
+ */
 export function schemaIdentity(modules: readonly URL[]): string {
-  const id = modules.map((u) => u.href).join('\n');
+  const all = [...modules, new URL(import.meta.url)];
+  const id = all.map((u) => u.href).join('\n');
   let v = identities.get(id);
-  if (v === undefined) {
-    v = modules
-      .map((u) => {
-        const file = fileURLToPath(u);
-        try {
-          const st = statSync(file);
-          return `${realpathSync(file)}:${st.size}:${st.mtimeMs}`;
-        } catch {
-          return `${file}:missing`;
-        }
-      })
-      .join('\n');
-    identities.set(id, v);
-  }
+  if (v === undefined) identities.set(id, (v = contentIdentity(all)));
   return v;
+}
+
+/** A hash of each file's URL and content ("missing" for one that is not there). */
+export function contentIdentity(files: readonly URL[]): string {
+  const h = createHash('sha256');
+  for (const u of files) {
+    let text: Buffer | undefined;
+    try {
+      text = readFileSync(fileURLToPath(u));
+    } catch {
+      // not there (a bundle): the bundle's own content stands for it
+    }
+    h.update(`${u.href}\0${text === undefined ? 'missing' : createHash('sha256').update(text).digest('hex')}\0`);
+  }
+  return h.digest('hex');
 }
 
 export function cacheKeyFor(spec: { readonly format: string; readonly schemaModules: readonly URL[] }, path: string, text: string): string {

@@ -359,7 +359,26 @@ async function protectBase(
   if (p.action === 'up-to-date' && p.base.bookmark) return;
   const tag = holdTag(job);
   const snaps = srcInv.get(d.source)?.snapshots ?? [];
-  await keepBookmark(source, job, srcInv, d, log, warnings);
+  // The bookmark and the hold are independent: side by side (each is a zfs command that waits for a txg).
+  const bookmarked = keepBookmark(source, job, srcInv, d, log, warnings);
+  try {
+    await holdNewest(source, tag, snaps, p, d, heldBefore, log, warnings);
+  } finally {
+    await bookmarked;
+  }
+}
+
+/** Holds the newest verified snapshot with the job's tag and releases the tag on the older ones. */
+async function holdNewest(
+  source: ZfsHost,
+  tag: string,
+  snaps: readonly { readonly name: string; readonly guid: string; readonly userrefs?: number }[],
+  p: DatasetPlan,
+  d: DatasetReport,
+  heldBefore: string | undefined,
+  log: Logger,
+  warnings: string[],
+): Promise<void> {
   // Already held by the previous run and still carrying a hold: nothing to do (keeps no-op runs to zero commands).
   const current = snaps.find((s) => s.name === d.newest);
   if (heldBefore === d.newest && current?.userrefs !== undefined && current.userrefs > 0) {
@@ -367,7 +386,7 @@ async function protectBase(
     return;
   }
   try {
-    await source.hold(tag, `${d.source}@${d.newest}`);
+    await source.hold(tag, `${d.source}@${d.newest!}`);
     d.held = d.newest;
     // Release the job's hold on older snapshots (the previous base); other tags are not ours to touch.
     // Without userrefs in the listing, the plan's base is the only snapshot this job can have held.

@@ -1,12 +1,13 @@
 // Puts hozo-agent on a lab box as the forced command of the lab's client key, with a harmless power-off (the box
 // is this machine: "off" stops the box's sshd). Used by `hozo demo`, the e2e tests and the benchmark.
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Box } from './box.js';
 import { shellJoin } from '../transport/quote.js';
+import { AGENT_BIN } from './root.js';
 
-// From dist/src/lab this is dist/agent/main.js; from the TypeScript sources (tests) the built copy in dist/.
-export const AGENT_MAIN = [resolve(import.meta.dirname, '../../agent/main.js'), resolve(import.meta.dirname, '../../dist/agent/main.js')].find((p) => existsSync(p)) ?? resolve(import.meta.dirname, '../../agent/main.js');
+/** The agent as it ships (package.json "bin"). */
+export const AGENT_MAIN = AGENT_BIN;
 
 export interface LabAgentOptions {
   readonly roots: readonly string[];

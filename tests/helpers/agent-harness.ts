@@ -143,7 +143,7 @@ afterEach(() => {
   dirs = [];
 });
 
-export function harness(reply: (cmd: string) => Reply = box(), config: Partial<AgentConfigInput> = {}, streamCode = 0, onStream?: (h: Harness) => void): Harness {
+export function harness(reply: (cmd: string) => Reply = box(), config: Partial<AgentConfigInput> = {}, streamCode = 0, onStream?: (h: Harness) => void | Promise<unknown>): Harness {
   const dir = mkdtempSync(join(tmpdir(), 'hozo-agent-unit-'));
   dirs.push(dir);
   let now = 1_800_000_000;
@@ -188,7 +188,8 @@ export function harness(reply: (cmd: string) => Reply = box(), config: Partial<A
     runner,
     stream: async (chain, opts) => {
       h.streams.push({ chain: chain.map((a) => [...a]), opts });
-      onStream?.(h);
+      // The stream lasts until what onStream started has finished (a request that arrives while bytes flow).
+      await onStream?.(h);
       return streamCode;
     },
     detach: (argv) => void h.detached.push([...argv]),

@@ -4,7 +4,8 @@ import { join, resolve } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { stringify } from 'yaml';
 
-export const HOZO = resolve(import.meta.dirname, '../../dist/src/cli/main.js');
+// The bundle that ships (package.json "bin", scripts/bundle.mjs).
+export const HOZO = resolve(import.meta.dirname, '../../dist/bin/hozo/hozo.js');
 
 export interface HozoResult {
   exitCode: number;

@@ -1,4 +1,4 @@
-// hozo-agent against real zfs-fuse: the built binary (dist/agent/main.js) run as `serve` with SSH_ORIGINAL_COMMAND,
+// hozo-agent against real zfs-fuse: the built binary (dist/bin/agent/hozo-agent.js) run as `serve` with SSH_ORIGINAL_COMMAND,
 // streams piped from/to a real `zfs send`/`zfs receive`, on throw-away file-backed pools "hzag…" (destroyed in
 // afterAll). Then once more through a real sshd with the forced command in authorized_keys, in the lab's box
 // (src/lab: own network namespace, own zfs-fuse daemon, "power-off" = stop its sshd).

@@ -368,8 +368,8 @@ describe('leases, shutdown and the pending marker', () => {
 
     let inner: number | undefined;
     const recv = harness(box(), {}, 0, (hh) => {
-      // A second SSH call while the receive streams.
-      void serve(hh.ctx, 'shutdown').then((c) => (inner = c));
+      // A second SSH call while the receive streams (the stream ends after it was answered).
+      return serve(hh.ctx, 'shutdown').then((c) => (inner = c));
     });
     expect(await serve(recv.ctx, 'receive backup/kraken/x')).toBe(0);
     await new Promise((r) => setTimeout(r, 50));

@@ -1,10 +1,11 @@
 // The validated config remembered between starts: used only for the same bytes and the same schema build, never by
 // `config check`, never written for an invalid file.
-import { chmodSync, chownSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { cacheFile, DEFAULT_STATE_DIRECTORY, loadConfigCached, stateDirectoryLine } from '../../src/config/cache.js';
+import { cacheFile, cacheKeyFor, contentIdentity, DEFAULT_STATE_DIRECTORY, loadConfigCached, stateDirectoryLine } from '../../src/config/cache.js';
 import { validateConfig } from '../../src/config/load.js';
 import { HozoError } from '../../src/errors.js';
 import { DEFAULT_AGENT_STATE_DIRECTORY, loadAgentConfigCached } from '../../agent/config-cache.js';
@@ -200,5 +201,27 @@ describe('stateDirectoryLine: where the cache is, without loading the yaml libra
     expect(stateDirectoryLine('stateDirectory: "/a\\"b"\n')).toBeUndefined();
     expect(stateDirectoryLine('stateDirectory: /a\nstateDirectory: /b\n')).toBeUndefined();
     expect(stateDirectoryLine('# stateDirectory: /a\n')).toBeUndefined();
+  });
+});
+
+describe('contentIdentity: a changed schema build is a different cache key', () => {
+  it("changes with a module's content even at the same size and mtime (npm packs every file with one mtime)", () => {
+    const d = mkdtempSync(join(tmpdir(), 'hozo-schema-'));
+    try {
+      const file = join(d, 'schema.js');
+      const t = new Date('1985-10-26T08:15:00Z');
+      writeFileSync(file, 'export const a = 1;\n');
+      utimesSync(file, t, t);
+      const before = contentIdentity([pathToFileURL(file)]);
+      expect(contentIdentity([pathToFileURL(file)])).toBe(before);
+      writeFileSync(file, 'export const a = 2;\n');
+      utimesSync(file, t, t);
+      expect(contentIdentity([pathToFileURL(file)])).not.toBe(before);
+      // A module that is not there (a bundle) makes the identity different, not unusable.
+      expect(contentIdentity([pathToFileURL(join(d, 'gone.js'))])).toMatch(/^[0-9a-f]{64}$/);
+      expect(cacheKeyFor({ format: 'f/1', schemaModules: [pathToFileURL(file)] }, '/p', 'x')).toMatch(/^[0-9a-f]{64}$/);
+    } finally {
+      rmSync(d, { recursive: true, force: true });
+    }
   });
 });

@@ -642,7 +642,7 @@ describe.skipIf(!NIXPKGS_LIB)('NixOS modules (lib.evalModules with stubbed NixOS
   describe('nix/package.nix (phases, with a stand-in buildNpmPackage)', () => {
     it('takes both programs from package.json\'s "bin", wraps them, and checks that both start', () => {
       const pkg = JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')) as { name: string; version: string; bin: Record<string, string> };
-      expect(pkg.bin).toEqual({ hozo: 'dist/src/cli/main.js', 'hozo-agent': 'dist/agent/main.js' });
+      expect(pkg.bin).toEqual({ hozo: 'dist/bin/hozo/hozo.js', 'hozo-agent': 'dist/bin/agent/hozo-agent.js' });
       const p = ev.package;
       expect([p.pname, p.version, p.mainProgram]).toEqual([pkg.name, pkg.version, 'hozo']);
       // npm's install hook creates both; no hand-made hozo-agent wrapper any more.

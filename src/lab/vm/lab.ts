@@ -9,8 +9,9 @@
 //   await lab.ctl.check('zfs list');                  // root shell in a VM
 //   const r = await lab.hozo(['run', 'nightly', '--json']);
 //   await lab.destroy();
+import { AGENT_BIN, HOZO_BIN, PROJECT_ROOT } from '../root.js';
 import { closeSync, copyFileSync, existsSync, openSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { shellJoin } from '../../transport/quote.js';
 import { AGENT_PERMISSIONS } from '../../zfs/delegation.js';
@@ -18,15 +19,16 @@ import { LAB_ROOT } from '../pools.js';
 import { LabError, check, killAndWait, listPids, run, sleep, which, type RunOpts, type RunResult } from '../proc.js';
 import { Vm, detectAccel, qemuName, type VmSpec } from './vm.js';
 
-export const PROJECT_ROOT = resolve(import.meta.dirname, '..', '..', '..', ...(import.meta.dirname.includes('/dist/') ? ['..'] : []));
+export { PROJECT_ROOT };
 const VM_LAB_ID = /^[a-z0-9]{1,8}$/;
 // The runtime (node, dist, production node_modules) is copied from the 9p share onto each VM's own disk: the share
 // does not survive a suspend to RAM (processes reading it stay in D state after the resume), and a local copy also
 // keeps a running suite on the code it started with while the checkout is rebuilt.
 export const VM_RUNTIME = '/opt/hozo-rt';
 export const VM_NODE = `${VM_RUNTIME}/node`;
-export const VM_HOZO = `${VM_NODE} ${VM_RUNTIME}/dist/src/cli/main.js`;
-export const VM_AGENT = `${VM_NODE} ${VM_RUNTIME}/dist/agent/main.js`;
+// The programs as they ship (package.json "bin", the bundles of scripts/bundle.mjs).
+export const VM_HOZO = `${VM_NODE} ${VM_RUNTIME}/dist/bin/hozo/hozo.js`;
+export const VM_AGENT = `${VM_NODE} ${VM_RUNTIME}/dist/bin/agent/hozo-agent.js`;
 const STAGE = join(PROJECT_ROOT, '.lab', 'vm-runtime');
 export const AGENT_ROOT = 'backup/hozo';
 
@@ -78,7 +80,7 @@ export function vmLabPrerequisites(): string[] {
   const missing: string[] = [];
   if (process.getuid?.() !== 0) missing.push('root');
   for (const t of ['qemu-system-x86_64', 'qemu-img', 'ip', 'ssh', 'ssh-keygen']) if (which(t) === undefined) missing.push(t);
-  if (!existsSync(join(PROJECT_ROOT, 'dist', 'src', 'cli', 'main.js'))) missing.push('a built project (npm run build)');
+  if (!existsSync(HOZO_BIN) || !existsSync(AGENT_BIN)) missing.push('a built project (npm run build)');
   return missing;
 }
 
