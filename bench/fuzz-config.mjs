@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
-const HOZO = resolve(import.meta.dirname, '..', 'dist', 'src', 'cli', 'main.js');
+const HOZO = resolve(import.meta.dirname, '..', 'dist', 'bin', 'hozo', 'hozo.js');
 const N = Number(process.argv[2] ?? 300);
 let seed = Number(process.argv[3] ?? 1);
 const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);

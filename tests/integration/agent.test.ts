@@ -16,7 +16,7 @@ import { parseCapabilities } from '../../src/zfs/capabilities.js';
 import { parseInventory } from '../../src/zfs/inventory.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const MAIN = join(ROOT, 'dist', 'agent', 'main.js');
+const MAIN = join(ROOT, 'dist', 'bin', 'agent', 'hozo-agent.js');
 
 async function whyUnusable(): Promise<string | undefined> {
   if (process.getuid?.() !== 0) return 'not root (the zfs-fuse daemon serves root only)';

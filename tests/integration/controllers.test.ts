@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { destroyTestPool, zfsFuseUnusable } from '../helpers/zfs-fuse.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const MAIN = join(ROOT, 'dist', 'agent', 'main.js');
+const MAIN = join(ROOT, 'dist', 'bin', 'agent', 'hozo-agent.js');
 
 const skip = await zfsFuseUnusable([MAIN]);
 if (skip !== undefined) console.warn(`SKIP: tests/integration/controllers.test.ts: ${skip}`);

@@ -14,7 +14,7 @@ import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const CLI = join(ROOT, 'dist', 'src', 'cli', 'main.js');
+const CLI = join(ROOT, 'dist', 'bin', 'hozo', 'hozo.js');
 const skip = existsSync(CLI) ? undefined : `${CLI} is missing: run \`npm run build\` first`;
 if (skip !== undefined) console.warn(`SKIP: tests/integration/secrets.test.ts: ${skip}`);
 

@@ -32,6 +32,23 @@ describe('hozo start-up (built CLI)', () => {
     expect(s.stderr).toContain('ZOD');
   });
 
+  it('a warm `hozo run` of the bundle (YAML config from the cache, the job\'s state file read) loads no zod, yaml or wake_on_lan', async () => {
+    const hook = join(dir, 'hook-pkgs.mjs');
+    writeFileSync(hook, `export async function resolve(s, c, next) { const r = await next(s, c); const m = /[/]node_modules[/](zod|yaml|wake_on_lan)[/]/.exec(r.url); if (m) process.stderr.write('LOADED ' + m[1] + '\\n'); return r; }\n`);
+    const reg = join(dir, 'register-pkgs.mjs');
+    writeFileSync(reg, `import { register } from 'node:module';\nregister(${JSON.stringify(pathToFileURL(hook).href)});\n`);
+    const state = join(dir, 'state-run');
+    const cfg = join(dir, 'run.yaml');
+    writeFileSync(cfg, `stateDirectory: ${state}\njobs:\n  - name: nightly\n    host: local\n    datasets: [{ source: hozostartup/none, target: hozostartup/copy }]\n`);
+    // The first run validates (zod, yaml) and records the job's state; the second is what a timer's run looks like.
+    const first = await execa('node', ['--import', reg, HOZO, '--config', cfg, 'run', 'nightly'], { reject: false });
+    expect(first.stderr, 'the hook sees a package load when there is one').toContain('LOADED zod');
+    expect(readFileSync(join(state, 'jobs', 'nightly.json'), 'utf8')).toContain('"job": "nightly"');
+    const warm = await execa('node', ['--import', reg, HOZO, '--config', cfg, 'run', 'nightly'], { reject: false });
+    expect(warm.exitCode, warm.stderr).not.toBe(0); // no such pool: the run fails, after loading what a run loads
+    expect(warm.stderr).not.toContain('LOADED');
+  });
+
   it('config check validates the file itself; other commands use the validated copy for unchanged bytes', async () => {
     const state = join(dir, 'state');
     const cfg = join(dir, 'hozo.json');

@@ -146,7 +146,7 @@ describe('agent session: many requests over one call', () => {
 // --- the controller side ---------------------------------------------------------------------------------------
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const MAIN = join(ROOT, 'dist', 'agent', 'main.js');
+const MAIN = join(ROOT, 'dist', 'bin', 'agent', 'hozo-agent.js');
 const built = existsSync(MAIN);
 if (!built) console.warn(`SKIP: AgentSessionRunner against the built agent: ${MAIN} is missing (npm run build)`);
 
