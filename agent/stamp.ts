@@ -34,16 +34,10 @@ function writeReceipts(ctx: AgentContext, receipts: ReadonlyMap<string, number>)
   writeAtomic(receiptsPath(ctx), JSON.stringify(Object.fromEntries(receipts)) + '\n');
 }
 
-/** Records every snapshot at or below `dataset` the box has no receive time for, at the box's clock; returns them. */
-export async function recordReceived(ctx: AgentContext, dataset: string): Promise<string[]> {
-  // `get -r` lists the snapshots too (zfs-fuse has no `get -t`); guids need -p (zfs-fuse prints them lossy without).
-  const argv = ['zfs', 'get', '-H', '-p', '-r', '-o', 'name,value', 'guid', dataset];
-  const r = await ctx.runner.run(argv, { timeoutMs: 300_000 });
-  checkResult(r, { action: `read the guids received into ${dataset}`, argv });
-  const snaps = r.stdout
-    .split('\n')
-    .map((l) => l.split('\t'))
-    .filter(([name, guid]) => name !== undefined && name.includes('@') && guid !== undefined && /^[0-9]+$/.test(guid)) as [string, string][];
+/** Records every snapshot at or below `dataset` the box has no receive time for, at the box's clock; returns them.
+ *  `snapshots` (name, guid): read already by the caller (agent/streams.ts readReceived), else listed here. */
+export async function recordReceived(ctx: AgentContext, dataset: string, snapshots?: readonly (readonly [string, string])[]): Promise<string[]> {
+  const snaps = snapshots ?? (await listSnapshotGuids(ctx, dataset));
   return ctx.state.withLock(() => {
     const receipts = readReceipts(ctx);
     const now = Math.floor(ctx.state.now());
@@ -53,6 +47,17 @@ export async function recordReceived(ctx: AgentContext, dataset: string): Promis
     writeReceipts(ctx, receipts);
     return added.map(([name]) => name);
   });
+}
+
+async function listSnapshotGuids(ctx: AgentContext, dataset: string): Promise<[string, string][]> {
+  // `get -r` lists the snapshots too (zfs-fuse has no `get -t`); guids need -p (zfs-fuse prints them lossy without).
+  const argv = ['zfs', 'get', '-H', '-p', '-r', '-o', 'name,value', 'guid', dataset];
+  const r = await ctx.runner.run(argv, { timeoutMs: 300_000 });
+  checkResult(r, { action: `read the guids received into ${dataset}`, argv });
+  return r.stdout
+    .split('\n')
+    .map((l) => l.split('\t'))
+    .filter(([name, guid]) => name !== undefined && name.includes('@') && guid !== undefined && /^[0-9]+$/.test(guid)) as [string, string][];
 }
 
 /** Drops the records of destroyed snapshots (prune). Only those: a pool not imported now keeps its records. */

@@ -93,10 +93,18 @@ const SAFE: Readonly<Record<string, { readonly ok: (v: string, all: Props) => bo
   refreservation: { ok: (v) => v === '0' || v === 'none', fix: 'refreservation=none', on: 'both' },
 };
 
-/** Every dataset at or below `dataset` whose effective properties would let it mount, run or reserve anything. */
-export async function unprotected(ctx: AgentContext, dataset: string): Promise<Unprotected[]> {
-  const argv = ['zfs', 'get', '-H', '-p', '-r', '-t', 'filesystem,volume', '-o', 'name,property,value', ['type', 'mountpoint', 'canmount', ...Object.keys(SAFE).filter((p) => p !== 'mountpoint')].join(','), dataset];
-  const r = await ctx.runner.run(argv, { timeoutMs: 60_000 });
+/** What one `zfs get -r` after a receive on OpenZFS tells: every dataset at or below the target whose effective
+ *  properties would let it mount, run or reserve anything, and every snapshot there with its guid (for the box's
+ *  receive times, agent/stamp.ts) — one zfs process instead of two on a box where each costs a fifth of a second. */
+export interface Received {
+  readonly problems: Unprotected[];
+  readonly snapshots: [name: string, guid: string][];
+}
+
+export async function readReceived(ctx: AgentContext, dataset: string): Promise<Received> {
+  const props = ['type', 'mountpoint', 'canmount', ...Object.keys(SAFE).filter((p) => p !== 'mountpoint'), 'guid'];
+  const argv = ['zfs', 'get', '-H', '-p', '-r', '-t', 'filesystem,volume,snapshot', '-o', 'name,property,value', props.join(','), dataset];
+  const r = await ctx.runner.run(argv, { timeoutMs: 300_000 });
   checkResult(r, { action: `read the properties received into ${dataset}`, argv });
   const rows = new Map<string, Map<string, string>>();
   for (const line of r.stdout.split('\n')) {
@@ -105,16 +113,23 @@ export async function unprotected(ctx: AgentContext, dataset: string): Promise<U
     if (!rows.has(name)) rows.set(name, new Map());
     rows.get(name)!.set(prop, value);
   }
-  const out: Unprotected[] = [];
-  for (const [name, props] of rows) {
-    const type = props.get('type') === 'volume' ? 'volume' : 'filesystem';
+  const problems: Unprotected[] = [];
+  const snapshots: [string, string][] = [];
+  for (const [name, values] of rows) {
+    const type = values.get('type');
+    if (type === 'snapshot') {
+      const guid = values.get('guid');
+      if (name.includes('@') && guid !== undefined && /^[0-9]+$/.test(guid)) snapshots.push([name, guid]);
+      continue;
+    }
+    const kind = type === 'volume' ? 'volume' : 'filesystem';
     for (const [prop, rule] of Object.entries(SAFE)) {
-      const v = props.get(prop);
-      if (v === undefined || v === '-' || (rule.on !== 'both' && rule.on !== type)) continue;
-      if (!rule.ok(v, props)) out.push({ dataset: name, what: `${prop}=${v}`, fix: rule.fix });
+      const v = values.get(prop);
+      if (v === undefined || v === '-' || (rule.on !== 'both' && rule.on !== kind)) continue;
+      if (!rule.ok(v, values)) problems.push({ dataset: name, what: `${prop}=${v}`, fix: rule.fix });
     }
   }
-  return out;
+  return { problems, snapshots };
 }
 
 export async function receive(ctx: AgentContext, req: Extract<Request, { verb: 'receive' }>): Promise<number> {
@@ -135,10 +150,14 @@ export async function receive(ctx: AgentContext, req: Extract<Request, { verb: '
     const protect = await protects(ctx);
     const created = await ensureParents(ctx, req.dataset, protect);
     if (created.length > 0) ctx.log.write(`created ${created.join(', ')} (canmount=off${protect ? ', mountpoint=none, setuid/exec/devices off, volmode=none' : ''})`);
-    // A first receive: the dataset is missing, or has no snapshot yet (the partial state an interrupted `receive -s`
-    // of a full stream leaves behind, now being resumed).
-    const snaps = await ctx.runner.run(['zfs', 'list', '-H', '-o', 'name', '-t', 'snapshot', '-d', '1', req.dataset]);
-    const isNew = snaps.exitCode !== 0 || snaps.stdout.trim() === '';
+    // zfs-fuse (no receive -o): a first receive — the dataset is missing, or has no snapshot yet (the partial state
+    // an interrupted `receive -s` of a full stream leaves behind, now being resumed) — gets canmount=noauto below.
+    // With -o the receive sets it itself, so the look-up is not needed.
+    let isNew = false;
+    if (!protect) {
+      const snaps = await ctx.runner.run(['zfs', 'list', '-H', '-o', 'name', '-t', 'snapshot', '-d', '1', req.dataset]);
+      isNew = snaps.exitCode !== 0 || snaps.stdout.trim() === '';
+    }
     // Whatever properties the stream carries (a stolen controller can send a crafted `send -R -p` package), nothing
     // received mounts, runs setuid binaries, makes device nodes or reserves space on this box (receiveProtection).
     const protection = protect ? receiveProtection(req.volume ? 'volume' : 'filesystem') : {};
@@ -147,11 +166,12 @@ export async function receive(ctx: AgentContext, req: Extract<Request, { verb: '
     if (req.zstd) chain.unshift(ZSTD_DECOMPRESS);
     if (req.mbuffer) chain.unshift(mbufferArgv(ctx.config.bufferSize));
     const code = await ctx.stream(chain, { stdin: 'inherit', stdout: 'inherit' });
-    if (code === 0 && protect) {
+    const received = code === 0 && protect ? await readReceived(ctx, req.dataset) : undefined;
+    if (received !== undefined) {
       // zfs receive exits 0 when it could not apply a property (a box whose delegation lacks one of them: "cannot
       // receive setuid property ... permission denied"), so what took effect is read back, and the run fails
       // unless every received dataset is safe.
-      const problems = await unprotected(ctx, req.dataset);
+      const problems = received.problems;
       if (problems.length > 0) {
         const fixes = new Map<string, string[]>();
         for (const p of problems) fixes.set(p.dataset, [...(fixes.get(p.dataset) ?? []), ...p.fix.split(' ')]);
@@ -173,7 +193,7 @@ export async function receive(ctx: AgentContext, req: Extract<Request, { verb: '
     if (code === 0) {
       // The box's own receive time for its retention (agent/stamp.ts), never the sender's `creation`.
       try {
-        await recordReceived(ctx, req.dataset);
+        await recordReceived(ctx, req.dataset, received?.snapshots);
       } catch (e) {
         ctx.log.write(`receive into ${req.dataset}: could not record the receive time: ${(e as Error).message}`);
         ctx.err(`hozo-agent: receive into ${req.dataset}: could not record the receive time for the box's retention: ${(e as Error).message}\n`);

@@ -157,7 +157,7 @@ describe('serve: accepted verbs run exactly their commands', () => {
       'backup/kraken/a/vol\tvolmode\tnone',
       'backup/kraken/a/vol\trefreservation\t0',
     ];
-    const GET = 'zfs get -H -p -r -t filesystem,volume -o name,property,value type,mountpoint,canmount,setuid,exec,devices,volmode,reservation,refreservation backup/kraken/a';
+    const GET = 'zfs get -H -p -r -t filesystem,volume,snapshot -o name,property,value type,mountpoint,canmount,setuid,exec,devices,volmode,reservation,refreservation,guid backup/kraken/a';
     const openzfs = (rows: string[], extra: (cmd: string) => Reply = () => undefined) =>
       box((cmd) => extra(cmd) ?? (cmd.startsWith('sh -c') && cmd.includes('@@ receive-usage') ? { stdout: probe } : cmd === GET ? { stdout: rows.join('\n') + '\n' } : cmd.startsWith('zfs set') || cmd.startsWith('zfs create') ? {} : undefined));
 
@@ -171,6 +171,17 @@ describe('serve: accepted verbs run exactly their commands', () => {
       expect(calls).toContain(GET);
       // No separate canmount=noauto afterwards: the receive set it.
       expect(calls.filter((c) => c.startsWith('zfs set'))).toEqual([]);
+      expect(h.err.join('')).toBe('');
+    });
+
+    it('one zfs get after the stream reads the protections back and the snapshots for the receive times; no look-up before it', async () => {
+      // A snapshot's own setuid/exec rows (inherited) are not datasets to protect.
+      const rows = [...safe, 'backup/kraken/a@s1\ttype\tsnapshot', 'backup/kraken/a@s1\tguid\t777', 'backup/kraken/a@s1\tsetuid\ton', 'backup/kraken/a/vol@s1\ttype\tsnapshot', 'backup/kraken/a/vol@s1\tguid\t778'];
+      const h = harness(openzfs(rows));
+      expect(await serve(h.ctx, 'receive -u backup/kraken/a')).toBe(0);
+      const zfs = h.runner.calls.filter((c) => c.startsWith('zfs '));
+      expect(zfs).toEqual(['zfs list -H -o name backup/kraken', GET]);
+      expect(JSON.parse(readFileSync(join(h.dir, 'state', 'received.json'), 'utf8'))).toEqual({ '777': 1_800_000_000, '778': 1_800_000_000 });
       expect(h.err.join('')).toBe('');
     });
 
