@@ -16,7 +16,7 @@ export async function reset(lab: VmLab, agent: Record<string, unknown> = {}): Pr
   await Promise.all([
     lab.ctl.check(
       // A run a failed test left behind (it would hold the job lock).
-      `pkill -KILL -f '[d]ist/src/cli/main[.]js' || true; ` +
+      `pkill -KILL -f '[d]ist/bin/hozo/hozo[.]js' || true; ` +
         `zfs list -H -o name ${SRC} >/dev/null 2>&1 && { zfs list -H -o name -t snapshot -r ${SRC} | while read s; do zfs holds -H "$s" | awk '{print $2}' | while read t; do zfs release "$t" "$s"; done; done; zfs destroy -R ${SRC}; }; ` +
         `zfs create -o mountpoint=/tank/src ${SRC}; rm -rf /var/lib/hozo; mkdir -p /var/lib/hozo`,
     ),
