@@ -209,7 +209,8 @@ async function main() {
   if (PARTS.has('4')) {
     // ----- 4: cold boot: the box powered off for real, woken by a magic packet; its boot-to-sshd is not hozo's -----
     log('part 4: cold boot (box powered off, magic packet)');
-    await ctl.check('zfs create tank/bench/boot && echo boot > /tank/bench/boot/f && zfs snapshot tank/bench/boot@b1');
+    // (Part 3 leaves no tank/bench behind.)
+    await ctl.check('{ zfs list -H -o name tank/bench >/dev/null 2>&1 || zfs create -o mountpoint=/tank/bench -o compression=off tank/bench; } && zfs create tank/bench/boot && echo boot > /tank/bench/boot/f && zfs snapshot tank/bench/boot@b1');
     await hozoConfig('bench-boot', [{ name: 'boot', source: 'tank/bench/boot', target: `${AGENT_ROOT}/bench/boot` }], [
       `    wake: { method: wol, mac: "${box.mac}", address: ${lab.broadcast} }`,
       '    readyTimeout: 240',
