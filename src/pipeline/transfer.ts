@@ -2,9 +2,8 @@
 // buffering, and a local `pv` to count bytes.
 //
 // Buffering: `buffer: auto` (the default) puts mbuffer in front of `zfs receive` on the receiving host when the stream
-// crosses the network and that host has mbuffer and more than one CPU. zfs receive takes data in bursts (it stalls
-// while a transaction group commits); the buffer keeps the sender and the SSH channel going meanwhile. `buffer:
-// mbuffer` buffers both ends.
+// crosses the network and that host has mbuffer. zfs receive takes data in bursts (it stalls while a transaction group
+// commits); the buffer keeps the sender and the SSH channel going meanwhile. `buffer: mbuffer` buffers both ends.
 import type { Capabilities } from '../zfs/types.js';
 import type { Runner } from '../transport/runner.js';
 import { shellJoin } from '../transport/quote.js';
@@ -72,9 +71,8 @@ export function buildTransfer(o: TransferOptions): TransferPlan {
     if (o.senderCaps.mbuffer && o.receiverCaps.mbuffer) sendBuffer = receiveBuffer = true;
     else degraded.push('buffer: mbuffer is not installed on both ends; sending unbuffered');
   } else if (o.buffer === 'auto' && crossesNetwork) {
-    // Silent when missing: auto means "where it helps and is there". A buffer needs a spare CPU: on a single-CPU
-    // receiver (a small VM) its copy competes with ssh's decryption and zfs receive and slows the stream down.
-    receiveBuffer = o.receiverCaps.mbuffer && (o.receiverCaps.cpus === undefined || o.receiverCaps.cpus >= 2);
+    // Silent when missing: auto means "where it helps and is there".
+    receiveBuffer = o.receiverCaps.mbuffer;
   }
   const sendWrap: Wrap = { zstd, mbuffer: sendBuffer };
   const receiveWrap: Wrap = { zstd, mbuffer: receiveBuffer };

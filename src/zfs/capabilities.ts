@@ -33,8 +33,6 @@ echo '@@ tools'
 for t in ${TOOLS}; do command -v "$t"; done
 echo '@@ cpu'
 grep -m 1 -E '^(flags|Features)' /proc/cpuinfo 2>/dev/null | grep -ow aes
-echo '@@ cpus'
-getconf _NPROCESSORS_ONLN 2>/dev/null
 echo '@@ end'
 `;
 
@@ -139,18 +137,12 @@ export function parseCapabilities(output: string, host?: string): Capabilities {
     implementation: implementationOf(get('version'), get('pool'), tools),
     // Older probes (stored ones, fixtures) have no cpu section: unknown.
     ...(s.has('cpu') ? { aes: get('cpu').some((l) => l.trim() === 'aes') } : {}),
-    ...cpusOf(get('cpus')),
     encryption: properties.has('encryption') && properties.has('keystatus') && sendFlags.has('w'),
   };
 }
 
-/** Online CPUs (getconf), where the probe had the section and a number in it. */
-function cpusOf(lines: readonly string[]): { cpus?: number } {
-  const n = Number(lines.find((l) => l.trim() !== '')?.trim());
-  return Number.isInteger(n) && n > 0 ? { cpus: n } : {};
-}
-
-/** The section names of PROBE_SCRIPT: a stored probe without one of them comes from an older hozo (capability-cache.ts). */
+/** The section names of PROBE_SCRIPT: a stored probe without one of them comes from an older hozo whose probe did
+ *  not ask that yet (capability-cache.ts probes again). */
 export const PROBE_SECTIONS: readonly string[] = [...PROBE_SCRIPT.matchAll(/^echo '@@ (\S+)'$/gm)].map((m) => m[1]!);
 
 /** Runs the probe on `runner`'s host (one command); its output, for parseCapabilities (and the capability cache). */

@@ -66,7 +66,7 @@ export class CapabilityCache {
       if (typeof c.fingerprint !== 'string' || typeof c.probe !== 'string' || typeof c.probedAt !== 'number' || c.endpoint !== endpoint) return undefined;
       const age = this.now() - c.probedAt;
       if (age < 0 || age > MAX_AGE_MS || !usableFingerprint(c.fingerprint)) return undefined;
-      // Probed by an older hozo whose probe lacked a section this one reads (e.g. cpus): probe again.
+      // Probed by an older hozo whose probe lacked a section this one reads: probe again.
       if (!PROBE_SECTIONS.every((name) => c.probe!.includes(`@@ ${name}\n`))) return undefined;
       return c as CachedProbe;
     } catch {

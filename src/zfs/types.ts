@@ -60,8 +60,6 @@ export interface Capabilities {
   readonly implementation: string;
   /** The host's CPU has AES instructions (chooses the SSH cipher); undefined when the probe did not say. */
   readonly aes?: boolean;
-  /** Online CPUs of the host (getconf _NPROCESSORS_ONLN); undefined where the probe did not say. */
-  readonly cpus?: number;
   /** Native encryption: the `encryption` property and raw sends (`send -w`). OpenZFS ≥ 0.8; zfs-fuse: false. */
   readonly encryption?: boolean;
 }

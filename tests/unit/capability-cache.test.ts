@@ -30,10 +30,10 @@ describe('CapabilityCache', () => {
     expect(c.get('other', 'root@10.0.0.2:22')).toBeUndefined();
   });
 
-  it('forgets a probe an older hozo stored without a section this one reads (e.g. cpus)', () => {
+  it('forgets a probe an older hozo stored without a section this one reads (here: without the cpu section)', () => {
     const c = new CapabilityCache(dir, clock);
-    expect(PROBE_SECTIONS).toContain('cpus');
-    c.put('box', 'e', FP, PROBE.replace('@@ cpus\n', ''));
+    expect(PROBE_SECTIONS).toContain('cpu');
+    c.put('box', 'e', FP, PROBE.replace('@@ cpu\n', ''));
     expect(c.get('box', 'e')).toBeUndefined();
     c.put('box', 'e', FP, PROBE);
     expect(c.get('box', 'e')?.probe).toBe(PROBE);

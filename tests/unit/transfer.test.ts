@@ -63,15 +63,6 @@ describe('buildTransfer', () => {
     expect(t.degraded).toEqual([]);
   });
 
-  it('auto: no buffer on a single-CPU receiver (its copy would compete with ssh and zfs receive); 2 CPUs or unknown: buffered', () => {
-    expect(plan({ receiverCaps: { ...ALL, cpus: 1 } }).argvs[2]).toBe('ssh box -- zfs receive -u backup/a');
-    expect(plan({ receiverCaps: { ...ALL, cpus: 1 } }).degraded).toEqual([]);
-    expect(plan({ receiverCaps: { ...ALL, cpus: 2 } }).argvs[2]).toContain('mbuffer');
-    expect(plan({ receiverCaps: ALL }).argvs[2]).toContain('mbuffer');
-    // buffer: mbuffer is what the user asked for, whatever the CPUs.
-    expect(plan({ buffer: 'mbuffer', receiverCaps: { ...ALL, cpus: 1 } }).argvs.at(-1)).toContain('mbuffer');
-  });
-
   it('auto: no buffer between two local pools (nothing crosses the network)', () => {
     const t = plan({ receiver: local });
     expect(t.argvs).toEqual(['zfs send tank/a@s1', 'pv -f -n -b -i 1', 'zfs receive -u backup/a']);
