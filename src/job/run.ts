@@ -360,33 +360,16 @@ async function protectBase(
   const tag = holdTag(job);
   const snaps = srcInv.get(d.source)?.snapshots ?? [];
   // The bookmark and the hold are independent: side by side (each is a zfs command that waits for a txg).
+  // keepBookmark never throws (it warns).
   const bookmarked = keepBookmark(source, job, srcInv, d, log, warnings);
   try {
-    await holdNewest(source, tag, snaps, p, d, heldBefore, log, warnings);
-  } finally {
-    await bookmarked;
-  }
-}
-
-/** Holds the newest verified snapshot with the job's tag and releases the tag on the older ones. */
-async function holdNewest(
-  source: ZfsHost,
-  tag: string,
-  snaps: readonly { readonly name: string; readonly guid: string; readonly userrefs?: number }[],
-  p: DatasetPlan,
-  d: DatasetReport,
-  heldBefore: string | undefined,
-  log: Logger,
-  warnings: string[],
-): Promise<void> {
-  // Already held by the previous run and still carrying a hold: nothing to do (keeps no-op runs to zero commands).
-  const current = snaps.find((s) => s.name === d.newest);
-  if (heldBefore === d.newest && current?.userrefs !== undefined && current.userrefs > 0) {
-    d.held = d.newest;
-    return;
-  }
-  try {
-    await source.hold(tag, `${d.source}@${d.newest!}`);
+    // Already held by the previous run and still carrying a hold: nothing to do (keeps no-op runs to zero commands).
+    const current = snaps.find((s) => s.name === d.newest);
+    if (heldBefore === d.newest && current?.userrefs !== undefined && current.userrefs > 0) {
+      d.held = d.newest;
+      return;
+    }
+    await source.hold(tag, `${d.source}@${d.newest}`);
     d.held = d.newest;
     // Release the job's hold on older snapshots (the previous base); other tags are not ours to touch.
     // Without userrefs in the listing, the plan's base is the only snapshot this job can have held.
@@ -397,6 +380,8 @@ async function holdNewest(
     const msg = `${d.source}: could not hold @${d.newest} with tag ${tag}: ${(e as Error).message}`;
     warnings.push(msg);
     log.warn(msg);
+  } finally {
+    await bookmarked;
   }
 }
 
