@@ -4,6 +4,7 @@ import { exec } from '../util/exec.js';
 import type { Config, HostConfig, WakeConfig } from '../config/schema.js';
 import { HozoError } from '../errors.js';
 import { MAC } from '../config/mac.js';
+import { wakeAddressProblem } from '../config/addresses.js';
 import { findHost } from '../config/lookup.js';
 import { SshRunner } from '../transport/ssh.js';
 
@@ -27,9 +28,11 @@ export async function magicPacket(mac: string): Promise<Buffer> {
 /** Sends `packets` magic packets (wake_on_lan sends nothing for a single packet to a broadcast address). */
 export async function sendMagicPacket(mac: string, address: string, port: number, packets = 3): Promise<void> {
   checkMac(mac);
-  if (address === '255.255.255.255') {
-    // The limited broadcast leaves through whatever interface the route picks: name the LAN's broadcast instead.
-    throw new HozoError('USAGE', 'refusing to send a magic packet to 255.255.255.255', { hint: 'set wake.address to the box LAN\'s broadcast address, e.g. 192.168.1.255' });
+  // The config's own check, again where the packet leaves (an address given to `hozo wake` or built by code that did
+  // not go through the schema): the limited broadcast leaves through whatever interface the route picks.
+  const problem = wakeAddressProblem(address);
+  if (problem !== undefined) {
+    throw new HozoError('USAGE', `refusing to send a magic packet to ${address}: ${problem}`, { hint: 'set wake.address to the box LAN\'s broadcast address, e.g. 192.168.1.255' });
   }
   const wol = await wakeOnLan();
   return new Promise((resolve, reject) => {

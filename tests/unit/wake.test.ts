@@ -28,8 +28,11 @@ describe('magic packets (real UDP on loopback)', () => {
     await expect(sendMagicPacket(mac, '127.0.0.1', 9)).rejects.toThrow(/malformed MAC/);
   });
 
-  it('refuses the limited broadcast address (it would leave through whatever interface)', async () => {
-    await expect(sendMagicPacket('52:54:00:7a:0b:01', '255.255.255.255', 9)).rejects.toThrow(/refusing/);
+  // The limited broadcast's refusal is the config check's wakeAddressProblem (tests/unit/config-read.test.ts), which
+  // sendMagicPacket applies too. Its refusal in the sender is shown with 0.0.0.0, which on Linux would reach only this
+  // machine if the check ever went missing (never the limited broadcast itself: a regression would send it).
+  it('refuses an address the config refuses, before any packet leaves', async () => {
+    await expect(sendMagicPacket('52:54:00:7a:0b:01', '0.0.0.0', 9)).rejects.toThrow(/refusing to send a magic packet to 0\.0\.0\.0: 0\.0\.0\.0 is not an address/);
   });
 
   it('never logs URL paths or queries (tokens)', () => {
