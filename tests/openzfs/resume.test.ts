@@ -28,8 +28,16 @@ describe.skipIf(lab === undefined)('resumable receives on real OpenZFS (VMs)', (
       `${VM_HOZO} --config /etc/hozo/config.yaml run nightly --json > /tmp/run.json 2>/tmp/run.err" </dev/null >/dev/null 2>&1 &`);
   }
 
-  /** Starts the run; once the box's `zfs receive` has read at least `minBytes` of the stream, runs `kill` on ctl. */
+  /** Starts the run; once the box's `zfs receive` has read at least `minBytes` of the stream, runs `kill` on ctl.
+   *  The link is shaped to 40 Mbit/s meanwhile: the agent puts mbuffer (bufferSize, larger than the stream) in front
+   *  of the box's zfs receive, and on an unshaped link a receive slowed by a loaded host had the whole stream
+   *  buffered before it had read 16 MiB, so the kill cut nothing and left no token (a clean-clone CI run,
+   *  2026-12-03). At 5 MB/s the buffer holds only what the receive has not yet caught up with. */
   async function interrupt(kill: string, minBytes: number): Promise<void> {
+    await shapeLink(L, 40, () => interruptShaped(kill, minBytes));
+  }
+
+  async function interruptShaped(kill: string, minBytes: number): Promise<void> {
     await startRun();
     // Progress on the box: what its `zfs receive` has read of the stream (/proc/<pid>/io).
     const deadline = Date.now() + 180_000;
