@@ -1,8 +1,10 @@
-// The fleet on real OpenZFS with the box's real power cycle: 10 controllers (10 configs, 10 keys, 10 state
+// The fleet on real OpenZFS with the box's real power cycle: 4 controllers (4 configs, 4 keys, 4 state
 // directories, one section each in the box's agent config, chosen by `serve --controller cN` in each key's command=)
 // start their jobs within the same second against the powered-off box VM. A magic packet boots it (the qemu process
 // was gone), every run succeeds, the box is powered off for real exactly once, after the last release (its qemu
-// process exits), and each controller saw only its own root. tests/e2e/fleet.test.ts is the same on the zfs-fuse lab.
+// process exits), and each controller saw only its own root. tests/e2e/fleet.test.ts is the same with 10 controllers on
+// the zfs-fuse lab; here 4 (10 took ~8 minutes of a CI run on these emulated CPUs, where every run waits for the one
+// box CPU, and the power cycle's claims do not grow with the count).
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { VM_AGENT, VM_HOZO, authorizeController, labSectionedAgentConfig, type VmLab } from '../../src/lab/vm/lab.js';
@@ -11,13 +13,13 @@ import { AGENT_ROOT, SRC, controllerConfig, guids, labOrSkip, reset, skipReason 
 const lab: VmLab | undefined = labOrSkip();
 if (lab === undefined) console.warn(`SKIP: tests/openzfs/fleet.test.ts: ${skipReason()}`);
 
-const N = 10;
+const N = 4;
 const names = Array.from({ length: N }, (_, i) => `c${i}`);
 const rootOf = (c: string) => `${AGENT_ROOT}/${c}`;
 const POWEROFFS = '/var/lib/hozo-agent/poweroffs';
 const KNOWN = '-o UserKnownHostsFile=/etc/hozo/known_hosts -o BatchMode=yes';
 
-describe.skipIf(lab === undefined)('a fleet of 10 controllers against one powered-off box VM (OpenZFS)', () => {
+describe.skipIf(lab === undefined)(`a fleet of ${N} controllers against one powered-off box VM (OpenZFS)`, () => {
   const L = lab!;
 
   beforeAll(async () => {
@@ -68,13 +70,13 @@ describe.skipIf(lab === undefined)('a fleet of 10 controllers against one powere
     await L.ctl.sh(`rm -rf /etc/hozo/key-c* /etc/hozo/c*.yaml /var/lib/hozo/c*; ${names.map((c) => `zfs destroy -r ${SRC}/${c}`).join('; ')}`).catch(() => undefined);
   });
 
-  it('10 runs started together: one cold boot, all succeed, one real power-off after the last release, each saw only its own root', async () => {
+  it(`${N} runs started together: one cold boot, all succeed, one real power-off after the last release, each saw only its own root`, async () => {
     await L.box.sh('systemctl start --no-block hozo-poweroff.service');
     expect(await L.box.waitGone(180_000), 'the box VM powered off before the runs').toBe(true);
     await L.box.closeSsh();
     const before = L.wakeEvents().length;
 
-    // All 10 start in the same second inside the ctl VM, each with its own config, key and state directory.
+    // All N start in the same second inside the ctl VM, each with its own config, key and state directory.
     const out = await L.ctl.check(
       `cd /var/lib/hozo && for c in ${names.join(' ')}; do (${VM_HOZO} --config /etc/hozo/$c.yaml run $c --json > $c/out.json 2> $c/err.txt; echo $? > $c/rc) & done; wait; ` +
         `for c in ${names.join(' ')}; do echo "$c $(cat $c/rc) $(date -r $c/rc +%s)"; done`,
@@ -87,7 +89,7 @@ describe.skipIf(lab === undefined)('a fleet of 10 controllers against one powere
     }
     const reports = await Promise.all(names.map(async (c) => JSON.parse(await L.ctl.check(`cat /var/lib/hozo/${c}/out.json`))));
     const logs = await L.ctl.check(`cd /var/lib/hozo && for c in ${names.join(' ')}; do echo "== $c"; cat $c/err.txt; done`);
-    console.log(`fleet: the 10 runs' stderr:\n${logs}`);
+    console.log(`fleet: the ${N} runs' stderr:\n${logs}`);
     // Sent by this run (or, after a retry of a late step, found up to date by its second attempt): either way verified.
     for (const r of reports) {
       expect(['sent', 'up-to-date'], JSON.stringify(r.datasets[0])).toContain(r.datasets[0].result);
