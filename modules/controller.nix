@@ -61,6 +61,19 @@ let
 
   # Either seconds or a duration string like "5m" (the binary's duration rule).
   durationType = types.either types.ints.unsigned (types.strMatching "[0-9]+(\\.[0-9]+)?([smhd][0-9.smhd]*)?");
+  # A rate for pv -L, as src/pipeline/bandwidth.ts checks it: a whole number and K, M or G (1024-based).
+  bandwidthType = types.strMatching "[1-9][0-9]{0,6}[KMG]";
+  bandwidthOption =
+    which:
+    mkOption {
+      type = types.nullOr bandwidthType;
+      default = null;
+      example = "20M";
+      description = ''
+        Cap on the stream rate in bytes per second (`K`, `M`, `G`: 1024-based, as `pv -L` takes it), for
+        backups and restores alike; ${which}
+      '';
+    };
 
   datasetModule = {
     options = {
@@ -293,6 +306,7 @@ let
           example = [ "backup" ];
           description = "Pools that must be imported and healthy before a run; `null`: the pools of the job's targets.";
         };
+        bandwidthLimit = bandwidthOption "the smaller of the host's and the job's applies.";
         leaseTtl = mkOption {
           type = durationType;
           default = "6h";
@@ -535,6 +549,7 @@ let
           default = "none";
           description = "Compress the stream in transit with zstd.";
         };
+        bandwidthLimit = bandwidthOption "the smaller of this and the host's `bandwidthLimit` applies.";
         service = mkOption {
           type = types.attrs;
           default = { };
@@ -562,6 +577,7 @@ let
         pools
         leaseTtl
         trust
+        bandwidthLimit
         ;
       knownHostsFile =
         if h.knownHostsFile != null then
@@ -642,6 +658,9 @@ let
       compress
       ;
     snapshots = j.snapshots.send;
+  }
+  // lib.optionalAttrs (j.bandwidthLimit != null) { inherit (j) bandwidthLimit; }
+  // {
     datasets = map (d: {
       inherit (d)
         source

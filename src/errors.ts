@@ -34,7 +34,8 @@ export type ErrorCode =
   | 'ZFS_RESUME_PENDING'
   | 'ZFS_RESUME_INVALID'
   | 'ZFS_HOLD_EXISTS'
-  | 'ZFS_HOLD_NOT_FOUND';
+  | 'ZFS_HOLD_NOT_FOUND'
+  | 'TOOL_MISSING';
 
 /** One validation problem: where (`jobs[0].host`) and what. */
 export interface Problem {

@@ -11,6 +11,7 @@ export function renderReport(r: JobReport): string {
         ? `dry run of job ${r.job} (host ${r.host}) — nothing was changed`
         : `job ${r.job} (host ${r.host}): ${r.result}`;
   lines.push(head);
+  if (r.bandwidthLimit !== undefined) lines.push(`bandwidth limit ${formatBytes(r.bandwidthLimit.bytesPerSecond)}/s (the ${r.bandwidthLimit.from}'s bandwidthLimit)`);
   const rows = r.datasets.map((d) => [
     d.source,
     d.target,

@@ -22,6 +22,13 @@ export { MAC } from './mac.js';
 export const bufferSize = z.string().regex(/^(?:[1-9][0-9]{0,4}M|[1-9][0-9]?G)$/, 'expected a size like "32M", "128M" or "1G" (M or G, no spaces)');
 
 export { hostAddressProblem, ipv4Problem, wakeAddressProblem } from './addresses.js';
+import { BANDWIDTH } from '../pipeline/bandwidth.js';
+
+/** A rate cap in bytes per second, as pv -L takes it: a whole number and K, M or G (1024-based), e.g. "20M". */
+export const bandwidthLimit = z
+  .string()
+  .regex(BANDWIDTH, 'expected a rate in bytes per second like "500K", "20M" or "1G" (K, M or G, 1024-based, no spaces)')
+  .describe('Cap on the stream rate in bytes per second, e.g. "20M" (K, M, G: 1024-based, as pv -L takes it); the smaller of the host\'s and the job\'s applies. Needs pv on the controller.');
 
 /** A name that becomes part of a systemd unit, a file and a metric label. */
 export const NAME_MAX = 64;

@@ -1,6 +1,6 @@
 // The config file's shape. Names are the user-facing contract (the NixOS module renders the JSON form of this).
 import { z } from 'zod';
-import { absolutePath, bufferSize, datasetName, hostAddressProblem, MAC, NAME_MAX, wakeAddressProblem, writablePath } from './fields.js';
+import { absolutePath, bandwidthLimit, bufferSize, datasetName, hostAddressProblem, MAC, NAME_MAX, wakeAddressProblem, writablePath } from './fields.js';
 import { parseDuration } from './duration.js';
 import { notifySchema } from '../notify/schema.js';
 
@@ -118,6 +118,7 @@ export const hostSchema = z
     pools: z.array(z.string().regex(/^[A-Za-z][A-Za-z0-9_\-:.]*$/, 'expected a pool name')).optional().describe("Pools that must be imported and healthy before a run (default: the pools of the job's targets)."),
     /** A lease on the box (agent) expires after this, so a crashed controller cannot keep the box up forever. */
     leaseTtl: duration('leaseTtl').default(6 * 3600).describe('A lease on the box (agent) expires after this, so a crashed controller cannot keep the box up forever.'),
+    bandwidthLimit: bandwidthLimit.optional(),
     /** untrusted (every remote box unless said otherwise): it never sees plaintext — encrypted datasets go raw
      *  (`zfs send -w`), unencrypted ones are refused unless their dataset entry says allowPlaintext. trusted: a box you
      *  would hand your data to in the clear. */
@@ -199,6 +200,7 @@ export const jobSchema = z
     bufferSize: bufferSize.default('128M').describe("mbuffer's memory on each buffered end (hozo-agent boxes use the agent's own bufferSize)."),
     /** Compress the stream in transit with zstd when both ends have it. */
     compress: z.enum(['zstd', 'none']).default('none').describe('Compress the stream in transit with zstd when both ends have it.'),
+    bandwidthLimit: bandwidthLimit.optional(),
   })
   .strict();
 

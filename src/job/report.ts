@@ -61,6 +61,8 @@ export interface JobReport {
   hosts: HostReport[];
   bytes: number;
   warnings: string[];
+  /** The rate cap every transfer of this run ran under (bandwidthLimit), when one is set. */
+  bandwidthLimit?: { readonly bytesPerSecond: number; readonly from: 'host' | 'job' };
   error?: ErrorInfo;
 }
 

@@ -11,6 +11,7 @@ import type { Logger } from '../util/log.js';
 import { openHosts } from './hosts.js';
 import { acquireJobLock } from './lock.js';
 import { closeReport, startReport, toErrorInfo, type JobReport } from './report.js';
+import { jobBandwidth } from '../pipeline/bandwidth.js';
 import { initialReport, replicate, verify } from './run.js';
 
 export interface RestoreOptions {
@@ -116,7 +117,11 @@ export async function restore(config: Config, job: JobConfig, opts: RestoreOptio
     // is rolled along as it is.
     const raw = isEncrypted(boxSnaps.get(plan.source));
     const fresh = existing === undefined;
-    await replicate(plan, d, boxSnaps, box, local, { compress: job.compress, buffer: job.buffer, bufferSize: job.bufferSize, force: opts.force, unmounted: fresh || raw, raw }, opts.log);
+    // The link's limit holds for the way back too.
+    const limit = jobBandwidth(config, job);
+    if (limit !== undefined) report.bandwidthLimit = { bytesPerSecond: limit.bytesPerSecond, from: limit.from };
+    const settings = { compress: job.compress, buffer: job.buffer, bufferSize: job.bufferSize, force: opts.force, unmounted: fresh || raw, raw, ...(limit !== undefined ? { rateLimit: limit.limit } : {}) };
+    await replicate(plan, d, boxSnaps, box, local, settings, opts.log);
     if (d.result === 'sent' || d.result === 'up-to-date') {
       verify(d, boxSnaps, await local.inventory([dest]));
       if (!d.verified) {

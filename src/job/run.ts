@@ -9,6 +9,7 @@ import { planJob } from '../planner/plan.js';
 import type { DatasetPlan, DatasetSpec, Policy } from '../planner/types.js';
 import { PipelineError, blameStage, runPipeline } from '../pipeline/pipeline.js';
 import { buildTransfer } from '../pipeline/transfer.js';
+import { describeLimit, jobBandwidth } from '../pipeline/bandwidth.js';
 import { progressReporter } from '../pipeline/progress.js';
 import { formatBytes, type Logger } from '../util/log.js';
 import type { Inventory } from '../zfs/types.js';
@@ -83,7 +84,16 @@ export async function runJob(config: Config, job: JobConfig, opts: RunOptions): 
       log.error(`${p.source}: ${c.refused.message}\n  hint: ${c.refused.hint ?? ''}`);
       return true;
     };
-    const settingsFor = (p: DatasetPlan): TransferSettings => ({ ...transferOptions(job, p, policy), raw: crossingOf(config, job, p, srcInv).raw === true });
+    const limit = jobBandwidth(config, job);
+    if (limit !== undefined) {
+      report.bandwidthLimit = { bytesPerSecond: limit.bytesPerSecond, from: limit.from };
+      log.info(`bandwidth limit ${describeLimit(limit)}`);
+    }
+    const settingsFor = (p: DatasetPlan): TransferSettings => ({
+      ...transferOptions(job, p, policy),
+      raw: crossingOf(config, job, p, srcInv).raw === true,
+      ...(limit !== undefined ? { rateLimit: limit.limit } : {}),
+    });
     for (const d of report.datasets) log.info(`${d.source} → ${target.name}:${d.target}: ${d.plan}`);
     if (report.dryRun) {
       for (const [i, p] of plans.entries()) if (!refuse(i)) report.datasets[i]!.result = p.action === 'send' ? 'planned' : p.action === 'conflict' ? 'conflict' : 'up-to-date';
@@ -212,6 +222,8 @@ export function initialReport(p: DatasetPlan): DatasetReport {
 
 export interface TransferSettings {
   readonly compress: JobConfig['compress'];
+  /** pv -L for the local pv stage (bandwidthLimit), e.g. "20M". */
+  readonly rateLimit?: string;
   readonly buffer: JobConfig['buffer'];
   readonly bufferSize: JobConfig['bufferSize'];
   /** `zfs receive -F`: only when the user allowed rollback. */
@@ -277,6 +289,7 @@ export async function replicate(
         compress: settings.compress,
         buffer: settings.buffer,
         bufferSize: settings.bufferSize,
+        ...(settings.rateLimit !== undefined ? { rateLimit: settings.rateLimit } : {}),
       });
       for (const w of transfer.degraded) log.warn(w);
       let last = 0;

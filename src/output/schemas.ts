@@ -62,6 +62,11 @@ export const jobReport = z
     hosts: z.array(hostReport),
     bytes: z.number(),
     warnings: z.array(z.string()),
+    bandwidthLimit: z
+      .object({ bytesPerSecond: z.number().int().positive(), from: z.enum(['host', 'job']) })
+      .strict()
+      .optional()
+      .describe("The rate cap every transfer ran under (the smaller of the host's and the job's bandwidthLimit), when one is set."),
     error: errorInfo.optional(),
   })
   .strict();

@@ -1,5 +1,5 @@
 // Builds the process chain for one `zfs send | … | zfs receive`, local or across SSH, with optional compression and
-// buffering, and a local `pv` to count bytes.
+// buffering, and a local `pv` to count bytes (and to cap the rate: bandwidthLimit, src/pipeline/bandwidth.ts).
 //
 // Buffering: `buffer: auto` (the default) puts mbuffer in front of `zfs receive` on the receiving host when the stream
 // crosses the network and that host has mbuffer. zfs receive takes data in bursts (it stalls while a transaction group
@@ -8,6 +8,7 @@ import type { Capabilities } from '../zfs/types.js';
 import type { Runner } from '../transport/runner.js';
 import { shellJoin } from '../transport/quote.js';
 import type { Stage } from './pipeline.js';
+import { HozoError } from '../errors.js';
 
 /** Tools around one side's zfs command: zstd (compress on the sender, decompress on the receiver) and mbuffer. */
 export interface Wrap {
@@ -38,6 +39,8 @@ export interface TransferOptions {
   readonly buffer: 'auto' | 'mbuffer' | 'none';
   /** mbuffer's memory, e.g. "128M" (hozo's own mbuffer stages; hozo-agent uses its own setting). */
   readonly bufferSize?: string;
+  /** A rate cap for the local pv (`pv -L`, bytes per second like "20M"); without pv here the transfer is refused. */
+  readonly rateLimit?: string;
 }
 
 export interface TransferPlan {
@@ -91,9 +94,15 @@ export function buildTransfer(o: TransferOptions): TransferPlan {
 
   const stages: Stage[] = [...segment('send', sendSide, 0, o.sender)];
   let counterStage: number | undefined;
+  if (o.rateLimit !== undefined && !o.localCaps.pv) {
+    // A limit that is silently not applied would saturate the link it was set to protect.
+    throw new HozoError('TOOL_MISSING', `bandwidthLimit ${o.rateLimit} needs pv on this machine, and pv is not installed`, {
+      hint: 'install pv (Debian: apt install pv; the NixOS module puts it on the unit\'s path), or remove bandwidthLimit',
+    });
+  }
   if (o.localCaps.pv) {
     counterStage = stages.length;
-    stages.push({ name: 'count (pv)', argv: ['pv', '-f', '-n', '-b', '-i', '1'] });
+    stages.push({ name: o.rateLimit === undefined ? 'count (pv)' : `count and limit to ${o.rateLimit}/s (pv)`, argv: ['pv', '-f', '-n', '-b', '-i', '1', ...(o.rateLimit === undefined ? [] : ['-L', o.rateLimit])] });
   }
   stages.push(...segment('receive', recvSide, recvSide.length - 1, o.receiver));
   return { stages, counterStage, degraded, sendWrap, receiveWrap };

@@ -244,6 +244,38 @@ describe.skipIf(missing.length > 0)('replication over SSH into the lab box (real
     expect(masters.stdout).toBe('');
   });
 
+  it('bandwidthLimit: a 60 MiB stream at 10 MiB/s takes at least 5.5 s each way and arrives intact; plan shows the limit', async () => {
+    await lab.hostZfs(['create', `${src}/bw`]);
+    await execa('sh', ['-c', `head -c 60M /dev/urandom > ${join(mnt, 'bw/blob.bin')}`]);
+    await lab.hostZfs(['snapshot', `${src}/bw@b1`]);
+    // The host's 40M and the job's 10M: the smaller applies.
+    const bw = writeConfig(lab.dir, {
+      stateDirectory: join(lab.dir, 'state-bw'),
+      hosts: { box: { ...lab.box.hostConfig(), wake: undefined, readyTimeout: 4, bandwidthLimit: '40M' } },
+      jobs: [{ name: 'throttled', host: 'box', retries: 0, bandwidthLimit: '10M', datasets: [{ source: `${src}/bw`, target: `${lab.box.pool.name}/kraken/bw` }] }],
+    }, 'bw.yaml');
+    const plan = await hozo(bw, 'plan', 'throttled');
+    expect(plan.exitCode, plan.stderr).toBe(0);
+    expect(plan.stdout).toContain("bandwidth limit 10.0 MiB/s (the job's bandwidthLimit)");
+
+    const run = await hozoJson(bw, 'run', 'throttled');
+    expect(run.exitCode, run.stderr).toBe(0);
+    expect(run.json.bandwidthLimit).toEqual({ bytesPerSecond: 10 * 1024 * 1024, from: 'job' });
+    const d = run.json.datasets[0];
+    expect(d.result).toBe('sent');
+    expect(d.bytes).toBeGreaterThan(60 * 1024 * 1024);
+    expect(d.seconds, 'sent no faster than 10 MiB/s').toBeGreaterThanOrEqual(5.5);
+    expect(await guid(boxZ, `${lab.box.pool.name}/kraken/bw@b1`)).toBe(await guid(hostZ, `${src}/bw@b1`));
+
+    // The way back (restore) runs under the same limit, and the content is byte-identical.
+    const back = await hozoJson(bw, 'restore', 'throttled', '--dataset', `${src}/bw`, '--to', `${src}/bw-back`, '--mount');
+    expect(back.exitCode, back.stderr).toBe(0);
+    expect(back.json.bandwidthLimit).toEqual({ bytesPerSecond: 10 * 1024 * 1024, from: 'job' });
+    expect(back.json.datasets[0].seconds).toBeGreaterThanOrEqual(5.5);
+    const sha = (p: string) => createHash('sha256').update(readFileSync(p)).digest('hex');
+    expect(sha(join(mnt, 'bw-back/blob.bin'))).toBe(sha(join(mnt, 'bw/blob.bin')));
+  });
+
   it('an unreachable box exits 3 with a clear message and changes nothing', async () => {
     await lab.box.stopSshd();
     try {

@@ -85,6 +85,7 @@ in
           packets = 5;
         };
         shutdownIfAwake = true;
+        bandwidthLimit = "20M"; # the far site's uplink
       };
       jobs.offsite = {
         host = "box";
@@ -121,6 +122,7 @@ in
         ];
         shutdownAfter = false;
         retryDelay = "5m";
+        bandwidthLimit = "5M";
       };
       jobs.far = {
         host = "faraway";

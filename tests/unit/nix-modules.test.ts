@@ -272,6 +272,11 @@ describe.skipIf(!NIXPKGS_LIB)('NixOS modules (lib.evalModules with stubbed NixOS
       expect(offsite.datasets[0]).toEqual({ source: 'tank/home', target: 'backup/hozo/home', recursive: true, exclude: ['tank/home/cache'], allowPlaintext: false });
       expect(cfg.jobs.find((j) => j.name === 'weekly')!.snapshots).toBe('latest');
       expect(cfg.jobs.find((j) => j.name === 'weekly')!.retryDelay).toBe(300);
+      // bandwidthLimit on a host and a job reaches the binary's config; unset, it is absent (not null).
+      expect(cfg.hosts['faraway']!.bandwidthLimit).toBe('20M');
+      expect(cfg.jobs.find((j) => j.name === 'weekly')!.bandwidthLimit).toBe('5M');
+      expect('bandwidthLimit' in offsite).toBe(false);
+      expect('bandwidthLimit' in cfg.hosts['box']!).toBe(false);
       expect(cfg.hosts['box']).toMatchObject({
         address: 'backupbox.lan',
         user: 'hozo',

@@ -40,6 +40,17 @@ function plan(o: Partial<TransferOptions>) {
 }
 
 describe('buildTransfer', () => {
+  it('bandwidthLimit: the local pv stage caps the rate (pv -L), whichever side is remote', () => {
+    expect(plan({ rateLimit: '20M' }).argvs[1]).toBe('pv -f -n -b -i 1 -L 20M');
+    expect(plan({ rateLimit: '500K', sender: box, receiver: local }).argvs).toContain('pv -f -n -b -i 1 -L 500K');
+  });
+
+  it('bandwidthLimit without pv here is refused, not silently ignored', () => {
+    expect(() => plan({ rateLimit: '20M', localCaps: NONE })).toThrow(/bandwidthLimit 20M needs pv on this machine/);
+    // Without a limit, no pv only means no byte count.
+    expect(plan({ localCaps: NONE }).counterStage).toBeUndefined();
+  });
+
   it('auto: mbuffer in front of the remote zfs receive only, pv counting locally', () => {
     const t = plan({});
     expect(t.argvs).toEqual([
