@@ -307,6 +307,16 @@ let
           description = "Pools that must be imported and healthy before a run; `null`: the pools of the job's targets.";
         };
         bandwidthLimit = bandwidthOption "the smaller of the host's and the job's applies.";
+        scrubWarnAfter = mkOption {
+          type = types.nullOr durationType;
+          default = null;
+          example = "40d";
+          description = ''
+            A target pool whose last scrub (as hozo-agent reports it) is older than this is a warning in
+            the run's report and `hozo_pool_scrub_overdue` in the metrics; `null`: the binary's default,
+            35 days.
+          '';
+        };
         leaseTtl = mkOption {
           type = durationType;
           default = "6h";
@@ -578,6 +588,7 @@ let
         leaseTtl
         trust
         bandwidthLimit
+        scrubWarnAfter
         ;
       knownHostsFile =
         if h.knownHostsFile != null then

@@ -35,7 +35,8 @@ export type ErrorCode =
   | 'ZFS_RESUME_INVALID'
   | 'ZFS_HOLD_EXISTS'
   | 'ZFS_HOLD_NOT_FOUND'
-  | 'TOOL_MISSING';
+  | 'TOOL_MISSING'
+  | 'POOL_UNHEALTHY';
 
 /** One validation problem: where (`jobs[0].host`) and what. */
 export interface Problem {

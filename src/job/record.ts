@@ -27,7 +27,7 @@ export async function recordOutcome(config: Config, report: JobReport, previous:
         healthy: p.health === 'ONLINE',
         capacityRatio: p.capacityRatio,
         errors: p.errors ?? 0,
-        ...(p.lastScrubEnd !== undefined ? { lastScrubEnd: p.lastScrubEnd } : {}),
+        ...(p.lastScrubEnd !== undefined ? { lastScrubEnd: p.lastScrubEnd, scrubOverdue: p.scrubOverdue === true } : {}),
       }]);
       const { writeJobMetrics } = await import('../metrics/textfile.js');
       const path = await writeJobMetrics(config.metrics.textfileDirectory, report, pools.length > 0 ? { pools } : {}, { ...(previous ? { previous } : {}), notifyFailures: failures });

@@ -41,6 +41,8 @@ export interface PoolReport {
   readonly errors?: number;
   /** End of the last scrub (unix s), when known (agent status). */
   readonly lastScrubEnd?: number;
+  /** That scrub is older than the host's scrubWarnAfter (set with lastScrubEnd). */
+  readonly scrubOverdue?: boolean;
 }
 
 export interface JobReport {

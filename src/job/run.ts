@@ -17,6 +17,7 @@ import { definitiveStageError } from '../zfs/errors.js';
 import { describePlan, snapshotsOf } from './describe.js';
 import { openHosts, type JobHosts, type ZfsHost } from './hosts.js';
 import { acquireJobLock } from './lock.js';
+import { judgePools } from './pool-health.js';
 import { hostReportOf } from './lifecycle.js';
 import { closeReport, startReport, toErrorInfo, type DatasetReport, type JobReport, type PoolReport } from './report.js';
 import { poolOf } from '../zfs/names.js';
@@ -188,7 +189,18 @@ export async function runJob(config: Config, job: JobConfig, opts: RunOptions): 
     }
     trace('job: bases protected');
     report.targetPools = await health;
-    for (const p of report.targetPools) if (p.health !== 'ONLINE') report.warnings.push(`target pool ${p.name} is ${p.health}`);
+    // A backup on a pool that is not ONLINE or has errors is not one to rely on: the run fails (exit 1).
+    const verdict = judgePools(report.targetPools, { now: Date.now() / 1000, scrubWarnAfter: (Object.hasOwn(config.hosts, job.host) ? config.hosts[job.host]?.scrubWarnAfter : undefined) ?? 35 * 86_400 });
+    report.targetPools = report.targetPools.map((p) => (p.lastScrubEnd === undefined ? p : { ...p, scrubOverdue: verdict.scrubOverdue.includes(p.name) }));
+    report.warnings.push(...verdict.warnings);
+    for (const w of verdict.warnings) log.warn(w);
+    if (verdict.failures.length > 0) {
+      for (const f of verdict.failures) log.error(f);
+      report.result = 'failed';
+      report.error ??= toErrorInfo(new HozoError('POOL_UNHEALTHY', verdict.failures.join('; '), {
+        hint: `see \`zpool status ${report.targetPools.map((p) => p.name).join(' ')}\` on ${job.host}; the snapshots were received, but that pool may not keep them`,
+      }));
+    }
   } catch (e) {
     report.error = toErrorInfo(e);
     report.result = isHozoError(e) && ['HOST_UNREACHABLE', 'SSH_AUTH', 'SSH_HOST_KEY'].includes(e.code) ? 'unreachable' : 'error';

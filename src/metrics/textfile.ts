@@ -22,6 +22,8 @@ export interface PoolObservation {
   readonly capacityRatio: number;
   /** End of the last completed scrub (unix s); absent when unknown or never scrubbed. */
   readonly lastScrubEnd?: number;
+  /** lastScrubEnd is older than the host's scrubWarnAfter. */
+  readonly scrubOverdue?: boolean;
   /** Read + write + checksum errors summed over the pool's vdevs. */
   readonly errors: number;
 }
@@ -59,6 +61,7 @@ export const METRIC_NAMES = [
   'hozo_pool_healthy',
   'hozo_pool_capacity_ratio',
   'hozo_pool_last_scrub_timestamp_seconds',
+  'hozo_pool_scrub_overdue',
   'hozo_pool_errors',
 ] as const;
 export type MetricName = (typeof METRIC_NAMES)[number];
@@ -88,6 +91,7 @@ const HELP: Record<MetricName, string> = {
   hozo_pool_healthy: 'Whether the pool on the backup host was healthy (ONLINE, 1) or not (0) at the last run.',
   hozo_pool_capacity_ratio: 'Fraction of the pool allocated (0..1) at the last run.',
   hozo_pool_last_scrub_timestamp_seconds: 'When the last scrub of the pool finished (unix time).',
+  hozo_pool_scrub_overdue: 'Whether the last scrub of the pool is older than the host\'s scrubWarnAfter (1) or not (0).',
   hozo_pool_errors: 'Read, write and checksum errors reported for the pool at the last run.',
 };
 
@@ -109,6 +113,7 @@ const LABELS: Record<MetricName, readonly string[]> = {
   hozo_pool_healthy: ['job', 'host', 'pool'],
   hozo_pool_capacity_ratio: ['job', 'host', 'pool'],
   hozo_pool_last_scrub_timestamp_seconds: ['job', 'host', 'pool'],
+  hozo_pool_scrub_overdue: ['job', 'host', 'pool'],
   hozo_pool_errors: ['job', 'host', 'pool'],
 };
 
@@ -165,6 +170,7 @@ export function collectJobMetrics(report: ObservedReport, extra: MetricsExtra, s
     add('hozo_pool_healthy', labels, p.healthy ? 1 : 0);
     add('hozo_pool_capacity_ratio', labels, p.capacityRatio);
     if (p.lastScrubEnd !== undefined) add('hozo_pool_last_scrub_timestamp_seconds', labels, p.lastScrubEnd);
+    if (p.scrubOverdue !== undefined) add('hozo_pool_scrub_overdue', labels, p.scrubOverdue ? 1 : 0);
     add('hozo_pool_errors', labels, p.errors);
   }
   // Without the agent's status, the run's own `zpool` health check still tells healthy or not.

@@ -30,7 +30,7 @@ const datasetReport = z
   .strict();
 
 const poolReport = z
-  .object({ name: z.string(), health: z.string(), capacityRatio: z.number().optional(), errors: z.number().optional(), lastScrubEnd: z.number().optional() })
+  .object({ name: z.string(), health: z.string(), capacityRatio: z.number().optional(), errors: z.number().optional(), lastScrubEnd: z.number().optional(), scrubOverdue: z.boolean().optional() })
   .strict();
 
 export const hostReport = z

@@ -276,6 +276,36 @@ describe.skipIf(missing.length > 0)('replication over SSH into the lab box (real
     expect(sha(join(mnt, 'bw-back/blob.bin'))).toBe(sha(join(mnt, 'bw/blob.bin')));
   });
 
+  it('a target pool that is not ONLINE fails the run (exit 1, POOL_UNHEALTHY) though the snapshot was received', async () => {
+    // A mirror on the box with one side offline: DEGRADED (the ready check lets a degraded pool through).
+    const pool = `hzdeg${lab.id}`;
+    const files = ['a', 'b'].map((x) => join(lab.dir, `deg-${x}.img`));
+    await execa('truncate', ['-s', '128M', ...files]);
+    await lab.box.zpool(['create', '-m', 'none', pool, 'mirror', ...files]);
+    try {
+      await lab.box.zpool(['offline', pool, files[1]!]);
+      expect(await lab.box.zpool(['list', '-H', '-o', 'health', pool])).toBe('DEGRADED');
+      await lab.hostZfs(['create', `${src}/deg`]);
+      writeFileSync(join(mnt, 'deg/f'), 'degraded\n');
+      await lab.hostZfs(['snapshot', `${src}/deg@d1`]);
+      const deg = writeConfig(lab.dir, {
+        stateDirectory: join(lab.dir, 'state-deg'),
+        hosts: { box: { ...lab.box.hostConfig(), wake: undefined, readyTimeout: 4 } },
+        jobs: [{ name: 'deg', host: 'box', retries: 0, datasets: [{ source: `${src}/deg`, target: `${pool}/d` }] }],
+      }, 'deg.yaml');
+      const r = await hozoJson(deg, 'run', 'deg');
+      expect(r.exitCode, r.stderr).toBe(1);
+      expect(r.json.result).toBe('failed');
+      expect(r.json.error).toMatchObject({ code: 'POOL_UNHEALTHY', message: `target pool ${pool} is DEGRADED` });
+      expect(r.json.datasets[0]).toMatchObject({ result: 'sent', verified: true });
+      expect(r.json.targetPools).toEqual([expect.objectContaining({ name: pool, health: 'DEGRADED' })]);
+      expect(r.stderr).toContain(`target pool ${pool} is DEGRADED`);
+      expect(await guid(boxZ, `${pool}/d@d1`)).toBe(await guid(hostZ, `${src}/deg@d1`));
+    } finally {
+      await lab.box.zpool(['destroy', '-f', pool]).catch(() => undefined);
+    }
+  });
+
   it('an unreachable box exits 3 with a clear message and changes nothing', async () => {
     await lab.box.stopSshd();
     try {

@@ -86,6 +86,7 @@ in
         };
         shutdownIfAwake = true;
         bandwidthLimit = "20M"; # the far site's uplink
+        scrubWarnAfter = "40d";
       };
       jobs.offsite = {
         host = "box";

@@ -274,6 +274,8 @@ describe.skipIf(!NIXPKGS_LIB)('NixOS modules (lib.evalModules with stubbed NixOS
       expect(cfg.jobs.find((j) => j.name === 'weekly')!.retryDelay).toBe(300);
       // bandwidthLimit on a host and a job reaches the binary's config; unset, it is absent (not null).
       expect(cfg.hosts['faraway']!.bandwidthLimit).toBe('20M');
+      expect(cfg.hosts['faraway']!.scrubWarnAfter).toBe(40 * 86_400);
+      expect(cfg.hosts['box']!.scrubWarnAfter).toBe(35 * 86_400);
       expect(cfg.jobs.find((j) => j.name === 'weekly')!.bandwidthLimit).toBe('5M');
       expect('bandwidthLimit' in offsite).toBe(false);
       expect('bandwidthLimit' in cfg.hosts['box']!).toBe(false);

@@ -1,0 +1,29 @@
+// What a run concludes from the target pools' state after it replicated: a pool that is not ONLINE or reports
+// read/write/checksum errors fails the run (exit 1) — the backup landed, but on storage that cannot be trusted to keep
+// it —, and a last scrub older than the host's scrubWarnAfter is a warning. Pure: the run (src/job/run.ts) applies it.
+import type { PoolReport } from './report.js';
+
+export interface PoolVerdict {
+  /** Each makes the run fail. */
+  readonly failures: string[];
+  readonly warnings: string[];
+  /** Pool names whose last scrub is older than the limit. */
+  readonly scrubOverdue: string[];
+}
+
+const days = (s: number) => `${Math.floor(s / 86_400)} days`;
+
+export function judgePools(pools: readonly PoolReport[], opts: { readonly now: number; readonly scrubWarnAfter: number }): PoolVerdict {
+  const failures: string[] = [];
+  const warnings: string[] = [];
+  const scrubOverdue: string[] = [];
+  for (const p of pools) {
+    if (p.health !== 'ONLINE') failures.push(`target pool ${p.name} is ${p.health}`);
+    if (p.errors !== undefined && p.errors > 0) failures.push(`target pool ${p.name} reports ${p.errors} read/write/checksum error(s)`);
+    if (p.lastScrubEnd !== undefined && opts.now - p.lastScrubEnd > opts.scrubWarnAfter) {
+      scrubOverdue.push(p.name);
+      warnings.push(`target pool ${p.name}: its last scrub finished ${days(opts.now - p.lastScrubEnd)} ago (scrubWarnAfter: ${days(opts.scrubWarnAfter)})`);
+    }
+  }
+  return { failures, warnings, scrubOverdue };
+}
