@@ -11,7 +11,11 @@ export interface PoolVerdict {
   readonly scrubOverdue: string[];
 }
 
-const days = (s: number) => `${Math.floor(s / 86_400)} days`;
+/** An age in the largest unit that keeps it at 2 or more ("50 days", "3 hours", "40 s"). */
+function age(s: number): string {
+  for (const [unit, n] of [['days', 86_400], ['hours', 3600], ['minutes', 60]] as const) if (s >= 2 * n) return `${Math.floor(s / n)} ${unit}`;
+  return `${Math.floor(s)} s`;
+}
 
 export function judgePools(pools: readonly PoolReport[], opts: { readonly now: number; readonly scrubWarnAfter: number }): PoolVerdict {
   const failures: string[] = [];
@@ -22,7 +26,7 @@ export function judgePools(pools: readonly PoolReport[], opts: { readonly now: n
     if (p.errors !== undefined && p.errors > 0) failures.push(`target pool ${p.name} reports ${p.errors} read/write/checksum error(s)`);
     if (p.lastScrubEnd !== undefined && opts.now - p.lastScrubEnd > opts.scrubWarnAfter) {
       scrubOverdue.push(p.name);
-      warnings.push(`target pool ${p.name}: its last scrub finished ${days(opts.now - p.lastScrubEnd)} ago (scrubWarnAfter: ${days(opts.scrubWarnAfter)})`);
+      warnings.push(`target pool ${p.name}: its last scrub finished ${age(opts.now - p.lastScrubEnd)} ago (scrubWarnAfter: ${age(opts.scrubWarnAfter)})`);
     }
   }
   return { failures, warnings, scrubOverdue };

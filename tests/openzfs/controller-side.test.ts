@@ -7,7 +7,7 @@
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { VM_HOZO, type VmLab } from '../../src/lab/vm/lab.js';
-import { AGENT_ROOT, SRC, controllerConfig, labOrSkip, randomFile, reset, skipReason, writeConfig } from './helpers.js';
+import { AGENT_ROOT, SRC, controllerConfig, hozoJson, labOrSkip, randomFile, reset, skipReason, writeConfig } from './helpers.js';
 
 const lab: VmLab | undefined = labOrSkip();
 if (lab === undefined) console.warn(`SKIP: tests/openzfs/controller-side.test.ts: ${skipReason()}`);
@@ -123,6 +123,30 @@ describe.skipIf(lab === undefined)('controller side of the trust boundary on rea
     await L.ctl.check(`f=/var/lib/hozo-cc/config-cache.json; sed -i 's/"name":"real"/"name":"planted"/' $f; chown root $f; chmod 644 $f`);
     expect(await names()).toEqual(['real']);
   }, 600_000);
+
+  it('the box pool\'s last scrub (a real one) older than the host\'s scrubWarnAfter is a warning and hozo_pool_scrub_overdue 1; within it, neither', async () => {
+    await L.box.check('zpool scrub backup && zpool wait -t scrub backup', { timeoutMs: 300_000 });
+    await L.ctl.check(`zfs create ${SRC}/sc && echo sc > /tank/src/sc/f && zfs snapshot ${SRC}/sc@c1`);
+    const prom = () => L.ctl.check("grep '^hozo_pool_scrub_overdue{' /var/lib/hozo/metrics/hozo_nightly.prom");
+    await new Promise((r) => setTimeout(r, 2000));
+    await writeConfig(L, [{ datasets: [{ source: `${SRC}/sc`, target: `${AGENT_ROOT}/sc` }] }], { scrubWarnAfter: 1 });
+    const late = await hozoJson(L, 'run', 'nightly');
+    expect(late.exitCode, late.stderr).toBe(0);
+    const pool = late.json.targetPools.find((p: { name: string }) => p.name === 'backup');
+    expect(pool).toMatchObject({ health: 'ONLINE', errors: 0, scrubOverdue: true });
+    // The agent read the scrub's end from zpool status: within the last few minutes by the box's clock.
+    expect(Math.abs(Date.now() / 1000 - pool.lastScrubEnd)).toBeLessThan(600);
+    expect(late.json.warnings).toContainEqual(expect.stringMatching(/^target pool backup: its last scrub finished \d+ s ago \(scrubWarnAfter: 1 s\)$/));
+    expect(await prom()).toMatch(/^hozo_pool_scrub_overdue\{job="nightly",host="box",pool="backup"\} 1$/);
+
+    await L.ctl.check(`zfs snapshot ${SRC}/sc@c2`);
+    await writeConfig(L, [{ datasets: [{ source: `${SRC}/sc`, target: `${AGENT_ROOT}/sc` }] }]);
+    const fresh = await hozoJson(L, 'run', 'nightly');
+    expect(fresh.exitCode, fresh.stderr).toBe(0);
+    expect(fresh.json.targetPools.find((p: { name: string }) => p.name === 'backup')).toMatchObject({ scrubOverdue: false });
+    expect(fresh.json.warnings.filter((w: string) => w.includes('scrub'))).toEqual([]);
+    expect(await prom()).toMatch(/ 0$/);
+  });
 
   it('sshOptions that could run commands or weaken host keys are refused by config check, before anything runs', async () => {
     const bad = ['ProxyCommand=/tmp/x.sh', 'KnownHostsCommand=/tmp/x.sh', 'LocalCommand=id', 'PermitLocalCommand=yes', 'ControlPath=/tmp/shared', 'StrictHostKeyChecking=accept-new'];

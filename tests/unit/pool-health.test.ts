@@ -36,5 +36,7 @@ describe('judgePools', () => {
     expect(v.failures).toEqual([]);
     expect(v.scrubOverdue).toEqual(['old']);
     expect(v.warnings).toEqual(['target pool old: its last scrub finished 50 days ago (scrubWarnAfter: 35 days)']);
+    const short = judgePools([{ name: 'p', health: 'ONLINE', lastScrubEnd: now - 3 * 3600 }], { now, scrubWarnAfter: 90 });
+    expect(short.warnings).toEqual(['target pool p: its last scrub finished 3 hours ago (scrubWarnAfter: 90 s)']);
   });
 });
