@@ -13,18 +13,26 @@
       ];
       forAllSystems = f: lib.genAttrs systems (system: f nixpkgs.legacyPackages.${system});
 
-      # The modules are plain NixOS modules; the flake only supplies the package default.
-      withPackage =
-        module: optionPath:
-        { lib, pkgs, ... }:
-        {
-          imports = [ module ];
-          config = lib.setAttrByPath (optionPath ++ [ "package" ]) (
-            lib.mkDefault (
-              self.packages.${pkgs.stdenv.hostPlatform.system}.hozo or (pkgs.callPackage ./nix/package.nix { })
-            )
-          );
-        };
+      # The modules are plain NixOS modules; the flake only supplies the package default. The wrapper has a key (and
+      # a file for error messages), so the module system takes it once however often it is imported: a user who
+      # imports nixosModules.controller beside nixosModules.default would otherwise define the package twice.
+      withPackage = module: optionPath: {
+        key = "${toString ./flake.nix}#nixosModules.${lib.last optionPath}";
+        _file = "${toString ./flake.nix}#nixosModules.${lib.last optionPath}";
+        imports = [
+          (
+            { lib, pkgs, ... }:
+            {
+              imports = [ module ];
+              config = lib.setAttrByPath (optionPath ++ [ "package" ]) (
+                lib.mkDefault (
+                  self.packages.${pkgs.stdenv.hostPlatform.system}.hozo or (pkgs.callPackage ./nix/package.nix { })
+                )
+              );
+            }
+          )
+        ];
+      };
     in
     {
       overlays.default = import ./nix/overlay.nix;

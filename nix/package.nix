@@ -23,16 +23,19 @@ let
     lib.importJSON ../package-lock.json
   );
 
-  # What `npm run build` (tsc -p tsconfig.json) reads; nothing else enters the build.
+  # What `npm run build` reads (tsc -p tsconfig.json, the man pages from src/man, the bundles of
+  # scripts/bundle.mjs); nothing else enters the build.
+  sourceRoots = [
+    ../package.json
+    ../package-lock.json
+    ../tsconfig.json
+    ../src
+    ../agent
+    ../scripts/bundle.mjs
+  ];
   src = lib.fileset.toSource {
     root = ../.;
-    fileset = lib.fileset.unions [
-      ../package.json
-      ../package-lock.json
-      ../tsconfig.json
-      ../src
-      ../agent
-    ];
+    fileset = lib.fileset.unions sourceRoots;
   };
 
   binNames = lib.attrNames packageJson.bin;
@@ -93,7 +96,16 @@ buildNpmPackage {
     runHook postInstallCheck
   '';
 
-  passthru = { inherit packageLock; };
+  # Install scripts are not needed by anything here, and an optional native build of a dependency (ssh2's
+  # cpu-features) would fail `npm rebuild` in the sandbox.
+  npmRebuildFlags = [ "--ignore-scripts" ];
+
+  passthru = {
+    inherit packageLock;
+    # Repository-relative files and directories the build sees (tests/unit/nix-modules.test.ts checks that the
+    # build script's files are among them).
+    sourceRoots = map (f: lib.removePrefix "${toString ../.}/" (toString f)) sourceRoots;
+  };
 
   meta = {
     description = "Off-site ZFS replication to a sleeping backup box: wake, replicate, verify, shut down";

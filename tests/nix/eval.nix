@@ -125,6 +125,14 @@ let
         outputs.nixosModules.agent
         examples.agent
       ];
+      # A user importing one module and the default one too (each brings the same wrapper).
+      viaBoth = evalFlakeModule [
+        outputs.nixosModules.controller
+        outputs.nixosModules.agent
+        outputs.nixosModules.default
+        examples.controller
+        examples.agent
+      ];
       overridden = evalFlakeModule [
         outputs.nixosModules.controller
         examples.controller
@@ -142,6 +150,10 @@ let
       overlay = (outputs.overlays.default fakePkgs fakePkgs).hozo.builtFrom;
       controllerPackage = viaDefault.services.hozo.controller.package.builtFrom;
       agentPackage = viaAgent.services.hozo.agent.package.builtFrom;
+      bothPackages = [
+        viaBoth.services.hozo.controller.package.builtFrom
+        viaBoth.services.hozo.agent.package.builtFrom
+      ];
       overriddenPackage = overridden.services.hozo.controller.package.name;
       failedAssertions = failed viaDefault;
     };
@@ -172,7 +184,9 @@ let
         postInstall
         doInstallCheck
         installCheckPhase
+        npmRebuildFlags
         ;
+      inherit (drv.passthru) sourceRoots;
       mainProgram = drv.meta.mainProgram;
     };
 

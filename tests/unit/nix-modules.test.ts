@@ -92,7 +92,7 @@ type Eval = {
     failedAssertions: string[];
   };
   npmLock: { total: number; withoutResolved: string[]; samples: Record<string, string | null>; untouched: string };
-  package: { pname: string; version: string; postInstall: string; doInstallCheck: boolean; installCheckPhase: string; mainProgram: string };
+  package: { pname: string; version: string; postInstall: string; doInstallCheck: boolean; installCheckPhase: string; mainProgram: string; npmRebuildFlags: string[]; sourceRoots: string[] };
 };
 
 describe.skipIf(!NIXPKGS_LIB)('NixOS modules (lib.evalModules with stubbed NixOS options)', () => {
@@ -642,6 +642,8 @@ describe.skipIf(!NIXPKGS_LIB)('NixOS modules (lib.evalModules with stubbed NixOS
       expect(ev.flake.controllerPackage).toMatch(/\/nix\/package\.nix$/);
       expect(ev.flake.agentPackage).toMatch(/\/nix\/package\.nix$/);
       expect(ev.flake.overriddenPackage).toBe('my-hozo');
+      // nixosModules.controller (or .agent) imported beside nixosModules.default: one definition each, not two.
+      expect(ev.flake.bothPackages).toEqual([expect.stringMatching(/\/nix\/package\.nix$/), expect.stringMatching(/\/nix\/package\.nix$/)]);
       expect(ev.flake.failedAssertions).toEqual([]);
     });
   });
@@ -661,6 +663,21 @@ describe.skipIf(!NIXPKGS_LIB)('NixOS modules (lib.evalModules with stubbed NixOS
       expect(p.installCheckPhase).toContain('$out/bin/hozo-agent --help >/dev/null');
       // The man pages npm run build writes (src/man) go to share/man.
       expect(p.postInstall).toMatch(/installManPage \$out\/lib\/node_modules\/hozo\/dist\/man\/\*/);
+      // No install scripts (an optional native build would fail npm rebuild in the sandbox).
+      expect(p.npmRebuildFlags).toEqual(['--ignore-scripts']);
+    });
+
+    it('builds from a source that holds every file the build script runs', () => {
+      const pkg = JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+      const roots = ev.package.sourceRoots;
+      const inSource = (f: string) => roots.some((r) => f === r || f.startsWith(`${r}/`));
+      expect(inSource('tsconfig.json')).toBe(true);
+      // `node <file>` of the build script: files of the repository (dist/ is what tsc writes first).
+      const run = [...pkg.scripts['build']!.matchAll(/node (\S+)/g)].map((m) => m[1]!).filter((f) => !f.startsWith('dist/'));
+      expect(run).toEqual(['scripts/bundle.mjs']);
+      for (const f of run) expect(inSource(f), `${f} is not in nix/package.nix's fileset`).toBe(true);
+      expect(inSource('src/man/build.ts')).toBe(true);
+      expect(inSource('bench/run.mjs')).toBe(false);
     });
   });
 
