@@ -527,6 +527,10 @@ in
 
     assertions = [
       {
+        assertion = config.boot.zfs.enabled;
+        message = "services.hozo.agent needs ZFS on this box: set boot.supportedFilesystems = [ \"zfs\" ]; (and networking.hostId).";
+      }
+      {
         assertion = allRoots != [ ];
         message = "services.hozo.agent.roots is empty: list the datasets controllers may receive into, e.g. roots = [ \"backup/hozo\" ];";
       }
@@ -643,13 +647,21 @@ in
             path=$pool
             rest=''${root#"$pool"}
             IFS=/ read -ra parts <<<"''${rest#/}"
+            # Failures are counted, not fatal (the script runs under -e): the other roots are still prepared.
             for part in "''${parts[@]}"; do
               path=$path/$part
               if ! ${zfs} list -H -o name "$path" >/dev/null 2>&1; then
-                ${zfs} create -o canmount=off "$path"
+                ${zfs} create -o canmount=off "$path" || {
+                  echo "hozo-agent: cannot create $path; $root not prepared" >&2
+                  status=1
+                  return
+                }
               fi
             done
-            ${zfs} allow -u ${user} ${escapeShellArg (concatStringsSep "," cfg.zfsPermissions)} "$root"
+            ${zfs} allow -u ${user} ${escapeShellArg (concatStringsSep "," cfg.zfsPermissions)} "$root" || {
+              echo "hozo-agent: zfs allow on $root failed" >&2
+              status=1
+            }
           }
           ${concatMapStringsSep "\n" (root: "prepare ${escapeShellArg root}") allRoots}
           ${concatStringsSep "\n" (

@@ -1136,8 +1136,13 @@ in
       services.hozo.controller.renderedConfig = rendered;
       services.hozo.controller.renderedJobConfigs = renderedJobConfigs;
 
-      assertions =
-        concatLists (
+      assertions = [
+        {
+          assertion = config.boot.zfs.enabled;
+          message = "services.hozo.controller needs ZFS on this host: set boot.supportedFilesystems = [ \"zfs\" ]; (and networking.hostId).";
+        }
+      ]
+      ++ concatLists (
           mapAttrsToList (jn: j: [
             {
               assertion = validName jn;
@@ -1370,7 +1375,11 @@ in
               ds=$3
             fi
             if ${zfs} list -H -o name "$ds" >/dev/null 2>&1; then
-              ${zfs} allow -u ${escapeShellArg cfg.user} "$1" "$ds"
+              # A failure is counted, not fatal (the script runs under -e): the other datasets still get theirs.
+              ${zfs} allow -u ${escapeShellArg cfg.user} "$1" "$ds" || {
+                echo "hozo: zfs allow $1 on $ds failed" >&2
+                status=1
+              }
             else
               echo "hozo: dataset $2 does not exist (is its pool imported?); not delegating $1 on it" >&2
               status=1

@@ -11,6 +11,7 @@ in
   inherit boxHostKey controllerKey;
 
   controller = {
+    boot.supportedFilesystems = [ "zfs" ];
     services.prometheus.exporters.node.enable = true;
     services.hozo.controller = {
       enable = true;
@@ -150,6 +151,7 @@ in
   };
 
   controllerMinimal = {
+    boot.supportedFilesystems = [ "zfs" ];
     services.hozo.controller = {
       enable = true;
       user = "root";
@@ -170,6 +172,11 @@ in
   };
 
   controllerBad = {
+    noZfs =
+      { lib, ... }:
+      {
+        boot.supportedFilesystems.zfs = lib.mkForce false;
+      };
     unknownHost = {
       services.hozo.controller.jobs.stray = {
         host = "nowhere";
@@ -283,6 +290,7 @@ in
   };
 
   agent = {
+    boot.supportedFilesystems = [ "zfs" ];
     services.hozo.agent = {
       enable = true;
       authorizedKeys = [ controllerKey ];
@@ -318,6 +326,7 @@ in
 
   # Only what is required: every default of the module.
   agentMinimal = {
+    boot.supportedFilesystems = [ "zfs" ];
     services.openssh.enable = true;
     services.hozo.agent = {
       enable = true;
@@ -327,6 +336,11 @@ in
   };
 
   agentBad = {
+    noZfs =
+      { lib, ... }:
+      {
+        boot.supportedFilesystems.zfs = lib.mkForce false;
+      };
     noRoots =
       { lib, ... }:
       {

@@ -158,7 +158,7 @@ in
 
   # Option declarations for what the modules set outside services.hozo.
   module =
-    { pkgs, ... }:
+    { pkgs, config, ... }:
     {
       options = {
         assertions = mkOption {
@@ -302,6 +302,21 @@ in
         boot.zfs.package = mkOption {
           type = types.package;
           default = stubDrv "zfs-user-2.3.4" { };
+        };
+        # As nixos/modules/tasks/filesystems.nix and zfs.nix declare them: a list of names is coerced to an attrset;
+        # boot.zfs.enabled is read-only, true when ZFS is a supported filesystem of the system or the initrd.
+        boot.supportedFilesystems = mkOption {
+          type = types.coercedTo (types.listOf types.str) (enabled: lib.genAttrs enabled (_: true)) (types.attrsOf types.bool);
+          default = { };
+        };
+        boot.initrd.supportedFilesystems = mkOption {
+          type = types.coercedTo (types.listOf types.str) (enabled: lib.genAttrs enabled (_: true)) (types.attrsOf types.bool);
+          default = { };
+        };
+        boot.zfs.enabled = mkOption {
+          readOnly = true;
+          type = types.bool;
+          default = config.boot.supportedFilesystems.zfs or false || config.boot.initrd.supportedFilesystems.zfs or false;
         };
         boot.zfs.extraPools = strList;
 

@@ -1,7 +1,7 @@
 // Evaluates modules/{controller,agent}.nix with nixpkgs' lib (tests/nix/eval.nix, stubbed NixOS
 // options) and checks what they generate. Needs `nix-instantiate` and NIXPKGS_LIB pointing at a
 // nixpkgs lib directory (e.g. an unpacked nix-community/nixpkgs.lib: NIXPKGS_LIB=/tmp/nixpkgs-lib/lib).
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -94,6 +94,37 @@ type Eval = {
   npmLock: { total: number; withoutResolved: string[]; samples: Record<string, string | null>; untouched: string };
   package: { pname: string; version: string; postInstall: string; doInstallCheck: boolean; installCheckPhase: string; mainProgram: string; npmRebuildFlags: string[]; sourceRoots: string[] };
 };
+
+/**
+ * Runs a generated unit script as systemd does (bash -e), with a logging stand-in for zfs and zpool (zfs-fuse has no
+ * `zfs allow`, and the real delegation runs in the OpenZFS lab): every call is logged, `zfs <verb> … <dataset>` with
+ * the given verb and dataset exits 1, everything else 0 (so every dataset exists).
+ */
+function runWithFakeZfs(script: string, fail: { verb: string; dataset: string }): { code: number | null; calls: string[]; stderr: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'hozo-fake-zfs-'));
+  try {
+    const log = join(dir, 'calls');
+    for (const tool of ['zfs', 'zpool']) {
+      writeFileSync(
+        join(dir, tool),
+        `#!/bin/sh\necho "${tool} $*" >> ${log}\n[ "$1" = ${fail.verb} ] && case " $* " in *" ${fail.dataset} "*) exit 1;; esac\nexit 0\n`,
+        { mode: 0o755 },
+      );
+    }
+    const text = script.replace(/\S*\/bin\/(zfs|zpool)(?=\s)/g, (_, tool: string) => join(dir, tool));
+    const r = spawnSync('bash', ['-e', '-c', text], { encoding: 'utf8', timeout: 10_000 });
+    const calls = (() => {
+      try {
+        return readFileSync(log, 'utf8').trim().split('\n');
+      } catch {
+        return [];
+      }
+    })();
+    return { code: r.status, calls, stderr: r.stderr };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
 
 describe.skipIf(!NIXPKGS_LIB)('NixOS modules (lib.evalModules with stubbed NixOS options)', () => {
   let ev: Eval;
@@ -347,6 +378,13 @@ describe.skipIf(!NIXPKGS_LIB)('NixOS modules (lib.evalModules with stubbed NixOS
       }
       expect(d.script).toContain('allow create,mount,receive,rollback,hold,release archive/photos archive');
       expect(d.script).toMatch(/\/bin\/zfs allow -u hozo "\$1" "\$ds"/);
+      // One failing `zfs allow` (a logging stand-in for zfs) is counted, not fatal: the datasets after it still get
+      // theirs, and the unit fails (exit 1) naming it, instead of stopping at the first and failing the switch there.
+      const run = runWithFakeZfs(d.script, { verb: 'allow', dataset: 'tank/home' });
+      expect(run.code).toBe(1);
+      expect(run.stderr).toContain(`hozo: zfs allow ${CONTROLLER_PERMISSIONS.join(',')} on tank/home failed`);
+      for (const ds of ['tank/db', 'tank/photos']) expect(run.calls).toContain(`zfs allow -u hozo ${CONTROLLER_PERMISSIONS.join(',')} ${ds}`);
+      expect(runWithFakeZfs(d.script, { verb: 'allow', dataset: 'nothing/fails' }).code).toBe(0);
       // user = root: no delegation unit, jobs do not wait for one
       expect(ev.controllerPlain.services).not.toHaveProperty('hozo-zfs-delegation');
       expect(ev.controllerPlain.services['hozo-nightly']!.serviceConfig['User']).toBe('root');
@@ -405,6 +443,7 @@ describe.skipIf(!NIXPKGS_LIB)('NixOS modules (lib.evalModules with stubbed NixOS
       wolLimitedBroadcast: /hosts\.box\.wake\.address = "255\.255\.255\.255": hozo refuses the limited broadcast/,
       relayUnknown: /hosts\.faraway\.wake: method = "ssh-relay" needs relayHost, .*got "nowhere"/,
       httpWithoutUrl: /hosts\.attic\.wake: method = "http" needs url/,
+      noZfs: /services\.hozo\.controller needs ZFS on this host: set boot\.supportedFilesystems/,
       notifyWithoutUrl: /notify \(entry 0, type = "webhook"\): set url/,
       notifyForeignField: /notify \(entry 0, type = "email"\): url is not used by this type/,
       notifySecretInStore: /notify \(entry 0\): tokenFile = "\/nix\/store\/.*" is in the Nix store/,
@@ -526,6 +565,12 @@ describe.skipIf(!NIXPKGS_LIB)('NixOS modules (lib.evalModules with stubbed NixOS
       expect(perms).toEqual([...AGENT_PERMISSIONS]);
       expect(perms).not.toContain('rollback');
       expect(u.script).toContain("prepare backup/hozo\nprepare vault/hozo/main\n");
+      // A failing `zfs allow` on the first root (a logging stand-in for zfs) does not stop the second.
+      const run = runWithFakeZfs(u.script, { verb: 'allow', dataset: 'backup/hozo' });
+      expect(run.code).toBe(1);
+      expect(run.stderr).toContain('hozo-agent: zfs allow on backup/hozo failed');
+      expect(run.calls).toContain(`zfs allow -u hozo ${perms.join(',')} vault/hozo/main`);
+      expect(runWithFakeZfs(u.script, { verb: 'allow', dataset: 'nothing/fails' }).code).toBe(0);
       expect(u.preStop).toMatch(/\/bin\/zfs unallow -u hozo \S+ backup\/hozo \|\| true/);
       expect(u.preStop).toMatch(/\/bin\/zfs unallow -u hozo \S+ vault\/hozo\/main \|\| true/);
       expect(ev.agent.extraPools).toEqual(['backup', 'vault']);
@@ -613,6 +658,7 @@ describe.skipIf(!NIXPKGS_LIB)('NixOS modules (lib.evalModules with stubbed NixOS
       badRoot: /"\/backup\/hozo" is not a dataset name/,
       sharedLogDirectory: /agent\.logFile = "\/var\/log\/hozo-agent\.log": .*directory of its own/,
       relativeStateDirectory: /stateDirectory and leaseDirectory must be absolute paths/,
+      noZfs: /services\.hozo\.agent needs ZFS on this box: set boot\.supportedFilesystems/,
     };
     it.each(Object.keys(expected))('assertion fires: %s', (name) => {
       const failed = ev.agentAssertions[name];
