@@ -495,10 +495,12 @@ in
       default = [ ];
       example = [ "enp3s0" ];
       description = ''
-        Interfaces to arm for Wake-on-LAN (magic packet): sets
-        `networking.interfaces.<nic>.wakeOnLan.enable` and adds `hozo-wol-<nic>.service`, which
-        runs `ethtool -s <nic> wol g` at boot and again right before power-off, for drivers that
-        forget the setting.
+        Interfaces to arm for Wake-on-LAN (magic packet): `hozo-wol-<nic>.service` runs
+        `ethtool -s <nic> wol g` when the interface appears and again right before power-off, for
+        drivers that forget the setting. It does not touch `networking.interfaces`: an entry there
+        is a whole interface configuration (with networkd a network file whose DHCP follows
+        `useDHCP`, and a link file matched by `OriginalName=` that predictable names may never
+        match, nixpkgs#415213), which could cost a box with its own network setup its address.
       '';
     };
 
@@ -770,10 +772,6 @@ in
         };
       };
     };
-
-    networking.interfaces = lib.genAttrs cfg.wakeOnLan.interfaces (_: {
-      wakeOnLan.enable = true;
-    });
 
     # hozo-agent may start hozo-poweroff.service, and nothing else.
     security.polkit.enable = true;
