@@ -52,6 +52,12 @@ let
   configPath = "/etc/hozo-agent/config.json";
   agentExe = lib.getExe' cfg.package "hozo-agent";
   zfs = lib.getExe' config.boot.zfs.package "zfs";
+  # For the prune and idle units: the booted system's zfs (it matches the loaded kernel module even after a switch
+  # that upgraded ZFS), else the configured one.
+  zfsPath = [
+    "/run/booted-system/sw"
+    config.boot.zfs.package
+  ];
   zpool = lib.getExe' config.boot.zfs.package "zpool";
   systemctl = lib.getExe' config.systemd.package "systemctl";
   poolOf = ds: builtins.head (lib.splitString "/" ds);
@@ -708,7 +714,7 @@ in
       hozo-agent-idle = mkIf (cfg.idlePoweroffMinutes != null) {
         description = "Power the backup box off when Hōzō has left it idle";
         after = [ "zfs.target" ];
-        path = [ config.boot.zfs.package ];
+        path = zfsPath;
         serviceConfig = agentUnit {
           ExecStart = "${agentExe} idle-check --config ${configPath}";
         };
@@ -722,7 +728,7 @@ in
           "zfs.target"
           "hozo-agent-zfs.service"
         ];
-        path = [ config.boot.zfs.package ];
+        path = zfsPath;
         serviceConfig = agentUnit {
           # `prune`, not `serve`: box-wide (every controller section), and also where keys are appendOnly.
           ExecStart = "${agentExe} prune --config ${configPath}";

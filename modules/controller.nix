@@ -787,6 +787,11 @@ let
   # ---- ZFS delegation ----
 
   zfs = lib.getExe' config.boot.zfs.package "zfs";
+  # For the job units: the booted system's zfs (it matches the loaded kernel module), else the configured one.
+  zfsPath = [
+    "/run/booted-system/sw"
+    config.boot.zfs.package
+  ];
   allJobs = attrValues cfg.jobs;
   sourceDatasets = unique (concatMap (j: map (d: d.source) j.datasets) allJobs);
   localTargets = unique (
@@ -1296,8 +1301,10 @@ in
             wants = [ "network-online.target" ] ++ optional delegate "hozo-zfs-delegation.service";
             # A run must not be killed by nixos-rebuild switch; the next run picks up the new config.
             restartIfChanged = false;
-            # The ZFS userland matching the running kernel module (the package wrapper adds ssh, mbuffer, pv, zstd).
-            path = [ config.boot.zfs.package ];
+            # The ZFS userland matching the running kernel module: the booted system's first (after a switch that
+            # upgraded ZFS, config.boot.zfs.package is the new userland while the old module stays loaded until the
+            # reboot), then the configured one. The package wrapper adds ssh, mbuffer, pv, zstd in front.
+            path = zfsPath;
             environment.HOZO_CONFIG = jobConfigPath name;
             startLimitBurst = j.restartAttempts + 1;
             startLimitIntervalSec = 6 * 3600;

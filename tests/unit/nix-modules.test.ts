@@ -163,7 +163,8 @@ describe.skipIf(!NIXPKGS_LIB)('NixOS modules (lib.evalModules with stubbed NixOS
       expect(unit.restartIfChanged).toBe(false);
       expect(unit.after).toEqual(expect.arrayContaining(['network-online.target', 'zfs.target', 'hozo-zfs-delegation.service']));
       expect(unit.wants).toEqual(expect.arrayContaining(['network-online.target']));
-      expect(unit.path).toEqual([expect.objectContaining({ name: 'zfs-user-2.3.4' })]);
+      // The booted system's zfs first: it matches the loaded kernel module also after a switch that upgraded ZFS.
+      expect(unit.path).toEqual(['/run/booted-system/sw', expect.objectContaining({ name: 'zfs-user-2.3.4' })]);
       expect(Object.keys(ev.controller.services).filter((n) => n !== 'hozo-zfs-delegation').sort()).toEqual([
         'hozo-far',
         'hozo-local-copy',
@@ -624,7 +625,8 @@ describe.skipIf(!NIXPKGS_LIB)('NixOS modules (lib.evalModules with stubbed NixOS
       expect(u.environment?.['SSH_ORIGINAL_COMMAND']).toBeUndefined();
       expect(u.serviceConfig).toMatchObject({ Type: 'oneshot', User: 'hozo', ProtectSystem: 'strict', StateDirectory: 'hozo-agent' });
       expect(u.serviceConfig['SuccessExitStatus']).toEqual(['3']);
-      expect(u.path).toEqual([expect.objectContaining({ name: 'zfs-user-2.3.4' })]);
+      expect(u.path).toEqual(['/run/booted-system/sw', expect.objectContaining({ name: 'zfs-user-2.3.4' })]);
+      expect(ev.agent.services['hozo-agent-idle']!.path).toEqual(u.path);
       expect(ev.agent.timers['hozo-agent-prune']!.timerConfig).toEqual({ OnCalendar: '*-*-* 05:00:00', Persistent: true });
       expect(ev.agentMinimal.timers['hozo-agent-prune']!.timerConfig['OnCalendar']).toBe('daily');
       expect(ev.agentNoIdle.services).not.toHaveProperty('hozo-agent-prune');
