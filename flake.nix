@@ -64,9 +64,9 @@
       devShells = forAllSystems (pkgs: {
         default = pkgs.mkShell {
           packages = [
-            pkgs.nodejs_20
+            pkgs.nodejs # the package's node
             pkgs.typescript-language-server
-            pkgs.nixfmt-rfc-style
+            pkgs.nixfmt
             pkgs.openssh
             pkgs.mbuffer
             pkgs.pv
@@ -75,7 +75,8 @@
         };
       });
 
-      formatter = forAllSystems (pkgs: pkgs.nixfmt-rfc-style);
+      # nixfmt is the RFC 166 formatter since nixpkgs 25.05 (nixfmt-rfc-style is its deprecated alias).
+      formatter = forAllSystems (pkgs: pkgs.nixfmt);
 
       checks = forAllSystems (pkgs: {
         package = self.packages.${pkgs.stdenv.hostPlatform.system}.hozo;

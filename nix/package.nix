@@ -73,16 +73,21 @@ buildNpmPackage {
     installShellFiles
   ];
 
-  # npm's install hook links both entries of package.json's "bin" (hozo -> dist/bin/hozo/hozo.js,
-  # hozo-agent -> dist/bin/agent/hozo-agent.js, the bundles of scripts/bundle.mjs) into $out/bin; they only get the
-  # tools on PATH here.
+  # npm's install hook makes a wrapper for both entries of package.json's "bin" (hozo -> dist/bin/hozo/hozo.js,
+  # hozo-agent -> dist/bin/agent/hozo-agent.js, the bundles of scripts/bundle.mjs) in $out/bin, with these arguments:
+  # the tools on PATH.
+  makeWrapperArgs = [
+    "--prefix"
+    "PATH"
+    ":"
+    runtimePath
+  ];
   postInstall = ''
     for prog in ${lib.escapeShellArgs binNames}; do
       if [ ! -x "$out/bin/$prog" ]; then
         echo "hozo: $out/bin/$prog is missing: is it still in package.json's \"bin\"?" >&2
         exit 1
       fi
-      wrapProgram "$out/bin/$prog" --prefix PATH : ${runtimePath}
     done
     # hozo(1), hozo-agent(8), hozo.conf(5): written by `npm run build` from the program and the config schema.
     installManPage $out/lib/node_modules/${packageJson.name}/dist/man/*

@@ -185,6 +185,7 @@ let
         doInstallCheck
         installCheckPhase
         npmRebuildFlags
+        makeWrapperArgs
         ;
       inherit (drv.passthru) sourceRoots;
       mainProgram = drv.meta.mainProgram;

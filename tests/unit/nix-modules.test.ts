@@ -92,7 +92,7 @@ type Eval = {
     failedAssertions: string[];
   };
   npmLock: { total: number; withoutResolved: string[]; samples: Record<string, string | null>; untouched: string };
-  package: { pname: string; version: string; postInstall: string; doInstallCheck: boolean; installCheckPhase: string; mainProgram: string; npmRebuildFlags: string[]; sourceRoots: string[] };
+  package: { pname: string; version: string; postInstall: string; doInstallCheck: boolean; installCheckPhase: string; mainProgram: string; npmRebuildFlags: string[]; makeWrapperArgs: string[]; sourceRoots: string[] };
 };
 
 /**
@@ -707,7 +707,10 @@ describe.skipIf(!NIXPKGS_LIB)('NixOS modules (lib.evalModules with stubbed NixOS
       // npm's install hook creates both; no hand-made hozo-agent wrapper any more.
       expect(p.postInstall).not.toContain('makeWrapper');
       expect(p.postInstall).toMatch(/for prog in hozo hozo-agent; do/);
-      expect(p.postInstall).toMatch(/wrapProgram "\$out\/bin\/\$prog" --prefix PATH : \S*openssh\S*mbuffer\S*pv\S*zstd/);
+      // The builder's own wrappers get the tools on PATH (makeWrapperArgs), not a second wrapper around them.
+      expect(p.postInstall).not.toContain('wrapProgram');
+      expect(p.makeWrapperArgs.slice(0, 3)).toEqual(['--prefix', 'PATH', ':']);
+      expect(p.makeWrapperArgs[3]).toMatch(/openssh\S*mbuffer\S*pv\S*zstd/);
       expect(p.doInstallCheck).toBe(true);
       expect(p.installCheckPhase).toContain('$out/bin/hozo --help >/dev/null');
       expect(p.installCheckPhase).toContain('$out/bin/hozo-agent --help >/dev/null');
