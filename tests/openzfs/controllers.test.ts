@@ -38,7 +38,7 @@ describe.skipIf(lab === undefined)('per-controller sections of one box on real O
     await L.box.writeFile(
       '/etc/hozo-agent/config.json',
       JSON.stringify(
-        labSectionedAgentConfig({ alice: { roots: [A], appendOnly: true }, bob: { roots: [B], maxLeases: 2 } }, { retention: { daily: 7, weekly: 0, monthly: 0 } }),
+        labSectionedAgentConfig({ alice: { roots: [A], appendOnly: true }, bob: { roots: [B], maxLeases: 2, maxReceives: 1 } }, { retention: { daily: 7, weekly: 0, monthly: 0 } }),
       ),
     );
     await L.box.check(`zfs create -o canmount=off ${A} && zfs create -o canmount=off ${B}`);
@@ -108,6 +108,37 @@ describe.skipIf(lab === undefined)('per-controller sections of one box on real O
     } finally {
       await L.box.check(`zfs set quota=none ${B}`);
     }
+  }, 600_000);
+
+  it("caps per key: bob's third lease is refused (maxLeases 2; alice's do not count), and a second receive while his first streams (maxReceives 1)", async () => {
+    expect((await as('alice', 'hold a1 600')).code).toBe(0);
+    try {
+      for (const id of ['b1', 'b2']) expect((await as('bob', `hold ${id} 600`)).code).toBe(0);
+      const third = await as('bob', 'hold b3 600');
+      expect(third.code, third.stderr).toBe(3);
+      expect(JSON.parse(third.stdout)).toMatchObject({ held: false, id: 'b3', reason: '2 leases are held already (maxLeases)' });
+    } finally {
+      for (const id of ['b1', 'b2']) await as('bob', `release ${id}`);
+      await as('alice', 'release a1');
+    }
+    // bob's first receive waits for data after its first MiB (until /tmp/go); his second is refused meanwhile.
+    await L.ctl.check(`zfs create ${SRC}/cap && head -c 4M /dev/urandom > /tank/src/cap/f && zfs snapshot ${SRC}/cap@s1 && rm -f /tmp/go /tmp/cap.* && zfs send ${SRC}/cap@s1 > /tmp/cap.stream`);
+    await L.ctl.check(
+      `({ head -c 1M /tmp/cap.stream; while [ ! -e /tmp/go ]; do sleep 0.2; done; tail -c +1048577 /tmp/cap.stream; } | ${ssh('bob')} 'receive -u ${B}/cap' > /tmp/cap.out 2> /tmp/cap.err; echo $? > /tmp/cap.rc) > /dev/null 2>&1 &`,
+    );
+    try {
+      await L.box.check("for i in $(seq 1 600); do pgrep -f '^zfs receive' >/dev/null && exit 0; sleep 0.2; done; exit 1", { timeoutMs: 180_000 });
+      const second = await as('bob', `receive -u ${B}/cap2`, `${SRC}/cap@s1`);
+      expect(second.code, second.stderr).toBe(3);
+      expect(second.stderr).toMatch(/1 receive\(s\) of this controller are running already \(maxReceives 1\)/);
+      expect((await L.box.sh(`zfs list ${B}/cap2`)).exitCode).not.toBe(0);
+      // alice's cap is her own: she receives meanwhile.
+      const hers = await as('alice', `receive -u ${A}/cap`, `${SRC}/cap@s1`);
+      expect(hers.code, hers.stderr).toBe(0);
+    } finally {
+      await L.ctl.check('touch /tmp/go; for i in $(seq 1 300); do [ -e /tmp/cap.rc ] && exit 0; sleep 0.2; done; exit 1', { timeoutMs: 120_000 });
+    }
+    expect(await L.ctl.check('cat /tmp/cap.rc')).toBe('0');
   }, 600_000);
 
   it("leases are per key: bob cannot release alice's; bob's shutdown while she holds one is deferred, her release powers the box off for real", async () => {
