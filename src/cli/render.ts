@@ -1,6 +1,7 @@
 // Human-readable rendering of a run report (stdout): a short table, then problems with their hints.
 import type { JobReport } from '../job/report.js';
 import { formatBytes } from '../util/log.js';
+import { describeLimit } from '../pipeline/bandwidth.js';
 
 export function renderReport(r: JobReport): string {
   const lines: string[] = [];
@@ -11,7 +12,7 @@ export function renderReport(r: JobReport): string {
         ? `dry run of job ${r.job} (host ${r.host}) — nothing was changed`
         : `job ${r.job} (host ${r.host}): ${r.result}`;
   lines.push(head);
-  if (r.bandwidthLimit !== undefined) lines.push(`bandwidth limit ${formatBytes(r.bandwidthLimit.bytesPerSecond)}/s (the ${r.bandwidthLimit.from}'s bandwidthLimit)`);
+  if (r.bandwidthLimit !== undefined) lines.push(`bandwidth limit ${describeLimit(r.bandwidthLimit)}`);
   const rows = r.datasets.map((d) => [
     d.source,
     d.target,

@@ -2,6 +2,7 @@
 import { z } from 'zod';
 import { absolutePath, bandwidthLimit, bufferSize, datasetName, hostAddressProblem, MAC, NAME_MAX, wakeAddressProblem, writablePath } from './fields.js';
 import { parseDuration } from './duration.js';
+import { DEFAULT_SCRUB_WARN_AFTER } from '../job/pool-health.js';
 import { notifySchema } from '../notify/schema.js';
 
 
@@ -120,7 +121,7 @@ export const hostSchema = z
     leaseTtl: duration('leaseTtl').default(6 * 3600).describe('A lease on the box (agent) expires after this, so a crashed controller cannot keep the box up forever.'),
     bandwidthLimit: bandwidthLimit.optional(),
     /** A target pool whose last scrub (as the agent reports it) is older than this is a warning in the report. */
-    scrubWarnAfter: duration('scrubWarnAfter').default(35 * 86_400).describe('A target pool whose last scrub (as the agent reports it) is older than this is a warning in the report and hozo_pool_scrub_overdue in the metrics.'),
+    scrubWarnAfter: duration('scrubWarnAfter').default(DEFAULT_SCRUB_WARN_AFTER).describe('A target pool whose last scrub (as the agent reports it) is older than this is a warning in the report and hozo_pool_scrub_overdue in the metrics.'),
     /** untrusted (every remote box unless said otherwise): it never sees plaintext — encrypted datasets go raw
      *  (`zfs send -w`), unencrypted ones are refused unless their dataset entry says allowPlaintext. trusted: a box you
      *  would hand your data to in the clear. */

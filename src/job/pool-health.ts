@@ -3,12 +3,15 @@
 // it —, and a last scrub older than the host's scrubWarnAfter is a warning. Pure: the run (src/job/run.ts) applies it.
 import type { PoolReport } from './report.js';
 
+/** hosts.<name>.scrubWarnAfter's default (the schema's), and the limit for a job whose target is this machine. */
+export const DEFAULT_SCRUB_WARN_AFTER = 35 * 86_400;
+
 export interface PoolVerdict {
+  /** The pools, with scrubOverdue set where their last scrub is known. */
+  readonly pools: PoolReport[];
   /** Each makes the run fail. */
   readonly failures: string[];
   readonly warnings: string[];
-  /** Pool names whose last scrub is older than the limit. */
-  readonly scrubOverdue: string[];
 }
 
 /** An age in the largest unit that keeps it at 2 or more ("50 days", "3 hours", "40 s"). */
@@ -20,14 +23,13 @@ function age(s: number): string {
 export function judgePools(pools: readonly PoolReport[], opts: { readonly now: number; readonly scrubWarnAfter: number }): PoolVerdict {
   const failures: string[] = [];
   const warnings: string[] = [];
-  const scrubOverdue: string[] = [];
-  for (const p of pools) {
+  const judged = pools.map((p): PoolReport => {
     if (p.health !== 'ONLINE') failures.push(`target pool ${p.name} is ${p.health}`);
     if (p.errors !== undefined && p.errors > 0) failures.push(`target pool ${p.name} reports ${p.errors} read/write/checksum error(s)`);
-    if (p.lastScrubEnd !== undefined && opts.now - p.lastScrubEnd > opts.scrubWarnAfter) {
-      scrubOverdue.push(p.name);
-      warnings.push(`target pool ${p.name}: its last scrub finished ${age(opts.now - p.lastScrubEnd)} ago (scrubWarnAfter: ${age(opts.scrubWarnAfter)})`);
-    }
-  }
-  return { failures, warnings, scrubOverdue };
+    if (p.lastScrubEnd === undefined) return p;
+    const scrubOverdue = opts.now - p.lastScrubEnd > opts.scrubWarnAfter;
+    if (scrubOverdue) warnings.push(`target pool ${p.name}: its last scrub finished ${age(opts.now - p.lastScrubEnd)} ago (scrubWarnAfter: ${age(opts.scrubWarnAfter)})`);
+    return { ...p, scrubOverdue };
+  });
+  return { pools: judged, failures, warnings };
 }

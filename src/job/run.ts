@@ -17,7 +17,8 @@ import { definitiveStageError } from '../zfs/errors.js';
 import { describePlan, snapshotsOf } from './describe.js';
 import { openHosts, type JobHosts, type ZfsHost } from './hosts.js';
 import { acquireJobLock } from './lock.js';
-import { judgePools } from './pool-health.js';
+import { DEFAULT_SCRUB_WARN_AFTER, judgePools } from './pool-health.js';
+import { hostNamed } from '../config/lookup.js';
 import { hostReportOf } from './lifecycle.js';
 import { closeReport, startReport, toErrorInfo, type DatasetReport, type JobReport, type PoolReport } from './report.js';
 import { poolOf } from '../zfs/names.js';
@@ -190,8 +191,8 @@ export async function runJob(config: Config, job: JobConfig, opts: RunOptions): 
     trace('job: bases protected');
     report.targetPools = await health;
     // A backup on a pool that is not ONLINE or has errors is not one to rely on: the run fails (exit 1).
-    const verdict = judgePools(report.targetPools, { now: Date.now() / 1000, scrubWarnAfter: (Object.hasOwn(config.hosts, job.host) ? config.hosts[job.host]?.scrubWarnAfter : undefined) ?? 35 * 86_400 });
-    report.targetPools = report.targetPools.map((p) => (p.lastScrubEnd === undefined ? p : { ...p, scrubOverdue: verdict.scrubOverdue.includes(p.name) }));
+    const verdict = judgePools(report.targetPools, { now: Date.now() / 1000, scrubWarnAfter: hostNamed(config, job.host)?.scrubWarnAfter ?? DEFAULT_SCRUB_WARN_AFTER });
+    report.targetPools = verdict.pools;
     report.warnings.push(...verdict.warnings);
     for (const w of verdict.warnings) log.warn(w);
     if (verdict.failures.length > 0) {

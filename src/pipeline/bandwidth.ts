@@ -4,6 +4,8 @@
 // reads the validated config from the cache without loading it.
 
 import type { Config, JobConfig } from '../config/schema.js';
+import { hostNamed } from '../config/lookup.js';
+import { formatBytes } from '../util/log.js';
 
 export const BANDWIDTH = /^[1-9][0-9]{0,6}[KMG]$/;
 
@@ -34,9 +36,8 @@ export function effectiveLimit(host: string | undefined, job: string | undefined
 
 /** The limit of `job`'s transfers (its host's and its own bandwidthLimit). */
 export function jobBandwidth(config: Config, job: JobConfig): EffectiveLimit | undefined {
-  const host = Object.hasOwn(config.hosts, job.host) ? config.hosts[job.host] : undefined;
-  return effectiveLimit(host?.bandwidthLimit, job.bandwidthLimit);
+  return effectiveLimit(hostNamed(config, job.host)?.bandwidthLimit, job.bandwidthLimit);
 }
 
-/** "20M" → "20 MiB/s" for logs and the plan. */
-export const describeLimit = (l: EffectiveLimit): string => `${l.limit.slice(0, -1)} ${l.limit.slice(-1)}iB/s (the ${l.from}'s bandwidthLimit)`;
+/** "20.0 MiB/s (the job's bandwidthLimit)", for the run's log and the rendered report (plan). */
+export const describeLimit = (l: Pick<EffectiveLimit, 'bytesPerSecond' | 'from'>): string => `${formatBytes(l.bytesPerSecond)}/s (the ${l.from}'s bandwidthLimit)`;

@@ -8,7 +8,8 @@ const opts = { now, scrubWarnAfter: 35 * DAY };
 
 describe('judgePools', () => {
   it('an ONLINE pool without errors and a recent scrub: nothing to say', () => {
-    expect(judgePools([{ name: 'backup', health: 'ONLINE', errors: 0, lastScrubEnd: now - 3 * DAY }], opts)).toEqual({ failures: [], warnings: [], scrubOverdue: [] });
+    const pool = { name: 'backup', health: 'ONLINE', errors: 0, lastScrubEnd: now - 3 * DAY };
+    expect(judgePools([pool], opts)).toEqual({ pools: [{ ...pool, scrubOverdue: false }], failures: [], warnings: [] });
   });
 
   it('not ONLINE, or any read/write/checksum error, fails the run', () => {
@@ -34,7 +35,8 @@ describe('judgePools', () => {
       opts,
     );
     expect(v.failures).toEqual([]);
-    expect(v.scrubOverdue).toEqual(['old']);
+    expect(v.pools.filter((p) => p.scrubOverdue === true).map((p) => p.name)).toEqual(['old']);
+    expect(v.pools.map((p) => p.scrubOverdue)).toEqual([true, false, undefined]);
     expect(v.warnings).toEqual(['target pool old: its last scrub finished 50 days ago (scrubWarnAfter: 35 days)']);
     const short = judgePools([{ name: 'p', health: 'ONLINE', lastScrubEnd: now - 3 * 3600 }], { now, scrubWarnAfter: 90 });
     expect(short.warnings).toEqual(['target pool p: its last scrub finished 3 hours ago (scrubWarnAfter: 90 s)']);
