@@ -17,6 +17,7 @@ import { createContext, type AgentContext, type StreamSpawner } from '../../agen
 import { serve } from '../../agent/serve.js';
 import { RECEIPTS_FILE } from '../../agent/stamp.js';
 import { shellJoin } from '../../src/transport/quote.js';
+import { expectedKept } from '../helpers/retention-oracle.js';
 
 const skip = await zfsFuseUnusable([]);
 if (skip !== undefined) console.warn(`SKIP: tests/integration/retention.test.ts: ${skip}`);
@@ -61,11 +62,6 @@ async function receiveAt(t: number, send: readonly string[]): Promise<void> {
   expect(code, err.join('')).toBe(0);
 }
 
-/** UTC calendar keys, written independently of agent/retention.ts as the test's oracle. */
-const dayKey = (t: number) => new Date(t * 1000).toISOString().slice(0, 10);
-const monthKey = (t: number) => new Date(t * 1000).toISOString().slice(0, 7);
-/** Monday of the ISO week, as a date key. */
-const weekKey = (t: number) => dayKey(t - (((new Date(t * 1000).getUTCDay() + 6) % 7) * DAY));
 
 describe.skipIf(skip !== undefined)('box retention by receive time on real zfs-fuse (the agent\'s own code path, stepped clock)', () => {
   beforeAll(async () => {
@@ -117,17 +113,8 @@ describe.skipIf(skip !== undefined)('box retention by receive time on real zfs-f
     const report = JSON.parse(out.join('')) as { destroyed: string[]; kept: { snapshot: string; reasons: string[] }[] };
 
     // The oracle: the newest snapshot of each of the last 7 days, 4 ISO weeks and 6 months (by receive day), and the newest.
-    const all = Array.from({ length: DAYS + 7 }, (_, i) => ({ name: name(i), t: T0 + i * DAY })).reverse();
-    const expected = new Set<string>([all[0]!.name]);
-    for (const [key, n] of [[dayKey, 7], [weekKey, 4], [monthKey, 6]] as const) {
-      const seen = new Set<string>();
-      for (const s of all) {
-        if (seen.has(key(s.t))) continue;
-        if (seen.size >= n) break;
-        seen.add(key(s.t));
-        expected.add(s.name);
-      }
-    }
+    const all = Array.from({ length: DAYS + 7 }, (_, i) => ({ name: name(i), t: T0 + i * DAY }));
+    const expected = expectedKept(all, POLICY);
     const kept = report.kept.map((k) => k.snapshot.slice(k.snapshot.indexOf('@') + 1)).sort();
     expect(kept).toEqual([...expected].sort());
     expect(report.destroyed.length).toBe(DAYS + 7 - expected.size);

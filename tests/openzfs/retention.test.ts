@@ -11,6 +11,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type VmLab } from '../../src/lab/vm/lab.js';
 import { AGENT_ROOT, AGENT_SSH, SRC, labOrSkip, reset, skipReason, writeAgentConfig } from './helpers.js';
+import { expectedKept } from '../helpers/retention-oracle.js';
 
 const lab: VmLab | undefined = labOrSkip();
 if (lab === undefined) console.warn(`SKIP: tests/openzfs/retention.test.ts: ${skipReason()}`);
@@ -27,11 +28,6 @@ const name = (i: number) => `day-${String(i).padStart(3, '0')}`;
  *  these emulated CPUs; 200 of them, as on zfs-fuse, would add ~15 minutes to CI). */
 const RECEIVE_DAYS = Array.from({ length: DAYS }, (_, i) => i).filter((i) => i % 8 === 0 || i >= DAYS - 7);
 
-/** UTC calendar keys, written independently of agent/retention.ts as the test's oracle. */
-const dayKey = (t: number) => new Date(t * 1000).toISOString().slice(0, 10);
-const monthKey = (t: number) => new Date(t * 1000).toISOString().slice(0, 7);
-/** Monday of the ISO week, as a date key. */
-const weekKey = (t: number) => dayKey(t - (((new Date(t * 1000).getUTCDay() + 6) % 7) * DAY));
 
 describe.skipIf(lab === undefined)('box retention by receive time on real OpenZFS (forced command, both clocks stepped)', () => {
   const L = lab!;
@@ -92,17 +88,8 @@ describe.skipIf(lab === undefined)('box retention by receive time on real OpenZF
 
       const report = await pruneAt(now);
       // The oracle: the newest snapshot of each of the last 7 days, 4 ISO weeks and 6 months by receive day, and the newest.
-      const all = [...RECEIVE_DAYS, ...forged].map((d) => ({ name: name(d), t: T0 + d * DAY })).reverse();
-      const expected = new Set<string>([all[0]!.name]);
-      for (const [key, n] of [[dayKey, POLICY.daily], [weekKey, POLICY.weekly], [monthKey, POLICY.monthly]] as const) {
-        const seen = new Set<string>();
-        for (const s of all) {
-          if (seen.has(key(s.t))) continue;
-          if (seen.size >= n) break;
-          seen.add(key(s.t));
-          expected.add(s.name);
-        }
-      }
+      const all = [...RECEIVE_DAYS, ...forged].map((d) => ({ name: name(d), t: T0 + d * DAY }));
+      const expected = expectedKept(all, POLICY);
       const kept = report.kept.map((k) => k.snapshot.slice(k.snapshot.indexOf('@') + 1)).sort();
       expect(kept).toEqual([...expected].sort());
       expect(report.destroyed.length).toBe(all.length - expected.size);
