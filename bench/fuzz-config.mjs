@@ -11,6 +11,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
 const HOZO = resolve(import.meta.dirname, '..', 'dist', 'bin', 'hozo', 'hozo.js');
+// The value the CLI refuses as a wake address (only `config check`, `jobs list` and `plan` run here: nothing wakes).
+const { LIMITED_BROADCAST } = await import(resolve(import.meta.dirname, '..', 'dist', 'src', 'config', 'addresses.js'));
 const N = Number(process.argv[2] ?? 300);
 let seed = Number(process.argv[3] ?? 1);
 const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
@@ -25,7 +27,7 @@ const base = () => ({
 
 const HOSTILE = [
   '__proto__', 'constructor', 'toString', 'hasOwnProperty', 'valueOf', 'local', '', ' ', '\n', 'a\nb', '\u0000', '\u202e',
-  '../../etc', '-rf', '$(reboot)', '`id`', 'x'.repeat(5000), '255.255.255.255', '0.0.0.0', '999.1.1.1', '10.0.0', '::1',
+  '../../etc', '-rf', '$(reboot)', '`id`', 'x'.repeat(5000), LIMITED_BROADCAST, '0.0.0.0', '999.1.1.1', '10.0.0', '::1',
   1e308, -1, 0, 99999999999999, NaN, true, null, [], {}, [[[[[]]]]], '1e308', '99999999999999d', '5m', 'Mon..Fri 23:00',
   '/proc/self', '/dev/zero', '/', 'pool/a@snap', 'pool//a', 'p/a', 'q/a/b',
 ];

@@ -22,8 +22,12 @@ export function hostAddressProblem(a: string): string | undefined {
   return undefined;
 }
 
+/** The limited broadcast: never a wake address (tests refer to it by this name, so none carries an address it could
+ *  send to). */
+export const LIMITED_BROADCAST = '255.255.255.255';
+
 /** Why `a` is not where a magic packet may go, or undefined. */
 export function wakeAddressProblem(a: string): string | undefined {
-  if (a === '255.255.255.255') return 'the limited broadcast 255.255.255.255 is refused (it reaches every network this machine is on); give the box LAN\'s broadcast address, e.g. 192.168.1.255';
+  if (a === LIMITED_BROADCAST) return `the limited broadcast ${LIMITED_BROADCAST} is refused (it reaches every network this machine is on); give the box LAN's broadcast address, e.g. 192.168.1.255`;
   return hostAddressProblem(a);
 }

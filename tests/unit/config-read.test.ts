@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { decodeConfig, depthOf, jsonDuplicateKey, nestingProblem, protoKeyPath, MAX_CONFIG_DEPTH } from '../../src/config/read.js';
 import { formatPath, shown } from '../../src/config/issues.js';
 import { hostAddressProblem, ipv4Problem, wakeAddressProblem } from '../../src/config/fields.js';
+import { LIMITED_BROADCAST } from '../../src/config/addresses.js';
 import { HozoError } from '../../src/errors.js';
 
 describe('reading a config: encodings, nesting, duplicate and __proto__ keys', () => {
@@ -48,7 +49,7 @@ describe('reading a config: encodings, nesting, duplicate and __proto__ keys', (
     expect(hostAddressProblem('0.0.0.0')).toBeDefined();
     expect(hostAddressProblem('box.lan')).toBeUndefined();
     expect(hostAddressProblem(`${'a'.repeat(64)}.lan`)).toMatch(/63/);
-    expect(wakeAddressProblem('255.255.255.255')).toMatch(/limited broadcast/);
+    expect(wakeAddressProblem(LIMITED_BROADCAST)).toMatch(/limited broadcast/);
     expect(wakeAddressProblem('192.168.1.255')).toBeUndefined();
   });
 });

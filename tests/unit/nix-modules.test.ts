@@ -10,6 +10,7 @@ import { loadConfig, validateConfig } from '../../src/config/load.js';
 import { agentConfigSchema, validateAgentConfig } from '../../agent/config.js';
 import { scopedConfig } from '../../agent/scope.js';
 import { AGENT_PERMISSIONS, CONTROLLER_PERMISSIONS } from '../../src/zfs/delegation.js';
+import { LIMITED_BROADCAST } from '../../src/config/addresses.js';
 
 const NIXPKGS_LIB = process.env['NIXPKGS_LIB'];
 const repo = resolve(import.meta.dirname, '../..');
@@ -441,7 +442,7 @@ describe.skipIf(!NIXPKGS_LIB)('NixOS modules (lib.evalModules with stubbed NixOS
       sharedLogDirectory: /logFile = "\/var\/log\/hozo\.log": .*directory of its own/,
       badJobName: /jobs\."nightly backup": a job name becomes the unit name/,
       wolWithoutAddress: /hosts\.box\.wake: method = "wol" needs mac .* and address/,
-      wolLimitedBroadcast: /hosts\.box\.wake\.address = "255\.255\.255\.255": hozo refuses the limited broadcast/,
+      wolLimitedBroadcast: new RegExp(`hosts\\.box\\.wake\\.address = "${LIMITED_BROADCAST.replaceAll('.', '\\.')}": hozo refuses the limited broadcast`),
       relayUnknown: /hosts\.faraway\.wake: method = "ssh-relay" needs relayHost, .*got "nowhere"/,
       httpWithoutUrl: /hosts\.attic\.wake: method = "http" needs url/,
       noZfs: /services\.hozo\.controller needs ZFS on this host: set boot\.supportedFilesystems/,
