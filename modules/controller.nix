@@ -75,6 +75,45 @@ let
       '';
     };
 
+  # A hook (src/config/schema.ts hookSchema): an argv, never a shell string.
+  hookModule = {
+    options = {
+      command = mkOption {
+        type = types.nonEmptyListOf types.str;
+        example = [
+          "/run/current-system/sw/bin/psql"
+          "-c"
+          "CHECKPOINT"
+        ];
+        description = "The command and its arguments (no shell: write `[ \"sh\" \"-c\" \"…\" ]` for one).";
+      };
+      timeout = mkOption {
+        type = durationType;
+        default = 120;
+        description = "Killed (its whole process group) after this long; the hook then failed.";
+      };
+    };
+  };
+  hookOption =
+    point: what:
+    mkOption {
+      type = types.nullOr (types.submodule hookModule);
+      default = null;
+      description = "The `${point}` hook: ${what}";
+    };
+  hookOptions = {
+    preRun = hookOption "preRun" "runs before anything else (before the box is woken; for a dataset entry, before its transfer). Failing, nothing is done (for that entry) and the run exits 1.";
+    postRun = hookOption "postRun" "runs at the end, whatever happened (`HOZO_RESULT` says how it went). Failing, a warning.";
+    preSnapshot = hookOption "preSnapshot" "runs before the job's own snapshot (`snapshots.own.enable`), e.g. a database `CHECKPOINT`. Failing: no snapshot and a failed dataset (exit 1); the other entries go on.";
+    postSnapshot = hookOption "postSnapshot" "runs after the own snapshot, also when it failed, once `preSnapshot` succeeded (`HOZO_SNAPSHOT_OK` is 1 or 0).";
+  };
+  renderHooks =
+    h:
+    let
+      set = lib.filterAttrs (_: v: v != null) h;
+    in
+    if set == { } then null else mapAttrs (_: v: { inherit (v) command timeout; }) set;
+
   datasetModule = {
     options = {
       source = mkOption {
@@ -107,6 +146,7 @@ let
           encrypted ones always go raw (`zfs send -w`). `hozo config check` warns about it.
         '';
       };
+      hooks = hookOptions;
     };
   };
 
@@ -473,10 +513,35 @@ let
               Snapshot schedule for the job's sources. When set, the module enables
               `services.sanoid` with a template `hozo-${name}` and dataset entries for each source
               (all with `mkDefault`, so sanoid settings of your own win). `null`: take snapshots
-              yourself.
+              yourself (or use `own`).
             '';
           };
+          own = {
+            enable = mkOption {
+              type = types.bool;
+              default = false;
+              description = ''
+                hozo takes the snapshots itself: one atomic snapshot of all the job's sources at the
+                start of each run (`<prefix>_YYYYMMDDTHHMMSSZ`, UTC), and prunes its own beyond
+                `keep` (never a held base, never a snapshot it did not name). Use it without sanoid,
+                or beside it when the backup needs its own point in time (hooks); with `policy`
+                alone, sanoid's snapshots are what is sent. Needs `snapshot` and (to prune) `destroy`
+                on the sources: the delegation adds them for this job's sources.
+              '';
+            };
+            prefix = mkOption {
+              type = types.nullOr (types.strMatching "[A-Za-z0-9][A-Za-z0-9_.-]{0,63}");
+              default = null;
+              description = "Name prefix of the own snapshots; `null`: `hozo_<job>`.";
+            };
+            keep = mkOption {
+              type = types.ints.between 1 100000;
+              default = 24;
+              description = "How many of the own snapshots stay on the source.";
+            };
+          };
         };
+        hooks = hookOptions;
         rollback = mkOption {
           type = types.bool;
           default = false;
@@ -671,16 +736,27 @@ let
     snapshots = j.snapshots.send;
   }
   // lib.optionalAttrs (j.bandwidthLimit != null) { inherit (j) bandwidthLimit; }
+  // lib.optionalAttrs j.snapshots.own.enable {
+    snapshot = dropNulls {
+      create = true;
+      inherit (j.snapshots.own) prefix keep;
+    };
+  }
+  // lib.optionalAttrs (renderHooks j.hooks != null) { hooks = renderHooks j.hooks; }
   // {
-    datasets = map (d: {
-      inherit (d)
-        source
-        target
-        recursive
-        exclude
-        allowPlaintext
-        ;
-    }) j.datasets;
+    datasets = map (
+      d:
+      {
+        inherit (d)
+          source
+          target
+          recursive
+          exclude
+          allowPlaintext
+          ;
+      }
+      // lib.optionalAttrs (renderHooks d.hooks != null) { hooks = renderHooks d.hooks; }
+    ) j.datasets;
   };
 
   generated = dropNulls {
@@ -796,6 +872,11 @@ let
   sourceDatasets = unique (concatMap (j: map (d: d.source) j.datasets) allJobs);
   localTargets = unique (
     concatMap (j: optionals (j.host == "local") (map (d: d.target) j.datasets)) allJobs
+  );
+  # Sources of jobs that take their own snapshots: `snapshot` (it needs `mount` too) and, to prune them, `destroy`
+  # (zfs-allow(8) has no snapshot-only destroy: it reaches the dataset as well, so only these sources get it).
+  ownSnapshotSources = unique (
+    concatMap (j: optionals j.snapshots.own.enable (map (d: d.source) j.datasets)) allJobs
   );
   delegate = cfg.user != "root" && (sourceDatasets != [ ] || localTargets != [ ]);
   perms = concatStringsSep ",";
@@ -1000,6 +1081,19 @@ in
         Permissions delegated to `user` on source datasets ({manpage}`zfs-allow(8)`). The default
         is what the jobs need; see the comments in {file}`modules/controller.nix` for why each is there.
       '';
+    };
+
+    ownSnapshotPermissions = mkOption {
+      type = types.listOf types.str;
+      # The same list as OWN_SNAPSHOT_PERMISSIONS in src/zfs/delegation.ts.
+      default = [
+        # `zfs snapshot` of the job's sources (snapshots.own); the kernel wants `mount` with it.
+        "snapshot"
+        "mount"
+        # Pruning the job's own snapshots beyond `keep`.
+        "destroy"
+      ];
+      description = "Permissions delegated to `user`, in addition to `zfsPermissions`, on the sources of jobs with `snapshots.own.enable`.";
     };
 
     localTargetPermissions = mkOption {
@@ -1396,6 +1490,9 @@ in
             ds: "allow ${escapeShellArgs [ (perms cfg.zfsPermissions) ds ]}"
           ) sourceDatasets}
           ${concatMapStringsSep "\n" (
+            ds: "allow ${escapeShellArgs [ (perms cfg.ownSnapshotPermissions) ds ]}"
+          ) ownSnapshotSources}
+          ${concatMapStringsSep "\n" (
             ds: "allow ${escapeShellArgs [ (perms cfg.localTargetPermissions) ds (dirOf ds) ]}"
           ) localTargets}
           exit $status
@@ -1404,6 +1501,9 @@ in
           ${concatMapStringsSep "\n" (
             ds: "${zfs} unallow -u ${escapeShellArgs [ cfg.user (perms cfg.zfsPermissions) ds ]} || true"
           ) sourceDatasets}
+          ${concatMapStringsSep "\n" (
+            ds: "${zfs} unallow -u ${escapeShellArgs [ cfg.user (perms cfg.ownSnapshotPermissions) ds ]} || true"
+          ) ownSnapshotSources}
           ${concatMapStringsSep "\n" (
             ds:
             "${zfs} unallow -u ${escapeShellArgs [ cfg.user (perms cfg.localTargetPermissions) ds ]} || true\n"

@@ -36,7 +36,10 @@ export type ErrorCode =
   | 'ZFS_HOLD_EXISTS'
   | 'ZFS_HOLD_NOT_FOUND'
   | 'TOOL_MISSING'
-  | 'POOL_UNHEALTHY';
+  | 'POOL_UNHEALTHY'
+  // Own snapshots and hooks (src/job/snapshot-step.ts, hooks.ts).
+  | 'HOOK_FAILED'
+  | 'SNAPSHOT_FAILED';
 
 /** One validation problem: where (`jobs[0].host`) and what. */
 export interface Problem {

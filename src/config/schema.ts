@@ -34,6 +34,35 @@ const SCHEDULE = /^(minutely|hourly|daily|weekly|monthly|yearly|annually|quarter
 
 const argv = z.array(z.string().min(1)).min(1, 'expected a command as a list of arguments');
 
+/** A hook: an argv (never a shell string; write ["sh", "-c", "…"] yourself) or {command, timeout}. */
+export const hookSchema = z
+  .union([
+    argv,
+    z.object({ command: argv, timeout: duration('timeout').default(120).describe('Killed (its process group) after this long; the hook then failed.') }).strict(),
+  ])
+  .transform((h) => (Array.isArray(h) ? { command: h, timeout: 120 } : h))
+  .describe('A command as a list of arguments, or {command, timeout} (default timeout 120 s). Runs on this machine, its output in the log.');
+
+/** Hook points. preSnapshot/postSnapshot need snapshot.create (they run around hozo's own snapshot). */
+const hooksShape = {
+  preRun: hookSchema.optional().describe('Before anything else (job: before the box is woken; dataset: before its transfer). Failing: nothing is done (for that dataset), exit 1.'),
+  postRun: hookSchema.optional().describe('At the end, whatever happened (HOZO_RESULT says how it went).'),
+  preSnapshot: hookSchema.optional().describe("Before hozo's own snapshot (e.g. a database CHECKPOINT). Failing: no snapshot and a failed dataset (exit 1); other datasets go on."),
+  postSnapshot: hookSchema.optional().describe('After the snapshot, also when it failed, once preSnapshot succeeded (HOZO_SNAPSHOT_OK=1 or 0).'),
+};
+export const hooksSchema = z.object(hooksShape).strict();
+
+/** The job's own snapshot prefix: a snapshot hozo created is `<prefix>_YYYYMMDDTHHMMSSZ` (UTC, sorts by time). */
+const snapshotPrefix = z.string().max(64, 'a snapshot prefix is at most 64 characters').regex(/^[A-Za-z0-9][A-Za-z0-9_.\-]*$/, 'expected a snapshot prefix of letters, digits, _ . - (starting with a letter or digit)');
+
+export const snapshotSchema = z
+  .object({
+    create: z.boolean().default(false).describe('Take one atomic snapshot of the job\'s sources before planning (zfs snapshot -r / several names at once).'),
+    prefix: snapshotPrefix.optional().describe('Name prefix of the own snapshots (default hozo_<job>); only snapshots named <prefix>_YYYYMMDDTHHMMSSZ are ever pruned.'),
+    keep: z.number().int().min(1).max(100000).default(24).describe('How many of the own snapshots to keep on the source (a held base is always kept).'),
+  })
+  .strict();
+
 /** A URL with a user name or password (userinfo): refused, such credentials travel into every error text. */
 export function hasUserinfo(url: string): boolean {
   try {
@@ -171,6 +200,7 @@ export const datasetSchema = z
     exclude: z.array(datasetName).default([]).describe('Datasets below source to leave out (with their children).'),
     /** Send this (unencrypted) dataset to an untrusted host anyway, in the clear (`config check` warns). */
     allowPlaintext: z.boolean().default(false).describe('Send this (unencrypted) dataset to an untrusted host anyway, in the clear (`config check` warns).'),
+    hooks: hooksSchema.optional().describe('Hooks for this dataset entry (HOZO_DATASET names it).'),
   })
   .strict()
   .superRefine((d, ctx) => {
@@ -204,8 +234,23 @@ export const jobSchema = z
     /** Compress the stream in transit with zstd when both ends have it. */
     compress: z.enum(['zstd', 'none']).default('none').describe('Compress the stream in transit with zstd when both ends have it.'),
     bandwidthLimit: bandwidthLimit.optional(),
+    snapshot: snapshotSchema.optional().describe('Own snapshots: hozo takes them itself (without sanoid) and prunes only its own.'),
+    hooks: hooksSchema.optional().describe('Hooks for the whole job.'),
   })
-  .strict();
+  .strict()
+  .superRefine((j, ctx) => {
+    const create = j.snapshot?.create === true;
+    const needsSnapshot = (h: { preSnapshot?: unknown; postSnapshot?: unknown } | undefined, path: (string | number)[]) => {
+      for (const k of ['preSnapshot', 'postSnapshot'] as const) {
+        if (h?.[k] !== undefined && !create) ctx.addIssue({ code: 'custom', path: [...path, k], message: `${k} runs around hozo's own snapshot: set snapshot.create: true (or use preRun)` });
+      }
+    };
+    needsSnapshot(j.hooks, ['hooks']);
+    j.datasets.forEach((d, i) => needsSnapshot(d.hooks, ['datasets', i, 'hooks']));
+  });
+
+/** The prefix of a job's own snapshots. */
+export const snapshotPrefixOf = (job: { name: string; snapshot?: { prefix?: string | undefined } | undefined }): string => job.snapshot?.prefix ?? `hozo_${job.name}`;
 
 export const configSchema = z
   .object({
@@ -256,6 +301,12 @@ export const configSchema = z
         }
       });
     });
+    // Own snapshots: two jobs that snapshot overlapping sources under one prefix would prune each other's.
+    const own = c.jobs.flatMap((job, i) => (job.snapshot?.create === true ? job.datasets.map((d) => ({ i, prefix: snapshotPrefixOf(job), source: d.source, recursive: d.recursive })) : []));
+    for (const a of own) {
+      const b = own.find((o) => o.i < a.i && o.prefix === a.prefix && (o.source === a.source || (o.recursive && a.source.startsWith(o.source + '/')) || (a.recursive && o.source.startsWith(a.source + '/'))));
+      if (b !== undefined) ctx.addIssue({ code: 'custom', path: ['jobs', a.i, 'snapshot', 'prefix'], message: `jobs[${b.i}] also snapshots "${b.source}" with prefix "${a.prefix}": give each job its own prefix (each prunes only its own snapshots)` });
+    }
     // A target inside another's recursive target: that one's receive owns the whole tree (and may roll it back).
     for (const inner of nested) {
       const outer = nested.find((o) => o !== inner && o.recursive && o.host === inner.host && inner.target.startsWith(o.target + '/'));

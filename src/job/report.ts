@@ -65,6 +65,9 @@ export interface JobReport {
   warnings: string[];
   /** The rate cap every transfer of this run ran under (bandwidthLimit), when one is set. */
   bandwidthLimit?: { readonly bytesPerSecond: number; readonly from: 'host' | 'job' };
+  /** The job's own snapshot (snapshot.create): its name, the datasets that got it (a plan: would get it), whether
+   *  it was one point in time, and how many older own snapshots were pruned. */
+  ownSnapshot?: { readonly name: string; readonly datasets: number; readonly atomic: boolean; readonly taken: boolean; pruned: number };
   error?: ErrorInfo;
 }
 

@@ -24,6 +24,15 @@ import { closeReport, startReport, toErrorInfo, type DatasetReport, type JobRepo
 import { poolOf } from '../zfs/names.js';
 import type { JobState } from '../state/state.js';
 import type { EarlyConnection } from './early.js';
+import { describeFailure, runHook } from './hooks.js';
+import { pruneOwnSnapshots, takeOwnSnapshots, type SnapshotStep } from './snapshot-step.js';
+import { ownSnapshotName, snapshotCommands, snapshotSets } from './snapshots.js';
+import { snapshotPrefixOf } from '../config/schema.js';
+import { LocalRunner } from '../transport/local.js';
+import { CapabilityCache } from '../zfs/capability-cache.js';
+import { hello } from '../zfs/hello.js';
+import { listInventory } from '../zfs/inventory.js';
+import { expandDatasets } from '../planner/expand.js';
 
 export interface RunOptions {
   readonly dryRun?: boolean;
@@ -54,8 +63,25 @@ export async function runJob(config: Config, job: JobConfig, opts: RunOptions): 
   const report = startReport(job.name, job.host, mode !== 'run', Date.now(), mode);
   const lock = report.dryRun ? undefined : acquireJobLock(config.stateDirectory, job.name);
   let hosts: JobHosts | undefined;
+  let snap: SnapshotStep | undefined;
+  const hookEnv = { HOZO_JOB: job.name, HOZO_HOST: job.host };
   try {
     const specs = jobSpecs(job);
+    // Hooks and own snapshots belong to real runs: plan and --dry-run change nothing (not even by a hook).
+    if (mode === 'run' && job.hooks?.preRun !== undefined) {
+      const o = await runHook('preRun', job.hooks.preRun, hookEnv, log, `job ${job.name}`);
+      if (!o.ok) throw new HozoError('HOOK_FAILED', `job ${job.name}: ${describeFailure('preRun', o)}; nothing was done`, { hint: "the hook's output is in the log above" });
+    }
+    if (mode === 'run' && job.snapshot?.create === true) {
+      // Before the box is woken: the backup's point in time is when the run started, not when the box answered.
+      const local = new LocalRunner();
+      const roots = specs.map((s) => s.source);
+      const h = await hello(local, new CapabilityCache(config.stateDirectory), { endpoint: 'local', roots });
+      snap = await takeOwnSnapshots(job, local, h.caps, await (h.inventory ?? listInventory(local, [...new Set(roots)], h.caps)), log);
+      report.warnings.push(...snap.warnings);
+      report.ownSnapshot = { name: snap.name, datasets: snap.taken.length, atomic: snap.atomic, taken: true, pruned: 0 };
+    }
+    throwIfInterrupted(opts.signal);
     hosts = await openHosts(config, job, log, {
       // Only a real run wakes a sleeping box by itself; plan and run --dry-run change nothing unless asked (--wake).
       wake: mode === 'run' || opts.wake === true,
@@ -68,6 +94,7 @@ export async function runJob(config: Config, job: JobConfig, opts: RunOptions): 
     // Resumable receives where both ends can (OpenZFS: send -t, receive -s and the token property).
     const policy: Policy = { snapshots: job.snapshots, rollback: job.rollback, resume: source.caps.resumeTokens && target.caps.resumeTokens };
 
+    const entryFailure = new Map<number, ReturnType<typeof toErrorInfo>>();
     let [srcInv, dstInv] = await Promise.all([
       hosts.sourceInventory ?? source.inventory(specs.map((s) => s.source)),
       hosts.targetInventory ?? target.inventory(specs.map((s) => s.target)),
@@ -75,9 +102,29 @@ export async function runJob(config: Config, job: JobConfig, opts: RunOptions): 
     trace('job: inventories');
     let plans = planJob(specs, srcInv, dstInv, policy);
     report.datasets = plans.map((p) => initialReport(p));
+    if (mode !== 'run' && job.snapshot?.create === true) {
+      const name = ownSnapshotName(snapshotPrefixOf(job), new Date());
+      const sets = snapshotSets(job.datasets, srcInv);
+      const { atomic } = snapshotCommands(sets, job.datasets.map((d) => d.recursive && d.exclude.length === 0), name, source.caps);
+      report.ownSnapshot = { name, datasets: new Set(sets.flat()).size, atomic, taken: false, pruned: 0 };
+      log.info(`a run takes snapshot @${name} of ${report.ownSnapshot.datasets} dataset(s) first (snapshot.create), then sends it too`);
+    }
+    const entryOf = entryIndex(job, srcInv);
+    // A dataset whose own snapshot was not taken (its preSnapshot hook failed, or zfs snapshot did) fails this run.
+    const snapFailure = (i: number) => {
+      const e = entryOf.get(plans[i]!.source);
+      return e === undefined ? undefined : snap?.failed.get(e);
+    };
     // An untrusted box never sees plaintext: unencrypted datasets are refused before anything is sent.
     const refuse = (i: number): boolean => {
       const p = plans[i]!;
+      const failure = snapFailure(i) ?? entryFailure.get(entryOf.get(p.source) ?? -1);
+      if (failure !== undefined) {
+        const d = report.datasets[i]!;
+        d.result = 'failed';
+        d.error = failure;
+        return true;
+      }
       const c = p.action === 'send' ? crossingOf(config, job, p, srcInv) : undefined;
       if (c?.refused === undefined) return false;
       const d = report.datasets[i]!;
@@ -100,6 +147,13 @@ export async function runJob(config: Config, job: JobConfig, opts: RunOptions): 
     if (report.dryRun) {
       for (const [i, p] of plans.entries()) if (!refuse(i)) report.datasets[i]!.result = p.action === 'send' ? 'planned' : p.action === 'conflict' ? 'conflict' : 'up-to-date';
       return report;
+    }
+
+    // Each dataset entry's preRun, before any transfer: failing, that entry's datasets fail, the others go on.
+    for (const [e, d] of job.datasets.entries()) {
+      if (d.hooks?.preRun === undefined) continue;
+      const o = await runHook('preRun', d.hooks.preRun, { ...hookEnv, HOZO_DATASET: d.source }, log, d.source);
+      if (!o.ok) entryFailure.set(e, toErrorInfo(new HozoError('HOOK_FAILED', `${d.source}: ${describeFailure('preRun', o)}; not sent`, { hint: "the hook's output is in the log above" })));
     }
 
     // Replicate; datasets whose transfer failed are re-planned from fresh listings and retried.
@@ -189,6 +243,13 @@ export async function runJob(config: Config, job: JobConfig, opts: RunOptions): 
       await protectBase(source, job.name, srcInv, plans[i]!, d, opts.previous?.datasets[d.source]?.held, log, report.warnings);
     }
     trace('job: bases protected');
+    for (const [e, d] of job.datasets.entries()) {
+      if (d.hooks?.postRun === undefined) continue;
+      const mine = report.datasets.filter((r) => entryOf.get(r.source) === e);
+      const result = mine.some((r) => r.result === 'failed' || r.result === 'conflict') ? 'failed' : mine.some((r) => r.result === 'sent') ? 'sent' : 'up-to-date';
+      const o = await runHook('postRun', d.hooks.postRun, { ...hookEnv, HOZO_DATASET: d.source, HOZO_RESULT: result }, log, d.source);
+      if (!o.ok) report.warnings.push(`${d.source}: ${describeFailure('postRun', o)}`);
+    }
     report.targetPools = await health;
     // A backup on a pool that is not ONLINE or has errors is not one to rely on: the run fails (exit 1).
     const verdict = judgePools(report.targetPools, { now: Date.now() / 1000, scrubWarnAfter: hostNamed(config, job.host)?.scrubWarnAfter ?? DEFAULT_SCRUB_WARN_AFTER });
@@ -212,10 +273,44 @@ export async function runJob(config: Config, job: JobConfig, opts: RunOptions): 
     trace('job: closing');
     await hosts?.close();
     trace('job: closed');
-    lock?.release();
+    // The job's own snapshots beyond keep, from a fresh listing (holds placed by this run included), also when the
+    // box could not be reached: the held base and the newest `keep` stay.
+    if (snap !== undefined && opts.signal?.aborted !== true) await pruneAfterRun(config, job, report, opts, log);
     closeReport(report, hosts?.session !== undefined ? [hosts.session.report] : []);
+    if (mode === 'run' && job.hooks?.postRun !== undefined && opts.signal?.aborted !== true) {
+      const o = await runHook('postRun', job.hooks.postRun, { ...hookEnv, HOZO_RESULT: report.result }, log, `job ${job.name}`);
+      if (!o.ok) report.warnings.push(`job ${job.name}: ${describeFailure('postRun', o)}`);
+    }
+    lock?.release();
   }
   return report;
+}
+
+async function pruneAfterRun(config: Config, job: JobConfig, report: JobReport, opts: RunOptions, log: Logger): Promise<void> {
+  try {
+    const local = new LocalRunner();
+    const caps = (await hello(local, new CapabilityCache(config.stateDirectory), { endpoint: 'local' })).caps;
+    const inv = await listInventory(local, [...new Set(job.datasets.map((d) => d.source))], caps);
+    const keepAlso = (ds: string): ReadonlySet<string> => {
+      const d = report.datasets.find((r) => r.source === ds);
+      return new Set([d?.held, d?.base, d?.newest, opts.previous?.datasets[ds]?.held].filter((n): n is string => n !== undefined));
+    };
+    const n = await pruneOwnSnapshots(job, local, inv, keepAlso, log, report.warnings);
+    if (report.ownSnapshot !== undefined) report.ownSnapshot.pruned = n;
+  } catch (e) {
+    const msg = `could not prune the job's own snapshots: ${(e as Error).message}`;
+    report.warnings.push(msg);
+    log.warn(msg);
+  }
+}
+
+/** Which dataset entry (index into job.datasets) each source dataset of the listing belongs to (the first one). */
+function entryIndex(job: JobConfig, inv: Inventory): Map<string, number> {
+  const m = new Map<string, number>();
+  job.datasets.forEach((d, i) => {
+    for (const p of expandDatasets({ source: d.source, target: d.target, recursive: d.recursive, exclude: d.exclude }, inv)) if (!m.has(p.source)) m.set(p.source, i);
+  });
+  return m;
 }
 
 export function initialReport(p: DatasetPlan): DatasetReport {

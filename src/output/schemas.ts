@@ -67,6 +67,17 @@ export const jobReport = z
       .strict()
       .optional()
       .describe("The rate cap every transfer ran under (the smaller of the host's and the job's bandwidthLimit), when one is set."),
+    ownSnapshot: z
+      .object({
+        name: z.string().describe('The short snapshot name, <prefix>_YYYYMMDDTHHMMSSZ.'),
+        datasets: z.number().int().nonnegative().describe('Datasets that got it (plan, dry-run: would get it).'),
+        atomic: z.boolean().describe('Taken in one zfs snapshot command (one point in time across the job).'),
+        taken: z.boolean().describe('false for plan and dry-run, which take nothing.'),
+        pruned: z.number().int().nonnegative().describe("The job's older own snapshots destroyed beyond keep."),
+      })
+      .strict()
+      .optional()
+      .describe("The job's own snapshot (snapshot.create)."),
     error: errorInfo.optional(),
   })
   .strict();

@@ -16,6 +16,16 @@ export const CONTROLLER_PERMISSIONS = [
   'bookmark',
 ] as const;
 
+/** In addition, on the sources of jobs that take their own snapshots (job `snapshot.create`). */
+export const OWN_SNAPSHOT_PERMISSIONS = [
+  // `zfs snapshot` (the kernel checks `mount` beside it).
+  'snapshot',
+  'mount',
+  // Pruning the job's own snapshots beyond keep. zfs-allow(8) has no snapshot-only destroy: it reaches the
+  // dataset too, which is why only these sources get it.
+  'destroy',
+] as const;
+
 /** On each root on the box, for the user hozo-agent runs as (its SSH forced command). */
 export const AGENT_PERMISSIONS = [
   // `zfs create -p -o canmount=off` of missing parents; every `zfs receive` requires it too.

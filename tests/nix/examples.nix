@@ -129,10 +129,27 @@ in
       jobs.far = {
         host = "faraway";
         schedule = "Sat 03:00";
+        # Own snapshots with a database hook around them (docs/snapshots.md).
+        snapshots.own = {
+          enable = true;
+          keep = 10;
+        };
+        hooks.postRun.command = [
+          "/run/current-system/sw/bin/logger"
+          "hozo far done"
+        ];
         datasets = [
           {
             source = "tank/db";
             target = "offsite/hozo/db";
+            hooks.preSnapshot = {
+              command = [
+                "/run/current-system/sw/bin/psql"
+                "-c"
+                "CHECKPOINT"
+              ];
+              timeout = "5m";
+            };
           }
         ];
       };

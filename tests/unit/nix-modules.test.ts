@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig, validateConfig } from '../../src/config/load.js';
 import { agentConfigSchema, validateAgentConfig } from '../../agent/config.js';
 import { scopedConfig } from '../../agent/scope.js';
-import { AGENT_PERMISSIONS, CONTROLLER_PERMISSIONS } from '../../src/zfs/delegation.js';
+import { AGENT_PERMISSIONS, CONTROLLER_PERMISSIONS, OWN_SNAPSHOT_PERMISSIONS } from '../../src/zfs/delegation.js';
 import { LIMITED_BROADCAST } from '../../src/config/addresses.js';
 
 const NIXPKGS_LIB = process.env['NIXPKGS_LIB'];
@@ -312,6 +312,12 @@ describe.skipIf(!NIXPKGS_LIB)('NixOS modules (lib.evalModules with stubbed NixOS
       expect(cfg.jobs.find((j) => j.name === 'weekly')!.bandwidthLimit).toBe('5M');
       expect('bandwidthLimit' in offsite).toBe(false);
       expect('bandwidthLimit' in cfg.hosts['box']!).toBe(false);
+      // snapshots.own and hooks (job and dataset entry) reach the binary's config; unset, they are absent.
+      const far = cfg.jobs.find((j) => j.name === 'far')!;
+      expect(far.snapshot).toEqual({ create: true, keep: 10 });
+      expect(far.hooks).toEqual({ postRun: { command: ['/run/current-system/sw/bin/logger', 'hozo far done'], timeout: 120 } });
+      expect(far.datasets[0]!.hooks).toEqual({ preSnapshot: { command: ['/run/current-system/sw/bin/psql', '-c', 'CHECKPOINT'], timeout: 300 } });
+      expect('snapshot' in offsite || 'hooks' in offsite || 'hooks' in offsite.datasets[0]!).toBe(false);
       expect(cfg.hosts['box']).toMatchObject({
         address: 'backupbox.lan',
         user: 'hozo',
@@ -379,6 +385,10 @@ describe.skipIf(!NIXPKGS_LIB)('NixOS modules (lib.evalModules with stubbed NixOS
         expect(d.preStop).toMatch(new RegExp(`/bin/zfs unallow -u hozo ${CONTROLLER_PERMISSIONS.join(',')} ${ds} \\|\\| true`));
       }
       expect(d.script).toContain('allow create,mount,receive,rollback,hold,release archive/photos archive');
+      // Only the sources of jobs with own snapshots get snapshot/destroy (destroy reaches the dataset too).
+      expect(d.script).toContain(`allow ${OWN_SNAPSHOT_PERMISSIONS.join(',')} tank/db\n`);
+      expect(d.script).not.toContain(`allow ${OWN_SNAPSHOT_PERMISSIONS.join(',')} tank/home`);
+      expect(d.preStop).toContain(`unallow -u hozo ${OWN_SNAPSHOT_PERMISSIONS.join(',')} tank/db || true`);
       expect(d.script).toMatch(/\/bin\/zfs allow -u hozo "\$1" "\$ds"/);
       // One failing `zfs allow` (a logging stand-in for zfs) is counted, not fatal: the datasets after it still get
       // theirs, and the unit fails (exit 1) naming it, instead of stopping at the first and failing the switch there.
