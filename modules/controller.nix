@@ -542,6 +542,37 @@ let
           };
         };
         hooks = hookOptions;
+        verify = {
+          schedule = mkOption {
+            type = types.nullOr types.str;
+            default = null;
+            example = "monthly";
+            description = ''
+              When to run `hozo verify` for this job (a systemd calendar expression): the unit
+              `hozo-verify-<job>` and its timer. `null`: no timer (run `hozo verify` by hand).
+            '';
+          };
+          restoreTest = mkOption {
+            type = types.bool;
+            default = true;
+            description = ''
+              `--restore-test`: receive the newest backup of each dataset back into a scratch dataset,
+              compare every file with the source snapshot, destroy the scratch. It mounts datasets,
+              so the verify unit then runs as root with `CAP_SYS_ADMIN` (mount) and
+              `CAP_DAC_READ_SEARCH` (read every file), in its own mount namespace.
+            '';
+          };
+          datasets = mkOption {
+            type = types.nullOr types.ints.positive;
+            default = null;
+            description = "Restore-test a random sample of this many datasets (`--datasets`); `null`: all.";
+          };
+          files = mkOption {
+            type = types.nullOr types.ints.positive;
+            default = null;
+            description = "Hash a random sample of this many files per dataset (`--files`); `null`: all (every path is compared by type, size and mode either way).";
+          };
+        };
         rollback = mkOption {
           type = types.bool;
           default = false;
@@ -1449,6 +1480,83 @@ in
           };
         }
       ) cfg.jobs;
+    }
+
+    # `hozo verify` on a timer, per job that asks for it (jobs.<name>.verify.schedule).
+    {
+      systemd.services = mapAttrs' (
+        name: j:
+        let
+          credentials = credentialsOf name;
+          v = j.verify;
+        in
+        nameValuePair "hozo-verify-${name}" {
+          description = "Hōzō verification of job ${name}";
+          after = [
+            "network-online.target"
+            "zfs.target"
+          ]
+          ++ optional delegate "hozo-zfs-delegation.service";
+          wants = [ "network-online.target" ] ++ optional delegate "hozo-zfs-delegation.service";
+          restartIfChanged = false;
+          path = zfsPath;
+          environment.HOZO_CONFIG = jobConfigPath name;
+          serviceConfig =
+            hardening
+            // {
+              Type = "oneshot";
+              User = if v.restoreTest then "root" else cfg.user;
+              Group = if v.restoreTest then "root" else cfg.group;
+              ExecStart = escapeShellArgs (
+                [
+                  (lib.getExe' cfg.package "hozo")
+                  "verify"
+                  name
+                ]
+                ++ optional v.restoreTest "--restore-test"
+                ++ optionals (v.datasets != null) [
+                  "--datasets"
+                  (toString v.datasets)
+                ]
+                ++ optionals (v.files != null) [
+                  "--files"
+                  (toString v.files)
+                ]
+              );
+              TimeoutStartSec = j.timeout;
+              ReadWritePaths = rwPaths;
+            }
+            // optionalAttrs stateUnderVarLib {
+              StateDirectory = lib.removePrefix "/var/lib/" cfg.stateDirectory;
+              StateDirectoryMode = "0750";
+            }
+            // optionalAttrs (credentials != [ ]) { LoadCredential = credentials; }
+            // optionalAttrs v.restoreTest {
+              # Mounting the restored copy and its source's clone (in this unit's own mount namespace:
+              # PrivateMounts), and reading every file of them whatever its owner and mode.
+              CapabilityBoundingSet = [
+                "CAP_SYS_ADMIN"
+                "CAP_DAC_READ_SEARCH"
+              ];
+              SystemCallFilter = hardening.SystemCallFilter ++ [ "@mount" ];
+            }
+            // optionalAttrs (!v.restoreTest && cfg.user == "root") {
+              CapabilityBoundingSet = [ "CAP_SYS_ADMIN" ];
+            };
+        }
+      ) (lib.filterAttrs (_: j: j.verify.schedule != null) cfg.jobs);
+      systemd.timers = mapAttrs' (
+        name: j:
+        nameValuePair "hozo-verify-${name}" {
+          description = "Schedule of Hōzō verification of job ${name}";
+          wantedBy = [ "timers.target" ];
+          timerConfig = {
+            OnCalendar = j.verify.schedule;
+            Persistent = true;
+            RandomizedDelaySec = "1h";
+          };
+        }
+      ) (lib.filterAttrs (_: j: j.verify.schedule != null) cfg.jobs);
     }
 
     (mkIf delegate {

@@ -18,6 +18,14 @@ function writeErrorLines(e: HozoError | Error | string, journal: boolean): void 
   for (const l of lines.flatMap((x) => x.split('\n'))) process.stderr.write(`${prefix}${l}\n`);
 }
 
+// A reader that went away (`hozo --help | head`, a closed pipe) is no error of ours: stop writing, keep the exit code.
+// Not for a run in progress — it only loses its stdout; the run itself, its state and metrics carry on.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE') throw e;
+  });
+}
+
 async function main(argv: string[]): Promise<number> {
   trace('cli: modules loaded');
   const { program, ctx } = buildProgram();

@@ -8,6 +8,7 @@ import { registerRestore } from './commands/restore.js';
 import { registerBox } from './commands/box.js';
 import { registerStatus } from './commands/status.js';
 import { registerDemo } from './commands/demo.js';
+import { registerVerify } from './commands/verify.js';
 import { createContext, type Context } from './context.js';
 
 export const EXIT_CODES_HELP = `
@@ -28,6 +29,7 @@ export const EXAMPLES: Record<string, string> = {
   plan: 'hozo plan nightly --wake',
   run: 'hozo run nightly',
   restore: 'hozo restore nightly --dataset tank/home --to tank/home-restored',
+  verify: 'hozo verify nightly --restore-test --files 500',
   wake: 'hozo wake offsite --wait',
   shutdown: 'hozo shutdown offsite',
   status: 'hozo status offsite --json',
@@ -57,6 +59,7 @@ export function buildProgram(out?: NodeJS.WritableStream): { program: Command; c
   registerPlan(program, ctx);
   registerRun(program, ctx);
   registerRestore(program, ctx);
+  registerVerify(program, ctx);
   registerBox(program, ctx);
   registerStatus(program, ctx);
   registerDemo(program, ctx);

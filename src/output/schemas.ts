@@ -132,7 +132,54 @@ export const hostAction = hostReport.extend({ version, detail: z.string().option
 /** Any command's error with --json. */
 export const errorOutput = z.object({ version, error: errorInfo.extend({ problems: z.array(problem).optional() }).strict() }).strict();
 
-export const OUTPUT_SCHEMAS = { 'job-report': jobReport, 'jobs-list': jobsList, status, 'config-check': configCheck, 'host-action': hostAction, error: errorOutput } as const;
+/** `hozo verify --json`. */
+export const verifyReport = z
+  .object({
+    version,
+    kind: z.literal('verify'),
+    job: z.string(),
+    host: z.string(),
+    startedAt: iso,
+    finishedAt: iso,
+    seconds: z.number(),
+    result: z.enum(['ok', 'failed', 'unreachable', 'error']),
+    restoreTest: z.boolean(),
+    seed: z.number().int().nonnegative().describe('The seed of the dataset and file samples (--seed repeats them).'),
+    datasets: z.array(
+      z
+        .object({
+          source: z.string(),
+          target: z.string(),
+          result: z.enum(['ok', 'failed']),
+          snapshot: z.string().optional().describe('The newest snapshot on both sides (by guid).'),
+          guid: z.string().optional(),
+          behind: z.number().int().nonnegative().optional().describe('Source snapshots newer than it (not backed up yet).'),
+          protectedBy: z.array(z.enum(['hold', 'bookmark'])),
+          restoreTest: z
+            .object({
+              result: z.enum(['ok', 'mismatch', 'failed', 'skipped']),
+              reason: z.string().optional(),
+              entries: z.number().int().nonnegative().optional(),
+              filesChecked: z.number().int().nonnegative().optional(),
+              bytesChecked: z.number().int().nonnegative().optional(),
+              mismatches: z.array(z.object({ path: z.string(), problem: z.string() }).strict()).optional(),
+              truncated: z.boolean().optional(),
+              seconds: z.number().optional(),
+            })
+            .strict()
+            .optional(),
+          error: errorInfo.optional(),
+        })
+        .strict(),
+    ),
+    targetPools: z.array(poolReport),
+    hosts: z.array(hostReport),
+    warnings: z.array(z.string()),
+    error: errorInfo.optional(),
+  })
+  .strict();
+
+export const OUTPUT_SCHEMAS = { 'job-report': jobReport, 'verify-report': verifyReport, 'jobs-list': jobsList, status, 'config-check': configCheck, 'host-action': hostAction, error: errorOutput } as const;
 
 /** The JSON Schema of each output (draft 2020-12). */
 export function jsonSchemas(): Record<string, unknown> {

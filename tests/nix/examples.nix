@@ -138,6 +138,10 @@ in
           "/run/current-system/sw/bin/logger"
           "hozo far done"
         ];
+        verify = {
+          schedule = "monthly";
+          files = 500;
+        };
         datasets = [
           {
             source = "tank/db";

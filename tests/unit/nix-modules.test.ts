@@ -170,8 +170,23 @@ describe.skipIf(!NIXPKGS_LIB)('NixOS modules (lib.evalModules with stubbed NixOS
         'hozo-far',
         'hozo-local-copy',
         'hozo-offsite',
+        'hozo-verify-far',
         'hozo-weekly',
       ]);
+    });
+
+    it('runs hozo verify --restore-test on its own timer for a job with verify.schedule, as root with mount and read caps only', () => {
+      const unit = ev.controller.services['hozo-verify-far']!;
+      const sc = unit.serviceConfig;
+      expect(sc['ExecStart']).toMatch(/\/bin\/hozo verify far --restore-test --files 500$/);
+      expect(sc['User']).toBe('root');
+      expect(sc['CapabilityBoundingSet']).toEqual(['CAP_SYS_ADMIN', 'CAP_DAC_READ_SEARCH']);
+      expect(sc['SystemCallFilter']).toEqual(['@system-service', '~@privileged', '~@keyring', '~@memlock', '@mount']);
+      expect(sc['PrivateMounts']).toBe(true);
+      expect(sc['LoadCredential']).toEqual(ev.controller.services['hozo-far']!.serviceConfig['LoadCredential']);
+      expect(unit.environment['HOZO_CONFIG']).toBe('/etc/hozo/jobs/far.json');
+      expect(ev.controller.timers['hozo-verify-far']!.timerConfig).toEqual({ OnCalendar: 'monthly', Persistent: true, RandomizedDelaySec: '1h' });
+      expect(Object.keys(ev.controller.timers).filter((n) => n.startsWith('hozo-verify-'))).toEqual(['hozo-verify-far']);
     });
 
     it('retries failed runs a few times, but not config errors (exit 2)', () => {
