@@ -542,6 +542,18 @@ let
           };
         };
         hooks = hookOptions;
+        window.maxAwake = mkOption {
+          type = types.nullOr durationType;
+          default = null;
+          example = "2h";
+          description = ''
+            The wake window: the box stays awake at most this long per run. Datasets go most lagging
+            first, then smallest; one starts only if its estimated stream (`zfs send -nP`) fits the time
+            left at the measured rate; the rest is deferred to the next wake and reported as backlog
+            (`hozo_job_backlog_bytes`). A transfer still running at the end is cut; OpenZFS resumes it
+            next time. `null`: no window.
+          '';
+        };
         verify = {
           schedule = mkOption {
             type = types.nullOr types.str;
@@ -767,6 +779,7 @@ let
     snapshots = j.snapshots.send;
   }
   // lib.optionalAttrs (j.bandwidthLimit != null) { inherit (j) bandwidthLimit; }
+  // lib.optionalAttrs (j.window.maxAwake != null) { window = { inherit (j.window) maxAwake; }; }
   // lib.optionalAttrs j.snapshots.own.enable {
     snapshot = dropNulls {
       create = true;

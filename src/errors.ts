@@ -39,7 +39,9 @@ export type ErrorCode =
   | 'POOL_UNHEALTHY'
   // Own snapshots and hooks (src/job/snapshot-step.ts, hooks.ts).
   | 'HOOK_FAILED'
-  | 'SNAPSHOT_FAILED';
+  | 'SNAPSHOT_FAILED'
+  // The job's wake window closed during a transfer (src/job/window.ts): deferred, not failed.
+  | 'WINDOW_CLOSED';
 
 /** One validation problem: where (`jobs[0].host`) and what. */
 export interface Problem {

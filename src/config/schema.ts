@@ -235,6 +235,11 @@ export const jobSchema = z
     compress: z.enum(['zstd', 'none']).default('none').describe('Compress the stream in transit with zstd when both ends have it.'),
     bandwidthLimit: bandwidthLimit.optional(),
     snapshot: snapshotSchema.optional().describe('Own snapshots: hozo takes them itself (without sanoid) and prunes only its own.'),
+    window: z
+      .object({ maxAwake: duration('maxAwake').refine((v) => v >= 10, { message: 'maxAwake must be at least 10 seconds' }).describe('The longest the box stays awake for one run; what does not fit is deferred to the next wake (backlog).') })
+      .strict()
+      .optional()
+      .describe('The wake window: datasets go most lagging first, then smallest; one starts only if its estimated stream fits the time left at the measured rate; a transfer still running at the end is cut (a resumable receive continues next time).'),
     hooks: hooksSchema.optional().describe('Hooks for the whole job.'),
   })
   .strict()

@@ -2,7 +2,8 @@ import type { HostReport } from './lifecycle.js';
 
 // The one record of a run; it feeds the CLI output, --json, metrics and notifications.
 
-export type DatasetResult = 'sent' | 'up-to-date' | 'planned' | 'conflict' | 'failed';
+/** deferred: left for the next wake by the job's window (not a failure). */
+export type DatasetResult = 'sent' | 'up-to-date' | 'planned' | 'conflict' | 'failed' | 'deferred';
 
 export interface ErrorInfo {
   readonly code: string;
@@ -28,6 +29,8 @@ export interface DatasetReport {
   /** Creation time (unix s) of the newest snapshot on the target, for the lag metric. */
   newestCreation?: number;
   error?: ErrorInfo;
+  /** The stream's estimated size (windowed runs): send -nP, or the snapshot's referenced; absent when unknown. */
+  estimatedBytes?: number;
   /** Human-readable plan line ("incremental -I @a → @c", "full @a then -I → @c"). */
   plan: string;
 }
@@ -68,6 +71,8 @@ export interface JobReport {
   /** The job's own snapshot (snapshot.create): its name, the datasets that got it (a plan: would get it), whether
    *  it was one point in time, and how many older own snapshots were pruned. */
   ownSnapshot?: { readonly name: string; readonly datasets: number; readonly atomic: boolean; readonly taken: boolean; pruned: number };
+  /** The wake window (job `window`): its length, when it closed for transfers, and what it left for the next wake. */
+  window?: { readonly maxAwake: number; readonly deadline: string; backlogBytes: number; backlogDatasets: number; unknownSize: number };
   error?: ErrorInfo;
 }
 

@@ -33,6 +33,8 @@ import { CapabilityCache } from '../zfs/capability-cache.js';
 import { hello } from '../zfs/hello.js';
 import { listInventory } from '../zfs/inventory.js';
 import { expandDatasets } from '../planner/expand.js';
+import { openWindow, windowOrder, type Window } from './window.js';
+import type { ZfsHost as Host } from './hosts.js';
 
 export interface RunOptions {
   readonly dryRun?: boolean;
@@ -64,6 +66,7 @@ export async function runJob(config: Config, job: JobConfig, opts: RunOptions): 
   const lock = report.dryRun ? undefined : acquireJobLock(config.stateDirectory, job.name);
   let hosts: JobHosts | undefined;
   let snap: SnapshotStep | undefined;
+  let window: Window | undefined;
   const hookEnv = { HOZO_JOB: job.name, HOZO_HOST: job.host };
   try {
     const specs = jobSpecs(job);
@@ -158,11 +161,53 @@ export async function runJob(config: Config, job: JobConfig, opts: RunOptions): 
 
     // Replicate; datasets whose transfer failed are re-planned from fresh listings and retried.
     let pending = plans.map((_, i) => i).filter((i) => !refuse(i));
+    // The wake window: estimates, order, admission, and the cut at its end (src/job/window.ts).
+    if (job.window !== undefined) {
+      window = openWindow(job.window.maxAwake, Date.parse(report.startedAt), limit?.bytesPerSecond);
+      report.window = { maxAwake: job.window.maxAwake, deadline: new Date(window.deadline).toISOString(), backlogBytes: 0, backlogDatasets: 0, unknownSize: 0 };
+    }
+    const transferSignal = window === undefined ? opts.signal : opts.signal === undefined ? window.signal : AbortSignal.any([opts.signal, window.signal]);
+    let started = 0;
     for (let attempt = 0; ; attempt++) {
-      for (const i of pending) {
+      let order = pending;
+      let waitsFor: (i: number) => number | undefined = () => undefined;
+      if (window !== undefined) {
+        const estimates = new Map<number, number | undefined>();
+        for (const i of pending) {
+          const p = plans[i]!;
+          const e = p.action === 'send' ? await estimatePlan(source, p, settingsFor(p).raw === true) : undefined;
+          estimates.set(i, e);
+          if (e !== undefined) report.datasets[i]!.estimatedBytes = e;
+        }
+        ({ order, waitsFor } = windowOrder(pending, plans, srcInv, dstInv, estimates));
+      }
+      for (const i of order) {
         throwIfInterrupted(opts.signal);
         const p = plans[i]!;
-        await replicate(p, report.datasets[i]!, srcInv, source, target, settingsFor(p), log, opts.signal);
+        const d = report.datasets[i]!;
+        if (window !== undefined && p.action === 'send') {
+          const parent = waitsFor(i);
+          const parentDeferred = parent !== undefined && report.datasets[parent]!.result === 'deferred';
+          if (parentDeferred || !window.admits(d.estimatedBytes, { first: started === 0, resumable: policy.resume === true })) {
+            d.result = 'deferred';
+            const rate = window.rate();
+            if (policy.resume !== true && d.estimatedBytes !== undefined && rate !== undefined && d.estimatedBytes / rate > (window.deadline - Date.parse(report.startedAt)) / 1000) {
+              report.warnings.push(`${p.source}: its stream (${formatBytes(d.estimatedBytes)}) takes longer than the whole wake window at ${formatBytes(rate)}/s, and ${target.name} cannot resume a cut receive: it will never be sent within the window (raise window.maxAwake)`);
+            }
+            log.info(`${p.source}: deferred to the next wake (${parentDeferred ? 'its parent was' : d.estimatedBytes === undefined ? 'the window has closed' : `${formatBytes(d.estimatedBytes)} does not fit the ${Math.max(0, Math.round((window.deadline - Date.now()) / 1000))} s left`})`);
+            continue;
+          }
+          started++;
+        }
+        await replicate(p, d, srcInv, source, target, settingsFor(p), log, transferSignal);
+        if (window !== undefined) {
+          if (d.result === 'sent') window.measured(d.bytes ?? 0, d.seconds);
+          if (d.error?.code === 'WINDOW_CLOSED' || (d.result === 'failed' && window.signal.aborted && opts.signal?.aborted !== true)) {
+            d.result = 'deferred';
+            delete d.error;
+            log.warn(`${p.source}: cut at the end of the wake window${policy.resume === true ? '; the receive resumes there at the next wake' : '; sent again at the next wake'}`);
+          }
+        }
       }
       throwIfInterrupted(opts.signal);
       // A resumed stream completes the snapshot it was carrying; the rest is planned from fresh listings now.
@@ -175,7 +220,7 @@ export async function runJob(config: Config, job: JobConfig, opts: RunOptions): 
           plans[i] = next[i]!;
           const d = (report.datasets[i] = initialReport(next[i]!));
           d.plan = `${before.plan}, then ${d.plan}`;
-          if (next[i]!.action === 'send' && !isResume(next[i]!)) await replicate(next[i]!, d, srcInv, source, target, settingsFor(next[i]!), log);
+          if (next[i]!.action === 'send' && !isResume(next[i]!)) await replicate(next[i]!, d, srcInv, source, target, settingsFor(next[i]!), log, transferSignal);
           if (d.result === 'up-to-date') d.result = 'sent';
           d.bytes = (d.bytes ?? 0) + (before.bytes ?? 0);
           d.seconds += before.seconds;
@@ -270,6 +315,18 @@ export async function runJob(config: Config, job: JobConfig, opts: RunOptions): 
     const failedHost = hostReportOf(e);
     if (failedHost !== undefined) report.hosts.push(failedHost);
   } finally {
+    window?.dispose();
+    if (report.window !== undefined) {
+      const deferred = report.datasets.filter((d) => d.result === 'deferred');
+      report.window.backlogDatasets = deferred.length;
+      report.window.backlogBytes = deferred.reduce((n, d) => n + (d.estimatedBytes ?? 0), 0);
+      report.window.unknownSize = deferred.filter((d) => d.estimatedBytes === undefined).length;
+      if (deferred.length > 0) {
+        const msg = `wake window: ${deferred.length} dataset(s) (${formatBytes(report.window.backlogBytes)}${report.window.unknownSize > 0 ? ' and some of unknown size' : ''}) deferred to the next wake`;
+        report.warnings.push(msg);
+        log.warn(msg);
+      }
+    }
     trace('job: closing');
     await hosts?.close();
     trace('job: closed');
@@ -302,6 +359,26 @@ async function pruneAfterRun(config: Config, job: JobConfig, report: JobReport, 
     report.warnings.push(msg);
     log.warn(msg);
   }
+}
+
+/**
+ * The size of a plan's stream: the sum of `send -nP` over its steps where the source has it; else, for one full
+ * step, the snapshot's `referenced`; else undefined (unknown: it is admitted while the window is open).
+ */
+async function estimatePlan(source: Host, p: DatasetPlan, raw: boolean): Promise<number | undefined> {
+  if (p.action !== 'send') return 0;
+  let total = 0;
+  for (const step of p.steps) {
+    const e = await source.estimate(p.source, step, raw).catch(() => undefined);
+    if (e === undefined) {
+      if (p.steps.length !== 1 || step.kind !== 'full') return undefined;
+      const r = await source.runner.run(['zfs', 'get', '-H', '-p', '-o', 'value', 'referenced', `${p.source}@${step.snapshot.name}`], { timeoutMs: 60_000 });
+      const n = Number(r.stdout.trim());
+      return r.exitCode === 0 && Number.isFinite(n) && n >= 0 ? n : undefined;
+    }
+    total += e;
+  }
+  return total;
 }
 
 /** Which dataset entry (index into job.datasets) each source dataset of the listing belongs to (the first one). */

@@ -63,6 +63,8 @@ export const METRIC_NAMES = [
   'hozo_pool_last_scrub_timestamp_seconds',
   'hozo_pool_scrub_overdue',
   'hozo_pool_errors',
+  'hozo_job_backlog_bytes',
+  'hozo_job_backlog_datasets',
 ] as const;
 export type MetricName = (typeof METRIC_NAMES)[number];
 
@@ -93,6 +95,8 @@ const HELP: Record<MetricName, string> = {
   hozo_pool_last_scrub_timestamp_seconds: 'When the last scrub of the pool finished (unix time).',
   hozo_pool_scrub_overdue: 'Whether the last scrub of the pool is older than the host\'s scrubWarnAfter (1) or not (0).',
   hozo_pool_errors: 'Read, write and checksum errors reported for the pool at the last run.',
+  hozo_job_backlog_bytes: 'Estimated bytes the last run left for the next wake because its wake window (window.maxAwake) closed.',
+  hozo_job_backlog_datasets: 'Datasets the last run left for the next wake because of its wake window.',
 };
 
 // Host and pool series also carry `job`: several jobs may share one box, and node-exporter rejects the same series
@@ -115,6 +119,8 @@ const LABELS: Record<MetricName, readonly string[]> = {
   hozo_pool_last_scrub_timestamp_seconds: ['job', 'host', 'pool'],
   hozo_pool_scrub_overdue: ['job', 'host', 'pool'],
   hozo_pool_errors: ['job', 'host', 'pool'],
+  hozo_job_backlog_bytes: ['job'],
+  hozo_job_backlog_datasets: ['job'],
 };
 
 export type MetricSample = { readonly labels: Record<string, string>; readonly value: number };
@@ -137,6 +143,11 @@ export function collectJobMetrics(report: ObservedReport, extra: MetricsExtra, s
   add('hozo_job_last_duration_seconds', { job }, round3(report.seconds));
   add('hozo_job_last_transferred_bytes', { job }, report.bytes);
   add('hozo_notify_failures_total', { job }, state.notifyFailures);
+  // Only for windowed jobs (0 when the window fitted everything).
+  if (report.window !== undefined) {
+    add('hozo_job_backlog_bytes', { job }, report.window.backlogBytes);
+    add('hozo_job_backlog_datasets', { job }, report.window.backlogDatasets);
+  }
 
   const lag = (creation: number | undefined, dataset: string) => {
     if (creation === undefined) return;

@@ -15,7 +15,7 @@ const datasetReport = z
   .object({
     source: z.string(),
     target: z.string(),
-    result: z.enum(['sent', 'up-to-date', 'planned', 'conflict', 'failed']),
+    result: z.enum(['sent', 'up-to-date', 'planned', 'conflict', 'failed', 'deferred']).describe('deferred: left for the next wake by the job\'s window.'),
     base: z.string().optional().describe('The common snapshot or bookmark the increment started from.'),
     newest: z.string().optional().describe('The newest snapshot now on the target.'),
     snapshotsSent: z.array(z.string()),
@@ -24,6 +24,7 @@ const datasetReport = z
     verified: z.boolean(),
     held: z.string().optional().describe("The snapshot held on the source with the job's tag after this run."),
     newestCreation: z.number().optional(),
+    estimatedBytes: z.number().int().nonnegative().optional().describe("The stream's estimated size (windowed runs), when known."),
     error: errorInfo.optional(),
     plan: z.string().describe('The plan in words, e.g. "-I @a → @c".'),
   })
@@ -67,6 +68,17 @@ export const jobReport = z
       .strict()
       .optional()
       .describe("The rate cap every transfer ran under (the smaller of the host's and the job's bandwidthLimit), when one is set."),
+    window: z
+      .object({
+        maxAwake: z.number().describe('Seconds.'),
+        deadline: iso.describe('When the window closed for transfers (maxAwake after the start, less a margin for what follows).'),
+        backlogBytes: z.number().int().nonnegative().describe('Estimated bytes of the deferred datasets (those of known size).'),
+        backlogDatasets: z.number().int().nonnegative(),
+        unknownSize: z.number().int().nonnegative().describe('Deferred datasets whose size could not be estimated.'),
+      })
+      .strict()
+      .optional()
+      .describe('The wake window (job window.maxAwake), when set.'),
     ownSnapshot: z
       .object({
         name: z.string().describe('The short snapshot name, <prefix>_YYYYMMDDTHHMMSSZ.'),

@@ -103,7 +103,7 @@ function datasetSummary(v: unknown): DatasetSummary {
   return {
     source: str(o['source']),
     target: str(o['target']),
-    result: oneOf(o['result'], ['sent', 'up-to-date', 'planned', 'conflict', 'failed'] as const),
+    result: oneOf(o['result'], ['sent', 'up-to-date', 'planned', 'conflict', 'failed', 'deferred'] as const),
     ...opt(o, 'bytes', num),
     seconds: num(o['seconds']),
     ...opt(o, 'newest', str),

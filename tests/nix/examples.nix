@@ -142,6 +142,7 @@ in
           schedule = "monthly";
           files = 500;
         };
+        window.maxAwake = "2h";
         datasets = [
           {
             source = "tank/db";

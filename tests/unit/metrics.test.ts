@@ -144,7 +144,8 @@ const entries = (dir: string) => readdirSync(dir).sort();
 describe('writeJobMetrics', () => {
   it('writes every metric with HELP, TYPE, labels and values for a successful run', async () => {
     const dir = tmp();
-    const path = await write(dir, report(), extra, { now: at(T0 + 600) });
+    const window = { maxAwake: 7200, deadline: iso(T0), backlogBytes: 5000, backlogDatasets: 1, unknownSize: 0 };
+    const path = await write(dir, report({ window }), extra, { now: at(T0 + 600) });
     expect(path).toBe(join(dir, 'hozo_nightly.prom'));
     expect(entries(dir)).toEqual(['hozo_nightly.prom']);
     expect(statSync(path).mode & 0o777).toBe(0o644);
@@ -163,6 +164,8 @@ describe('writeJobMetrics', () => {
     expect(value(p, 'hozo_job_last_run_timestamp_seconds', job)).toBe(T0 + 600);
     expect(value(p, 'hozo_job_last_success_timestamp_seconds', job)).toBe(T0 + 600);
     expect(value(p, 'hozo_job_last_run_success', job)).toBe(1);
+    expect(value(p, 'hozo_job_backlog_bytes', job)).toBe(5000);
+    expect(value(p, 'hozo_job_backlog_datasets', job)).toBe(1);
     expect(value(p, 'hozo_job_last_duration_seconds', job)).toBe(600);
     expect(value(p, 'hozo_job_last_transferred_bytes', job)).toBe(1000);
     expect(value(p, 'hozo_notify_failures_total', job)).toBe(0);

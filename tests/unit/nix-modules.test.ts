@@ -330,6 +330,8 @@ describe.skipIf(!NIXPKGS_LIB)('NixOS modules (lib.evalModules with stubbed NixOS
       // snapshots.own and hooks (job and dataset entry) reach the binary's config; unset, they are absent.
       const far = cfg.jobs.find((j) => j.name === 'far')!;
       expect(far.snapshot).toEqual({ create: true, keep: 10 });
+      expect(far.window).toEqual({ maxAwake: 7200 });
+      expect('window' in offsite).toBe(false);
       expect(far.hooks).toEqual({ postRun: { command: ['/run/current-system/sw/bin/logger', 'hozo far done'], timeout: 120 } });
       expect(far.datasets[0]!.hooks).toEqual({ preSnapshot: { command: ['/run/current-system/sw/bin/psql', '-c', 'CHECKPOINT'], timeout: 300 } });
       expect('snapshot' in offsite || 'hooks' in offsite || 'hooks' in offsite.datasets[0]!).toBe(false);
