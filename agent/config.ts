@@ -79,6 +79,20 @@ export const agentConfigSchema = z
      *  box's timer, with the box's policy. */
     appendOnly: z.boolean().default(false),
     exportOnShutdown: z.boolean().default(true),
+    /** Scrubs across power cycles (agent/scrub.ts): start one every everyDays at prepare, pause it at shutdown and
+     *  resume it at the next prepare; keep the box up for a running one only keepAwakeMinutes after boot. */
+    scrub: z
+      .object({
+        everyDays: z.number().positive().max(366).default(30), // fractions: tests
+        pauseOnShutdown: z.boolean().default(true),
+        keepAwakeMinutes: z.number().min(0).max(24 * 60).default(0),
+        /** `zpool scrub` and `zpool scrub -p` need root: a box whose agent is not root runs them through root units
+         *  (NixOS: hozo-scrub@POOL / hozo-scrub-pause@POOL via systemctl). %p is the pool's name. */
+        startCommand: z.array(z.string().min(1)).min(1).default(['zpool', 'scrub', '%p']),
+        pauseCommand: z.array(z.string().min(1)).min(1).default(['zpool', 'scrub', '-p', '%p']),
+      })
+      .strict()
+      .optional(),
     poweroffDelaySeconds: z.number().min(0).max(300).default(3),
     // --- optional additions (the NixOS module sets prepareTimeoutSeconds, maxLeaseSeconds and logFile) ---
     /** How long `prepare` keeps retrying `zpool import` (USB disks appear late). */

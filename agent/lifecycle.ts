@@ -5,6 +5,7 @@ import { rootOf, type Request } from './command.js';
 import { AgentExit, type AgentContext } from './context.js';
 import { exportPool, poolReport } from './pools.js';
 import { leaseLabel, ownLeases, storedLeaseId } from './scope.js';
+import { pauseScrubs, scrubHoldsBox } from './scrub.js';
 
 // --- leases ---------------------------------------------------------------------------------------------------
 
@@ -65,7 +66,8 @@ export async function blockers(ctx: AgentContext): Promise<string[]> {
       reasons.push(`cannot read the state of pool ${pool}: ${(e as Error).message.split('\n')[0]}`);
       continue;
     }
-    if (p.scrubRunning) reasons.push(`pool ${pool}: a scrub is running (${p.scan ?? 'scrub'})`);
+    const scrub = scrubHoldsBox(ctx, p);
+    if (scrub !== undefined) reasons.push(`pool ${pool}: ${scrub}`);
     if (p.resilverRunning) reasons.push(`pool ${pool}: a resilver is running (${p.scan ?? 'resilver'})`);
   }
   return reasons;
@@ -150,11 +152,12 @@ function beginShutdown(ctx: AgentContext): void {
 
 /** Exports the pools and starts the power-off detached, so the SSH call that caused it returns cleanly. */
 async function carryOutShutdown(ctx: AgentContext): Promise<Record<string, unknown>> {
+  const scrubs = await pauseScrubs(ctx);
   const report = await exportPools(ctx);
   const delay = ctx.config.poweroffDelaySeconds;
   ctx.detach(poweroffArgv(ctx, delay), ctx.config.logFile);
   ctx.log.write(`power-off in ${delay} s: ${ctx.config.poweroffCommand.join(' ')}`);
-  return { poweroffInSeconds: delay, poweroffCommand: ctx.config.poweroffCommand, ...report };
+  return { poweroffInSeconds: delay, poweroffCommand: ctx.config.poweroffCommand, ...report, ...(scrubs.length > 0 ? { scrubs } : {}) };
 }
 
 // --- the idle guard --------------------------------------------------------------------------------------------

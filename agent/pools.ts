@@ -20,7 +20,11 @@ export interface PoolReport {
   readonly errors: number | null;
   readonly dataErrors: number | null;
   readonly scan: string | null;
+  /** A scrub is running or paused (paused: zpool scrub -p; it goes on with `zpool scrub`). */
   readonly scrubRunning: boolean;
+  readonly scrubPaused: boolean;
+  /** The running or paused scrub's progress, 0..1; null when none or not shown. */
+  readonly scrubProgress: number | null;
   readonly resilverRunning: boolean;
   /** Unix seconds of the last completed scrub. */
   readonly lastScrubEnd: number | null;
@@ -66,6 +70,8 @@ export function notImported(pool: string): PoolReport {
     dataErrors: null,
     scan: null,
     scrubRunning: false,
+    scrubPaused: false,
+    scrubProgress: null,
     resilverRunning: false,
     lastScrubEnd: null,
     disks: [],
@@ -77,6 +83,8 @@ export async function poolReport(ctx: AgentContext, pool: string, opts: { disks?
   if (h === undefined) return notImported(pool);
   const s = await poolStatus(ctx, pool);
   const leaves = (s?.vdevs ?? []).filter((v) => v.leaf && v.read !== undefined && v.depth > 0);
+  // The scrub that is running or paused (the newest scan line of kind scrub).
+  const current = [...(s?.scans ?? [])].reverse().find((x) => x.kind === 'scrub' && (x.state === 'running' || x.state === 'paused'));
   const disks = opts.disks === false ? [] : await Promise.all(leaves.map(async (v) => ({ name: v.name, power: await ctx.diskPower(v.name) })));
   return {
     name: pool,
@@ -90,6 +98,8 @@ export async function poolReport(ctx: AgentContext, pool: string, opts: { disks?
     dataErrors: s?.dataErrors ?? null,
     scan: s?.scanText ?? null,
     scrubRunning: s?.scrubRunning ?? false,
+    scrubPaused: current?.state === 'paused',
+    scrubProgress: current?.progress ?? null,
     resilverRunning: s?.resilverRunning ?? false,
     lastScrubEnd: s?.lastScrubEnd ?? null,
     disks,

@@ -109,6 +109,11 @@ export class AgentState {
     return this.clock();
   }
 
+  /** Seconds since boot, when known. */
+  uptimeSeconds(): number | undefined {
+    return this.uptime();
+  }
+
   /** Unix seconds of the last boot, when known. */
   bootTime(): number | undefined {
     const up = this.uptime();

@@ -1,4 +1,5 @@
 // `status` (read-only, JSON) and `prepare` (import the pools, wait for late disks, report readiness).
+import { maintainScrubs, type ScrubAction } from './scrub.js';
 import { hostname } from 'node:os';
 import { AgentExit, type AgentContext } from './context.js';
 import { HEALTHY, importPool, notImported, poolHealth, poolReport, type PoolReport } from './pools.js';
@@ -70,6 +71,8 @@ export interface PrepareResult {
   readonly roots: readonly { readonly name: string; readonly exists: boolean }[];
   readonly shutdownPending: boolean;
   readonly waitedSeconds: number;
+  /** What prepare did about scrubs (agent config `scrub`): resumed a paused one, started a due one. */
+  readonly scrubs?: readonly ScrubAction[];
 }
 
 export async function prepareBox(ctx: AgentContext): Promise<PrepareResult> {
@@ -113,12 +116,15 @@ export async function prepareBox(ctx: AgentContext): Promise<PrepareResult> {
     ...(st.health === null && st.error !== undefined ? { error: st.error } : {}),
   }));
   const shutdownPending = ctx.state.shutdownPending() !== undefined;
+  // Scrubs: a paused one goes on, a due one starts (agent config `scrub`); never while the box is going down.
+  const scrubs = shutdownPending ? [] : await maintainScrubs(ctx).catch((e: Error) => [{ pool: '*', action: 'none' as const, detail: e.message }]);
   return {
     ready: !shutdownPending && pools.every((p) => p.health !== null && HEALTHY.has(p.health)),
     pools,
     roots,
     shutdownPending,
     waitedSeconds: Math.round((Date.now() - t0) / 100) / 10,
+    ...(scrubs.length > 0 ? { scrubs } : {}),
   };
 }
 

@@ -103,6 +103,22 @@ let
     # hozo-poweroff.service (root) exports the pools instead (exportPoolsOnPoweroff).
     exportOnShutdown = false;
   }
+  // optionalAttrs cfg.scrub.enable {
+    scrub = {
+      inherit (cfg.scrub) everyDays keepAwakeMinutes;
+      pauseOnShutdown = true;
+      startCommand = [
+        systemctl
+        "start"
+        "hozo-scrub@%p.service"
+      ];
+      pauseCommand = [
+        systemctl
+        "start"
+        "hozo-scrub-pause@%p.service"
+      ];
+    };
+  }
   // optionalAttrs (cfg.logFile != null) { inherit (cfg) logFile; }
   // optionalAttrs (cfg.controllers != { }) {
     controllers = mapAttrs (
@@ -140,6 +156,16 @@ let
     )
   );
   exportPools = filter (p: !(builtins.elem p fileSystemPools)) cfg.pools;
+  # The units user hozo may start (polkit): the power-off, and the scrub units of the pools.
+  allowedUnits = [
+    "hozo-poweroff.service"
+  ]
+  ++ lib.optionals cfg.scrub.enable (
+    lib.concatMap (p: [
+      "hozo-scrub@${p}.service"
+      "hozo-scrub-pause@${p}.service"
+    ]) cfg.pools
+  );
 
   # systemd escapes "-" in device unit names (sys-subsystem-net-devices-<nic>.device).
   escapeDeviceName = lib.replaceStrings [ "-" ] [ "\\x2d" ];
@@ -385,6 +411,32 @@ in
       weekly = retentionOption 4 "Weekly (ISO weeks)";
       monthly = retentionOption 6 "Monthly";
       yearly = retentionOption 0 "Yearly";
+    };
+
+    scrub = {
+      enable = mkOption {
+        type = types.bool;
+        default = false;
+        description = ''
+          Scrub the pools across power cycles: at `prepare` (the start of a backup) the agent resumes a
+          paused scrub or starts one when the last completed scrub is older than `everyDays`; when it
+          shuts the box down it pauses a running scrub (`zpool scrub -p`), so the progress survives
+          the power-off and the next wake goes on from there. Progress and the last scrub reach the
+          controller's report and metrics. The scrub commands need root: they run as the units
+          `hozo-scrub@<pool>.service` / `hozo-scrub-pause@<pool>.service`, which the polkit rule lets
+          user hozo start for the configured pools and nothing else.
+        '';
+      };
+      everyDays = mkOption {
+        type = types.ints.between 1 366;
+        default = 30;
+        description = "Start a scrub when the last completed one is older than this many days.";
+      };
+      keepAwakeMinutes = mkOption {
+        type = types.ints.between 0 1440;
+        default = 0;
+        description = "Keep the box up for a running scrub until this many minutes after boot (0: pause it at the next shutdown).";
+      };
     };
 
     pruneSchedule = mkOption {
@@ -711,6 +763,22 @@ in
           '';
       };
 
+      # Started by the agent (through polkit) at prepare and before a shutdown (scrub.enable).
+      "hozo-scrub@" = mkIf cfg.scrub.enable {
+        description = "Start or resume a scrub of pool %i (requested by hozo-agent)";
+        serviceConfig = {
+          Type = "oneshot";
+          ExecStart = "${zpool} scrub %i";
+        };
+      };
+      "hozo-scrub-pause@" = mkIf cfg.scrub.enable {
+        description = "Pause the scrub of pool %i (requested by hozo-agent before a power-off)";
+        serviceConfig = {
+          Type = "oneshot";
+          ExecStart = "${zpool} scrub -p %i";
+        };
+      };
+
       hozo-agent-idle = mkIf (cfg.idlePoweroffMinutes != null) {
         description = "Power the backup box off when Hōzō has left it idle";
         after = [ "zfs.target" ];
@@ -779,12 +847,14 @@ in
       };
     };
 
-    # hozo-agent may start hozo-poweroff.service, and nothing else.
+    # hozo-agent may start hozo-poweroff.service (and, with scrub.enable, the scrub units of its
+    # pools), and nothing else.
     security.polkit.enable = true;
     security.polkit.extraConfig = ''
       polkit.addRule(function (action, subject) {
+        var units = ${builtins.toJSON allowedUnits};
         if (action.id == "org.freedesktop.systemd1.manage-units" &&
-            action.lookup("unit") == "hozo-poweroff.service" &&
+            units.indexOf(action.lookup("unit")) >= 0 &&
             action.lookup("verb") == "start" &&
             subject.user == "${user}") {
           return polkit.Result.YES;

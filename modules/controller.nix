@@ -612,14 +612,19 @@ let
           description = "`TimeoutStartSec=` of the job's service: longest a run may take.";
         };
         restartDelay = mkOption {
-          type = types.str;
-          default = "15min";
-          description = "`RestartSec=`: wait this long before running a failed job again.";
+          type = durationType;
+          default = "15m";
+          description = "Wait this long before running a failed job again (`hozo run --attempt-delay`; seconds or a duration like `\"15m\"`).";
         };
         restartAttempts = mkOption {
-          type = types.ints.unsigned;
+          type = types.ints.between 0 99;
           default = 3;
-          description = "How often systemd reruns a failed job within 6 hours (exit 2, a config error, is not retried).";
+          description = ''
+            How often a failed run (exit 1: a dataset failed, 3: the box unreachable) is run again
+            within the same start of the unit (`hozo run --attempts`); not for exit 2 (config) or 4
+            (already running). The retries live in hozo, not in systemd's `Restart=`, so starting the
+            unit by hand never uses up a budget that the next timer run would need.
+          '';
         };
         shutdownAfter = mkOption {
           type = types.bool;
@@ -1444,24 +1449,25 @@ in
             # reboot), then the configured one. The package wrapper adds ssh, mbuffer, pv, zstd in front.
             path = zfsPath;
             environment.HOZO_CONFIG = jobConfigPath name;
-            startLimitBurst = j.restartAttempts + 1;
-            startLimitIntervalSec = 6 * 3600;
             serviceConfig =
               hardening
               // {
                 Type = "oneshot";
                 User = cfg.user;
                 Group = cfg.group;
-                ExecStart = "${lib.getExe' cfg.package "hozo"} run ${escapeShellArg name}";
-                TimeoutStartSec = j.timeout;
-                # Exit 1 (a dataset failed) and 3 (host unreachable) are worth another try; 2 (config) is
-                # not, nor 4 (the job was already running: that run does the work).
-                Restart = "on-failure";
-                RestartSec = j.restartDelay;
-                RestartPreventExitStatus = [
-                  "2"
-                  "4"
+                # Exit 1 (a dataset failed) and 3 (host unreachable) are tried again by hozo itself, after
+                # --attempt-delay, within TimeoutStartSec; 2 (config) and 4 (already running) are not.
+                # No Restart=/StartLimitBurst=: those count manual starts too.
+                ExecStart = escapeShellArgs [
+                  (lib.getExe' cfg.package "hozo")
+                  "run"
+                  name
+                  "--attempts"
+                  (toString (j.restartAttempts + 1))
+                  "--attempt-delay"
+                  (toString j.restartDelay)
                 ];
+                TimeoutStartSec = j.timeout;
                 ReadWritePaths = rwPaths;
               }
               // optionalAttrs stateUnderVarLib {

@@ -74,7 +74,7 @@ export async function agentHost(runner: Runner): Promise<ZfsHost> {
       return { inventory, pools: health };
     },
     async poolHealth(pools) {
-      type AgentPool = { name: string; health: string; capacityRatio?: number | null; errors?: number | null; lastScrubEnd?: number | null };
+      type AgentPool = { name: string; health: string; capacityRatio?: number | null; errors?: number | null; lastScrubEnd?: number | null; scrubRunning?: boolean; scrubPaused?: boolean; scrubProgress?: number | null };
       const status = JSON.parse(await verb(runner, ['status'], 'status')) as { pools?: AgentPool[] };
       return pools.map((name): PoolReport => {
         const p = status.pools?.find((x) => x.name === name);
@@ -84,6 +84,7 @@ export async function agentHost(runner: Runner): Promise<ZfsHost> {
           ...(typeof p?.capacityRatio === 'number' ? { capacityRatio: p.capacityRatio } : {}),
           ...(typeof p?.errors === 'number' ? { errors: p.errors } : {}),
           ...(typeof p?.lastScrubEnd === 'number' ? { lastScrubEnd: p.lastScrubEnd } : {}),
+          ...(p?.scrubRunning === true ? { scrub: { state: p.scrubPaused === true ? ('paused' as const) : ('running' as const), ...(typeof p.scrubProgress === 'number' ? { progress: p.scrubProgress } : {}) } } : {}),
         };
       });
     },

@@ -28,6 +28,7 @@ export async function recordOutcome(config: Config, report: JobReport, previous:
         capacityRatio: p.capacityRatio,
         errors: p.errors ?? 0,
         ...(p.lastScrubEnd !== undefined ? { lastScrubEnd: p.lastScrubEnd, scrubOverdue: p.scrubOverdue === true } : {}),
+        ...(p.scrub?.progress !== undefined ? { scrubProgress: p.scrub.progress } : {}),
       }]);
       const { writeJobMetrics } = await import('../metrics/textfile.js');
       const path = await writeJobMetrics(config.metrics.textfileDirectory, report, pools.length > 0 ? { pools } : {}, { ...(previous ? { previous } : {}), notifyFailures: failures });

@@ -46,6 +46,8 @@ export interface PoolReport {
   readonly lastScrubEnd?: number;
   /** That scrub is older than the host's scrubWarnAfter (set with lastScrubEnd). */
   readonly scrubOverdue?: boolean;
+  /** A scrub in progress (running, or paused across the box's power-off), with its progress 0..1 (agent status). */
+  readonly scrub?: { readonly state: 'running' | 'paused'; readonly progress?: number };
 }
 
 export interface JobReport {

@@ -8,9 +8,10 @@ import { HozoError } from '../errors.js';
 import type { DatasetPlan } from '../planner/types.js';
 import type { Inventory } from '../zfs/types.js';
 
-/** Kept free for what follows the transfers: the verify listing, holds, metrics, the shutdown. */
+/** Kept free for what follows the transfers: stopping a cut pipeline, the verify listing, holds, the release and
+ *  shutdown request (seconds on a slow box: 3 s were too few in the OpenZFS lab's emulated VMs). */
 export function windowMargin(maxAwake: number): number {
-  return Math.min(60, Math.max(2, maxAwake * 0.1));
+  return Math.min(60, Math.max(5, maxAwake * 0.1));
 }
 
 export interface Window {

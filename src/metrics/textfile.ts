@@ -26,6 +26,8 @@ export interface PoolObservation {
   readonly scrubOverdue?: boolean;
   /** Read + write + checksum errors summed over the pool's vdevs. */
   readonly errors: number;
+  /** Progress 0..1 of a scrub running or paused on the pool. */
+  readonly scrubProgress?: number;
 }
 
 /** What the lifecycle learns besides the JobReport (wake timing, the box's pools from the agent's status). */
@@ -65,6 +67,7 @@ export const METRIC_NAMES = [
   'hozo_pool_errors',
   'hozo_job_backlog_bytes',
   'hozo_job_backlog_datasets',
+  'hozo_pool_scrub_progress_ratio',
 ] as const;
 export type MetricName = (typeof METRIC_NAMES)[number];
 
@@ -97,6 +100,7 @@ const HELP: Record<MetricName, string> = {
   hozo_pool_errors: 'Read, write and checksum errors reported for the pool at the last run.',
   hozo_job_backlog_bytes: 'Estimated bytes the last run left for the next wake because its wake window (window.maxAwake) closed.',
   hozo_job_backlog_datasets: 'Datasets the last run left for the next wake because of its wake window.',
+  hozo_pool_scrub_progress_ratio: 'Progress (0..1) of a scrub running or paused on the pool at the last run (it is carried across the box\'s power cycles).',
 };
 
 // Host and pool series also carry `job`: several jobs may share one box, and node-exporter rejects the same series
@@ -121,6 +125,7 @@ const LABELS: Record<MetricName, readonly string[]> = {
   hozo_pool_errors: ['job', 'host', 'pool'],
   hozo_job_backlog_bytes: ['job'],
   hozo_job_backlog_datasets: ['job'],
+  hozo_pool_scrub_progress_ratio: ['job', 'host', 'pool'],
 };
 
 export type MetricSample = { readonly labels: Record<string, string>; readonly value: number };
@@ -183,6 +188,7 @@ export function collectJobMetrics(report: ObservedReport, extra: MetricsExtra, s
     if (p.lastScrubEnd !== undefined) add('hozo_pool_last_scrub_timestamp_seconds', labels, p.lastScrubEnd);
     if (p.scrubOverdue !== undefined) add('hozo_pool_scrub_overdue', labels, p.scrubOverdue ? 1 : 0);
     add('hozo_pool_errors', labels, p.errors);
+    if (p.scrubProgress !== undefined) add('hozo_pool_scrub_progress_ratio', labels, p.scrubProgress);
   }
   // Without the agent's status, the run's own `zpool` health check still tells healthy or not.
   for (const p of report.targetPools) {

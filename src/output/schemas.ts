@@ -31,7 +31,19 @@ const datasetReport = z
   .strict();
 
 const poolReport = z
-  .object({ name: z.string(), health: z.string(), capacityRatio: z.number().optional(), errors: z.number().optional(), lastScrubEnd: z.number().optional(), scrubOverdue: z.boolean().optional() })
+  .object({
+    name: z.string(),
+    health: z.string(),
+    capacityRatio: z.number().optional(),
+    errors: z.number().optional(),
+    lastScrubEnd: z.number().optional(),
+    scrubOverdue: z.boolean().optional(),
+    scrub: z
+      .object({ state: z.enum(['running', 'paused']), progress: z.number().min(0).max(1).optional() })
+      .strict()
+      .optional()
+      .describe('A scrub in progress: running, or paused across the box\'s power-off (agent scrub policy).'),
+  })
   .strict();
 
 export const hostReport = z

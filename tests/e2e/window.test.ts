@@ -19,7 +19,7 @@ describe.skipIf(missing.length > 0)('wake window: part of a job per wake, the ba
   let src: string;
   let metricsDir: string;
   const root = () => `${lab.box.pool.name}/win`;
-  const MAX_AWAKE = 12;
+  const MAX_AWAKE = 14;
   const names = ['a', 'b', 'c', 'd'];
 
   beforeAll(async () => {

@@ -317,6 +317,8 @@ in
     boot.supportedFilesystems = [ "zfs" ];
     services.hozo.agent = {
       enable = true;
+      # Scrubs carried across power cycles (docs/agent.md).
+      scrub.enable = true;
       authorizedKeys = [ controllerKey ];
       allowedFrom = [ "192.168.1.10" ];
       roots = [

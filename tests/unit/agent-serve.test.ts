@@ -287,6 +287,8 @@ describe('serve: accepted verbs run exactly their commands', () => {
         dataErrors: 0,
         scan: 'none requested',
         scrubRunning: false,
+        scrubPaused: false,
+        scrubProgress: null,
         resilverRunning: false,
         lastScrubEnd: null,
         disks: [{ name: '/img/a', power: null }],

@@ -135,7 +135,7 @@ function unreachableReport(finished: number): ObservedReport {
 
 const extra: MetricsExtra = {
   hosts: [{ name: 'box', wakeSeconds: 42.25, awakeSeconds: 700 }],
-  pools: [{ host: 'box', name: 'backup', healthy: true, capacityRatio: 0.61, lastScrubEnd: T0 - 86400 * 3, scrubOverdue: false, errors: 0 }],
+  pools: [{ host: 'box', name: 'backup', healthy: true, capacityRatio: 0.61, lastScrubEnd: T0 - 86400 * 3, scrubOverdue: false, errors: 0, scrubProgress: 0.25 }],
 };
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'hozo-metrics-'));

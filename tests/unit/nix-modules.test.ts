@@ -156,7 +156,7 @@ describe.skipIf(!NIXPKGS_LIB)('NixOS modules (lib.evalModules with stubbed NixOS
       const unit = ev.controller.services['hozo-offsite']!;
       const sc = unit.serviceConfig;
       expect(sc['Type']).toBe('oneshot');
-      expect(sc['ExecStart']).toMatch(/^\/nix\/store\/[^ ]+-hozo-0\.1\.0\/bin\/hozo run offsite$/);
+      expect(sc['ExecStart']).toMatch(/^\/nix\/store\/[^ ]+-hozo-0\.1\.0\/bin\/hozo run offsite --attempts \d+ --attempt-delay \S+$/);
       expect(unit.environment['HOZO_CONFIG']).toBe('/etc/hozo/jobs/offsite.json');
       expect(sc['User']).toBe('hozo');
       expect(sc['Group']).toBe('hozo');
@@ -189,13 +189,12 @@ describe.skipIf(!NIXPKGS_LIB)('NixOS modules (lib.evalModules with stubbed NixOS
       expect(Object.keys(ev.controller.timers).filter((n) => n.startsWith('hozo-verify-'))).toEqual(['hozo-verify-far']);
     });
 
-    it('retries failed runs a few times, but not config errors (exit 2)', () => {
+    it('retries a failed run inside hozo (--attempts), not by systemd restarts that would count manual starts', () => {
       const unit = ev.controller.services['hozo-offsite']!;
-      expect(unit.serviceConfig['Restart']).toBe('on-failure');
-      expect(unit.serviceConfig['RestartSec']).toBe('15min');
-      expect(unit.serviceConfig['RestartPreventExitStatus']).toEqual(['2', '4']);
-      expect(unit.startLimitBurst).toBe(4);
-      expect(unit.startLimitIntervalSec).toBe(6 * 3600);
+      expect(unit.serviceConfig['ExecStart']).toMatch(/\/bin\/hozo run offsite --attempts 4 --attempt-delay 15m$/);
+      for (const k of ['Restart', 'RestartSec', 'RestartPreventExitStatus']) expect(unit.serviceConfig).not.toHaveProperty(k);
+      expect(unit.startLimitBurst ?? null).toBeNull();
+      expect(unit.startLimitIntervalSec ?? null).toBeNull();
     });
 
     it('hardens the job units like nixpkgs syncoid, with the Node/ZFS exceptions', () => {
@@ -523,6 +522,7 @@ describe.skipIf(!NIXPKGS_LIB)('NixOS modules (lib.evalModules with stubbed NixOS
         maxLeaseSeconds: 86400,
         bufferSize: '128M',
         importDirectories: ['/dev/disk/by-id'], // from `settings`
+        scrub: expect.objectContaining({ everyDays: 30, pauseOnShutdown: true }),
       });
       expect(ev.agent.renderedConfig).toEqual(JSON.parse(text!));
       const off = JSON.parse(ev.agentNoIdle.etc['hozo-agent/config.json']!.source.text!);
@@ -616,11 +616,33 @@ describe.skipIf(!NIXPKGS_LIB)('NixOS modules (lib.evalModules with stubbed NixOS
       expect(ev.agent.polkit.enable).toBe(true);
       const rule = ev.agent.polkit.extraConfig;
       expect(rule).toContain('action.id == "org.freedesktop.systemd1.manage-units"');
-      expect(rule).toContain('action.lookup("unit") == "hozo-poweroff.service"');
       expect(rule).toContain('action.lookup("verb") == "start"');
       expect(rule).toContain('subject.user == "hozo"');
       expect(rule.match(/return polkit\.Result\.YES/g)).toHaveLength(1);
       expect(rule).not.toMatch(/Result\.(AUTH|NO)/);
+      // The rule itself, run as polkit would: what it allows, and nothing more.
+      const allows = (extraConfig: string, unit: string, verb = 'start', user = 'hozo'): boolean => {
+        let answer: unknown;
+        const polkit = { Result: { YES: 'yes' }, addRule: (f: (a: unknown, s: unknown) => unknown) => (answer = f({ id: 'org.freedesktop.systemd1.manage-units', lookup: (k: string) => (k === 'unit' ? unit : verb) }, { user })) };
+        new Function('polkit', extraConfig)(polkit);
+        return answer === 'yes';
+      };
+      expect(allows(rule, 'hozo-poweroff.service')).toBe(true);
+      // scrub.enable: the scrub units of its pools, to start only.
+      expect(allows(rule, 'hozo-scrub@backup.service')).toBe(true);
+      expect(allows(rule, 'hozo-scrub-pause@backup.service')).toBe(true);
+      expect(allows(rule, 'hozo-scrub@tank.service')).toBe(false);
+      expect(allows(rule, 'hozo-scrub@backup.service', 'stop')).toBe(false);
+      expect(allows(rule, 'hozo-poweroff.service', 'start', 'root')).toBe(false);
+      expect(allows(rule, 'sshd.service')).toBe(false);
+      expect(allows(ev.agentMinimal.polkit.extraConfig, 'hozo-poweroff.service')).toBe(true);
+      expect(allows(ev.agentMinimal.polkit.extraConfig, 'hozo-scrub@backup.service')).toBe(false);
+      // The scrub units run zpool as root; the agent's config names them (%p: the pool).
+      expect(ev.agent.services['hozo-scrub@']!.serviceConfig['ExecStart']).toMatch(/\/bin\/zpool scrub %i$/);
+      expect(ev.agent.services['hozo-scrub-pause@']!.serviceConfig['ExecStart']).toMatch(/\/bin\/zpool scrub -p %i$/);
+      const cfg = JSON.parse(ev.agent.etc['hozo-agent/config.json']!.source.text!);
+      expect(cfg.scrub).toEqual({ everyDays: 30, keepAwakeMinutes: 0, pauseOnShutdown: true, startCommand: [expect.stringMatching(/\/bin\/systemctl$/), 'start', 'hozo-scrub@%p.service'], pauseCommand: [expect.stringMatching(/\/bin\/systemctl$/), 'start', 'hozo-scrub-pause@%p.service'] });
+      expect(JSON.parse(ev.agentMinimal.etc['hozo-agent/config.json']!.source.text!).scrub).toBeUndefined();
     });
 
     it('runs the idle guard from a timer as user hozo with its state directory writable, and not when disabled', () => {

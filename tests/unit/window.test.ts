@@ -45,7 +45,7 @@ describe('openWindow', () => {
   });
 
   it('aborts its signal at the deadline with WINDOW_CLOSED', async () => {
-    const w = openWindow(10, Date.now() - 7_900, undefined); // deadline = start + 8 s: 100 ms from now
+    const w = openWindow(10, Date.now() - 4_900, undefined); // deadline = start + 5 s: 100 ms from now
     await new Promise((r) => setTimeout(r, 300));
     expect(w.signal.aborted).toBe(true);
     expect((w.signal.reason as { code: string }).code).toBe('WINDOW_CLOSED');
