@@ -349,7 +349,7 @@ in
     pools = mkOption {
       type = types.listOf types.str;
       default = unique (map poolOf allRoots);
-      defaultText = literalExpression "the pools of services.hozo.agent.roots (and of the controllers' roots)";
+      defaultText = lib.literalMD "the pools of `services.hozo.agent.roots` (and of the controllers' roots)";
       description = ''
         The box's backup pools: imported at boot (`boot.zfs.extraPools`), checked by the agent's
         `prepare`/`status`/`shutdown` (its `pools`), and exported by `hozo-poweroff.service`

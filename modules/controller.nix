@@ -674,8 +674,11 @@ let
         };
         bandwidthLimit = bandwidthOption "the smaller of this and the host's `bandwidthLimit` applies.";
         service = mkOption {
-          type = types.attrs;
+          # attrsOf anything, not attrs: several definitions (a module of yours and one of a host's) merge
+          # recursively instead of the last one replacing the others.
+          type = types.attrsOf types.anything;
           default = { };
+          example = literalExpression "{ serviceConfig.Nice = 10; }";
           description = "Extra systemd service settings for this job's unit, merged last.";
         };
       };

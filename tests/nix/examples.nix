@@ -125,6 +125,14 @@ in
         shutdownAfter = false;
         retryDelay = "5m";
         bandwidthLimit = "5M";
+        # Two definitions (lib.mkMerge, spelled out: this file has no lib): both reach the unit.
+        service = {
+          _type = "merge";
+          contents = [
+            { serviceConfig.Nice = 10; }
+            { serviceConfig.IOSchedulingClass = "idle"; }
+          ];
+        };
       };
       jobs.far = {
         host = "faraway";

@@ -189,6 +189,10 @@ describe.skipIf(!NIXPKGS_LIB)('NixOS modules (lib.evalModules with stubbed NixOS
       expect(Object.keys(ev.controller.timers).filter((n) => n.startsWith('hozo-verify-'))).toEqual(['hozo-verify-far']);
     });
 
+    it('merges several definitions of a job\'s `service` (attrsOf anything, not attrs)', () => {
+      expect(ev.controller.services['hozo-weekly']!.serviceConfig).toMatchObject({ Nice: 10, IOSchedulingClass: 'idle', Type: 'oneshot' });
+    });
+
     it('retries a failed run inside hozo (--attempts), not by systemd restarts that would count manual starts', () => {
       const unit = ev.controller.services['hozo-offsite']!;
       expect(unit.serviceConfig['ExecStart']).toMatch(/\/bin\/hozo run offsite --attempts 4 --attempt-delay 15m$/);
