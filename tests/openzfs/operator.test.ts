@@ -25,7 +25,14 @@ describe.skipIf(lab === undefined)('own snapshots, restore-tested verify and the
 
   it('an own snapshot of two trees is one zfs snapshot: one createtxg for every dataset, atomic in the report', async () => {
     await L.ctl.check(`zfs create ${SRC}/a && zfs create ${SRC}/a/x && zfs create ${SRC}/b && echo 1 > /tank/src/a/x/f && echo 2 > /tank/src/b/f`);
-    await writeConfig(L, [{ snapshot: { create: true, keep: 2 }, datasets: [{ source: `${SRC}/a`, target: `${T}/a`, recursive: true }, { source: `${SRC}/b`, target: `${T}/b` }] }]);
+    // With hooks around it (argv, no shell string from hozo): each run appends its points and the snapshot name.
+    const hook = (tag: string) => ['sh', '-c', `echo "${tag} $HOZO_HOOK \${HOZO_SNAPSHOT:-} \${HOZO_RESULT:-}" >> /var/tmp/op-hooks`];
+    await L.ctl.check('rm -f /var/tmp/op-hooks');
+    await writeConfig(L, [{
+      snapshot: { create: true, keep: 2 },
+      hooks: { preSnapshot: hook('job'), postRun: hook('job') },
+      datasets: [{ source: `${SRC}/a`, target: `${T}/a`, recursive: true, hooks: { postSnapshot: hook('a') } }, { source: `${SRC}/b`, target: `${T}/b` }],
+    }]);
     const names: string[] = [];
     for (let i = 0; i < 3; i++) {
       const r = await hozoJson(L, 'run', 'nightly');
@@ -34,6 +41,7 @@ describe.skipIf(lab === undefined)('own snapshots, restore-tested verify and the
       expect(r.json.warnings.filter((w: string) => w.includes('dataset by dataset'))).toEqual([]);
       names.push(r.json.ownSnapshot.name);
     }
+    expect((await L.ctl.check('cat /var/tmp/op-hooks')).split('\n')).toEqual(names.flatMap((n) => [`job preSnapshot ${n} `, `a postSnapshot ${n} `, 'job postRun  ok']));
     const last = names[2]!;
     const txgs = await L.ctl.check(`zfs get -H -p -o value createtxg ${SRC}/a@${last} ${SRC}/a/x@${last} ${SRC}/b@${last}`);
     expect(new Set(txgs.split('\n')).size, txgs).toBe(1);
@@ -63,12 +71,12 @@ describe.skipIf(lab === undefined)('own snapshots, restore-tested verify and the
     expect(await L.box.check(`zfs get -H -o value keystatus ${T}/enc`)).toBe('unavailable');
   });
 
-  it('a wake window that closes during a transfer cuts it; the next run resumes the receive from its token and completes', async () => {
+  it('a wake window that closes during a transfer cuts it and the box sleeps; the next wake resumes the receive from its token, completes, and the box sleeps again', async () => {
     await L.ctl.check(`zfs create ${SRC}/big`);
     await randomFile(L, '/tank/src/big/blob', 40);
     await L.ctl.check(`zfs snapshot ${SRC}/big@w1`);
     // 8 Mbit/s: 40 MiB take ~45 s; the window closes for transfers after 25 s (30 s less its 5 s margin).
-    await writeConfig(L, [{ window: { maxAwake: 30 }, datasets: [{ source: `${SRC}/big`, target: `${T}/big` }] }]);
+    await writeConfig(L, [{ window: { maxAwake: 30 }, datasets: [{ source: `${SRC}/big`, target: `${T}/big` }] }], { shutdown: 'agent', shutdownIfAwake: true });
     const first = await shapeLink(L, 8, () => hozoJson(L, 'run', 'nightly'));
     expect(first.exitCode, first.stderr).toBe(0);
     expect(first.json.datasets[0]).toMatchObject({ result: 'deferred' });
@@ -77,14 +85,20 @@ describe.skipIf(lab === undefined)('own snapshots, restore-tested verify and the
     // The whole run, the wake check before and the release after included, within the window.
     expect(first.json.seconds).toBeLessThan(30);
     expect(first.stderr).toMatch(/cut at the end of the wake window; the receive resumes there at the next wake/);
-    const token = await L.box.check(`zfs get -H -o value receive_resume_token ${T}/big`);
-    expect(token).not.toBe('-');
+    expect(first.json.hosts[0].shutdown).toBe('done');
+    expect(await L.box.waitGone(180_000), 'asleep (powered off) after the first run').toBe(true);
+    await L.box.closeSsh();
+    // The next wake: a cold boot by magic packet counts into the window too, so this one is longer.
+    await writeConfig(L, [{ window: { maxAwake: 240 }, datasets: [{ source: `${SRC}/big`, target: `${T}/big` }] }], { shutdown: 'agent' });
     const second = await hozoJson(L, 'run', 'nightly');
     expect(second.exitCode, second.stderr).toBe(0);
+    expect(second.json.hosts[0]).toMatchObject({ woke: true, shutdown: 'done' });
     expect(second.json.datasets[0]).toMatchObject({ result: 'sent', verified: true, newest: 'w1' });
     expect(second.json.datasets[0].plan).toMatch(/^resume/);
     // The resumed part only: less than the whole stream went over the second time.
     expect(second.json.datasets[0].bytes).toBeLessThan(40 << 20);
-    expect(await L.box.check(`zfs get -H -o value receive_resume_token ${T}/big`)).toBe('-');
+    expect(second.json.window.backlogDatasets).toBe(0);
+    expect(await L.box.waitGone(180_000), 'asleep again after the second run').toBe(true);
+    await L.box.closeSsh();
   });
 });
