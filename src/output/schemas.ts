@@ -136,7 +136,7 @@ export const status = z
           state: z.enum(['awake', 'asleep', 'unreachable']),
           awake: z.boolean(),
           woken: z.boolean(),
-          pools: z.array(z.object({ name: z.string(), health: z.string(), capacity: z.string().optional() }).strict()).optional(),
+          pools: z.array(z.object({ name: z.string(), health: z.string(), capacity: z.string().optional(), scrub: z.string().optional().describe('"scrub paused at 12%", "scrub running 40%", "last scrub 3 days ago" (hozo-agent boxes).') }).strict()).optional(),
           agent: z.unknown().optional().describe("hozo-agent's own status answer, when the box runs it."),
           error: z.string().optional(),
         })

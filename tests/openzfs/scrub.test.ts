@@ -74,6 +74,9 @@ describe.skipIf(lab === undefined)('scrubs carried across the box\'s power cycle
     expect(resumed).toMatch(/scrub in progress since/);
     expect(resumed).toContain(startedOn!);
     expect(second.json.targetPools.find((p: { name: string }) => p.name === 'backup').scrub).toMatchObject({ state: 'running' });
+    // `hozo status` says so too.
+    const st = await hozoJson(L, 'status', 'box');
+    expect(st.json.hosts[0].pools).toContainEqual(expect.objectContaining({ name: 'backup', scrub: expect.stringMatching(/^scrub running( \d+%)?$/) }));
     // Let it go on: it finishes without errors.
     await hold(false);
     await L.box.check('zpool wait -t scrub backup', { timeoutMs: 600_000 });

@@ -14,18 +14,33 @@ export interface HostStatus {
   name: string;
   awake: boolean;
   woken: boolean;
-  pools?: { name: string; health: string; capacity?: string }[];
+  pools?: { name: string; health: string; capacity?: string; scrub?: string }[];
   agent?: unknown;
   error?: string;
+}
+
+/** "scrub paused at 12%", "scrub running 40%", "last scrub 3 days ago" (the agent's status of a pool). */
+function scrubText(p: { scrubRunning?: boolean; scrubPaused?: boolean; scrubProgress?: number | null; lastScrubEnd?: number | null }): string | undefined {
+  const pct = typeof p.scrubProgress === 'number' ? ` ${Math.round(p.scrubProgress * 100)}%` : '';
+  if (p.scrubPaused === true) return `scrub paused at${pct || ' ?'}`;
+  if (p.scrubRunning === true) return `scrub running${pct}`;
+  if (typeof p.lastScrubEnd === 'number') return `last scrub ${Math.max(0, Math.round((Date.now() / 1000 - p.lastScrubEnd) / 86400))} days ago`;
+  return undefined;
 }
 
 async function boxStatus(runner: Runner, agent: boolean, pools: string[]): Promise<Pick<HostStatus, 'pools' | 'agent'>> {
   if (agent) {
     const r = await runner.run(['status']);
-    const json = JSON.parse(r.stdout) as { pools?: { name: string; health: string; capacityRatio?: number }[] };
+    type AgentPool = { name: string; health: string; capacityRatio?: number; scrubRunning?: boolean; scrubPaused?: boolean; scrubProgress?: number | null; lastScrubEnd?: number | null };
+    const json = JSON.parse(r.stdout) as { pools?: AgentPool[] };
     return {
       agent: json,
-      pools: (json.pools ?? []).map((p) => ({ name: p.name, health: p.health, ...(p.capacityRatio !== undefined ? { capacity: `${Math.round(p.capacityRatio * 100)}%` } : {}) })),
+      pools: (json.pools ?? []).map((p) => ({
+        name: p.name,
+        health: p.health,
+        ...(p.capacityRatio !== undefined ? { capacity: `${Math.round(p.capacityRatio * 100)}%` } : {}),
+        ...(scrubText(p) !== undefined ? { scrub: scrubText(p)! } : {}),
+      })),
     };
   }
   const out: NonNullable<HostStatus['pools']> = [];

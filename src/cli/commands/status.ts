@@ -41,7 +41,7 @@ export function registerStatus(program: Command, ctx: Context): void {
         );
       }
       for (const h of hosts) {
-        const pools = (h.pools ?? []).map((p) => `${p.name} ${p.health}${p.capacity ? ` ${p.capacity}` : ''}`).join(', ');
+        const pools = (h.pools ?? []).map((p) => `${p.name} ${p.health}${p.capacity ? ` ${p.capacity}` : ''}${p.scrub ? ` (${p.scrub})` : ''}`).join(', ');
         ctx.out.write(`host ${h.name}: ${stateOf(h)}${h.woken ? ' (woken for this status)' : ''}${pools ? `; pools: ${pools}` : ''}${h.error ? `; ${h.error}` : ''}\n`);
       }
     });
