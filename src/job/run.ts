@@ -348,9 +348,12 @@ async function pruneAfterRun(config: Config, job: JobConfig, report: JobReport, 
     const local = new LocalRunner();
     const caps = (await hello(local, new CapabilityCache(config.stateDirectory), { endpoint: 'local' })).caps;
     const inv = await listInventory(local, [...new Set(job.datasets.map((d) => d.source))], caps);
+    // This run's verified and held base is all the next incremental needs; a dataset that did not get that far
+    // still needs the base it started from and the one the last run held.
     const keepAlso = (ds: string): ReadonlySet<string> => {
       const d = report.datasets.find((r) => r.source === ds);
-      return new Set([d?.held, d?.base, d?.newest, opts.previous?.datasets[ds]?.held].filter((n): n is string => n !== undefined));
+      const names = d?.held !== undefined ? [d.held, d.newest] : [d?.base, d?.newest, opts.previous?.datasets[ds]?.held];
+      return new Set(names.filter((n): n is string => n !== undefined));
     };
     const n = await pruneOwnSnapshots(job, local, inv, keepAlso, log, report.warnings);
     if (report.ownSnapshot !== undefined) report.ownSnapshot.pruned = n;

@@ -5,7 +5,7 @@
 // lists are complete and minimal.
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { VM_AGENT, type VmLab } from '../../src/lab/vm/lab.js';
-import { AGENT_PERMISSIONS, CONTROLLER_PERMISSIONS } from '../../src/zfs/delegation.js';
+import { AGENT_PERMISSIONS, CONTROLLER_PERMISSIONS, OWN_SNAPSHOT_PERMISSIONS } from '../../src/zfs/delegation.js';
 import { AGENT_ROOT, AGENT_SSH, HOSTILE_PACKAGE, SRC, guids, makeHostilePackage, removeHostilePackage, hozoJson, hozoJsonWith, labOrSkip, randomFile, reset, skipReason, writeAgentConfig, writeConfig, type JobSpec } from './helpers.js';
 
 const lab: VmLab | undefined = labOrSkip();
@@ -230,4 +230,28 @@ describe.skipIf(lab === undefined)('delegation: both sides as non-root users wit
       await removeHostilePackage(L).catch(() => undefined);
     }
   }, 900_000);
+
+  it('own snapshots as user hozo: with OWN_SNAPSHOT_PERMISSIONS added it snapshots and prunes; without snapshot no snapshot (SNAPSHOT_FAILED), without destroy nothing pruned (a warning)', async () => {
+    await L.ctl.check(`zfs create ${SRC}/o && echo o > /tank/src/o/f`);
+    const allow = (perms: readonly string[]) => L.ctl.check(`zfs unallow -u hozo ${SRC}/o; zfs allow -u hozo ${perms.join(',')} ${SRC}/o`);
+    await configAsHozo([{ snapshot: { create: true, keep: 1 }, datasets: [{ source: `${SRC}/o`, target: `${T}/o` }] }]);
+    const own = async () => (await L.ctl.check(`zfs list -H -o name -t snapshot ${SRC}/o || true`)).split('\n').filter(Boolean).length;
+    await allow([...CONTROLLER_PERMISSIONS, ...OWN_SNAPSHOT_PERMISSIONS]);
+    for (let i = 0; i < 2; i++) {
+      const r = await hozoJsonWith(L, AS_HOZO, 'run', 'nightly');
+      expect(r.exitCode, r.stderr).toBe(0);
+      expect(r.json.ownSnapshot).toMatchObject({ taken: true, atomic: true, datasets: 1 });
+    }
+    // keep 1: the second run pruned the first (its hold moved to the second first).
+    expect(await own()).toBe(1);
+    await allow([...CONTROLLER_PERMISSIONS, ...OWN_SNAPSHOT_PERMISSIONS.filter((p) => p !== 'snapshot')]);
+    const noSnap = await hozoJsonWith(L, AS_HOZO, 'run', 'nightly');
+    expect(noSnap.exitCode).toBe(1);
+    expect(noSnap.json.datasets[0].error.code).toBe('SNAPSHOT_FAILED');
+    await allow([...CONTROLLER_PERMISSIONS, ...OWN_SNAPSHOT_PERMISSIONS.filter((p) => p !== 'destroy')]);
+    const noDestroy = await hozoJsonWith(L, AS_HOZO, 'run', 'nightly');
+    expect(noDestroy.exitCode, noDestroy.stderr).toBe(0);
+    expect(noDestroy.json.warnings.join('\n')).toMatch(/could not prune \S+@\S+: .*permission/i);
+    expect(await own()).toBe(2);
+  }, 600_000);
 });
