@@ -2,6 +2,7 @@
 // There is no shell anywhere: the text is split on spaces, every token must be plain name characters, and each verb
 // takes exactly the arguments listed in PROTOCOL. Every dataset is confined to the configured roots.
 import { datasetNameProblem, isWithin, snapshotNameProblem } from '../src/zfs/names.js';
+import { shownName } from '../src/config/shown.js';
 
 /** Longest accepted SSH_ORIGINAL_COMMAND (a `list` of many long names stays well below). */
 export const MAX_COMMAND_LENGTH = 16 * 1024;
@@ -95,10 +96,9 @@ function refuse(reason: string): never {
   throw new Refusal(reason);
 }
 
-/** A short, printable rendering of untrusted text for messages and logs. */
+/** A short, printable rendering of untrusted text for messages and logs (controls and bidi overrides escaped). */
 export function printable(text: string, max = 80): string {
-  const s = JSON.stringify(text.length > max ? text.slice(0, max) : text);
-  return text.length > max ? `${s}… (${text.length} characters)` : s;
+  return shownName(text, max);
 }
 
 /** The root a dataset is confined to, if any. */
@@ -219,7 +219,7 @@ function parseTokens(tokens: readonly string[], policy: CommandPolicy): Request 
           if (tools.has(f)) refuse(`send option ${f} given twice`);
           tools.add(f);
         } else {
-          const key = FLAG[f];
+          const key = Object.hasOwn(FLAG, f) ? FLAG[f] : undefined;
           if (key === undefined) refuse(`send option ${printable(f)} is not allowed (usage: ${PROTOCOL.send})`);
           if (flags[key]) refuse(`send option ${f} given twice`);
           flags[key] = true;

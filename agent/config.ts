@@ -1,12 +1,14 @@
 // The box's own config (/etc/hozo-agent/config.json, written by the NixOS module services.hozo.agent). The names are a
 // contract with that module: keep them; add optional fields only.
-import { jsonDuplicateKey, protoKeyPath, readConfigText } from '../src/config/read.js';
+import { jsonDuplicateKey, jsonErrorWords, MAX_CONFIG_VALUES, protoKeyPath, readConfigText, valuesOver } from '../src/config/read.js';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { HozoError } from '../src/errors.js';
-import { bufferSize, datasetName } from '../src/config/fields.js';
-import { formatIssues } from '../src/config/issues.js';
-import { datasetNameProblem, isWithin, poolOf } from '../src/zfs/names.js';
+import { argvSchema, bufferSize, checked, datasetName, writablePath } from '../src/config/fields.js';
+import { shownName, shownPath } from '../src/config/shown.js';
+import { absolutePathProblem } from '../src/util/safe-fs.js';
+import { issueProblems, problemLines } from '../src/config/issues.js';
+import { datasetNameProblem, poolOf } from '../src/zfs/names.js';
 import { CONTROLLER_NAME } from './scope.js';
 
 import { DEFAULT_AGENT_CONFIG_PATH } from './config-cache.js';
@@ -16,12 +18,11 @@ export { DEFAULT_AGENT_CONFIG_PATH };
 
 const poolName = z.string().superRefine((v, ctx) => {
   const problem = v.includes('/') ? 'must not contain "/"' : datasetNameProblem(v);
-  if (problem !== undefined) ctx.addIssue({ code: 'custom', message: `not a valid pool name: "${v}" ${problem}` });
+  if (problem !== undefined) ctx.addIssue({ code: 'custom', message: `not a valid pool name: ${shownName(v)} ${problem}` });
 });
 
-const absolutePath = z
-  .string()
-  .refine((p) => p.startsWith('/') && !p.split('/').includes('..'), { message: 'expected an absolute path without ".."' });
+/** A directory the agent only reads (zpool import -d): the controller's path rules, and no "..". */
+const readPath = checked((p) => absolutePathProblem(p) ?? (p.split('/').includes('..') ? 'a ".." component is refused (write the path without it)' : undefined));
 
 const count = (fallback: number) => z.number().int().min(0).max(10_000).default(fallback);
 
@@ -65,12 +66,9 @@ export const agentConfigSchema = z
     retention: retentionSchema.default({ hourly: 0, daily: 7, weekly: 4, monthly: 6, yearly: 0 }),
     /** null turns the idle guard off. Fractions are allowed (tests). */
     idlePoweroffMinutes: z.number().positive().max(7 * 24 * 60).nullable().default(30),
-    poweroffCommand: z
-      .array(z.string().min(1))
-      .min(1, 'expected a command as a list of arguments')
-      .default(['systemctl', 'start', 'hozo-poweroff.service']),
-    leaseDirectory: absolutePath.default('/var/lib/hozo-agent/leases'),
-    stateDirectory: absolutePath.default('/var/lib/hozo-agent'),
+    poweroffCommand: argvSchema.default(['systemctl', 'start', 'hozo-poweroff.service']),
+    leaseDirectory: writablePath.default('/var/lib/hozo-agent/leases'),
+    stateDirectory: writablePath.default('/var/lib/hozo-agent'),
     /** Pools imported by `prepare` and exported on shutdown; default: the pools of the roots. */
     pools: z.array(poolName).optional(),
     /** Allow `receive -F` (rolls back and may destroy snapshots on the box). */
@@ -98,7 +96,7 @@ export const agentConfigSchema = z
     /** How long `prepare` keeps retrying `zpool import` (USB disks appear late). */
     prepareTimeoutSeconds: z.number().min(0).max(3600).default(60),
     /** `zpool import -d DIR` search directories (e.g. /dev/disk/by-id); default: zpool's own search. */
-    importDirectories: z.array(absolutePath).default([]),
+    importDirectories: z.array(readPath).default([]),
     /** Most leases held at once (a renewal of a held one always works). */
     maxLeases: z.number().int().min(1).max(1000).default(16),
     /** Most receives running at once for one controller (its roots); more are refused with exit 3. */
@@ -110,7 +108,7 @@ export const agentConfigSchema = z
     /** A `session` (many control requests over one SSH call) with no request for this long ends by itself. */
     sessionIdleSeconds: z.number().positive().max(24 * 3600).default(600),
     /** Audit log; default <stateDirectory>/agent.log. */
-    logFile: absolutePath.optional(),
+    logFile: writablePath.optional(),
   })
   .strict()
   .superRefine((c, ctx) => {
@@ -119,15 +117,28 @@ export const agentConfigSchema = z
       ctx.addIssue({ code: 'custom', path: ['roots'], message: 'list at least one backup root, e.g. ["backup/hozo"]' });
     }
     // No two sections may reach the same dataset: one controller must not see another's backups.
+    // Linear: each root against the owners of itself, its ancestors and (through a map of ancestors) its descendants.
     const owned = [...c.roots.map((r) => ({ r, who: 'roots' })), ...sections.flatMap(([n, s]) => s.roots.map((r) => ({ r, who: `controllers.${n}` })))];
-    for (const [i, a] of owned.entries()) {
-      for (const b of owned.slice(i + 1)) {
-        if (a.who !== b.who && (isWithin(a.r, b.r) || isWithin(b.r, a.r))) {
-          ctx.addIssue({ code: 'custom', path: ['controllers'], message: `${a.who} root "${a.r}" overlaps ${b.who} root "${b.r}": each controller's roots must be its own` });
-        }
+    const ownerOf = new Map<string, string>();
+    const below = new Map<string, { r: string; who: string }>();
+    let reported = 0;
+    for (const a of owned) {
+      const up = [a.r, ...ancestorsOf(a.r)];
+      const hit = up.map((x) => (ownerOf.has(x) && ownerOf.get(x) !== a.who ? { r: x, who: ownerOf.get(x)! } : undefined)).find((x) => x !== undefined) ?? (below.has(a.r) && below.get(a.r)!.who !== a.who ? below.get(a.r) : undefined);
+      if (hit !== undefined && reported++ < 20) {
+        ctx.addIssue({ code: 'custom', path: ['controllers'], message: `${hit.who} root ${shownName(hit.r)} overlaps ${a.who} root ${shownName(a.r)}: each controller's roots must be its own` });
       }
+      if (!ownerOf.has(a.r)) ownerOf.set(a.r, a.who);
+      for (const x of ancestorsOf(a.r)) if (!below.has(x)) below.set(x, a);
     }
   });
+
+/** "a/b/c" → ["a/b", "a"]. */
+function ancestorsOf(name: string): string[] {
+  const out: string[] = [];
+  for (let i = name.lastIndexOf('/'); i > 0; i = name.lastIndexOf('/', i - 1)) out.push(name.slice(0, i));
+  return out;
+}
 
 export type AgentConfigInput = z.input<typeof agentConfigSchema>;
 
@@ -139,7 +150,9 @@ export interface AgentConfig extends Omit<z.output<typeof agentConfigSchema>, 'p
 export function validateAgentConfig(data: unknown, source = 'agent config'): AgentConfig {
   const r = agentConfigSchema.safeParse(data, { reportInput: true });
   if (!r.success) {
-    throw new HozoError('CONFIG_INVALID', `${source} is invalid:\n  ${formatIssues(r.error.issues).join('\n  ')}`, {
+    const problems = issueProblems(r.error.issues);
+    throw new HozoError('CONFIG_INVALID', `${shownPath(source)} is invalid:\n  ${problemLines(problems).join('\n  ')}`, {
+      problems: problems.slice(0, 1000),
       hint: 'fix the listed fields (hozo-agent check-config --config FILE); the agent refuses every request until then',
     });
   }
@@ -162,14 +175,16 @@ export function loadAgentConfig(path: string): AgentConfig {
 /** The text of a config file at `path`, validated (agent/config-cache.ts caches the result). */
 export function parseAgentConfigText(text: string, path: string): AgentConfig {
   const dup = jsonDuplicateKey(text);
-  if (dup !== undefined) throw new HozoError('CONFIG_INVALID', `${path}: key "${dup}" appears twice (JSON would keep only the last)`);
+  const where = shownPath(path);
+  if (dup !== undefined) throw new HozoError('CONFIG_INVALID', `${where}: key ${shownName(dup)} appears twice (JSON would keep only the last)`);
   let data: unknown;
   try {
     data = JSON.parse(text);
   } catch (e) {
-    throw new HozoError('CONFIG_INVALID', `${path}: not valid JSON: ${(e as Error).message.split('\n')[0]}`, { cause: e });
+    throw new HozoError('CONFIG_INVALID', `${where}: not valid JSON: ${jsonErrorWords(e, text)}`, { cause: e });
   }
+  if (valuesOver(data)) throw new HozoError('CONFIG_INVALID', `${where}: more than ${MAX_CONFIG_VALUES} values; an agent config has a few dozen`);
   const proto = protoKeyPath(data);
-  if (proto !== undefined) throw new HozoError('CONFIG_INVALID', `${path}: ${proto}: the key "__proto__" is not allowed`);
+  if (proto !== undefined) throw new HozoError('CONFIG_INVALID', `${where}: ${shownName(proto)}: the key "__proto__" is not allowed`);
   return validateAgentConfig(data, path);
 }

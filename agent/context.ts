@@ -1,7 +1,8 @@
 // Everything a verb needs, injected: config, state files, a Runner for zfs/zpool with captured output, a spawner that
 // hands the agent's own stdin/stdout to a child (the data path never passes through JavaScript), and the output sinks.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, openSync, statSync } from 'node:fs';
+import { closeSync, existsSync, statSync } from 'node:fs';
+import { openForAppend } from '../src/util/safe-fs.js';
 import { constants } from 'node:os';
 import { LocalRunner } from '../src/transport/local.js';
 import type { Runner } from '../src/transport/runner.js';
@@ -97,7 +98,7 @@ export const defaultDetach: DetachedSpawner = (argv, logFile) => {
   if (file === undefined) return;
   let fd: number | 'ignore' = 'ignore';
   try {
-    fd = openSync(logFile, 'a', 0o640);
+    fd = openForAppend(logFile, 0o640); // never blocks (a FIFO as logFile), only a regular file
   } catch {
     // no log: run anyway
   }

@@ -4,8 +4,9 @@
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { HozoError } from '../src/errors.js';
+import { shownName } from '../src/config/shown.js';
 import type { AgentConfig } from './config.js';
-import { DEFAULT_AGENT_CONFIG_PATH, loadAgentConfigCached } from './config-cache.js';
+import { checkAgentPathsInUse, DEFAULT_AGENT_CONFIG_PATH, loadAgentConfigCached } from './config-cache.js';
 import { AgentExit, createContext } from './context.js';
 import { CONTROLLER_NAME, scopedConfig } from './scope.js';
 import { PROTOCOL } from './command.js';
@@ -71,7 +72,7 @@ function parseArgs(argv: readonly string[]): Args | string {
       config = v;
     } else if (a.startsWith('--config=')) config = a.slice('--config='.length);
     else if (command === undefined) command = a;
-    else return `unexpected argument "${a}"`;
+    else return `unexpected argument ${shownName(a)}`;
   }
   return { command, config, ...(controller !== undefined ? { controller } : {}), ...(dryRun ? { dryRun } : {}), ...(help ? { help } : {}) };
 }
@@ -79,7 +80,10 @@ function parseArgs(argv: readonly string[]): Args | string {
 /** The config (from the validated-config cache when the file is unchanged; `full`: always validated now). */
 async function load(path: string, err: (t: string) => void, full = false): Promise<AgentConfig | undefined> {
   try {
-    return full ? (await import('./config.js')).loadAgentConfig(path) : (await loadAgentConfigCached(path)).config;
+    const config = full ? (await import('./config.js')).loadAgentConfig(path) : (await loadAgentConfigCached(path)).config;
+    // Also for a config taken from the cache: the file system may have changed since (a symlink, a FIFO).
+    checkAgentPathsInUse(config, path);
+    return config;
   } catch (e) {
     const h = e instanceof HozoError && e.hint !== undefined ? `\nhint: ${e.hint}` : '';
     err(`hozo-agent: ${(e as Error).message}${h}\n`);
@@ -96,11 +100,12 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   }
   if (args.help === true) {
     const c = args.command!;
-    const request = (PROTOCOL as Record<string, string>)[c];
-    if (COMMAND_HELP[c] !== undefined) process.stdout.write(COMMAND_HELP[c]!);
+    // Own keys only: `constructor --help` is not Object's constructor.
+    const request = Object.hasOwn(PROTOCOL, c) ? PROTOCOL[c] : undefined;
+    if (Object.hasOwn(COMMAND_HELP, c)) process.stdout.write(COMMAND_HELP[c]!);
     else if (request !== undefined) process.stdout.write(`${c} is a request to hozo-agent serve (sent over SSH by the controller, never run by hand):\n  ${request}\n`);
     else {
-      err(`hozo-agent: unknown command "${c}"\n(hozo-agent --help for usage)\n`);
+      err(`hozo-agent: unknown command ${shownName(c)}\n(hozo-agent --help for usage)\n`);
       return AgentExit.REFUSED;
     }
     return AgentExit.OK;
@@ -149,7 +154,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
       return AgentExit.OK;
     }
     default:
-      err(`hozo-agent: ${args.command === undefined ? 'no command given' : `unknown command "${args.command}"`}\n(hozo-agent --help for usage)\n`);
+      err(`hozo-agent: ${args.command === undefined ? 'no command given' : `unknown command ${shownName(args.command)}`}\n(hozo-agent --help for usage)\n`);
       return AgentExit.REFUSED;
   }
 }

@@ -3,7 +3,6 @@
 import { randomBytes } from 'node:crypto';
 import {
   closeSync,
-  mkdirSync,
   openSync,
   readFileSync,
   readdirSync,
@@ -16,6 +15,8 @@ import {
   writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
+// mkdir -p that resolves the existing part first: a recursive mkdir into /proc (a symlink there) never returns.
+import { ensureDirectory } from '../src/util/safe-fs.js';
 import { LEASE_ID } from './command.js';
 
 /** A lease id as stored: the request's id, behind "<controller>:" for a per-controller section (agent/scope.ts). */
@@ -151,7 +152,7 @@ export class AgentState {
    * between creating and writing it) is broken after 30 s.
    */
   async withLock<T>(fn: () => Promise<T> | T, waitMs = 60_000): Promise<T> {
-    mkdirSync(this.leaseDirectory, { recursive: true, mode: 0o750 });
+    ensureDirectory(this.leaseDirectory, 0o750);
     const deadline = Date.now() + waitMs;
     const me = lockOwner();
     for (let i = 0; ; i++) {
@@ -218,7 +219,7 @@ export class AgentState {
 
   /** Takes or renews a lease; a renewal keeps its creation time. */
   hold(id: string, ttlSeconds: number): Lease {
-    mkdirSync(this.leaseDirectory, { recursive: true, mode: 0o750 });
+    ensureDirectory(this.leaseDirectory, 0o750);
     const now = this.now();
     const existing = this.leases().find((l) => l.id === id);
     const lease: Lease = { id, created: existing?.created ?? now, expires: now + ttlSeconds };
@@ -238,7 +239,7 @@ export class AgentState {
 
   /** Records that this process runs a receive; returns a function that removes the marker. */
   markReceive(dataset: string): () => void {
-    mkdirSync(this.receivesDir, { recursive: true, mode: 0o750 });
+    ensureDirectory(this.receivesDir, 0o750);
     const start = procStartTime(process.pid);
     const marker: ReceiveMarker = { pid: process.pid, ...(start !== undefined ? { start } : {}), dataset, started: this.now() };
     const path = join(this.receivesDir, `${process.pid}.json`);
@@ -289,7 +290,7 @@ export class AgentState {
   /** Records that a controller just talked to the agent. */
   touchActivity(): void {
     try {
-      mkdirSync(this.stateDirectory, { recursive: true, mode: 0o750 });
+      ensureDirectory(this.stateDirectory, 0o750);
       const t = this.now();
       writeFileSync(this.activityFile, `${new Date(t * 1000).toISOString()}\n`);
       utimesSync(this.activityFile, t, t);
@@ -319,7 +320,7 @@ export class AgentState {
   }
 
   setShutdownPending(graceSeconds: number): ShutdownPending {
-    mkdirSync(this.leaseDirectory, { recursive: true, mode: 0o750 });
+    ensureDirectory(this.leaseDirectory, 0o750);
     const at = this.now();
     const p = { at, until: at + graceSeconds };
     writeAtomic(this.pendingFile, JSON.stringify(p) + '\n');
@@ -338,7 +339,7 @@ export class AgentState {
   }
 
   requestShutdown(): void {
-    mkdirSync(this.leaseDirectory, { recursive: true, mode: 0o750 });
+    ensureDirectory(this.leaseDirectory, 0o750);
     writeAtomic(this.requestFile, JSON.stringify({ at: this.now() }) + '\n');
   }
 

@@ -512,7 +512,7 @@ in
     };
 
     bufferSize = mkOption {
-      type = types.strMatching "[1-9][0-9]{0,4}M|[1-9][0-9]?G";
+      type = types.strMatching "[1-9][0-9]{0,4}M|[1-9]G|1[0-6]G";
       default = "128M";
       example = "32M";
       description = ''

@@ -283,7 +283,7 @@ let
           type = types.listOf types.str;
           default = [ ];
           example = [ "Ciphers=aes128-gcm@openssh.com" ];
-          description = "Extra `ssh -o Key=value` options, from hozo's allow-list (ciphers, algorithms, timeouts, keep-alives, ProxyJump, …); options that run commands, load code or move host-key trust are rejected by `hozo config check`.";
+          description = "Extra `ssh -o Key=value` options, from hozo's allow-list (ciphers, algorithms, timeouts, keep-alives, …); options that run commands, load code or move host-key trust are rejected by `hozo config check`, and a jump host is `via`, not ProxyJump.";
         };
         wake = mkOption {
           type = types.nullOr (types.submodule wakeModule);
@@ -656,7 +656,7 @@ let
           '';
         };
         bufferSize = mkOption {
-          type = types.strMatching "[1-9][0-9]{0,4}M|[1-9][0-9]?G";
+          type = types.strMatching "[1-9][0-9]{0,4}M|[1-9]G|1[0-6]G";
           default = "128M";
           example = "32M";
           description = ''

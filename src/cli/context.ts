@@ -2,6 +2,7 @@
 // (only main sets process.exitCode).
 import type { Command } from 'commander';
 import { loadConfigCached } from '../config/cache.js';
+import { checkPathsInUse } from '../config/paths-in-use.js';
 import { resolveConfigPath } from '../config/paths.js';
 import type { Config } from '../config/schema.js';
 import { createLogger, type Logger } from '../util/log.js';
@@ -33,8 +34,9 @@ export function createContext(program: Command, out: NodeJS.WritableStream = pro
     configPath: () => resolveConfigPath(globals().config),
     json: (opts) => opts?.json === true || globals().json === true,
     loadConfig(opts = {}) {
-      if (opts.fresh === true) return import('../config/load.js').then((m) => m.loadConfig(ctx.configPath()));
-      loaded ??= loadConfigCached(ctx.configPath()).then((r) => r.config);
+      const path = ctx.configPath();
+      if (opts.fresh === true) return import('../config/load.js').then((m) => checkPathsInUse(m.loadConfig(path), path));
+      loaded ??= loadConfigCached(path).then((r) => checkPathsInUse(r.config, path));
       return loaded;
     },
     logger(config?: Config) {

@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 // The only place that sets the exit code.
 import { trace } from '../util/trace.js';
-import { CommanderError } from 'commander';
+import { CommanderError, type Command } from 'commander';
 import { ExitCode, exitCodeFor, HozoError } from '../errors.js';
 import { buildProgram } from './program.js';
+import { escapeUnsafe } from '../config/shown.js';
 
 /** --json anywhere on the command line (commander may not have parsed it when the error came). */
 const wantsJson = (argv: readonly string[]) => argv.slice(2).includes('--json');
@@ -15,7 +16,17 @@ function writeErrorLines(e: HozoError | Error | string, journal: boolean): void 
       ? [`error: ${e.message}`, ...(e.hint ? [`hint: ${e.hint}`] : [])]
       : [`internal error: ${e instanceof Error ? (e.stack ?? e.message) : e}`];
   // Under journald every line of a multi-line message carries its priority (journalctl -p err shows it whole).
-  for (const l of lines.flatMap((x) => x.split('\n'))) process.stderr.write(`${prefix}${l}\n`);
+  // Each line escaped again (a message that quoted user text raw must still not drive the terminal).
+  for (const l of lines.flatMap((x) => x.split('\n'))) process.stderr.write(`${prefix}${escapeUnsafe(l)}\n`);
+}
+
+/** A line of commander's: escaped, and cut (it quotes a refused argument whole, however long). */
+const safeLine = (l: string) => (l.length > 400 ? `${escapeUnsafe(l.slice(0, 400))}… (${l.length} characters)` : escapeUnsafe(l));
+
+/** commander's own errors quote the argument they refuse (an unknown option or command) as typed: escape them. */
+function escapeCommanderErrors(cmd: Command): void {
+  cmd.configureOutput({ ...cmd.configureOutput(), outputError: (text, write) => write(text.split('\n').map(safeLine).join('\n')) });
+  for (const sub of cmd.commands) escapeCommanderErrors(sub);
 }
 
 // A reader that went away (`hozo --help | head`, a closed pipe) is no error of ours: stop writing, keep the exit code.
@@ -29,6 +40,7 @@ for (const stream of [process.stdout, process.stderr]) {
 async function main(argv: string[]): Promise<number> {
   trace('cli: modules loaded');
   const { program, ctx } = buildProgram();
+  escapeCommanderErrors(program);
   try {
     await program.parseAsync(argv);
     return ctx.exitCode;
@@ -36,7 +48,7 @@ async function main(argv: string[]): Promise<number> {
     if (e instanceof CommanderError) {
       // help and --version exit 0; anything else commander rejects is a usage error (already printed).
       if (e.exitCode !== 0 && wantsJson(argv)) {
-        process.stdout.write(JSON.stringify({ version: 1, error: { code: 'USAGE', message: e.message.replace(/^error: /, '') } }) + '\n');
+        process.stdout.write(JSON.stringify({ version: 1, error: { code: 'USAGE', message: safeLine(e.message.replace(/^error: /, '')) } }) + '\n');
       }
       return e.exitCode === 0 ? ExitCode.OK : ExitCode.USAGE;
     }

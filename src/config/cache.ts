@@ -6,12 +6,14 @@
 // always does. Validation is pure (no files, clock or environment are read), so equal inputs give equal results.
 // hozo-agent uses the same core (agent/config-cache.ts) for its own config.
 import { createHash } from 'node:crypto';
-import { lstatSync, mkdirSync, readFileSync, statSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { lstatSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeFileAtomicSync } from '../state/files.js';
+import { ensureDirectory } from '../util/safe-fs.js';
 import { readConfigText } from './read.js';
+import { parseYamlConfig } from './yaml.js';
+import { checkPathsInUse } from './paths-in-use.js';
 import type { Config } from './schema.js';
 
 /** The default of configSchema's stateDirectory (kept equal by a test). */
@@ -28,6 +30,8 @@ export interface CacheSpec<T extends { readonly stateDirectory: string }> {
   readonly parseRaw: (text: string, path: string) => unknown;
   /** Full validation; throws the usual CONFIG_INVALID error. */
   readonly validate: (text: string, path: string) => Promise<T>;
+  /** What the file system says about the validated config's paths; throws before the cache is written. */
+  readonly checkInUse?: (config: T, path: string) => unknown;
   /** The uncached loader, for a file that cannot be read (it throws its own CONFIG_NOT_FOUND). */
   readonly load: (path: string) => Promise<T>;
 }
@@ -114,11 +118,14 @@ export async function loadCached<T extends { readonly stateDirectory: string }>(
     // no cache yet, or unreadable: validate
   }
   const config = await spec.validate(text, path);
+  // A config that cannot be used (a FIFO as logFile, a state directory through a symlink into /proc) writes nothing.
+  spec.checkInUse?.(config, path);
   // Only where the validated config itself says the state lives; best effort (a read-only state directory only
   // costs the next start its validation). 0600: notification URLs can carry tokens.
   if (config.stateDirectory === dir) {
     try {
-      mkdirSync(dir, { recursive: true, mode: 0o755 });
+      // Not a recursive mkdir: one into /proc (through a symlink) never returns.
+      ensureDirectory(dir, 0o755);
       writeFileAtomicSync(cacheFile(dir), JSON.stringify({ key, config }) + '\n', 0o600);
     } catch {
       // ignore
@@ -145,10 +152,11 @@ export function stateDirectoryLine(text: string): { stateDirectory?: string } | 
 
 const CONTROLLER: CacheSpec<Config> = {
   format: 'hozo-config-cache/1',
-  schemaModules: ['./schema.js', './fields.js', './duration.js', './issues.js', '../notify/schema.js', '../zfs/names.js'].map((m) => new URL(m, import.meta.url)),
+  schemaModules: ['./schema.js', './fields.js', './duration.js', './issues.js', './shown.js', './addresses.js', './mac.js', './load.js', './read.js', './yaml.js', '../util/safe-fs.js', '../notify/schema.js', '../zfs/names.js'].map((m) => new URL(m, import.meta.url)),
   defaultStateDirectory: DEFAULT_STATE_DIRECTORY,
-  parseRaw: (text, path) => (path.endsWith('.json') ? JSON.parse(text) : (stateDirectoryLine(text) ?? (createRequire(import.meta.url)('yaml') as typeof import('yaml')).parse(text, { logLevel: 'error' }))),
+  parseRaw: (text, path) => (path.endsWith('.json') ? JSON.parse(text) : (stateDirectoryLine(text) ?? parseYamlConfig(text, path))),
   validate: async (text, path) => (await import('./load.js')).parseConfigText(text, path),
+  checkInUse: checkPathsInUse,
   load: async (path) => (await import('./load.js')).loadConfig(path),
 };
 

@@ -1,38 +1,56 @@
 // The config file's shape. Names are the user-facing contract (the NixOS module renders the JSON form of this).
 import { z } from 'zod';
-import { absolutePath, bandwidthLimit, bufferSize, datasetName, hostAddressProblem, MAC, NAME_MAX, wakeAddressProblem, writablePath } from './fields.js';
+import { absolutePath, argvSchema, bandwidthLimit, bufferSize, checked, datasetName, hostAddressProblem, httpUrlProblem, macProblem, NAME_MAX, wakeAddressProblem, writablePath } from './fields.js';
+import { shownName, shownPath } from './shown.js';
 import { parseDuration } from './duration.js';
 import { DEFAULT_SCRUB_WARN_AFTER } from '../job/pool-health.js';
 import { notifySchema } from '../notify/schema.js';
+import { snapshotPrefixOf } from '../job/snapshots.js';
 
 
-const duration = (what: string) =>
+/** Seconds, or a duration string; `min`/`max` in seconds, `why` says where a bound comes from. */
+const duration = (what: string, bounds: { readonly min?: number; readonly max?: number; readonly why?: string } = {}) =>
   z.union([z.number(), z.string()]).transform((v, ctx) => {
     const s = parseDuration(v);
     if (s === undefined) {
       ctx.addIssue({ code: 'custom', message: `expected ${what} as seconds or a duration like "30s", "5m", "1h"` });
       return z.NEVER;
     }
-    if (s > MAX_DURATION_SECONDS) {
-      ctx.addIssue({ code: 'custom', message: `${what} of ${s} seconds is longer than any wait hozo does (at most ${MAX_DURATION_SECONDS / 86400} days)` });
+    const max = bounds.max ?? MAX_DURATION_SECONDS;
+    if (s > max) {
+      ctx.addIssue({ code: 'custom', message: bounds.max === undefined ? `${what} of ${s} seconds is longer than any wait hozo does (at most ${MAX_DURATION_SECONDS / 86400} days)` : `${what} of ${s} seconds is longer than ${max} s${bounds.why ? ` (${bounds.why})` : ''}` });
+      return z.NEVER;
+    }
+    if (bounds.min !== undefined && s < bounds.min) {
+      ctx.addIssue({ code: 'custom', message: `${what} of ${s} seconds is shorter than ${bounds.min} s${bounds.why ? ` (${bounds.why})` : ''}` });
       return z.NEVER;
     }
     return s;
   });
 
+/** The agent's longest lease (agent/config.ts maxLeaseSeconds is at most this); its hold takes whole seconds. */
+export const MAX_LEASE_TTL_SECONDS = 30 * 24 * 3600;
+export const MIN_LEASE_TTL_SECONDS = 60;
+
 /** A year: the longest lease, timeout or delay that makes sense (and far from float and timer overflow). */
 const MAX_DURATION_SECONDS = 366 * 86400;
 
-const HOSTNAME = /^[A-Za-z0-9]([A-Za-z0-9.\-]*[A-Za-z0-9])?$|^\[?[0-9A-Fa-f:.]+\]?$/;
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.\-]*$/;
 const name = (what: string, rule: string) =>
-  z.string().max(NAME_MAX, `a ${what} name is at most ${NAME_MAX} characters`).regex(NAME, `expected a ${what} name of letters, digits, _ . - (starting with a letter or digit)${rule}`);
+  z
+    .string()
+    .max(NAME_MAX, `a ${what} name is at most ${NAME_MAX} characters`)
+    .regex(NAME, `expected a ${what} name of letters, digits, _ . - (starting with a letter or digit)${rule}`)
+    .refine((n) => !n.endsWith('.'), { message: `a ${what} name must not end with "."${rule}` });
 
 /** systemd calendar expressions: the shorthands, or the characters OnCalendar= uses (systemd-analyze calendar has the last word). */
 const SCHEDULE = /^(minutely|hourly|daily|weekly|monthly|yearly|annually|quarterly|semiannually|[A-Za-z0-9*:,.\/~ +-]{1,128})$/;
 
 
-const argv = z.array(z.string().min(1)).min(1, 'expected a command as a list of arguments');
+const argv = argvSchema;
+
+/** Something a calendar expression is about (a digit, *, a weekday); "~~~~" has none. */
+const CALENDAR_CONTENT = /[0-9*]|mon|tue|wed|thu|fri|sat|sun/i;
 
 /** A hook: an argv (never a shell string; write ["sh", "-c", "…"] yourself) or {command, timeout}. */
 export const hookSchema = z
@@ -78,9 +96,9 @@ export const wakeSchema = z
     /** wol: magic packet; ssh-relay: run a command on an always-on host at the box's site; http: a URL (smart plug,
      *  Home Assistant); command: any local command; none: the box is always on. */
     method: z.enum(['wol', 'ssh-relay', 'http', 'command', 'none']).default('wol').describe("wol: magic packet; ssh-relay: run a command on an always-on host at the box's site; http: a URL (smart plug, Home Assistant); command: any local command; none: the box is always on."),
-    mac: z.string().regex(MAC, 'expected a MAC address like 52:54:00:7a:0b:01').optional().describe("The MAC address of the box's NIC (wol, ssh-relay)."),
+    mac: checked(macProblem).optional().describe("The MAC address of the box's NIC (wol, ssh-relay)."),
     /** Where the magic packet goes: the box LAN's broadcast address (e.g. 192.168.1.255) or the box's address. */
-    address: z.string().regex(HOSTNAME, 'expected an IP or broadcast address').refine((a) => wakeAddressProblem(a) === undefined, { error: (i) => wakeAddressProblem(String(i.input)) }).optional().describe("Where the magic packet goes: the box LAN's broadcast address (e.g. 192.168.1.255) or the box's address."),
+    address: checked(wakeAddressProblem).optional().describe("Where the magic packet goes: the box LAN's broadcast address (e.g. 192.168.1.255) or the box's address."),
     port: z.number().int().min(1).max(65535).default(9).describe('UDP port of the magic packet.'),
     /** Magic packets to send (some NICs miss the first). */
     packets: z.number().int().min(2).max(20).default(3).describe('Magic packets to send (some NICs miss the first).'),
@@ -88,8 +106,7 @@ export const wakeSchema = z
     relayHost: z.string().optional().describe('ssh-relay: a name under `hosts` to run `command` on.'),
     /** ssh-relay / command: the argv to run; for ssh-relay default ["wakeonlan", "-i", address, mac]. */
     command: argv.optional().describe('ssh-relay / command: the argv to run; for ssh-relay default ["wakeonlan", "-i", address, mac].'),
-    url: z
-      .url({ protocol: /^https?$/, error: 'expected an http(s) URL' })
+    url: checked(httpUrlProblem)
       .refine((v) => !hasUserinfo(v), { message: 'a URL with user:password@ is refused (it would end up in logs and errors); use a URL whose secret is in its path or query (never logged), or a wake command' })
       .optional(),
     httpMethod: z.enum(['GET', 'POST']).default('POST').describe('http: the request method.'),
@@ -112,13 +129,18 @@ export const wakeSchema = z
     }
     if (w.method === 'http') need('url', 'the URL that powers the box on');
     if (w.method === 'command') need('command', 'the command that wakes the box');
+    if (w.method === 'none') {
+      for (const field of ['mac', 'address', 'url', 'command', 'relayHost'] as const) {
+        if (w[field] !== undefined) ctx.addIssue({ code: 'custom', path: [field], message: `method "none" takes no ${field} (the box is always on); remove it or choose the method that uses it` });
+      }
+    }
   });
 
 /** Where an SSH connection goes and with which key: the box, and a jump host (`via`) alike. */
 const sshEndpoint = {
-  address: z.string().regex(HOSTNAME, 'expected a host name or IP address').refine((a) => hostAddressProblem(a) === undefined, { error: (i) => hostAddressProblem(String(i.input)) }),
+  address: checked(hostAddressProblem),
   port: z.number().int().min(1).max(65535).default(22).describe('SSH port.'),
-  user: z.string().regex(/^[a-z_][a-z0-9_-]*\$?$/i, 'expected a user name').default('root').describe('SSH user (the agent\u2019s user, e.g. hozo, when the box runs hozo-agent).'),
+  user: z.string().max(32, 'a user name is at most 32 characters (the Linux limit)').regex(/^[a-z_][a-z0-9_-]*\$?$/i, 'expected a user name').default('root').describe('SSH user (the agent\u2019s user, e.g. hozo, when the box runs hozo-agent).'),
   sshKeyFile: absolutePath.optional().describe('Private key for this connection (a sops-nix secret path works).'),
   /** For `via`: known_hosts with the jump host's key; default: the box's knownHostsFile. */
   knownHostsFile: absolutePath.optional().describe("For `via`: known_hosts with the jump host's key; default: the box's knownHostsFile."),
@@ -131,11 +153,11 @@ export const hostSchema = z
   .object({
     ...sshEndpoint,
     /** Extra `ssh -o` options, e.g. ["Ciphers=aes128-gcm@openssh.com"]. Host key checking cannot be turned off here. */
-    sshOptions: z.array(z.string().regex(/^[A-Za-z]+=\S+$/, 'expected Key=value')).default([]).describe('Extra `ssh -o` options, e.g. ["Ciphers=aes128-gcm@openssh.com"]. Host key checking cannot be turned off here.'),
+    sshOptions: z.array(z.string().regex(/^[A-Za-z][A-Za-z0-9]*=\S+$/, 'expected Key=value')).default([]).describe('Extra `ssh -o` options, e.g. ["Ciphers=aes128-gcm@openssh.com"]. Host key checking cannot be turned off here.'),
     /** Reach the box through this jump host (ssh -W), with the same strict host key checking. */
     via: viaSchema.optional().describe('Reach the box through this jump host (ssh -W), with the same strict host key checking.'),
     wake: wakeSchema.optional().describe('How the box is woken: wol, ssh-relay, http, command or none.'),
-    readyTimeout: duration('readyTimeout').default(300).describe('How long to wait for SSH and the pools after a wake.'),
+    readyTimeout: duration('readyTimeout', { min: 1 }).default(300).describe('How long to wait for SSH and the pools after a wake.'),
     /** How the box is put back to sleep: the agent's `shutdown` verb, `shutdownCommand` over SSH, or not at all. */
     shutdown: z.enum(['agent', 'ssh', 'none']).default('none').describe("How the box is put back to sleep: the agent's `shutdown` verb, `shutdownCommand` over SSH, or not at all."),
     /** The box runs hozo-agent as the forced command of our key (default: when shutdown is "agent"). */
@@ -147,7 +169,7 @@ export const hostSchema = z
     /** Pools that must be imported and healthy before a run (default: the pools of the job's targets). */
     pools: z.array(z.string().regex(/^[A-Za-z][A-Za-z0-9_\-:.]*$/, 'expected a pool name')).optional().describe("Pools that must be imported and healthy before a run (default: the pools of the job's targets)."),
     /** A lease on the box (agent) expires after this, so a crashed controller cannot keep the box up forever. */
-    leaseTtl: duration('leaseTtl').default(6 * 3600).describe('A lease on the box (agent) expires after this, so a crashed controller cannot keep the box up forever.'),
+    leaseTtl: duration('leaseTtl', { min: MIN_LEASE_TTL_SECONDS, max: MAX_LEASE_TTL_SECONDS, why: 'hozo-agent holds a lease for at most 30 days; one under a minute could lapse between the steps of a run' }).default(6 * 3600).describe('A lease on the box (agent) expires after this, so a crashed controller cannot keep the box up forever.'),
     bandwidthLimit: bandwidthLimit.optional(),
     /** A target pool whose last scrub (as the agent reports it) is older than this is a warning in the report. */
     scrubWarnAfter: duration('scrubWarnAfter').default(DEFAULT_SCRUB_WARN_AFTER).describe('A target pool whose last scrub (as the agent reports it) is older than this is a warning in the report and hozo_pool_scrub_overdue in the metrics.'),
@@ -168,12 +190,13 @@ export const hostSchema = z
  * `ssh -o` options a config may add: an allow-list. Everything that runs a local command or loads code
  * (ProxyCommand, KnownHostsCommand, LocalCommand, PKCS11Provider, SecurityKeyProvider, Match exec), moves the
  * connection's trust (UserKnownHostsFile, GlobalKnownHostsFile, StrictHostKeyChecking other than yes, ControlPath,
- * ControlMaster, IdentityFile — hozo sets these itself from its own fields) or changes what runs on the box
+ * ControlMaster, IdentityFile — hozo sets these itself from its own fields; HostKeyAlias, which picks another
+ * known_hosts entry to check the box against) or changes what runs on the box
  * (RemoteCommand, SendEnv, SetEnv) is refused.
  */
 export const ALLOWED_SSH_OPTIONS: readonly string[] = [
   'AddressFamily', 'BindAddress', 'BindInterface', 'CheckHostIP', 'Ciphers', 'Compression', 'ConnectionAttempts',
-  'ConnectTimeout', 'HostKeyAlgorithms', 'HostKeyAlias', 'IPQoS', 'KexAlgorithms', 'LogLevel', 'MACs',
+  'ConnectTimeout', 'HostKeyAlgorithms', 'IPQoS', 'KexAlgorithms', 'LogLevel', 'MACs',
   'PubkeyAcceptedAlgorithms', 'PubkeyAcceptedKeyTypes', 'RekeyLimit', 'ServerAliveCountMax', 'ServerAliveInterval',
   'StrictHostKeyChecking', 'TCPKeepAlive',
 ];
@@ -188,7 +211,7 @@ export function sshOptionProblem(option: string): string | undefined {
     return 'host key checking cannot be disabled or moved; set knownHostsFile (or hostPublicKey) instead';
   }
   if (/^ProxyJump$/i.test(key)) return 'a jump host is the host field `via` ({address, port, user, sshKeyFile, knownHostsFile}), checked as strictly as the box';
-  if (allowed === undefined) return `ssh option "${key}" is not allowed (it could run a command, load code or change how the box is trusted); allowed: ${ALLOWED_SSH_OPTIONS.join(', ')}`;
+  if (allowed === undefined) return `ssh option ${shownName(key)} is not allowed (it could run a command, load code or change how the box is trusted); allowed: ${ALLOWED_SSH_OPTIONS.join(', ')}`;
   return undefined;
 }
 
@@ -205,9 +228,9 @@ export const datasetSchema = z
   .strict()
   .superRefine((d, ctx) => {
     for (const [i, e] of d.exclude.entries()) {
-      if (e === d.source) ctx.addIssue({ code: 'custom', path: ['exclude', i], message: `"${e}" is the source itself: excluding it leaves nothing to send (remove the dataset entry instead)` });
+      if (e === d.source) ctx.addIssue({ code: 'custom', path: ['exclude', i], message: `${shownName(e)} is the source itself: excluding it leaves nothing to send (remove the dataset entry instead)` });
       else if (!e.startsWith(d.source + '/')) {
-        ctx.addIssue({ code: 'custom', path: ['exclude', i], message: `"${e}" is not below source "${d.source}"` });
+        ctx.addIssue({ code: 'custom', path: ['exclude', i], message: `${shownName(e)} is not below source ${shownName(d.source)}` });
       }
     }
     if (d.exclude.length > 0 && !d.recursive) {
@@ -222,7 +245,10 @@ export const jobSchema = z
     datasets: z.array(datasetSchema).min(1, 'expected at least one dataset').describe('What to replicate.'),
     snapshots: z.enum(['all', 'latest']).default('all').describe('all: every snapshot since the common one (zfs send -I); latest: only the newest (-i).'),
     rollback: z.boolean().default(false).describe('Roll a diverged target back to the common snapshot (where the box allows it); never destroys otherwise.'),
-    schedule: z.string().regex(SCHEDULE, 'expected a systemd calendar expression like "daily", "*-*-* 02:30" or "Mon..Fri 23:00"').default('daily').describe('When the NixOS timer runs it (systemd OnCalendar=).'),
+    schedule: z
+      .string()
+      .regex(SCHEDULE, 'expected a systemd calendar expression like "daily", "*-*-* 02:30" or "Mon..Fri 23:00"')
+      .refine((v) => !SCHEDULE.test(v) || /^[a-z]+$/.test(v) || CALENDAR_CONTENT.test(v), { message: 'expected a systemd calendar expression like "daily", "*-*-* 02:30" or "Mon..Fri 23:00" (this one names no time)' }).default('daily').describe('When the NixOS timer runs it (systemd OnCalendar=).'),
     shutdownAfter: z.boolean().default(true).describe('Put the box back to sleep after the run if this run woke it.'),
     retries: z.number().int().min(0).max(100).default(3).describe('Attempts after a failed transfer.'),
     retryDelay: duration('retryDelay').default(60).describe('Wait between attempts.'),
@@ -254,8 +280,7 @@ export const jobSchema = z
     j.datasets.forEach((d, i) => needsSnapshot(d.hooks, ['datasets', i, 'hooks']));
   });
 
-/** The prefix of a job's own snapshots. */
-export const snapshotPrefixOf = (job: { name: string; snapshot?: { prefix?: string | undefined } | undefined }): string => job.snapshot?.prefix ?? `hozo_${job.name}`;
+export { snapshotPrefixOf } from '../job/snapshots.js';
 
 export const configSchema = z
   .object({
@@ -274,50 +299,95 @@ export const configSchema = z
     for (const [name, h] of Object.entries(c.hosts)) {
       const relay = h.wake?.relayHost;
       if (relay !== undefined && (relay === name || !Object.hasOwn(c.hosts, relay))) {
-        ctx.addIssue({ code: 'custom', path: ['hosts', name, 'wake', 'relayHost'], message: `expected another entry under hosts, got "${relay}"` });
+        ctx.addIssue({ code: 'custom', path: ['hosts', name, 'wake', 'relayHost'], message: `expected another entry under hosts, got ${shownName(relay)}` });
       }
     }
+    // Linear in the number of datasets (a Map per question, each name's ancestors walked): a config of any size is
+    // checked in bounded time.
     const seen = new Map<string, number>();
     const targets = new Map<string, string>();
-    const nested: { host: string; target: string; recursive: boolean; at: string; path: (string | number)[] }[] = [];
+    /** Per host: each recursive target, and where it was first given. */
+    const recursiveTargets = new Map<string, Map<string, { at: string; index: number }>>();
+    const nested: { host: string; target: string; index: number; path: (string | number)[] }[] = [];
+    let known: string | undefined;
     c.jobs.forEach((job, i) => {
       if (seen.has(job.name)) {
-        ctx.addIssue({ code: 'custom', path: ['jobs', i, 'name'], message: `duplicate job name "${job.name}" (also jobs[${seen.get(job.name)}])` });
-      }
-      seen.set(job.name, i);
+        ctx.addIssue({ code: 'custom', path: ['jobs', i, 'name'], message: `duplicate job name ${shownName(job.name)} (also jobs[${seen.get(job.name)}])` });
+      } else seen.set(job.name, i);
       if (job.host !== 'local' && !Object.hasOwn(c.hosts, job.host)) {
-        const known = Object.keys(c.hosts);
+        known ??= listed(Object.keys(c.hosts));
         ctx.addIssue({
           code: 'custom',
           path: ['jobs', i, 'host'],
-          message: `unknown host "${job.host}" (expected "local"${known.length ? ' or one of: ' + known.join(', ') : ''})`,
+          message: `unknown host ${shownName(job.host)} (expected "local"${known !== '' ? ' or one of: ' + known : ''})`,
         });
       }
       job.datasets.forEach((d, j) => {
-        const key = `${job.host}:${d.target}`;
+        const key = `${job.host}\0${d.target}`;
         const other = targets.get(key);
         if (other !== undefined) {
-          ctx.addIssue({ code: 'custom', path: ['jobs', i, 'datasets', j, 'target'], message: `target "${d.target}" on host "${job.host}" is also the target of ${other}` });
+          ctx.addIssue({ code: 'custom', path: ['jobs', i, 'datasets', j, 'target'], message: `target ${shownName(d.target)} on host ${shownName(job.host)} is also the target of ${other}` });
+        } else targets.set(key, `jobs[${i}].datasets[${j}]`);
+        const index = nested.length;
+        nested.push({ host: job.host, target: d.target, index, path: ['jobs', i, 'datasets', j, 'target'] });
+        if (d.recursive) {
+          let onHost = recursiveTargets.get(job.host);
+          if (onHost === undefined) recursiveTargets.set(job.host, (onHost = new Map()));
+          if (!onHost.has(d.target)) onHost.set(d.target, { at: `jobs[${i}].datasets[${j}]`, index });
         }
-        targets.set(key, `jobs[${i}].datasets[${j}]`);
-        nested.push({ host: job.host, target: d.target, recursive: d.recursive, at: `jobs[${i}].datasets[${j}]`, path: ['jobs', i, 'datasets', j, 'target'] });
         if (job.host === 'local' && (d.target === d.source || d.target.startsWith(d.source + '/') || d.source.startsWith(d.target + '/'))) {
-          ctx.addIssue({ code: 'custom', path: ['jobs', i, 'datasets', j, 'target'], message: `target "${d.target}" overlaps source "${d.source}" on the same host` });
+          ctx.addIssue({ code: 'custom', path: ['jobs', i, 'datasets', j, 'target'], message: `target ${shownName(d.target)} overlaps source ${shownName(d.source)} on the same host` });
         }
       });
     });
-    // Own snapshots: two jobs that snapshot overlapping sources under one prefix would prune each other's.
-    const own = c.jobs.flatMap((job, i) => (job.snapshot?.create === true ? job.datasets.map((d) => ({ i, prefix: snapshotPrefixOf(job), source: d.source, recursive: d.recursive })) : []));
-    for (const a of own) {
-      const b = own.find((o) => o.i < a.i && o.prefix === a.prefix && (o.source === a.source || (o.recursive && a.source.startsWith(o.source + '/')) || (a.recursive && o.source.startsWith(a.source + '/'))));
-      if (b !== undefined) ctx.addIssue({ code: 'custom', path: ['jobs', a.i, 'snapshot', 'prefix'], message: `jobs[${b.i}] also snapshots "${b.source}" with prefix "${a.prefix}": give each job its own prefix (each prunes only its own snapshots)` });
-    }
+    // Own snapshots: two jobs that snapshot overlapping sources under one prefix would prune each other's. Jobs in
+    // order; each against the earlier ones: the same source, a recursive one above it, or (recursive) one below it.
+    const same = new Map<string, { i: number; source: string }>();
+    const recursiveAbove = new Map<string, { i: number; source: string }>();
+    const below = new Map<string, { i: number; source: string }>();
+    c.jobs.forEach((job, i) => {
+      if (job.snapshot?.create !== true) return;
+      const prefix = snapshotPrefixOf(job);
+      const k = (name: string) => `${prefix}\0${name}`;
+      for (const d of job.datasets) {
+        const b = same.get(k(d.source)) ?? ancestorsOf(d.source).map((a) => recursiveAbove.get(k(a))).find((x) => x !== undefined) ?? (d.recursive ? below.get(k(d.source)) : undefined);
+        if (b !== undefined) {
+          ctx.addIssue({ code: 'custom', path: ['jobs', i, 'snapshot', 'prefix'], message: `jobs[${b.i}] also snapshots ${shownName(b.source)} with prefix ${shownName(prefix)}: give each job its own prefix (each prunes only its own snapshots)` });
+          break;
+        }
+      }
+      for (const d of job.datasets) {
+        const entry = { i, source: d.source };
+        if (!same.has(k(d.source))) same.set(k(d.source), entry);
+        if (d.recursive && !recursiveAbove.has(k(d.source))) recursiveAbove.set(k(d.source), entry);
+        for (const a of ancestorsOf(d.source)) if (!below.has(k(a))) below.set(k(a), entry);
+      }
+    });
     // A target inside another's recursive target: that one's receive owns the whole tree (and may roll it back).
     for (const inner of nested) {
-      const outer = nested.find((o) => o !== inner && o.recursive && o.host === inner.host && inner.target.startsWith(o.target + '/'));
-      if (outer !== undefined) ctx.addIssue({ code: 'custom', path: inner.path, message: `target "${inner.target}" is inside the recursive target "${outer.target}" of ${outer.at} on host "${inner.host}"` });
+      const onHost = recursiveTargets.get(inner.host);
+      if (onHost === undefined) continue;
+      let outer: { target: string; at: string; index: number } | undefined;
+      for (const a of ancestorsOf(inner.target)) {
+        const o = onHost.get(a);
+        if (o !== undefined && (outer === undefined || o.index < outer.index)) outer = { target: a, ...o };
+      }
+      if (outer !== undefined) ctx.addIssue({ code: 'custom', path: inner.path, message: `target ${shownName(inner.target)} is inside the recursive target ${shownName(outer.target)} of ${outer.at} on host ${shownName(inner.host)}` });
     }
   });
+
+/** "a/b/c" → ["a/b", "a"]: the datasets strictly above a name. */
+function ancestorsOf(name: string): string[] {
+  const out: string[] = [];
+  for (let i = name.lastIndexOf('/'); i > 0; i = name.lastIndexOf('/', i - 1)) out.push(name.slice(0, i));
+  return out;
+}
+
+/** Names for a message: the first ten, then how many more. */
+export function listed(names: readonly string[], max = 10): string {
+  const shown = names.slice(0, max).map((n) => shownPath(n, 64)).join(', ');
+  return names.length > max ? `${shown} and ${names.length - max} more` : shown;
+}
 
 export type Config = z.output<typeof configSchema>;
 export type HostConfig = z.output<typeof hostSchema>;

@@ -3,7 +3,9 @@
 // without a readable owner yet (another run between creating and writing it) is fresh for 30 s. A stale lock is
 // broken by renaming it aside first, so a run can never remove a lock another run has just taken.
 import { randomBytes } from 'node:crypto';
-import { closeSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, linkSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+// mkdir -p that resolves the existing part first: a recursive mkdir into /proc (a symlink there) never returns.
+import { ensureDirectory } from '../util/safe-fs.js';
 import { join } from 'node:path';
 import { HozoError } from '../errors.js';
 import { lockIsStale, lockOwner } from '../util/proc.js';
@@ -53,7 +55,7 @@ function breakStale(path: string, judged: string): void {
 
 export function acquireJobLock(stateDirectory: string, job: string): Lock {
   const dir = join(stateDirectory, 'locks');
-  mkdirSync(dir, { recursive: true });
+  ensureDirectory(dir, 0o755);
   const path = join(dir, `${job}.lock`);
   for (let attempt = 0; attempt < 3; attempt++) {
     try {

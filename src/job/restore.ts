@@ -4,6 +4,7 @@ import type { ZfsHost } from './hosts.js';
 import { isEncrypted } from './encryption.js';
 import type { Config, JobConfig } from '../config/schema.js';
 import { HozoError } from '../errors.js';
+import { shownName, shownPath } from '../config/shown.js';
 import { planDataset } from '../planner/plan.js';
 import { datasetNameProblem, isWithin, parentOf, snapshotNameProblem } from '../zfs/names.js';
 import type { Dataset } from '../zfs/types.js';
@@ -61,7 +62,7 @@ export function remoteNameFor(job: JobConfig, dataset: string): string {
       return d.target + dataset.slice(d.source.length);
     }
   }
-  throw new HozoError('USAGE', `job "${job.name}" does not back up ${dataset}`, {
+  throw new HozoError('USAGE', `job ${shownName(job.name)} does not back up ${shownPath(dataset)}`, {
     hint: `datasets of this job: ${job.datasets.map((d) => d.source + (d.recursive ? ' (recursive)' : '')).join(', ')}`,
   });
 }
@@ -69,7 +70,7 @@ export function remoteNameFor(job: JobConfig, dataset: string): string {
 function truncateTo(ds: Dataset, snapshot: string): Dataset {
   const i = ds.snapshots.findIndex((s) => s.name === snapshot);
   if (i === -1) {
-    throw new HozoError('USAGE', `${ds.name}@${snapshot} does not exist on the box`, {
+    throw new HozoError('USAGE', `${shownPath(`${ds.name}@${snapshot}`)} does not exist on the box`, {
       hint: `snapshots there: ${ds.snapshots.slice(-5).map((s) => '@' + s.name).join(' ') || '(none)'}`,
     });
   }
@@ -79,10 +80,10 @@ function truncateTo(ds: Dataset, snapshot: string): Dataset {
 export async function restore(config: Config, job: JobConfig, opts: RestoreOptions): Promise<JobReport> {
   for (const [what, name] of [['--dataset', opts.dataset], ['--to', opts.to]] as const) {
     const problem = name === undefined ? undefined : datasetNameProblem(name);
-    if (problem !== undefined) throw new HozoError('INVALID_DATASET_NAME', `${what}: not a valid ZFS dataset name: "${name}" ${problem}`);
+    if (problem !== undefined) throw new HozoError('INVALID_DATASET_NAME', `${what}: not a valid ZFS dataset name: ${shownName(name!)} ${problem}`);
   }
   if (opts.snapshot !== undefined && snapshotNameProblem(opts.snapshot) !== undefined) {
-    throw new HozoError('INVALID_DATASET_NAME', `--snapshot: not a valid snapshot name: "${opts.snapshot}" ${snapshotNameProblem(opts.snapshot)}`);
+    throw new HozoError('INVALID_DATASET_NAME', `--snapshot: not a valid snapshot name: ${shownName(opts.snapshot)} ${snapshotNameProblem(opts.snapshot)}`);
   }
   const remote = remoteNameFor(job, opts.dataset);
   const dest = opts.to ?? opts.dataset;

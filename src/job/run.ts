@@ -22,12 +22,11 @@ import { hostNamed } from '../config/lookup.js';
 import { hostReportOf } from './lifecycle.js';
 import { closeReport, startReport, toErrorInfo, type DatasetReport, type JobReport, type PoolReport } from './report.js';
 import { poolOf } from '../zfs/names.js';
-import type { JobState } from '../state/state.js';
+import { remembered, type JobState } from '../state/state.js';
 import type { EarlyConnection } from './early.js';
 import { describeFailure, runHook } from './hooks.js';
 import { pruneOwnSnapshots, takeOwnSnapshots, type SnapshotStep } from './snapshot-step.js';
-import { ownSnapshotName, snapshotCommands, snapshotSets } from './snapshots.js';
-import { snapshotPrefixOf } from '../config/schema.js';
+import { ownSnapshotName, snapshotCommands, snapshotPrefixOf, snapshotSets } from './snapshots.js';
 import { LocalRunner } from '../transport/local.js';
 import { CapabilityCache } from '../zfs/capability-cache.js';
 import { hello } from '../zfs/hello.js';
@@ -285,7 +284,7 @@ export async function runJob(config: Config, job: JobConfig, opts: RunOptions): 
           continue;
         }
       }
-      await protectBase(source, job.name, srcInv, plans[i]!, d, opts.previous?.datasets[d.source]?.held, log, report.warnings);
+      await protectBase(source, job.name, srcInv, plans[i]!, d, remembered(opts.previous, d.source)?.held, log, report.warnings);
     }
     trace('job: bases protected');
     for (const [e, d] of job.datasets.entries()) {
@@ -352,7 +351,7 @@ async function pruneAfterRun(config: Config, job: JobConfig, report: JobReport, 
     // still needs the base it started from and the one the last run held.
     const keepAlso = (ds: string): ReadonlySet<string> => {
       const d = report.datasets.find((r) => r.source === ds);
-      const names = d?.held !== undefined ? [d.held, d.newest] : [d?.base, d?.newest, opts.previous?.datasets[ds]?.held];
+      const names = d?.held !== undefined ? [d.held, d.newest] : [d?.base, d?.newest, remembered(opts.previous, ds)?.held];
       return new Set(names.filter((n): n is string => n !== undefined));
     };
     const n = await pruneOwnSnapshots(job, local, inv, keepAlso, log, report.warnings);

@@ -1,7 +1,7 @@
 // The run's own-snapshot step (job `snapshot.create`), with its hooks: job preSnapshot → each entry's preSnapshot →
 // one snapshot of every dataset whose hooks passed → each entry's postSnapshot → job postSnapshot. And, after the
 // run, pruning the job's own snapshots beyond `keep`. Everything here runs on this machine (the source).
-import { snapshotPrefixOf, type JobConfig } from '../config/schema.js';
+import type { JobConfig } from '../config/schema.js';
 import { HozoError, isHozoError } from '../errors.js';
 import type { Runner } from '../transport/runner.js';
 import type { Logger } from '../util/log.js';
@@ -9,7 +9,7 @@ import { checkResult } from '../zfs/errors.js';
 import type { Capabilities, Inventory } from '../zfs/types.js';
 import { describeFailure, runHook, type Hook } from './hooks.js';
 import { toErrorInfo, type ErrorInfo } from './report.js';
-import { freshOwnSnapshotName, multiSnapshot, pruneCommands, pruneList, snapshotCommands, snapshotSets } from './snapshots.js';
+import { freshOwnSnapshotName, multiSnapshot, pruneCommands, pruneList, snapshotCommands, snapshotPrefixOf, snapshotSets } from './snapshots.js';
 
 export interface SnapshotStep {
   /** The snapshot's short name (`hozo_nightly_20261204T215000Z`). */

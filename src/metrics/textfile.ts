@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { Counter, Gauge, Registry } from 'prom-client';
 import { HozoError } from '../errors.js';
 import { safeFileStem, writeFileAtomic } from '../state/files.js';
-import { finishedIso, nextJobState, type JobState, type ObservedHost, type ObservedReport } from '../state/state.js';
+import { finishedIso, nextJobState, remembered, type JobState, type ObservedHost, type ObservedReport } from '../state/state.js';
 
 /** Wake timing of a host (the lifecycle's HostReport is one). */
 export type HostObservation = ObservedHost;
@@ -164,7 +164,7 @@ export function collectJobMetrics(report: ObservedReport, extra: MetricsExtra, s
       const dataset = d.source;
       add('hozo_dataset_last_success', { job, dataset }, d.result === 'sent' || d.result === 'up-to-date' ? 1 : 0);
       add('hozo_dataset_last_transferred_bytes', { job, dataset }, d.bytes ?? 0);
-      lag(d.newestCreation ?? state.datasets[d.source]?.newestCreation, dataset);
+      lag(d.newestCreation ?? remembered(state, d.source)?.newestCreation, dataset);
     }
   } else if (report.result !== 'ok') {
     // The run never reached the datasets (box unreachable): they were not replicated, and their lag keeps growing.
@@ -231,7 +231,7 @@ export function carriedFromTextfile(text: string, job: string): JobState {
         state.notifyFailures = Math.max(0, Math.floor(value));
         break;
       case 'hozo_dataset_newest_snapshot_timestamp_seconds':
-        if (labels['dataset'] !== undefined) state.datasets[labels['dataset']] = { newestCreation: value };
+        if (labels['dataset'] !== undefined && labels['dataset'] !== '__proto__') state.datasets[labels['dataset']] = { newestCreation: value };
         break;
     }
   }

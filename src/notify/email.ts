@@ -32,7 +32,7 @@ export async function sendEmail(channel: EmailChannel, message: NotifyMessage): 
   try {
     await execa(channel.sendmail, sendmailArgs(channel), {
       input: buildEmail(channel, message),
-      timeout: channel.timeout * 1000,
+      timeout: Math.max(1, Math.round(channel.timeout * 1000)),
       forceKillAfterDelay: 2000,
       stdout: 'pipe',
       stderr: 'pipe',

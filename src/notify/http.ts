@@ -1,6 +1,8 @@
 // One POST with a timeout, for the HTTP channels. Errors name the server's origin only: topic paths and webhook URLs
 // are often secrets themselves.
-import { readFile } from 'node:fs/promises';
+import { readBounded } from '../config/read.js';
+import { shownPath } from '../config/shown.js';
+import { HozoError } from '../errors.js';
 
 export class NotifyError extends Error {
   constructor(message: string, opts?: { cause?: unknown }) {
@@ -30,16 +32,21 @@ export function urlSecrets(url: string): string[] {
   }
 }
 
+/** Far above any token or user key. */
+const MAX_SECRET_BYTES = 64 * 1024;
+
 /** A secret from a file (trailing newline dropped). The error never contains the file's contents. */
 export async function readSecretFile(path: string, what: string): Promise<string> {
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    // Bounded and never blocking: a FIFO or device named here would hang the run at its very end.
+    text = readBounded(path, `${what} file`, MAX_SECRET_BYTES).toString('utf8');
   } catch (e) {
-    throw new NotifyError(`cannot read ${what} file ${path}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`, { cause: e });
+    const code = e instanceof HozoError ? (e.cause as NodeJS.ErrnoException | undefined)?.code : (e as NodeJS.ErrnoException).code;
+    throw new NotifyError(e instanceof HozoError && code === undefined ? e.message : `cannot read ${what} file ${shownPath(path)}: ${code ?? 'error'}`, { cause: e });
   }
   const secret = text.trim();
-  if (secret === '') throw new NotifyError(`${what} file ${path} is empty`);
+  if (secret === '') throw new NotifyError(`${what} file ${shownPath(path)} is empty`);
   return secret;
 }
 
@@ -64,7 +71,7 @@ export async function post(url: string, opts: PostOptions): Promise<string> {
   const where = redactUrl(url);
   let res: Response;
   try {
-    res = await fetch(url, { method: 'POST', headers: opts.headers, body: opts.body, signal: AbortSignal.timeout(opts.timeoutSeconds * 1000) });
+    res = await fetch(url, { method: 'POST', headers: opts.headers, body: opts.body, signal: AbortSignal.timeout(Math.max(1, Math.round(opts.timeoutSeconds * 1000))) });
   } catch (e) {
     // fetch's own messages may quote the URL: only its origin may show.
     const why = describeFetchError(e).split(url).join(where).replace(/\bhttps?:\/\/[^\s"'<>]+/g, (m) => redactUrl(m));

@@ -1,20 +1,10 @@
 // The config's top-level `notify:` list. Secrets (tokens, user keys) live in files named here, never in the config.
 import { z } from 'zod';
 import { parseDuration } from '../config/duration.js';
-import { absolutePath } from '../config/fields.js';
+import { absolutePath, checked, httpUrlProblem } from '../config/fields.js';
 
 
-const httpUrl = z.string().refine(
-  (v) => {
-    try {
-      const u = new URL(v);
-      return u.protocol === 'http:' || u.protocol === 'https:';
-    } catch {
-      return false;
-    }
-  },
-  { message: 'expected an http:// or https:// URL' },
-).refine(
+const httpUrl = checked(httpUrlProblem).refine(
   (v) => {
     try {
       const u = new URL(v);
@@ -33,6 +23,9 @@ const emailAddress = z.email({ message: 'expected an e-mail address like backup@
 
 const on = z.enum(['failure', 'success', 'always']).default('failure');
 
+/** Longest wait for one notification: a run must not hang on a dead endpoint (and timers take whole ms). */
+export const MAX_NOTIFY_TIMEOUT_SECONDS = 600;
+
 const timeout = z
   .union([z.number(), z.string()])
   .transform((v, ctx) => {
@@ -41,7 +34,12 @@ const timeout = z
       ctx.addIssue({ code: 'custom', message: 'expected timeout as seconds or a duration like "10s", "1m"' });
       return z.NEVER;
     }
-    return s;
+    if (s < 0.001 || s > MAX_NOTIFY_TIMEOUT_SECONDS) {
+      ctx.addIssue({ code: 'custom', message: `expected a timeout of 1 ms to ${MAX_NOTIFY_TIMEOUT_SECONDS / 60} minutes (got ${s} s)` });
+      return z.NEVER;
+    }
+    // Whole milliseconds: what the HTTP and sendmail timers take.
+    return Math.round(s * 1000) / 1000;
   })
   .default(15);
 

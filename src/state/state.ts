@@ -1,6 +1,8 @@
 // A small JSON file per job in the state directory: what `hozo status` shows and what the metrics file carries over
 // between runs (last success, notification failures, each dataset's newest snapshot on the target).
-import { mkdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+// mkdir -p that resolves the existing part first: a recursive mkdir into /proc (a symlink there) never returns.
+import { ensureDirectory } from '../util/safe-fs.js';
 import { join } from 'node:path';
 import type { DatasetReport, DatasetResult, ErrorInfo, JobReport } from '../job/report.js';
 import { safeFileStem, writeFileAtomicSync } from './files.js';
@@ -171,6 +173,11 @@ export function emptyJobState(job: string): JobState {
  * The job's state, or undefined when there is none yet. A file that cannot be read or parsed is reported through
  * `warn` and treated as absent: a damaged state file must never stop a backup.
  */
+/** What the state remembers of a dataset: own keys only (a pool named constructor is not Object's). */
+export function remembered(state: JobState | undefined, dataset: string): DatasetMemory | undefined {
+  return state !== undefined && Object.hasOwn(state.datasets, dataset) ? state.datasets[dataset] : undefined;
+}
+
 export function readJobState(stateDirectory: string, job: string, warn?: (msg: string) => void): JobState | undefined {
   const path = jobStatePath(stateDirectory, job);
   let text: string;
@@ -231,7 +238,7 @@ export function nextJobState(previous: JobState | undefined, report: ObservedRep
   if (summaries.length > 0) {
     datasets = {};
     for (const s of summaries) {
-      const memory = prev.datasets[s.source];
+      const memory = remembered(prev, s.source);
       const newest = s.newest ?? memory?.newest;
       const newestCreation = s.newestCreation ?? memory?.newestCreation;
       const lastSuccess = datasetOk(s.result) ? finished : memory?.lastSuccess;
@@ -268,7 +275,7 @@ export function nextJobState(previous: JobState | undefined, report: ObservedRep
 /** Writes the state atomically (temp file + rename), creating `<stateDirectory>/jobs`. Returns the path. */
 export function writeJobState(stateDirectory: string, state: JobState): string {
   const path = jobStatePath(stateDirectory, state.job);
-  mkdirSync(join(stateDirectory, 'jobs'), { recursive: true });
+  ensureDirectory(join(stateDirectory, 'jobs'), 0o755);
   writeFileAtomicSync(path, JSON.stringify(state, null, 2) + '\n', 0o600);
   return path;
 }

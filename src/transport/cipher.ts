@@ -3,7 +3,9 @@
 // prefer AES-GCM only when both ends have them. The box's answer comes from its last capability probe (`@@ cpu`),
 // remembered per host; before the first probe it is unknown and AES-GCM stays first. `sshOptions: ["Ciphers=…"]`
 // overrides the choice.
-import { mkdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+// mkdir -p that resolves the existing part first: a recursive mkdir into /proc (a symlink there) never returns.
+import { ensureDirectory } from '../util/safe-fs.js';
 import { join } from 'node:path';
 import { writeFileAtomicSync } from '../state/files.js';
 
@@ -49,7 +51,7 @@ export function rememberedAes(stateDirectory: string | undefined, host: string):
 export function rememberAes(stateDirectory: string | undefined, host: string, aes: boolean | undefined): void {
   if (stateDirectory === undefined || aes === undefined || rememberedAes(stateDirectory, host) === aes) return;
   try {
-    mkdirSync(join(stateDirectory, 'capabilities'), { recursive: true, mode: 0o755 });
+    ensureDirectory(join(stateDirectory, 'capabilities'), 0o755);
     writeFileAtomicSync(cpuFile(stateDirectory, host), JSON.stringify({ aes }) + '\n', 0o644);
   } catch {
     // the next run connects with the default order

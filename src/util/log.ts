@@ -1,6 +1,7 @@
 // Diagnostics go to stderr (stdout is for data). Under systemd each line carries a <N> syslog priority so
 // `journalctl -p err` shows just the failures.
-import { appendFileSync } from 'node:fs';
+import { HozoError } from '../errors.js';
+import { appendToFile, logFileProblem } from './safe-fs.js';
 
 export type Level = 'error' | 'warn' | 'info' | 'debug';
 const PRIORITY: Record<Level, number> = { error: 3, warn: 4, info: 6, debug: 7 };
@@ -27,6 +28,9 @@ export interface LoggerOptions {
 }
 
 export function createLogger(opts: LoggerOptions = {}): Logger {
+  // A FIFO or device as logFile would block every line (or write to a terminal): refused before anything is done.
+  const logProblem = opts.logFile !== undefined ? logFileProblem(opts.logFile) : undefined;
+  if (logProblem !== undefined) throw new HozoError('CONFIG_INVALID', `logFile: ${logProblem}`, { hint: 'point logFile at a regular file (or a new path in a writable directory); nothing was run' });
   const stream = opts.stream ?? process.stderr;
   const journal = opts.journal ?? process.env['JOURNAL_STREAM'] !== undefined;
   const tty = !journal && stream.isTTY === true;
@@ -48,7 +52,7 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
     }
     if (opts.logFile !== undefined) {
       try {
-        appendFileSync(opts.logFile, `${new Date().toISOString()} ${level.toUpperCase()} ${msg}\n`);
+        appendToFile(opts.logFile, `${new Date().toISOString()} ${level.toUpperCase()} ${msg}\n`);
       } catch {
         /* a broken log file must not break the backup */
       }

@@ -4,7 +4,8 @@ import { exec } from '../util/exec.js';
 import type { Config, HostConfig, WakeConfig } from '../config/schema.js';
 import { HozoError } from '../errors.js';
 import { MAC } from '../config/mac.js';
-import { wakeAddressProblem } from '../config/addresses.js';
+import { macProblem, wakeAddressProblem } from '../config/addresses.js';
+import { shownName, shownPath } from '../config/shown.js';
 import { findHost } from '../config/lookup.js';
 import { SshRunner } from '../transport/ssh.js';
 
@@ -12,8 +13,10 @@ import { SshRunner } from '../transport/ssh.js';
 /** A malformed MAC is a usage error. */
 export function checkMac(mac: string): void {
   if (!MAC.test(mac)) {
-    throw new HozoError('USAGE', `malformed MAC address "${mac}"`, { hint: 'expected six hex pairs like 52:54:00:7a:0b:01' });
+    throw new HozoError('USAGE', `malformed MAC address ${shownName(mac)}`, { hint: 'expected six hex pairs like 52:54:00:7a:0b:01' });
   }
+  const problem = macProblem(mac);
+  if (problem !== undefined) throw new HozoError('USAGE', `refusing to wake ${shownName(mac)}: ${problem}`, { hint: "set wake.mac to the MAC of the box's NIC" });
 }
 
 /** wake_on_lan, loaded only when a box is woken (one module less in every run's start-up). */
@@ -32,7 +35,7 @@ export async function sendMagicPacket(mac: string, address: string, port: number
   // not go through the schema): the limited broadcast leaves through whatever interface the route picks.
   const problem = wakeAddressProblem(address);
   if (problem !== undefined) {
-    throw new HozoError('USAGE', `refusing to send a magic packet to ${address}: ${problem}`, { hint: 'set wake.address to the box LAN\'s broadcast address, e.g. 192.168.1.255' });
+    throw new HozoError('USAGE', `refusing to send a magic packet to ${shownPath(address)}: ${problem}`, { hint: 'set wake.address to the box LAN\'s broadcast address, e.g. 192.168.1.255' });
   }
   const wol = await wakeOnLan();
   return new Promise((resolve, reject) => {

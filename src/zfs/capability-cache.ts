@@ -2,7 +2,9 @@
 // zfs-fuse and one SSH round trip; what it finds changes only when ZFS or the tools around it change. A fingerprint of
 // those programs (path after symlinks, size, mtime, inode) and of the loaded kernel module decides whether the stored
 // probe output still holds. The raw output is stored, not the parsed result, so a newer hozo re-reads it its own way.
-import { mkdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+// mkdir -p that resolves the existing part first: a recursive mkdir into /proc (a symlink there) never returns.
+import { ensureDirectory } from '../util/safe-fs.js';
 import { join } from 'node:path';
 import { safeFileStem, writeFileAtomicSync } from '../state/files.js';
 import { PROBE_SECTIONS } from './capabilities.js';
@@ -79,7 +81,7 @@ export class CapabilityCache {
     const path = this.path(name);
     if (path === undefined || !usableFingerprint(fingerprint)) return false;
     try {
-      mkdirSync(join(this.dir!, 'capabilities'), { recursive: true, mode: 0o755 });
+      ensureDirectory(join(this.dir!, 'capabilities'), 0o755);
       const entry: CachedProbe = { fingerprint, probe, probedAt: this.now(), endpoint };
       writeFileAtomicSync(path, JSON.stringify(entry, null, 2) + '\n', 0o644);
       return true;

@@ -1,5 +1,6 @@
 // ZFS naming rules (zfs(8) "Naming"), checked before any name reaches a command line.
 // Components: alphanumerics plus _ - : . ; a pool name starts with a letter and is not a reserved word.
+import { shownName } from '../config/shown.js';
 
 const COMPONENT = /^[A-Za-z0-9_\-:.]+$/;
 const SNAPSHOT_NAME = /^[A-Za-z0-9_\-:.]+$/;
@@ -17,12 +18,12 @@ export function datasetNameProblem(name: string): string | undefined {
     if (part.length === 0) return 'has an empty component ("//")';
     if (part === '.' || part === '..') return `has a "${part}" component`;
     if (!COMPONENT.test(part)) {
-      return `has a character ZFS does not allow in "${part}" (allowed: letters, digits, _ - : .)`;
+      return `has a character ZFS does not allow in ${shownName(part)} (allowed: letters, digits, _ - : .)`;
     }
   }
   const pool = parts[0]!;
-  if (!/^[A-Za-z]/.test(pool)) return `pool name "${pool}" must start with a letter`;
-  if (RESERVED_POOL.test(pool) || /^c[0-9]/.test(pool)) return `pool name "${pool}" is reserved`;
+  if (!/^[A-Za-z]/.test(pool)) return `pool name ${shownName(pool)} must start with a letter`;
+  if (RESERVED_POOL.test(pool) || /^c[0-9]/.test(pool)) return `pool name ${shownName(pool)} is reserved`;
   return undefined;
 }
 

@@ -69,7 +69,46 @@ const rows: Row[] = [
   { what: 'a wrong type', text: yaml('hosts:\n  b: {address: 10.0.0.2, port: "twenty-two"}\n'), says: /hosts\.b\.port: expected a number, got string "twenty-two"/ },
   { what: 'a missing field', text: yaml('jobs:\n  - name: j\n    datasets: [{source: p/a, target: q/a}]\n'), says: /jobs\[0\]\.host: missing \(expected a string\)/ },
   { what: 'YAML syntax', text: 'hosts: {a: [}\n', says: /cannot parse YAML/ },
+  // Issue 12 red-team classes (each a class: the example is one of many inputs it covers).
+  ...['//proc/1/hozo', '/./proc/1/hozo', '///sys/x'].map((sd) => ({ what: `stateDirectory ${sd}`, text: `stateDirectory: ${sd}\n${job()}`, says: /stateDirectory: must not be under \/proc, \/sys or \/dev/ })),
+  { what: 'stateDirectory /tmp/../proc/1/hozo', text: `stateDirectory: /tmp/../proc/1/hozo\n${job()}`, says: /stateDirectory: a "\.\." component is refused/ },
+  { what: 'metrics under //dev', text: yaml(`metrics: {textfileDirectory: //dev/shm/x}\n${job()}`), says: /metrics\.textfileDirectory: must not be under/ },
+  { what: 'logFile /./proc/…', text: yaml(`logFile: /./proc/self/x\n${job()}`), says: /logFile: must not be under/ },
+  { what: 'address ":::"', text: yaml('hosts:\n  b: {address: ":::"}\n'), says: /hosts\.b\.address: ":::" is not an IPv6 address/ },
+  { what: 'address "[::1" (unbalanced)', text: yaml('hosts:\n  b: {address: "[::1"}\n'), says: /hosts\.b\.address: .*unbalanced bracket/ },
+  { what: 'a port in the address', text: yaml('hosts:\n  b: {address: "1.2.3.4:22"}\n'), says: /hosts\.b\.address: .*put the port in `port`/ },
+  { what: 'a hex address 0x7f.1', text: yaml('hosts:\n  b: {address: 0x7f.1}\n'), says: /hosts\.b\.address: "0x7f\.1" is neither/ },
+  { what: 'a multicast wake address', text: yaml('hosts:\n  b: {address: 10.0.0.2, wake: {mac: "52:54:00:00:00:01", address: "ff02::1"}}\n'), says: /hosts\.b\.wake\.address: .*multicast/ },
+  { what: 'the broadcast MAC', text: yaml('hosts:\n  b: {address: 10.0.0.2, wake: {mac: "ff:ff:ff:ff:ff:ff", address: 10.0.0.255}}\n'), says: /hosts\.b\.wake\.mac: .*broadcast MAC/ },
+  { what: 'a port of 1e400', text: yaml('hosts:\n  b: {address: 10.0.0.2, port: 1e400}\n'), says: /hosts\.b\.port: expected a finite number, got Infinity/ },
+  { what: '.inf and .nan durations', text: yaml('hosts:\n  b: {address: 10.0.0.2, readyTimeout: .inf, scrubWarnAfter: .nan}\n'), says: /hosts\.b\.readyTimeout: expected a finite number, got Infinity\n\s+hosts\.b\.scrubWarnAfter: expected a finite number, got NaN/ },
+  { what: 'a port of 1e29: one message', text: yaml('hosts:\n  b: {address: 10.0.0.2, port: 123456789012345678901234567890}\n'), says: /error: \S+ is invalid:\n  hosts\.b\.port: expected a number of at most 65535 \(got [^\n]+\)\nhint/ },
+  { what: 'two YAML documents', text: yaml('---\njobs: []\n'), says: /line 2, column 1: expected one YAML document, found several/ },
+  { what: 'a YAML alias bomb', text: yaml(['a: &a [x,x,x,x,x,x,x,x,x,x]', ...'bcdefg'.split('').map((l, i) => `${l}: &${l} [${Array(10).fill(`*${'abcdefg'[i]}`).join(',')}]`)].join('\n') + '\n'), says: /line \d+, column \d+: too many alias references \(\*/ },
+  { what: 'a YAML merge key', text: yaml('base: &b {port: 22}\nhosts:\n  x:\n    <<: *b\n'), says: /YAML merge keys \(<<\) are not supported; write the fields out/ },
+  { what: 'a duplicate YAML key', text: yaml('hosts:\n  a: {address: x}\n  a: {address: y}\n'), says: /line 4, column 3: key "hosts\.a" appears twice/ },
+  { what: 'hosts: []', text: yaml('hosts: []\n'), says: /hosts: expected a mapping of names to entries \(name: \{…\}\), got a list/ },
+  { what: 'a notify entry without type', text: yaml('notify:\n  - {url: "https://ntfy.sh/x"}\n'), says: /notify\[0\]\.type: missing \(expected one of "ntfy"/ },
+  { what: 'to: [5, "x"]', text: yaml('notify:\n  - {type: email, to: [5, "x"]}\n'), says: /notify\[0\]\.to\[0\]: expected a string, got number 5/ },
+  { what: 'JSON syntax: a line and column', file: 'comma.json', text: '{"jobs": [],}', says: /cannot parse JSON: line 1, column 13: expected double-quoted property name/ },
+  { what: 'a notify timeout of 1e308', text: yaml('notify:\n  - {type: webhook, url: "http://127.0.0.1:1/h", timeout: 1e308}\n'), says: /notify\[0\]\.timeout: expected a timeout of 1 ms to 10 minutes/ },
+  { what: 'a leaseTtl of 0.4 s', text: yaml('hosts:\n  b: {address: 10.0.0.2, shutdown: agent, leaseTtl: 0.4}\n'), says: /hosts\.b\.leaseTtl: leaseTtl of 0\.4 seconds is shorter than 60 s/ },
+  { what: 'readyTimeout 0', text: yaml('hosts:\n  b: {address: 10.0.0.2, readyTimeout: 0}\n'), says: /hosts\.b\.readyTimeout: readyTimeout of 0 seconds is shorter than 1 s/ },
+  { what: 'a NUL in an argv', file: 'nul.json', text: JSON.stringify({ stateDirectory: STATE(), hosts: { b: { address: '10.0.0.2', wake: { method: 'command', command: ['a\u0000b'] } } } }), says: /hosts\.b\.wake\.command\[0\]: contains a NUL byte/ },
+  { what: 'a URL with spaces and control characters', text: yaml('notify:\n  - {type: ntfy, url: " http://x/\\u0007\\u001b[31m "}\n'), says: /notify\[0\]\.url: a URL with leading or trailing spaces is refused/ },
+  { what: 'wake method none with a MAC', text: yaml('hosts:\n  b: {address: 10.0.0.2, wake: {method: none, mac: "52:54:00:00:00:01"}}\n'), says: /hosts\.b\.wake\.mac: method "none" takes no mac/ },
+  { what: 'a job name ending in "."', text: yaml(job().replace('name: j', 'name: "a."')), says: /jobs\[0\]\.name: a job name must not end with "\."/ },
+  { what: 'a 97 GiB buffer', text: yaml(job('\n    bufferSize: 99999M')), says: /jobs\[0\]\.bufferSize: at most 16G/ },
+  { what: 'a 5000-character user', text: yaml(`hosts:\n  b: {address: 10.0.0.2, user: ${'u'.repeat(5000)}}\n`), says: /hosts\.b\.user: a user name is at most 32 characters/ },
+  { what: 'ssh option HostKeyAlias', text: yaml('hosts:\n  b: {address: 10.0.0.2, sshOptions: ["HostKeyAlias=other"]}\n'), says: /ssh option "HostKeyAlias" is not allowed/ },
+  { what: 'control characters and a bidi override in a host name', file: 'bidi.json', text: JSON.stringify({ stateDirectory: STATE(), hosts: { b: { address: '127.0.0.1' } }, jobs: [{ name: 'j', host: 'b\u202e\udfff\u001b[31m', datasets: [{ source: 'p/a', target: 'q/a' }] }] }), says: /jobs\[0\]\.host: unknown host "b\\u202e\\udfff\\x1b\[31m"/ },
+  { what: '/proc/self/status (it reports size 0): read whole', make: () => '/proc/self/status', says: /unknown fields "Name"/ },
+  { what: '/proc/self/mem', make: () => '/proc/self/mem', says: /\/proc\/self\/mem: an input\/output error/ },
+  { what: '50,000 bad jobs: a bounded list', file: 'many.json', text: JSON.stringify({ stateDirectory: STATE(), jobs: Array.from({ length: 50_000 }, () => ({ name: '-', host: 'x' })) }), says: /… and 99950 more problems\nhint/, commands: [['config', 'check'], ['plan', 'j']] },
 ];
+
+/** Raw control characters (other than the newlines between lines), C1 controls, bidi overrides: never in the output. */
+const RAW = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
 
 function fileFor(r: Row, i: number): string {
   if (r.make !== undefined) return r.make();
@@ -82,10 +121,10 @@ function fileFor(r: Row, i: number): string {
 const asNobody = process.geteuid?.() === 0;
 
 /** The built CLI, asynchronously (a synchronous spawn would block the test worker's own messages for seconds). */
-async function hozo(args: readonly string[], user?: string) {
-  const argv = user === undefined ? [process.execPath, HOZO, ...args] : ['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups', process.execPath, HOZO, ...args];
+async function hozo(args: readonly string[], user?: string, env: Record<string, string> = { HOZO_CONFIG: '' }, bin = HOZO) {
+  const argv = user === undefined ? [process.execPath, bin, ...args] : ['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups', process.execPath, bin, ...args];
   const t = Date.now();
-  const r = await execa(argv[0]!, argv.slice(1), { reject: false, timeout: 20_000, maxBuffer: 16 * 1024 * 1024, env: { HOZO_CONFIG: '' }, stdin: 'ignore' });
+  const r = await execa(argv[0]!, argv.slice(1), { reject: false, timeout: 20_000, maxBuffer: 16 * 1024 * 1024, env, stdin: 'ignore' });
   return { status: r.exitCode ?? null, signal: r.signal ?? null, stdout: String(r.stdout), stderr: String(r.stderr), seconds: (Date.now() - t) / 1000 };
 }
 
@@ -106,6 +145,8 @@ describe.skipIf(skip !== undefined)('bad config input: exit 2, a clear message, 
           expect(res.status, said).toBe(2);
           expect(res.stderr, said).toMatch(r.says);
           expect(res.stderr, said).not.toMatch(/internal error|\n\s+at [^\n]+:\d+:\d+|TypeError|RangeError/);
+          expect(res.stderr, said).not.toMatch(RAW);
+          expect(res.stderr.length, said).toBeLessThan(20_000);
           expect(res.seconds, said).toBeLessThan(15);
         }
       }
@@ -141,6 +182,141 @@ describe.skipIf(skip !== undefined)('bad config input: exit 2, a clear message, 
       expect(check.stdout).toMatch(/warning: nothing is configured/);
       expect((await hozo(['--config', p, 'run', 'x'])).status).toBe(2);
     }
+  });
+
+  const noCrash = (res: Awaited<ReturnType<typeof hozo>>, said: string) => {
+    expect(res.signal, said).toBeNull();
+    expect(res.stderr, said).not.toMatch(/internal error|\n\s+at [^\n]+:\d+:\d+|TypeError|RangeError/);
+    expect(res.stderr + res.stdout, said).not.toMatch(RAW);
+  };
+  const BOX = 'hosts:\n  box: {address: 127.0.0.1, port: 1, wake: {method: none}, readyTimeout: 1, trust: trusted}\njobs:\n  - name: j\n    host: box\n    datasets: [{source: p/a, target: q/a}]\n';
+  const write = (name: string, text: string) => {
+    const p = join(dir, name);
+    writeFileSync(p, text);
+    chmodSync(p, 0o644);
+    return p;
+  };
+
+  it('a FIFO as logFile: refused by config check and before plan or run does anything (no hang)', async () => {
+    const fifo = join(dir, 'log.fifo');
+    if (!existsSync(fifo)) execFileSync('mkfifo', [fifo]);
+    const p = write('fifolog.yaml', yaml(`logFile: ${fifo}\n${BOX}`));
+    for (const cmd of [['config', 'check'], ['plan', 'j'], ['run', 'j'], ['jobs', 'list']]) {
+      const res = await hozo(['--config', p, ...cmd]);
+      const said = `${cmd.join(' ')}: exit ${res.status}\n${res.stderr}`;
+      noCrash(res, said);
+      expect(res.status, said).toBe(2);
+      expect(res.stderr, said).toMatch(/logFile: .*log\.fifo is a FIFO \(named pipe\); expected a regular file/);
+      expect(res.seconds, said).toBeLessThan(15);
+    }
+    expect(existsSync(STATE())).toBe(false);
+  });
+
+  it('a state, metrics or log path through a symlink into /proc: exit 2 naming it, before anything (no hang)', async () => {
+    const link = join(dir, 'proclink');
+    if (!existsSync(link)) symlinkSync('/proc/1', link);
+    const cases = [
+      { text: `stateDirectory: ${link}/hozo\n${job()}`, says: /stateDirectory: .*proclink resolves to \/proc\/1/ },
+      { text: yaml(`metrics: {textfileDirectory: ${link}/m}\n${job()}`), says: /metrics\.textfileDirectory: .*resolves to \/proc\/1/ },
+      { text: yaml(`logFile: ${link}/hozo.log\n${job()}`), says: /logFile: .*resolves to \/proc\/1/ },
+    ];
+    for (const [i, c] of cases.entries()) {
+      const p = write(`proclink${i}.yaml`, c.text);
+      for (const cmd of [['config', 'check'], ['status'], ['jobs', 'list'], ['plan', 'j'], ['run', 'j']]) {
+        const res = await hozo(['--config', p, ...cmd]);
+        const said = `${cmd.join(' ')}: exit ${res.status}\n${res.stderr}`;
+        noCrash(res, said);
+        expect(res.status, said).toBe(2);
+        expect(res.stderr, said).toMatch(c.says);
+        expect(res.seconds, said).toBeLessThan(15);
+      }
+    }
+    expect(existsSync(STATE())).toBe(false);
+  });
+
+  it('100,000 YAML keys or hosts: an answer within 10 s (refused: more entries than any config has)', async () => {
+    const keys = write('keys.yaml', yaml(Array.from({ length: 100_000 }, (_, i) => `k${i}: 1\n`).join('')));
+    const hosts = write('hosts.yaml', yaml('hosts:\n' + Array.from({ length: 100_000 }, (_, i) => `  h${i}: {address: 127.0.0.1}\n`).join('')));
+    const some = write('keys40k.yaml', yaml(Array.from({ length: 40_000 }, (_, i) => `k${i}: 1\n`).join('')));
+    for (const [p, says] of [[keys, /more than 50000 entries/], [hosts, /more than 50000 entries/], [some, /unknown fields "k0", .* and 39990 more/]] as const) {
+      const res = await hozo(['--config', p, 'config', 'check']);
+      const said = `${p}: exit ${res.status} in ${res.seconds}s\n${res.stderr.slice(0, 2000)}`;
+      noCrash(res, said);
+      expect(res.status, said).toBe(2);
+      expect(res.stderr, said).toMatch(says);
+      expect(res.stderr.length, said).toBeLessThan(2000);
+      expect(res.seconds, said).toBeLessThan(10);
+    }
+  });
+
+  it('60,000 recursive datasets in JSON: valid, checked within 10 s', async () => {
+    const datasets = Array.from({ length: 60_000 }, (_, i) => ({ source: `p/a${i}`, target: `q/a${i}`, recursive: true }));
+    const p = write('big.json', JSON.stringify({ stateDirectory: STATE(), jobs: [{ name: 'j', host: 'local', datasets }] }));
+    const res = await hozo(['--config', p, 'config', 'check']);
+    const said = `exit ${res.status} in ${res.seconds}s\n${res.stderr}`;
+    noCrash(res, said);
+    expect(res.status, said).toBe(0);
+    expect(res.seconds, said).toBeLessThan(10);
+    expect(existsSync(STATE())).toBe(false);
+  });
+
+  it('names from the command line and config paths are escaped (control characters, bidi) and cut when long', async () => {
+    const p = write('box.yaml', yaml(BOX));
+    const evil = 'a\nb\x1b[31mRED\x1b]0;title\x07\u202e';
+    const cases: { args: string[]; env?: Record<string, string>; code: number; says: RegExp }[] = [
+      { args: ['--config', p, 'plan', evil], code: 2, says: /unknown job "a\\nb\\x1b\[31mRED\\x1b\]0;title\\x07\\u202e"/ },
+      { args: ['--config', p, 'status', evil], code: 2, says: /unknown host "a\\nb\\x1b\[31mRED/ },
+      { args: ['--config', p, 'shutdown', 'x\x1b[2J'], code: 2, says: /unknown host "x\\x1b\[2J"/ },
+      { args: ['--config', p, 'status', '--json', evil], code: 2, says: /unknown host "a\\nb/ },
+      { args: ['--config', p, 'restore', 'j', '--dataset', 'p/a', '--to', 'q/\x1b[31mx\ny'], code: 2, says: /--to: not a valid ZFS dataset name: "q\/\\x1b\[31mx\\ny"/ },
+      { args: ['--config', p, 'restore', 'j', '--dataset', 'p/a', '--snapshot', 's\x1b[31m\nx'], code: 2, says: /--snapshot: not a valid snapshot name: "s\\x1b\[31m\\nx"/ },
+      { args: ['--config', '/tmp/\x1b[31mred\nline2.yaml', 'config', 'check'], code: 2, says: /cannot read config "\/tmp\/\\x1b\[31mred\\nline2\.yaml": no such file/ },
+      { args: ['status'], env: { HOZO_CONFIG: '/tmp/\x1b[31mx\ny' }, code: 2, says: /cannot read config "\/tmp\/\\x1b\[31mx\\ny"/ },
+      { args: ['--config', p, `--\x1b[31mbogus`], code: 2, says: /unknown option '--\\x1b\[31mbogus'/ },
+      { args: ['--config', p, 'plan', 'a'.repeat(100_000)], code: 2, says: /unknown job "a{200}"… \(100000 characters\)/ },
+    ];
+    for (const c of cases) {
+      const res = await hozo(c.args, undefined, c.env ?? { HOZO_CONFIG: '' });
+      const said = `${JSON.stringify(c.args).slice(0, 200)}: exit ${res.status}\n${res.stderr.slice(0, 2000)}`;
+      noCrash(res, said);
+      expect(res.status, said).toBe(c.code);
+      expect(res.stderr, said).toMatch(c.says);
+      expect(res.stderr.length, said).toBeLessThan(2000);
+    }
+  });
+
+  it('an empty --config or HOZO_CONFIG is a usage error naming it', async () => {
+    for (const [args, env, says] of [
+      [['--config', '', 'config', 'check'], { HOZO_CONFIG: '' }, /error: --config: an empty path/],
+      [['status'], { HOZO_CONFIG: '' }, /error: HOZO_CONFIG: an empty path/],
+    ] as const) {
+      const res = await hozo([...args], undefined, { ...env });
+      noCrash(res, res.stderr);
+      expect(res.status, res.stderr).toBe(2);
+      expect(res.stderr).toMatch(says);
+    }
+  });
+
+  it('hozo-agent: prototype names are unknown commands; a state directory under /proc is refused at once', async () => {
+    const AGENT = join(import.meta.dirname, '..', '..', 'dist', 'bin', 'agent', 'hozo-agent.js');
+    for (const c of ['constructor', 'toString', '__proto__', 'hasOwnProperty', 'valueOf']) {
+      const res = await hozo([c, '--help'], undefined, {}, AGENT);
+      noCrash(res, res.stderr);
+      expect(res.status, res.stderr).toBe(2);
+      expect(res.stderr.trim()).toBe(`hozo-agent: unknown command "${c}"\n(hozo-agent --help for usage)`);
+    }
+    for (const sd of ['/proc/1/x', '//proc/1/x', '/tmp/../proc/1/x']) {
+      const p = write('agent-proc.json', JSON.stringify({ roots: ['backup/hozo'], stateDirectory: sd, leaseDirectory: join(dir, 'agent-leases'), logFile: join(dir, 'agent.log'), poweroffCommand: ['/bin/false'], idlePoweroffMinutes: null }));
+      for (const [args, env] of [[['check-config', '--config', p], {}], [['serve', '--config', p], { SSH_ORIGINAL_COMMAND: 'bogus' }]] as const) {
+        const res = await hozo([...args], undefined, { ...env }, AGENT);
+        const said = `${args.join(' ')} (${sd}): exit ${res.status}\n${res.stderr}`;
+        noCrash(res, said);
+        expect(res.status, said).toBe(1);
+        expect(res.stderr, said).toMatch(/stateDirectory: (must not be under \/proc|a "\.\." component)/);
+        expect(res.seconds, said).toBeLessThan(10);
+      }
+    }
+    expect(existsSync(join(dir, 'agent-leases'))).toBe(false);
   });
 
   it('a UTF-8 BOM is accepted in JSON and YAML alike', async () => {

@@ -164,3 +164,98 @@ describe('via: a jump host hozo builds the ProxyCommand for', () => {
     expect(o.indexOf('StrictHostKeyChecking=yes')).toBeLessThan(o.indexOf(proxy));
   });
 });
+
+// Issue 12's classes through the schema: one message per field, in hozo's words, naming the path; values escaped.
+describe('config: bad values give one clear problem per field', () => {
+  const host = (h: Record<string, unknown>) => ({ hosts: { b: { address: '10.0.0.2', ...h } } });
+  const RAW = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
+  it.each([
+    ['an infinite port', host({ port: Infinity }), 'hosts.b.port: expected a finite number, got Infinity'],
+    ['a NaN duration', host({ readyTimeout: NaN }), 'hosts.b.readyTimeout: expected a finite number, got NaN'],
+    ['a huge port', host({ port: 1.2345678901234568e29 }), 'hosts.b.port: expected a number of at most 65535'],
+    ['hosts as a list', { hosts: [] }, 'hosts: expected a mapping of names to entries (name: {…}), got a list'],
+    ['a notify entry without type', { notify: [{ url: 'https://ntfy.sh/x' }] }, 'notify[0].type: missing (expected one of "ntfy", "pushover", "email", "webhook")'],
+    ['an email entry without to', { notify: [{ type: 'email' }] }, 'notify[0].to: missing (expected a string or a list)'],
+    ['a number in a list of addresses', { notify: [{ type: 'email', to: [5, 'x'] }] }, 'notify[0].to[0]: expected a string, got number 5'],
+    ['an empty host', withJob({ host: '' }), 'jobs[0].host: must not be empty'],
+    ['":::" as address', host({ address: ':::' }), 'hosts.b.address: ":::" is not an IPv6 address'],
+    ['a port in the address', host({ address: '1.2.3.4:22' }), 'put the port in `port`'],
+    ['an unbalanced bracket', host({ address: '[::1' }), 'unbalanced bracket'],
+    ['a hex address', host({ address: '0x7f.1' }), 'hosts.b.address: "0x7f.1" is neither an IPv4 address'],
+    ['a multicast wake address', host({ wake: { mac: '52:54:00:00:00:01', address: 'ff02::1' } }), 'hosts.b.wake.address: "ff02::1" is an IPv6 multicast address'],
+    ['a v4 multicast wake address', host({ wake: { mac: '52:54:00:00:00:01', address: '224.0.0.1' } }), 'multicast address (224.0.0.0/4)'],
+    ['a host name as wake address', host({ wake: { mac: '52:54:00:00:00:01', address: 'localhost' } }), 'hosts.b.wake.address: "localhost" is a host name; expected an IP address'],
+    ['the broadcast MAC', host({ wake: { mac: 'ff:ff:ff:ff:ff:ff', address: '10.0.0.255' } }), 'hosts.b.wake.mac: ff:ff:ff:ff:ff:ff is the broadcast MAC'],
+    ['the zero MAC', host({ wake: { mac: '00:00:00:00:00:00', address: '10.0.0.255' } }), 'is all zeros'],
+    ['a huge notify timeout', { notify: [{ type: 'webhook', url: 'http://127.0.0.1:1/h', timeout: 1e308 }] }, 'notify[0].timeout: expected a timeout of 1 ms to 10 minutes'],
+    ['a sub-millisecond notify timeout', { notify: [{ type: 'webhook', url: 'http://127.0.0.1:1/h', timeout: 0.0001 }] }, 'notify[0].timeout: expected a timeout of 1 ms to 10 minutes'],
+    ['a leaseTtl under a minute', host({ shutdown: 'agent', leaseTtl: 0.4 }), 'hosts.b.leaseTtl: leaseTtl of 0.4 seconds is shorter than 60 s'],
+    ['a leaseTtl over 30 days', host({ shutdown: 'agent', leaseTtl: '300d' }), 'hosts.b.leaseTtl: leaseTtl of 25920000 seconds is longer than 2592000 s'],
+    ['readyTimeout 0', host({ readyTimeout: 0 }), 'hosts.b.readyTimeout: readyTimeout of 0 seconds is shorter than 1 s'],
+    ['a NUL in wake.command', host({ wake: { method: 'command', command: ['a\u0000b'] } }), 'hosts.b.wake.command[0]: contains a NUL byte'],
+    ['a NUL in shutdownCommand', host({ shutdown: 'ssh', shutdownCommand: ['x\u0000y'] }), 'hosts.b.shutdownCommand[0]: contains a NUL byte'],
+    ['a NUL in a hook', withJob({ hooks: { preRun: ['a\u0000'] } }), 'jobs[0].hooks.preRun[0]: contains a NUL byte'],
+    ['a NUL in a path', { stateDirectory: '/tmp/a\u0000b' }, 'stateDirectory: contains a NUL byte'],
+    ['spaces around a URL', { notify: [{ type: 'ntfy', url: ' http://x/ ' }] }, 'notify[0].url: a URL with leading or trailing spaces is refused'],
+    ['control characters in a URL', { notify: [{ type: 'ntfy', url: 'http://x/\u0007\u001b[31m' }] }, 'notify[0].url: a URL with spaces or control characters is refused'],
+    ['a 100 KB URL', host({ wake: { method: 'http', url: `http://x/${'a'.repeat(100_000)}` } }), 'hosts.b.wake.url: expected a URL of at most 2048 characters'],
+    ['method none with a MAC', host({ wake: { method: 'none', mac: '52:54:00:00:00:01' } }), 'hosts.b.wake.mac: method "none" takes no mac'],
+    ['method none with a command', host({ wake: { method: 'none', command: ['x'] } }), 'hosts.b.wake.command: method "none" takes no command'],
+    ['a job name ending in "."', withJob({ name: 'a.' }), 'jobs[0].name: a job name must not end with "."'],
+    ['a 97 GiB buffer', withJob({ bufferSize: '99999M' }), 'jobs[0].bufferSize: at most 16G'],
+    ['a 33-character user', host({ user: 'u'.repeat(33) }), 'hosts.b.user: a user name is at most 32 characters'],
+    ['HostKeyAlias (it picks another known_hosts entry)', host({ sshOptions: ['HostKeyAlias=other'] }), 'ssh option "HostKeyAlias" is not allowed'],
+    ['a schedule that names no time', withJob({ schedule: '~~~~' }), 'jobs[0].schedule: expected a systemd calendar expression'],
+    ['//proc', { stateDirectory: '//proc/1/x' }, 'stateDirectory: must not be under /proc, /sys or /dev'],
+    ['.. into /proc', { metrics: { textfileDirectory: '/tmp/../proc/x' } }, 'metrics.textfileDirectory: a ".." component is refused'],
+    ['/./proc', { logFile: '/./proc/x' }, 'logFile: must not be under /proc, /sys or /dev'],
+  ])('%s', (_what, data, message) => {
+    const ps = problems(data);
+    expect(ps.join('\n')).toContain(message);
+    const paths = ps.map((p) => p.slice(0, p.indexOf(': ')));
+    expect(new Set(paths).size, ps.join('\n')).toBe(paths.length);
+  });
+
+  it('user values in messages are escaped: control characters, bidi overrides, lone surrogates', () => {
+    const ps = problems({ hosts: { b: { address: '10.0.0.2' } }, jobs: [{ name: 'j', host: 'b\u202e\udfff\ud800\u001b[31m', datasets: [{ source: 'p/a', target: 'q/a' }] }] }).join('\n');
+    expect(ps).toContain('jobs[0].host: unknown host "b\\u202e\\udfff\\ud800\\x1b[31m"');
+    expect(ps).not.toMatch(RAW);
+    expect(ps).not.toMatch(/[\ud800-\udfff]/);
+    const ds = problems(withJob({}, { target: 'q/\u001b[2J' })).join('\n');
+    expect(ds).toContain('"q/\\x1b[2J"');
+    expect(ds).not.toMatch(RAW);
+  });
+
+  it('long lists are bounded: at most 50 problems, 10 unknown field names', () => {
+    let e: HozoError | undefined;
+    try {
+      validateConfig({ jobs: Array.from({ length: 5000 }, () => ({ name: '-', host: 'x' })) }, 't.json');
+    } catch (x) {
+      e = x as HozoError;
+    }
+    const lines = e!.message.split('\n');
+    expect(lines.length).toBe(52);
+    expect(lines[51]).toBe('  … and 9950 more problems');
+    const unknown = problems(Object.fromEntries(Array.from({ length: 20_000 }, (_, i) => [`k${i}`, 1])));
+    expect(unknown).toEqual(['(top level): unknown fields "k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7", "k8", "k9" and 19990 more (a typo? fields are case-sensitive)']);
+  });
+
+  it('the cross-checks are near-linear: 60,000 recursive datasets in a few seconds, and still find what is nested', () => {
+    const datasets = Array.from({ length: 60_000 }, (_, i) => ({ source: `p/a${i}`, target: `q/a${i}`, recursive: true }));
+    const t = Date.now();
+    expect(problems({ jobs: [{ name: 'j', host: 'local', datasets }] })).toEqual([]);
+    expect(Date.now() - t).toBeLessThan(8000);
+    const nested = problems({ jobs: [{ name: 'j', host: 'local', datasets: [...datasets.slice(0, 1000), { source: 'p/z', target: 'q/a7/deeper/still' }] }] });
+    expect(nested).toEqual(['jobs[0].datasets[1000].target: target "q/a7/deeper/still" is inside the recursive target "q/a7" of jobs[0].datasets[7] on host "local"']);
+  });
+
+  it('own snapshots: overlapping sources under one prefix are still found (same, above, below), across jobs only', () => {
+    const job = (name: string, source: string, recursive: boolean, target: string) => ({ name, host: 'local', snapshot: { create: true, prefix: 'p' }, datasets: [{ source, target, recursive }] });
+    expect(problems({ jobs: [job('a', 'tank/x', false, 'bk/1'), job('b', 'tank/x', false, 'bk/2')] })).toEqual([
+      'jobs[1].snapshot.prefix: jobs[0] also snapshots "tank/x" with prefix "p": give each job its own prefix (each prunes only its own snapshots)',
+    ]);
+    expect(problems({ jobs: [job('a', 'tank', true, 'bk/1'), job('b', 'tank/x/y', false, 'bk/2')] })).toHaveLength(1);
+    expect(problems({ jobs: [job('a', 'tank/x/y', false, 'bk/1'), job('b', 'tank', true, 'bk/2')] })).toHaveLength(1);
+    expect(problems({ jobs: [job('a', 'tank/x/y', false, 'bk/1'), job('b', 'tank', false, 'bk/2')] })).toEqual([]);
+  });
+});

@@ -4,6 +4,7 @@ import { printJson } from '../context.js';
 import { hostNamed } from '../../config/lookup.js';
 import { exitCodeFor, HozoError } from '../../errors.js';
 import type { Config } from '../../config/schema.js';
+import { shownPath } from '../../config/shown.js';
 
 /** Every job that sends (or may send) plaintext off-site: to a trusted remote host, or datasets with allowPlaintext. */
 export function plaintextWarnings(c: Config): string[] {
@@ -49,7 +50,7 @@ export function registerConfigCheck(program: Command, ctx: Context): void {
       }
       const c = await ctx.loadConfig({ fresh: true });
       const hosts = Object.keys(c.hosts);
-      ctx.out.write(`${ctx.configPath()}: ok (${c.jobs.length} job(s), ${hosts.length} host(s))\n`);
+      ctx.out.write(`${shownPath(ctx.configPath())}: ok (${c.jobs.length} job(s), ${hosts.length} host(s))\n`);
       for (const w of configWarnings(c)) ctx.out.write(`warning: ${w}\n`);
     });
 }

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { shownName } from '../../config/shown.js';
 import { trace } from '../../util/trace.js';
 import { onInterrupt } from '../../job/interrupt.js';
 import { ensureStateDirectory } from '../../state/dir.js';
@@ -32,14 +33,14 @@ export function reportExitCode(r: JobReport): number {
 /** `--attempts N`: a whole number 1..100. */
 function attemptsOf(v: string | undefined): number {
   if (v === undefined) return 1;
-  if (!/^[0-9]{1,3}$/.test(v) || Number(v) < 1 || Number(v) > 100) throw new HozoError('USAGE', `--attempts: expected a whole number from 1 to 100, got "${v.slice(0, 40)}"`);
+  if (!/^[0-9]{1,3}$/.test(v) || Number(v) < 1 || Number(v) > 100) throw new HozoError('USAGE', `--attempts: expected a whole number from 1 to 100, got ${shownName(v, 40)}`);
   return Number(v);
 }
 
 function delayOf(v: string | undefined): number {
   if (v === undefined) return 900;
   const s = parseDuration(v);
-  if (s === undefined || s > 24 * 3600) throw new HozoError('USAGE', `--attempt-delay: expected a duration up to 24h like "15m" or "90s", got "${v.slice(0, 40)}"`);
+  if (s === undefined || s > 24 * 3600) throw new HozoError('USAGE', `--attempt-delay: expected a duration up to 24h like "15m" or "90s", got ${shownName(v, 40)}`);
   return s;
 }
 
