@@ -1040,6 +1040,49 @@ let
     ++ optional (cfg.metrics.textfileDirectory != null) cfg.metrics.textfileDirectory
     ++ optional (logDir != null) logDir;
 
+  # What a job's units share (`hozo run` and `hozo verify`): ordering after the network, ZFS and the delegation, the
+  # ZFS tools, the job's config, the state directory, its credentials, the hardening. `extra.serviceConfig` is
+  # merged over it.
+  jobUnit =
+    name: j: extra:
+    let
+      credentials = credentialsOf name;
+    in
+    {
+      after = [
+        "network-online.target"
+        "zfs.target"
+      ]
+      ++ optional delegate "hozo-zfs-delegation.service";
+      wants = [ "network-online.target" ] ++ optional delegate "hozo-zfs-delegation.service";
+      # A run must not be killed by nixos-rebuild switch; the next run picks up the new config.
+      restartIfChanged = false;
+      # The ZFS userland matching the running kernel module: the booted system's first (after a switch that
+      # upgraded ZFS, config.boot.zfs.package is the new userland while the old module stays loaded until the
+      # reboot), then the configured one. The package wrapper adds ssh, mbuffer, pv, zstd in front.
+      path = zfsPath;
+      environment.HOZO_CONFIG = jobConfigPath name;
+    }
+    // removeAttrs extra [ "serviceConfig" ]
+    // {
+      serviceConfig =
+        hardening
+        // {
+          Type = "oneshot";
+          TimeoutStartSec = j.timeout;
+          ReadWritePaths = rwPaths;
+        }
+        // optionalAttrs stateUnderVarLib {
+          StateDirectory = lib.removePrefix "/var/lib/" cfg.stateDirectory;
+          StateDirectoryMode = "0750";
+        }
+        // optionalAttrs (credentials != [ ]) {
+          # SSH keys and notify tokens: systemd reads them as root and hands the unit a copy.
+          LoadCredential = credentials;
+        }
+        // extra.serviceConfig;
+    };
+
   hardening = {
     # Modelled on nixpkgs' syncoid units, with the changes Node and ZFS need (see each comment).
     AmbientCapabilities = "";
@@ -1433,59 +1476,30 @@ in
 
       systemd.services = mapAttrs' (
         name: j:
-        let
-          credentials = credentialsOf name;
-        in
         nameValuePair (unitName name) (mkMerge [
-          {
+          (jobUnit name j {
             description = "Hōzō replication job ${name}";
-            after = [
-              "network-online.target"
-              "zfs.target"
-            ]
-            ++ optional delegate "hozo-zfs-delegation.service";
-            wants = [ "network-online.target" ] ++ optional delegate "hozo-zfs-delegation.service";
-            # A run must not be killed by nixos-rebuild switch; the next run picks up the new config.
-            restartIfChanged = false;
-            # The ZFS userland matching the running kernel module: the booted system's first (after a switch that
-            # upgraded ZFS, config.boot.zfs.package is the new userland while the old module stays loaded until the
-            # reboot), then the configured one. The package wrapper adds ssh, mbuffer, pv, zstd in front.
-            path = zfsPath;
-            environment.HOZO_CONFIG = jobConfigPath name;
-            serviceConfig =
-              hardening
-              // {
-                Type = "oneshot";
-                User = cfg.user;
-                Group = cfg.group;
-                # Exit 1 (a dataset failed) and 3 (host unreachable) are tried again by hozo itself, after
-                # --attempt-delay, within TimeoutStartSec; 2 (config) and 4 (already running) are not.
-                # No Restart=/StartLimitBurst=: those count manual starts too.
-                ExecStart = escapeShellArgs [
-                  (lib.getExe' cfg.package "hozo")
-                  "run"
-                  name
-                  "--attempts"
-                  (toString (j.restartAttempts + 1))
-                  "--attempt-delay"
-                  (toString j.restartDelay)
-                ];
-                TimeoutStartSec = j.timeout;
-                ReadWritePaths = rwPaths;
-              }
-              // optionalAttrs stateUnderVarLib {
-                StateDirectory = lib.removePrefix "/var/lib/" cfg.stateDirectory;
-                StateDirectoryMode = "0750";
-              }
-              // optionalAttrs (credentials != [ ]) {
-                # SSH keys and notify tokens: systemd reads them as root and hands the unit a copy.
-                LoadCredential = credentials;
-              }
-              // optionalAttrs (cfg.user == "root") {
-                # Without delegation ZFS checks CAP_SYS_ADMIN, even for root.
-                CapabilityBoundingSet = [ "CAP_SYS_ADMIN" ];
-              };
-          }
+            serviceConfig = {
+              User = cfg.user;
+              Group = cfg.group;
+              # Exit 1 (a dataset failed) and 3 (host unreachable) are tried again by hozo itself, after
+              # --attempt-delay, within TimeoutStartSec; 2 (config) and 4 (already running) are not.
+              # No Restart=/StartLimitBurst=: those count manual starts too.
+              ExecStart = escapeShellArgs [
+                (lib.getExe' cfg.package "hozo")
+                "run"
+                name
+                "--attempts"
+                (toString (j.restartAttempts + 1))
+                "--attempt-delay"
+                (toString j.restartDelay)
+              ];
+            }
+            // optionalAttrs (cfg.user == "root") {
+              # Without delegation ZFS checks CAP_SYS_ADMIN, even for root.
+              CapabilityBoundingSet = [ "CAP_SYS_ADMIN" ];
+            };
+          })
           j.service
         ])
       ) cfg.jobs;
@@ -1509,63 +1523,43 @@ in
       systemd.services = mapAttrs' (
         name: j:
         let
-          credentials = credentialsOf name;
           v = j.verify;
         in
-        nameValuePair "hozo-verify-${name}" {
+        nameValuePair "hozo-verify-${name}" (jobUnit name j {
           description = "Hōzō verification of job ${name}";
-          after = [
-            "network-online.target"
-            "zfs.target"
-          ]
-          ++ optional delegate "hozo-zfs-delegation.service";
-          wants = [ "network-online.target" ] ++ optional delegate "hozo-zfs-delegation.service";
-          restartIfChanged = false;
-          path = zfsPath;
-          environment.HOZO_CONFIG = jobConfigPath name;
-          serviceConfig =
-            hardening
-            // {
-              Type = "oneshot";
-              User = if v.restoreTest then "root" else cfg.user;
-              Group = if v.restoreTest then "root" else cfg.group;
-              ExecStart = escapeShellArgs (
-                [
-                  (lib.getExe' cfg.package "hozo")
-                  "verify"
-                  name
-                ]
-                ++ optional v.restoreTest "--restore-test"
-                ++ optionals (v.datasets != null) [
-                  "--datasets"
-                  (toString v.datasets)
-                ]
-                ++ optionals (v.files != null) [
-                  "--files"
-                  (toString v.files)
-                ]
-              );
-              TimeoutStartSec = j.timeout;
-              ReadWritePaths = rwPaths;
-            }
-            // optionalAttrs stateUnderVarLib {
-              StateDirectory = lib.removePrefix "/var/lib/" cfg.stateDirectory;
-              StateDirectoryMode = "0750";
-            }
-            // optionalAttrs (credentials != [ ]) { LoadCredential = credentials; }
-            // optionalAttrs v.restoreTest {
-              # Mounting the restored copy and its source's clone (in this unit's own mount namespace:
-              # PrivateMounts), and reading every file of them whatever its owner and mode.
-              CapabilityBoundingSet = [
-                "CAP_SYS_ADMIN"
-                "CAP_DAC_READ_SEARCH"
-              ];
-              SystemCallFilter = hardening.SystemCallFilter ++ [ "@mount" ];
-            }
-            // optionalAttrs (!v.restoreTest && cfg.user == "root") {
-              CapabilityBoundingSet = [ "CAP_SYS_ADMIN" ];
-            };
-        }
+          serviceConfig = {
+            User = if v.restoreTest then "root" else cfg.user;
+            Group = if v.restoreTest then "root" else cfg.group;
+            ExecStart = escapeShellArgs (
+              [
+                (lib.getExe' cfg.package "hozo")
+                "verify"
+                name
+              ]
+              ++ optional v.restoreTest "--restore-test"
+              ++ optionals (v.datasets != null) [
+                "--datasets"
+                (toString v.datasets)
+              ]
+              ++ optionals (v.files != null) [
+                "--files"
+                (toString v.files)
+              ]
+            );
+          }
+          // optionalAttrs v.restoreTest {
+            # Mounting the restored copy and its source's clone (in this unit's own mount namespace:
+            # PrivateMounts), and reading every file of them whatever its owner and mode.
+            CapabilityBoundingSet = [
+              "CAP_SYS_ADMIN"
+              "CAP_DAC_READ_SEARCH"
+            ];
+            SystemCallFilter = hardening.SystemCallFilter ++ [ "@mount" ];
+          }
+          // optionalAttrs (!v.restoreTest && cfg.user == "root") {
+            CapabilityBoundingSet = [ "CAP_SYS_ADMIN" ];
+          };
+        })
       ) (lib.filterAttrs (_: j: j.verify.schedule != null) cfg.jobs);
       systemd.timers = mapAttrs' (
         name: j:

@@ -6,6 +6,7 @@
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { HozoError } from '../errors.js';
 import { escapeUnsafe, shownPath } from './shown.js';
+import { kindOf } from '../util/safe-fs.js';
 
 /** Far above any real config (a 500-dataset job is ~60 KiB). */
 export const MAX_CONFIG_BYTES = 4 * 1024 * 1024;
@@ -35,14 +36,6 @@ export function errnoWords(e: unknown): string {
   return code !== undefined ? `${code}: ${escapeUnsafe((e as Error).message.replace(/^[A-Z]+: /, ''))}` : escapeUnsafe(String((e as Error)?.message ?? e));
 }
 
-function kindOf(st: import('node:fs').Stats): string {
-  if (st.isDirectory()) return 'a directory';
-  if (st.isFIFO()) return 'a FIFO (named pipe)';
-  if (st.isCharacterDevice()) return 'a character device';
-  if (st.isBlockDevice()) return 'a block device';
-  if (st.isSocket()) return 'a socket';
-  return 'not a regular file';
-}
 
 /** Where a config comes from, for hints: the controller's (--config or HOZO_CONFIG; YAML or JSON) or the agent's. */
 function hintsFor(what: string): { where: string; file: string } {

@@ -78,6 +78,12 @@ export interface JobReport {
   error?: ErrorInfo;
 }
 
+/** A run (or restore, verify) that stopped on `e`: unreachable when the box could not be reached, else error. */
+export function failedResult(e: unknown): 'unreachable' | 'error' {
+  const code = e instanceof Error && 'code' in e ? (e as { code: unknown }).code : undefined;
+  return code === 'HOST_UNREACHABLE' || code === 'SSH_AUTH' || code === 'SSH_HOST_KEY' ? 'unreachable' : 'error';
+}
+
 export function toErrorInfo(e: unknown): ErrorInfo {
   if (e instanceof Error && 'code' in e && typeof (e as { code: unknown }).code === 'string') {
     const hint = (e as { hint?: string }).hint;

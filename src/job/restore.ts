@@ -11,7 +11,7 @@ import type { Dataset } from '../zfs/types.js';
 import type { Logger } from '../util/log.js';
 import { openHosts } from './hosts.js';
 import { acquireJobLock } from './lock.js';
-import { closeReport, startReport, toErrorInfo, type JobReport } from './report.js';
+import { closeReport, failedResult, startReport, toErrorInfo, type JobReport } from './report.js';
 import { jobBandwidth } from '../pipeline/bandwidth.js';
 import { initialReport, replicate, verify } from './run.js';
 
@@ -134,7 +134,7 @@ export async function restore(config: Config, job: JobConfig, opts: RestoreOptio
     }
   } catch (e) {
     report.error = toErrorInfo(e);
-    report.result = e instanceof HozoError && ['HOST_UNREACHABLE', 'SSH_AUTH', 'SSH_HOST_KEY'].includes(e.code) ? 'unreachable' : 'error';
+    report.result = failedResult(e);
     if (e instanceof HozoError && (e.code === 'RESTORE_REFUSED' || e.code === 'USAGE')) throw e;
   } finally {
     await hosts?.close();

@@ -20,7 +20,7 @@ import { acquireJobLock } from './lock.js';
 import { DEFAULT_SCRUB_WARN_AFTER, judgePools } from './pool-health.js';
 import { hostNamed } from '../config/lookup.js';
 import { hostReportOf } from './lifecycle.js';
-import { closeReport, startReport, toErrorInfo, type DatasetReport, type JobReport, type PoolReport } from './report.js';
+import { closeReport, failedResult, startReport, toErrorInfo, type DatasetReport, type JobReport, type PoolReport } from './report.js';
 import { poolOf } from '../zfs/names.js';
 import { remembered, type JobState } from '../state/state.js';
 import type { EarlyConnection } from './early.js';
@@ -309,7 +309,7 @@ export async function runJob(config: Config, job: JobConfig, opts: RunOptions): 
     }
   } catch (e) {
     report.error = toErrorInfo(e);
-    report.result = isHozoError(e) && ['HOST_UNREACHABLE', 'SSH_AUTH', 'SSH_HOST_KEY'].includes(e.code) ? 'unreachable' : 'error';
+    report.result = failedResult(e);
     // The box bringUp woke (and maybe powered off again) before it failed: still part of the run's record.
     const failedHost = hostReportOf(e);
     if (failedHost !== undefined) report.hosts.push(failedHost);

@@ -23,7 +23,7 @@ import { throwIfInterrupted } from './interrupt.js';
 import { hostReportOf, type HostReport } from './lifecycle.js';
 import { acquireJobLock } from './lock.js';
 import { DEFAULT_SCRUB_WARN_AFTER, judgePools } from './pool-health.js';
-import { toErrorInfo, type ErrorInfo, type PoolReport } from './report.js';
+import { failedResult, toErrorInfo, type ErrorInfo, type PoolReport } from './report.js';
 import { bookmarkName, holdTag, initialReport, jobSpecs, replicate } from './run.js';
 import { compareTrees, sample, type Mismatch } from './tree-compare.js';
 
@@ -177,7 +177,7 @@ export async function verifyJob(config: Config, job: JobConfig, opts: VerifyOpti
     }
   } catch (e) {
     report.error = toErrorInfo(e);
-    report.result = isHozoError(e) && ['HOST_UNREACHABLE', 'SSH_AUTH', 'SSH_HOST_KEY'].includes(e.code) ? 'unreachable' : 'error';
+    report.result = failedResult(e);
     const failedHost = hostReportOf(e);
     if (failedHost !== undefined) report.hosts.push(failedHost);
   } finally {

@@ -90,7 +90,8 @@ export function ensureDirectory(dir: string, mode = 0o755): void {
   }
 }
 
-function kindOf(st: import('node:fs').Stats): string {
+/** What a file that is not a regular one is, in words ("a FIFO (named pipe)"). */
+export function kindOf(st: import('node:fs').Stats): string {
   if (st.isDirectory()) return 'a directory';
   if (st.isFIFO()) return 'a FIFO (named pipe)';
   if (st.isCharacterDevice()) return 'a character device';
