@@ -6,7 +6,7 @@ import type { Runner } from '../transport/runner.js';
 import { parseCapabilities } from '../zfs/capabilities.js';
 import { checkResult, classify } from '../zfs/errors.js';
 import { parseInventory } from '../zfs/inventory.js';
-import type { ZfsHost } from './hosts.js';
+import type { ZfsHost } from './endpoint.js';
 import type { PoolReport } from './report.js';
 import type { Wrap } from '../pipeline/transfer.js';
 

@@ -1,13 +1,8 @@
-// The two sides of a job as ZFS hosts: a runner, its probed capabilities, and the few ZFS operations a run needs.
-import type { Config, JobConfig } from '../config/schema.js';
+// This machine and plain-SSH boxes as job endpoints (endpoint.ts): a runner, its probed capabilities, and the few ZFS operations a run needs.
 import { isHozoError } from '../errors.js';
 import type { Step } from '../planner/types.js';
-import { LocalRunner } from '../transport/local.js';
 import type { Runner } from '../transport/runner.js';
-import type { Logger } from '../util/log.js';
 import { bookmarkArgv, createParentArgv, destroyBookmarkArgv, holdArgv, poolsListArgv, receiveAbortArgv, releaseArgv, requireDataset, rollbackArgv } from '../zfs/argv.js';
-import { CapabilityCache } from '../zfs/capability-cache.js';
-import { hello } from '../zfs/hello.js';
 import { checkResult } from '../zfs/errors.js';
 import { parseZpoolList } from '../zfs/pool-list.js';
 import { inventoryFromResult, listInventory, listInventoryArgv } from '../zfs/inventory.js';
@@ -15,63 +10,11 @@ import { runBatch } from '../transport/batch.js';
 import type { CommandResult } from '../transport/runner.js';
 import type { Capabilities, Inventory } from '../zfs/types.js';
 import type { PoolReport } from './report.js';
-import { bringUp, type BoxSession } from './lifecycle.js';
-import type { EarlyConnection } from './early.js';
+import type { ReceiveSetup, ZfsHost } from './endpoint.js';
 import { receiveArgvFor, sendArgvFor } from './steps.js';
 import { parseSendEstimate } from '../pipeline/progress.js';
 import { shellJoin } from '../transport/quote.js';
 import type { Wrap } from '../pipeline/transfer.js';
-
-export interface ReceiveSetup {
-  /** `zfs receive -F` (only when the user allowed rollback). */
-  readonly force: boolean;
-  /** `zfs receive -u`: backups stay unmounted; restores mount. */
-  readonly unmounted: boolean;
-  /** Create this missing parent first (`zfs create -p -o canmount=off`). */
-  readonly createParent?: string;
-  /** Set canmount=noauto on the new dataset afterwards (first receive of a backup). */
-  readonly keepUnmounted: boolean;
-  /** `zfs receive -s`: an interruption leaves a resume token (both ends can resume). */
-  readonly resumable?: boolean;
-  /** The source is a volume (zvol): its received-property protection differs (zfs/argv.ts receiveProtection). */
-  readonly volume?: boolean;
-}
-
-export interface ZfsHost {
-  readonly name: string;
-  readonly runner: Runner;
-  readonly caps: Capabilities;
-  readonly warnings: string[];
-  /**
-   * true when the host puts zstd/mbuffer around its own zfs (hozo-agent: `receive --zstd --mbuffer`); false when
-   * hozo builds the pipeline around plain commands (see src/pipeline/transfer.ts).
-   */
-  readonly wrapsItself: boolean;
-  /** argv that sends one planned step of `dataset` from this host (with `wrap` applied when wrapsItself). */
-  /** raw: `zfs send -w`, the encrypted blocks as stored (the receiver never sees plaintext or a key). */
-  sendCommand(dataset: string, step: Step, wrap?: Wrap, raw?: boolean): string[];
-  /** Size of the stream `sendCommand` would produce (OpenZFS `send -nP`), for an ETA; undefined when unknown. */
-  estimate(dataset: string, step: Step, raw?: boolean): Promise<number | undefined>;
-  /** argv that receives a stream into `target` on this host, with the setup around it (see ReceiveSetup). */
-  receiveCommand(target: string, opts: ReceiveSetup, wrap?: Wrap): string[];
-  inventory(roots: readonly string[]): Promise<Inventory>;
-  rollback(snapshot: string): Promise<void>;
-  /** Adds the hold; an existing hold with the same tag is fine. */
-  hold(tag: string, snapshot: string): Promise<void>;
-  /** Removes the hold; a snapshot without that hold is fine. */
-  release(tag: string, snapshot: string): Promise<void>;
-  /** `zfs bookmark snapshot ds#name` (hosts with caps.bookmarks); an existing bookmark of that name is fine. */
-  bookmark(snapshot: string, bookmark: string): Promise<void>;
-  /** Destroys one bookmark `ds#name`. */
-  destroyBookmark(bookmark: string): Promise<void>;
-  /** `zfs receive -A target`: discards an interrupted receive's partial state (never a snapshot). */
-  abortReceive(target: string): Promise<void>;
-  /** zfs-fuse leaves `.send-<pid>-0` holds behind when a -I send dies of SIGPIPE; drop them. */
-  releaseSendHolds(dataset: string, step: Step, pid: number | undefined, inventory: Inventory): Promise<void>;
-  poolHealth(pools: readonly string[]): Promise<PoolReport[]>;
-  /** inventory(roots) and poolHealth(pools) together (one round trip where the host allows it). */
-  listAndHealth(roots: readonly string[], pools: readonly string[]): Promise<{ inventory: Inventory; pools: PoolReport[] }>;
-}
 
 async function zfs(runner: Runner, argv: string[], action: string): Promise<string> {
   return checkResult(await runner.run(argv), { action, host: runner.name, argv });
@@ -178,71 +121,4 @@ export function zfsHost(runner: Runner, caps: Capabilities): ZfsHost {
     });
   }
   return host;
-}
-
-export interface JobHosts {
-  readonly source: ZfsHost;
-  readonly target: ZfsHost;
-  /** The remote box's session (wake/lease/shutdown), when the job has one. */
-  readonly session: BoxSession | undefined;
-  /** Releases the box (lease, shutdown if this run woke it) and connections. Never throws. */
-  close(): Promise<void>;
-  /** The listing of OpenOptions.sourceRoots, taken while the box was being reached. */
-  readonly sourceInventory?: Promise<Inventory>;
-  /** The listing of the job's targets, when the box's ready check brought it along. */
-  readonly targetInventory?: Promise<Inventory>;
-}
-
-export interface OpenOptions {
-  /** Wake the box if it sleeps (run, restore) or only use it when awake (plan). */
-  readonly wake: boolean;
-  /** List these source roots while the box is being reached (result in JobHosts.sourceInventory). */
-  readonly sourceRoots?: readonly string[];
-  /** The box's connection, started by the CLI while hozo loaded. */
-  readonly early?: EarlyConnection;
-}
-
-/** Brings the box up (wake → ready → lease) and learns what each host's ZFS can do (cached per host). */
-export async function openHosts(config: Config, job: JobConfig, log: Logger, opts: OpenOptions = { wake: true }): Promise<JobHosts> {
-  const local = new LocalRunner();
-  // The box first: its SSH handshake is the slowest step of a small run. This machine is asked meanwhile.
-  let connecting: () => void = () => undefined;
-  const boxConnecting = new Promise<void>((resolve) => (connecting = resolve));
-  const box =
-    job.host === 'local'
-      ? undefined
-      : bringUp(config, job.host, job, log, {
-          wake: opts.wake,
-          inventoryRoots: job.datasets.map((d) => d.target),
-          onConnecting: () => connecting(),
-          ...(opts.early !== undefined ? { early: opts.early } : {}),
-        });
-  box?.catch(() => connecting());
-  if (box === undefined) connecting();
-  const roots = opts.sourceRoots;
-  const localHello = boxConnecting.then(() => hello(local, new CapabilityCache(config.stateDirectory), { endpoint: 'local', ...(roots !== undefined ? { roots } : {}) }));
-  const localCaps = localHello.then((h) => h.caps);
-  const sourceInventory = roots === undefined ? undefined : localHello.then((h) => h.inventory ?? listInventory(local, [...new Set(roots)], h.caps));
-  localCaps.catch(() => undefined);
-  sourceInventory?.catch(() => undefined);
-  let session: BoxSession | undefined;
-  try {
-    session = await box;
-    const [caps, target] = await Promise.all([localCaps, session?.target]);
-    const source = zfsHost(local, caps);
-    log.debug(`source: ${caps.implementation}; target: ${(target ?? source).caps.implementation}`);
-    return {
-      source,
-      target: target ?? source,
-      session,
-      ...(sourceInventory ? { sourceInventory } : {}),
-      ...(session?.targetInventory ? { targetInventory: session.targetInventory } : {}),
-      close: async () => {
-        await session?.finish(job, log);
-      },
-    };
-  } catch (e) {
-    await session?.finish(undefined, log).catch(() => undefined);
-    throw e;
-  }
 }

@@ -20,23 +20,10 @@ import { hello, type Hello } from '../zfs/hello.js';
 import type { Inventory } from '../zfs/types.js';
 import { agentHost } from './agent-host.js';
 import { awakeCheck, type EarlyConnection } from './early.js';
-import { zfsHost, type ZfsHost } from './hosts.js';
+import type { ZfsHost } from './endpoint.js';
+import type { HostReport } from './report.js';
+import { zfsHost } from './hosts.js';
 import { poolOf } from '../zfs/names.js';
-
-export interface HostReport {
-  readonly name: string;
-  /** The box answered before we did anything. */
-  awakeBefore: boolean;
-  woke: boolean;
-  /** Seconds from the wake call to ready. */
-  wakeSeconds?: number;
-  /** Seconds the run kept the box up: from the wake call (or the connection, if it was awake) to the shutdown
-   *  request or the end of the run; the box's own power-off delay is not included. */
-  awakeSeconds?: number;
-  /** deferred: the agent will power off when the last other controller's lease is released. */
-  shutdown: 'done' | 'deferred' | 'skipped' | 'refused' | 'failed' | 'not-configured';
-  shutdownDetail?: string;
-}
 
 export interface BoxSession {
   /** hozo-agent: its control requests share one agent process for the run (AgentSessionRunner). */

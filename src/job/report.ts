@@ -1,6 +1,21 @@
-import type { HostReport } from './lifecycle.js';
+// The one record of a run; it feeds the CLI output, --json, metrics and notifications. Types and pure helpers only,
+// no imports: a leaf.
 
-// The one record of a run; it feeds the CLI output, --json, metrics and notifications.
+/** What a run did with its box: woken or found awake, how long it took, whether and how it went back to sleep. */
+export interface HostReport {
+  readonly name: string;
+  /** The box answered before we did anything. */
+  awakeBefore: boolean;
+  woke: boolean;
+  /** Seconds from the wake call to ready. */
+  wakeSeconds?: number;
+  /** Seconds the run kept the box up: from the wake call (or the connection, if it was awake) to the shutdown
+   *  request or the end of the run; the box's own power-off delay is not included. */
+  awakeSeconds?: number;
+  /** deferred: the agent will power off when the last other controller's lease is released. */
+  shutdown: 'done' | 'deferred' | 'skipped' | 'refused' | 'failed' | 'not-configured';
+  shutdownDetail?: string;
+}
 
 /** deferred: left for the next wake by the job's window (not a failure). */
 export type DatasetResult = 'sent' | 'up-to-date' | 'planned' | 'conflict' | 'failed' | 'deferred';

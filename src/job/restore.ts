@@ -1,6 +1,6 @@
 // Restore: replicate from the box back to this machine with the same planner and pipeline, never overwriting an
 // existing local dataset unless --force (and even then only along a common snapshot, never a blind full receive).
-import type { ZfsHost } from './hosts.js';
+import type { ZfsHost } from './endpoint.js';
 import { isEncrypted } from './encryption.js';
 import type { Config, JobConfig } from '../config/schema.js';
 import { HozoError } from '../errors.js';
@@ -9,7 +9,7 @@ import { planDataset } from '../planner/plan.js';
 import { datasetNameProblem, isWithin, parentOf, snapshotNameProblem } from '../zfs/names.js';
 import type { Dataset } from '../zfs/types.js';
 import type { Logger } from '../util/log.js';
-import { openHosts } from './hosts.js';
+import { openHosts } from './open.js';
 import { acquireJobLock } from './lock.js';
 import { closeReport, failedResult, startReport, toErrorInfo, type JobReport } from './report.js';
 import { jobBandwidth } from '../pipeline/bandwidth.js';

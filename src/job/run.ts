@@ -15,7 +15,8 @@ import { formatBytes, type Logger } from '../util/log.js';
 import type { Inventory } from '../zfs/types.js';
 import { definitiveStageError } from '../zfs/errors.js';
 import { describePlan, snapshotsOf } from './describe.js';
-import { openHosts, type JobHosts, type ZfsHost } from './hosts.js';
+import type { ZfsHost } from './endpoint.js';
+import { openHosts, type JobHosts } from './open.js';
 import { acquireJobLock } from './lock.js';
 import { DEFAULT_SCRUB_WARN_AFTER, judgePools } from './pool-health.js';
 import { hostNamed } from '../config/lookup.js';
@@ -33,7 +34,7 @@ import { hello } from '../zfs/hello.js';
 import { listInventory } from '../zfs/inventory.js';
 import { expandDatasets } from '../planner/expand.js';
 import { openWindow, windowOrder, type Window } from './window.js';
-import type { ZfsHost as Host } from './hosts.js';
+import type { ZfsHost as Host } from './endpoint.js';
 
 export interface RunOptions {
   readonly dryRun?: boolean;

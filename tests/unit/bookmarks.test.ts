@@ -3,7 +3,7 @@
 // creates and destroys on the source (only the job's own, never the user's or another job's).
 import { describe, expect, it } from 'vitest';
 import { bookmarkName, keepBookmark } from '../../src/job/run.js';
-import type { ZfsHost } from '../../src/job/hosts.js';
+import type { ZfsHost } from '../../src/job/endpoint.js';
 import type { DatasetReport } from '../../src/job/report.js';
 import { sendArgvFor } from '../../src/job/steps.js';
 import { HozoError } from '../../src/errors.js';

@@ -1,7 +1,7 @@
 // Manual control of a box: wake it, put it to sleep.
 import type { Command } from 'commander';
 import { HozoError } from '../../errors.js';
-import type { HostReport } from '../../job/lifecycle.js';
+import type { HostReport } from '../../job/report.js';
 import { usesAgent } from '../../config/lookup.js';
 import type { Context } from '../context.js';
 import { findHost } from '../../config/lookup.js';
