@@ -54,7 +54,7 @@ export const bufferSize = z
   .refine((v) => !/^[0-9]+[MG]$/.test(v) || Number(v.slice(0, -1)) * (v.endsWith('G') ? 1024 : 1) <= MAX_BUFFER_MIB, { message: `at most ${MAX_BUFFER_MIB / 1024}G (mbuffer allocates all of it, on each end)` });
 
 export { hostAddressProblem, ipv4Problem, macProblem, wakeAddressProblem } from './addresses.js';
-import { BANDWIDTH } from '../pipeline/bandwidth.js';
+import { BANDWIDTH } from './rules.js';
 
 /** A rate cap in bytes per second, as pv -L takes it: a whole number and K, M or G (1024-based), e.g. "20M". */
 export const bandwidthLimit = z

@@ -3,9 +3,8 @@ import { z } from 'zod';
 import { absolutePath, argvSchema, bandwidthLimit, bufferSize, checked, datasetName, hostAddressProblem, httpUrlProblem, macProblem, NAME_MAX, wakeAddressProblem, writablePath } from './fields.js';
 import { shownName, shownPath } from './shown.js';
 import { parseDuration } from './duration.js';
-import { DEFAULT_SCRUB_WARN_AFTER } from '../job/pool-health.js';
+import { DEFAULT_SCRUB_WARN_AFTER, snapshotPrefixOf } from './rules.js';
 import { notifySchema } from '../notify/schema.js';
-import { snapshotPrefixOf } from '../job/snapshots.js';
 
 
 /** Seconds, or a duration string; `min`/`max` in seconds, `why` says where a bound comes from. */
@@ -280,8 +279,6 @@ export const jobSchema = z
     j.datasets.forEach((d, i) => needsSnapshot(d.hooks, ['datasets', i, 'hooks']));
   });
 
-export { snapshotPrefixOf } from '../job/snapshots.js';
-
 export const configSchema = z
   .object({
     stateDirectory: writablePath.default('/var/lib/hozo').describe('Job state, locks, caches.'),
@@ -395,4 +392,3 @@ export type JobConfig = z.output<typeof jobSchema>;
 export type DatasetConfig = z.output<typeof datasetSchema>;
 export type WakeConfig = z.output<typeof wakeSchema>;
 
-export { usesAgent } from './lookup.js';

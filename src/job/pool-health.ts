@@ -3,8 +3,7 @@
 // it —, and a last scrub older than the host's scrubWarnAfter is a warning. Pure: the run (src/job/run.ts) applies it.
 import type { PoolReport } from './report.js';
 
-/** hosts.<name>.scrubWarnAfter's default (the schema's), and the limit for a job whose target is this machine. */
-export const DEFAULT_SCRUB_WARN_AFTER = 35 * 86_400;
+export { DEFAULT_SCRUB_WARN_AFTER } from '../config/rules.js';
 
 export interface PoolVerdict {
   /** The pools, with scrubOverdue set where their last scrub is known. */

@@ -12,8 +12,7 @@ export interface OwnSnapshotPolicy {
   readonly keep: number;
 }
 
-/** The prefix of a job's own snapshots (zod-free here: `hozo run` loads this module, never the schema). */
-export const snapshotPrefixOf = (job: { name: string; snapshot?: { prefix?: string | undefined } | undefined }): string => job.snapshot?.prefix ?? `hozo_${job.name}`;
+export { snapshotPrefixOf } from '../config/rules.js';
 
 /** `hozo_nightly_20261204T215000Z`: the prefix, then the UTC time to the second. */
 export function ownSnapshotName(prefix: string, at: Date): string {

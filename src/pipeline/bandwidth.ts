@@ -6,8 +6,8 @@
 import type { Config, JobConfig } from '../config/schema.js';
 import { hostNamed } from '../config/lookup.js';
 import { formatBytes } from '../util/log.js';
+import { BANDWIDTH } from '../config/rules.js';
 
-export const BANDWIDTH = /^[1-9][0-9]{0,6}[KMG]$/;
 
 const UNIT: Record<string, number> = { K: 1024, M: 1024 ** 2, G: 1024 ** 3 };
 
