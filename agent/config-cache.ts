@@ -12,7 +12,7 @@ import { HozoError } from '../src/errors.js';
 import { directoryInUseProblem, logFileProblem } from '../src/util/safe-fs.js';
 import type { AgentConfig } from './config.js';
 
-export const DEFAULT_AGENT_CONFIG_PATH = '/etc/hozo-agent/config.json';
+export { DEFAULT_AGENT_CONFIG_PATH } from './rules.js';
 /** The default of agentConfigSchema's stateDirectory (kept equal by a test). */
 export const DEFAULT_AGENT_STATE_DIRECTORY = '/var/lib/hozo-agent';
 

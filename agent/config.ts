@@ -9,9 +9,7 @@ import { shownName, shownPath } from '../src/config/shown.js';
 import { absolutePathProblem } from '../src/util/safe-fs.js';
 import { issueProblems, problemLines } from '../src/config/issues.js';
 import { datasetNameProblem, poolOf } from '../src/zfs/names.js';
-import { CONTROLLER_NAME } from './scope.js';
-
-import { DEFAULT_AGENT_CONFIG_PATH } from './config-cache.js';
+import { CONTROLLER_NAME, DEFAULT_AGENT_CONFIG_PATH } from './rules.js';
 
 export { DEFAULT_AGENT_CONFIG_PATH };
 

@@ -7,7 +7,7 @@ import type { AgentConfig } from './config.js';
 import type { Lease } from './state.js';
 import type { AgentContext } from './context.js';
 
-export const CONTROLLER_NAME = /^[a-z][a-z0-9_-]{0,31}$/;
+export { CONTROLLER_NAME } from './rules.js';
 
 /** The id a request's lease is stored under. */
 export const storedLeaseId = (ctx: AgentContext, id: string): string => (ctx.controller === undefined ? id : `${ctx.controller}:${id}`);
