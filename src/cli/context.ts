@@ -1,7 +1,7 @@
 // What every command action gets: global options resolved once, a logger, and a place to put its exit code
 // (only main sets process.exitCode).
 import type { Command } from 'commander';
-import { loadConfigCached } from '../config/cache.js';
+import { loadConfigCached } from '../config/controller-cache.js';
 import { checkPathsInUse } from '../config/paths-in-use.js';
 import { resolveConfigPath } from '../config/paths.js';
 import type { Config } from '../config/schema.js';

@@ -4,7 +4,8 @@
 // <stateDirectory>/config-cache.json; a start whose file and schema are unchanged uses it without loading zod. Anything
 // else (a changed byte, another build, a damaged or foreign cache file) validates in full, as `hozo config check`
 // always does. Validation is pure (no files, clock or environment are read), so equal inputs give equal results.
-// hozo-agent uses the same core (agent/config-cache.ts) for its own config.
+// This is the mechanism, for any kind of config: hozo's is config/controller-cache.ts, hozo-agent's
+// agent/config-cache.ts.
 import { createHash } from 'node:crypto';
 import { lstatSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -12,12 +13,6 @@ import { fileURLToPath } from 'node:url';
 import { writeFileAtomicSync } from '../state/files.js';
 import { ensureDirectory } from '../util/safe-fs.js';
 import { readConfigText } from './read.js';
-import { parseYamlConfig } from './yaml.js';
-import { checkPathsInUse } from './paths-in-use.js';
-import type { Config } from './schema.js';
-
-/** The default of configSchema's stateDirectory (kept equal by a test). */
-export const DEFAULT_STATE_DIRECTORY = '/var/lib/hozo';
 
 /** How one kind of config is validated and where its cache lives (in the validated config's own stateDirectory). */
 export interface CacheSpec<T extends { readonly stateDirectory: string }> {
@@ -82,7 +77,7 @@ export function ownPrivateFile(file: string): boolean {
   return (d.uid === uid || d.uid === 0) && (d.mode & 0o022) === 0;
 }
 
-export interface LoadResult<T = Config> {
+export interface LoadResult<T> {
   readonly config: T;
   /** true: taken from the cache (the file and schema were unchanged). */
   readonly cached: boolean;
@@ -133,35 +128,3 @@ export async function loadCached<T extends { readonly stateDirectory: string }>(
   }
   return { config, cached: false };
 }
-
-/**
- * `stateDirectory` read from a plain top-level line of a YAML config (`stateDirectory: /x`, quoted or not), or from
- * the absence of any such key, without loading the yaml library (most of the rest of a warm start on a slow CPU). Only
- * a hint for where to look for the cache: the cache's key is the hash of the whole text, so a wrong guess costs a
- * validation, never a wrong config. undefined: not a plain line with an absolute path (flow style, a block scalar…),
- * so parse it properly.
- */
-export function stateDirectoryLine(text: string): { stateDirectory?: string } | undefined {
-  const lines = text.split('\n').filter((l) => /^["']?stateDirectory["']?\s*:/.test(l));
-  if (lines.length === 0) return /stateDirectory/.test(text) ? undefined : {};
-  if (lines.length > 1) return undefined;
-  const m = /^["']?stateDirectory["']?\s*:[ \t]*(?:"(\/[^"\\]*)"|'(\/[^']*)'|(\/[^#]*?))[ \t]*(?:#.*)?\r?$/.exec(lines[0]!);
-  const value = m?.[1] ?? m?.[2] ?? m?.[3];
-  return value === undefined ? undefined : { stateDirectory: value };
-}
-
-const CONTROLLER: CacheSpec<Config> = {
-  format: 'hozo-config-cache/1',
-  schemaModules: ['./schema.js', './fields.js', './duration.js', './issues.js', './shown.js', './addresses.js', './mac.js', './load.js', './read.js', './yaml.js', '../util/safe-fs.js', '../notify/schema.js', '../zfs/names.js'].map((m) => new URL(m, import.meta.url)),
-  defaultStateDirectory: DEFAULT_STATE_DIRECTORY,
-  parseRaw: (text, path) => (path.endsWith('.json') ? JSON.parse(text) : (stateDirectoryLine(text) ?? parseYamlConfig(text, path))),
-  validate: async (text, path) => (await import('./load.js')).parseConfigText(text, path),
-  checkInUse: checkPathsInUse,
-  load: async (path) => (await import('./load.js')).loadConfig(path),
-};
-
-/** hozo's config at `path`, validated now or (same bytes, same schema) before. Errors are loadConfig's. */
-export function loadConfigCached(path: string): Promise<LoadResult> {
-  return loadCached(path, CONTROLLER);
-}
-

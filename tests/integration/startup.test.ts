@@ -23,7 +23,7 @@ describe('hozo start-up (built CLI)', () => {
     writeFileSync(hook, `export async function resolve(s, c, next) { const r = await next(s, c); if (/[/]zod[/]/.test(r.url)) process.stderr.write('ZOD ' + c.parentURL + '\\n'); return r; }\n`);
     const reg = join(dir, 'register.mjs');
     writeFileSync(reg, `import { register } from 'node:module';\nregister(${JSON.stringify(pathToFileURL(hook).href)});\n`);
-    const script = ['cli/program.js', 'config/cache.js', 'job/early.js'].map((m) => `await import(${JSON.stringify(pathToFileURL(join(DIST, m)).href)});`).join(' ');
+    const script = ['cli/program.js', 'config/controller-cache.js', 'job/early.js'].map((m) => `await import(${JSON.stringify(pathToFileURL(join(DIST, m)).href)});`).join(' ');
     const r = await execa('node', ['--import', reg, '--input-type=module', '-e', script], { reject: false });
     expect(r.exitCode).toBe(0);
     expect(r.stderr).not.toContain('ZOD');
