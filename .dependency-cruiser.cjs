@@ -1,12 +1,13 @@
 // The import rules of the code base, checked by tests/unit/architecture.test.ts (dependency-cruiser) on every test run.
 // See README "Architecture" for the layers.
 //
-// The core is what both binaries share: errors, the zfs layer (argv, names, inventory, capabilities, errors), the
-// runners and quoting, process and file helpers, the config-reading primitives and the stream stages. hozo-agent runs
-// on the box, which is assumed compromised one day: it may import only the core, and the core nothing but itself,
-// so no controller code (jobs, wake, config schema, notifications, metrics, the lab) is ever loaded on the box.
+// The core is what both binaries share: errors, the agent protocol (src/protocol), the zfs layer (argv, names,
+// inventory, capabilities, errors), the runners and quoting, process and file helpers, the config-reading primitives
+// and the stream stages. hozo-agent runs on the box, which is assumed compromised one day: it may import only the
+// core, and the core nothing but itself, so no controller code (jobs, wake, config schema, notifications, metrics,
+// the lab) is ever loaded on the box.
 const CORE =
-  '^src/(errors|version)[.]ts$|^src/util/|^src/zfs/|^src/transport/(local|quote|runner|batch)[.]ts$|^src/state/files[.]ts$|' +
+  '^src/(errors|version)[.]ts$|^src/protocol/|^src/util/|^src/zfs/|^src/transport/(local|quote|runner|batch)[.]ts$|^src/state/files[.]ts$|' +
   '^src/config/(cache|read|fields|issues|shown|rules|addresses|mac|duration)[.]ts$|^src/pipeline/(pipeline|transfer)[.]ts$';
 
 module.exports = {

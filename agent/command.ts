@@ -14,8 +14,7 @@ export const TOKEN = /^[A-Za-z0-9_\-:.@/=]+$/;
 export const LEASE_ID = /^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,63}$/;
 
 /** One line per verb: the whole protocol (also printed in refusals of unknown verbs). */
-/** The version of the request protocol below (`version` and `status` report it). */
-export const AGENT_PROTOCOL_VERSION = 1;
+export { AGENT_PROTOCOL_VERSION } from '../src/protocol/agent.js';
 
 export const PROTOCOL: Readonly<Record<string, string>> = {
   version: 'version',

@@ -10,16 +10,9 @@ import type { AgentConfig } from './config.js';
 import { AuditLog } from './log.js';
 import { AgentState, type Clock } from './state.js';
 
-/** The agent's exit codes (documented in docs/agent.md). zfs's own code is passed through for receive/send. */
-export const AgentExit = {
-  OK: 0,
-  /** The operation ran and failed (a zfs error, an internal error). */
-  FAILED: 1,
-  /** Not allowed: unknown verb, bad argument, outside the roots, shell syntax. Nothing was done. */
-  REFUSED: 2,
-  /** Allowed, but not now: shutdown refused (leases, receive, scrub), pools not ready, box shutting down. */
-  BUSY: 3,
-} as const;
+import { AgentExit } from '../src/protocol/agent.js';
+
+export { AgentExit };
 
 export interface StreamOptions {
   /** 'inherit' hands the agent's stdin (the SSH channel) to the child. */

@@ -2,6 +2,7 @@
 // or resilver. Decisions are taken under the agent's lock and leave a "shutdown pending" marker, so a hold or a
 // receive arriving a moment later is refused instead of being cut off by the power-off.
 import { rootOf, type Request } from './command.js';
+import type { HoldReply, ReleaseReply } from '../src/protocol/agent.js';
 import { AgentExit, type AgentContext } from './context.js';
 import { exportPool, poolReport } from './pools.js';
 import { leaseLabel, ownLeases, storedLeaseId } from './scope.js';
@@ -18,17 +19,17 @@ export async function hold(ctx: AgentContext, req: Extract<Request, { verb: 'hol
     return { ...ctx.state.hold(storedLeaseId(ctx, req.id), req.ttlSeconds), id: req.id };
   });
   if (r === 'full') {
-    ctx.out(JSON.stringify({ held: false, id: req.id, reason: `${ctx.config.maxLeases} leases are held already (maxLeases)` }) + '\n');
+    ctx.out(JSON.stringify({ held: false, id: req.id, reason: `${ctx.config.maxLeases} leases are held already (maxLeases)`, shuttingDown: false } satisfies HoldReply) + '\n');
     ctx.err(`hozo-agent: hold refused: ${ctx.config.maxLeases} leases are held already (maxLeases); they expire or are released first\n`);
     return AgentExit.BUSY;
   }
   if (r === undefined) {
-    ctx.out(JSON.stringify({ held: false, id: req.id, reason: 'the box is shutting down' }) + '\n');
+    ctx.out(JSON.stringify({ held: false, id: req.id, reason: 'the box is shutting down', shuttingDown: true } satisfies HoldReply) + '\n');
     ctx.err('hozo-agent: hold refused: the box is shutting down; wake it again after it has powered off\n');
     return AgentExit.BUSY;
   }
   const leases = ownLeases(ctx, ctx.state.leases());
-  ctx.out(JSON.stringify({ held: true, lease: { id: r.id, created: Math.round(r.created), expires: Math.round(r.expires) }, leases: leases.map((l) => l.id) }) + '\n');
+  ctx.out(JSON.stringify({ held: true, lease: { id: r.id, created: Math.round(r.created), expires: Math.round(r.expires) }, leases: leases.map((l) => l.id) } satisfies HoldReply) + '\n');
   return AgentExit.OK;
 }
 
@@ -42,7 +43,7 @@ export async function release(ctx: AgentContext, req: Extract<Request, { verb: '
   });
   const leases = ownLeases(ctx, ctx.state.leases());
   const shutdownReport = r.due ? await carryOutShutdown(ctx) : undefined;
-  ctx.out(JSON.stringify({ released: r.released, id: req.id, leases: leases.map((l) => l.id), ...(shutdownReport ? { shutdown: shutdownReport } : {}) }) + '\n');
+  ctx.out(JSON.stringify({ released: r.released, id: req.id, leases: leases.map((l) => l.id), ...(shutdownReport ? { shutdown: shutdownReport } : {}) } satisfies ReleaseReply) + '\n');
   return AgentExit.OK;
 }
 

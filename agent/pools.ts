@@ -2,34 +2,13 @@
 // (shutdown). zpool argv comes from src/zfs/argv.ts where a builder exists; names are validated by requirePool.
 import { poolListArgv, requirePool } from '../src/zfs/argv.js';
 import { classify } from '../src/zfs/errors.js';
+import type { AgentPoolReport } from '../src/protocol/agent.js';
 import type { AgentContext } from './context.js';
 import { protects } from './streams.js';
 import { parseZpoolList, parseZpoolStatus, type PoolStatus } from './pool-status.js';
 
-export interface PoolReport {
-  readonly name: string;
-  readonly imported: boolean;
-  /** ONLINE, DEGRADED, … ; null when not imported. */
-  readonly health: string | null;
-  readonly healthy: boolean;
-  /** alloc/size, 0..1; null when unknown. */
-  readonly capacityRatio: number | null;
-  readonly size: string | null;
-  readonly allocated: string | null;
-  /** READ+WRITE+CKSUM over leaf vdevs. */
-  readonly errors: number | null;
-  readonly dataErrors: number | null;
-  readonly scan: string | null;
-  /** A scrub is running or paused (paused: zpool scrub -p; it goes on with `zpool scrub`). */
-  readonly scrubRunning: boolean;
-  readonly scrubPaused: boolean;
-  /** The running or paused scrub's progress, 0..1; null when none or not shown. */
-  readonly scrubProgress: number | null;
-  readonly resilverRunning: boolean;
-  /** Unix seconds of the last completed scrub. */
-  readonly lastScrubEnd: number | null;
-  readonly disks: readonly { readonly name: string; readonly power: string | null }[];
-}
+/** One configured pool as `status` reports it (the protocol's type). */
+export type PoolReport = AgentPoolReport;
 
 const NOT_IMPORTED = /no such pool|does not exist/i;
 

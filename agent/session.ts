@@ -9,6 +9,7 @@
 // default 600; the controller opens a new one when it needs one).
 import type { Readable } from 'node:stream';
 import { MAX_COMMAND_LENGTH, printable } from './command.js';
+import type { SessionFrame } from '../src/protocol/agent.js';
 import { AgentExit, type AgentContext } from './context.js';
 
 export const SESSION_MAX_REQUESTS = 10_000;
@@ -16,12 +17,7 @@ export const SESSION_MAX_REQUESTS = 10_000;
 const ID = /^[1-9][0-9]{0,8}$/;
 const MAX_LINE = MAX_COMMAND_LENGTH + 16;
 
-export interface SessionFrame {
-  readonly id: number;
-  readonly exit: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
+export type { SessionFrame };
 
 export type RequestHandler = (ctx: AgentContext, original: string, inSession: boolean) => Promise<number>;
 

@@ -1,28 +1,15 @@
 // `status` (read-only, JSON) and `prepare` (import the pools, wait for late disks, report readiness).
-import { maintainScrubs, type ScrubAction } from './scrub.js';
+import { maintainScrubs } from './scrub.js';
 import { hostname } from 'node:os';
 import { AgentExit, type AgentContext } from './context.js';
 import { HEALTHY, importPool, notImported, poolHealth, poolReport, type PoolReport } from './pools.js';
 import { AGENT_PROTOCOL_VERSION, rootOf } from './command.js';
+import type { AgentStatus, PrepareReply } from '../src/protocol/agent.js';
 import { ownLeases } from './scope.js';
 
 export { AGENT_PROTOCOL_VERSION };
+export type { AgentStatus };
 
-export interface AgentStatus {
-  readonly protocol: number;
-  readonly host: string;
-  /** Unix seconds on the box. */
-  readonly time: number;
-  readonly uptimeSeconds: number | null;
-  readonly pools: readonly (PoolReport | (Omit<PoolReport, 'imported'> & { readonly imported: null; readonly error: string }))[];
-  readonly leases: readonly { readonly id: string; readonly created: number; readonly expires: number }[];
-  readonly receiveRunning: boolean;
-  readonly receives: readonly { readonly dataset: string; readonly pid: number; readonly started: number }[];
-  readonly shutdownPending: boolean;
-  /** Unix seconds of the last controller call that counts as activity (not status/version). */
-  readonly lastActivity: number | null;
-  readonly idlePoweroffMinutes: number | null;
-}
 
 export async function collectStatus(ctx: AgentContext, lastActivity: number | undefined): Promise<AgentStatus> {
   const s = ctx.state;
@@ -58,24 +45,8 @@ export async function status(ctx: AgentContext, lastActivity: number | undefined
   return AgentExit.OK;
 }
 
-export interface PrepareResult {
-  readonly ready: boolean;
-  readonly pools: readonly {
-    readonly name: string;
-    readonly imported: boolean;
-    readonly health: string | null;
-    /** This call imported it. */
-    readonly importedNow: boolean;
-    readonly error?: string;
-  }[];
-  readonly roots: readonly { readonly name: string; readonly exists: boolean }[];
-  readonly shutdownPending: boolean;
-  readonly waitedSeconds: number;
-  /** What prepare did about scrubs (agent config `scrub`): resumed a paused one, started a due one. */
-  readonly scrubs?: readonly ScrubAction[];
-}
 
-export async function prepareBox(ctx: AgentContext): Promise<PrepareResult> {
+export async function prepareBox(ctx: AgentContext): Promise<PrepareReply> {
   const t0 = Date.now();
   const deadline = t0 + ctx.config.prepareTimeoutSeconds * 1000;
   const state = new Map(ctx.config.pools.map((p) => [p, { health: null as string | null, importedNow: false, error: undefined as string | undefined }]));

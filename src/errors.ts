@@ -28,6 +28,8 @@ export type ErrorCode =
   | 'INTERNAL'
   | 'INTERRUPTED'
   | 'AGENT_REFUSED'
+  // hozo-agent answered something that is not the protocol (src/protocol/agent.ts).
+  | 'AGENT_PROTOCOL'
   | 'BOX_SHUTTING_DOWN'
   // ZFS layer (src/zfs/errors.ts): no usable zfs on the host, partial-receive state, hold bookkeeping.
   | 'ZFS_UNAVAILABLE'
@@ -98,6 +100,7 @@ export function exitCodeForCode(code: ErrorCode): ExitCodeValue {
       return ExitCode.USAGE;
     case 'HOST_UNREACHABLE':
     case 'AGENT_REFUSED':
+    case 'AGENT_PROTOCOL':
     case 'BOX_SHUTTING_DOWN':
     case 'SSH_AUTH':
     case 'SSH_HOST_KEY':

@@ -9,6 +9,7 @@ import { parseInventory } from '../zfs/inventory.js';
 import type { ZfsHost } from './endpoint.js';
 import type { PoolReport } from './report.js';
 import type { Wrap } from '../pipeline/transfer.js';
+import { parseStatusReply } from '../protocol/agent.js';
 
 /** The agent runs zstd/mbuffer around its own zfs when asked (with its own buffer size). */
 function toolFlags(wrap: Wrap | undefined): string[] {
@@ -74,10 +75,9 @@ export async function agentHost(runner: Runner): Promise<ZfsHost> {
       return { inventory, pools: health };
     },
     async poolHealth(pools) {
-      type AgentPool = { name: string; health: string; capacityRatio?: number | null; errors?: number | null; lastScrubEnd?: number | null; scrubRunning?: boolean; scrubPaused?: boolean; scrubProgress?: number | null };
-      const status = JSON.parse(await verb(runner, ['status'], 'status')) as { pools?: AgentPool[] };
+      const status = parseStatusReply(runner.name, await verb(runner, ['status'], 'status'));
       return pools.map((name): PoolReport => {
-        const p = status.pools?.find((x) => x.name === name);
+        const p = status.pools.find((x) => x.name === name);
         return {
           name,
           health: p?.health ?? 'UNKNOWN',

@@ -24,6 +24,7 @@ import type { ZfsHost } from './endpoint.js';
 import type { HostReport } from './report.js';
 import { zfsHost } from './hosts.js';
 import { poolOf } from '../zfs/names.js';
+import { AgentExit, parseHoldReply, parsePrepareReply, parseReleaseReply } from '../protocol/agent.js';
 
 export interface BoxSession {
   /** hozo-agent: its control requests share one agent process for the run (AgentSessionRunner). */
@@ -46,10 +47,14 @@ export function poolsFor(host: HostConfig, job: JobConfig | undefined): string[]
   return host.pools ?? [...new Set((job?.datasets ?? []).map((d) => poolOf(d.target)))];
 }
 
-/** hozo-agent exits with 2 when it refuses a command (unknown verb, argument, outside its roots). */
-export const AGENT_REFUSAL_EXIT = 2;
-/** … and with 3 for "allowed, but not now" (shutting down, not ready, shutdown refused). */
-export const AGENT_BUSY_EXIT = 3;
+/** A reply read where a malformed one must not end the run (it is then taken as saying nothing). */
+function orUndefined<T>(read: () => T): T | undefined {
+  try {
+    return read();
+  } catch {
+    return undefined;
+  }
+}
 
 /** Waits (bounded) until the box's SSH port no longer answers. */
 async function waitPortClosed(host: HostConfig, timeoutSeconds: number, clock: Clock): Promise<void> {
@@ -98,7 +103,8 @@ export async function bringUp(config: Config, hostName: string, job: JobConfig |
   const hold = async (): Promise<void> => {
     if (!agent || opts.lease === false || held) return;
     const r = await runner.run(['hold', id, String(Math.round(host.leaseTtl))]);
-    if (r.exitCode === AGENT_BUSY_EXIT && /shutting down/.test(r.stderr)) throw new HozoError('BOX_SHUTTING_DOWN', `${hostName} is shutting down`);
+    const refused = r.exitCode === AgentExit.BUSY ? orUndefined(() => parseHoldReply(hostName, r.stdout)) : undefined;
+    if (refused !== undefined && !refused.held && refused.shuttingDown) throw new HozoError('BOX_SHUTTING_DOWN', `${hostName} is shutting down`);
     if (r.exitCode === 0) held = true;
     else if (!holdWarned) {
       // Asked again with each pool check until it is taken; said once.
@@ -111,10 +117,10 @@ export async function bringUp(config: Config, hostName: string, job: JobConfig |
       await hold();
       const r = await runner.run(['prepare']);
       if (r.exitCode === 0) return { ready: true, detail: '' };
-      if (r.exitCode === AGENT_BUSY_EXIT && /"shutdownPending":true/.test(r.stdout)) {
+      if (r.exitCode === AgentExit.BUSY && orUndefined(() => parsePrepareReply(hostName, r.stdout))?.shutdownPending === true) {
         throw new HozoError('BOX_SHUTTING_DOWN', `${hostName} is shutting down for another controller`);
       }
-      if (r.exitCode === AGENT_REFUSAL_EXIT) {
+      if (r.exitCode === AgentExit.REFUSED) {
         throw new HozoError('AGENT_REFUSED', `${hostName}: hozo-agent refused "prepare": ${r.stderr.trim()}`, { hint: 'the agent on the box is older or newer than this controller, or its config is wrong' });
       }
       return { ready: false, detail: (r.stderr || r.stdout).trim().split('\n')[0] ?? 'agent says not ready' };
@@ -267,7 +273,7 @@ export async function bringUp(config: Config, hostName: string, job: JobConfig |
           if (agent && opts.lease !== false) {
             const r = await releaseLease(runner, id);
             if (r.exitCode !== 0) l.warn(`${hostName}: could not release lease ${id}: ${r.stderr.trim()}`);
-            else if (releaseStartedShutdown(r.stdout)) {
+            else if (orUndefined(() => parseReleaseReply(hostName, r.stdout))?.shutdown !== undefined) {
               // Ours was the last lease and another controller had asked for the power-off: the box is going down.
               report.awakeSeconds = (clock.now() - readyAt) / 1000 + (report.wakeSeconds ?? 0);
               report.shutdown = 'done';
@@ -296,7 +302,7 @@ export async function bringUp(config: Config, hostName: string, job: JobConfig |
       // Ours must not keep the box up (or block the power-off below); its release may carry out another's shutdown.
       const r = await releaseLease(runner, id);
       if (r.exitCode !== 0) log.warn(`${hostName}: could not release lease ${id}: ${r.stderr.trim()}`);
-      else if (releaseStartedShutdown(r.stdout)) {
+      else if (orUndefined(() => parseReleaseReply(hostName, r.stdout))?.shutdown !== undefined) {
         report.shutdown = 'done';
         report.shutdownDetail = 'powered off on the release of the last lease (requested by another controller)';
       }
@@ -357,14 +363,6 @@ async function releaseLease(runner: Runner, id: string): Promise<{ exitCode: num
     await new Promise((res) => setTimeout(res, 1000 * (attempt + 1)));
   }
   return r;
-}
-
-function releaseStartedShutdown(stdout: string): boolean {
-  try {
-    return (JSON.parse(stdout) as { shutdown?: unknown }).shutdown !== undefined;
-  } catch {
-    return false;
-  }
 }
 
 function firstLine(s: string): string {

@@ -5,6 +5,7 @@
 // the requests it had not answered as single calls; nothing is lost and nothing is sent twice that was answered.
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { CommandResult, RunOptions, Runner } from './runner.js';
+import { parseSessionFrame } from '../protocol/agent.js';
 
 /** The agent verbs that may go through a session (agent/session.ts refuses the others). */
 export const SESSION_VERBS: ReadonlySet<string> = new Set(['version', 'capabilities', 'list', 'abort-receive', 'status', 'prepare', 'hold', 'release', 'shutdown', 'prune']);
@@ -22,17 +23,6 @@ interface Pending {
   timer?: NodeJS.Timeout;
 }
 
-interface Frame {
-  id: number;
-  exit: number;
-  stdout: string;
-  stderr: string;
-}
-
-function isFrame(x: unknown): x is Frame {
-  const f = x as Frame;
-  return typeof x === 'object' && x !== null && Number.isInteger(f.id) && Number.isInteger(f.exit) && typeof f.stdout === 'string' && typeof f.stderr === 'string';
-}
 
 export interface SessionCapable extends Runner {
   connect?(): Promise<void>;
@@ -110,13 +100,8 @@ export class AgentSessionRunner implements Runner {
       for (let nl = buffer.indexOf('\n'); nl >= 0; nl = buffer.indexOf('\n')) {
         const line = buffer.slice(0, nl);
         buffer = buffer.slice(nl + 1);
-        let frame: unknown;
-        try {
-          frame = JSON.parse(line);
-        } catch {
-          frame = undefined;
-        }
-        if (!isFrame(frame) || frame.id === 0) {
+        const frame = parseSessionFrame(line);
+        if (frame === undefined || frame.id === 0) {
           // Not the protocol, or the agent ended the session: what is unanswered is answered by single calls.
           this.mode = 'off';
           child.kill('SIGTERM');

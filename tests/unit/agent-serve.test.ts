@@ -349,7 +349,7 @@ describe('leases, shutdown and the pending marker', () => {
     expect(await serve(h.ctx, 'hold b 600')).toBe(0);
     h.out.length = 0;
     expect(await serve(h.ctx, 'hold c 60')).toBe(3);
-    expect(json(h)).toEqual({ held: false, id: 'c', reason: '2 leases are held already (maxLeases)' });
+    expect(json(h)).toEqual({ held: false, id: 'c', reason: '2 leases are held already (maxLeases)', shuttingDown: false });
     expect(h.err.join('')).toMatch(/hold refused: 2 leases are held already \(maxLeases\)/);
     expect(h.state.leases().map((l) => l.id).sort()).toEqual(['a', 'b']);
     expect(await serve(h.ctx, 'hold a 120')).toBe(0); // a renewal

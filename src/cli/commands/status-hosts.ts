@@ -9,6 +9,8 @@ import { boxPortOpen } from '../../wake/ready.js';
 import { findHost } from '../../config/lookup.js';
 import { poolListArgv } from '../../zfs/argv.js';
 import { parseZpoolList } from '../../zfs/pool-list.js';
+import { checkResult } from '../../zfs/errors.js';
+import { parseStatusReply } from '../../protocol/agent.js';
 
 export interface HostStatus {
   name: string;
@@ -30,15 +32,13 @@ function scrubText(p: { scrubRunning?: boolean; scrubPaused?: boolean; scrubProg
 
 async function boxStatus(runner: Runner, agent: boolean, pools: string[]): Promise<Pick<HostStatus, 'pools' | 'agent'>> {
   if (agent) {
-    const r = await runner.run(['status']);
-    type AgentPool = { name: string; health: string; capacityRatio?: number; scrubRunning?: boolean; scrubPaused?: boolean; scrubProgress?: number | null; lastScrubEnd?: number | null };
-    const json = JSON.parse(r.stdout) as { pools?: AgentPool[] };
+    const json = parseStatusReply(runner.name, checkResult(await runner.run(['status']), { action: 'status (hozo-agent)', host: runner.name, argv: ['status'] }));
     return {
       agent: json,
-      pools: (json.pools ?? []).map((p) => ({
+      pools: json.pools.map((p) => ({
         name: p.name,
-        health: p.health,
-        ...(p.capacityRatio !== undefined ? { capacity: `${Math.round(p.capacityRatio * 100)}%` } : {}),
+        health: p.health ?? 'MISSING',
+        ...(typeof p.capacityRatio === 'number' ? { capacity: `${Math.round(p.capacityRatio * 100)}%` } : {}),
         ...(scrubText(p) !== undefined ? { scrub: scrubText(p)! } : {}),
       })),
     };
