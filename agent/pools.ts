@@ -1,6 +1,6 @@
 // The configured pools: is each imported, how healthy, is a scrub/resilver running; import (prepare) and export
-// (shutdown). zpool argv comes from src/zfs/argv.ts where a builder exists; names are validated by requirePool.
-import { poolListArgv, requirePool } from '../src/zfs/argv.js';
+// (shutdown). zpool argv comes from src/zfs/pool-argv.ts, which validates every pool name.
+import { poolExportArgv, poolImportArgv, poolListArgv, poolStatusFullArgv } from '../src/zfs/pool-argv.js';
 import { classify } from '../src/zfs/errors.js';
 import type { AgentPoolReport } from '../src/protocol/agent.js';
 import type { AgentContext } from './context.js';
@@ -25,7 +25,7 @@ export async function poolHealth(ctx: AgentContext, pool: string): Promise<{ hea
 }
 
 export async function poolStatus(ctx: AgentContext, pool: string): Promise<PoolStatus | undefined> {
-  const argv = ['zpool', 'status', requirePool(pool)];
+  const argv = poolStatusFullArgv(pool);
   const r = await ctx.runner.run(argv, { timeoutMs: 30_000 });
   if (r.exitCode !== 0) {
     if (NOT_IMPORTED.test(r.stderr)) return undefined;
@@ -90,8 +90,7 @@ export async function poolReport(ctx: AgentContext, pool: string, opts: { disks?
  * error text, undefined on success.
  */
 export async function importPool(ctx: AgentContext, pool: string): Promise<string | undefined> {
-  const noMount = (await protects(ctx)) ? ['-N'] : [];
-  const argv = ['zpool', 'import', ...noMount, ...ctx.config.importDirectories.flatMap((d) => ['-d', d]), requirePool(pool)];
+  const argv = poolImportArgv(pool, { noMount: await protects(ctx), directories: ctx.config.importDirectories });
   const r = await ctx.runner.run(argv, { timeoutMs: 120_000 });
   if (r.exitCode === 0) return undefined;
   return (r.stderr.trim() || r.stdout.trim() || `exit ${r.exitCode}`).split('\n')[0];
@@ -99,7 +98,7 @@ export async function importPool(ctx: AgentContext, pool: string): Promise<strin
 
 /** `zpool export POOL`, retrying "busy" for a few seconds (zfs-fuse unmounts lazily); the error text or undefined. */
 export async function exportPool(ctx: AgentContext, pool: string, retryMs = 10_000): Promise<string | undefined> {
-  const argv = ['zpool', 'export', requirePool(pool)];
+  const argv = poolExportArgv(pool);
   const deadline = Date.now() + retryMs;
   for (let i = 0; ; i++) {
     const r = await ctx.runner.run(argv, { timeoutMs: 120_000 });

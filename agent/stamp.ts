@@ -4,6 +4,7 @@
 // It lives on the box's own disk, not in the pool: no stream can set or clear it (a property on the snapshots could
 // not be trusted: a `zfs send -R -p` package sets snapshot properties and, for a replication stream, clears the local
 // ones of every snapshot it does not carry them for). Keyed by guid, so renames do not matter.
+import { getArgv } from '../src/zfs/dataset-argv.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { checkResult } from '../src/zfs/errors.js';
@@ -51,7 +52,7 @@ export async function recordReceived(ctx: AgentContext, dataset: string, snapsho
 
 async function listSnapshotGuids(ctx: AgentContext, dataset: string): Promise<[string, string][]> {
   // `get -r` lists the snapshots too (zfs-fuse has no `get -t`); guids need -p (zfs-fuse prints them lossy without).
-  const argv = ['zfs', 'get', '-H', '-p', '-r', '-o', 'name,value', 'guid', dataset];
+  const argv = getArgv(['guid'], [dataset], { parsable: true, recursive: true, fields: ['name', 'value'] });
   const r = await ctx.runner.run(argv, { timeoutMs: 300_000 });
   checkResult(r, { action: `read the guids received into ${dataset}`, argv });
   return r.stdout

@@ -1,4 +1,5 @@
 // `status` (read-only, JSON) and `prepare` (import the pools, wait for late disks, report readiness).
+import { listNamesArgv } from '../src/zfs/dataset-argv.js';
 import { maintainScrubs } from './scrub.js';
 import { hostname } from 'node:os';
 import { AgentExit, type AgentContext } from './context.js';
@@ -76,7 +77,7 @@ export async function prepareBox(ctx: AgentContext): Promise<PrepareReply> {
   }
   const roots: { name: string; exists: boolean }[] = [];
   for (const root of ctx.config.roots) {
-    const r = await ctx.runner.run(['zfs', 'list', '-H', '-o', 'name', root], { timeoutMs: 30_000 });
+    const r = await ctx.runner.run(listNamesArgv(root), { timeoutMs: 30_000 });
     roots.push({ name: root, exists: r.exitCode === 0 });
   }
   const pools = [...state].map(([name, st]) => ({

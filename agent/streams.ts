@@ -1,6 +1,7 @@
 // The verbs that move bytes: receive (stdin → zfs receive), send (zfs send → stdout) and capabilities (the probe's
 // output). Each child gets the agent's own file descriptors, so the stream never passes through JavaScript.
 import { createParentArgv, receiveAbortArgv, receiveArgv, receiveProtection, sendArgv } from '../src/zfs/argv.js';
+import { getArgv, listNamesArgv, setArgv } from '../src/zfs/dataset-argv.js';
 import { parseCapabilities, probeArgv } from '../src/zfs/capabilities.js';
 import { CapabilityCache, fingerprintArgv } from '../src/zfs/capability-cache.js';
 import { checkResult } from '../src/zfs/errors.js';
@@ -13,7 +14,7 @@ import { AgentExit, type AgentContext } from './context.js';
 
 
 async function exists(ctx: AgentContext, dataset: string): Promise<boolean> {
-  const argv = ['zfs', 'list', '-H', '-o', 'name', dataset];
+  const argv = listNamesArgv(dataset);
   const r = await ctx.runner.run(argv, { timeoutMs: 30_000 });
   if (r.exitCode === 0) return true;
   if (/does not exist|no such pool/i.test(r.stderr)) return false;
@@ -103,7 +104,7 @@ export interface Received {
 
 export async function readReceived(ctx: AgentContext, dataset: string): Promise<Received> {
   const props = ['type', 'mountpoint', 'canmount', ...Object.keys(SAFE).filter((p) => p !== 'mountpoint'), 'guid'];
-  const argv = ['zfs', 'get', '-H', '-p', '-r', '-t', 'filesystem,volume,snapshot', '-o', 'name,property,value', props.join(','), dataset];
+  const argv = getArgv(props, [dataset], { parsable: true, recursive: true, types: ['filesystem', 'volume', 'snapshot'], fields: ['name', 'property', 'value'] });
   const r = await ctx.runner.run(argv, { timeoutMs: 300_000 });
   checkResult(r, { action: `read the properties received into ${dataset}`, argv });
   const rows = new Map<string, Map<string, string>>();
@@ -155,7 +156,7 @@ export async function receive(ctx: AgentContext, req: Extract<Request, { verb: '
     // With -o the receive sets it itself, so the look-up is not needed.
     let isNew = false;
     if (!protect) {
-      const snaps = await ctx.runner.run(['zfs', 'list', '-H', '-o', 'name', '-t', 'snapshot', '-d', '1', req.dataset]);
+      const snaps = await ctx.runner.run(listNamesArgv(req.dataset, { type: 'snapshot', depth: 1 }));
       isNew = snaps.exitCode !== 0 || snaps.stdout.trim() === '';
     }
     // Whatever properties the stream carries (a stolen controller can send a crafted `send -R -p` package), nothing
@@ -177,7 +178,7 @@ export async function receive(ctx: AgentContext, req: Extract<Request, { verb: '
         for (const p of problems) fixes.set(p.dataset, [...(fixes.get(p.dataset) ?? []), ...p.fix.split(' ')]);
         let fixed = { exitCode: 0, stderr: '' };
         for (const [ds, props] of fixes) {
-          const r = await ctx.runner.run(['zfs', 'set', ...props, ds], { timeoutMs: 60_000 });
+          const r = await ctx.runner.run(setArgv(props, ds), { timeoutMs: 60_000 });
           if (r.exitCode !== 0) fixed = { exitCode: r.exitCode ?? 1, stderr: fixed.stderr + r.stderr };
         }
         const text = problems.map((p) => `${p.dataset}: ${p.what}`).join('; ');
@@ -203,7 +204,7 @@ export async function receive(ctx: AgentContext, req: Extract<Request, { verb: '
     // zfs-fuse (no receive -o): a backup must never mount itself at the next import or boot: mounting it (and making
     // its children's mountpoint directories) modifies it, and the next incremental receive would then be refused.
     if (code === 0 && isNew && !protect) {
-      const r = await ctx.runner.run(['zfs', 'set', 'canmount=noauto', req.dataset]);
+      const r = await ctx.runner.run(setArgv(['canmount=noauto'], req.dataset));
       if (r.exitCode !== 0) ctx.log.write(`could not set canmount=noauto on ${req.dataset}: ${r.stderr.trim()}`);
     }
     return code;

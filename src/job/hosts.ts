@@ -2,8 +2,10 @@
 import { isHozoError } from '../errors.js';
 import type { Step } from '../planner/types.js';
 import type { Runner } from '../transport/runner.js';
-import { bookmarkArgv, createParentArgv, destroyBookmarkArgv, holdArgv, poolsListArgv, receiveAbortArgv, releaseArgv, requireDataset, rollbackArgv } from '../zfs/argv.js';
+import { bookmarkArgv, createParentArgv, destroyBookmarkArgv, holdArgv, receiveAbortArgv, releaseArgv, requireDataset, rollbackArgv } from '../zfs/argv.js';
 import { checkResult } from '../zfs/errors.js';
+import { poolsListArgv } from '../zfs/pool-argv.js';
+import { setArgv } from '../zfs/dataset-argv.js';
 import { parseZpoolList } from '../zfs/pool-list.js';
 import { inventoryFromResult, listInventory, listInventoryArgv } from '../zfs/inventory.js';
 import { runBatch } from '../transport/batch.js';
@@ -48,7 +50,7 @@ export function zfsHost(runner: Runner, caps: Capabilities): ZfsHost {
         shellJoin(recv),
         // zfs-fuse (no receive -o): a backup must not mount itself at the box's next import or boot: that modifies
         // it (mountpoint directories for its children), and the next incremental receive would be refused.
-        ...(setNoauto ? [shellJoin(['zfs', 'set', 'canmount=noauto', requireDataset(target)])] : []),
+        ...(setNoauto ? [shellJoin(setArgv(['canmount=noauto'], target))] : []),
       ];
       return ['sh', '-c', chain.join(' && ')];
     },

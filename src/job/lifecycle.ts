@@ -10,7 +10,7 @@ import { SshRunner } from '../transport/ssh.js';
 import { AgentSessionRunner } from '../transport/agent-session.js';
 import type { Runner } from '../transport/runner.js';
 import type { Logger } from '../util/log.js';
-import { poolsListArgv } from '../zfs/argv.js';
+import { poolsListArgv } from '../zfs/pool-argv.js';
 import { parseZpoolList } from '../zfs/pool-list.js';
 import { findHost } from '../config/lookup.js';
 import { boxPortOpen, realClock, waitReady, type Clock } from '../wake/ready.js';

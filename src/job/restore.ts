@@ -1,5 +1,6 @@
 // Restore: replicate from the box back to this machine with the same planner and pipeline, never overwriting an
 // existing local dataset unless --force (and even then only along a common snapshot, never a blind full receive).
+import { inheritArgv, mountArgv, setArgv } from '../zfs/dataset-argv.js';
 import type { ZfsHost } from './endpoint.js';
 import { isEncrypted } from './encryption.js';
 import type { Config, JobConfig } from '../config/schema.js';
@@ -35,9 +36,9 @@ export interface RestoreOptions {
  */
 async function afterRestore(local: ZfsHost, dest: string, raw: boolean, mount: boolean, log: Logger): Promise<void> {
   const steps = [
-    ...['mountpoint', 'setuid', 'exec', 'devices'].map((p) => ['zfs', 'inherit', p, dest]),
-    ['zfs', 'set', 'canmount=on', dest],
-    ['zfs', 'mount', dest],
+    ...['mountpoint', 'setuid', 'exec', 'devices'].map((p) => inheritArgv(p, dest)),
+    setArgv(['canmount=on'], dest),
+    mountArgv(dest),
   ];
   const how = `${raw ? `zfs load-key ${dest}, then ` : ''}${steps.map((a) => a.join(' ')).join('; ')}`;
   if (!mount || raw) {

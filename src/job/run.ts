@@ -1,5 +1,6 @@
 // The replication lifecycle for one job: connect → probe → inventory → plan → replicate → verify → protect base.
 // Every dataset is reported; one dataset's failure never stops the others.
+import { getArgv } from '../zfs/dataset-argv.js';
 import { trace } from '../util/trace.js';
 import { throwIfInterrupted, unlessInterrupted } from './interrupt.js';
 import { crossingOf, isEncrypted, untrusted, verifyEncrypted } from './encryption.js';
@@ -375,7 +376,7 @@ async function estimatePlan(source: Host, p: DatasetPlan, raw: boolean): Promise
     const e = await source.estimate(p.source, step, raw).catch(() => undefined);
     if (e === undefined) {
       if (p.steps.length !== 1 || step.kind !== 'full') return undefined;
-      const r = await source.runner.run(['zfs', 'get', '-H', '-p', '-o', 'value', 'referenced', `${p.source}@${step.snapshot.name}`], { timeoutMs: 60_000 });
+      const r = await source.runner.run(getArgv(['referenced'], [`${p.source}@${step.snapshot.name}`], { parsable: true }), { timeoutMs: 60_000 });
       const n = Number(r.stdout.trim());
       return r.exitCode === 0 && Number.isFinite(n) && n >= 0 ? n : undefined;
     }

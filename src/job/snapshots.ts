@@ -2,6 +2,7 @@
 // sends, taken at once, named `<prefix>_YYYYMMDDTHHMMSSZ` (UTC: names sort by time); after the run, the job's own
 // snapshots beyond `keep` are destroyed on the source — never one that carries a hold (the incremental base), never
 // one whose name this job did not make.
+import { snapshotsArgv } from '../zfs/dataset-argv.js';
 import type { DatasetConfig } from '../config/schema.js';
 import { expandDatasets } from '../planner/expand.js';
 import type { Capabilities, Inventory } from '../zfs/types.js';
@@ -50,12 +51,12 @@ export function snapshotSets(datasets: readonly DatasetConfig[], inventory: Inve
 export function snapshotCommands(sets: readonly (readonly string[])[], recursiveWhole: readonly boolean[], name: string, caps: Capabilities): { commands: string[][]; atomic: boolean } {
   const all = [...new Set(sets.flat())];
   if (all.length === 0) return { commands: [], atomic: true };
-  if (multiSnapshot(caps)) return { commands: [['zfs', 'snapshot', ...all.map((d) => `${requireDataset(d)}@${name}`)]], atomic: true };
+  if (multiSnapshot(caps)) return { commands: [snapshotsArgv(all.map((d) => `${d}@${name}`))], atomic: true };
   const commands: string[][] = [];
   sets.forEach((set, i) => {
     if (set.length === 0) return;
-    if (recursiveWhole[i] === true) commands.push(['zfs', 'snapshot', '-r', `${requireDataset(set[0]!)}@${name}`]);
-    else for (const d of set) commands.push(['zfs', 'snapshot', `${requireDataset(d)}@${name}`]);
+    if (recursiveWhole[i] === true) commands.push(snapshotsArgv([`${set[0]!}@${name}`], { recursive: true }));
+    else for (const d of set) commands.push(snapshotsArgv([`${d}@${name}`]));
   });
   return { commands, atomic: commands.length <= 1 };
 }

@@ -4,6 +4,7 @@
 // dataset here (the key loaded where the backup is raw), clones the source snapshot beside it, compares the two
 // trees file by file (all files, or a seeded sample), and destroys the scratch datasets whatever happens — a backup
 // you have restored.
+import { cloneArgv, createArgv, destroyTreeArgv, getArgv, listNamesArgv, loadKeyArgv, mountArgv, setArgv } from '../zfs/dataset-argv.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -214,29 +215,29 @@ async function zfsOk(host: ZfsHost, argv: string[], what: string): Promise<strin
 /** Creates the scratch root; one left by a killed verify (it carries our mark) is destroyed first. Refuses to touch
  *  a dataset of that name without the mark. */
 async function prepareScratch(local: ZfsHost, root: string, job: string, log: Logger): Promise<void> {
-  const r = await local.runner.run(['zfs', 'get', '-H', '-o', 'value', MARK, requireDataset(root)], { timeoutMs: 60_000 });
+  const r = await local.runner.run(getArgv([MARK], [root]), { timeoutMs: 60_000 });
   if (r.exitCode === 0) {
     if (r.stdout.trim() !== job) {
       throw new HozoError('VERIFY_FAILED', `${root} exists and was not made by hozo verify (no ${MARK}=${job}): not touching it`, { hint: 'rename or destroy it yourself; hozo uses that name for restore tests' });
     }
     log.warn(`${root}: left by an interrupted verify; destroying it first`);
     await unmountAll(local, root);
-    await zfsOk(local, ['zfs', 'destroy', '-r', root], 'remove the old scratch datasets');
+    await zfsOk(local, destroyTreeArgv(root), 'remove the old scratch datasets');
   }
-  await zfsOk(local, ['zfs', 'create', '-o', 'canmount=off', '-o', 'mountpoint=none', '-o', `${MARK}=${job}`, root], 'create the scratch dataset');
+  await zfsOk(local, createArgv(root, ['canmount=off', 'mountpoint=none', `${MARK}=${job}`]), 'create the scratch dataset');
 }
 
 /** mountpoint=none on every dataset below the scratch root (it unmounts them; destroy then finds nothing busy). */
 async function unmountAll(local: ZfsHost, root: string): Promise<void> {
-  const r = await local.runner.run(['zfs', 'list', '-H', '-o', 'name', '-t', 'filesystem', '-r', requireDataset(root)], { timeoutMs: 60_000 });
+  const r = await local.runner.run(listNamesArgv(root, { type: 'filesystem', recursive: true }), { timeoutMs: 60_000 });
   for (const ds of r.stdout.split('\n').filter((n) => n.startsWith(root + '/'))) {
-    await local.runner.run(['zfs', 'set', 'mountpoint=none', requireDataset(ds)], { timeoutMs: 120_000 });
+    await local.runner.run(setArgv(['mountpoint=none'], ds), { timeoutMs: 120_000 });
   }
 }
 
 async function destroyScratch(local: ZfsHost, root: string, log: Logger, warnings: string[]): Promise<void> {
   await unmountAll(local, root);
-  for (const argv of [['zfs', 'destroy', '-r', root], ['zfs', 'destroy', '-r', '-f', root]]) {
+  for (const argv of [destroyTreeArgv(root), destroyTreeArgv(root, { force: true })]) {
     const r = await local.runner.run(argv, { timeoutMs: 300_000 });
     if (r.exitCode === 0 || /does not exist/.test(r.stderr)) {
       log.debug(`${root}: destroyed`);
@@ -286,14 +287,14 @@ async function restoreTest(
     if (rep.result !== 'sent') return { result: 'failed', reason: `receiving it back failed: ${rep.error?.message ?? rep.result}`, seconds: (Date.now() - started) / 1000 };
     if (raw) {
       const rootOf = src?.encryptionRoot ?? d.source;
-      const loc = (await zfsOk(local, ['zfs', 'get', '-H', '-o', 'value', 'keylocation', requireDataset(rootOf)], 'read the key location')).trim();
+      const loc = (await zfsOk(local, getArgv(['keylocation'], [rootOf]), 'read the key location')).trim();
       if (!loc.startsWith('file://')) return { result: 'skipped', reason: `the backup is raw-encrypted and the key of ${rootOf} is not in a file (keylocation=${loc}): it cannot be loaded unattended`, seconds: (Date.now() - started) / 1000 };
-      await zfsOk(local, ['zfs', 'load-key', '-L', loc, restored], 'load the key of the restored copy');
+      await zfsOk(local, loadKeyArgv(restored, loc), 'load the key of the restored copy');
     }
-    for (const p of ['readonly=on', 'exec=off', 'setuid=off', 'devices=off', `mountpoint=${join(mnt, 'backup')}`]) await zfsOk(local, ['zfs', 'set', p, restored], 'prepare the restored copy');
-    await zfsOk(local, ['zfs', 'mount', restored], 'mount the restored copy');
-    await zfsOk(local, ['zfs', 'clone', '-o', 'readonly=on', '-o', `mountpoint=${join(mnt, 'source')}`, `${d.source}@${base.name}`, clone], 'clone the source snapshot');
-    const mounted = await local.runner.run(['zfs', 'mount', clone], { timeoutMs: 60_000 });
+    for (const p of ['readonly=on', 'exec=off', 'setuid=off', 'devices=off', `mountpoint=${join(mnt, 'backup')}`]) await zfsOk(local, setArgv([p], restored), 'prepare the restored copy');
+    await zfsOk(local, mountArgv(restored), 'mount the restored copy');
+    await zfsOk(local, cloneArgv(`${d.source}@${base.name}`, clone, ['readonly=on', `mountpoint=${join(mnt, 'source')}`]), 'clone the source snapshot');
+    const mounted = await local.runner.run(mountArgv(clone), { timeoutMs: 60_000 });
     if (mounted.exitCode !== 0 && !/already mounted/.test(mounted.stderr)) throw new HozoError('ZFS_UNKNOWN', `mount ${clone}: ${mounted.stderr.trim()}`);
     throwIfInterrupted(opts.signal);
     const c = await compareTrees(join(mnt, 'source'), join(mnt, 'backup'), { ...(opts.sampleFiles !== undefined ? { sampleFiles: opts.sampleFiles } : {}), seed: opts.seed });
@@ -305,8 +306,8 @@ async function restoreTest(
     // Unmount and destroy this pair now (the root goes at the end): a sampled run over many datasets holds one copy.
     // mountpoint=none unmounts first: zfs-fuse's destroy of a mounted dataset can say "busy" where this works.
     for (const ds of [clone, restored]) {
-      await local.runner.run(['zfs', 'set', 'mountpoint=none', ds], { timeoutMs: 120_000 }).catch(() => undefined);
-      await local.runner.run(['zfs', 'destroy', '-r', '-f', ds], { timeoutMs: 300_000 }).catch(() => undefined);
+      await Promise.resolve().then(() => local.runner.run(setArgv(['mountpoint=none'], ds), { timeoutMs: 120_000 })).catch(() => undefined);
+      await Promise.resolve().then(() => local.runner.run(destroyTreeArgv(ds, { force: true }), { timeoutMs: 300_000 })).catch(() => undefined);
     }
     rmSync(mnt, { recursive: true, force: true });
   }

@@ -50,12 +50,12 @@ function splitAt(full: string, sep: '@' | '#', what: string): { dataset: string;
   return { dataset, snapshot };
 }
 
-function requireSnapshot(full: string): string {
+export function requireSnapshot(full: string): string {
   splitSnapshot(full);
   return full;
 }
 
-function requireSome<T>(items: readonly T[], what: string): readonly T[] {
+export function requireSome<T>(items: readonly T[], what: string): readonly T[] {
   // zfs get/hold with no operand would act on everything (or fail obscurely): never build that.
   if (items.length === 0) throw new HozoError('INTERNAL', `no ${what} given`);
   return items;
@@ -77,7 +77,7 @@ function requireTag(tag: string): string {
 // Native names are lowercase words; user properties need a ':' (module:name).
 const PROPERTY = /^[a-z][a-z0-9_]*$|^[A-Za-z0-9_.+-]*:[A-Za-z0-9_.:+-]*$/;
 
-function requireProperty(name: string): string {
+export function requireProperty(name: string): string {
   if (name.length === 0 || name.length > 255 || !PROPERTY.test(name)) {
     throw new HozoError('USAGE', `invalid ZFS property name "${name}"`, {
       hint: 'native properties are lowercase words (compression); user properties contain ":" (org.example:tag)',
@@ -317,22 +317,4 @@ export function bookmarkArgv(snapshot: string, bookmark: string): string[] {
     throw new HozoError('INVALID_DATASET_NAME', `bookmark "${bookmark}" must be on the dataset of "${snapshot}"`);
   }
   return ['zfs', 'bookmark', snapshot, bookmark];
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// pools
-
-/** Prints "pool 'X' is healthy" or the problem; `-x` keeps healthy output to one line. */
-export function poolStatusArgv(pool: string): string[] {
-  return ['zpool', 'status', '-x', requirePool(pool)];
-}
-
-/** Human sizes: zfs-fuse has no `zpool list -p`. */
-export function poolListArgv(pool: string): string[] {
-  return poolsListArgv([pool]);
-}
-
-/** Several pools in one command (a missing one is named on stderr, the others are still listed); none: all. */
-export function poolsListArgv(pools: readonly string[]): string[] {
-  return ['zpool', 'list', '-H', '-o', 'name,health,size,alloc,free,cap', ...pools.map(requirePool)];
 }

@@ -14,14 +14,13 @@ import {
   destroySnapshotArgv,
   guidsArgv,
   holdArgv,
-  poolListArgv,
-  poolStatusArgv,
   receiveArgv,
   releaseArgv,
   rollbackArgv,
   sendArgv,
   snapshotArgv,
 } from '../../src/zfs/argv.js';
+import { poolListArgv, poolStatusArgv } from '../../src/zfs/pool-argv.js';
 import { probeCapabilities } from '../../src/zfs/capabilities.js';
 import { CapabilityCache } from '../../src/zfs/capability-cache.js';
 import { hello } from '../../src/zfs/hello.js';

@@ -9,8 +9,6 @@ import {
   holdArgv,
   holdsArgv,
   inventoryArgv,
-  poolListArgv,
-  poolStatusArgv,
   receiveAbortArgv,
   receiveArgv,
   releaseArgv,
@@ -19,6 +17,7 @@ import {
   snapshotArgv,
   splitSnapshot,
 } from '../../src/zfs/argv.js';
+import { poolListArgv, poolStatusArgv } from '../../src/zfs/pool-argv.js';
 
 function codeOf(fn: () => unknown): string | undefined {
   try {

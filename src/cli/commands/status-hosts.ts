@@ -7,7 +7,7 @@ import type { Runner } from '../../transport/runner.js';
 import type { Logger } from '../../util/log.js';
 import { boxPortOpen } from '../../wake/ready.js';
 import { findHost } from '../../config/lookup.js';
-import { poolListArgv } from '../../zfs/argv.js';
+import { poolListArgv } from '../../zfs/pool-argv.js';
 import { parseZpoolList } from '../../zfs/pool-list.js';
 import { checkResult } from '../../zfs/errors.js';
 import { parseStatusReply } from '../../protocol/agent.js';
