@@ -14,7 +14,8 @@ import { openHosts } from './open.js';
 import { acquireJobLock } from './lock.js';
 import { closeReport, failedResult, startReport, toErrorInfo, type JobReport } from './report.js';
 import { jobBandwidth } from '../pipeline/bandwidth.js';
-import { initialReport, replicate, verify } from './run.js';
+import { initialReport, replicate } from './replicate.js';
+import { verify } from './protect.js';
 
 export interface RestoreOptions {
   /** The source dataset as configured (or a child of a recursive one). */

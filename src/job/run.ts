@@ -5,24 +5,18 @@ import { trace } from '../util/trace.js';
 import { throwIfInterrupted, unlessInterrupted } from './interrupt.js';
 import { crossingOf, isEncrypted, untrusted, verifyEncrypted } from './encryption.js';
 import type { Config, JobConfig } from '../config/schema.js';
-import { HozoError, isHozoError } from '../errors.js';
+import { HozoError } from '../errors.js';
 import { planJob } from '../planner/plan.js';
 import type { DatasetPlan, DatasetSpec, Policy } from '../planner/types.js';
-import { PipelineError, blameStage, runPipeline } from '../pipeline/pipeline.js';
-import { buildTransfer } from '../pipeline/transfer.js';
 import { describeLimit, jobBandwidth } from '../pipeline/bandwidth.js';
-import { progressReporter } from '../pipeline/progress.js';
 import { formatBytes, type Logger } from '../util/log.js';
 import type { Inventory } from '../zfs/types.js';
-import { definitiveStageError } from '../zfs/errors.js';
-import { describePlan, snapshotsOf } from './describe.js';
-import type { ZfsHost } from './endpoint.js';
 import { openHosts, type JobHosts } from './open.js';
 import { acquireJobLock } from './lock.js';
 import { DEFAULT_SCRUB_WARN_AFTER, judgePools } from './pool-health.js';
 import { hostNamed } from '../config/lookup.js';
 import { hostReportOf } from './lifecycle.js';
-import { closeReport, failedResult, startReport, toErrorInfo, type DatasetReport, type JobReport, type PoolReport } from './report.js';
+import { closeReport, failedResult, startReport, toErrorInfo, type JobReport, type PoolReport } from './report.js';
 import { poolOf } from '../zfs/names.js';
 import { remembered, type JobState } from '../state/state.js';
 import type { EarlyConnection } from './early.js';
@@ -36,6 +30,8 @@ import { listInventory } from '../zfs/inventory.js';
 import { expandDatasets } from '../planner/expand.js';
 import { openWindow, windowOrder, type Window } from './window.js';
 import type { ZfsHost as Host } from './endpoint.js';
+import { initialReport, isResume, replicate, transferOptions, UNUSABLE_TOKEN, type TransferSettings } from './replicate.js';
+import { guidOf, holdTag, newestCreation, protectBase, verify } from './protect.js';
 
 export interface RunOptions {
   readonly dryRun?: boolean;
@@ -54,7 +50,6 @@ export interface RunOptions {
   readonly signal?: AbortSignal;
 }
 
-export const holdTag = (job: string) => `hozo:${job}`;
 
 export function jobSpecs(job: JobConfig): DatasetSpec[] {
   return job.datasets.map((d) => ({ source: d.source, target: d.target, recursive: d.recursive, exclude: d.exclude }));
@@ -394,230 +389,5 @@ function entryIndex(job: JobConfig, inv: Inventory): Map<string, number> {
   return m;
 }
 
-export function initialReport(p: DatasetPlan): DatasetReport {
-  return {
-    source: p.source,
-    target: p.target,
-    result: p.action === 'up-to-date' ? 'up-to-date' : p.action === 'conflict' ? 'conflict' : 'planned',
-    ...(p.action !== 'conflict' && p.base !== undefined ? { base: p.base.name } : {}),
-    ...(p.action === 'up-to-date' ? { newest: p.base.name } : {}),
-    snapshotsSent: [],
-    seconds: 0,
-    verified: false,
-    plan: describePlan(p),
-    ...(p.action === 'conflict' ? { error: { code: `CONFLICT_${p.conflict.kind.toUpperCase().replace(/-/g, '_')}`, message: p.conflict.message, hint: p.conflict.hint } } : {}),
-  };
-}
-
-export interface TransferSettings {
-  readonly compress: JobConfig['compress'];
-  /** pv -L for the local pv stage (bandwidthLimit), e.g. "20M". */
-  readonly rateLimit?: string;
-  readonly buffer: JobConfig['buffer'];
-  readonly bufferSize: JobConfig['bufferSize'];
-  /** `zfs receive -F`: only when the user allowed rollback. */
-  readonly force: boolean;
-  /** `zfs receive -u`: backups stay unmounted; restores mount. */
-  readonly unmounted: boolean;
-  /** `zfs receive -s`: an interruption leaves a resume token (both ends can resume). */
-  readonly resumable?: boolean;
-  /** `zfs send -w`: the encrypted blocks as stored (to an untrusted host; restores of raw backups). */
-  readonly raw?: boolean;
-}
-
-function transferOptions(job: JobConfig, p: DatasetPlan, policy: Policy): TransferSettings {
-  const rolledBack = p.action === 'send' && p.rollbackTo !== undefined;
-  return { compress: job.compress, buffer: job.buffer, bufferSize: job.bufferSize, force: job.rollback || rolledBack, unmounted: true, resumable: policy.resume === true };
-}
-
-const isResume = (p: DatasetPlan): boolean => p.action === 'send' && p.steps[0]?.kind === 'resume';
-
-/** What OpenZFS says when a resume token cannot be used (see src/zfs/errors.ts, ZFS_RESUME_INVALID). */
-const UNUSABLE_TOKEN = /resume token is corrupt|resume token does not match|cannot resume send|used in the initial send no longer exists|kind of stream|Resuming recv on existing/i;
-
-/** Runs one dataset's plan from `source` (sender) to `target` (receiver); records the outcome in `d`. */
-export async function replicate(
-  p: DatasetPlan,
-  d: DatasetReport,
-  srcInv: Inventory,
-  source: ZfsHost,
-  target: ZfsHost,
-  settings: TransferSettings,
-  log: Logger,
-  signal?: AbortSignal,
-): Promise<void> {
-  if (p.action !== 'send') return;
-  const started = Date.now();
-  const srcSnaps = srcInv.get(p.source)?.snapshots ?? [];
-  try {
-    if (p.rollbackTo !== undefined) {
-      log.warn(`${p.target}: rolling back to @${p.rollbackTo.name} (rollback: true), destroying newer target snapshots`);
-      await target.rollback(`${p.target}@${p.rollbackTo.name}`);
-    }
-    let bytes = 0;
-    for (const step of p.steps) {
-      const setup = {
-        force: settings.force && step.kind === 'incremental',
-        unmounted: settings.unmounted,
-        ...(step === p.steps[0] && p.createParent !== undefined ? { createParent: p.createParent } : {}),
-        // A resumed full receive (no common base) still needs the canmount=noauto its first attempt never set.
-        keepUnmounted: (step.kind === 'full' || (step.kind === 'resume' && p.base === undefined)) && settings.unmounted,
-        resumable: settings.resumable === true,
-        volume: srcInv.get(p.source)?.type === 'volume',
-      };
-      const transfer = buildTransfer({
-        sendArgv: (wrap) => source.sendCommand(p.source, step, wrap, settings.raw === true),
-        receiveArgv: (wrap) => target.receiveCommand(p.target, setup, wrap),
-        senderWraps: source.wrapsItself,
-        receiverWraps: target.wrapsItself,
-        sender: source.runner,
-        receiver: target.runner,
-        senderCaps: source.caps,
-        receiverCaps: target.caps,
-        localCaps: source.runner.name === 'local' ? source.caps : target.caps,
-        compress: settings.compress,
-        buffer: settings.buffer,
-        bufferSize: settings.bufferSize,
-        ...(settings.rateLimit !== undefined ? { rateLimit: settings.rateLimit } : {}),
-      });
-      for (const w of transfer.degraded) log.warn(w);
-      let last = 0;
-      // The size estimate (send -nP on the source) runs beside the stream, not before it.
-      const report = progressReporter(log, p.source, source.estimate(p.source, step, settings.raw === true).catch(() => undefined));
-      try {
-        trace(`${p.source}: pipeline starts`);
-        let first = true;
-        const r = await runPipeline(transfer.stages, {
-          ...(transfer.counterStage !== undefined ? { counterStage: transfer.counterStage } : {}),
-          ...(signal !== undefined ? { signal } : {}),
-          onBytes: (n) => {
-            if (first) trace(`${p.source}: first bytes counted`);
-            first = false;
-            last = n;
-            report(n);
-          },
-        });
-        bytes += r.bytes ?? last;
-        trace(`${p.source}: pipeline done`);
-      } catch (e) {
-        const pid = e instanceof PipelineError ? e.stages[0]?.pid : undefined;
-        await source.releaseSendHolds(p.source, step, pid, srcInv);
-        const culprit = e instanceof PipelineError ? blameStage(e.stages) : undefined;
-        throw (culprit !== undefined && definitiveStageError(culprit.stderr, (e as Error).message, e)) || e;
-      }
-    }
-    d.bytes = bytes;
-    d.snapshotsSent = snapshotsOf(p, srcSnaps);
-    const last = p.steps[p.steps.length - 1]!;
-    // A resumed stream's snapshot is inside its token; the re-plan after it names the newest.
-    const newest = last.kind === 'full' ? last.snapshot.name : last.kind === 'incremental' ? last.to.name : undefined;
-    if (newest !== undefined) d.newest = newest;
-    d.result = 'sent';
-    d.seconds = (Date.now() - started) / 1000;
-    log.info(`${p.source}: ${d.snapshotsSent.length} snapshot(s), ${formatBytes(bytes)} in ${d.seconds.toFixed(1)}s`);
-  } catch (e) {
-    d.result = 'failed';
-    d.seconds = (Date.now() - started) / 1000;
-    d.error = toErrorInfo(e);
-    log.error(`${p.source} → ${p.target}: ${d.error.message}${d.error.hint ? `\n  hint: ${d.error.hint}` : ''}`);
-  }
-}
-
-/** The guid of snapshot `snap` of `ds`, or of the bookmark of that name (a plan whose common point is a bookmark). */
-function guidOf(inv: Inventory, ds: string, snap: string | undefined): string | undefined {
-  const d = inv.get(ds);
-  return d?.snapshots.find((s) => s.name === snap)?.guid ?? d?.bookmarks?.find((b) => b.name === snap)?.guid;
-}
-
-/** The bookmark hozo keeps of a job's newest verified snapshot: `hozo:<job>:<snapshot>` (":" cannot occur in job
- *  names, so one job's prefix never matches another's bookmarks). */
-export const bookmarkName = (job: string, snapshot: string) => `hozo:${job}:${snapshot}`;
-
-export function verify(d: DatasetReport, srcInv: Inventory, dstInv: Inventory): void {
-  const src = srcInv.get(d.source)?.snapshots ?? [];
-  const newest = d.newest ?? src[src.length - 1]?.name;
-  const guid = guidOf(srcInv, d.source, newest);
-  const onTarget = new Set((dstInv.get(d.target)?.snapshots ?? []).map((s) => s.guid));
-  d.verified = guid !== undefined && onTarget.has(guid);
-}
-
-function newestCreation(inv: Inventory, dataset: string): number | undefined {
-  const snaps = inv.get(dataset)?.snapshots ?? [];
-  return snaps.length === 0 ? undefined : Math.max(...snaps.map((s) => s.creation));
-}
-
-async function protectBase(
-  source: ZfsHost,
-  job: string,
-  srcInv: Inventory,
-  p: DatasetPlan,
-  d: DatasetReport,
-  heldBefore: string | undefined,
-  log: Logger,
-  warnings: string[],
-): Promise<void> {
-  if (d.newest === undefined) return;
-  // The common point is a bookmark (the snapshot was pruned on the source) and nothing newer exists: nothing to hold.
-  if (p.action === 'up-to-date' && p.base.bookmark) return;
-  const tag = holdTag(job);
-  const snaps = srcInv.get(d.source)?.snapshots ?? [];
-  // The bookmark and the hold are independent: side by side (each is a zfs command that waits for a txg).
-  // keepBookmark never throws (it warns).
-  const bookmarked = keepBookmark(source, job, srcInv, d, log, warnings);
-  try {
-    // Already held by the previous run and still carrying a hold: nothing to do (keeps no-op runs to zero commands).
-    const current = snaps.find((s) => s.name === d.newest);
-    if (heldBefore === d.newest && current?.userrefs !== undefined && current.userrefs > 0) {
-      d.held = d.newest;
-      return;
-    }
-    await source.hold(tag, `${d.source}@${d.newest}`);
-    d.held = d.newest;
-    // Release the job's hold on older snapshots (the previous base); other tags are not ours to touch.
-    // Without userrefs in the listing, the plan's base is the only snapshot this job can have held.
-    const base = p.action === 'send' || p.action === 'up-to-date' ? p.base : undefined;
-    const previous = snaps.filter((s) => s.name !== d.newest && (s.userrefs === undefined ? s.guid === base?.guid : s.userrefs > 0));
-    for (const s of previous) await source.release(tag, `${d.source}@${s.name}`);
-  } catch (e) {
-    const msg = `${d.source}: could not hold @${d.newest} with tag ${tag}: ${(e as Error).message}`;
-    warnings.push(msg);
-    log.warn(msg);
-  } finally {
-    await bookmarked;
-  }
-}
-
-/**
- * Where the source has bookmarks (OpenZFS): bookmark the newest verified snapshot and drop the job's older
- * bookmarks, so an incremental is still possible if the snapshot itself is pruned one day. Bookmarks of other jobs
- * and the user's own are never touched. Nothing happens when the bookmark is there already (no-op runs).
- */
-export async function keepBookmark(source: ZfsHost, job: string, srcInv: Inventory, d: DatasetReport, log: Logger, warnings: string[]): Promise<void> {
-  if (!source.caps.bookmarks || d.newest === undefined) return;
-  const ds = srcInv.get(d.source);
-  const newest = ds?.snapshots.find((s) => s.name === d.newest);
-  if (ds === undefined || newest === undefined) return;
-  const name = bookmarkName(job, newest.name);
-  const prefix = bookmarkName(job, '');
-  try {
-    if (!(ds.bookmarks ?? []).some((b) => b.name === name && b.guid === newest.guid)) await source.bookmark(`${d.source}@${newest.name}`, `${d.source}#${name}`);
-    for (const old of ds.bookmarks ?? []) {
-      if (old.name === name || !old.name.startsWith(prefix)) continue;
-      try {
-        await source.destroyBookmark(`${d.source}#${old.name}`);
-      } catch (e) {
-        // A non-root user is not delegated `destroy` (it would reach the datasets too, see the NixOS module):
-        // the old bookmarks then stay, which costs nothing but a line in `zfs list -t bookmark`.
-        if (!isHozoError(e, 'ZFS_PERMISSION')) throw e;
-        log.debug(`${d.source}: keeping the job's older bookmarks (no permission to destroy them)`);
-        break;
-      }
-    }
-  } catch (e) {
-    const msg = `${d.source}: could not keep bookmark #${name}: ${(e as Error).message}`;
-    warnings.push(msg);
-    log.warn(msg);
-  }
-}
-
 const defaultSleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+

@@ -27,7 +27,9 @@ import type { HostReport } from './report.js';
 import { acquireJobLock } from './lock.js';
 import { DEFAULT_SCRUB_WARN_AFTER, judgePools } from './pool-health.js';
 import { failedResult, toErrorInfo, type ErrorInfo, type PoolReport } from './report.js';
-import { bookmarkName, holdTag, initialReport, jobSpecs, replicate } from './run.js';
+import { jobSpecs } from './run.js';
+import { initialReport, replicate } from './replicate.js';
+import { bookmarkName, holdTag } from './protect.js';
 import { compareTrees, sample, type Mismatch } from './tree-compare.js';
 
 export interface VerifyOptions {

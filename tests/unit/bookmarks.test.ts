@@ -2,7 +2,7 @@
 // fake host instead of real ZFS. What they check: the send argv from a bookmark base, and which bookmarks a run
 // creates and destroys on the source (only the job's own, never the user's or another job's).
 import { describe, expect, it } from 'vitest';
-import { bookmarkName, keepBookmark } from '../../src/job/run.js';
+import { bookmarkName, keepBookmark } from '../../src/job/protect.js';
 import type { ZfsHost } from '../../src/job/endpoint.js';
 import type { DatasetReport } from '../../src/job/report.js';
 import { sendArgvFor } from '../../src/job/steps.js';
