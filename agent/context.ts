@@ -70,13 +70,17 @@ export const defaultStream: StreamSpawner = (chain, opts) =>
           child.on('close', (code, signal) => done(code ?? 128 + (signal !== null ? (constants.signals[signal] ?? 0) : 0)));
         }).then((code) => {
           // A failed stage must not leave its neighbours waiting on a pipe nobody serves.
-          if (code !== 0) setTimeout(() => children.forEach((c) => c.exitCode === null && c.signalCode === null && c.kill('SIGTERM')), 2000).unref();
+          if (code !== 0) setTimeout(() => {
+            for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
+          }, 2000).unref();
           return code;
         }),
       );
     }
     // The SSH session ending or systemd stopping us must stop the children too (a receive would hold the pool busy).
-    const forward = (sig: NodeJS.Signals) => () => children.forEach((c) => c.kill(sig));
+    const forward = (sig: NodeJS.Signals) => () => {
+      for (const c of children) c.kill(sig);
+    };
     const handlers = (['SIGTERM', 'SIGINT', 'SIGHUP'] as const).map((s) => [s, forward(s)] as const);
     for (const [s, h] of handlers) process.on(s, h);
     void Promise.all(codes).then((all) => {

@@ -60,7 +60,7 @@ export async function blockers(ctx: AgentContext): Promise<string[]> {
     reasons.push(mine ? `a receive into ${r.dataset} is running (pid ${r.pid}, for ${Math.round(now - r.started)} s)` : `another controller's receive is running (for ${Math.round(now - r.started)} s)`);
   }
   for (const pool of ctx.config.pools) {
-    let p;
+    let p: Awaited<ReturnType<typeof poolReport>>;
     try {
       p = await poolReport(ctx, pool, { disks: false });
     } catch (e) {

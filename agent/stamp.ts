@@ -58,7 +58,7 @@ async function listSnapshotGuids(ctx: AgentContext, dataset: string): Promise<[s
   return r.stdout
     .split('\n')
     .map((l) => l.split('\t'))
-    .filter(([name, guid]) => name !== undefined && name.includes('@') && guid !== undefined && /^[0-9]+$/.test(guid)) as [string, string][];
+    .filter(([name, guid]) => name?.includes('@') && guid !== undefined && /^[0-9]+$/.test(guid)) as [string, string][];
 }
 
 /** Drops the records of destroyed snapshots (prune). Only those: a pool not imported now keeps its records. */

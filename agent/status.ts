@@ -3,7 +3,7 @@ import { listNamesArgv } from '../src/zfs/dataset-argv.js';
 import { maintainScrubs } from './scrub.js';
 import { hostname } from 'node:os';
 import { AgentExit, type AgentContext } from './context.js';
-import { HEALTHY, importPool, notImported, poolHealth, poolReport, type PoolReport } from './pools.js';
+import { HEALTHY, importPool, notImported, poolHealth, poolReport, } from './pools.js';
 import { AGENT_PROTOCOL_VERSION, rootOf } from './command.js';
 import type { AgentStatus, PrepareReply } from '../src/protocol/agent.js';
 import { ownLeases } from './scope.js';

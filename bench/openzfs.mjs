@@ -91,7 +91,7 @@ async function main() {
   const fresh = (t) => boxSh(`zfs destroy -r ${t} 2>/dev/null; true`);
   // The raw pipe's cipher: the faster of the pair (part 0); chacha20 when part 1 is not run (no AES in TCG's CPU).
   let best = 'chacha20-poly1305@openssh.com';
-  let cipherS = {};
+  const cipherS = {};
 
   if (PARTS.has('1')) {
     // ----- 0 + 1: full replication -----

@@ -34,7 +34,7 @@ export const MIN_LEASE_TTL_SECONDS = 60;
 /** A year: the longest lease, timeout or delay that makes sense (and far from float and timer overflow). */
 const MAX_DURATION_SECONDS = 366 * 86400;
 
-const NAME = /^[A-Za-z0-9][A-Za-z0-9_.\-]*$/;
+const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 const name = (what: string, rule: string) =>
   z
     .string()
@@ -43,7 +43,7 @@ const name = (what: string, rule: string) =>
     .refine((n) => !n.endsWith('.'), { message: `a ${what} name must not end with "."${rule}` });
 
 /** systemd calendar expressions: the shorthands, or the characters OnCalendar= uses (systemd-analyze calendar has the last word). */
-const SCHEDULE = /^(minutely|hourly|daily|weekly|monthly|yearly|annually|quarterly|semiannually|[A-Za-z0-9*:,.\/~ +-]{1,128})$/;
+const SCHEDULE = /^(minutely|hourly|daily|weekly|monthly|yearly|annually|quarterly|semiannually|[A-Za-z0-9*:,./~ +-]{1,128})$/;
 
 
 const argv = argvSchema;
@@ -70,7 +70,7 @@ const hooksShape = {
 export const hooksSchema = z.object(hooksShape).strict();
 
 /** The job's own snapshot prefix: a snapshot hozo created is `<prefix>_YYYYMMDDTHHMMSSZ` (UTC, sorts by time). */
-const snapshotPrefix = z.string().max(64, 'a snapshot prefix is at most 64 characters').regex(/^[A-Za-z0-9][A-Za-z0-9_.\-]*$/, 'expected a snapshot prefix of letters, digits, _ . - (starting with a letter or digit)');
+const snapshotPrefix = z.string().max(64, 'a snapshot prefix is at most 64 characters').regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'expected a snapshot prefix of letters, digits, _ . - (starting with a letter or digit)');
 
 export const snapshotSchema = z
   .object({
@@ -276,7 +276,7 @@ export const jobSchema = z
       }
     };
     needsSnapshot(j.hooks, ['hooks']);
-    j.datasets.forEach((d, i) => needsSnapshot(d.hooks, ['datasets', i, 'hooks']));
+    for (const [i, d] of j.datasets.entries()) needsSnapshot(d.hooks, ['datasets', i, 'hooks']);
   });
 
 export const configSchema = z

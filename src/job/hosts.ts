@@ -1,8 +1,7 @@
 // This machine and plain-SSH boxes as job endpoints (endpoint.ts): a runner, its probed capabilities, and the few ZFS operations a run needs.
 import { isHozoError } from '../errors.js';
-import type { Step } from '../planner/types.js';
 import type { Runner } from '../transport/runner.js';
-import { bookmarkArgv, createParentArgv, destroyBookmarkArgv, holdArgv, receiveAbortArgv, releaseArgv, requireDataset, rollbackArgv } from '../zfs/argv.js';
+import { bookmarkArgv, createParentArgv, destroyBookmarkArgv, holdArgv, receiveAbortArgv, releaseArgv, rollbackArgv } from '../zfs/argv.js';
 import { checkResult } from '../zfs/errors.js';
 import { poolsListArgv } from '../zfs/pool-argv.js';
 import { setArgv } from '../zfs/dataset-argv.js';
@@ -10,13 +9,12 @@ import { parseZpoolList } from '../zfs/pool-list.js';
 import { inventoryFromResult, listInventory, listInventoryArgv } from '../zfs/inventory.js';
 import { runBatch } from '../transport/batch.js';
 import type { CommandResult } from '../transport/runner.js';
-import type { Capabilities, Inventory } from '../zfs/types.js';
+import type { Capabilities, } from '../zfs/types.js';
 import type { PoolReport } from './report.js';
-import type { ReceiveSetup, ZfsHost } from './endpoint.js';
+import type { ZfsHost } from './endpoint.js';
 import { receiveArgvFor, sendArgvFor } from './steps.js';
 import { parseSendEstimate } from '../pipeline/progress.js';
 import { shellJoin } from '../transport/quote.js';
-import type { Wrap } from '../pipeline/transfer.js';
 
 async function zfs(runner: Runner, argv: string[], action: string): Promise<string> {
   return checkResult(await runner.run(argv), { action, host: runner.name, argv });

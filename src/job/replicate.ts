@@ -1,7 +1,6 @@
 // One dataset's plan carried out: the transfer pipeline (send | compress | buffer | ssh | receive), its retries,
 // resuming from a token and discarding an unusable one; the dataset's report records the outcome.
 import { trace } from '../util/trace.js';
-import { untrusted } from './encryption.js';
 import type { JobConfig } from '../config/schema.js';
 import type { DatasetPlan, Policy } from '../planner/types.js';
 import { PipelineError, blameStage, runPipeline } from '../pipeline/pipeline.js';

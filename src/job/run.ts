@@ -31,7 +31,7 @@ import { expandDatasets } from '../planner/expand.js';
 import { openWindow, windowOrder, type Window } from './window.js';
 import type { ZfsHost as Host } from './endpoint.js';
 import { initialReport, isResume, replicate, transferOptions, UNUSABLE_TOKEN, type TransferSettings } from './replicate.js';
-import { guidOf, holdTag, newestCreation, protectBase, verify } from './protect.js';
+import { guidOf, newestCreation, protectBase, verify } from './protect.js';
 
 export interface RunOptions {
   readonly dryRun?: boolean;

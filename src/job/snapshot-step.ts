@@ -38,7 +38,7 @@ export async function takeOwnSnapshots(job: JobConfig, runner: Runner, caps: Cap
     const o = await runHook('preSnapshot', jobPre, env({ HOZO_DATASETS: allDatasets }), log, `job ${job.name}`);
     if (!o.ok) {
       const e = hookFailed('preSnapshot', `job ${job.name}`, o);
-      job.datasets.forEach((_, i) => failed.set(i, e));
+      for (const i of job.datasets.keys()) failed.set(i, e);
       return { name, taken: [], failed, atomic: true, warnings };
     }
   }

@@ -6,7 +6,7 @@ import { snapshotsArgv } from '../zfs/dataset-argv.js';
 import type { DatasetConfig } from '../config/schema.js';
 import { expandDatasets } from '../planner/expand.js';
 import type { Capabilities, Inventory } from '../zfs/types.js';
-import { destroySnapshotArgv, requireDataset } from '../zfs/argv.js';
+import { destroySnapshotArgv, } from '../zfs/argv.js';
 
 export interface OwnSnapshotPolicy {
   readonly prefix: string;

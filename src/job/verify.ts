@@ -15,7 +15,7 @@ import { jobBandwidth } from '../pipeline/bandwidth.js';
 import { planDataset, planJob } from '../planner/plan.js';
 import type { Base } from '../planner/types.js';
 import type { Logger } from '../util/log.js';
-import { holdsArgv, requireDataset } from '../zfs/argv.js';
+import { holdsArgv, } from '../zfs/argv.js';
 import { poolOf } from '../zfs/names.js';
 import type { Dataset, Inventory } from '../zfs/types.js';
 import { isEncrypted } from './encryption.js';

@@ -579,7 +579,7 @@ async function buildBox(opts: BoxOptions): Promise<Box> {
       startSshd: w.startSshd ?? true,
     };
     const fd = openSync(files.wakeLog, 'a');
-    let child;
+    let child: ReturnType<typeof spawn>;
     try {
       const [file, ...args] = commandFor([process.execPath, '-e', WAKE_LISTENER_JS]);
       child = spawn(file!, args, {

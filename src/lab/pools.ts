@@ -69,7 +69,7 @@ export async function poolVdevs(name: string, exec: ZfsExec = hostExec): Promise
     else if (/^\s*errors:/.test(line)) inConfig = false;
     else if (inConfig) {
       const first = line.trim().split(/\s+/)[0];
-      if (first !== undefined && first.startsWith('/')) out.push(first);
+      if (first?.startsWith('/')) out.push(first);
     }
   }
   return out;

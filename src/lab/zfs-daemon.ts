@@ -53,7 +53,7 @@ export async function ensureZfsFuse(opts: { logFile?: string; timeoutMs?: number
     }
     mkdirSync(dirname(logFile), { recursive: true });
     const fd = openSync(logFile, 'a');
-    let child;
+    let child: ReturnType<typeof spawn>;
     try {
       child = spawn('zfs-fuse', ['--no-daemon'], { detached: true, stdio: ['ignore', fd, fd] });
     } finally {

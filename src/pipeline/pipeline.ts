@@ -72,12 +72,16 @@ export async function runPipeline(stages: readonly Stage[], opts: PipelineOption
     outcomes.push(watch(stage.name, child, i === opts.counterStage ? (n) => { bytes = n; opts.onBytes?.(n); } : undefined));
   }
 
-  const kill = () => children.forEach((c) => c.exitCode === null && c.kill('SIGTERM'));
+  const kill = () => {
+    for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
+  };
   opts.signal?.addEventListener('abort', kill, { once: true });
   // One failed stage must not leave the others waiting forever (e.g. a receiver that died leaves ssh open).
   for (const [i, p] of outcomes.entries()) {
     void p.then((o) => {
-      if (o.exitCode !== 0 && o.signal !== 'SIGPIPE') setTimeout(() => children.forEach((c, j) => j !== i && c.exitCode === null && c.signalCode === null && c.kill('SIGTERM')), 5000).unref();
+      if (o.exitCode !== 0 && o.signal !== 'SIGPIPE') setTimeout(() => {
+          for (const [j, c] of children.entries()) if (j !== i && c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
+        }, 5000).unref();
     });
   }
   const results = await Promise.all(outcomes);

@@ -52,7 +52,7 @@ export interface WakeResult {
 }
 
 /** Performs the host's configured wake method once. */
-export async function wakeHost(config: Config, hostName: string, host: HostConfig, signal?: AbortSignal): Promise<WakeResult> {
+export async function wakeHost(config: Config, _hostName: string, host: HostConfig, signal?: AbortSignal): Promise<WakeResult> {
   const w = host.wake;
   if (w === undefined || w.method === 'none') return { method: 'none', detail: 'no wake method configured (always on)' };
   switch (w.method) {

@@ -9,7 +9,7 @@
 // for one more receive (older `creation` too): that newest snapshot (by createtxg) is kept and the next incremental
 // on top of it arrives. Both clocks are put back afterwards.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type VmLab } from '../../src/lab/vm/lab.js';
+import type { VmLab } from '../../src/lab/vm/lab.js';
 import { AGENT_ROOT, AGENT_SSH, SRC, labOrSkip, reset, skipReason, writeAgentConfig } from './helpers.js';
 import { expectedKept } from '../helpers/retention-oracle.js';
 
@@ -72,7 +72,7 @@ describe.skipIf(lab === undefined)('box retention by receive time on real OpenZF
       // The forged ones: received on days DAYS…DAYS+6, created k+1 months after their receive by a clock set forward.
       const forged = Array.from({ length: 7 }, (_, k) => DAYS + k);
       const last = RECEIVE_DAYS[RECEIVE_DAYS.length - 1]!;
-      forged.forEach((d, k) => lines.push(step(name(d), T0 + d * DAY + (k + 1) * 30 * DAY, T0 + d * DAY, name(k === 0 ? last : forged[k - 1]!))));
+      for (const [k, d] of forged.entries()) lines.push(step(name(d), T0 + d * DAY + (k + 1) * 30 * DAY, T0 + d * DAY, name(k === 0 ? last : forged[k - 1]!)));
       await L.ctl.check(`set -o pipefail; ${lines.join('\n')}`, { timeoutMs: 1_500_000 });
 
       const now = T0 + (DAYS + 7) * DAY;

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { idleCheck } from '../../agent/lifecycle.js';
 import { serve } from '../../agent/serve.js';
-import { box, harness, HOSTILE, json, LIST_OK, STATUS_OK, STATUS_SCRUBBING, type Harness, type Reply } from '../helpers/agent-harness.js';
+import { box, harness, HOSTILE, json, STATUS_SCRUBBING, type Harness, type Reply } from '../helpers/agent-harness.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 

@@ -23,7 +23,9 @@ async function violations(cwd: string): Promise<Violation[]> {
 }
 
 const fixtures: string[] = [];
-afterAll(() => fixtures.forEach((d) => rmSync(d, { recursive: true, force: true })));
+afterAll(() => {
+  for (const d of fixtures) rmSync(d, { recursive: true, force: true });
+});
 
 describe('import rules (dependency-cruiser, .dependency-cruiser.cjs)', () => {
   it('the tree has no cycle and keeps the agent, the core and the lab apart', async () => {

@@ -88,7 +88,8 @@ function value(p: Parsed, name: string, labels: Record<string, string>): number 
 const readParsed = (path: string) => parseProm(readFileSync(path, 'utf8'));
 
 // A plain JobReport is accepted wherever an ObservedReport is (compile-time check).
-export const acceptsJobReport = (r: JobReport): ObservedReport => r;
+const acceptsJobReport = (r: JobReport): ObservedReport => r;
+void acceptsJobReport;
 
 // ---- fixtures ----
 

@@ -23,9 +23,6 @@ function points(...specs: string[]): { snapshots: Snapshot[]; bookmarks: Snapsho
   out.bookmarks = out.bookmarks.map((b) => ({ ...b, createtxg: out.snapshots.find((x) => x.guid === b.guid)?.createtxg ?? b.createtxg }));
   return out;
 }
-function snaps(...specs: string[]): Snapshot[] {
-  return points(...specs).snapshots;
-}
 const ds = (name: string, line: string): Dataset => {
   const { snapshots, bookmarks } = points(...line.split(/\s+/).filter(Boolean));
   return { name, type: 'filesystem', snapshots, ...(bookmarks.length > 0 ? { bookmarks } : {}) };

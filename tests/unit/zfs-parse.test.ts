@@ -7,7 +7,6 @@ import type { CommandResult, Runner } from '../../src/transport/runner.js';
 import { parseCapabilities, usageFlags } from '../../src/zfs/capabilities.js';
 import { checkResult, classify, definitiveStageError, ZfsCommandFailure } from '../../src/zfs/errors.js';
 import { listInventory, parseGuids, parseInventory } from '../../src/zfs/inventory.js';
-import type { Capabilities } from '../../src/zfs/types.js';
 
 const fixture = (path: string): string => readFileSync(new URL(`../fixtures/zfs/${path}`, import.meta.url), 'utf8');
 
