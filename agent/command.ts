@@ -172,10 +172,15 @@ function parseTokens(tokens: readonly string[], policy: CommandPolicy): Request 
       let i = 0;
       for (; i < args.length && args[i]!.startsWith('-'); i++) {
         const f = args[i]!;
-        if (!['-u', '-F', '-s', '--zstd', '--mbuffer', '--volume'].includes(f)) refuse(`receive option ${printable(f)} is not allowed (usage: ${PROTOCOL.receive})`);
+        if (!['-u', '-F', '-s', '--zstd', '--mbuffer', '--volume'].includes(f))
+          refuse(`receive option ${printable(f)} is not allowed (usage: ${PROTOCOL.receive})`);
         if (seen.has(f)) refuse(`receive option ${f} given twice`);
-        if (f === '-F' && policy.appendOnly === true) refuse('receive -F (rollback) is refused: this key is append-only on this box (appendOnly): it can only add snapshots on top of the newest');
-        if (f === '-F' && !policy.allowRollback) refuse('receive -F (rollback) is disabled on this box (allowRollback: false); the box\'s owner must set allowRollback: true in its agent config (services.hozo.agent.allowRollback) for a job with rollback: true');
+        if (f === '-F' && policy.appendOnly === true)
+          refuse('receive -F (rollback) is refused: this key is append-only on this box (appendOnly): it can only add snapshots on top of the newest');
+        if (f === '-F' && !policy.allowRollback)
+          refuse(
+            "receive -F (rollback) is disabled on this box (allowRollback: false); the box's owner must set allowRollback: true in its agent config (services.hozo.agent.allowRollback) for a job with rollback: true",
+          );
         seen.add(f);
       }
       const dataset = args[i];
@@ -192,7 +197,8 @@ function parseTokens(tokens: readonly string[], policy: CommandPolicy): Request 
       };
     }
     case 'abort-receive': {
-      if (policy.appendOnly === true) refuse('abort-receive is refused: this key is append-only on this box (appendOnly); the box\'s owner can discard a partial receive (zfs receive -A)');
+      if (policy.appendOnly === true)
+        refuse("abort-receive is refused: this key is append-only on this box (appendOnly); the box's owner can discard a partial receive (zfs receive -A)");
       const dataset = args[0];
       if (dataset === undefined) refuse(`abort-receive needs a dataset (usage: ${PROTOCOL['abort-receive']})`);
       if (dataset.startsWith('-')) refuse(`abort-receive takes no options (got ${printable(dataset)})`);
@@ -253,7 +259,10 @@ function parseTokens(tokens: readonly string[], policy: CommandPolicy): Request 
     }
     case 'prune': {
       if (args.length === 1 && args[0] === '--dry-run') return { verb, dryRun: true };
-      if (policy.appendOnly === true) refuse('prune is refused: this key is append-only on this box (appendOnly); the box prunes by its own timer and policy (prune --dry-run shows what it would do)');
+      if (policy.appendOnly === true)
+        refuse(
+          'prune is refused: this key is append-only on this box (appendOnly); the box prunes by its own timer and policy (prune --dry-run shows what it would do)',
+        );
       noMore('prune', args);
       return { verb, dryRun: false };
     }

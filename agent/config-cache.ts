@@ -18,7 +18,15 @@ export const DEFAULT_AGENT_STATE_DIRECTORY = '/var/lib/hozo-agent';
 
 const SPEC = {
   format: 'hozo-agent-config-cache/1',
-  schemaModules: ['./config.js', '../src/config/fields.js', '../src/config/issues.js', '../src/config/shown.js', '../src/config/read.js', '../src/util/safe-fs.js', '../src/zfs/names.js'].map((m) => new URL(m, import.meta.url)),
+  schemaModules: [
+    './config.js',
+    '../src/config/fields.js',
+    '../src/config/issues.js',
+    '../src/config/shown.js',
+    '../src/config/read.js',
+    '../src/util/safe-fs.js',
+    '../src/zfs/names.js',
+  ].map((m) => new URL(m, import.meta.url)),
   defaultStateDirectory: DEFAULT_AGENT_STATE_DIRECTORY,
   parseRaw: (text: string) => JSON.parse(text) as unknown,
   validate: async (text: string, path: string) => (await import('./config.js')).parseAgentConfigText(text, path),

@@ -13,14 +13,15 @@ import { CONTROLLER_NAME, DEFAULT_AGENT_CONFIG_PATH } from './rules.js';
 
 export { DEFAULT_AGENT_CONFIG_PATH };
 
-
 const poolName = z.string().superRefine((v, ctx) => {
   const problem = v.includes('/') ? 'must not contain "/"' : datasetNameProblem(v);
   if (problem !== undefined) ctx.addIssue({ code: 'custom', message: `not a valid pool name: ${shownName(v)} ${problem}` });
 });
 
 /** A directory the agent only reads (zpool import -d): the controller's path rules, and no "..". */
-const readPath = checked((p) => absolutePathProblem(p) ?? (p.split('/').includes('..') ? 'a ".." component is refused (write the path without it)' : undefined));
+const readPath = checked(
+  (p) => absolutePathProblem(p) ?? (p.split('/').includes('..') ? 'a ".." component is refused (write the path without it)' : undefined),
+);
 
 const count = (fallback: number) => z.number().int().min(0).max(10_000).default(fallback);
 
@@ -48,7 +49,12 @@ export const controllerSchema = z
     /** Most receives this controller runs at once (default: the box-wide maxReceives). */
     maxReceives: z.number().int().min(1).max(64).optional(),
     /** Longest lease this controller may take (default: the box-wide maxLeaseSeconds). */
-    maxLeaseSeconds: z.number().int().min(1).max(30 * 24 * 3600).optional(),
+    maxLeaseSeconds: z
+      .number()
+      .int()
+      .min(1)
+      .max(30 * 24 * 3600)
+      .optional(),
   })
   .strict();
 
@@ -58,12 +64,15 @@ export const agentConfigSchema = z
      *  (none are accepted then) — may be empty. */
     roots: z.array(datasetName).default([]),
     /** Per-controller sections: each key's forced command names one (`serve --controller NAME`). */
-    controllers: z
-      .record(z.string().regex(CONTROLLER_NAME, 'controller names are 1-32 of a-z 0-9 _ - starting with a letter'), controllerSchema)
-      .optional(),
+    controllers: z.record(z.string().regex(CONTROLLER_NAME, 'controller names are 1-32 of a-z 0-9 _ - starting with a letter'), controllerSchema).optional(),
     retention: retentionSchema.default({ hourly: 0, daily: 7, weekly: 4, monthly: 6, yearly: 0 }),
     /** null turns the idle guard off. Fractions are allowed (tests). */
-    idlePoweroffMinutes: z.number().positive().max(7 * 24 * 60).nullable().default(30),
+    idlePoweroffMinutes: z
+      .number()
+      .positive()
+      .max(7 * 24 * 60)
+      .nullable()
+      .default(30),
     poweroffCommand: argvSchema.default(['systemctl', 'start', 'hozo-poweroff.service']),
     leaseDirectory: writablePath.default('/var/lib/hozo-agent/leases'),
     stateDirectory: writablePath.default('/var/lib/hozo-agent'),
@@ -81,7 +90,11 @@ export const agentConfigSchema = z
       .object({
         everyDays: z.number().positive().max(366).default(30), // fractions: tests
         pauseOnShutdown: z.boolean().default(true),
-        keepAwakeMinutes: z.number().min(0).max(24 * 60).default(0),
+        keepAwakeMinutes: z
+          .number()
+          .min(0)
+          .max(24 * 60)
+          .default(0),
         /** `zpool scrub` and `zpool scrub -p` need root: a box whose agent is not root runs them through root units
          *  (NixOS: hozo-scrub@POOL / hozo-scrub-pause@POOL via systemctl). %p is the pool's name. */
         startCommand: z.array(z.string().min(1)).min(1).default(['zpool', 'scrub', '%p']),
@@ -100,11 +113,20 @@ export const agentConfigSchema = z
     /** Most receives running at once for one controller (its roots); more are refused with exit 3. */
     maxReceives: z.number().int().min(1).max(64).default(4),
     /** Longest lease a controller may take with `hold`. */
-    maxLeaseSeconds: z.number().int().min(1).max(30 * 24 * 3600).default(24 * 3600),
+    maxLeaseSeconds: z
+      .number()
+      .int()
+      .min(1)
+      .max(30 * 24 * 3600)
+      .default(24 * 3600),
     /** mbuffer's memory when a controller asks for `receive --mbuffer` / `send --mbuffer`. */
     bufferSize: bufferSize.default('128M'),
     /** A `session` (many control requests over one SSH call) with no request for this long ends by itself. */
-    sessionIdleSeconds: z.number().positive().max(24 * 3600).default(600),
+    sessionIdleSeconds: z
+      .number()
+      .positive()
+      .max(24 * 3600)
+      .default(600),
     /** Audit log; default <stateDirectory>/agent.log. */
     logFile: writablePath.optional(),
   })
@@ -122,9 +144,15 @@ export const agentConfigSchema = z
     let reported = 0;
     for (const a of owned) {
       const up = [a.r, ...ancestorsOf(a.r)];
-      const hit = up.map((x) => (ownerOf.has(x) && ownerOf.get(x) !== a.who ? { r: x, who: ownerOf.get(x)! } : undefined)).find((x) => x !== undefined) ?? (below.has(a.r) && below.get(a.r)!.who !== a.who ? below.get(a.r) : undefined);
+      const hit =
+        up.map((x) => (ownerOf.has(x) && ownerOf.get(x) !== a.who ? { r: x, who: ownerOf.get(x)! } : undefined)).find((x) => x !== undefined) ??
+        (below.has(a.r) && below.get(a.r)!.who !== a.who ? below.get(a.r) : undefined);
       if (hit !== undefined && reported++ < 20) {
-        ctx.addIssue({ code: 'custom', path: ['controllers'], message: `${hit.who} root ${shownName(hit.r)} overlaps ${a.who} root ${shownName(a.r)}: each controller's roots must be its own` });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['controllers'],
+          message: `${hit.who} root ${shownName(hit.r)} overlaps ${a.who} root ${shownName(a.r)}: each controller's roots must be its own`,
+        });
       }
       if (!ownerOf.has(a.r)) ownerOf.set(a.r, a.who);
       for (const x of ancestorsOf(a.r)) if (!below.has(x)) below.set(x, a);
@@ -164,7 +192,6 @@ export function validateAgentConfig(data: unknown, source = 'agent config'): Age
     logFile: c.logFile ?? join(c.stateDirectory, 'agent.log'),
   };
 }
-
 
 export function loadAgentConfig(path: string): AgentConfig {
   return parseAgentConfigText(readConfigText(path, 'agent config'), path);

@@ -70,9 +70,10 @@ export const defaultStream: StreamSpawner = (chain, opts) =>
           child.on('close', (code, signal) => done(code ?? 128 + (signal !== null ? (constants.signals[signal] ?? 0) : 0)));
         }).then((code) => {
           // A failed stage must not leave its neighbours waiting on a pipe nobody serves.
-          if (code !== 0) setTimeout(() => {
-            for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
-          }, 2000).unref();
+          if (code !== 0)
+            setTimeout(() => {
+              for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
+            }, 2000).unref();
           return code;
         }),
       );
@@ -85,7 +86,10 @@ export const defaultStream: StreamSpawner = (chain, opts) =>
     for (const [s, h] of handlers) process.on(s, h);
     void Promise.all(codes).then((all) => {
       for (const [s, h] of handlers) process.off(s, h);
-      const main = Math.max(0, chain.findIndex((argv) => argv[0] === 'zfs'));
+      const main = Math.max(
+        0,
+        chain.findIndex((argv) => argv[0] === 'zfs'),
+      );
       resolve(all[main] !== 0 ? all[main]! : (all.find((c) => c !== 0) ?? 0));
     });
   });

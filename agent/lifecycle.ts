@@ -19,7 +19,14 @@ export async function hold(ctx: AgentContext, req: Extract<Request, { verb: 'hol
     return { ...ctx.state.hold(storedLeaseId(ctx, req.id), req.ttlSeconds), id: req.id };
   });
   if (r === 'full') {
-    ctx.out(JSON.stringify({ held: false, id: req.id, reason: `${ctx.config.maxLeases} leases are held already (maxLeases)`, shuttingDown: false } satisfies HoldReply) + '\n');
+    ctx.out(
+      JSON.stringify({
+        held: false,
+        id: req.id,
+        reason: `${ctx.config.maxLeases} leases are held already (maxLeases)`,
+        shuttingDown: false,
+      } satisfies HoldReply) + '\n',
+    );
     ctx.err(`hozo-agent: hold refused: ${ctx.config.maxLeases} leases are held already (maxLeases); they expire or are released first\n`);
     return AgentExit.BUSY;
   }
@@ -29,7 +36,13 @@ export async function hold(ctx: AgentContext, req: Extract<Request, { verb: 'hol
     return AgentExit.BUSY;
   }
   const leases = ownLeases(ctx, ctx.state.leases());
-  ctx.out(JSON.stringify({ held: true, lease: { id: r.id, created: Math.round(r.created), expires: Math.round(r.expires) }, leases: leases.map((l) => l.id) } satisfies HoldReply) + '\n');
+  ctx.out(
+    JSON.stringify({
+      held: true,
+      lease: { id: r.id, created: Math.round(r.created), expires: Math.round(r.expires) },
+      leases: leases.map((l) => l.id),
+    } satisfies HoldReply) + '\n',
+  );
   return AgentExit.OK;
 }
 
@@ -43,7 +56,14 @@ export async function release(ctx: AgentContext, req: Extract<Request, { verb: '
   });
   const leases = ownLeases(ctx, ctx.state.leases());
   const shutdownReport = r.due ? await carryOutShutdown(ctx) : undefined;
-  ctx.out(JSON.stringify({ released: r.released, id: req.id, leases: leases.map((l) => l.id), ...(shutdownReport ? { shutdown: shutdownReport } : {}) } satisfies ReleaseReply) + '\n');
+  ctx.out(
+    JSON.stringify({
+      released: r.released,
+      id: req.id,
+      leases: leases.map((l) => l.id),
+      ...(shutdownReport ? { shutdown: shutdownReport } : {}),
+    } satisfies ReleaseReply) + '\n',
+  );
   return AgentExit.OK;
 }
 
@@ -57,7 +77,11 @@ export async function blockers(ctx: AgentContext): Promise<string[]> {
   for (const l of s.leases()) reasons.push(`${leaseLabel(ctx, l.id)} is held for ${Math.ceil(l.expires - now)} more seconds`);
   for (const r of s.receives()) {
     const mine = rootOf(r.dataset, ctx.config.roots) !== undefined;
-    reasons.push(mine ? `a receive into ${r.dataset} is running (pid ${r.pid}, for ${Math.round(now - r.started)} s)` : `another controller's receive is running (for ${Math.round(now - r.started)} s)`);
+    reasons.push(
+      mine
+        ? `a receive into ${r.dataset} is running (pid ${r.pid}, for ${Math.round(now - r.started)} s)`
+        : `another controller's receive is running (for ${Math.round(now - r.started)} s)`,
+    );
   }
   for (const pool of ctx.config.pools) {
     let p: Awaited<ReturnType<typeof poolReport>>;
@@ -174,7 +198,9 @@ export interface IdleDecision {
 export async function idleCheck(ctx: AgentContext): Promise<number> {
   const minutes = ctx.config.idlePoweroffMinutes;
   if (minutes === null) {
-    ctx.out(JSON.stringify({ action: 'none', reasons: ['the idle guard is disabled (idlePoweroffMinutes: null)'], idleSeconds: null, thresholdSeconds: null }) + '\n');
+    ctx.out(
+      JSON.stringify({ action: 'none', reasons: ['the idle guard is disabled (idlePoweroffMinutes: null)'], idleSeconds: null, thresholdSeconds: null }) + '\n',
+    );
     return AgentExit.OK;
   }
   const threshold = minutes * 60;
@@ -222,7 +248,9 @@ export async function idleCheck(ctx: AgentContext): Promise<number> {
   }
   // As in poweroffArgv: pending until the next boot when the command succeeded, cleared when it failed.
   if (exitCode !== 0) ctx.state.clearShutdownPending();
-  ctx.out(JSON.stringify({ ...decision, ...report, poweroff: { command: ctx.config.poweroffCommand, exitCode, ...(error !== undefined ? { error } : {}) } }) + '\n');
+  ctx.out(
+    JSON.stringify({ ...decision, ...report, poweroff: { command: ctx.config.poweroffCommand, exitCode, ...(error !== undefined ? { error } : {}) } }) + '\n',
+  );
   if (exitCode !== 0) {
     ctx.err(`hozo-agent: power-off command failed: ${error ?? 'killed'}\n`);
     return AgentExit.FAILED;

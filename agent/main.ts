@@ -43,10 +43,14 @@ interface Args {
 
 /** `hozo-agent <command> --help`. */
 export const COMMAND_HELP: Record<string, string> = {
-  serve: 'usage: hozo-agent serve [--config FILE] [--controller NAME]\n\nThe SSH forced command of a controller\'s key (command="hozo-agent serve …",restrict): runs the one request in\n$SSH_ORIGINAL_COMMAND (see hozo-agent --help for the requests), confined to the roots of the config (or of the\nkey\'s --controller section), and logs it. Exit 0 done, 1 failed, 2 refused, 3 not now (shutting down, busy).\n',
-  'idle-check': 'usage: hozo-agent idle-check [--config FILE]\n\nRun by a timer on the box: powers it off when no controller has used it for idlePoweroffMinutes and nothing\nholds it (leases, receives, a scrub).\n',
-  prune: 'usage: hozo-agent prune [--dry-run] [--config FILE]\n\nThe box\'s own retention over every root of every section, by the time the box received each snapshot (never\nthe newest, never a held base). Run by the box\'s timer; --dry-run lists what would go.\n',
-  'check-config': 'usage: hozo-agent check-config [--config FILE]\n\nValidates the config and prints it with defaults filled in; exit 1 with every problem listed.\n',
+  serve:
+    'usage: hozo-agent serve [--config FILE] [--controller NAME]\n\nThe SSH forced command of a controller\'s key (command="hozo-agent serve …",restrict): runs the one request in\n$SSH_ORIGINAL_COMMAND (see hozo-agent --help for the requests), confined to the roots of the config (or of the\nkey\'s --controller section), and logs it. Exit 0 done, 1 failed, 2 refused, 3 not now (shutting down, busy).\n',
+  'idle-check':
+    'usage: hozo-agent idle-check [--config FILE]\n\nRun by a timer on the box: powers it off when no controller has used it for idlePoweroffMinutes and nothing\nholds it (leases, receives, a scrub).\n',
+  prune:
+    "usage: hozo-agent prune [--dry-run] [--config FILE]\n\nThe box's own retention over every root of every section, by the time the box received each snapshot (never\nthe newest, never a held base). Run by the box's timer; --dry-run lists what would go.\n",
+  'check-config':
+    'usage: hozo-agent check-config [--config FILE]\n\nValidates the config and prints it with defaults filled in; exit 1 with every problem listed.\n',
 };
 
 function parseArgs(argv: readonly string[]): Args | string {
@@ -103,7 +107,8 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     // Own keys only: `constructor --help` is not Object's constructor.
     const request = Object.hasOwn(PROTOCOL, c) ? PROTOCOL[c] : undefined;
     if (Object.hasOwn(COMMAND_HELP, c)) process.stdout.write(COMMAND_HELP[c]!);
-    else if (request !== undefined) process.stdout.write(`${c} is a request to hozo-agent serve (sent over SSH by the controller, never run by hand):\n  ${request}\n`);
+    else if (request !== undefined)
+      process.stdout.write(`${c} is a request to hozo-agent serve (sent over SSH by the controller, never run by hand):\n  ${request}\n`);
     else {
       err(`hozo-agent: unknown command ${shownName(c)}\n(hozo-agent --help for usage)\n`);
       return AgentExit.REFUSED;

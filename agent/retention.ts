@@ -101,11 +101,7 @@ function newestFirst(now: number) {
 }
 
 /** Decides which snapshots of ONE dataset to keep. */
-export function selectRetention(
-  snapshots: readonly RetentionSnapshot[],
-  policy: RetentionPolicy,
-  opts: RetentionOptions = {},
-): RetentionDecision {
+export function selectRetention(snapshots: readonly RetentionSnapshot[], policy: RetentionPolicy, opts: RetentionOptions = {}): RetentionDecision {
   const tz = opts.timeZone ?? 'local';
   const now = opts.now ?? Date.now() / 1000;
   const sorted = [...snapshots].sort(newestFirst(now));

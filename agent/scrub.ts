@@ -36,7 +36,11 @@ export async function maintainScrubs(ctx: AgentContext): Promise<ScrubAction[]> 
     }
     if (p.scrubPaused) {
       const error = await run(ctx, command(policy.startCommand, pool));
-      out.push(error === undefined ? { pool, action: 'resumed', detail: `at ${Math.round((p.scrubProgress ?? 0) * 100)}%` } : { pool, action: 'none', detail: `resume failed: ${error}` });
+      out.push(
+        error === undefined
+          ? { pool, action: 'resumed', detail: `at ${Math.round((p.scrubProgress ?? 0) * 100)}%` }
+          : { pool, action: 'none', detail: `resume failed: ${error}` },
+      );
       continue;
     }
     if (p.scrubRunning) {
@@ -46,7 +50,11 @@ export async function maintainScrubs(ctx: AgentContext): Promise<ScrubAction[]> 
     const age = p.lastScrubEnd === null ? undefined : ctx.state.now() - p.lastScrubEnd;
     if (age !== undefined && age < policy.everyDays * 86400) continue;
     const error = await run(ctx, command(policy.startCommand, pool));
-    out.push(error === undefined ? { pool, action: 'started', detail: age === undefined ? 'never scrubbed' : `last one ${Math.round(age / 86400)} days ago` } : { pool, action: 'none', detail: `start failed: ${error}` });
+    out.push(
+      error === undefined
+        ? { pool, action: 'started', detail: age === undefined ? 'never scrubbed' : `last one ${Math.round(age / 86400)} days ago` }
+        : { pool, action: 'none', detail: `start failed: ${error}` },
+    );
   }
   for (const a of out) if (a.action !== 'none') ctx.log.write(`scrub of ${a.pool} ${a.action}${a.detail ? ` (${a.detail})` : ''}`);
   return out;
@@ -61,7 +69,8 @@ export function scrubHoldsBox(ctx: AgentContext, p: PoolReport): string | undefi
   if (p.scrubPaused) return undefined;
   const up = ctx.state.uptimeSeconds();
   const keep = policy.keepAwakeMinutes * 60;
-  if (keep > 0 && up !== undefined && up < keep) return `a scrub is running (${Math.round((p.scrubProgress ?? 0) * 100)}%); the box stays up for it until ${policy.keepAwakeMinutes} min after boot (scrub.keepAwakeMinutes)`;
+  if (keep > 0 && up !== undefined && up < keep)
+    return `a scrub is running (${Math.round((p.scrubProgress ?? 0) * 100)}%); the box stays up for it until ${policy.keepAwakeMinutes} min after boot (scrub.keepAwakeMinutes)`;
   if (!policy.pauseOnShutdown) return `a scrub is running (${p.scan ?? 'scrub'})`;
   return undefined;
 }
@@ -75,7 +84,11 @@ export async function pauseScrubs(ctx: AgentContext): Promise<ScrubAction[]> {
     const p = await poolReport(ctx, pool, { disks: false }).catch(() => undefined);
     if (p === undefined || !p.scrubRunning || p.scrubPaused) continue;
     const error = await run(ctx, command(policy.pauseCommand, pool));
-    out.push(error === undefined ? { pool, action: 'paused', detail: `at ${Math.round((p.scrubProgress ?? 0) * 100)}%` } : { pool, action: 'none', detail: `pause failed: ${error}` });
+    out.push(
+      error === undefined
+        ? { pool, action: 'paused', detail: `at ${Math.round((p.scrubProgress ?? 0) * 100)}%` }
+        : { pool, action: 'none', detail: `pause failed: ${error}` },
+    );
   }
   for (const a of out) ctx.log.write(`scrub of ${a.pool} ${a.action === 'paused' ? 'paused' : 'not paused'}${a.detail ? ` (${a.detail})` : ''}`);
   return out;

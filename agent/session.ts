@@ -27,7 +27,13 @@ export interface SessionOptions {
 }
 
 /** Serves requests from `input` until it ends, goes idle, or breaks the protocol; resolves with the exit code. */
-export function runSession(ctx: AgentContext, input: Readable, write: (text: string) => void, handle: RequestHandler, opts: SessionOptions = {}): Promise<number> {
+export function runSession(
+  ctx: AgentContext,
+  input: Readable,
+  write: (text: string) => void,
+  handle: RequestHandler,
+  opts: SessionOptions = {},
+): Promise<number> {
   const idleMs = opts.idleMs ?? ctx.config.sessionIdleSeconds * 1000;
   const maxRequests = opts.maxRequests ?? SESSION_MAX_REQUESTS;
   ctx.log.write('session started');

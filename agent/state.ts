@@ -1,19 +1,7 @@
 // What the agent remembers between SSH calls, all as small files so separate processes (one per SSH call, the idle
 // timer) agree without a daemon: leases, running receives, the last activity, a pending shutdown, and a lock.
 import { randomBytes } from 'node:crypto';
-import {
-  closeSync,
-  openSync,
-  readFileSync,
-  readdirSync,
-  renameSync,
-  rmSync,
-  statSync,
-  unlinkSync,
-  utimesSync,
-  writeFileSync,
-  writeSync,
-} from 'node:fs';
+import { closeSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, unlinkSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 // mkdir -p that resolves the existing part first: a recursive mkdir into /proc (a symlink there) never returns.
 import { ensureDirectory } from '../src/util/safe-fs.js';

@@ -3,14 +3,13 @@ import { listNamesArgv } from '../src/zfs/dataset-argv.js';
 import { maintainScrubs } from './scrub.js';
 import { hostname } from 'node:os';
 import { AgentExit, type AgentContext } from './context.js';
-import { HEALTHY, importPool, notImported, poolHealth, poolReport, } from './pools.js';
+import { HEALTHY, importPool, notImported, poolHealth, poolReport } from './pools.js';
 import { AGENT_PROTOCOL_VERSION, rootOf } from './command.js';
 import type { AgentStatus, PrepareReply } from '../src/protocol/agent.js';
 import { ownLeases } from './scope.js';
 
 export { AGENT_PROTOCOL_VERSION };
 export type { AgentStatus };
-
 
 export async function collectStatus(ctx: AgentContext, lastActivity: number | undefined): Promise<AgentStatus> {
   const s = ctx.state;
@@ -34,7 +33,9 @@ export async function collectStatus(ctx: AgentContext, lastActivity: number | un
     leases: ownLeases(ctx, s.leases()).map((l) => ({ id: l.id, created: Math.round(l.created), expires: Math.round(l.expires) })),
     receiveRunning: receives.length > 0,
     // Another controller's receives only count (receiveRunning), their datasets are not named.
-    receives: receives.filter((r) => rootOf(r.dataset, ctx.config.roots) !== undefined).map((r) => ({ dataset: r.dataset, pid: r.pid, started: Math.round(r.started) })),
+    receives: receives
+      .filter((r) => rootOf(r.dataset, ctx.config.roots) !== undefined)
+      .map((r) => ({ dataset: r.dataset, pid: r.pid, started: Math.round(r.started) })),
     shutdownPending: s.shutdownPending() !== undefined,
     lastActivity: lastActivity === undefined ? null : Math.round(lastActivity),
     idlePoweroffMinutes: ctx.config.idlePoweroffMinutes,
@@ -45,7 +46,6 @@ export async function status(ctx: AgentContext, lastActivity: number | undefined
   ctx.out(JSON.stringify(await collectStatus(ctx, lastActivity)) + '\n');
   return AgentExit.OK;
 }
-
 
 export async function prepareBox(ctx: AgentContext): Promise<PrepareReply> {
   const t0 = Date.now();

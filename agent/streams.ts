@@ -12,7 +12,6 @@ import { rootOf, type Request } from './command.js';
 import { recordReceived } from './stamp.js';
 import { AgentExit, type AgentContext } from './context.js';
 
-
 async function exists(ctx: AgentContext, dataset: string): Promise<boolean> {
   const argv = listNamesArgv(dataset);
   const r = await ctx.runner.run(argv, { timeoutMs: 30_000 });
@@ -81,18 +80,19 @@ interface Unprotected {
 const DELEGATED = ['mountpoint', 'canmount', 'setuid', 'exec', 'devices', 'volmode'];
 
 type Props = ReadonlyMap<string, string>;
-const SAFE: Readonly<Record<string, { readonly ok: (v: string, all: Props) => boolean; readonly fix: string; readonly on: 'filesystem' | 'volume' | 'both' }>> = {
-  // Never mounted by `zfs mount -a` (at an import or boot): no mountpoint (none; legacy: only by an fstab entry), or
-  // canmount off/noauto. Children of a `-R` package keep a received canmount=on (not inheritable) under the
-  // inherited mountpoint=none.
-  mountpoint: { ok: (v, all) => v === 'none' || v === 'legacy' || all.get('canmount') !== 'on', fix: 'mountpoint=none canmount=noauto', on: 'filesystem' },
-  setuid: { ok: (v) => v === 'off', fix: 'setuid=off', on: 'filesystem' },
-  exec: { ok: (v) => v === 'off', fix: 'exec=off', on: 'filesystem' },
-  devices: { ok: (v) => v === 'off', fix: 'devices=off', on: 'filesystem' },
-  volmode: { ok: (v) => v === 'none', fix: 'volmode=none', on: 'volume' },
-  reservation: { ok: (v) => v === '0' || v === 'none', fix: 'reservation=none', on: 'both' },
-  refreservation: { ok: (v) => v === '0' || v === 'none', fix: 'refreservation=none', on: 'both' },
-};
+const SAFE: Readonly<Record<string, { readonly ok: (v: string, all: Props) => boolean; readonly fix: string; readonly on: 'filesystem' | 'volume' | 'both' }>> =
+  {
+    // Never mounted by `zfs mount -a` (at an import or boot): no mountpoint (none; legacy: only by an fstab entry), or
+    // canmount off/noauto. Children of a `-R` package keep a received canmount=on (not inheritable) under the
+    // inherited mountpoint=none.
+    mountpoint: { ok: (v, all) => v === 'none' || v === 'legacy' || all.get('canmount') !== 'on', fix: 'mountpoint=none canmount=noauto', on: 'filesystem' },
+    setuid: { ok: (v) => v === 'off', fix: 'setuid=off', on: 'filesystem' },
+    exec: { ok: (v) => v === 'off', fix: 'exec=off', on: 'filesystem' },
+    devices: { ok: (v) => v === 'off', fix: 'devices=off', on: 'filesystem' },
+    volmode: { ok: (v) => v === 'none', fix: 'volmode=none', on: 'volume' },
+    reservation: { ok: (v) => v === '0' || v === 'none', fix: 'reservation=none', on: 'both' },
+    refreservation: { ok: (v) => v === '0' || v === 'none', fix: 'refreservation=none', on: 'both' },
+  };
 
 /** What one `zfs get -r` after a receive on OpenZFS tells: every dataset at or below the target whose effective
  *  properties would let it mount, run or reserve anything, and every snapshot there with its guid (for the box's
@@ -104,7 +104,12 @@ export interface Received {
 
 export async function readReceived(ctx: AgentContext, dataset: string): Promise<Received> {
   const props = ['type', 'mountpoint', 'canmount', ...Object.keys(SAFE).filter((p) => p !== 'mountpoint'), 'guid'];
-  const argv = getArgv(props, [dataset], { parsable: true, recursive: true, types: ['filesystem', 'volume', 'snapshot'], fields: ['name', 'property', 'value'] });
+  const argv = getArgv(props, [dataset], {
+    parsable: true,
+    recursive: true,
+    types: ['filesystem', 'volume', 'snapshot'],
+    fields: ['name', 'property', 'value'],
+  });
   const r = await ctx.runner.run(argv, { timeoutMs: 300_000 });
   checkResult(r, { action: `read the properties received into ${dataset}`, argv });
   const rows = new Map<string, Map<string, string>>();
@@ -139,7 +144,8 @@ export async function receive(ctx: AgentContext, req: Extract<Request, { verb: '
     if (pending !== undefined) return 'the box is shutting down';
     // One key cannot occupy the box's disks with many streams at once (maxReceives, per controller section).
     const mine = ctx.state.receives().filter((r) => rootOf(r.dataset, ctx.config.roots) !== undefined);
-    if (mine.length >= ctx.config.maxReceives) return `${mine.length} receive(s) of this controller are running already (maxReceives ${ctx.config.maxReceives})`;
+    if (mine.length >= ctx.config.maxReceives)
+      return `${mine.length} receive(s) of this controller are running already (maxReceives ${ctx.config.maxReceives})`;
     return ctx.state.markReceive(req.dataset);
   });
   if (typeof busy === 'string') {
@@ -150,7 +156,8 @@ export async function receive(ctx: AgentContext, req: Extract<Request, { verb: '
   try {
     const protect = await protects(ctx);
     const created = await ensureParents(ctx, req.dataset, protect);
-    if (created.length > 0) ctx.log.write(`created ${created.join(', ')} (canmount=off${protect ? ', mountpoint=none, setuid/exec/devices off, volmode=none' : ''})`);
+    if (created.length > 0)
+      ctx.log.write(`created ${created.join(', ')} (canmount=off${protect ? ', mountpoint=none, setuid/exec/devices off, volmode=none' : ''})`);
     // zfs-fuse (no receive -o): a first receive — the dataset is missing, or has no snapshot yet (the partial state
     // an interrupted `receive -s` of a full stream leaves behind, now being resumed) — gets canmount=noauto below.
     // With -o the receive sets it itself, so the look-up is not needed.

@@ -15,7 +15,7 @@ const HOZO = resolve(import.meta.dirname, '..', 'dist', 'bin', 'hozo', 'hozo.js'
 const { LIMITED_BROADCAST } = await import(resolve(import.meta.dirname, '..', 'dist', 'src', 'config', 'addresses.js'));
 const N = Number(process.argv[2] ?? 300);
 let seed = Number(process.argv[3] ?? 1);
-const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+const rand = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
 const pick = (a) => a[Math.floor(rand() * a.length)];
 
 const dir = mkdtempSync(join(tmpdir(), 'hozo-fuzz-'));
@@ -26,10 +26,49 @@ const base = () => ({
 });
 
 const HOSTILE = [
-  '__proto__', 'constructor', 'toString', 'hasOwnProperty', 'valueOf', 'local', '', ' ', '\n', 'a\nb', '\u0000', '\u202e',
-  '../../etc', '-rf', '$(reboot)', '`id`', 'x'.repeat(5000), LIMITED_BROADCAST, '0.0.0.0', '999.1.1.1', '10.0.0', '::1',
-  1e308, -1, 0, 99999999999999, NaN, true, null, [], {}, [[[[[]]]]], '1e308', '99999999999999d', '5m', 'Mon..Fri 23:00',
-  '/proc/self', '/dev/zero', '/', 'pool/a@snap', 'pool//a', 'p/a', 'q/a/b',
+  '__proto__',
+  'constructor',
+  'toString',
+  'hasOwnProperty',
+  'valueOf',
+  'local',
+  '',
+  ' ',
+  '\n',
+  'a\nb',
+  '\u0000',
+  '\u202e',
+  '../../etc',
+  '-rf',
+  '$(reboot)',
+  '`id`',
+  'x'.repeat(5000),
+  LIMITED_BROADCAST,
+  '0.0.0.0',
+  '999.1.1.1',
+  '10.0.0',
+  '::1',
+  1e308,
+  -1,
+  0,
+  99999999999999,
+  NaN,
+  true,
+  null,
+  [],
+  {},
+  [[[[[]]]]],
+  '1e308',
+  '99999999999999d',
+  '5m',
+  'Mon..Fri 23:00',
+  '/proc/self',
+  '/dev/zero',
+  '/',
+  'pool/a@snap',
+  'pool//a',
+  'p/a',
+  'q/a/b',
 ];
 
 function mutate(v, depth = 0) {
@@ -71,10 +110,14 @@ for (let i = 0; i < N; i++) {
   const p = join(dir, name);
   writeFileSync(p, text);
   tally.inputs++;
-  for (const cmd of [['config', 'check'], ['jobs', 'list'], ['plan', 'j']]) {
+  for (const cmd of [
+    ['config', 'check'],
+    ['jobs', 'list'],
+    ['plan', 'j'],
+  ]) {
     const r = spawnSync(process.execPath, [HOZO, '--config', p, ...cmd], { encoding: 'utf8', timeout: 20_000, env: { ...process.env, HOZO_CONFIG: '' } });
     tally.runs++;
-    const code = r.error?.code === 'ETIMEDOUT' || r.signal === 'SIGTERM' ? 'hang' : r.signal ?? r.status;
+    const code = r.error?.code === 'ETIMEDOUT' || r.signal === 'SIGTERM' ? 'hang' : (r.signal ?? r.status);
     tally.exit[code] = (tally.exit[code] ?? 0) + 1;
     const crash = r.signal !== null || r.status === 134 || /internal error|\n\s+at \S+ \(|TypeError|RangeError/.test(r.stderr);
     if (code === 'hang') tally.hangs++;

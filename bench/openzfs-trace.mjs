@@ -42,11 +42,15 @@ await ctl.check(
   `zfs destroy -r tank/trace 2>/dev/null; zfs create -o mountpoint=/tank/trace -o compression=off tank/trace && zfs create tank/trace/big && head -c ${MB}M /dev/urandom > /tank/trace/big/blob && sync && zfs snapshot tank/trace/big@s1`,
   { timeoutMs: 600_000 },
 );
-await box.check(`zfs destroy -r ${AGENT_ROOT}/trace 2>/dev/null; zfs create -o canmount=off ${AGENT_ROOT}/trace; zfs destroy -r backup/trace 2>/dev/null; true`);
+await box.check(
+  `zfs destroy -r ${AGENT_ROOT}/trace 2>/dev/null; zfs create -o canmount=off ${AGENT_ROOT}/trace; zfs destroy -r backup/trace 2>/dev/null; true`,
+);
 try {
   for (let i = 0; i < N; i++) {
     await box.check(`zfs destroy -r ${AGENT_ROOT}/trace/big 2>/dev/null; true`);
-    await ctl.check('rm -rf /var/lib/hozo-trace/jobs /var/lib/hozo-trace/locks; zfs release -r hozo:big tank/trace/big@s1 2>/dev/null; zfs destroy tank/trace/big#hozo:big:s1 2>/dev/null; true');
+    await ctl.check(
+      'rm -rf /var/lib/hozo-trace/jobs /var/lib/hozo-trace/locks; zfs release -r hozo:big tank/trace/big@s1 2>/dev/null; zfs destroy tank/trace/big#hozo:big:s1 2>/dev/null; true',
+    );
     const out = await ctl.sh(
       `t0=$(date +%s.%N); HOZO_TRACE=1 ${VM_HOZO} --config /etc/hozo/trace.yaml -v run big 2>&1 | while IFS= read -r l; do echo "$(date +%s.%N) $l"; done; echo "$(date +%s.%N) exit"; echo T0 $t0`,
       { timeoutMs: 900_000 },

@@ -57,7 +57,10 @@ async function main() {
   const boxIp = box.ip;
   /** Seconds `cmd` took in the ctl VM (fails loudly). */
   const timed = async (cmd, timeoutMs = 1_800_000) => {
-    const out = await ctl.check(`t0=$(date +%s.%N); { ${cmd}; } >/tmp/bench.out 2>&1 || { cat /tmp/bench.out >&2; exit 1; }; t1=$(date +%s.%N); echo "$t0 $t1"`, { timeoutMs });
+    const out = await ctl.check(
+      `t0=$(date +%s.%N); { ${cmd}; } >/tmp/bench.out 2>&1 || { cat /tmp/bench.out >&2; exit 1; }; t1=$(date +%s.%N); echo "$t0 $t1"`,
+      { timeoutMs },
+    );
     const [a, b] = out.trim().split('\n').pop().split(' ').map(Number);
     return b - a;
   };
@@ -76,7 +79,13 @@ async function main() {
       // Unencrypted bench data, compared with plain zfs send | ssh | zfs receive and syncoid: the box is trusted.
       '    trust: trusted',
       'jobs:',
-      ...jobs.flatMap((j) => [`  - name: ${j.name}`, '    host: box', '    retries: 0', '    datasets:', `      - { source: ${j.source}, target: ${j.target}${j.recursive ? ', recursive: true' : ''} }`]),
+      ...jobs.flatMap((j) => [
+        `  - name: ${j.name}`,
+        '    host: box',
+        '    retries: 0',
+        '    datasets:',
+        `      - { source: ${j.source}, target: ${j.target}${j.recursive ? ', recursive: true' : ''} }`,
+      ]),
       '',
     ].join('\n');
     await ctl.writeFile(`/etc/hozo/${name}.yaml`, yaml);
@@ -84,8 +93,12 @@ async function main() {
   const hozoRun = (config, job) => `${VM_HOZO} --config /etc/hozo/${config}.yaml run ${job} --json`;
 
   // Clean slate: bench datasets on both sides.
-  await ctl.check('zfs destroy -r tank/bench 2>/dev/null; rm -rf /var/lib/hozo-bench; mkdir -p /var/lib/hozo-bench; zfs create -o mountpoint=/tank/bench -o compression=off tank/bench');
-  await box.check(`for d in backup/bench ${AGENT_ROOT}/bench; do zfs destroy -r $d 2>/dev/null; done; zfs create -o canmount=off backup/bench; zfs create -o canmount=off ${AGENT_ROOT}/bench; true`);
+  await ctl.check(
+    'zfs destroy -r tank/bench 2>/dev/null; rm -rf /var/lib/hozo-bench; mkdir -p /var/lib/hozo-bench; zfs create -o mountpoint=/tank/bench -o compression=off tank/bench',
+  );
+  await box.check(
+    `for d in backup/bench ${AGENT_ROOT}/bench; do zfs destroy -r $d 2>/dev/null; done; zfs create -o canmount=off backup/bench; zfs create -o canmount=off ${AGENT_ROOT}/bench; true`,
+  );
   const results = { when: new Date().toISOString(), zfs: lab.zfsVersion, accel: lab.accel, params: { SIZE_MB, N, DATASETS, TEXT_MB, MBIT } };
 
   const fresh = (t) => boxSh(`zfs destroy -r ${t} 2>/dev/null; true`);
@@ -96,7 +109,9 @@ async function main() {
   if (PARTS.has('1')) {
     // ----- 0 + 1: full replication -----
     log(`part 1: ${SIZE_MB} MiB incompressible`);
-    await ctl.check(`zfs create tank/bench/big && head -c ${SIZE_MB}M /dev/urandom > /tank/bench/big/blob && sync && zfs snapshot tank/bench/big@s1`, { timeoutMs: 600_000 });
+    await ctl.check(`zfs create tank/bench/big && head -c ${SIZE_MB}M /dev/urandom > /tank/bench/big/blob && sync && zfs snapshot tank/bench/big@s1`, {
+      timeoutMs: 600_000,
+    });
     const raw = (cipher, t) => `zfs send tank/bench/big@s1 | ssh -c ${cipher} ${KEY} root@${boxIp} zfs receive -u ${t}`;
     for (const c of ['aes128-gcm@openssh.com', 'chacha20-poly1305@openssh.com']) {
       await fresh('backup/bench/raw');
@@ -108,7 +123,10 @@ async function main() {
     const ways = {
       raw: { target: 'backup/bench/raw', cmd: raw(best, 'backup/bench/raw') },
       hozo: { target: `${AGENT_ROOT}/bench/big`, cmd: hozoRun('bench-big', 'big') },
-      syncoid: { target: 'backup/bench/syncoid', cmd: `syncoid --no-sync-snap --no-privilege-elevation --compress=none ${SYNCOID_SSH} tank/bench/big root@${boxIp}:backup/bench/syncoid` },
+      syncoid: {
+        target: 'backup/bench/syncoid',
+        cmd: `syncoid --no-sync-snap --no-privilege-elevation --compress=none ${SYNCOID_SSH} tank/bench/big root@${boxIp}:backup/bench/syncoid`,
+      },
     };
     const full = { raw: [], hozo: [], syncoid: [] };
     // One untimed run of each first: a nightly run is a warm one (hozo's capability probe, config caches and the box's
@@ -116,7 +134,10 @@ async function main() {
     const firstRun = {};
     for (const w of Object.keys(ways)) {
       await fresh(ways[w].target);
-      if (w === 'hozo') await ctl.check('rm -rf /var/lib/hozo-bench/state* /var/lib/hozo-bench/locks; zfs release -r hozo:big tank/bench/big@s1 2>/dev/null; zfs destroy tank/bench/big#hozo:big:s1 2>/dev/null; true');
+      if (w === 'hozo')
+        await ctl.check(
+          'rm -rf /var/lib/hozo-bench/state* /var/lib/hozo-bench/locks; zfs release -r hozo:big tank/bench/big@s1 2>/dev/null; zfs destroy tank/bench/big#hozo:big:s1 2>/dev/null; true',
+        );
       firstRun[w] = await timed(ways[w].cmd);
       log(`  warm-up ${w}: ${r2(firstRun[w])} s`);
     }
@@ -125,13 +146,22 @@ async function main() {
       for (let k = 0; k < i % order.length; k++) order.push(order.shift());
       for (const w of order) {
         await fresh(ways[w].target);
-        if (w === 'hozo') await ctl.check('rm -rf /var/lib/hozo-bench/state* /var/lib/hozo-bench/locks; zfs release -r hozo:big tank/bench/big@s1 2>/dev/null; zfs destroy tank/bench/big#hozo:big:s1 2>/dev/null; true');
+        if (w === 'hozo')
+          await ctl.check(
+            'rm -rf /var/lib/hozo-bench/state* /var/lib/hozo-bench/locks; zfs release -r hozo:big tank/bench/big@s1 2>/dev/null; zfs destroy tank/bench/big#hozo:big:s1 2>/dev/null; true',
+          );
         const s = await timed(ways[w].cmd);
         full[w].push(s);
         log(`  round ${i + 1} ${w}: ${r2(s)} s`);
       }
     }
-    results.part1 = { cipherS, rawCipher: best, warmUpS: firstRun, seconds: full, medians: Object.fromEntries(Object.entries(full).map(([k, v]) => [k, median(v)])) };
+    results.part1 = {
+      cipherS,
+      rawCipher: best,
+      warmUpS: firstRun,
+      seconds: full,
+      medians: Object.fromEntries(Object.entries(full).map(([k, v]) => [k, median(v)])),
+    };
     results.part1.rawOverHozo = results.part1.medians.raw / results.part1.medians.hozo;
     await ctl.check('zfs release -r hozo:big tank/bench/big@s1 2>/dev/null; zfs destroy -r tank/bench/big; true');
     await boxSh('zfs destroy -r backup/bench/raw 2>/dev/null; zfs destroy -r backup/bench/syncoid 2>/dev/null; true');
@@ -146,7 +176,9 @@ async function main() {
       { timeoutMs: 1_800_000 },
     );
     // The box is seeded with one replication stream (as root), so hozo's first run only holds and bookmarks.
-    const seedS = await timed(`zfs send -R tank/bench/many@s1 | ssh -c ${best} ${KEY} root@${boxIp} zfs receive -u -o canmount=noauto ${AGENT_ROOT}/bench/many`);
+    const seedS = await timed(
+      `zfs send -R tank/bench/many@s1 | ssh -c ${best} ${KEY} root@${boxIp} zfs receive -u -o canmount=noauto ${AGENT_ROOT}/bench/many`,
+    );
     await hozoConfig('bench-many', [{ name: 'many', source: 'tank/bench/many', target: `${AGENT_ROOT}/bench/many`, recursive: true }]);
     const firstS = await timed(hozoRun('bench-many', 'many'));
     log(`  seed ${r2(seedS)} s, hozo's first run (holds, bookmarks) ${r2(firstS)} s`);
@@ -158,7 +190,9 @@ async function main() {
     const floor = [];
     const noop = [];
     for (let i = 0; i < N; i++) {
-      await ctl.check(`ssh -o ControlPath=/tmp/bench-cm -O exit ${boxIp} 2>/dev/null; ssh -o ControlMaster=auto -o ControlPath=/tmp/bench-cm -o ControlPersist=60 ${KEY} root@${boxIp} true`);
+      await ctl.check(
+        `ssh -o ControlPath=/tmp/bench-cm -O exit ${boxIp} 2>/dev/null; ssh -o ControlMaster=auto -o ControlPath=/tmp/bench-cm -o ControlPersist=60 ${KEY} root@${boxIp} true`,
+      );
       // The floor is timed with its connection already open (the connection itself is timed in hozo's run).
       floor.push(await timed(floorCmd));
       const out = await timed(hozoRun('bench-many', 'many'));
@@ -166,8 +200,20 @@ async function main() {
       log(`  round ${i + 1}: floor ${r2(floor[i])} s, hozo no-op ${r2(out)} s`);
     }
     const connS = await timed(`ssh ${KEY} root@${boxIp} true`);
-    results.part2 = { datasets: DATASETS, seedS, firstS, floorS: floor, noopS: noop, sshConnectS: connS, noopOverFloor: median(noop) / median(floor), noopOverFloorPlusConnect: median(noop) / (median(floor) + connS) };
-    await ctl.check('zfs list -H -o name -t snapshot -r tank/bench/many | xargs -r -n 50 zfs release hozo:many 2>/dev/null; zfs destroy -r tank/bench/many; true', { timeoutMs: 1_800_000 });
+    results.part2 = {
+      datasets: DATASETS,
+      seedS,
+      firstS,
+      floorS: floor,
+      noopS: noop,
+      sshConnectS: connS,
+      noopOverFloor: median(noop) / median(floor),
+      noopOverFloorPlusConnect: median(noop) / (median(floor) + connS),
+    };
+    await ctl.check(
+      'zfs list -H -o name -t snapshot -r tank/bench/many | xargs -r -n 50 zfs release hozo:many 2>/dev/null; zfs destroy -r tank/bench/many; true',
+      { timeoutMs: 1_800_000 },
+    );
     await box.check(`zfs destroy -r ${AGENT_ROOT}/bench/many; true`, { timeoutMs: 1_800_000 });
   }
 
@@ -189,7 +235,9 @@ async function main() {
         for (const w of i % 2 ? ['syncoid', 'hozo'] : ['hozo', 'syncoid']) {
           if (w === 'hozo') {
             await box.check(`zfs destroy -r ${AGENT_ROOT}/bench/logs 2>/dev/null; true`);
-            await ctl.check('rm -rf /var/lib/hozo-bench/state*; zfs release hozo:logs tank/bench/logs@s1 2>/dev/null; zfs destroy tank/bench/logs#hozo:logs:s1 2>/dev/null; true');
+            await ctl.check(
+              'rm -rf /var/lib/hozo-bench/state*; zfs release hozo:logs tank/bench/logs@s1 2>/dev/null; zfs destroy tank/bench/logs#hozo:logs:s1 2>/dev/null; true',
+            );
             shaped.hozo.push(await timed(hozoRun('bench-logs', 'logs')));
           } else {
             await fresh('backup/bench/logs');
@@ -210,28 +258,41 @@ async function main() {
     // ----- 4: cold boot: the box powered off for real, woken by a magic packet; its boot-to-sshd is not hozo's -----
     log('part 4: cold boot (box powered off, magic packet)');
     // (Part 3 leaves no tank/bench behind.)
-    await ctl.check('{ zfs list -H -o name tank/bench >/dev/null 2>&1 || zfs create -o mountpoint=/tank/bench -o compression=off tank/bench; } && zfs create tank/bench/boot && echo boot > /tank/bench/boot/f && zfs snapshot tank/bench/boot@b1');
-    await hozoConfig('bench-boot', [{ name: 'boot', source: 'tank/bench/boot', target: `${AGENT_ROOT}/bench/boot` }], [
-      `    wake: { method: wol, mac: "${box.mac}", address: ${lab.broadcast} }`,
-      '    readyTimeout: 240',
-      // Left up afterwards, so its journal of this boot can be read.
-      '    shutdown: none',
-    ]);
+    await ctl.check(
+      '{ zfs list -H -o name tank/bench >/dev/null 2>&1 || zfs create -o mountpoint=/tank/bench -o compression=off tank/bench; } && zfs create tank/bench/boot && echo boot > /tank/bench/boot/f && zfs snapshot tank/bench/boot@b1',
+    );
+    await hozoConfig(
+      'bench-boot',
+      [{ name: 'boot', source: 'tank/bench/boot', target: `${AGENT_ROOT}/bench/boot` }],
+      [
+        `    wake: { method: wol, mac: "${box.mac}", address: ${lab.broadcast} }`,
+        '    readyTimeout: 240',
+        // Left up afterwards, so its journal of this boot can be read.
+        '    shutdown: none',
+      ],
+    );
     const boots = [];
     for (let i = 0; i < N; i++) {
       await box.check(`zfs destroy -r ${AGENT_ROOT}/bench/boot 2>/dev/null; true`);
-      await ctl.check('rm -rf /var/lib/hozo-bench/state*; zfs release -r hozo:boot tank/bench/boot@b1 2>/dev/null; zfs destroy tank/bench/boot#hozo:boot:b1 2>/dev/null; true');
+      await ctl.check(
+        'rm -rf /var/lib/hozo-bench/state*; zfs release -r hozo:boot tank/bench/boot@b1 2>/dev/null; zfs destroy tank/bench/boot#hozo:boot:b1 2>/dev/null; true',
+      );
       await box.sh('systemctl start --no-block hozo-poweroff.service');
       if (!(await box.waitGone(180_000))) throw new Error('the box VM did not power off');
       await box.closeSsh();
       const before = lab.wakeEvents().length;
       const totalS = await timed(hozoRun('bench-boot', 'boot'), 600_000);
-      const packet = lab.wakeEvents().slice(before).find((e) => e.vm === 'box' && e.action === 'boot');
+      const packet = lab
+        .wakeEvents()
+        .slice(before)
+        .find((e) => e.vm === 'box' && e.action === 'boot');
       if (packet === undefined) throw new Error('no magic packet booted the box');
       await lab.ensureBoxUp();
       // The box's own clock for both ends of hozo's share: sshd listening (journal) and the agent starting the receive
       // (its audit line's time minus the duration it logs).
-      const sshd = (await box.check(`journalctl -b -o json -u ssh.service | grep -m1 'Server listening' || journalctl -b -o json -u ssh.service | grep -m1 'Started'`)).trim();
+      const sshd = (
+        await box.check(`journalctl -b -o json -u ssh.service | grep -m1 'Server listening' || journalctl -b -o json -u ssh.service | grep -m1 'Started'`)
+      ).trim();
       const j = JSON.parse(sshd);
       const sshdAt = Number(j.__REALTIME_TIMESTAMP) / 1e6;
       const bootToSshdS = Number(j.__MONOTONIC_TIMESTAMP) / 1e6;
@@ -250,12 +311,19 @@ async function main() {
       // hozo's own account of the wait (its "ready after …" line).
       const ready = /ready after ([0-9.]+)s \(port ([0-9.]+)s, ssh ([0-9.]+)s, pool ([0-9.]+)s\)/.exec(await ctl.check('cat /tmp/bench.out'));
       const b = {
-        totalS, bootToSshdS, sshdToFirstByteS: receiveAt - sshdAt, packetToFirstByteS: receiveAt - offset - packet.t / 1000,
-        sshdToPoolImportedS: poolAt === null ? null : poolAt - sshdAt, clockOffsetS: offset, clockRttS: h1 - h0,
+        totalS,
+        bootToSshdS,
+        sshdToFirstByteS: receiveAt - sshdAt,
+        packetToFirstByteS: receiveAt - offset - packet.t / 1000,
+        sshdToPoolImportedS: poolAt === null ? null : poolAt - sshdAt,
+        clockOffsetS: offset,
+        clockRttS: h1 - h0,
         hozoReady: ready === null ? null : { totalS: Number(ready[1]), portS: Number(ready[2]), sshS: Number(ready[3]), poolS: Number(ready[4]) },
       };
       boots.push(b);
-      log(`  round ${i + 1}: run ${r2(totalS)} s; packet → first byte ≈ ${r2(b.packetToFirstByteS)} s, box boot → sshd ${r2(bootToSshdS)} s, sshd → first byte ${r2(b.sshdToFirstByteS)} s (sshd → pool imported ${b.sshdToPoolImportedS === null ? '?' : r2(b.sshdToPoolImportedS)} s; hozo's ready stages ${JSON.stringify(b.hozoReady)})`);
+      log(
+        `  round ${i + 1}: run ${r2(totalS)} s; packet → first byte ≈ ${r2(b.packetToFirstByteS)} s, box boot → sshd ${r2(bootToSshdS)} s, sshd → first byte ${r2(b.sshdToFirstByteS)} s (sshd → pool imported ${b.sshdToPoolImportedS === null ? '?' : r2(b.sshdToPoolImportedS)} s; hozo's ready stages ${JSON.stringify(b.hozoReady)})`,
+      );
     }
     results.part4 = { boots, sshdToFirstByteMedianS: median(boots.map((b) => b.sshdToFirstByteS)) };
     await ctl.check('zfs release -r hozo:boot tank/bench/boot@b1 2>/dev/null; zfs destroy -r tank/bench/boot; true');
@@ -266,12 +334,27 @@ async function main() {
   writeFileSync(join(HERE, 'results', 'openzfs-latest.json'), JSON.stringify(results, null, 2));
   const p1 = results.part1;
   console.log(`\nOpenZFS lab benchmark — ${results.zfs}, accelerator ${results.accel}, ${results.when}`);
-  if (p1) console.log(`0. raw pipe cipher: aes128-gcm ${r2(cipherS['aes128-gcm@openssh.com'])} s, chacha20-poly1305 ${r2(cipherS['chacha20-poly1305@openssh.com'])} s → raw uses ${best}`);
-  if (p1) console.log(`1. full ${SIZE_MB} MiB incompressible (median of ${N}): raw ${r2(p1.medians.raw)} s, hozo ${r2(p1.medians.hozo)} s, syncoid ${r2(p1.medians.syncoid)} s; raw/hozo ${r2(p1.rawOverHozo)}× (target ≥ 0.97×)`);
+  if (p1)
+    console.log(
+      `0. raw pipe cipher: aes128-gcm ${r2(cipherS['aes128-gcm@openssh.com'])} s, chacha20-poly1305 ${r2(cipherS['chacha20-poly1305@openssh.com'])} s → raw uses ${best}`,
+    );
+  if (p1)
+    console.log(
+      `1. full ${SIZE_MB} MiB incompressible (median of ${N}): raw ${r2(p1.medians.raw)} s, hozo ${r2(p1.medians.hozo)} s, syncoid ${r2(p1.medians.syncoid)} s; raw/hozo ${r2(p1.rawOverHozo)}× (target ≥ 0.97×)`,
+    );
   const p2 = results.part2;
-  if (p2) console.log(`2. no-op over ${DATASETS} datasets (median of ${N}): floor ${r2(median(p2.floorS))} s, hozo ${r2(median(p2.noopS))} s: ${r2(p2.noopOverFloor)}× the floor (target ≤ 1.5×); one new SSH connection ${r2(p2.sshConnectS)} s; ${r2(p2.noopOverFloorPlusConnect)}× floor + connection`);
-  if (results.part3) console.log(`3. ${TEXT_MB} MiB logs (compressratio ${results.part3.source[0]}) at ${MBIT} Mbit/s (median of ${N}): hozo ${r2(median(results.part3.seconds.hozo))} s, syncoid ${r2(median(results.part3.seconds.syncoid))} s: hozo ${r2(results.part3.syncoidOverHozo)}× faster (target ≥ 1.3×)`);
-  if (results.part4) console.log(`4. cold boot (median of ${N}): sshd listening → first byte of the stream ${r2(results.part4.sshdToFirstByteMedianS)} s (box clock; target: packet → first byte minus boot-to-sshd ≤ 1 s); boot → sshd ${r2(median(results.part4.boots.map((b) => b.bootToSshdS)))} s`);
+  if (p2)
+    console.log(
+      `2. no-op over ${DATASETS} datasets (median of ${N}): floor ${r2(median(p2.floorS))} s, hozo ${r2(median(p2.noopS))} s: ${r2(p2.noopOverFloor)}× the floor (target ≤ 1.5×); one new SSH connection ${r2(p2.sshConnectS)} s; ${r2(p2.noopOverFloorPlusConnect)}× floor + connection`,
+    );
+  if (results.part3)
+    console.log(
+      `3. ${TEXT_MB} MiB logs (compressratio ${results.part3.source[0]}) at ${MBIT} Mbit/s (median of ${N}): hozo ${r2(median(results.part3.seconds.hozo))} s, syncoid ${r2(median(results.part3.seconds.syncoid))} s: hozo ${r2(results.part3.syncoidOverHozo)}× faster (target ≥ 1.3×)`,
+    );
+  if (results.part4)
+    console.log(
+      `4. cold boot (median of ${N}): sshd listening → first byte of the stream ${r2(results.part4.sshdToFirstByteMedianS)} s (box clock; target: packet → first byte minus boot-to-sshd ≤ 1 s); boot → sshd ${r2(median(results.part4.boots.map((b) => b.bootToSshdS)))} s`,
+    );
 }
 
 try {

@@ -63,8 +63,7 @@ let aborting = false;
 let cleanupPromise;
 /** Set once the lab exists; before that an abort is noticed by main() right after createLab returns. */
 let cleanupFn;
-const cleanupOnce = () =>
-  cleanupFn === undefined ? Promise.resolve() : (cleanupPromise ??= cleanupFn().catch((e) => console.error(`cleanup: ${e.message}`)));
+const cleanupOnce = () => (cleanupFn === undefined ? Promise.resolve() : (cleanupPromise ??= cleanupFn().catch((e) => console.error(`cleanup: ${e.message}`))));
 
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
   process.on(sig, () => {
@@ -214,7 +213,12 @@ async function preflight() {
   const need = [];
   if (!existsSync('/usr/bin/time')) need.push('time');
   if (!existsSync('/usr/sbin/syncoid')) need.push('sanoid');
-  for (const [cmd, pkg] of [['zfs-fuse', 'zfs-fuse'], ['sshd', 'openssh-server'], ['mbuffer', 'mbuffer'], ['pv', 'pv']]) {
+  for (const [cmd, pkg] of [
+    ['zfs-fuse', 'zfs-fuse'],
+    ['sshd', 'openssh-server'],
+    ['mbuffer', 'mbuffer'],
+    ['pv', 'pv'],
+  ]) {
     if (which(cmd) === undefined && !existsSync(`/usr/sbin/${cmd}`)) need.push(pkg);
   }
   if (need.length > 0) {
@@ -580,8 +584,7 @@ async function main() {
     source,
     `root@${box.boxIp}:${target}`,
   ];
-  const rawCommand = (snap, target) =>
-    `zfs send ${snap} | ssh -c ${CIPHER} ${sq(box.sshArgs())} ${box.boxIp} zfs receive -u ${target}`;
+  const rawCommand = (snap, target) => `zfs send ${snap} | ssh -c ${CIPHER} ${sq(box.sshArgs())} ${box.boxIp} zfs receive -u ${target}`;
   // The raw pipe with the buffer hozo puts in front of the box's zfs receive by default (buffer: auto, 128M).
   const rawBufferedCommand = (snap, target) =>
     `zfs send ${snap} | ssh -c ${CIPHER} ${sq(box.sshArgs())} ${box.boxIp} ${sq([`mbuffer -q -s 128k -m 128M | zfs receive -u ${target}`])}`;
@@ -681,7 +684,21 @@ async function main() {
   let noopExecs;
   if (which('strace') !== undefined) {
     const traceFile = join(tmp, 'noop-execs.txt');
-    const t = await measure(['strace', '-f', '--seccomp-bpf', '-ttt', '-s', '400', '-e', 'trace=execve', '-e', 'signal=none', '-o', traceFile, ...hozoArgv('big')]);
+    const t = await measure([
+      'strace',
+      '-f',
+      '--seccomp-bpf',
+      '-ttt',
+      '-s',
+      '400',
+      '-e',
+      'trace=execve',
+      '-e',
+      'signal=none',
+      '-o',
+      traceFile,
+      ...hozoArgv('big'),
+    ]);
     noopExecs = t.exitCode === 0 ? { wallS: r3(t.wall), execs: parseExecs(traceFile) } : { problem: `strace run: exit ${t.exitCode}: ${t.stderr.slice(-300)}` };
   }
   await destroyOnBox(ways.hozo.target);
@@ -706,7 +723,10 @@ async function main() {
   const hozoMany = { argv: hozoArgv('many'), target: `${bpool}/bench-hozo-many` };
   const syncoidMany = { argv: syncoidArgv(`${src}/many`, `${bpool}/bench-syncoid-many`, true), target: `${bpool}/bench-syncoid-many` };
   const initial = {};
-  for (const [way, w] of [['hozo', hozoMany], ['syncoid', syncoidMany]]) {
+  for (const [way, w] of [
+    ['hozo', hozoMany],
+    ['syncoid', syncoidMany],
+  ]) {
     checkAbort();
     const before = sshdCounts(box.files.sshdLog);
     const m = await measure(w.argv, { timeoutMs: 600_000 });
@@ -763,7 +783,9 @@ async function main() {
         sshConnections: ssh.connections,
         sshSessions: ssh.sessions,
       });
-      log(`part 2 no-op round ${i + 1} ${way.padEnd(7)} ${m.wall.toFixed(2)} s, ${ssh.connections} SSH connection(s), ${ssh.sessions} session(s)${ok ? '' : `  FAILED: ${problem}`}`);
+      log(
+        `part 2 no-op round ${i + 1} ${way.padEnd(7)} ${m.wall.toFixed(2)} s, ${ssh.connections} SSH connection(s), ${ssh.sessions} session(s)${ok ? '' : `  FAILED: ${problem}`}`,
+      );
     }
   }
 
@@ -773,7 +795,10 @@ async function main() {
   const counts = {};
   const originalKeys = readFileSync(box.files.authorizedKeys, 'utf8').split('\n').filter(Boolean);
   try {
-    for (const [way, w] of [['hozo', hozoMany], ['syncoid', syncoidMany]]) {
+    for (const [way, w] of [
+      ['hozo', hozoMany],
+      ['syncoid', syncoidMany],
+    ]) {
       const d = join(tmp, `count-${way}`);
       const localLog = join(d, 'local.log');
       const remoteLog = join(d, 'remote.log');
@@ -841,9 +866,7 @@ exec /bin/sh -c "$SSH_ORIGINAL_COMMAND"
       controllerRssMB: rss.length ? r2(max(rss)) : null,
       treeMaxRssMB: tree.length ? r2(max(tree)) : null,
       cpuSMedian: r2(median(rs.map((r) => r.cpuS))),
-      ...(rs.some((r) => r.hozoReport?.transferS !== undefined)
-        ? { hozoDatasetSMedian: r3(median(rs.map((r) => r.hozoReport?.transferS ?? NaN))) }
-        : {}),
+      ...(rs.some((r) => r.hozoReport?.transferS !== undefined) ? { hozoDatasetSMedian: r3(median(rs.map((r) => r.hozoReport?.transferS ?? NaN))) } : {}),
       sshConnections: max(rs.map((r) => r.sshConnections)),
       sshSessions: max(rs.map((r) => r.sshSessions)),
     };
@@ -1017,7 +1040,8 @@ exec ${forced}
     if (report !== undefined && (report.result !== 'ok' || !datasets.every((d) => d.result === 'sent' && d.verified))) {
       problems.push(`result ${report.result}; datasets ${datasets.map((d) => `${d.result}${d.verified ? '' : ' (unverified)'}`).join(', ')}`);
     }
-    if (host !== undefined && (host.woke !== true || host.shutdown !== 'done')) problems.push(`box: woke ${host.woke}, shutdown ${host.shutdown} ${host.shutdownDetail ?? ''}`);
+    if (host !== undefined && (host.woke !== true || host.shutdown !== 'done'))
+      problems.push(`box: woke ${host.woke}, shutdown ${host.shutdown} ${host.shutdownDetail ?? ''}`);
 
     const magic = box.wakeEvents().find((e) => e.t >= sinceMs && e.action === 'boot');
     const listenAt = w.listens[0]?.t;
@@ -1090,7 +1114,9 @@ exec ${forced}
   log(`part 3: sleeping box (boot delay ${BOOT_DELAY_MS}+ ms, agent power-off delay ${POWEROFF_DELAY_S} s), ${INCR_MB} MiB increments`);
   await addData(INCR_MB * 2);
   const initial = await oneRun('initial full run (not in the medians)', BOOT_DELAY_MS);
-  log(`part 3 initial full run: listen → first command ${initial.listenToFirstCommandS} s, awake ${initial.awakeS} s${initial.ok ? '' : `  FAILED: ${initial.problem}`}`);
+  log(
+    `part 3 initial full run: listen → first command ${initial.listenToFirstCommandS} s, awake ${initial.awakeS} s${initial.ok ? '' : `  FAILED: ${initial.problem}`}`,
+  );
   const runs = [];
   for (let i = 0; i < N; i++) {
     await addData(INCR_MB);
@@ -1160,11 +1186,24 @@ function printReport(r) {
   out.push('', 'commands:');
   for (const [k, v] of Object.entries(r.commands)) out.push(`  ${k}: ${v}`);
   const p1 = r.part1.summary;
-  out.push('', `1. full replication, ${(r.params.streamBytes / 2 ** 20).toFixed(0)} MiB incompressible stream, N=${r.params.n} (local send → /dev/null alone: ${r.part1.sendOnlyS} s)`);
+  out.push(
+    '',
+    `1. full replication, ${(r.params.streamBytes / 2 ** 20).toFixed(0)} MiB incompressible stream, N=${r.params.n} (local send → /dev/null alone: ${r.part1.sendOnlyS} s)`,
+  );
   out.push(
     table(
       ['way', 'median s', 'min s', 'MiB/s (median)', 'controller RSS MB', 'tree max RSS MB', 'CPU s', 'SSH conn', 'ok'],
-      Object.values(p1).map((s) => [s.way, s.medianS, s.minS, s.mbPerSMedian, s.controllerRssMB, s.treeMaxRssMB, s.cpuSMedian, s.sshConnections, s.ok ? 'yes' : 'NO']),
+      Object.values(p1).map((s) => [
+        s.way,
+        s.medianS,
+        s.minS,
+        s.mbPerSMedian,
+        s.controllerRssMB,
+        s.treeMaxRssMB,
+        s.cpuSMedian,
+        s.sshConnections,
+        s.ok ? 'yes' : 'NO',
+      ]),
     ),
   );
   const hf = r.part1.hozoFixed;
@@ -1202,7 +1241,22 @@ function printReport(r) {
   );
   out.push(
     table(
-      ['run', 'boot ms', 'listen→1st cmd s', 'poll gap s', 'TCP→auth s', 'auth→cmd s', 'awake s', 'transfer s', 'awake−transfer s', 'cmd→shutdown s', 'shutdown→closed s', 'report wake/awake s', 'SSH conn/sess', 'ok'],
+      [
+        'run',
+        'boot ms',
+        'listen→1st cmd s',
+        'poll gap s',
+        'TCP→auth s',
+        'auth→cmd s',
+        'awake s',
+        'transfer s',
+        'awake−transfer s',
+        'cmd→shutdown s',
+        'shutdown→closed s',
+        'report wake/awake s',
+        'SSH conn/sess',
+        'ok',
+      ],
       [p3.initial, ...p3.runs].map((x) => [
         x.round !== undefined ? `round ${x.round}` : 'initial (full)',
         x.bootDelayMs,
@@ -1230,15 +1284,32 @@ function printReport(r) {
   const ra = r.ratios;
   const mark = (ok) => (ok ? 'MET' : 'MISSED');
   out.push('', 'ratios:');
-  out.push(`  throughput hozo vs raw (raw_time / hozo_time): median ${ra.hozoVsRawThroughputMedian}, min ${ra.hozoVsRawThroughputMin}  target ≥ ${r.targets.throughput}: ${mark(r.verdict.throughput)}`);
-  out.push(`  (informative) same pipeline on both sides: raw-buffered / hozo ${ra.hozoVsRawBufferedThroughputMedian}; raw / hozo-unbuffered ${ra.hozoUnbufferedVsRawThroughputMedian}`);
+  out.push(
+    `  throughput hozo vs raw (raw_time / hozo_time): median ${ra.hozoVsRawThroughputMedian}, min ${ra.hozoVsRawThroughputMin}  target ≥ ${r.targets.throughput}: ${mark(r.verdict.throughput)}`,
+  );
+  out.push(
+    `  (informative) same pipeline on both sides: raw-buffered / hozo ${ra.hozoVsRawBufferedThroughputMedian}; raw / hozo-unbuffered ${ra.hozoUnbufferedVsRawThroughputMedian}`,
+  );
   out.push(`  (informative) raw wall / hozo's dataset step alone (stream phase): median ${ra.hozoStreamPhaseVsRawMedian}`);
   out.push(`  throughput syncoid vs raw: median ${ra.syncoidVsRawThroughputMedian}; hozo is ${ra.hozoVsSyncoidSpeedupMedian}× syncoid`);
-  out.push(`  no-op time hozo / syncoid: median ${ra.noopHozoOverSyncoidTimeMedian}, min ${ra.noopHozoOverSyncoidTimeMin}  target ≤ ${r.targets.noopTimeRatio}: ${mark(r.verdict.noopTime)}`);
-  out.push(`  no-op SSH connections (hozo, max over runs): ${ra.noopHozoSshConnectionsMax}  target ≤ ${r.targets.noopSshConnections}: ${mark(r.verdict.noopSsh)}`);
-  out.push(`  sshd listening → first command (median): ${ra.lifecycleListenToFirstCommandMedianS} s  target ≤ ${r.targets.listenToFirstCommandS} s: ${mark(r.verdict.listenToFirstCommand)}`);
-  out.push(`  box awake − transfer, small incremental (median): ${ra.lifecycleAwakeMinusTransferMedianS} s  target ≤ ${r.targets.awakeMinusTransferS} s: ${mark(r.verdict.awakeMinusTransfer)}`);
-  const failed = [...r.part1.runs, ...r.part2.runs, ...r.part3.runs.map((x) => ({ ...x, way: 'lifecycle' })), ...(r.part3.initial.ok ? [] : [{ ...r.part3.initial, way: 'lifecycle', round: 'initial' }])].filter((x) => !x.ok);
+  out.push(
+    `  no-op time hozo / syncoid: median ${ra.noopHozoOverSyncoidTimeMedian}, min ${ra.noopHozoOverSyncoidTimeMin}  target ≤ ${r.targets.noopTimeRatio}: ${mark(r.verdict.noopTime)}`,
+  );
+  out.push(
+    `  no-op SSH connections (hozo, max over runs): ${ra.noopHozoSshConnectionsMax}  target ≤ ${r.targets.noopSshConnections}: ${mark(r.verdict.noopSsh)}`,
+  );
+  out.push(
+    `  sshd listening → first command (median): ${ra.lifecycleListenToFirstCommandMedianS} s  target ≤ ${r.targets.listenToFirstCommandS} s: ${mark(r.verdict.listenToFirstCommand)}`,
+  );
+  out.push(
+    `  box awake − transfer, small incremental (median): ${ra.lifecycleAwakeMinusTransferMedianS} s  target ≤ ${r.targets.awakeMinusTransferS} s: ${mark(r.verdict.awakeMinusTransfer)}`,
+  );
+  const failed = [
+    ...r.part1.runs,
+    ...r.part2.runs,
+    ...r.part3.runs.map((x) => ({ ...x, way: 'lifecycle' })),
+    ...(r.part3.initial.ok ? [] : [{ ...r.part3.initial, way: 'lifecycle', round: 'initial' }]),
+  ].filter((x) => !x.ok);
   if (failed.length > 0) {
     out.push('', 'FAILED runs:');
     for (const f of failed) out.push(`  ${f.way} round ${f.round}: ${f.problem}`);

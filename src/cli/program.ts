@@ -52,7 +52,8 @@ export function buildProgram(out?: NodeJS.WritableStream): { program: Command; c
     .exitOverride()
     .hook('preAction', () => {
       const g = program.opts<{ verbose?: boolean; quiet?: boolean }>();
-      if (g.verbose === true && g.quiet === true) throw new HozoError('USAGE', '-v (--verbose) and -q (--quiet) contradict each other', { hint: 'pass one of them' });
+      if (g.verbose === true && g.quiet === true)
+        throw new HozoError('USAGE', '-v (--verbose) and -q (--quiet) contradict each other', { hint: 'pass one of them' });
     });
   registerConfigCheck(program, ctx);
   registerJobs(program, ctx);

@@ -13,7 +13,10 @@ export function renderReport(r: JobReport): string {
         : `job ${r.job} (host ${r.host}): ${r.result}`;
   lines.push(head);
   if (r.bandwidthLimit !== undefined) lines.push(`bandwidth limit ${describeLimit(r.bandwidthLimit)}`);
-  if (r.window !== undefined) lines.push(`wake window ${r.window.maxAwake} s (closed for transfers at ${r.window.deadline})${r.window.backlogDatasets > 0 ? `: ${r.window.backlogDatasets} dataset(s), ${formatBytes(r.window.backlogBytes)} deferred to the next wake` : ''}`);
+  if (r.window !== undefined)
+    lines.push(
+      `wake window ${r.window.maxAwake} s (closed for transfers at ${r.window.deadline})${r.window.backlogDatasets > 0 ? `: ${r.window.backlogDatasets} dataset(s), ${formatBytes(r.window.backlogBytes)} deferred to the next wake` : ''}`,
+    );
   const rows = r.datasets.map((d) => [
     d.source,
     d.target,

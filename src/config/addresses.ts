@@ -9,7 +9,8 @@ export function ipv4Problem(a: string): string | undefined {
   if (!/^[0-9.]+$/.test(a)) return undefined;
   const parts = a.split('.');
   if (parts.length !== 4) return `${shownName(a)} is not an IPv4 address (expected four numbers 0-255 separated by dots)`;
-  if (parts.some((p) => p === '' || Number(p) > 255 || (p.length > 1 && p.startsWith('0')))) return `${shownName(a)} is not an IPv4 address (each of its four numbers must be 0-255, without leading zeros)`;
+  if (parts.some((p) => p === '' || Number(p) > 255 || (p.length > 1 && p.startsWith('0'))))
+    return `${shownName(a)} is not an IPv4 address (each of its four numbers must be 0-255, without leading zeros)`;
   return undefined;
 }
 
@@ -63,13 +64,15 @@ export const LIMITED_BROADCAST = '255.255.255.255';
 
 /** Why `a` is not where a magic packet may go, or undefined: an IP literal, not multicast, not the limited broadcast. */
 export function wakeAddressProblem(a: string): string | undefined {
-  if (a === LIMITED_BROADCAST) return `the limited broadcast ${LIMITED_BROADCAST} is refused (it reaches every network this machine is on); give the box LAN's broadcast address, e.g. 192.168.1.255`;
+  if (a === LIMITED_BROADCAST)
+    return `the limited broadcast ${LIMITED_BROADCAST} is refused (it reaches every network this machine is on); give the box LAN's broadcast address, e.g. 192.168.1.255`;
   const problem = hostAddressProblem(a);
   if (problem !== undefined) return problem;
   const ip = unbracketed(a);
   const kind = isIP(ip);
   if (kind === 0) return `${shownName(a)} is a host name; expected an IP address (the box LAN's broadcast address, e.g. 192.168.1.255)`;
-  if (kind === 4 && Number(ip.split('.')[0]) >= 224 && Number(ip.split('.')[0]) <= 239) return `${shownName(a)} is a multicast address (224.0.0.0/4); give the box LAN's broadcast address, e.g. 192.168.1.255`;
+  if (kind === 4 && Number(ip.split('.')[0]) >= 224 && Number(ip.split('.')[0]) <= 239)
+    return `${shownName(a)} is a multicast address (224.0.0.0/4); give the box LAN's broadcast address, e.g. 192.168.1.255`;
   if (kind === 6 && /^ff/i.test(ip)) return `${shownName(a)} is an IPv6 multicast address (ff00::/8); give the box's own address`;
   return undefined;
 }

@@ -62,7 +62,9 @@ export function contentIdentity(files: readonly URL[]): string {
 }
 
 export function cacheKeyFor(spec: { readonly format: string; readonly schemaModules: readonly URL[] }, path: string, text: string): string {
-  return createHash('sha256').update(`${spec.format}\0${schemaIdentity(spec.schemaModules)}\0${path}\0${text}`).digest('hex');
+  return createHash('sha256')
+    .update(`${spec.format}\0${schemaIdentity(spec.schemaModules)}\0${path}\0${text}`)
+    .digest('hex');
 }
 
 export const cacheFile = (stateDirectory: string) => join(stateDirectory, 'config-cache.json');

@@ -26,7 +26,22 @@ export function stateDirectoryLine(text: string): { stateDirectory?: string } | 
 
 const CONTROLLER: CacheSpec<Config> = {
   format: 'hozo-config-cache/1',
-  schemaModules: ['./schema.js', './fields.js', './duration.js', './issues.js', './shown.js', './addresses.js', './mac.js', './load.js', './read.js', './yaml.js', './controller-cache.js', '../util/safe-fs.js', '../notify/schema.js', '../zfs/names.js'].map((m) => new URL(m, import.meta.url)),
+  schemaModules: [
+    './schema.js',
+    './fields.js',
+    './duration.js',
+    './issues.js',
+    './shown.js',
+    './addresses.js',
+    './mac.js',
+    './load.js',
+    './read.js',
+    './yaml.js',
+    './controller-cache.js',
+    '../util/safe-fs.js',
+    '../notify/schema.js',
+    '../zfs/names.js',
+  ].map((m) => new URL(m, import.meta.url)),
   defaultStateDirectory: DEFAULT_STATE_DIRECTORY,
   parseRaw: (text, path) => (path.endsWith('.json') ? JSON.parse(text) : (stateDirectoryLine(text) ?? parseYamlConfig(text, path))),
   validate: async (text, path) => (await import('./load.js')).parseConfigText(text, path),
@@ -38,4 +53,3 @@ const CONTROLLER: CacheSpec<Config> = {
 export function loadConfigCached(path: string): Promise<LoadResult<Config>> {
   return loadCached(path, CONTROLLER);
 }
-

@@ -51,7 +51,9 @@ export const MAX_BUFFER_MIB = 16 * 1024;
 export const bufferSize = z
   .string()
   .regex(/^(?:[1-9][0-9]{0,4}M|[1-9][0-9]?G)$/, 'expected a size like "32M", "128M" or "1G" (M or G, no spaces)')
-  .refine((v) => !/^[0-9]+[MG]$/.test(v) || Number(v.slice(0, -1)) * (v.endsWith('G') ? 1024 : 1) <= MAX_BUFFER_MIB, { message: `at most ${MAX_BUFFER_MIB / 1024}G (mbuffer allocates all of it, on each end)` });
+  .refine((v) => !/^[0-9]+[MG]$/.test(v) || Number(v.slice(0, -1)) * (v.endsWith('G') ? 1024 : 1) <= MAX_BUFFER_MIB, {
+    message: `at most ${MAX_BUFFER_MIB / 1024}G (mbuffer allocates all of it, on each end)`,
+  });
 
 export { hostAddressProblem, ipv4Problem, macProblem, wakeAddressProblem } from './addresses.js';
 import { BANDWIDTH } from './rules.js';
@@ -60,7 +62,9 @@ import { BANDWIDTH } from './rules.js';
 export const bandwidthLimit = z
   .string()
   .regex(BANDWIDTH, 'expected a rate in bytes per second like "500K", "20M" or "1G" (K, M or G, 1024-based, no spaces)')
-  .describe('Cap on the stream rate in bytes per second, e.g. "20M" (K, M, G: 1024-based, as pv -L takes it); the smaller of the host\'s and the job\'s applies. Needs pv on the controller.');
+  .describe(
+    'Cap on the stream rate in bytes per second, e.g. "20M" (K, M, G: 1024-based, as pv -L takes it); the smaller of the host\'s and the job\'s applies. Needs pv on the controller.',
+  );
 
 /** A name that becomes part of a systemd unit, a file and a metric label. */
 export const NAME_MAX = 64;

@@ -95,7 +95,10 @@ function expand(i: z.core.$ZodIssue, base: readonly PropertyKey[]): (Problem & {
       return one(`${shown(input)} is not a valid name${inner.length > 0 ? `: ${inner.map(escapeUnsafe).join('; ')}` : ''}`);
     }
     case 'unrecognized_keys': {
-      const listed = i.keys.slice(0, MAX_KEYS_SHOWN).map((k) => shown(k)).join(', ');
+      const listed = i.keys
+        .slice(0, MAX_KEYS_SHOWN)
+        .map((k) => shown(k))
+        .join(', ');
       const more = i.keys.length > MAX_KEYS_SHOWN ? ` and ${i.keys.length - MAX_KEYS_SHOWN} more` : '';
       return one(`unknown field${i.keys.length > 1 ? 's' : ''} ${listed}${more} (a typo? fields are case-sensitive)`);
     }
@@ -111,8 +114,23 @@ function expand(i: z.core.$ZodIssue, base: readonly PropertyKey[]): (Problem & {
       const typed = i.errors.filter((errs) => !errs.some((x) => x.code === 'invalid_type' && x.path.length === 0));
       if (typed.length === 1) return typed[0]!.flatMap((x) => expand(x, path));
       if (nonFinite(input)) return one(`expected a finite number, got ${String(input)}`);
-      const types = [...new Set(i.errors.flat().filter((x) => x.code === 'invalid_type').map((x) => article((x as { expected: string }).expected)))];
-      const other = [...new Set(i.errors.flat().filter((x) => x.code !== 'invalid_type').map((x) => x.message).filter((m) => !/^Invalid/.test(m)))].map(escapeUnsafe);
+      const types = [
+        ...new Set(
+          i.errors
+            .flat()
+            .filter((x) => x.code === 'invalid_type')
+            .map((x) => article((x as { expected: string }).expected)),
+        ),
+      ];
+      const other = [
+        ...new Set(
+          i.errors
+            .flat()
+            .filter((x) => x.code !== 'invalid_type')
+            .map((x) => x.message)
+            .filter((m) => !/^Invalid/.test(m)),
+        ),
+      ].map(escapeUnsafe);
       const inner = [...(types.length > 0 ? [`expected ${types.join(' or ')}`] : []), ...other];
       const what = inner.length > 0 ? inner.join(', or ') : 'not an accepted value';
       return one(input === undefined ? `missing (${what})` : `${what}; got ${typeOf(input)}`);

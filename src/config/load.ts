@@ -38,20 +38,31 @@ export function parseConfigData(text: string, source: string): unknown {
   const json = source.endsWith('.json');
   if (json) {
     const dup = jsonDuplicateKey(text);
-    if (dup !== undefined) throw new HozoError('CONFIG_INVALID', `${where}: key ${shownName(dup)} appears twice (JSON would keep only the last)`, { hint: 'remove one of them; nothing was run' });
+    if (dup !== undefined)
+      throw new HozoError('CONFIG_INVALID', `${where}: key ${shownName(dup)} appears twice (JSON would keep only the last)`, {
+        hint: 'remove one of them; nothing was run',
+      });
     try {
       data = JSON.parse(text);
     } catch (e) {
-      throw new HozoError('CONFIG_INVALID', `${where}: cannot parse JSON: ${jsonErrorWords(e, text)}`, { hint: 'fix the syntax there; nothing was run', cause: e });
+      throw new HozoError('CONFIG_INVALID', `${where}: cannot parse JSON: ${jsonErrorWords(e, text)}`, {
+        hint: 'fix the syntax there; nothing was run',
+        cause: e,
+      });
     }
   } else {
     // yaml is loaded only for YAML files: the NixOS module renders JSON, and start-up time matters.
     data = parseYamlConfig(text, source);
   }
-  if (valuesOver(data)) throw new HozoError('CONFIG_INVALID', `${where}: more than ${MAX_CONFIG_VALUES} values; a hozo config has a few thousand at most`, { hint: 'is this the right file?' });
-  if (depthOf(data) > MAX_CONFIG_DEPTH) throw new HozoError('CONFIG_INVALID', `${where}: nested deeper than ${MAX_CONFIG_DEPTH} levels`, { hint: 'is this the right file?' });
+  if (valuesOver(data))
+    throw new HozoError('CONFIG_INVALID', `${where}: more than ${MAX_CONFIG_VALUES} values; a hozo config has a few thousand at most`, {
+      hint: 'is this the right file?',
+    });
+  if (depthOf(data) > MAX_CONFIG_DEPTH)
+    throw new HozoError('CONFIG_INVALID', `${where}: nested deeper than ${MAX_CONFIG_DEPTH} levels`, { hint: 'is this the right file?' });
   const proto = protoKeyPath(data);
-  if (proto !== undefined) throw new HozoError('CONFIG_INVALID', `${where}: ${escapeUnsafe(proto)}: the key "__proto__" is not allowed`, { hint: 'rename it; nothing was run' });
+  if (proto !== undefined)
+    throw new HozoError('CONFIG_INVALID', `${where}: ${escapeUnsafe(proto)}: the key "__proto__" is not allowed`, { hint: 'rename it; nothing was run' });
   return data;
 }
 

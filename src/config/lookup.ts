@@ -6,7 +6,10 @@ import type { Config, HostConfig, JobConfig } from './schema.js';
 
 /** Configured names for a hint: the first 20, then how many more. */
 function few(names: readonly string[], max = 20): string {
-  const list = names.slice(0, max).map((n) => shownPath(n, 64)).join(', ');
+  const list = names
+    .slice(0, max)
+    .map((n) => shownPath(n, 64))
+    .join(', ');
   return names.length > max ? `${list} and ${names.length - max} more` : list;
 }
 

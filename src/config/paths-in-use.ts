@@ -15,5 +15,8 @@ export function checkPathsInUse(c: Config, source: string): Config {
     .filter((p): p is [string, string] => p[1] !== undefined)
     .map(([path, message]) => ({ path, message }));
   if (problems.length === 0) return c;
-  throw new HozoError('CONFIG_INVALID', `${shownPath(source)} is invalid:\n  ${problems.map((p) => `${p.path}: ${p.message}`).join('\n  ')}`, { hint: 'fix the listed fields; nothing was run', problems });
+  throw new HozoError('CONFIG_INVALID', `${shownPath(source)} is invalid:\n  ${problems.map((p) => `${p.path}: ${p.message}`).join('\n  ')}`, {
+    hint: 'fix the listed fields; nothing was run',
+    problems,
+  });
 }

@@ -8,6 +8,9 @@ export function resolveConfigPath(flag: string | undefined, env: NodeJS.ProcessE
   if (flag === '') throw new HozoError('USAGE', '--config: an empty path', { hint: `name the config file, e.g. --config ${DEFAULT_CONFIG_PATH}` });
   if (flag !== undefined) return flag;
   const fromEnv = env['HOZO_CONFIG'];
-  if (fromEnv === '') throw new HozoError('USAGE', 'HOZO_CONFIG: an empty path', { hint: `unset it (the default is ${DEFAULT_CONFIG_PATH}), set it to the config file, or pass --config FILE` });
+  if (fromEnv === '')
+    throw new HozoError('USAGE', 'HOZO_CONFIG: an empty path', {
+      hint: `unset it (the default is ${DEFAULT_CONFIG_PATH}), set it to the config file, or pass --config FILE`,
+    });
   return fromEnv ?? DEFAULT_CONFIG_PATH;
 }

@@ -36,7 +36,6 @@ export function errnoWords(e: unknown): string {
   return code !== undefined ? `${code}: ${escapeUnsafe((e as Error).message.replace(/^[A-Z]+: /, ''))}` : escapeUnsafe(String((e as Error)?.message ?? e));
 }
 
-
 /** Where a config comes from, for hints: the controller's (--config or HOZO_CONFIG; YAML or JSON) or the agent's. */
 function hintsFor(what: string): { where: string; file: string } {
   return what === 'agent config'
@@ -63,7 +62,8 @@ export function readBounded(path: string, what: string, maxBytes = MAX_CONFIG_BY
   try {
     const st = fstatSync(fd);
     if (!st.isFile()) throw new HozoError('CONFIG_INVALID', `${what} ${shown} is ${kindOf(st)}; expected a regular file`, { hint: hints.file });
-    if (st.size > maxBytes) throw new HozoError('CONFIG_INVALID', `${what} ${shown} is ${st.size} bytes; at most ${maxBytes} are read`, { hint: 'is this the right file?' });
+    if (st.size > maxBytes)
+      throw new HozoError('CONFIG_INVALID', `${what} ${shown} is ${st.size} bytes; at most ${maxBytes} are read`, { hint: 'is this the right file?' });
     const chunks: Buffer[] = [];
     let n = 0;
     for (;;) {
@@ -72,7 +72,12 @@ export function readBounded(path: string, what: string, maxBytes = MAX_CONFIG_BY
       if (got === 0) break;
       chunks.push(buf.subarray(0, got));
       n += got;
-      if (n > maxBytes) throw new HozoError('CONFIG_INVALID', `${what} ${shown} is more than ${maxBytes} bytes (it reported ${st.size}, or grew while it was read); at most ${maxBytes} are read`, { hint: 'is this the right file?' });
+      if (n > maxBytes)
+        throw new HozoError(
+          'CONFIG_INVALID',
+          `${what} ${shown} is more than ${maxBytes} bytes (it reported ${st.size}, or grew while it was read); at most ${maxBytes} are read`,
+          { hint: 'is this the right file?' },
+        );
     }
     return Buffer.concat(chunks, n);
   } catch (e) {
@@ -88,7 +93,8 @@ export function decodeConfig(bytes: Buffer, file: string): string {
   const path = shownPath(file);
   const b = bytes;
   const utf16 = (b[0] === 0xff && b[1] === 0xfe) || (b[0] === 0xfe && b[1] === 0xff) || (b.length >= 2 && (b[0] === 0 || b[1] === 0));
-  if (utf16) throw new HozoError('CONFIG_INVALID', `${path} is UTF-16 or UTF-32 encoded; expected UTF-8`, { hint: 'save it as UTF-8 (e.g. iconv -f UTF-16 -t UTF-8)' });
+  if (utf16)
+    throw new HozoError('CONFIG_INVALID', `${path} is UTF-16 or UTF-32 encoded; expected UTF-8`, { hint: 'save it as UTF-8 (e.g. iconv -f UTF-16 -t UTF-8)' });
   let text: string;
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(b);
@@ -97,7 +103,8 @@ export function decodeConfig(bytes: Buffer, file: string): string {
   }
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
   const nul = text.indexOf('\0');
-  if (nul >= 0) throw new HozoError('CONFIG_INVALID', `${path} contains a NUL byte (at offset ${nul}): a binary file?`, { hint: 'expected a YAML or JSON file in UTF-8' });
+  if (nul >= 0)
+    throw new HozoError('CONFIG_INVALID', `${path} contains a NUL byte (at offset ${nul}): a binary file?`, { hint: 'expected a YAML or JSON file in UTF-8' });
   return text;
 }
 
@@ -122,7 +129,8 @@ export function nestingProblem(text: string): string | undefined {
     const lead = /^[ \t]*/.exec(l)![0].length;
     if (lead > MAX_INDENT && l.trim() !== '') return `line ${i + 1}: indented ${lead} columns (at most ${MAX_INDENT}); a hozo config is a few levels deep`;
     const dashes = /^(?:[ \t]*-(?:[ \t]+|$))+/.exec(l);
-    if (dashes !== null && (dashes[0].match(/-/g) ?? []).length > MAX_CONFIG_DEPTH) return `line ${i + 1}: nested deeper than ${MAX_CONFIG_DEPTH} levels; a hozo config is a few levels deep`;
+    if (dashes !== null && (dashes[0].match(/-/g) ?? []).length > MAX_CONFIG_DEPTH)
+      return `line ${i + 1}: nested deeper than ${MAX_CONFIG_DEPTH} levels; a hozo config is a few levels deep`;
   }
   return undefined;
 }
@@ -251,7 +259,7 @@ export function jsonErrorWords(e: unknown, text: string): string {
   const offset = jsonErrorOffset(text);
   let line = 1;
   let last = -1;
-  for (let i = 0; i < offset; i++) if (text.charCodeAt(i) === 0x0a) (line++, (last = i));
+  for (let i = 0; i < offset; i++) if (text.charCodeAt(i) === 0x0a) line++, (last = i);
   const words = escapeUnsafe(what.charAt(0).toLowerCase() + what.slice(1)).slice(0, 200);
   return `line ${line}, column ${offset - last}: ${words}`;
 }

@@ -8,4 +8,5 @@ export const DEFAULT_SCRUB_WARN_AFTER = 35 * 86_400;
 export const BANDWIDTH = /^[1-9][0-9]{0,6}[KMG]$/;
 
 /** The prefix of a job's own snapshots. */
-export const snapshotPrefixOf = (job: { name: string; snapshot?: { prefix?: string | undefined } | undefined }): string => job.snapshot?.prefix ?? `hozo_${job.name}`;
+export const snapshotPrefixOf = (job: { name: string; snapshot?: { prefix?: string | undefined } | undefined }): string =>
+  job.snapshot?.prefix ?? `hozo_${job.name}`;

@@ -63,7 +63,13 @@ export function parseYamlConfig(text: string, source: string): unknown {
     return doc.toJS({ maxAliasCount: MAX_ALIASES });
   } catch (e) {
     const m = String((e as Error)?.message ?? e);
-    if (/alias count/i.test(m)) fail(where, '', 'too many alias references (*name) — refused (a document that expands to far more than it says)', 'write the values out; nothing was run');
+    if (/alias count/i.test(m))
+      fail(
+        where,
+        '',
+        'too many alias references (*name) — refused (a document that expands to far more than it says)',
+        'write the values out; nothing was run',
+      );
     fail(where, '', `cannot parse YAML: ${escapeUnsafe(m.split('\n')[0]!).slice(0, 300)}`);
   }
 }
@@ -84,12 +90,26 @@ function checkNodes(Y: Yaml, doc: Document.Parsed, lc: LineCounter, where: strin
   const walk = (node: unknown, path: string): number => {
     if (node === null || node === undefined) return 1;
     if (Y.isAlias(node)) {
-      if (++aliases > MAX_ALIASES) fail(where, at(node), `too many alias references (*${escapeUnsafe(node.source)} is the ${MAX_ALIASES + 1}th) — refused`, 'write the values out; nothing was run');
-      if (open.has(node.source)) fail(where, at(node), `the alias *${escapeUnsafe(node.source)} is inside its own anchor (a loop) — refused`, 'write the values out; nothing was run');
-      if (!sizes.has(node.source)) fail(where, at(node), `the alias *${escapeUnsafe(node.source)} names no anchor (&${escapeUnsafe(node.source)}) given before it`);
+      if (++aliases > MAX_ALIASES)
+        fail(
+          where,
+          at(node),
+          `too many alias references (*${escapeUnsafe(node.source)} is the ${MAX_ALIASES + 1}th) — refused`,
+          'write the values out; nothing was run',
+        );
+      if (open.has(node.source))
+        fail(where, at(node), `the alias *${escapeUnsafe(node.source)} is inside its own anchor (a loop) — refused`, 'write the values out; nothing was run');
+      if (!sizes.has(node.source))
+        fail(where, at(node), `the alias *${escapeUnsafe(node.source)} names no anchor (&${escapeUnsafe(node.source)}) given before it`);
       const size = sizes.get(node.source)!;
       total += size;
-      if (total > MAX_CONFIG_VALUES) fail(where, at(node), `too many alias references (*${escapeUnsafe(node.source)} expands to ${size} values; with the rest more than ${MAX_CONFIG_VALUES}) — refused`, 'write the values out; nothing was run');
+      if (total > MAX_CONFIG_VALUES)
+        fail(
+          where,
+          at(node),
+          `too many alias references (*${escapeUnsafe(node.source)} expands to ${size} values; with the rest more than ${MAX_CONFIG_VALUES}) — refused`,
+          'write the values out; nothing was run',
+        );
       return size;
     }
     const anchor = (node as { anchor?: string }).anchor;
@@ -103,8 +123,10 @@ function checkNodes(Y: Yaml, doc: Document.Parsed, lc: LineCounter, where: strin
         if (k !== null && !Y.isScalar(k)) fail(where, at(k as never), `${path || 'the top level'} has a key that is a list or mapping; expected a name`);
         const name = k === null ? '' : String(k.value);
         const here = path === '' ? name : `${path}.${name}`;
-        if (name === '<<' && (k as { type?: string } | null)?.type === 'PLAIN') fail(where, at(k as never), 'YAML merge keys (<<) are not supported; write the fields out');
-        if (keys.has(name)) fail(where, at(k as never), `key ${shownName(here)} appears twice (YAML would keep only one)`, 'remove one of them; nothing was run');
+        if (name === '<<' && (k as { type?: string } | null)?.type === 'PLAIN')
+          fail(where, at(k as never), 'YAML merge keys (<<) are not supported; write the fields out');
+        if (keys.has(name))
+          fail(where, at(k as never), `key ${shownName(here)} appears twice (YAML would keep only one)`, 'remove one of them; nothing was run');
         keys.add(name);
         size += walk(pair.value, here);
       }

@@ -48,7 +48,15 @@ export async function agentHost(runner: Runner): Promise<ZfsHost> {
     },
     // The agent creates missing parents (under its roots only) and protects what it receives itself (agent/streams.ts).
     receiveCommand(target, opts, wrap) {
-      return ['receive', ...(opts.unmounted ? ['-u'] : []), ...(opts.force ? ['-F'] : []), ...(opts.resumable ? ['-s'] : []), ...toolFlags(wrap), ...(opts.volume === true ? ['--volume'] : []), target];
+      return [
+        'receive',
+        ...(opts.unmounted ? ['-u'] : []),
+        ...(opts.force ? ['-F'] : []),
+        ...(opts.resumable ? ['-s'] : []),
+        ...toolFlags(wrap),
+        ...(opts.volume === true ? ['--volume'] : []),
+        target,
+      ];
     },
     async inventory(roots) {
       const unique = [...new Set(roots)];
@@ -84,7 +92,14 @@ export async function agentHost(runner: Runner): Promise<ZfsHost> {
           ...(typeof p?.capacityRatio === 'number' ? { capacityRatio: p.capacityRatio } : {}),
           ...(typeof p?.errors === 'number' ? { errors: p.errors } : {}),
           ...(typeof p?.lastScrubEnd === 'number' ? { lastScrubEnd: p.lastScrubEnd } : {}),
-          ...(p?.scrubRunning === true ? { scrub: { state: p.scrubPaused === true ? ('paused' as const) : ('running' as const), ...(typeof p.scrubProgress === 'number' ? { progress: p.scrubProgress } : {}) } } : {}),
+          ...(p?.scrubRunning === true
+            ? {
+                scrub: {
+                  state: p.scrubPaused === true ? ('paused' as const) : ('running' as const),
+                  ...(typeof p.scrubProgress === 'number' ? { progress: p.scrubProgress } : {}),
+                },
+              }
+            : {}),
         };
       });
     },

@@ -14,9 +14,7 @@ export const isEncrypted = (ds: Dataset | undefined): boolean => ds?.encryption 
 
 /** The job's dataset entry a (possibly recursive) plan came from: the longest source that covers it. */
 function entryOf(job: JobConfig, source: string): JobConfig['datasets'][number] | undefined {
-  return job.datasets
-    .filter((d) => source === d.source || source.startsWith(d.source + '/'))
-    .sort((a, b) => b.source.length - a.source.length)[0];
+  return job.datasets.filter((d) => source === d.source || source.startsWith(d.source + '/')).sort((a, b) => b.source.length - a.source.length)[0];
 }
 
 export function untrusted(config: Config, job: JobConfig): boolean {
@@ -31,11 +29,15 @@ export function crossingOf(config: Config, job: JobConfig, p: DatasetPlan, srcIn
   if (entryOf(job, p.source)?.allowPlaintext === true) return { raw: false };
   const what = src?.encryption === undefined ? 'cannot be encrypted here (this ZFS has no native encryption)' : 'is not encrypted';
   return {
-    refused: new HozoError('PLAINTEXT_REFUSED', `${p.source} ${what} and host "${job.host}" is untrusted: nothing of it was sent, so the box never sees it in the clear`, {
-      hint:
-        `encrypt it (e.g. zfs create -o encryption=on -o keyformat=passphrase POOL/secure, then move the data there or send it in: zfs send ${p.source}@SNAP | zfs receive POOL/secure/NAME), ` +
-        `mark the host trusted (hosts.${job.host}.trust: trusted) or allow plaintext for this dataset (allowPlaintext: true in its datasets entry)`,
-    }),
+    refused: new HozoError(
+      'PLAINTEXT_REFUSED',
+      `${p.source} ${what} and host "${job.host}" is untrusted: nothing of it was sent, so the box never sees it in the clear`,
+      {
+        hint:
+          `encrypt it (e.g. zfs create -o encryption=on -o keyformat=passphrase POOL/secure, then move the data there or send it in: zfs send ${p.source}@SNAP | zfs receive POOL/secure/NAME), ` +
+          `mark the host trusted (hosts.${job.host}.trust: trusted) or allow plaintext for this dataset (allowPlaintext: true in its datasets entry)`,
+      },
+    ),
   };
 }
 
@@ -45,7 +47,12 @@ function expectedRoots(sourceRoot: string | undefined, source: string, target: s
   const roots = [target];
   if (sourceRoot !== undefined && (source === sourceRoot || source.startsWith(sourceRoot + '/'))) {
     const up = source.slice(sourceRoot.length).split('/').filter(Boolean).length;
-    roots.push(target.split('/').slice(0, target.split('/').length - up).join('/'));
+    roots.push(
+      target
+        .split('/')
+        .slice(0, target.split('/').length - up)
+        .join('/'),
+    );
   }
   return roots;
 }
@@ -54,10 +61,14 @@ function expectedRoots(sourceRoot: string | undefined, source: string, target: s
 export function verifyEncrypted(source: Dataset | undefined, target: Dataset | undefined): HozoError | undefined {
   if (source === undefined || target === undefined) return undefined;
   const problems: string[] = [];
-  if (target.encryption !== source.encryption) problems.push(`encryption is ${target.encryption ?? 'unknown'}, the source's is ${source.encryption ?? 'unknown'}`);
-  if (target.keyStatus !== 'unavailable') problems.push(`its key is ${target.keyStatus ?? 'of unknown status'} on the box (must be unavailable: the box must not be able to read it)`);
+  if (target.encryption !== source.encryption)
+    problems.push(`encryption is ${target.encryption ?? 'unknown'}, the source's is ${source.encryption ?? 'unknown'}`);
+  if (target.keyStatus !== 'unavailable')
+    problems.push(`its key is ${target.keyStatus ?? 'of unknown status'} on the box (must be unavailable: the box must not be able to read it)`);
   if (target.encryptionRoot === undefined || !expectedRoots(source.encryptionRoot, source.name, target.name).includes(target.encryptionRoot)) {
-    problems.push(`its encryption root is ${target.encryptionRoot ?? 'unknown'} (expected ${expectedRoots(source.encryptionRoot, source.name, target.name).join(' or ')})`);
+    problems.push(
+      `its encryption root is ${target.encryptionRoot ?? 'unknown'} (expected ${expectedRoots(source.encryptionRoot, source.name, target.name).join(' or ')})`,
+    );
   }
   if (problems.length === 0) return undefined;
   return new HozoError('ENCRYPTION_MISMATCH', `${target.name}: the raw backup is not what was sent: ${problems.join('; ')}`, {

@@ -59,7 +59,10 @@ export function runHook(point: HookPoint, hook: Hook, env: Record<string, string
     };
     const emit = (raw: string, stream: 'out' | 'err') => {
       // Control characters would break the one-line-per-message log: shown escaped.
-      const line = raw.replace(/\r$/, '').slice(0, MAX_LINE).replace(/[\u0000-\u0008\u000b-\u001f\u007f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+      const line = raw
+        .replace(/\r$/, '')
+        .slice(0, MAX_LINE)
+        .replace(/[\u0000-\u0008\u000b-\u001f\u007f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
       tail.push(line);
       if (tail.length > TAIL_LINES) tail.shift();
       (stream === 'err' ? log.warn : log.info).call(log, `${label}: ${point}: ${line}`);

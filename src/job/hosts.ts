@@ -9,7 +9,7 @@ import { parseZpoolList } from '../zfs/pool-list.js';
 import { inventoryFromResult, listInventory, listInventoryArgv } from '../zfs/inventory.js';
 import { runBatch } from '../transport/batch.js';
 import type { CommandResult } from '../transport/runner.js';
-import type { Capabilities, } from '../zfs/types.js';
+import type { Capabilities } from '../zfs/types.js';
 import type { PoolReport } from './report.js';
 import type { ZfsHost } from './endpoint.js';
 import { receiveArgvFor, sendArgvFor } from './steps.js';

@@ -30,7 +30,9 @@ export function onInterrupt(log: Logger, graceMs = INTERRUPT_GRACE_MS): Interrup
       process.exit(128 + signum(sig));
     }
     got = sig;
-    log.warn(`interrupted by ${sig}: stopping the transfer, then recording the run and releasing the box (at most ${Math.round(graceMs / 1000)} s; ${sig} again exits at once)`);
+    log.warn(
+      `interrupted by ${sig}: stopping the transfer, then recording the run and releasing the box (at most ${Math.round(graceMs / 1000)} s; ${sig} again exits at once)`,
+    );
     controller.abort(interruptedError(sig));
     timer = setTimeout(() => {
       log.error(`clean-up after ${sig} took longer than ${Math.round(graceMs / 1000)} s: exiting`);
@@ -52,7 +54,9 @@ export function onInterrupt(log: Logger, graceMs = INTERRUPT_GRACE_MS): Interrup
 }
 
 export function interruptedError(sig: NodeJS.Signals | string): HozoError {
-  return new HozoError('INTERRUPTED', `interrupted by ${sig}`, { hint: 'the next run continues where this one stopped (a resumable receive keeps its partial state)' });
+  return new HozoError('INTERRUPTED', `interrupted by ${sig}`, {
+    hint: 'the next run continues where this one stopped (a resumable receive keeps its partial state)',
+  });
 }
 
 /** `p`, or the interruption as soon as `signal` aborts (a retry's wait must not hold a stopping run). */

@@ -81,7 +81,13 @@ export interface BringUpOptions {
   readonly sleepIfNotReady?: boolean;
 }
 
-export async function bringUp(config: Config, hostName: string, job: JobConfig | undefined, log: Logger, opts: BringUpOptions = { wake: true }): Promise<BoxSession> {
+export async function bringUp(
+  config: Config,
+  hostName: string,
+  job: JobConfig | undefined,
+  log: Logger,
+  opts: BringUpOptions = { wake: true },
+): Promise<BoxSession> {
   const host = findHost(config, hostName);
   const clock = opts.clock ?? realClock;
   const agent = usesAgent(host);
@@ -121,7 +127,9 @@ export async function bringUp(config: Config, hostName: string, job: JobConfig |
         throw new HozoError('BOX_SHUTTING_DOWN', `${hostName} is shutting down for another controller`);
       }
       if (r.exitCode === AgentExit.REFUSED) {
-        throw new HozoError('AGENT_REFUSED', `${hostName}: hozo-agent refused "prepare": ${r.stderr.trim()}`, { hint: 'the agent on the box is older or newer than this controller, or its config is wrong' });
+        throw new HozoError('AGENT_REFUSED', `${hostName}: hozo-agent refused "prepare": ${r.stderr.trim()}`, {
+          hint: 'the agent on the box is older or newer than this controller, or its config is wrong',
+        });
       }
       return { ready: false, detail: (r.stderr || r.stdout).trim().split('\n')[0] ?? 'agent says not ready' };
     }
@@ -138,12 +146,17 @@ export async function bringUp(config: Config, hostName: string, job: JobConfig |
     for (const p of pools) {
       const health = rows.find((row) => row.name === p)?.health;
       if (health === 'ONLINE' || health === 'DEGRADED') continue;
-      const said = r.stderr.split('\n').find((l) => l.includes(`'${p}'`))?.trim();
+      const said = r.stderr
+        .split('\n')
+        .find((l) => l.includes(`'${p}'`))
+        ?.trim();
       bad.push(`${p}: ${health ?? said ?? (r.stderr.trim().split('\n')[0] || 'not listed')}`);
     }
     if (bad.length === 0) {
       readyHello = h;
-      log.debug(`${hostName}: ${h.caps.implementation}, capabilities ${h.source === 'cache' ? 'from the cache (fingerprint unchanged)' : h.source === 'probe' ? 'probed' : 'probed again (ZFS or tools changed)'}`);
+      log.debug(
+        `${hostName}: ${h.caps.implementation}, capabilities ${h.source === 'cache' ? 'from the cache (fingerprint unchanged)' : h.source === 'probe' ? 'probed' : 'probed again (ZFS or tools changed)'}`,
+      );
     }
     return { ready: bad.length === 0, detail: bad.join('; ') };
   };
@@ -194,12 +207,20 @@ export async function bringUp(config: Config, hostName: string, job: JobConfig |
     opts.onConnecting?.();
     if (report.awakeBefore) {
       log.info(`${hostName} is already awake; it will be left as it is`);
-      const ready = await waitReady(hostName, { tcp: async () => true, ssh: connect, pool: poolCheck }, host.readyTimeout, clock, { wake: host.wake?.method ?? 'none', via: host.via !== undefined });
+      const ready = await waitReady(hostName, { tcp: async () => true, ssh: connect, pool: poolCheck }, host.readyTimeout, clock, {
+        wake: host.wake?.method ?? 'none',
+        via: host.via !== undefined,
+      });
       log.debug(`${hostName}: pools ready after ${ready.seconds.toFixed(2)}s`);
       trace(`${hostName}: pools ready`);
       return;
     }
-    if (!opts.wake) throw new HozoError('HOST_UNREACHABLE', `${hostName} is asleep (no answer on ${host.address}:${host.port}${host.via !== undefined ? ` through ${host.via.address}` : ''})`, { hint: 'pass --wake to wake it' });
+    if (!opts.wake)
+      throw new HozoError(
+        'HOST_UNREACHABLE',
+        `${hostName} is asleep (no answer on ${host.address}:${host.port}${host.via !== undefined ? ` through ${host.via.address}` : ''})`,
+        { hint: 'pass --wake to wake it' },
+      );
     if (host.wake === undefined || host.wake.method === 'none') {
       log.debug(`${hostName}: no wake method; waiting for it to answer`);
     } else {
@@ -227,7 +248,9 @@ export async function bringUp(config: Config, hostName: string, job: JobConfig |
       { wake: host.wake?.method ?? 'none', via: host.via !== undefined },
     );
     report.wakeSeconds = (clock.now() - started) / 1000;
-    log.info(`${hostName} ready after ${report.wakeSeconds.toFixed(1)}s (port ${ready.stages.tcp.toFixed(1)}s, ssh ${ready.stages.ssh.toFixed(1)}s, pool ${ready.stages.pool.toFixed(1)}s)`);
+    log.info(
+      `${hostName} ready after ${report.wakeSeconds.toFixed(1)}s (port ${ready.stages.tcp.toFixed(1)}s, ssh ${ready.stages.ssh.toFixed(1)}s, pool ${ready.stages.pool.toFixed(1)}s)`,
+    );
   };
 
   try {

@@ -52,7 +52,9 @@ export async function openHosts(config: Config, job: JobConfig, log: Logger, opt
   box?.catch(() => connecting());
   if (box === undefined) connecting();
   const roots = opts.sourceRoots;
-  const localHello = boxConnecting.then(() => hello(local, new CapabilityCache(config.stateDirectory), { endpoint: 'local', ...(roots !== undefined ? { roots } : {}) }));
+  const localHello = boxConnecting.then(() =>
+    hello(local, new CapabilityCache(config.stateDirectory), { endpoint: 'local', ...(roots !== undefined ? { roots } : {}) }),
+  );
   const localCaps = localHello.then((h) => h.caps);
   const sourceInventory = roots === undefined ? undefined : localHello.then((h) => h.inventory ?? listInventory(local, [...new Set(roots)], h.caps));
   localCaps.catch(() => undefined);

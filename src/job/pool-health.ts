@@ -15,7 +15,12 @@ export interface PoolVerdict {
 
 /** An age in the largest unit that keeps it at 2 or more ("50 days", "3 hours", "40 s"). */
 function age(s: number): string {
-  for (const [unit, n] of [['days', 86_400], ['hours', 3600], ['minutes', 60]] as const) if (s >= 2 * n) return `${Math.floor(s / n)} ${unit}`;
+  for (const [unit, n] of [
+    ['days', 86_400],
+    ['hours', 3600],
+    ['minutes', 60],
+  ] as const)
+    if (s >= 2 * n) return `${Math.floor(s / n)} ${unit}`;
   return `${Math.floor(s)} s`;
 }
 
@@ -27,7 +32,8 @@ export function judgePools(pools: readonly PoolReport[], opts: { readonly now: n
     if (p.errors !== undefined && p.errors > 0) failures.push(`target pool ${p.name} reports ${p.errors} read/write/checksum error(s)`);
     if (p.lastScrubEnd === undefined) return p;
     const scrubOverdue = opts.now - p.lastScrubEnd > opts.scrubWarnAfter;
-    if (scrubOverdue) warnings.push(`target pool ${p.name}: its last scrub finished ${age(opts.now - p.lastScrubEnd)} ago (scrubWarnAfter: ${age(opts.scrubWarnAfter)})`);
+    if (scrubOverdue)
+      warnings.push(`target pool ${p.name}: its last scrub finished ${age(opts.now - p.lastScrubEnd)} ago (scrubWarnAfter: ${age(opts.scrubWarnAfter)})`);
     return { ...p, scrubOverdue };
   });
   return { pools: judged, failures, warnings };

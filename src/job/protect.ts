@@ -87,7 +87,8 @@ export async function keepBookmark(source: ZfsHost, job: string, srcInv: Invento
   const name = bookmarkName(job, newest.name);
   const prefix = bookmarkName(job, '');
   try {
-    if (!(ds.bookmarks ?? []).some((b) => b.name === name && b.guid === newest.guid)) await source.bookmark(`${d.source}@${newest.name}`, `${d.source}#${name}`);
+    if (!(ds.bookmarks ?? []).some((b) => b.name === name && b.guid === newest.guid))
+      await source.bookmark(`${d.source}@${newest.name}`, `${d.source}#${name}`);
     for (const old of ds.bookmarks ?? []) {
       if (old.name === name || !old.name.startsWith(prefix)) continue;
       try {

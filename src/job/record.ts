@@ -21,17 +21,26 @@ export async function recordOutcome(config: Config, report: JobReport, previous:
   if (config.metrics !== undefined) {
     try {
       // Pools whose capacity is unknown get only hozo_pool_healthy (from report.targetPools).
-      const pools = report.targetPools.flatMap((p) => p.capacityRatio === undefined ? [] : [{
-        host: report.host,
-        name: p.name,
-        healthy: p.health === 'ONLINE',
-        capacityRatio: p.capacityRatio,
-        errors: p.errors ?? 0,
-        ...(p.lastScrubEnd !== undefined ? { lastScrubEnd: p.lastScrubEnd, scrubOverdue: p.scrubOverdue === true } : {}),
-        ...(p.scrub?.progress !== undefined ? { scrubProgress: p.scrub.progress } : {}),
-      }]);
+      const pools = report.targetPools.flatMap((p) =>
+        p.capacityRatio === undefined
+          ? []
+          : [
+              {
+                host: report.host,
+                name: p.name,
+                healthy: p.health === 'ONLINE',
+                capacityRatio: p.capacityRatio,
+                errors: p.errors ?? 0,
+                ...(p.lastScrubEnd !== undefined ? { lastScrubEnd: p.lastScrubEnd, scrubOverdue: p.scrubOverdue === true } : {}),
+                ...(p.scrub?.progress !== undefined ? { scrubProgress: p.scrub.progress } : {}),
+              },
+            ],
+      );
       const { writeJobMetrics } = await import('../metrics/textfile.js');
-      const path = await writeJobMetrics(config.metrics.textfileDirectory, report, pools.length > 0 ? { pools } : {}, { ...(previous ? { previous } : {}), notifyFailures: failures });
+      const path = await writeJobMetrics(config.metrics.textfileDirectory, report, pools.length > 0 ? { pools } : {}, {
+        ...(previous ? { previous } : {}),
+        notifyFailures: failures,
+      });
       if (path !== undefined) log.debug(`metrics written to ${path}`);
     } catch (e) {
       log.error(`cannot write metrics: ${(e as Error).message}`);

@@ -24,7 +24,9 @@ export function initialReport(p: DatasetPlan): DatasetReport {
     seconds: 0,
     verified: false,
     plan: describePlan(p),
-    ...(p.action === 'conflict' ? { error: { code: `CONFLICT_${p.conflict.kind.toUpperCase().replace(/-/g, '_')}`, message: p.conflict.message, hint: p.conflict.hint } } : {}),
+    ...(p.action === 'conflict'
+      ? { error: { code: `CONFLICT_${p.conflict.kind.toUpperCase().replace(/-/g, '_')}`, message: p.conflict.message, hint: p.conflict.hint } }
+      : {}),
   };
 }
 
@@ -46,13 +48,21 @@ export interface TransferSettings {
 
 export function transferOptions(job: JobConfig, p: DatasetPlan, policy: Policy): TransferSettings {
   const rolledBack = p.action === 'send' && p.rollbackTo !== undefined;
-  return { compress: job.compress, buffer: job.buffer, bufferSize: job.bufferSize, force: job.rollback || rolledBack, unmounted: true, resumable: policy.resume === true };
+  return {
+    compress: job.compress,
+    buffer: job.buffer,
+    bufferSize: job.bufferSize,
+    force: job.rollback || rolledBack,
+    unmounted: true,
+    resumable: policy.resume === true,
+  };
 }
 
 export const isResume = (p: DatasetPlan): boolean => p.action === 'send' && p.steps[0]?.kind === 'resume';
 
 /** What OpenZFS says when a resume token cannot be used (see src/zfs/errors.ts, ZFS_RESUME_INVALID). */
-export const UNUSABLE_TOKEN = /resume token is corrupt|resume token does not match|cannot resume send|used in the initial send no longer exists|kind of stream|Resuming recv on existing/i;
+export const UNUSABLE_TOKEN =
+  /resume token is corrupt|resume token does not match|cannot resume send|used in the initial send no longer exists|kind of stream|Resuming recv on existing/i;
 
 /** Runs one dataset's plan from `source` (sender) to `target` (receiver); records the outcome in `d`. */
 export async function replicate(
@@ -102,7 +112,11 @@ export async function replicate(
       for (const w of transfer.degraded) log.warn(w);
       let last = 0;
       // The size estimate (send -nP on the source) runs beside the stream, not before it.
-      const report = progressReporter(log, p.source, source.estimate(p.source, step, settings.raw === true).catch(() => undefined));
+      const report = progressReporter(
+        log,
+        p.source,
+        source.estimate(p.source, step, settings.raw === true).catch(() => undefined),
+      );
       try {
         trace(`${p.source}: pipeline starts`);
         let first = true;

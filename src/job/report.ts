@@ -110,8 +110,20 @@ export function toErrorInfo(e: unknown): ErrorInfo {
 /** An empty report for a run that starts now. */
 export function startReport(job: string, host: string, dryRun: boolean, started = Date.now(), mode: JobReport['mode'] = dryRun ? 'plan' : 'run'): JobReport {
   return {
-    version: 1, job, host, dryRun, mode, startedAt: new Date(started).toISOString(), finishedAt: '', seconds: 0,
-    result: 'ok', datasets: [], targetPools: [], hosts: [], bytes: 0, warnings: [],
+    version: 1,
+    job,
+    host,
+    dryRun,
+    mode,
+    startedAt: new Date(started).toISOString(),
+    finishedAt: '',
+    seconds: 0,
+    result: 'ok',
+    datasets: [],
+    targetPools: [],
+    hosts: [],
+    bytes: 0,
+    warnings: [],
   };
 }
 

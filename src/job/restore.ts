@@ -36,14 +36,12 @@ export interface RestoreOptions {
  * says how. A raw one needs its key first.
  */
 async function afterRestore(local: ZfsHost, dest: string, raw: boolean, mount: boolean, log: Logger): Promise<void> {
-  const steps = [
-    ...['mountpoint', 'setuid', 'exec', 'devices'].map((p) => inheritArgv(p, dest)),
-    setArgv(['canmount=on'], dest),
-    mountArgv(dest),
-  ];
+  const steps = [...['mountpoint', 'setuid', 'exec', 'devices'].map((p) => inheritArgv(p, dest)), setArgv(['canmount=on'], dest), mountArgv(dest)];
   const how = `${raw ? `zfs load-key ${dest}, then ` : ''}${steps.map((a) => a.join(' ')).join('; ')}`;
   if (!mount || raw) {
-    log.info(`${dest}: restored unmounted${raw ? ' and still encrypted (its key is not loaded here)' : ''}; to use it: ${how}${raw ? '' : ' (or restore with --mount)'}`);
+    log.info(
+      `${dest}: restored unmounted${raw ? ' and still encrypted (its key is not loaded here)' : ''}; to use it: ${how}${raw ? '' : ' (or restore with --mount)'}`,
+    );
     return;
   }
   const protectedHere = local.caps.receiveFlags.has('o');
@@ -51,7 +49,9 @@ async function afterRestore(local: ZfsHost, dest: string, raw: boolean, mount: b
     const r = await local.runner.run(argv, { timeoutMs: 120_000 });
     // `zfs set canmount=on` mounts it already where the mountpoint is inherited: a mount after that says so.
     if (r.exitCode !== 0 && !/already mounted/.test(r.stderr)) {
-      throw new HozoError('ZFS_UNKNOWN', `${dest} was restored and verified, but \`${argv.join(' ')}\` failed: ${r.stderr.trim()}`, { hint: `mount it by hand: ${how}` });
+      throw new HozoError('ZFS_UNKNOWN', `${dest} was restored and verified, but \`${argv.join(' ')}\` failed: ${r.stderr.trim()}`, {
+        hint: `mount it by hand: ${how}`,
+      });
     }
   }
   log.info(`${dest}: mounted`);
@@ -73,14 +73,22 @@ function truncateTo(ds: Dataset, snapshot: string): Dataset {
   const i = ds.snapshots.findIndex((s) => s.name === snapshot);
   if (i === -1) {
     throw new HozoError('USAGE', `${shownPath(`${ds.name}@${snapshot}`)} does not exist on the box`, {
-      hint: `snapshots there: ${ds.snapshots.slice(-5).map((s) => '@' + s.name).join(' ') || '(none)'}`,
+      hint: `snapshots there: ${
+        ds.snapshots
+          .slice(-5)
+          .map((s) => '@' + s.name)
+          .join(' ') || '(none)'
+      }`,
     });
   }
   return { ...ds, snapshots: ds.snapshots.slice(0, i + 1) };
 }
 
 export async function restore(config: Config, job: JobConfig, opts: RestoreOptions): Promise<JobReport> {
-  for (const [what, name] of [['--dataset', opts.dataset], ['--to', opts.to]] as const) {
+  for (const [what, name] of [
+    ['--dataset', opts.dataset],
+    ['--to', opts.to],
+  ] as const) {
     const problem = name === undefined ? undefined : datasetNameProblem(name);
     if (problem !== undefined) throw new HozoError('INVALID_DATASET_NAME', `${what}: not a valid ZFS dataset name: ${shownName(name!)} ${problem}`);
   }
@@ -99,7 +107,8 @@ export async function restore(config: Config, job: JobConfig, opts: RestoreOptio
     const local = hosts.source;
     const [boxInv, localInv] = await Promise.all([box.inventory([remote]), local.inventory([dest])]);
     let from = boxInv.get(remote);
-    if (from === undefined) throw new HozoError('ZFS_DATASET_NOT_FOUND', `${remote} does not exist on ${box.name}`, { hint: 'has the job run yet? see `hozo plan`' });
+    if (from === undefined)
+      throw new HozoError('ZFS_DATASET_NOT_FOUND', `${remote} does not exist on ${box.name}`, { hint: 'has the job run yet? see `hozo plan`' });
     if (opts.snapshot !== undefined) from = truncateTo(from, opts.snapshot);
     const existing = localInv.get(dest);
     if (existing !== undefined && !opts.force) {
@@ -107,9 +116,15 @@ export async function restore(config: Config, job: JobConfig, opts: RestoreOptio
         hint: 'restore next to it with --to <new dataset>, or pass --force to roll it forward/back along a common snapshot',
       });
     }
-    const plan = planDataset({ source: remote, target: dest }, from, existing, { snapshots: 'all', rollback: opts.force }, {
-      targetParentExists: existing !== undefined || parentOf(dest) === undefined,
-    });
+    const plan = planDataset(
+      { source: remote, target: dest },
+      from,
+      existing,
+      { snapshots: 'all', rollback: opts.force },
+      {
+        targetParentExists: existing !== undefined || parentOf(dest) === undefined,
+      },
+    );
     const d = initialReport(plan);
     report.datasets.push(d);
     opts.log.info(`restore ${box.name}:${remote} → ${dest}: ${d.plan}`);
@@ -123,7 +138,15 @@ export async function restore(config: Config, job: JobConfig, opts: RestoreOptio
     // The link's limit holds for the way back too.
     const limit = jobBandwidth(config, job);
     if (limit !== undefined) report.bandwidthLimit = { bytesPerSecond: limit.bytesPerSecond, from: limit.from };
-    const settings = { compress: job.compress, buffer: job.buffer, bufferSize: job.bufferSize, force: opts.force, unmounted: fresh || raw, raw, ...(limit !== undefined ? { rateLimit: limit.limit } : {}) };
+    const settings = {
+      compress: job.compress,
+      buffer: job.buffer,
+      bufferSize: job.bufferSize,
+      force: opts.force,
+      unmounted: fresh || raw,
+      raw,
+      ...(limit !== undefined ? { rateLimit: limit.limit } : {}),
+    };
     await replicate(plan, d, boxSnaps, box, local, settings, opts.log);
     if (d.result === 'sent' || d.result === 'up-to-date') {
       verify(d, boxSnaps, await local.inventory([dest]));

@@ -50,7 +50,6 @@ export interface RunOptions {
   readonly signal?: AbortSignal;
 }
 
-
 export function jobSpecs(job: JobConfig): DatasetSpec[] {
   return job.datasets.map((d) => ({ source: d.source, target: d.target, recursive: d.recursive, exclude: d.exclude }));
 }
@@ -69,7 +68,10 @@ export async function runJob(config: Config, job: JobConfig, opts: RunOptions): 
     // Hooks and own snapshots belong to real runs: plan and --dry-run change nothing (not even by a hook).
     if (mode === 'run' && job.hooks?.preRun !== undefined) {
       const o = await runHook('preRun', job.hooks.preRun, hookEnv, log, `job ${job.name}`);
-      if (!o.ok) throw new HozoError('HOOK_FAILED', `job ${job.name}: ${describeFailure('preRun', o)}; nothing was done`, { hint: "the hook's output is in the log above" });
+      if (!o.ok)
+        throw new HozoError('HOOK_FAILED', `job ${job.name}: ${describeFailure('preRun', o)}; nothing was done`, {
+          hint: "the hook's output is in the log above",
+        });
     }
     if (mode === 'run' && job.snapshot?.create === true) {
       // Before the box is woken: the backup's point in time is when the run started, not when the box answered.
@@ -104,7 +106,12 @@ export async function runJob(config: Config, job: JobConfig, opts: RunOptions): 
     if (mode !== 'run' && job.snapshot?.create === true) {
       const name = ownSnapshotName(snapshotPrefixOf(job), new Date());
       const sets = snapshotSets(job.datasets, srcInv);
-      const { atomic } = snapshotCommands(sets, job.datasets.map((d) => d.recursive && d.exclude.length === 0), name, source.caps);
+      const { atomic } = snapshotCommands(
+        sets,
+        job.datasets.map((d) => d.recursive && d.exclude.length === 0),
+        name,
+        source.caps,
+      );
       report.ownSnapshot = { name, datasets: new Set(sets.flat()).size, atomic, taken: false, pruned: 0 };
       log.info(`a run takes snapshot @${name} of ${report.ownSnapshot.datasets} dataset(s) first (snapshot.create), then sends it too`);
     }
@@ -144,7 +151,8 @@ export async function runJob(config: Config, job: JobConfig, opts: RunOptions): 
     });
     for (const d of report.datasets) log.info(`${d.source} → ${target.name}:${d.target}: ${d.plan}`);
     if (report.dryRun) {
-      for (const [i, p] of plans.entries()) if (!refuse(i)) report.datasets[i]!.result = p.action === 'send' ? 'planned' : p.action === 'conflict' ? 'conflict' : 'up-to-date';
+      for (const [i, p] of plans.entries())
+        if (!refuse(i)) report.datasets[i]!.result = p.action === 'send' ? 'planned' : p.action === 'conflict' ? 'conflict' : 'up-to-date';
       return report;
     }
 
@@ -152,7 +160,13 @@ export async function runJob(config: Config, job: JobConfig, opts: RunOptions): 
     for (const [e, d] of job.datasets.entries()) {
       if (d.hooks?.preRun === undefined) continue;
       const o = await runHook('preRun', d.hooks.preRun, { ...hookEnv, HOZO_DATASET: d.source }, log, d.source);
-      if (!o.ok) entryFailure.set(e, toErrorInfo(new HozoError('HOOK_FAILED', `${d.source}: ${describeFailure('preRun', o)}; not sent`, { hint: "the hook's output is in the log above" })));
+      if (!o.ok)
+        entryFailure.set(
+          e,
+          toErrorInfo(
+            new HozoError('HOOK_FAILED', `${d.source}: ${describeFailure('preRun', o)}; not sent`, { hint: "the hook's output is in the log above" }),
+          ),
+        );
     }
 
     // Replicate; datasets whose transfer failed are re-planned from fresh listings and retried.
@@ -187,10 +201,19 @@ export async function runJob(config: Config, job: JobConfig, opts: RunOptions): 
           if (parentDeferred || !window.admits(d.estimatedBytes, { first: started === 0, resumable: policy.resume === true })) {
             d.result = 'deferred';
             const rate = window.rate();
-            if (policy.resume !== true && d.estimatedBytes !== undefined && rate !== undefined && d.estimatedBytes / rate > (window.deadline - Date.parse(report.startedAt)) / 1000) {
-              report.warnings.push(`${p.source}: its stream (${formatBytes(d.estimatedBytes)}) takes longer than the whole wake window at ${formatBytes(rate)}/s, and ${target.name} cannot resume a cut receive: it will never be sent within the window (raise window.maxAwake)`);
+            if (
+              policy.resume !== true &&
+              d.estimatedBytes !== undefined &&
+              rate !== undefined &&
+              d.estimatedBytes / rate > (window.deadline - Date.parse(report.startedAt)) / 1000
+            ) {
+              report.warnings.push(
+                `${p.source}: its stream (${formatBytes(d.estimatedBytes)}) takes longer than the whole wake window at ${formatBytes(rate)}/s, and ${target.name} cannot resume a cut receive: it will never be sent within the window (raise window.maxAwake)`,
+              );
             }
-            log.info(`${p.source}: deferred to the next wake (${parentDeferred ? 'its parent was' : d.estimatedBytes === undefined ? 'the window has closed' : `${formatBytes(d.estimatedBytes)} does not fit the ${Math.max(0, Math.round((window.deadline - Date.now()) / 1000))} s left`})`);
+            log.info(
+              `${p.source}: deferred to the next wake (${parentDeferred ? 'its parent was' : d.estimatedBytes === undefined ? 'the window has closed' : `${formatBytes(d.estimatedBytes)} does not fit the ${Math.max(0, Math.round((window.deadline - Date.now()) / 1000))} s left`})`,
+            );
             continue;
           }
           started++;
@@ -201,7 +224,9 @@ export async function runJob(config: Config, job: JobConfig, opts: RunOptions): 
           if (d.error?.code === 'WINDOW_CLOSED' || (d.result === 'failed' && window.signal.aborted && opts.signal?.aborted !== true)) {
             d.result = 'deferred';
             delete d.error;
-            log.warn(`${p.source}: cut at the end of the wake window${policy.resume === true ? '; the receive resumes there at the next wake' : '; sent again at the next wake'}`);
+            log.warn(
+              `${p.source}: cut at the end of the wake window${policy.resume === true ? '; the receive resumes there at the next wake' : '; sent again at the next wake'}`,
+            );
           }
         }
       }
@@ -216,7 +241,8 @@ export async function runJob(config: Config, job: JobConfig, opts: RunOptions): 
           plans[i] = next[i]!;
           const d = (report.datasets[i] = initialReport(next[i]!));
           d.plan = `${before.plan}, then ${d.plan}`;
-          if (next[i]!.action === 'send' && !isResume(next[i]!)) await replicate(next[i]!, d, srcInv, source, target, settingsFor(next[i]!), log, transferSignal);
+          if (next[i]!.action === 'send' && !isResume(next[i]!))
+            await replicate(next[i]!, d, srcInv, source, target, settingsFor(next[i]!), log, transferSignal);
           if (d.result === 'up-to-date') d.result = 'sent';
           d.bytes = (d.bytes ?? 0) + (before.bytes ?? 0);
           d.seconds += before.seconds;
@@ -250,7 +276,10 @@ export async function runJob(config: Config, job: JobConfig, opts: RunOptions): 
     let health: Promise<PoolReport[]>;
     if (report.datasets.some((d) => d.result === 'sent' || d.result === 'failed')) {
       trace('job: verify listing…');
-      const after = await target.listAndHealth(specs.map((s) => s.target), pools);
+      const after = await target.listAndHealth(
+        specs.map((s) => s.target),
+        pools,
+      );
       trace('job: verify listing done');
       dstInv = after.inventory;
       health = Promise.resolve(after.pools);
@@ -264,9 +293,15 @@ export async function runJob(config: Config, job: JobConfig, opts: RunOptions): 
       verify(d, srcInv, dstInv);
       if (!d.verified) {
         d.result = 'failed';
-        d.error = toErrorInfo(new HozoError('VERIFY_FAILED', `${d.target}: the newest source snapshot @${d.newest} (guid ${guidOf(srcInv, d.source, d.newest)}) is not on the target`, {
-          hint: 'run `hozo plan` to see the state of both sides',
-        }));
+        d.error = toErrorInfo(
+          new HozoError(
+            'VERIFY_FAILED',
+            `${d.target}: the newest source snapshot @${d.newest} (guid ${guidOf(srcInv, d.source, d.newest)}) is not on the target`,
+            {
+              hint: 'run `hozo plan` to see the state of both sides',
+            },
+          ),
+        );
         log.error(`${d.source}: verification failed`);
         continue;
       }
@@ -287,22 +322,31 @@ export async function runJob(config: Config, job: JobConfig, opts: RunOptions): 
     for (const [e, d] of job.datasets.entries()) {
       if (d.hooks?.postRun === undefined) continue;
       const mine = report.datasets.filter((r) => entryOf.get(r.source) === e);
-      const result = mine.some((r) => r.result === 'failed' || r.result === 'conflict') ? 'failed' : mine.some((r) => r.result === 'sent') ? 'sent' : 'up-to-date';
+      const result = mine.some((r) => r.result === 'failed' || r.result === 'conflict')
+        ? 'failed'
+        : mine.some((r) => r.result === 'sent')
+          ? 'sent'
+          : 'up-to-date';
       const o = await runHook('postRun', d.hooks.postRun, { ...hookEnv, HOZO_DATASET: d.source, HOZO_RESULT: result }, log, d.source);
       if (!o.ok) report.warnings.push(`${d.source}: ${describeFailure('postRun', o)}`);
     }
     report.targetPools = await health;
     // A backup on a pool that is not ONLINE or has errors is not one to rely on: the run fails (exit 1).
-    const verdict = judgePools(report.targetPools, { now: Date.now() / 1000, scrubWarnAfter: hostNamed(config, job.host)?.scrubWarnAfter ?? DEFAULT_SCRUB_WARN_AFTER });
+    const verdict = judgePools(report.targetPools, {
+      now: Date.now() / 1000,
+      scrubWarnAfter: hostNamed(config, job.host)?.scrubWarnAfter ?? DEFAULT_SCRUB_WARN_AFTER,
+    });
     report.targetPools = verdict.pools;
     report.warnings.push(...verdict.warnings);
     for (const w of verdict.warnings) log.warn(w);
     if (verdict.failures.length > 0) {
       for (const f of verdict.failures) log.error(f);
       report.result = 'failed';
-      report.error ??= toErrorInfo(new HozoError('POOL_UNHEALTHY', verdict.failures.join('; '), {
-        hint: `see \`zpool status ${report.targetPools.map((p) => p.name).join(' ')}\` on ${job.host}; the snapshots were received, but that pool may not keep them`,
-      }));
+      report.error ??= toErrorInfo(
+        new HozoError('POOL_UNHEALTHY', verdict.failures.join('; '), {
+          hint: `see \`zpool status ${report.targetPools.map((p) => p.name).join(' ')}\` on ${job.host}; the snapshots were received, but that pool may not keep them`,
+        }),
+      );
     }
   } catch (e) {
     report.error = toErrorInfo(e);
@@ -384,10 +428,10 @@ async function estimatePlan(source: Host, p: DatasetPlan, raw: boolean): Promise
 function entryIndex(job: JobConfig, inv: Inventory): Map<string, number> {
   const m = new Map<string, number>();
   job.datasets.forEach((d, i) => {
-    for (const p of expandDatasets({ source: d.source, target: d.target, recursive: d.recursive, exclude: d.exclude }, inv)) if (!m.has(p.source)) m.set(p.source, i);
+    for (const p of expandDatasets({ source: d.source, target: d.target, recursive: d.recursive, exclude: d.exclude }, inv))
+      if (!m.has(p.source)) m.set(p.source, i);
   });
   return m;
 }
 
 const defaultSleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-

@@ -23,7 +23,14 @@ export interface SnapshotStep {
   readonly warnings: string[];
 }
 
-export async function takeOwnSnapshots(job: JobConfig, runner: Runner, caps: Capabilities, inventory: Inventory, log: Logger, now = new Date()): Promise<SnapshotStep> {
+export async function takeOwnSnapshots(
+  job: JobConfig,
+  runner: Runner,
+  caps: Capabilities,
+  inventory: Inventory,
+  log: Logger,
+  now = new Date(),
+): Promise<SnapshotStep> {
   const sets = snapshotSets(job.datasets, inventory);
   const name = freshOwnSnapshotName(snapshotPrefixOf(job), now, inventory, sets.flat());
   const failed = new Map<number, ErrorInfo>();
@@ -31,7 +38,11 @@ export async function takeOwnSnapshots(job: JobConfig, runner: Runner, caps: Cap
   const env = (extra: Record<string, string>) => ({ HOZO_JOB: job.name, HOZO_HOST: job.host, HOZO_SNAPSHOT: name, ...extra });
   const allDatasets = [...new Set(sets.flat())].join(' ');
   const hookFailed = (point: 'preSnapshot', where: string, o: Awaited<ReturnType<typeof runHook>>) =>
-    toErrorInfo(new HozoError('HOOK_FAILED', `${where}: ${describeFailure(point, o)}; no snapshot taken`, { hint: 'the hook\'s output is in the log above; fix it, or run it by hand to see why' }));
+    toErrorInfo(
+      new HozoError('HOOK_FAILED', `${where}: ${describeFailure(point, o)}; no snapshot taken`, {
+        hint: "the hook's output is in the log above; fix it, or run it by hand to see why",
+      }),
+    );
 
   const jobPre = job.hooks?.preSnapshot;
   if (jobPre !== undefined) {
@@ -61,21 +72,28 @@ export async function takeOwnSnapshots(job: JobConfig, runner: Runner, caps: Cap
   const { commands, atomic } = snapshotCommands(chosen, whole, name, caps);
   const taken: string[] = [];
   for (const argv of commands) {
-    const covers = argv.slice(2).filter((a) => a !== '-r').map((a) => a.slice(0, a.indexOf('@')));
+    const covers = argv
+      .slice(2)
+      .filter((a) => a !== '-r')
+      .map((a) => a.slice(0, a.indexOf('@')));
     try {
       checkResult(await runner.run(argv, { timeoutMs: 120_000 }), { action: `snapshot ${covers.join(', ')}`, host: runner.name, argv });
       // -r: the whole tree below got it.
       for (const c of covers) taken.push(...(argv.includes('-r') ? chosen.flat().filter((d) => d === c || d.startsWith(c + '/')) : [c]));
     } catch (e) {
-      const info = toErrorInfo(isHozoError(e) ? new HozoError('SNAPSHOT_FAILED', `could not take @${name}: ${e.message}`, e.hint !== undefined ? { hint: e.hint } : {}) : e);
+      const info = toErrorInfo(
+        isHozoError(e) ? new HozoError('SNAPSHOT_FAILED', `could not take @${name}: ${e.message}`, e.hint !== undefined ? { hint: e.hint } : {}) : e,
+      );
       log.error(info.message);
       chosen.forEach((set, i) => {
         if (set.some((d) => covers.some((c) => d === c || (argv.includes('-r') && d.startsWith(c + '/'))))) failed.set(i, info);
       });
     }
   }
-  if (commands.length > 0) log.info(`snapshot @${name} of ${taken.length} dataset(s)${atomic ? '' : ' (one by one: this ZFS cannot snapshot several trees at once)'}`);
-  if (!atomic) warnings.push(`@${name} was taken dataset by dataset (${caps.implementation} has no multi-name zfs snapshot): not one point in time across the job`);
+  if (commands.length > 0)
+    log.info(`snapshot @${name} of ${taken.length} dataset(s)${atomic ? '' : ' (one by one: this ZFS cannot snapshot several trees at once)'}`);
+  if (!atomic)
+    warnings.push(`@${name} was taken dataset by dataset (${caps.implementation} has no multi-name zfs snapshot): not one point in time across the job`);
 
   const postEnv = (ok: boolean, extra: Record<string, string>) => env({ HOZO_SNAPSHOT_OK: ok ? '1' : '0', ...extra });
   for (const i of passed) {

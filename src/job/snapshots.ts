@@ -6,7 +6,7 @@ import { snapshotsArgv } from '../zfs/dataset-argv.js';
 import type { DatasetConfig } from '../config/schema.js';
 import { expandDatasets } from '../planner/expand.js';
 import type { Capabilities, Inventory } from '../zfs/types.js';
-import { destroySnapshotArgv, } from '../zfs/argv.js';
+import { destroySnapshotArgv } from '../zfs/argv.js';
 
 export interface OwnSnapshotPolicy {
   readonly prefix: string;
@@ -40,7 +40,11 @@ export function isOwnSnapshot(prefix: string, name: string): boolean {
 
 /** Per dataset entry, the source datasets its snapshot covers (a recursive entry: the tree minus its excludes). */
 export function snapshotSets(datasets: readonly DatasetConfig[], inventory: Inventory): string[][] {
-  return datasets.map((d) => expandDatasets({ source: d.source, target: d.target, recursive: d.recursive, exclude: d.exclude }, inventory).map((p) => p.source).filter((s) => inventory.has(s)));
+  return datasets.map((d) =>
+    expandDatasets({ source: d.source, target: d.target, recursive: d.recursive, exclude: d.exclude }, inventory)
+      .map((p) => p.source)
+      .filter((s) => inventory.has(s)),
+  );
 }
 
 /**
@@ -48,7 +52,12 @@ export function snapshotSets(datasets: readonly DatasetConfig[], inventory: Inve
  * group (one consistent point in time across every tree of the job). zfs-fuse takes one name (and -r): a recursive
  * entry without excludes is one `snapshot -r`, everything else one command per dataset — then `atomic` is false.
  */
-export function snapshotCommands(sets: readonly (readonly string[])[], recursiveWhole: readonly boolean[], name: string, caps: Capabilities): { commands: string[][]; atomic: boolean } {
+export function snapshotCommands(
+  sets: readonly (readonly string[])[],
+  recursiveWhole: readonly boolean[],
+  name: string,
+  caps: Capabilities,
+): { commands: string[][]; atomic: boolean } {
   const all = [...new Set(sets.flat())];
   if (all.length === 0) return { commands: [], atomic: true };
   if (multiSnapshot(caps)) return { commands: [snapshotsArgv(all.map((d) => `${d}@${name}`))], atomic: true };

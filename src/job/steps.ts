@@ -18,7 +18,15 @@ export function sendArgvFor(dataset: string, step: Step, caps: Capabilities, est
   if (step.kind === 'resume') return sendArgv({ kind: 'resume', token: step.token }, estimateOnly ? { dryRunParsable: true } : {});
   return step.kind === 'full'
     ? sendArgv({ kind: 'full', snapshot: `${dataset}@${step.snapshot.name}` }, opts)
-    : sendArgv({ kind: 'incremental', from: `${dataset}${step.from.bookmark ? '#' : '@'}${step.from.name}`, to: `${dataset}@${step.to.name}`, intermediates: step.intermediates }, opts);
+    : sendArgv(
+        {
+          kind: 'incremental',
+          from: `${dataset}${step.from.bookmark ? '#' : '@'}${step.from.name}`,
+          to: `${dataset}@${step.to.name}`,
+          intermediates: step.intermediates,
+        },
+        opts,
+      );
 }
 
 export function receiveArgvFor(target: string, opts: { force: boolean; unmounted: boolean; resumable?: boolean; volume?: boolean }, protect = false): string[] {

@@ -80,7 +80,10 @@ export function sample<T>(items: readonly T[], n: number | undefined, seed: numb
     const j = Math.floor(rand() * (i + 1));
     [idx[i], idx[j]] = [idx[j]!, idx[i]!];
   }
-  return idx.slice(0, n).sort((a, b) => a - b).map((i) => items[i]!);
+  return idx
+    .slice(0, n)
+    .sort((a, b) => a - b)
+    .map((i) => items[i]!);
 }
 
 export async function compareTrees(source: string, restored: string, opts: { sampleFiles?: number; seed: number }): Promise<TreeComparison> {

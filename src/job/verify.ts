@@ -15,7 +15,7 @@ import { jobBandwidth } from '../pipeline/bandwidth.js';
 import { planDataset, planJob } from '../planner/plan.js';
 import type { Base } from '../planner/types.js';
 import type { Logger } from '../util/log.js';
-import { holdsArgv, } from '../zfs/argv.js';
+import { holdsArgv } from '../zfs/argv.js';
 import { poolOf } from '../zfs/names.js';
 import type { Dataset, Inventory } from '../zfs/types.js';
 import { isEncrypted } from './encryption.js';
@@ -96,8 +96,20 @@ export async function verifyJob(config: Config, job: JobConfig, opts: VerifyOpti
   const { log } = opts;
   const started = Date.now();
   const report: VerifyReport = {
-    version: 1, kind: 'verify', job: job.name, host: job.host, startedAt: new Date(started).toISOString(), finishedAt: '', seconds: 0,
-    result: 'ok', restoreTest: opts.restoreTest, seed: opts.seed, datasets: [], targetPools: [], hosts: [], warnings: [],
+    version: 1,
+    kind: 'verify',
+    job: job.name,
+    host: job.host,
+    startedAt: new Date(started).toISOString(),
+    finishedAt: '',
+    seconds: 0,
+    result: 'ok',
+    restoreTest: opts.restoreTest,
+    seed: opts.seed,
+    datasets: [],
+    targetPools: [],
+    hosts: [],
+    warnings: [],
   };
   // A verify and a run (or restore) of the same job must not interleave.
   const lock = acquireJobLock(config.stateDirectory, job.name);
@@ -132,13 +144,22 @@ export async function verifyJob(config: Config, job: JobConfig, opts: VerifyOpti
       d.protectedBy = await protection(source, job.name, srcInv.get(p.source), base);
       if (d.protectedBy.length === 0) {
         d.result = 'failed';
-        d.error = toErrorInfo(new HozoError('VERIFY_FAILED', `${p.source}@${base.name}, the base of the next incremental, carries neither the hold ${holdTag(job.name)} nor the bookmark #${bookmarkName(job.name, base.name)}: pruning may destroy it`, {
-          hint: `the next \`hozo run ${job.name}\` protects it again`,
-        }));
+        d.error = toErrorInfo(
+          new HozoError(
+            'VERIFY_FAILED',
+            `${p.source}@${base.name}, the base of the next incremental, carries neither the hold ${holdTag(job.name)} nor the bookmark #${bookmarkName(job.name, base.name)}: pruning may destroy it`,
+            {
+              hint: `the next \`hozo run ${job.name}\` protects it again`,
+            },
+          ),
+        );
       }
     }
     const pools = [...new Set(specs.map((s) => poolOf(s.target)))];
-    const verdict = judgePools(await target.poolHealth(pools), { now: Date.now() / 1000, scrubWarnAfter: hostNamed(config, job.host)?.scrubWarnAfter ?? DEFAULT_SCRUB_WARN_AFTER });
+    const verdict = judgePools(await target.poolHealth(pools), {
+      now: Date.now() / 1000,
+      scrubWarnAfter: hostNamed(config, job.host)?.scrubWarnAfter ?? DEFAULT_SCRUB_WARN_AFTER,
+    });
     report.targetPools = verdict.pools;
     report.warnings.push(...verdict.warnings);
     for (const w of verdict.warnings) log.warn(w);
@@ -147,14 +168,15 @@ export async function verifyJob(config: Config, job: JobConfig, opts: VerifyOpti
       report.error = toErrorInfo(new HozoError('POOL_UNHEALTHY', verdict.failures.join('; '), { hint: `see \`zpool status\` on ${job.host}` }));
     }
     for (const d of report.datasets) {
-      if (d.result === 'ok') log.info(`${d.source}: @${d.snapshot} on ${target.name}:${d.target} (guid ${d.guid}), protected by ${d.protectedBy.join(' and ')}`);
+      if (d.result === 'ok')
+        log.info(`${d.source}: @${d.snapshot} on ${target.name}:${d.target} (guid ${d.guid}), protected by ${d.protectedBy.join(' and ')}`);
       else log.error(`${d.source}: ${d.error?.message}`);
     }
 
     if (opts.restoreTest) {
       const candidates = report.datasets.filter((d) => bases.has(d));
       const chosen = new Set(sample(candidates, opts.sampleDatasets, opts.seed));
-      for (const d of candidates) if (!chosen.has(d)) d.restoreTest = { result: 'skipped', reason: 'not in this run\'s sample (--datasets)' };
+      for (const d of candidates) if (!chosen.has(d)) d.restoreTest = { result: 'skipped', reason: "not in this run's sample (--datasets)" };
       const roots = new Set<string>();
       try {
         for (const d of candidates.filter((x) => chosen.has(x))) {
@@ -164,16 +186,39 @@ export async function verifyJob(config: Config, job: JobConfig, opts: VerifyOpti
             await prepareScratch(source, root, job.name, log);
             roots.add(root);
           }
-          d.restoreTest = await restoreTest(config, job, d, bases.get(d)!, srcInv, dstInv, source, target, root, roots.size * 1000 + report.datasets.indexOf(d), opts);
+          d.restoreTest = await restoreTest(
+            config,
+            job,
+            d,
+            bases.get(d)!,
+            srcInv,
+            dstInv,
+            source,
+            target,
+            root,
+            roots.size * 1000 + report.datasets.indexOf(d),
+            opts,
+          );
           if (d.restoreTest.result === 'mismatch' || d.restoreTest.result === 'failed') {
             d.result = 'failed';
-            const first = d.restoreTest.mismatches?.slice(0, 3).map((m) => `${m.path}: ${m.problem}`).join('; ');
-            d.error ??= toErrorInfo(new HozoError('VERIFY_FAILED', d.restoreTest.result === 'mismatch'
-              ? `${d.target}@${d.snapshot} restored from ${target.name} differs from ${d.source}@${d.snapshot}: ${d.restoreTest.mismatches?.length}${d.restoreTest.truncated ? '+' : ''} path(s), e.g. ${first}`
-              : `the restore test of ${d.target}@${d.snapshot} failed: ${d.restoreTest.reason}`, { hint: 'the box\'s copy cannot be trusted: see `zpool status` there, and send the dataset anew to another target' }));
+            const first = d.restoreTest.mismatches
+              ?.slice(0, 3)
+              .map((m) => `${m.path}: ${m.problem}`)
+              .join('; ');
+            d.error ??= toErrorInfo(
+              new HozoError(
+                'VERIFY_FAILED',
+                d.restoreTest.result === 'mismatch'
+                  ? `${d.target}@${d.snapshot} restored from ${target.name} differs from ${d.source}@${d.snapshot}: ${d.restoreTest.mismatches?.length}${d.restoreTest.truncated ? '+' : ''} path(s), e.g. ${first}`
+                  : `the restore test of ${d.target}@${d.snapshot} failed: ${d.restoreTest.reason}`,
+                { hint: "the box's copy cannot be trusted: see `zpool status` there, and send the dataset anew to another target" },
+              ),
+            );
             log.error(d.error.message);
           } else if (d.restoreTest.result === 'ok') {
-            log.info(`${d.source}: restore test ok — ${d.restoreTest.filesChecked} file(s), ${d.restoreTest.bytesChecked} bytes compared (${d.restoreTest.entries} paths) in ${d.restoreTest.seconds?.toFixed(1)}s`);
+            log.info(
+              `${d.source}: restore test ok — ${d.restoreTest.filesChecked} file(s), ${d.restoreTest.bytesChecked} bytes compared (${d.restoreTest.entries} paths) in ${d.restoreTest.seconds?.toFixed(1)}s`,
+            );
           } else log.warn(`${d.source}: restore test skipped: ${d.restoreTest.reason}`);
         }
       } finally {
@@ -204,7 +249,11 @@ async function protection(source: ZfsHost, job: string, ds: Dataset | undefined,
     const snap = ds?.snapshots.find((s) => s.name === base.name);
     if (r.exitCode === 0 ? r.stdout.split('\n').some((l) => l.split('\t')[1] === holdTag(job)) : (snap?.userrefs ?? 0) > 0) out.push('hold');
   }
-  if ((ds?.bookmarks ?? []).some((b) => b.name === bookmarkName(job, base.name) && b.guid === base.guid) || (base.bookmark === true && base.name.startsWith(bookmarkName(job, '')))) out.push('bookmark');
+  if (
+    (ds?.bookmarks ?? []).some((b) => b.name === bookmarkName(job, base.name) && b.guid === base.guid) ||
+    (base.bookmark === true && base.name.startsWith(bookmarkName(job, '')))
+  )
+    out.push('bookmark');
   return out;
 }
 
@@ -220,7 +269,9 @@ async function prepareScratch(local: ZfsHost, root: string, job: string, log: Lo
   const r = await local.runner.run(getArgv([MARK], [root]), { timeoutMs: 60_000 });
   if (r.exitCode === 0) {
     if (r.stdout.trim() !== job) {
-      throw new HozoError('VERIFY_FAILED', `${root} exists and was not made by hozo verify (no ${MARK}=${job}): not touching it`, { hint: 'rename or destroy it yourself; hozo uses that name for restore tests' });
+      throw new HozoError('VERIFY_FAILED', `${root} exists and was not made by hozo verify (no ${MARK}=${job}): not touching it`, {
+        hint: 'rename or destroy it yourself; hozo uses that name for restore tests',
+      });
     }
     log.warn(`${root}: left by an interrupted verify; destroying it first`);
     await unmountAll(local, root);
@@ -267,7 +318,8 @@ async function restoreTest(
 ): Promise<RestoreTest> {
   const started = Date.now();
   const src = srcInv.get(d.source);
-  if (base.bookmark === true) return { result: 'skipped', reason: `@${base.name} was pruned on the source (only its bookmark is left): nothing to compare the backup with` };
+  if (base.bookmark === true)
+    return { result: 'skipped', reason: `@${base.name} was pruned on the source (only its bookmark is left): nothing to compare the backup with` };
   if (src?.type === 'volume') return { result: 'skipped', reason: 'a volume: its blocks are not compared (only file systems are)' };
   const onBox = dstInv.get(d.target);
   const i = onBox?.snapshots.findIndex((s) => s.guid === base.guid) ?? -1;
@@ -279,28 +331,66 @@ async function restoreTest(
   try {
     // The backup, back: a full stream of that one snapshot (raw when encrypted), received unmounted with the
     // protections a restore gets, then mounted read-only under a private directory.
-    const plan = planDataset({ source: d.target, target: restored }, { ...onBox, snapshots: [onBox.snapshots[i]!] }, undefined, { snapshots: 'latest', rollback: false }, { targetParentExists: true });
+    const plan = planDataset(
+      { source: d.target, target: restored },
+      { ...onBox, snapshots: [onBox.snapshots[i]!] },
+      undefined,
+      { snapshots: 'latest', rollback: false },
+      { targetParentExists: true },
+    );
     const rep = initialReport(plan);
     const limit = jobBandwidth(config, job);
-    await replicate(plan, rep, new Map([[d.target, onBox]]), box, local, {
-      compress: job.compress, buffer: job.buffer, bufferSize: job.bufferSize, force: false, unmounted: true, raw,
-      ...(limit !== undefined ? { rateLimit: limit.limit } : {}),
-    }, opts.log, opts.signal);
-    if (rep.result !== 'sent') return { result: 'failed', reason: `receiving it back failed: ${rep.error?.message ?? rep.result}`, seconds: (Date.now() - started) / 1000 };
+    await replicate(
+      plan,
+      rep,
+      new Map([[d.target, onBox]]),
+      box,
+      local,
+      {
+        compress: job.compress,
+        buffer: job.buffer,
+        bufferSize: job.bufferSize,
+        force: false,
+        unmounted: true,
+        raw,
+        ...(limit !== undefined ? { rateLimit: limit.limit } : {}),
+      },
+      opts.log,
+      opts.signal,
+    );
+    if (rep.result !== 'sent')
+      return { result: 'failed', reason: `receiving it back failed: ${rep.error?.message ?? rep.result}`, seconds: (Date.now() - started) / 1000 };
     if (raw) {
       const rootOf = src?.encryptionRoot ?? d.source;
       const loc = (await zfsOk(local, getArgv(['keylocation'], [rootOf]), 'read the key location')).trim();
-      if (!loc.startsWith('file://')) return { result: 'skipped', reason: `the backup is raw-encrypted and the key of ${rootOf} is not in a file (keylocation=${loc}): it cannot be loaded unattended`, seconds: (Date.now() - started) / 1000 };
+      if (!loc.startsWith('file://'))
+        return {
+          result: 'skipped',
+          reason: `the backup is raw-encrypted and the key of ${rootOf} is not in a file (keylocation=${loc}): it cannot be loaded unattended`,
+          seconds: (Date.now() - started) / 1000,
+        };
       await zfsOk(local, loadKeyArgv(restored, loc), 'load the key of the restored copy');
     }
-    for (const p of ['readonly=on', 'exec=off', 'setuid=off', 'devices=off', `mountpoint=${join(mnt, 'backup')}`]) await zfsOk(local, setArgv([p], restored), 'prepare the restored copy');
+    for (const p of ['readonly=on', 'exec=off', 'setuid=off', 'devices=off', `mountpoint=${join(mnt, 'backup')}`])
+      await zfsOk(local, setArgv([p], restored), 'prepare the restored copy');
     await zfsOk(local, mountArgv(restored), 'mount the restored copy');
     await zfsOk(local, cloneArgv(`${d.source}@${base.name}`, clone, ['readonly=on', `mountpoint=${join(mnt, 'source')}`]), 'clone the source snapshot');
     const mounted = await local.runner.run(mountArgv(clone), { timeoutMs: 60_000 });
     if (mounted.exitCode !== 0 && !/already mounted/.test(mounted.stderr)) throw new HozoError('ZFS_UNKNOWN', `mount ${clone}: ${mounted.stderr.trim()}`);
     throwIfInterrupted(opts.signal);
-    const c = await compareTrees(join(mnt, 'source'), join(mnt, 'backup'), { ...(opts.sampleFiles !== undefined ? { sampleFiles: opts.sampleFiles } : {}), seed: opts.seed });
-    return { result: c.mismatches.length === 0 ? 'ok' : 'mismatch', entries: c.entries, filesChecked: c.filesChecked, bytesChecked: c.bytesChecked, mismatches: c.mismatches, truncated: c.truncated, seconds: (Date.now() - started) / 1000 };
+    const c = await compareTrees(join(mnt, 'source'), join(mnt, 'backup'), {
+      ...(opts.sampleFiles !== undefined ? { sampleFiles: opts.sampleFiles } : {}),
+      seed: opts.seed,
+    });
+    return {
+      result: c.mismatches.length === 0 ? 'ok' : 'mismatch',
+      entries: c.entries,
+      filesChecked: c.filesChecked,
+      bytesChecked: c.bytesChecked,
+      mismatches: c.mismatches,
+      truncated: c.truncated,
+      seconds: (Date.now() - started) / 1000,
+    };
   } catch (e) {
     if (isHozoError(e, 'INTERRUPTED')) throw e;
     return { result: 'failed', reason: (e as Error).message, seconds: (Date.now() - started) / 1000 };
@@ -308,8 +398,12 @@ async function restoreTest(
     // Unmount and destroy this pair now (the root goes at the end): a sampled run over many datasets holds one copy.
     // mountpoint=none unmounts first: zfs-fuse's destroy of a mounted dataset can say "busy" where this works.
     for (const ds of [clone, restored]) {
-      await Promise.resolve().then(() => local.runner.run(setArgv(['mountpoint=none'], ds), { timeoutMs: 120_000 })).catch(() => undefined);
-      await Promise.resolve().then(() => local.runner.run(destroyTreeArgv(ds, { force: true }), { timeoutMs: 300_000 })).catch(() => undefined);
+      await Promise.resolve()
+        .then(() => local.runner.run(setArgv(['mountpoint=none'], ds), { timeoutMs: 120_000 }))
+        .catch(() => undefined);
+      await Promise.resolve()
+        .then(() => local.runner.run(destroyTreeArgv(ds, { force: true }), { timeoutMs: 300_000 }))
+        .catch(() => undefined);
     }
     rmSync(mnt, { recursive: true, force: true });
   }

@@ -32,7 +32,10 @@ export interface Window {
 export function openWindow(maxAwake: number, startedAt: number, assumedRate: number | undefined, now: () => number = Date.now): Window {
   const deadline = startedAt + (maxAwake - windowMargin(maxAwake)) * 1000;
   const controller = new AbortController();
-  const closed = () => controller.abort(new HozoError('WINDOW_CLOSED', `the wake window (maxAwake ${maxAwake} s) closed during the transfer`, { hint: 'the rest goes first at the next wake' }));
+  const closed = () =>
+    controller.abort(
+      new HozoError('WINDOW_CLOSED', `the wake window (maxAwake ${maxAwake} s) closed during the transfer`, { hint: 'the rest goes first at the next wake' }),
+    );
   const timer = setTimeout(closed, Math.max(0, deadline - now()));
   let bytes = 0;
   let seconds = 0;
@@ -72,7 +75,13 @@ const newest = (inv: Inventory, ds: string) => Math.max(0, ...(inv.get(ds)?.snap
  * behind the source's), then the smallest estimate, the unknown last; but never a dataset before the parent whose
  * full send creates its target (planJob put parents first).
  */
-export function windowOrder(indices: readonly number[], plans: readonly DatasetPlan[], srcInv: Inventory, dstInv: Inventory, estimates: ReadonlyMap<number, number | undefined>): { order: number[]; waitsFor: (i: number) => number | undefined } {
+export function windowOrder(
+  indices: readonly number[],
+  plans: readonly DatasetPlan[],
+  srcInv: Inventory,
+  dstInv: Inventory,
+  estimates: ReadonlyMap<number, number | undefined>,
+): { order: number[]; waitsFor: (i: number) => number | undefined } {
   const lag = (i: number) => newest(srcInv, plans[i]!.source) - newest(dstInv, plans[i]!.target);
   const size = (i: number) => estimates.get(i) ?? Number.POSITIVE_INFINITY;
   const sorted = [...indices].sort((a, b) => lag(b) - lag(a) || size(a) - size(b) || a - b);

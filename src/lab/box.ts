@@ -20,22 +20,7 @@ import { join, resolve } from 'node:path';
 import { shellJoin } from '../transport/quote.js';
 import type { CommandResult, Runner } from '../transport/runner.js';
 import { LAB_ROOT, createPool, destroyPool, listPools, type Pool, type ZfsExec } from './pools.js';
-import {
-  LabError,
-  check,
-  commOf,
-  killAndWait,
-  listPids,
-  nsOf,
-  pidAlive,
-  portOpen,
-  run,
-  tail,
-  waitFor,
-  which,
-  type RunOpts,
-  type RunResult,
-} from './proc.js';
+import { LabError, check, commOf, killAndWait, listPids, nsOf, pidAlive, portOpen, run, tail, waitFor, which, type RunOpts, type RunResult } from './proc.js';
 
 /** Environment marker carried by every box process (daemon, sshd, wake listener): cleanup finds leftovers by it. */
 export const BOX_MARKER_ENV = 'HOZO_LAB_BOX';
@@ -239,9 +224,7 @@ async function claimSubnet(id: string, wanted: number | undefined): Promise<numb
       }
     }
   }
-  throw new LabError(
-    wanted !== undefined ? `subnet 10.77.${wanted}.0/24 is in use` : 'no free 10.77.<n>.0/24 subnet for the lab',
-  );
+  throw new LabError(wanted !== undefined ? `subnet 10.77.${wanted}.0/24 is in use` : 'no free 10.77.<n>.0/24 subnet for the lab');
 }
 
 /** Removes the subnet claims owned by id. */
@@ -490,10 +473,10 @@ async function buildBox(opts: BoxOptions): Promise<Box> {
   });
 
   // The box's own zfs-fuse.
-  const up = await run(
-    ['ip', 'netns', 'exec', names.namespace, 'unshare', '--mount', '--propagation', 'private', 'bash', upScript, hostMnt, dir],
-    { env, timeoutMs: 20_000 },
-  );
+  const up = await run(['ip', 'netns', 'exec', names.namespace, 'unshare', '--mount', '--propagation', 'private', 'bash', upScript, hostMnt, dir], {
+    env,
+    timeoutMs: 20_000,
+  });
   const daemonPid = Number(/ZFS_PID=(\d+)/.exec(up.stdout)?.[1] ?? readPid(join(dir, 'zfs-fuse.pid')) ?? NaN);
   if (up.exitCode !== 0 || !Number.isInteger(daemonPid)) {
     throw new LabError(`box ${id}: zfs-fuse did not come up: ${up.stderr.trim()}\nlog ${files.zfsLog}:\n${tail(files.zfsLog)}`);
@@ -515,8 +498,7 @@ async function buildBox(opts: BoxOptions): Promise<Box> {
     return String(daemonPid);
   };
   const commandFor = (argv: readonly string[]): string[] => ['nsenter', '-t', assertBox(), '-m', '-n', ...argv];
-  const exec = (argv: readonly string[], o: RunOpts = {}): Promise<RunResult> =>
-    run(commandFor(argv), { ...o, env: { ...env, ...(o.env ?? {}) } });
+  const exec = (argv: readonly string[], o: RunOpts = {}): Promise<RunResult> => run(commandFor(argv), { ...o, env: { ...env, ...(o.env ?? {}) } });
   const zfsExec: ZfsExec = (argv, o) => exec(argv, o);
 
   const pool = await createPool(poolName, {
@@ -555,8 +537,7 @@ async function buildBox(opts: BoxOptions): Promise<Box> {
   const stopSshd = async (o: StopSshdOptions = {}): Promise<void> => {
     const listener = sshdPid();
     const keep = new Set([daemonPid, ...(wakePid !== undefined ? [wakePid] : [])]);
-    const targets =
-      (o.killSessions ?? true) ? pidsInNet(netNs).filter((p) => !keep.has(p)) : listener !== undefined ? [listener] : [];
+    const targets = (o.killSessions ?? true) ? pidsInNet(netNs).filter((p) => !keep.has(p)) : listener !== undefined ? [listener] : [];
     const left = await killAndWait(targets, 2000);
     if (left.length > 0) throw new LabError(`box ${id}: processes ${left.join(',')} survived SIGKILL`);
     await waitFor(`port ${boxIp}:${SSH_PORT} to close`, async () => !(await sshPortOpen()), { timeoutMs: 5000, intervalMs: 20 });
@@ -620,17 +601,28 @@ async function buildBox(opts: BoxOptions): Promise<Box> {
   };
 
   const sshArgs = (): string[] => [
-    '-F', 'none',
-    '-i', files.clientKey,
-    '-o', 'IdentitiesOnly=yes',
-    '-o', `UserKnownHostsFile=${files.knownHosts}`,
-    '-o', 'GlobalKnownHostsFile=/dev/null',
-    '-o', 'StrictHostKeyChecking=yes',
-    '-o', 'BatchMode=yes',
-    '-o', 'ConnectTimeout=5',
-    '-o', 'LogLevel=ERROR',
-    '-p', String(SSH_PORT),
-    '-l', 'root',
+    '-F',
+    'none',
+    '-i',
+    files.clientKey,
+    '-o',
+    'IdentitiesOnly=yes',
+    '-o',
+    `UserKnownHostsFile=${files.knownHosts}`,
+    '-o',
+    'GlobalKnownHostsFile=/dev/null',
+    '-o',
+    'StrictHostKeyChecking=yes',
+    '-o',
+    'BatchMode=yes',
+    '-o',
+    'ConnectTimeout=5',
+    '-o',
+    'LogLevel=ERROR',
+    '-p',
+    String(SSH_PORT),
+    '-l',
+    'root',
   ];
   const sshCommand = (remoteArgv: readonly string[]): string[] => ['ssh', ...sshArgs(), boxIp, shellJoin(remoteArgv)];
 

@@ -11,16 +11,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import {
-  LAB_ID,
-  abandonBox,
-  boxNames,
-  createBox,
-  markedBoxPids,
-  releaseSubnets,
-  type Box,
-  type WakeListenerOptions,
-} from './box.js';
+import { LAB_ID, abandonBox, boxNames, createBox, markedBoxPids, releaseSubnets, type Box, type WakeListenerOptions } from './box.js';
 import { LAB_ROOT, createPool, destroyPool, listPools, poolVdevs, type Pool } from './pools.js';
 import { LabError, check, pidAlive, procStartTime, sleep, which, type RunOpts } from './proc.js';
 import { ensureZfsFuse } from './zfs-daemon.js';
@@ -294,9 +285,7 @@ function mountsUnder(dir: string): string[] {
  * that lab; without, every lab on the machine (CI start, `cli.js cleanup`). Labs whose owner process is alive are left
  * alone unless `force`. Never touches the host's zfs-fuse.
  */
-export async function cleanupStaleLabs(
-  opts: { id?: string; force?: boolean; log?: (line: string) => void } = {},
-): Promise<CleanupReport> {
+export async function cleanupStaleLabs(opts: { id?: string; force?: boolean; log?: (line: string) => void } = {}): Promise<CleanupReport> {
   return cleanup(opts);
 }
 

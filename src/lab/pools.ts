@@ -78,7 +78,10 @@ export async function poolVdevs(name: string, exec: ZfsExec = hostExec): Promise
 export async function listPools(exec: ZfsExec = hostExec): Promise<string[]> {
   const r = await exec(['zpool', 'list', '-H', '-o', 'name'], { timeoutMs: 15_000 });
   if (r.exitCode !== 0) throw new LabError(`zpool list failed: ${r.stderr.trim()}`);
-  return r.stdout.split('\n').map((l) => l.trim()).filter((l) => l !== '' && !/^no pools available/.test(l));
+  return r.stdout
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !/^no pools available/.test(l));
 }
 
 function under(path: string, root: string): boolean {

@@ -96,11 +96,11 @@ const HELP: Record<MetricName, string> = {
   hozo_pool_healthy: 'Whether the pool on the backup host was healthy (ONLINE, 1) or not (0) at the last run.',
   hozo_pool_capacity_ratio: 'Fraction of the pool allocated (0..1) at the last run.',
   hozo_pool_last_scrub_timestamp_seconds: 'When the last scrub of the pool finished (unix time).',
-  hozo_pool_scrub_overdue: 'Whether the last scrub of the pool is older than the host\'s scrubWarnAfter (1) or not (0).',
+  hozo_pool_scrub_overdue: "Whether the last scrub of the pool is older than the host's scrubWarnAfter (1) or not (0).",
   hozo_pool_errors: 'Read, write and checksum errors reported for the pool at the last run.',
   hozo_job_backlog_bytes: 'Estimated bytes the last run left for the next wake because its wake window (window.maxAwake) closed.',
   hozo_job_backlog_datasets: 'Datasets the last run left for the next wake because of its wake window.',
-  hozo_pool_scrub_progress_ratio: 'Progress (0..1) of a scrub running or paused on the pool at the last run (it is carried across the box\'s power cycles).',
+  hozo_pool_scrub_progress_ratio: "Progress (0..1) of a scrub running or paused on the pool at the last run (it is carried across the box's power cycles).",
 };
 
 // Host and pool series also carry `job`: several jobs may share one box, and node-exporter rejects the same series
@@ -251,7 +251,12 @@ function parseLabels(text: string): Record<string, string> {
  * Writes `<dir>/hozo_<job>.prom` atomically (temp file in `dir`, then rename; mode 0644) and returns its path.
  * A dry run writes nothing and returns undefined. Throws HozoError when the directory cannot be written.
  */
-export async function writeJobMetrics(dir: string, report: ObservedReport, extra: MetricsExtra = {}, opts: WriteMetricsOptions = {}): Promise<string | undefined> {
+export async function writeJobMetrics(
+  dir: string,
+  report: ObservedReport,
+  extra: MetricsExtra = {},
+  opts: WriteMetricsOptions = {},
+): Promise<string | undefined> {
   if (report.dryRun) return undefined;
   const now = opts.now ?? new Date();
   const path = metricsFilePath(dir, report.job);

@@ -33,7 +33,8 @@ export const verifyMetricsFileName = (job: string) => `hozo_verify_${safeFileSte
 
 export function renderVerifyMetrics(r: VerifyReport, lastSuccess: number): Promise<string> {
   const registry = new Registry();
-  const g = (name: (typeof VERIFY_METRIC_NAMES)[number], labelNames: string[] = ['job']) => new Gauge({ name, help: HELP[name], labelNames, registers: [registry] });
+  const g = (name: (typeof VERIFY_METRIC_NAMES)[number], labelNames: string[] = ['job']) =>
+    new Gauge({ name, help: HELP[name], labelNames, registers: [registry] });
   const job = { job: r.job };
   const end = Date.parse(r.finishedAt) / 1000;
   g('hozo_verify_last_run_timestamp_seconds').set(job, end);
@@ -43,9 +44,18 @@ export function renderVerifyMetrics(r: VerifyReport, lastSuccess: number): Promi
   const ds = g('hozo_verify_datasets', ['job', 'result']);
   for (const result of ['ok', 'failed'] as const) ds.set({ ...job, result }, r.datasets.filter((d) => d.result === result).length);
   const tests = r.datasets.map((d) => d.restoreTest).filter((t) => t !== undefined);
-  g('hozo_verify_files_checked').set(job, tests.reduce((n, t) => n + (t.filesChecked ?? 0), 0));
-  g('hozo_verify_bytes_checked').set(job, tests.reduce((n, t) => n + (t.bytesChecked ?? 0), 0));
-  g('hozo_verify_mismatches').set(job, tests.reduce((n, t) => n + (t.mismatches?.length ?? 0), 0));
+  g('hozo_verify_files_checked').set(
+    job,
+    tests.reduce((n, t) => n + (t.filesChecked ?? 0), 0),
+  );
+  g('hozo_verify_bytes_checked').set(
+    job,
+    tests.reduce((n, t) => n + (t.bytesChecked ?? 0), 0),
+  );
+  g('hozo_verify_mismatches').set(
+    job,
+    tests.reduce((n, t) => n + (t.mismatches?.length ?? 0), 0),
+  );
   return registry.metrics();
 }
 
@@ -57,7 +67,9 @@ export async function writeVerifyMetrics(dir: string, r: VerifyReport): Promise<
   try {
     await writeFileAtomic(path, await renderVerifyMetrics(r, lastSuccess), 0o644);
   } catch (e) {
-    throw new HozoError('INTERNAL', `cannot write metrics file ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { hint: 'check that metrics.textfileDirectory exists and is writable' });
+    throw new HozoError('INTERNAL', `cannot write metrics file ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, {
+      hint: 'check that metrics.textfileDirectory exists and is writable',
+    });
   }
   return path;
 }

@@ -47,7 +47,11 @@ export async function sendEmail(channel: EmailChannel, message: NotifyMessage): 
         : e.code !== undefined && e.exitCode === undefined
           ? `cannot run (${e.code})`
           : `exited with ${e.exitCode !== undefined ? `code ${e.exitCode}` : `signal ${e.signal ?? '?'}`}`;
-      const stderr = String(e.stderr ?? '').split('\n')[0]?.trim().slice(0, 200) ?? '';
+      const stderr =
+        String(e.stderr ?? '')
+          .split('\n')[0]
+          ?.trim()
+          .slice(0, 200) ?? '';
       throw new NotifyError(`${channel.sendmail} ${why}${stderr ? `: ${stderr}` : ''}`, { cause: e });
     }
     throw new NotifyError(`${channel.sendmail} failed: ${e instanceof Error ? e.message : String(e)}`, { cause: e });

@@ -25,7 +25,14 @@ export function redactUrl(url: string): string {
 export function urlSecrets(url: string): string[] {
   try {
     const u = new URL(url);
-    const pieces = [u.href, `${u.pathname}${u.search}`, u.search, ...u.pathname.split('/'), ...[...u.searchParams.values()], ...[...u.searchParams.values()].map(encodeURIComponent)];
+    const pieces = [
+      u.href,
+      `${u.pathname}${u.search}`,
+      u.search,
+      ...u.pathname.split('/'),
+      ...[...u.searchParams.values()],
+      ...[...u.searchParams.values()].map(encodeURIComponent),
+    ];
     return [...new Set(pieces.filter((p) => p.length >= 4 && p !== '/'))];
   } catch {
     return [url];
@@ -43,7 +50,9 @@ export async function readSecretFile(path: string, what: string): Promise<string
     text = readBounded(path, `${what} file`, MAX_SECRET_BYTES).toString('utf8');
   } catch (e) {
     const code = e instanceof HozoError ? (e.cause as NodeJS.ErrnoException | undefined)?.code : (e as NodeJS.ErrnoException).code;
-    throw new NotifyError(e instanceof HozoError && code === undefined ? e.message : `cannot read ${what} file ${shownPath(path)}: ${code ?? 'error'}`, { cause: e });
+    throw new NotifyError(e instanceof HozoError && code === undefined ? e.message : `cannot read ${what} file ${shownPath(path)}: ${code ?? 'error'}`, {
+      cause: e,
+    });
   }
   const secret = text.trim();
   if (secret === '') throw new NotifyError(`${what} file ${shownPath(path)} is empty`);
@@ -71,10 +80,18 @@ export async function post(url: string, opts: PostOptions): Promise<string> {
   const where = redactUrl(url);
   let res: Response;
   try {
-    res = await fetch(url, { method: 'POST', headers: opts.headers, body: opts.body, signal: AbortSignal.timeout(Math.max(1, Math.round(opts.timeoutSeconds * 1000))) });
+    res = await fetch(url, {
+      method: 'POST',
+      headers: opts.headers,
+      body: opts.body,
+      signal: AbortSignal.timeout(Math.max(1, Math.round(opts.timeoutSeconds * 1000))),
+    });
   } catch (e) {
     // fetch's own messages may quote the URL: only its origin may show.
-    const why = describeFetchError(e).split(url).join(where).replace(/\bhttps?:\/\/[^\s"'<>]+/g, (m) => redactUrl(m));
+    const why = describeFetchError(e)
+      .split(url)
+      .join(where)
+      .replace(/\bhttps?:\/\/[^\s"'<>]+/g, (m) => redactUrl(m));
     throw new NotifyError(`POST ${where} failed: ${why}`);
   }
   let text = '';

@@ -10,7 +10,6 @@ import { sendPushover } from './pushover.js';
 import type { NotifyChannel } from './schema.js';
 import { sendWebhook } from './webhook.js';
 
-
 /** Whether a channel's `on` asks for this run (dry runs never notify). */
 export function wantsNotification(channel: Pick<NotifyChannel, 'on'>, report: Pick<JobReport, 'result' | 'dryRun'>): boolean {
   if (report.dryRun) return false;

@@ -3,7 +3,6 @@ import { z } from 'zod';
 import { parseDuration } from '../config/duration.js';
 import { absolutePath, checked, httpUrlProblem } from '../config/fields.js';
 
-
 const httpUrl = checked(httpUrlProblem).refine(
   (v) => {
     try {
@@ -72,7 +71,9 @@ export const emailChannelSchema = z
     to: z.union([emailAddress, z.array(emailAddress).min(1, 'expected at least one address')]).transform((v) => (Array.isArray(v) ? v : [v])),
     from: emailAddress.optional(),
     /** A sendmail-compatible command (sendmail, msmtp, nullmailer, OpenSMTPD…); on NixOS /run/wrappers/bin/sendmail. */
-    sendmail: absolutePath.default('/usr/sbin/sendmail').describe('A sendmail-compatible command (sendmail, msmtp, nullmailer, OpenSMTPD…); on NixOS /run/wrappers/bin/sendmail.'),
+    sendmail: absolutePath
+      .default('/usr/sbin/sendmail')
+      .describe('A sendmail-compatible command (sendmail, msmtp, nullmailer, OpenSMTPD…); on NixOS /run/wrappers/bin/sendmail.'),
     on,
     timeout,
   })

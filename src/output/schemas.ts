@@ -15,7 +15,7 @@ const datasetReport = z
   .object({
     source: z.string(),
     target: z.string(),
-    result: z.enum(['sent', 'up-to-date', 'planned', 'conflict', 'failed', 'deferred']).describe('deferred: left for the next wake by the job\'s window.'),
+    result: z.enum(['sent', 'up-to-date', 'planned', 'conflict', 'failed', 'deferred']).describe("deferred: left for the next wake by the job's window."),
     base: z.string().optional().describe('The common snapshot or bookmark the increment started from.'),
     newest: z.string().optional().describe('The newest snapshot now on the target.'),
     snapshotsSent: z.array(z.string()),
@@ -42,7 +42,7 @@ const poolReport = z
       .object({ state: z.enum(['running', 'paused']), progress: z.number().min(0).max(1).optional() })
       .strict()
       .optional()
-      .describe('A scrub in progress: running, or paused across the box\'s power-off (agent scrub policy).'),
+      .describe("A scrub in progress: running, or paused across the box's power-off (agent scrub policy)."),
   })
   .strict();
 
@@ -117,7 +117,9 @@ export const jobsList = z
           host: z.string(),
           schedule: z.string(),
           snapshots: z.enum(['all', 'latest']),
-          datasets: z.array(z.object({ source: z.string(), target: z.string(), recursive: z.boolean(), exclude: z.array(z.string()), allowPlaintext: z.boolean() }).strict()),
+          datasets: z.array(
+            z.object({ source: z.string(), target: z.string(), recursive: z.boolean(), exclude: z.array(z.string()), allowPlaintext: z.boolean() }).strict(),
+          ),
         })
         .strict(),
     ),
@@ -128,7 +130,15 @@ export const jobsList = z
 export const status = z
   .object({
     version,
-    jobs: z.array(z.object({ job: z.string(), host: z.string(), state: z.object({}).passthrough().nullable().describe("The job's state file (lastRun, lastSuccess, datasets), or null before its first run.") }).strict()),
+    jobs: z.array(
+      z
+        .object({
+          job: z.string(),
+          host: z.string(),
+          state: z.object({}).passthrough().nullable().describe("The job's state file (lastRun, lastSuccess, datasets), or null before its first run."),
+        })
+        .strict(),
+    ),
     hosts: z.array(
       z
         .object({
@@ -136,7 +146,18 @@ export const status = z
           state: z.enum(['awake', 'asleep', 'unreachable']),
           awake: z.boolean(),
           woken: z.boolean(),
-          pools: z.array(z.object({ name: z.string(), health: z.string(), capacity: z.string().optional(), scrub: z.string().optional().describe('"scrub paused at 12%", "scrub running 40%", "last scrub 3 days ago" (hozo-agent boxes).') }).strict()).optional(),
+          pools: z
+            .array(
+              z
+                .object({
+                  name: z.string(),
+                  health: z.string(),
+                  capacity: z.string().optional(),
+                  scrub: z.string().optional().describe('"scrub paused at 12%", "scrub running 40%", "last scrub 3 days ago" (hozo-agent boxes).'),
+                })
+                .strict(),
+            )
+            .optional(),
           agent: z.unknown().optional().describe("hozo-agent's own status answer, when the box runs it."),
           error: z.string().optional(),
         })
@@ -147,7 +168,14 @@ export const status = z
 
 /** `hozo config check --json`. */
 export const configCheck = z
-  .object({ version, valid: z.boolean(), problems: z.array(problem), warnings: z.array(z.string()), hint: z.string().optional(), config: z.object({}).passthrough().optional().describe('The config with defaults filled in (when valid).') })
+  .object({
+    version,
+    valid: z.boolean(),
+    problems: z.array(problem),
+    warnings: z.array(z.string()),
+    hint: z.string().optional(),
+    config: z.object({}).passthrough().optional().describe('The config with defaults filled in (when valid).'),
+  })
   .strict();
 
 /** `hozo wake --json` / `hozo shutdown --json`. */
@@ -203,11 +231,22 @@ export const verifyReport = z
   })
   .strict();
 
-export const OUTPUT_SCHEMAS = { 'job-report': jobReport, 'verify-report': verifyReport, 'jobs-list': jobsList, status, 'config-check': configCheck, 'host-action': hostAction, error: errorOutput } as const;
+export const OUTPUT_SCHEMAS = {
+  'job-report': jobReport,
+  'verify-report': verifyReport,
+  'jobs-list': jobsList,
+  status,
+  'config-check': configCheck,
+  'host-action': hostAction,
+  error: errorOutput,
+} as const;
 
 /** The JSON Schema of each output (draft 2020-12). */
 export function jsonSchemas(): Record<string, unknown> {
   return Object.fromEntries(
-    Object.entries(OUTPUT_SCHEMAS).map(([name, s]) => [name, { title: `hozo ${name} output (schemas/${name}.schema.json)`, ...z.toJSONSchema(s, { io: 'output', unrepresentable: 'any' }) }]),
+    Object.entries(OUTPUT_SCHEMAS).map(([name, s]) => [
+      name,
+      { title: `hozo ${name} output (schemas/${name}.schema.json)`, ...z.toJSONSchema(s, { io: 'output', unrepresentable: 'any' }) },
+    ]),
   );
 }

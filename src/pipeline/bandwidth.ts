@@ -8,7 +8,6 @@ import { hostNamed } from '../config/lookup.js';
 import { formatBytes } from '../util/log.js';
 import { BANDWIDTH } from '../config/rules.js';
 
-
 const UNIT: Record<string, number> = { K: 1024, M: 1024 ** 2, G: 1024 ** 3 };
 
 /** Bytes per second of a validated limit ("20M" → 20971520). */
@@ -40,4 +39,5 @@ export function jobBandwidth(config: Config, job: JobConfig): EffectiveLimit | u
 }
 
 /** "20.0 MiB/s (the job's bandwidthLimit)", for the run's log and the rendered report (plan). */
-export const describeLimit = (l: Pick<EffectiveLimit, 'bytesPerSecond' | 'from'>): string => `${formatBytes(l.bytesPerSecond)}/s (the ${l.from}'s bandwidthLimit)`;
+export const describeLimit = (l: Pick<EffectiveLimit, 'bytesPerSecond' | 'from'>): string =>
+  `${formatBytes(l.bytesPerSecond)}/s (the ${l.from}'s bandwidthLimit)`;

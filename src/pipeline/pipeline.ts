@@ -69,7 +69,18 @@ export async function runPipeline(stages: readonly Stage[], opts: PipelineOption
     // The child now holds its own copy of the pipe; the parent's must go before the event loop reads from it.
     prev?.stdout?.destroy();
     children.push(child);
-    outcomes.push(watch(stage.name, child, i === opts.counterStage ? (n) => { bytes = n; opts.onBytes?.(n); } : undefined));
+    outcomes.push(
+      watch(
+        stage.name,
+        child,
+        i === opts.counterStage
+          ? (n) => {
+              bytes = n;
+              opts.onBytes?.(n);
+            }
+          : undefined,
+      ),
+    );
   }
 
   const kill = () => {
@@ -79,7 +90,8 @@ export async function runPipeline(stages: readonly Stage[], opts: PipelineOption
   // One failed stage must not leave the others waiting forever (e.g. a receiver that died leaves ssh open).
   for (const [i, p] of outcomes.entries()) {
     void p.then((o) => {
-      if (o.exitCode !== 0 && o.signal !== 'SIGPIPE') setTimeout(() => {
+      if (o.exitCode !== 0 && o.signal !== 'SIGPIPE')
+        setTimeout(() => {
           for (const [j, c] of children.entries()) if (j !== i && c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
         }, 5000).unref();
     });
@@ -91,8 +103,10 @@ export async function runPipeline(stages: readonly Stage[], opts: PipelineOption
   if (culprit !== undefined) {
     const why = culprit.spawnError ?? (culprit.signal ? `killed by ${culprit.signal}` : `exit ${culprit.exitCode}`);
     const msg = culprit.stderr.trim().split('\n').slice(-5).join('\n    ');
-    throw new PipelineError(results, `stage "${culprit.name}" failed (${why})${msg ? ':\n    ' + msg : ''}`,
-      opts.signal?.aborted ? 'the transfer was aborted' : 'see the stage\'s message; other stages stopped because of it',
+    throw new PipelineError(
+      results,
+      `stage "${culprit.name}" failed (${why})${msg ? ':\n    ' + msg : ''}`,
+      opts.signal?.aborted ? 'the transfer was aborted' : "see the stage's message; other stages stopped because of it",
     );
   }
   return { seconds, bytes, stages: results };

@@ -46,7 +46,11 @@ export function progressReporter(
   const start = now();
   let lastPlain = start;
   let estimate: number | undefined;
-  if (estimateOrPending instanceof Promise) estimateOrPending.then((e) => (estimate = e), () => undefined);
+  if (estimateOrPending instanceof Promise)
+    estimateOrPending.then(
+      (e) => (estimate = e),
+      () => undefined,
+    );
   else estimate = estimateOrPending;
   return (bytes: number): void => {
     const t = now();

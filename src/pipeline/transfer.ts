@@ -97,12 +97,15 @@ export function buildTransfer(o: TransferOptions): TransferPlan {
   if (o.rateLimit !== undefined && !o.localCaps.pv) {
     // A limit that is silently not applied would saturate the link it was set to protect.
     throw new HozoError('TOOL_MISSING', `bandwidthLimit ${o.rateLimit} needs pv on this machine, and pv is not installed`, {
-      hint: 'install pv (Debian: apt install pv; the NixOS module puts it on the unit\'s path), or remove bandwidthLimit',
+      hint: "install pv (Debian: apt install pv; the NixOS module puts it on the unit's path), or remove bandwidthLimit",
     });
   }
   if (o.localCaps.pv) {
     counterStage = stages.length;
-    stages.push({ name: o.rateLimit === undefined ? 'count (pv)' : `count and limit to ${o.rateLimit}/s (pv)`, argv: ['pv', '-f', '-n', '-b', '-i', '1', ...(o.rateLimit === undefined ? [] : ['-L', o.rateLimit])] });
+    stages.push({
+      name: o.rateLimit === undefined ? 'count (pv)' : `count and limit to ${o.rateLimit}/s (pv)`,
+      argv: ['pv', '-f', '-n', '-b', '-i', '1', ...(o.rateLimit === undefined ? [] : ['-L', o.rateLimit])],
+    });
   }
   stages.push(...segment('receive', recvSide, recvSide.length - 1, o.receiver));
   return { stages, counterStage, degraded, sendWrap, receiveWrap };

@@ -11,13 +11,7 @@ export interface PlanOptions {
   readonly targetParentExists: boolean;
 }
 
-export function planDataset(
-  pair: DatasetPair,
-  source: Dataset | undefined,
-  target: Dataset | undefined,
-  policy: Policy,
-  opts: PlanOptions,
-): DatasetPlan {
+export function planDataset(pair: DatasetPair, source: Dataset | undefined, target: Dataset | undefined, policy: Policy, opts: PlanOptions): DatasetPlan {
   const src = byTxg(source?.snapshots ?? []);
   if (source === undefined || src.length === 0) return conflict(pair, 'source-no-snapshots', noSnapshots(pair, source));
   const oldest = src[0]!;
@@ -90,12 +84,7 @@ export function planDataset(
   return { ...pair, action: 'send', base, steps, rollbackTo, createParent: undefined };
 }
 
-export function planJob(
-  specs: readonly DatasetSpec[],
-  sourceInv: Inventory,
-  targetInv: Inventory,
-  policy: Policy,
-): DatasetPlan[] {
+export function planJob(specs: readonly DatasetSpec[], sourceInv: Inventory, targetInv: Inventory, policy: Policy): DatasetPlan[] {
   // Target datasets that will exist once earlier plans in this job have run.
   const created = new Set<string>();
   const plans: DatasetPlan[] = [];

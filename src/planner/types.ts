@@ -27,12 +27,7 @@ export type Step =
   /** Finish an interrupted `zfs receive -s` (OpenZFS): `zfs send -t <token>`; what follows is planned afterwards. */
   | { readonly kind: 'resume'; readonly token: string };
 
-export type ConflictKind =
-  | 'source-no-snapshots'
-  | 'no-common-snapshot'
-  | 'target-diverged'
-  | 'target-ahead'
-  | 'partial-receive';
+export type ConflictKind = 'source-no-snapshots' | 'no-common-snapshot' | 'target-diverged' | 'target-ahead' | 'partial-receive';
 
 export interface Conflict {
   readonly kind: ConflictKind;

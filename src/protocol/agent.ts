@@ -112,11 +112,25 @@ const str: Check = (v) => typeof v === 'string';
 const bool: Check = (v) => typeof v === 'boolean';
 const int: Check = (v) => Number.isSafeInteger(v);
 const num: Check = (v) => typeof v === 'number' && Number.isFinite(v);
-const orNull = (c: Check): Check => (v) => v === null || c(v);
-const optional = (c: Check): Check => (v) => v === undefined || c(v);
-const arrayOf = (c: Check): Check => (v) => Array.isArray(v) && v.length <= 10_000 && v.every(c);
-const objectWith = (fields: Record<string, Check>): Check => (v) =>
-  typeof v === 'object' && v !== null && !Array.isArray(v) && Object.entries(fields).every(([k, c]) => c(Object.hasOwn(v, k) ? (v as Record<string, unknown>)[k] : undefined));
+const orNull =
+  (c: Check): Check =>
+  (v) =>
+    v === null || c(v);
+const optional =
+  (c: Check): Check =>
+  (v) =>
+    v === undefined || c(v);
+const arrayOf =
+  (c: Check): Check =>
+  (v) =>
+    Array.isArray(v) && v.length <= 10_000 && v.every(c);
+const objectWith =
+  (fields: Record<string, Check>): Check =>
+  (v) =>
+    typeof v === 'object' &&
+    v !== null &&
+    !Array.isArray(v) &&
+    Object.entries(fields).every(([k, c]) => c(Object.hasOwn(v, k) ? (v as Record<string, unknown>)[k] : undefined));
 const ratio: Check = (v) => num(v) && (v as number) >= 0 && (v as number) <= 1;
 
 /** Only the fields the controller reads are checked; the agent may send more. */

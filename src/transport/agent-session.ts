@@ -8,7 +8,18 @@ import type { CommandResult, RunOptions, Runner } from './runner.js';
 import { parseSessionFrame } from '../protocol/agent.js';
 
 /** The agent verbs that may go through a session (agent/session.ts refuses the others). */
-export const SESSION_VERBS: ReadonlySet<string> = new Set(['version', 'capabilities', 'list', 'abort-receive', 'status', 'prepare', 'hold', 'release', 'shutdown', 'prune']);
+export const SESSION_VERBS: ReadonlySet<string> = new Set([
+  'version',
+  'capabilities',
+  'list',
+  'abort-receive',
+  'status',
+  'prepare',
+  'hold',
+  'release',
+  'shutdown',
+  'prune',
+]);
 
 /** The agent's answer for a session it does not know (exit 2 before any answer): an older agent. */
 const REFUSED = 2;
@@ -22,7 +33,6 @@ interface Pending {
   readonly reject: (e: unknown) => void;
   timer?: NodeJS.Timeout;
 }
-
 
 export interface SessionCapable extends Runner {
   connect?(): Promise<void>;

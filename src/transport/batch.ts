@@ -57,9 +57,13 @@ export async function runBatch(runner: Runner, commands: readonly BatchCommand[]
   const results = parseBatch(r.stdout, commands, token);
   const missing = commands.filter((c) => !results.has(c.name));
   if (missing.length > 0) {
-    throw new HozoError('ZFS_UNKNOWN', `${runner.name}: a batch of commands stopped before ${missing.map((c) => c.name).join(', ')} (exit ${r.exitCode ?? 'signal'}): ${r.stderr.trim().split('\n')[0] ?? ''}`, {
-      hint: 'a command hung or the connection dropped; retry, and check the host',
-    });
+    throw new HozoError(
+      'ZFS_UNKNOWN',
+      `${runner.name}: a batch of commands stopped before ${missing.map((c) => c.name).join(', ')} (exit ${r.exitCode ?? 'signal'}): ${r.stderr.trim().split('\n')[0] ?? ''}`,
+      {
+        hint: 'a command hung or the connection dropped; retry, and check the host',
+      },
+    );
   }
   return results;
 }

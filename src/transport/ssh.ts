@@ -24,15 +24,24 @@ export interface SshTarget {
 /** Options shared by the master and every client; host key checking is always strict. */
 export function baseSshOptions(host: HostConfig, connectTimeout = 10, ciphers = PREFERRED_CIPHERS): string[] {
   const o = [
-    '-o', 'BatchMode=yes',
-    '-o', 'StrictHostKeyChecking=yes',
-    '-o', `ConnectTimeout=${connectTimeout}`,
-    '-o', 'ServerAliveInterval=15',
-    '-o', 'ServerAliveCountMax=4',
-    '-o', 'Compression=no',
-    '-o', 'LogLevel=ERROR',
-    '-p', String(host.port),
-    '-l', host.user,
+    '-o',
+    'BatchMode=yes',
+    '-o',
+    'StrictHostKeyChecking=yes',
+    '-o',
+    `ConnectTimeout=${connectTimeout}`,
+    '-o',
+    'ServerAliveInterval=15',
+    '-o',
+    'ServerAliveCountMax=4',
+    '-o',
+    'Compression=no',
+    '-o',
+    'LogLevel=ERROR',
+    '-p',
+    String(host.port),
+    '-l',
+    host.user,
   ];
   if (host.knownHostsFile !== undefined) o.push('-o', `UserKnownHostsFile=${host.knownHostsFile}`, '-o', 'GlobalKnownHostsFile=/dev/null');
   if (host.sshKeyFile !== undefined) o.push('-i', host.sshKeyFile, '-o', 'IdentitiesOnly=yes');
@@ -52,15 +61,22 @@ export function viaArgv(host: HostConfig, target: string): string[] {
   const known = v.knownHostsFile ?? host.knownHostsFile;
   return [
     'ssh',
-    '-o', 'BatchMode=yes',
-    '-o', 'StrictHostKeyChecking=yes',
-    '-o', 'LogLevel=ERROR',
-    '-o', 'ConnectTimeout=10',
+    '-o',
+    'BatchMode=yes',
+    '-o',
+    'StrictHostKeyChecking=yes',
+    '-o',
+    'LogLevel=ERROR',
+    '-o',
+    'ConnectTimeout=10',
     ...(known !== undefined ? ['-o', `UserKnownHostsFile=${known}`, '-o', 'GlobalKnownHostsFile=/dev/null'] : []),
     ...(v.sshKeyFile !== undefined ? ['-i', v.sshKeyFile, '-o', 'IdentitiesOnly=yes'] : []),
-    '-p', String(v.port),
-    '-l', v.user,
-    '-W', target,
+    '-p',
+    String(v.port),
+    '-l',
+    v.user,
+    '-W',
+    target,
     v.address,
   ];
 }
@@ -87,7 +103,11 @@ export function classifySshFailure(hostName: string, stderr: string): HozoError 
       hint: 'check sshKeyFile and the authorized_keys entry on the box',
     });
   }
-  if (/Connection refused|No route to host|timed out|Could not resolve|Network is unreachable|Connection closed by|Connection reset|kex_exchange_identification/i.test(s)) {
+  if (
+    /Connection refused|No route to host|timed out|Could not resolve|Network is unreachable|Connection closed by|Connection reset|kex_exchange_identification/i.test(
+      s,
+    )
+  ) {
     return new HozoError('HOST_UNREACHABLE', `${at} is unreachable: ${firstLine(s)}`, {
       hint: 'is the box awake and its sshd running? check address/port',
     });
@@ -96,7 +116,12 @@ export function classifySshFailure(hostName: string, stderr: string): HozoError 
 }
 
 function firstLine(s: string): string {
-  return s.trim().split('\n').filter((l) => l.trim() !== '')[0] ?? '(no message)';
+  return (
+    s
+      .trim()
+      .split('\n')
+      .filter((l) => l.trim() !== '')[0] ?? '(no message)'
+  );
 }
 
 export class SshRunner implements Runner {
@@ -141,19 +166,25 @@ export class SshRunner implements Runner {
   private async openMaster(): Promise<void> {
     const argv = [
       ...baseSshOptions(this.host, this.connectTimeout, this.ciphers),
-      '-o', 'ControlMaster=yes',
-      '-o', `ControlPath=${this.controlPath}`,
+      '-o',
+      'ControlMaster=yes',
+      '-o',
+      `ControlPath=${this.controlPath}`,
       // A crashed controller must not leave the master (and the box) up for long.
-      '-o', 'ControlPersist=120',
-      '-f', '-N',
+      '-o',
+      'ControlPersist=120',
+      '-f',
+      '-N',
       this.host.address,
     ];
     const r = await exec('ssh', argv, { timeoutMs: (this.connectTimeout + 20) * 1000 });
     if (r.exitCode !== 0) {
-      throw classifySshFailure(this.name, String(r.stderr)) ??
+      throw (
+        classifySshFailure(this.name, String(r.stderr)) ??
         new HozoError('HOST_UNREACHABLE', `host "${this.name}": ssh failed (exit ${r.exitCode ?? 'signal'}): ${firstLine(String(r.stderr))}`, {
           hint: 'check address, port, user and keys',
-        });
+        })
+      );
     }
     this.masterUp = true;
   }

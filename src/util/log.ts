@@ -30,7 +30,10 @@ export interface LoggerOptions {
 export function createLogger(opts: LoggerOptions = {}): Logger {
   // A FIFO or device as logFile would block every line (or write to a terminal): refused before anything is done.
   const logProblem = opts.logFile !== undefined ? logFileProblem(opts.logFile) : undefined;
-  if (logProblem !== undefined) throw new HozoError('CONFIG_INVALID', `logFile: ${logProblem}`, { hint: 'point logFile at a regular file (or a new path in a writable directory); nothing was run' });
+  if (logProblem !== undefined)
+    throw new HozoError('CONFIG_INVALID', `logFile: ${logProblem}`, {
+      hint: 'point logFile at a regular file (or a new path in a writable directory); nothing was run',
+    });
   const stream = opts.stream ?? process.stderr;
   const journal = opts.journal ?? process.env['JOURNAL_STREAM'] !== undefined;
   const tty = !journal && stream.isTTY === true;

@@ -53,7 +53,9 @@ function existingAncestor(p: string): { real: string; missing: string[]; exists:
   }
   const real = realpathSync(cur);
   if (VIRTUAL.test(real)) {
-    throw new VirtualPathError(`${real === cur ? shownPath(cur) : `${shownPath(cur)} resolves to ${shownPath(real)}, which is`} in /proc, /sys or /dev (nothing hozo writes may go there)`);
+    throw new VirtualPathError(
+      `${real === cur ? shownPath(cur) : `${shownPath(cur)} resolves to ${shownPath(real)}, which is`} in /proc, /sys or /dev (nothing hozo writes may go there)`,
+    );
   }
   return { real, missing, exists: missing.length === 0 };
 }

@@ -78,7 +78,13 @@ function hintFor(stage: ReadyStage, c: ReadyContext): string {
 const TCP_POLL_CAP_MS = 500;
 const POLL_CAP_MS = 2000;
 
-export async function waitReady(host: string, probes: ReadyProbes, timeoutSeconds: number, clock: Clock = realClock, context: ReadyContext = { wake: 'wol' }): Promise<ReadyResult> {
+export async function waitReady(
+  host: string,
+  probes: ReadyProbes,
+  timeoutSeconds: number,
+  clock: Clock = realClock,
+  context: ReadyContext = { wake: 'wol' },
+): Promise<ReadyResult> {
   const start = clock.now();
   const deadline = start + timeoutSeconds * 1000;
   const stages: Partial<Record<ReadyStage, number>> = {};
@@ -129,9 +135,13 @@ export async function waitReady(host: string, probes: ReadyProbes, timeoutSecond
     await clock.sleep(Math.min(delay, cap, deadline - now));
     delay = Math.min(delay * 2, cap);
   }
-  throw new HozoError('HOST_UNREACHABLE', `host "${host}" did not become ready within ${timeoutSeconds}s: ${why(stage, context)}${lastDetail ? ` (last: ${lastDetail.split('\n')[0]})` : ''}`, {
-    hint: hintFor(stage, context),
-  });
+  throw new HozoError(
+    'HOST_UNREACHABLE',
+    `host "${host}" did not become ready within ${timeoutSeconds}s: ${why(stage, context)}${lastDetail ? ` (last: ${lastDetail.split('\n')[0]})` : ''}`,
+    {
+      hint: hintFor(stage, context),
+    },
+  );
 }
 
 /** One TCP connect attempt to host:port. */

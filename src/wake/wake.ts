@@ -9,14 +9,14 @@ import { shownName, shownPath } from '../config/shown.js';
 import { findHost } from '../config/lookup.js';
 import { SshRunner } from '../transport/ssh.js';
 
-
 /** A malformed MAC is a usage error. */
 export function checkMac(mac: string): void {
   if (!MAC.test(mac)) {
     throw new HozoError('USAGE', `malformed MAC address ${shownName(mac)}`, { hint: 'expected six hex pairs like 52:54:00:7a:0b:01' });
   }
   const problem = macProblem(mac);
-  if (problem !== undefined) throw new HozoError('USAGE', `refusing to wake ${shownName(mac)}: ${problem}`, { hint: "set wake.mac to the MAC of the box's NIC" });
+  if (problem !== undefined)
+    throw new HozoError('USAGE', `refusing to wake ${shownName(mac)}: ${problem}`, { hint: "set wake.mac to the MAC of the box's NIC" });
 }
 
 /** wake_on_lan, loaded only when a box is woken (one module less in every run's start-up). */
@@ -35,7 +35,9 @@ export async function sendMagicPacket(mac: string, address: string, port: number
   // not go through the schema): the limited broadcast leaves through whatever interface the route picks.
   const problem = wakeAddressProblem(address);
   if (problem !== undefined) {
-    throw new HozoError('USAGE', `refusing to send a magic packet to ${shownPath(address)}: ${problem}`, { hint: 'set wake.address to the box LAN\'s broadcast address, e.g. 192.168.1.255' });
+    throw new HozoError('USAGE', `refusing to send a magic packet to ${shownPath(address)}: ${problem}`, {
+      hint: "set wake.address to the box LAN's broadcast address, e.g. 192.168.1.255",
+    });
   }
   const wol = await wakeOnLan();
   return new Promise((resolve, reject) => {
@@ -87,7 +89,10 @@ export async function wakeHost(config: Config, _hostName: string, host: HostConf
       const [cmd, ...args] = w.command!;
       const r = await exec(cmd!, args, { timeoutMs: 60_000 });
       if (r.exitCode !== 0) {
-        throw new HozoError('HOST_UNREACHABLE', `wake command "${w.command!.join(' ')}" failed (exit ${r.exitCode ?? r.signal}): ${r.spawnError?.message ?? r.stderr.trim()}`);
+        throw new HozoError(
+          'HOST_UNREACHABLE',
+          `wake command "${w.command!.join(' ')}" failed (exit ${r.exitCode ?? r.signal}): ${r.spawnError?.message ?? r.stderr.trim()}`,
+        );
       }
       return { method: 'command', detail: `ran "${w.command!.join(' ')}"` };
     }
@@ -96,7 +101,10 @@ export async function wakeHost(config: Config, _hostName: string, host: HostConf
 
 /** `text` with `url` and every other http(s) URL in it reduced to what redact() shows. */
 export function scrubUrls(text: string, url: string): string {
-  return text.split(url).join(redact(url)).replace(/\bhttps?:\/\/[^\s"'<>]+/g, (m) => redact(m));
+  return text
+    .split(url)
+    .join(redact(url))
+    .replace(/\bhttps?:\/\/[^\s"'<>]+/g, (m) => redact(m));
 }
 
 /** URLs may carry tokens (Home Assistant webhooks): never log the query or the path's secrets. */

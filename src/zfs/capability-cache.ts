@@ -53,7 +53,10 @@ export interface CachedProbe {
 
 export class CapabilityCache {
   /** undefined: remember nothing (no state directory). */
-  constructor(private readonly dir: string | undefined, private readonly now: () => number = Date.now) {}
+  constructor(
+    private readonly dir: string | undefined,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   private path(name: string): string | undefined {
     return this.dir === undefined ? undefined : join(this.dir, 'capabilities', `${safeFileStem(name)}.json`);

@@ -150,7 +150,7 @@ const RULES: readonly Rule[] = [
   {
     code: 'PIPELINE_FAILED',
     re: /invalid backup stream|failed to read from stream|checksum mismatch|incomplete stream|Broken pipe|cannot send .*: signal received/i,
-    hint: 'the stream was cut short: the sending side, the transport or the receiving side stopped; the other stage\'s error says why',
+    hint: "the stream was cut short: the sending side, the transport or the receiving side stopped; the other stage's error says why",
   },
 ];
 
@@ -164,7 +164,9 @@ function beforeUsage(stderr: string): string {
 
 /** One-line text for the message: line breaks in zfs output split sentences. */
 function summarize(stderr: string): string {
-  const text = beforeUsage(stderr).trim().replace(/\s*\n\s*/g, ' ');
+  const text = beforeUsage(stderr)
+    .trim()
+    .replace(/\s*\n\s*/g, ' ');
   return text.length > 600 ? `${text.slice(0, 600)}…` : text;
 }
 

@@ -58,7 +58,9 @@ export async function hello(runner: Runner, cache: CapabilityCache, opts: HelloO
     const list = results.get(LIST);
     const caps = storedCaps;
     const inventory =
-      list === undefined ? undefined : settle(() => inventoryFromResult(list, roots, { action: `list ${roots.join(', ')}`, host: runner.name, argv: listInventoryArgv(roots, caps) }));
+      list === undefined
+        ? undefined
+        : settle(() => inventoryFromResult(list, roots, { action: `list ${roots.join(', ')}`, host: runner.name, argv: listInventoryArgv(roots, caps) }));
     return { caps: storedCaps, source: 'cache', ...(inventory ? { inventory } : {}), extra };
   }
   let probeOutput: string;

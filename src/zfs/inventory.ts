@@ -61,7 +61,18 @@ function compareSnapshots(a: Snapshot, b: Snapshot): number {
  */
 export function parseInventory(stdout: string): Inventory {
   const records = readTriples(stdout);
-  const datasets = new Map<string, { type: 'filesystem' | 'volume'; snapshots: Snapshot[]; bookmarks: Bookmark[]; resumeToken?: string; encryption?: string; encryptionRoot?: string; keyStatus?: string }>();
+  const datasets = new Map<
+    string,
+    {
+      type: 'filesystem' | 'volume';
+      snapshots: Snapshot[];
+      bookmarks: Bookmark[];
+      resumeToken?: string;
+      encryption?: string;
+      encryptionRoot?: string;
+      keyStatus?: string;
+    }
+  >();
   const snapshots: { dataset: string; snap: Snapshot }[] = [];
   const bookmarks: { dataset: string; mark: Bookmark }[] = [];
   for (const [name, rec] of records) {
@@ -148,12 +159,7 @@ const MISSING_ROOT = /^cannot open '([^']+)': (?:dataset does not exist|no such 
  * Everything under `roots` on one host, in one command. A root that does not exist is simply absent (zfs reports
  * it on stderr and exits non-zero while still listing the others); any other complaint is a classified error.
  */
-export async function listInventory(
-  runner: Runner,
-  roots: readonly string[],
-  caps: Capabilities,
-  opts: RunOptions = {},
-): Promise<Inventory> {
+export async function listInventory(runner: Runner, roots: readonly string[], caps: Capabilities, opts: RunOptions = {}): Promise<Inventory> {
   if (roots.length === 0) return new Map();
   const argv = listInventoryArgv(roots, caps);
   return inventoryFromResult(await runner.run(argv, opts), roots, { action: `list ${roots.join(', ')}`, host: runner.name, argv });

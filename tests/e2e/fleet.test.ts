@@ -51,7 +51,9 @@ describe.skipIf(missing.length > 0)('a fleet of 10 controllers against one sleep
       }),
     );
     writeAgentBootHook(lab.box, join(dir, 'leases'));
-    lab.box.setAuthorizedKeys(names.map((c, i) => `command="${process.execPath} ${AGENT_MAIN} serve --controller ${c} --config ${configPath}",restrict ${keys[i]}`));
+    lab.box.setAuthorizedKeys(
+      names.map((c, i) => `command="${process.execPath} ${AGENT_MAIN} serve --controller ${c} --config ${configPath}",restrict ${keys[i]}`),
+    );
   });
   afterAll(async () => {
     await lab?.destroy();
@@ -60,11 +62,15 @@ describe.skipIf(missing.length > 0)('a fleet of 10 controllers against one sleep
   it('10 runs started together: all succeed, one power-off after the last release, each saw only its own root', async () => {
     expect(await lab.box.sshPortOpen(300)).toBe(false);
     const runs = names.map((c) => {
-      const cfg = writeConfig(lab.dir, {
-        stateDirectory: join(lab.dir, `state-${c}`),
-        hosts: { box: { ...lab.box.hostConfig(), sshKeyFile: join(lab.dir, `key-${c}`), readyTimeout: 60, shutdown: 'agent' } },
-        jobs: [{ name: c, host: 'box', retries: 1, retryDelay: 2, datasets: [{ source: `${lab.source.name}/${c}`, target: `${rootOf(c)}/d` }] }],
-      }, `${c}.yaml`);
+      const cfg = writeConfig(
+        lab.dir,
+        {
+          stateDirectory: join(lab.dir, `state-${c}`),
+          hosts: { box: { ...lab.box.hostConfig(), sshKeyFile: join(lab.dir, `key-${c}`), readyTimeout: 60, shutdown: 'agent' } },
+          jobs: [{ name: c, host: 'box', retries: 1, retryDelay: 2, datasets: [{ source: `${lab.source.name}/${c}`, target: `${rootOf(c)}/d` }] }],
+        },
+        `${c}.yaml`,
+      );
       return startHozo(cfg, ['run', c, '--json']);
     });
     const results = await Promise.all(runs);
@@ -79,7 +85,12 @@ describe.skipIf(missing.length > 0)('a fleet of 10 controllers against one sleep
     expect(readFileSync(poweroffs, 'utf8').trim().split('\n')).toHaveLength(1);
     expect(await lab.box.sshPortOpen(300)).toBe(false);
     const log = readFileSync(join(lab.box.dir, 'agent', 'agent.log'), 'utf8');
-    const lastRelease = Math.max(...log.split('\n').filter((l) => /"release \S+" → exit 0/.test(l)).map((l) => Date.parse(l.slice(0, 24))));
+    const lastRelease = Math.max(
+      ...log
+        .split('\n')
+        .filter((l) => /"release \S+" → exit 0/.test(l))
+        .map((l) => Date.parse(l.slice(0, 24))),
+    );
     const poweroffAt = Number(readFileSync(poweroffs, 'utf8').trim()) * 1000;
     expect(poweroffAt).toBeGreaterThanOrEqual(lastRelease);
     expect(reports.filter((r) => r.hosts[0].shutdown === 'done' && !/already powering off/.test(r.hosts[0].shutdownDetail ?? ''))).toHaveLength(1);

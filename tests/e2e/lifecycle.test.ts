@@ -32,12 +32,16 @@ describe.skipIf(missing.length > 0)('wake → ready → replicate → verify →
     return name;
   }
   function config(name: string, patch: { host?: Record<string, unknown>; jobs?: Record<string, unknown>[] } = {}): string {
-    return writeConfig(lab.dir, {
-      stateDirectory: join(lab.dir, `state-${name}`),
-      metrics: { textfileDirectory: metricsDir },
-      hosts: { offsite: { ...lab.box.hostConfig(), readyTimeout: 30, shutdown: 'agent', ...patch.host } },
-      jobs: patch.jobs ?? [{ name, host: 'offsite', retries: 0, datasets: [{ source: `${src}/home`, target: `${root()}/home` }] }],
-    }, `${name}.yaml`);
+    return writeConfig(
+      lab.dir,
+      {
+        stateDirectory: join(lab.dir, `state-${name}`),
+        metrics: { textfileDirectory: metricsDir },
+        hosts: { offsite: { ...lab.box.hostConfig(), readyTimeout: 30, shutdown: 'agent', ...patch.host } },
+        jobs: patch.jobs ?? [{ name, host: 'offsite', retries: 0, datasets: [{ source: `${src}/home`, target: `${root()}/home` }] }],
+      },
+      `${name}.yaml`,
+    );
   }
   const asleep = async () => !(await lab.box.sshPortOpen(300));
   async function waitAsleep(): Promise<boolean> {
@@ -96,7 +100,8 @@ describe.skipIf(missing.length > 0)('wake → ready → replicate → verify →
     expect(await waitAsleep()).toBe(true);
     expect(metric('nightly', 'hozo_job_last_run_success')).toBe(1);
     expect(metric('nightly', 'hozo_host_wake_seconds')).toBeCloseTo(json.hosts[0].wakeSeconds, 2);
-    if (promtool) expect((await execa('promtool', ['check', 'metrics'], { input: readFileSync(join(metricsDir, 'hozo_nightly.prom')), reject: false })).exitCode).toBe(0);
+    if (promtool)
+      expect((await execa('promtool', ['check', 'metrics'], { input: readFileSync(join(metricsDir, 'hozo_nightly.prom')), reject: false })).exitCode).toBe(0);
   });
 
   it('wakes it again for an incremental run (the box re-imports its exported pool)', async () => {
@@ -165,7 +170,11 @@ describe.skipIf(missing.length > 0)('wake → ready → replicate → verify →
     await lab.box.startSshd();
     try {
       const before = await lab.box.zfs(['list', '-H', '-t', 'snapshot', '-o', 'name', '-r', root()]);
-      for (const cmd of [['zfs', 'destroy', '-r', `${root()}/home`], ['sh', '-c', 'id'], ['receive', '-u', 'otherpool/x']]) {
+      for (const cmd of [
+        ['zfs', 'destroy', '-r', `${root()}/home`],
+        ['sh', '-c', 'id'],
+        ['receive', '-u', 'otherpool/x'],
+      ]) {
         const r = await lab.box.ssh(cmd);
         expect(r.exitCode).toBe(2);
         expect(r.stderr).toContain('refused');
@@ -192,7 +201,8 @@ describe.skipIf(missing.length > 0)('wake → ready → replicate → verify →
       const st = await hozo(cfg, 'status', 'offsite');
       expect(st.exitCode).toBe(1);
       expect(st.stdout).toMatch(/job nightly \(offsite\): last run .* unreachable/);
-      if (promtool) expect((await execa('promtool', ['check', 'metrics'], { input: readFileSync(join(metricsDir, 'hozo_nightly.prom')), reject: false })).exitCode).toBe(0);
+      if (promtool)
+        expect((await execa('promtool', ['check', 'metrics'], { input: readFileSync(join(metricsDir, 'hozo_nightly.prom')), reject: false })).exitCode).toBe(0);
     } finally {
       await lab.box.startWakeListener({ startSshd: true, bootDelayMs: 800 });
     }
@@ -201,7 +211,9 @@ describe.skipIf(missing.length > 0)('wake → ready → replicate → verify →
   it('SIGTERM during a transfer: the stream stops, the run is recorded as interrupted, lock and lease released, the box back to sleep, exit 143', async () => {
     expect(await asleep()).toBe(true);
     await snapshot('archive');
-    const cfg = config('stopme', { jobs: [{ name: 'stopme', host: 'offsite', retries: 2, retryDelay: 30, datasets: [{ source: `${src}/archive`, target: `${root()}/archive` }] }] });
+    const cfg = config('stopme', {
+      jobs: [{ name: 'stopme', host: 'offsite', retries: 2, retryDelay: 30, datasets: [{ source: `${src}/archive`, target: `${root()}/archive` }] }],
+    });
     // The link to the box at 40 Mbit/s: the 192 MiB stream lasts about 40 s, time enough to interrupt it.
     await execa('tc', ['qdisc', 'replace', 'dev', lab.box.hostIf, 'root', 'tbf', 'rate', '40mbit', 'burst', '64kb', 'latency', '400ms']);
     try {
@@ -264,7 +276,9 @@ describe.skipIf(missing.length > 0)('wake → ready → replicate → verify →
     // code while the box sleeps, released through the agent once b holds its lease) makes the order certain: without
     // it, a fast a could finish and power the box off before b's lease arrives.
     const a = config('ctl-a', { jobs: [{ name: 'ctl-a', host: 'offsite', retries: 0, datasets: [{ source: `${src}/media`, target: `${root()}/a/media` }] }] });
-    const b = config('ctl-b', { jobs: [{ name: 'ctl-b', host: 'offsite', retries: 0, datasets: [{ source: `${src}/archive`, target: `${root()}/b/archive` }] }] });
+    const b = config('ctl-b', {
+      jobs: [{ name: 'ctl-b', host: 'offsite', retries: 0, datasets: [{ source: `${src}/archive`, target: `${root()}/b/archive` }] }],
+    });
     const leases = join(lab.box.dir, 'agent', 'leases');
     const names = () => (existsSync(leases) ? readdirSync(leases).filter((f) => f.endsWith('.lease')) : []);
     const held = () => names().length;
@@ -340,7 +354,12 @@ describe.skipIf(missing.length > 0)('wake → ready → replicate → verify →
     try {
       const magic = `const s=require('dgram').createSocket('udp4');const m=Buffer.concat([Buffer.alloc(6,255),...Array(16).fill(Buffer.from('${lab.box.mac.replace(/:/g, '')}','hex'))]);s.bind(()=>{s.setBroadcast(true);let n=0;const go=()=>s.send(m,9,'${lab.box.broadcast}',()=>{if(++n<3)go();else s.close()});go()})`;
       const cfg = config('plain', {
-        host: { shutdown: 'ssh', agent: false, shutdownCommand: [...lab.box.sleepCommand], wake: { method: 'command', command: [process.execPath, '-e', magic] } },
+        host: {
+          shutdown: 'ssh',
+          agent: false,
+          shutdownCommand: [...lab.box.sleepCommand],
+          wake: { method: 'command', command: [process.execPath, '-e', magic] },
+        },
         jobs: [{ name: 'plain', host: 'offsite', retries: 0, datasets: [{ source: `${src}/home`, target: `${root()}/plain/home` }] }],
       });
       const events = lab.box.wakeEvents().length;
@@ -363,14 +382,23 @@ describe.skipIf(missing.length > 0)('wake → ready → replicate → verify →
     const relay = await createLab({ id: 'e2erelay' });
     const request = join(relay.dir, 'wake-request');
     try {
-      const cfg = writeConfig(lab.dir, {
-        stateDirectory: join(lab.dir, 'state-relay'),
-        hosts: {
-          offsite: { ...lab.box.hostConfig(), readyTimeout: 30, shutdown: 'agent', wake: { method: 'ssh-relay', relayHost: 'relay', command: ['touch', request] } },
-          relay: { ...relay.box.hostConfig(), wake: undefined },
+      const cfg = writeConfig(
+        lab.dir,
+        {
+          stateDirectory: join(lab.dir, 'state-relay'),
+          hosts: {
+            offsite: {
+              ...lab.box.hostConfig(),
+              readyTimeout: 30,
+              shutdown: 'agent',
+              wake: { method: 'ssh-relay', relayHost: 'relay', command: ['touch', request] },
+            },
+            relay: { ...relay.box.hostConfig(), wake: undefined },
+          },
+          jobs: [{ name: 'relayed', host: 'offsite', retries: 0, datasets: [{ source: `${src}/home`, target: `${root()}/relayed/home` }] }],
         },
-        jobs: [{ name: 'relayed', host: 'offsite', retries: 0, datasets: [{ source: `${src}/home`, target: `${root()}/relayed/home` }] }],
-      }, 'relayed.yaml');
+        'relayed.yaml',
+      );
       const run = startHozo(cfg, ['run', 'relayed', '--json']);
       let woke = false;
       for (let i = 0; i < 200 && !woke; i++) {

@@ -40,14 +40,33 @@ describe.skipIf(missing.length > 0)('wake window: part of a job per wake, the ba
   });
 
   const cfg = () =>
-    writeConfig(lab.dir, {
-      stateDirectory: join(lab.dir, 'state'),
-      metrics: { textfileDirectory: metricsDir },
-      // 4 MiB/s: each 12 MiB dataset takes ~3 s; the window leaves time for about two of the four.
-      hosts: { offsite: { ...lab.box.hostConfig(), readyTimeout: 30, shutdown: 'agent', bandwidthLimit: '4M' } },
-      jobs: [{ name: 'win', host: 'offsite', retries: 0, window: { maxAwake: MAX_AWAKE }, datasets: names.map((n) => ({ source: `${src}/${n}`, target: `${root()}/${n}` })) }],
-    }, 'win.yaml');
-  const metric = (name: string) => Number(readFileSync(join(metricsDir, 'hozo_win.prom'), 'utf8').split('\n').find((l) => l.startsWith(name + '{'))?.split(' ').pop());
+    writeConfig(
+      lab.dir,
+      {
+        stateDirectory: join(lab.dir, 'state'),
+        metrics: { textfileDirectory: metricsDir },
+        // 4 MiB/s: each 12 MiB dataset takes ~3 s; the window leaves time for about two of the four.
+        hosts: { offsite: { ...lab.box.hostConfig(), readyTimeout: 30, shutdown: 'agent', bandwidthLimit: '4M' } },
+        jobs: [
+          {
+            name: 'win',
+            host: 'offsite',
+            retries: 0,
+            window: { maxAwake: MAX_AWAKE },
+            datasets: names.map((n) => ({ source: `${src}/${n}`, target: `${root()}/${n}` })),
+          },
+        ],
+      },
+      'win.yaml',
+    );
+  const metric = (name: string) =>
+    Number(
+      readFileSync(join(metricsDir, 'hozo_win.prom'), 'utf8')
+        .split('\n')
+        .find((l) => l.startsWith(name + '{'))
+        ?.split(' ')
+        .pop(),
+    );
   async function waitAsleep(): Promise<boolean> {
     for (let i = 0; i < 60; i++) {
       if (!(await lab.box.sshPortOpen(300))) return true;

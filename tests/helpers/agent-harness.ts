@@ -143,7 +143,12 @@ afterEach(() => {
   dirs = [];
 });
 
-export function harness(reply: (cmd: string) => Reply = box(), config: Partial<AgentConfigInput> = {}, streamCode = 0, onStream?: (h: Harness) => unknown): Harness {
+export function harness(
+  reply: (cmd: string) => Reply = box(),
+  config: Partial<AgentConfigInput> = {},
+  streamCode = 0,
+  onStream?: (h: Harness) => unknown,
+): Harness {
   const dir = mkdtempSync(join(tmpdir(), 'hozo-agent-unit-'));
   dirs.push(dir);
   let now = 1_800_000_000;

@@ -8,7 +8,10 @@ export async function zfsFuseUnusable(needs: readonly string[] = []): Promise<st
   if (process.getuid?.() !== 0) return 'not root (the zfs-fuse daemon serves root only)';
   for (const f of needs) if (!existsSync(f)) return `${f} is missing: run \`npm run build\` first`;
   const r = await execa('zpool', ['list', '-H', '-o', 'name'], { reject: false }).catch((e: unknown) => ({ exitCode: -1, stderr: String(e), stdout: '' }));
-  if (r.exitCode !== 0) return `zfs-fuse is not usable: ${String(r.stderr || r.stdout).trim().replace(/\n/g, ' ')}; start it with zfs-fuse --no-daemon >/tmp/zfs-fuse.log 2>&1 &`;
+  if (r.exitCode !== 0)
+    return `zfs-fuse is not usable: ${String(r.stderr || r.stdout)
+      .trim()
+      .replace(/\n/g, ' ')}; start it with zfs-fuse --no-daemon >/tmp/zfs-fuse.log 2>&1 &`;
   return undefined;
 }
 

@@ -22,7 +22,10 @@ async function whyUnusable(): Promise<string | undefined> {
   if (process.getuid?.() !== 0) return 'not root (the zfs-fuse daemon serves root only)';
   if (!existsSync(MAIN)) return `${MAIN} is missing: run \`npm run build\` first`;
   const r = await execa('zpool', ['list', '-H', '-o', 'name'], { reject: false }).catch((e: unknown) => ({ exitCode: -1, stderr: String(e), stdout: '' }));
-  if (r.exitCode !== 0) return `zfs-fuse is not usable: ${String(r.stderr || r.stdout).trim().replace(/\n/g, ' ')}; start it with zfs-fuse --no-daemon >/tmp/zfs-fuse.log 2>&1 &`;
+  if (r.exitCode !== 0)
+    return `zfs-fuse is not usable: ${String(r.stderr || r.stdout)
+      .trim()
+      .replace(/\n/g, ' ')}; start it with zfs-fuse --no-daemon >/tmp/zfs-fuse.log 2>&1 &`;
   return undefined;
 }
 
@@ -202,7 +205,7 @@ describe.skipIf(skip !== undefined)('hozo-agent on real zfs-fuse (built binary, 
     expect(await zfsOk('list', `${BOX}/other/stolen`)).toBe(false);
   });
 
-  it('a receive that zfs rejects passes zfs\'s exit code and stderr through', async () => {
+  it("a receive that zfs rejects passes zfs's exit code and stderr through", async () => {
     // A full stream into an existing target without -F.
     const r = await sendInto([`${SRC}/data@s1`], `receive ${ROOT_DS}/host-a/data`);
     expect(r.code).not.toBe(0);
@@ -245,11 +248,11 @@ describe.skipIf(skip !== undefined)('hozo-agent on real zfs-fuse (built binary, 
   });
 
   it('send for restores: full and incremental, into a real zfs receive, guids kept', async () => {
-    const full = await execa(process.execPath, [MAIN, 'serve', '--config', join(DIR, 'agent.json')], { env: envFor(`send ${ROOT_DS}/host-a/data@s1`), extendEnv: false, reject: false }).pipe(
-      'zfs',
-      ['receive', '-u', `${SRC}/restored`],
-      { reject: false },
-    );
+    const full = await execa(process.execPath, [MAIN, 'serve', '--config', join(DIR, 'agent.json')], {
+      env: envFor(`send ${ROOT_DS}/host-a/data@s1`),
+      extendEnv: false,
+      reject: false,
+    }).pipe('zfs', ['receive', '-u', `${SRC}/restored`], { reject: false });
     expect(full.exitCode).toBe(0);
     const inc = await execa(process.execPath, [MAIN, 'serve', '--config', join(DIR, 'agent.json')], {
       env: envFor(`send -i @s1 ${ROOT_DS}/host-a/data@s2`),
@@ -264,7 +267,10 @@ describe.skipIf(skip !== undefined)('hozo-agent on real zfs-fuse (built binary, 
     const cfg = join(DIR, 'agent.json');
     const sh = (script: string, cmd: string) =>
       execa('sh', ['-c', script], { env: { ...envFor(cmd), MAIN, CFG: cfg, NODE: process.execPath }, extendEnv: false, reject: false });
-    const r = await sh(`zfs send ${SRC}/data@s2 | zstd -q -c | mbuffer -q -m 4M | "$NODE" "$MAIN" serve --config "$CFG"`, `receive --zstd --mbuffer ${ROOT_DS}/zst`);
+    const r = await sh(
+      `zfs send ${SRC}/data@s2 | zstd -q -c | mbuffer -q -m 4M | "$NODE" "$MAIN" serve --config "$CFG"`,
+      `receive --zstd --mbuffer ${ROOT_DS}/zst`,
+    );
     expect(r.stderr).toBe('');
     expect(r.exitCode).toBe(0);
     expect(await guid(`${ROOT_DS}/zst@s2`)).toBe(await guid(`${SRC}/data@s2`));
@@ -285,7 +291,15 @@ describe.skipIf(skip !== undefined)('hozo-agent on real zfs-fuse (built binary, 
     expect(s).toMatchObject({ protocol: 1, receiveRunning: false, shutdownPending: false, leases: [{ id: 'st' }] });
     expect(s.uptimeSeconds).toBeGreaterThan(0);
     expect(s.pools).toEqual([
-      expect.objectContaining({ name: BOX, imported: true, health: 'ONLINE', healthy: true, errors: 0, scrubRunning: false, disks: [{ name: join(DIR, `${BOX}.img`), power: null }] }),
+      expect.objectContaining({
+        name: BOX,
+        imported: true,
+        health: 'ONLINE',
+        healthy: true,
+        errors: 0,
+        scrubRunning: false,
+        disks: [{ name: join(DIR, `${BOX}.img`), power: null }],
+      }),
     ]);
     expect(s.pools[0].capacityRatio).toBeGreaterThanOrEqual(0);
     await execa('zpool', ['scrub', BOX]); // zfs-fuse's scrub completes before `zpool scrub` returns
@@ -327,7 +341,9 @@ describe.skipIf(skip !== undefined)('hozo-agent on real zfs-fuse (built binary, 
       stdin: 'pipe',
     });
     try {
-      await waitFor('the receive marker', () => existsSync(join(DIR, 'state', 'receives')) && readdirSync(join(DIR, 'state', 'receives')).length > 0, { timeoutMs: 10_000 });
+      await waitFor('the receive marker', () => existsSync(join(DIR, 'state', 'receives')) && readdirSync(join(DIR, 'state', 'receives')).length > 0, {
+        timeoutMs: 10_000,
+      });
       const r = await agent('shutdown');
       expect(r.code).toBe(3);
       expect(JSON.parse(r.stdout)).toEqual({ shutdown: false, reasons: [expect.stringMatching(new RegExp(`a receive into ${ROOT_DS}/pending is running`))] });
@@ -372,7 +388,11 @@ describe.skipIf(skip !== undefined)('hozo-agent on real zfs-fuse (built binary, 
   it('prepare imports the exported pool again (bounded wait), then reports ready', async () => {
     const r = await agent('prepare');
     expect(r.code).toBe(0);
-    expect(JSON.parse(r.stdout)).toMatchObject({ ready: true, pools: [{ name: BOX, imported: true, health: 'ONLINE', importedNow: true }], roots: [{ name: ROOT_DS, exists: true }] });
+    expect(JSON.parse(r.stdout)).toMatchObject({
+      ready: true,
+      pools: [{ name: BOX, imported: true, health: 'ONLINE', importedNow: true }],
+      roots: [{ name: ROOT_DS, exists: true }],
+    });
     const again = await agent('prepare');
     expect(JSON.parse(again.stdout)).toMatchObject({ ready: true, pools: [{ importedNow: false }] });
     const missing = await agent('prepare', writeConfig('missing.json', { pools: [`${BOX}x`], prepareTimeoutSeconds: 1 }));
@@ -443,7 +463,8 @@ describe.skipIf(skip !== undefined || labMissing.length > 0)('hozo-agent as the 
     await lab?.destroy();
   });
 
-  const ssh = (cmd: string | undefined) => execa('ssh', [...lab.box.sshArgs(), lab.box.boxIp, ...(cmd !== undefined ? [cmd] : [])], { reject: false, stdin: 'ignore', timeout: 60_000 });
+  const ssh = (cmd: string | undefined) =>
+    execa('ssh', [...lab.box.sshArgs(), lab.box.boxIp, ...(cmd !== undefined ? [cmd] : [])], { reject: false, stdin: 'ignore', timeout: 60_000 });
 
   it('the key can only speak the protocol: a shell command, zfs, and an interactive login are refused', async () => {
     const before = await lab.box.zfs(['get', '-H', '-p', '-r', '-o', 'name,property,value', 'type,guid', boxPool]);
@@ -469,7 +490,9 @@ describe.skipIf(skip !== undefined || labMissing.length > 0)('hozo-agent as the 
     expect(l.exitCode).toBe(0);
     expect(parseInventory(String(l.stdout)).get(`${root}/data`)!.snapshots[0]!.guid).toBe(srcGuid);
     // Outside the root: refused before anything reaches zfs.
-    const out = await execa('zfs', ['send', `${lab.source.name}/data@s1`]).pipe('ssh', [...b.sshArgs(), b.boxIp, `receive ${boxPool}/stolen`], { reject: false });
+    const out = await execa('zfs', ['send', `${lab.source.name}/data@s1`]).pipe('ssh', [...b.sshArgs(), b.boxIp, `receive ${boxPool}/stolen`], {
+      reject: false,
+    });
     expect(out.exitCode).toBe(2);
     expect((await b.exec(['zfs', 'list', `${boxPool}/stolen`])).exitCode).not.toBe(0);
   });

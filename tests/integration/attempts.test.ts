@@ -15,7 +15,7 @@ const config = writeConfig(dir, {
 });
 
 describe('hozo run --attempts', () => {
-  it('runs an unreachable job again after the delay, up to N runs, and exits with the last run\'s code (3)', async () => {
+  it("runs an unreachable job again after the delay, up to N runs, and exits with the last run's code (3)", async () => {
     const t0 = Date.now();
     const r = await hozo(config, 'run', 'j', '--attempts', '3', '--attempt-delay', '1s');
     const took = (Date.now() - t0) / 1000;
@@ -41,7 +41,14 @@ describe('hozo run --attempts', () => {
   });
 
   it('refuses bad values (exit 2) and does not retry a dry run', async () => {
-    for (const args of [['--attempts', '0'], ['--attempts', '101'], ['--attempts', 'x'], ['--attempt-delay', 'soon'], ['--attempt-delay', '2d'], ['--attempts', '2', '--dry-run']]) {
+    for (const args of [
+      ['--attempts', '0'],
+      ['--attempts', '101'],
+      ['--attempts', 'x'],
+      ['--attempt-delay', 'soon'],
+      ['--attempt-delay', '2d'],
+      ['--attempts', '2', '--dry-run'],
+    ]) {
       const r = await hozo(config, 'run', 'j', ...args);
       expect(r.exitCode, `${args.join(' ')}: ${r.stderr}`).toBe(2);
       expect(r.stderr).not.toMatch(/internal error|\n\s+at /);

@@ -34,10 +34,26 @@ interface Row {
 }
 
 const rows: Row[] = [
-  { what: 'a FIFO with no writer', make: () => { const p = join(dir, 'fifo.yaml'); if (!existsSync(p)) execFileSync('mkfifo', [p]); return p; }, says: /FIFO/ },
+  {
+    what: 'a FIFO with no writer',
+    make: () => {
+      const p = join(dir, 'fifo.yaml');
+      if (!existsSync(p)) execFileSync('mkfifo', [p]);
+      return p;
+    },
+    says: /FIFO/,
+  },
   { what: '/dev/zero', make: () => '/dev/zero', says: /character device/ },
   { what: 'a directory', make: () => dir, says: /directory/ },
-  { what: 'a symlink loop', make: () => { const p = join(dir, 'loop.yaml'); if (!existsSync(p)) symlinkSync(p, p); return p; }, says: /symbolic links/ },
+  {
+    what: 'a symlink loop',
+    make: () => {
+      const p = join(dir, 'loop.yaml');
+      if (!existsSync(p)) symlinkSync(p, p);
+      return p;
+    },
+    says: /symbolic links/,
+  },
   { what: 'a missing file', make: () => join(dir, 'nope.yaml'), says: /no such file/ },
   { what: 'a file over the size limit', file: 'big.yaml', text: `# ${'x'.repeat(5 * 1024 * 1024)}\n`, says: /bytes; at most/ },
   { what: 'UTF-16', file: 'u16.json', text: Buffer.from('\ufeff{"jobs": []}', 'utf16le'), says: /UTF-16/ },
@@ -49,28 +65,71 @@ const rows: Row[] = [
   { what: 'a __proto__ host', file: 'proto.json', text: '{"hosts": {"__proto__": {"address": "x"}}}', says: /__proto__/ },
   { what: 'a job on host toString', text: yaml(job().replace('host: local', 'host: toString')), says: /unknown host "toString"/ },
   { what: 'a job on host constructor', text: yaml(job().replace('host: local', 'host: constructor')), says: /unknown host "constructor"/ },
-  { what: 'a relay host hasOwnProperty', text: yaml('hosts:\n  b: {address: 10.0.0.2, wake: {method: ssh-relay, relayHost: hasOwnProperty, mac: "52:54:00:00:00:01", address: 10.0.0.255}}\n'), says: /relayHost: expected another entry under hosts, got "hasOwnProperty"/ },
+  {
+    what: 'a relay host hasOwnProperty',
+    text: yaml('hosts:\n  b: {address: 10.0.0.2, wake: {method: ssh-relay, relayHost: hasOwnProperty, mac: "52:54:00:00:00:01", address: 10.0.0.255}}\n'),
+    says: /relayHost: expected another entry under hosts, got "hasOwnProperty"/,
+  },
   { what: 'a host named local', text: yaml('hosts:\n  local: {address: 10.0.0.2}\n'), says: /"local" means this machine/ },
-  { what: 'wake to the limited broadcast', text: yaml(`hosts:\n  b: {address: 10.0.0.2, wake: {mac: "52:54:00:00:00:01", address: ${LIMITED_BROADCAST}}}\n`), says: /limited broadcast/ },
+  {
+    what: 'wake to the limited broadcast',
+    text: yaml(`hosts:\n  b: {address: 10.0.0.2, wake: {mac: "52:54:00:00:00:01", address: ${LIMITED_BROADCAST}}}\n`),
+    says: /limited broadcast/,
+  },
   { what: 'wake to 0.0.0.0', text: yaml('hosts:\n  b: {address: 10.0.0.2, wake: {mac: "52:54:00:00:00:01", address: 0.0.0.0}}\n'), says: /0\.0\.0\.0/ },
   { what: 'address 999.1.1.1', text: yaml('hosts:\n  b: {address: 999.1.1.1}\n'), says: /hosts\.b\.address: "999\.1\.1\.1" is not an IPv4 address/ },
   { what: 'address 10.0.0', text: yaml('hosts:\n  b: {address: 10.0.0}\n'), says: /not an IPv4 address/ },
-  { what: 'a 300-character host name', text: yaml(`hosts:\n  b: {address: ${'a'.repeat(60)}.${'b'.repeat(60)}.${'c'.repeat(60)}.${'d'.repeat(60)}.${'e'.repeat(60)}}\n`), says: /at most 253/ },
+  {
+    what: 'a 300-character host name',
+    text: yaml(`hosts:\n  b: {address: ${'a'.repeat(60)}.${'b'.repeat(60)}.${'c'.repeat(60)}.${'d'.repeat(60)}.${'e'.repeat(60)}}\n`),
+    says: /at most 253/,
+  },
   { what: 'a 64+ character DNS label', text: yaml(`hosts:\n  b: {address: ${'a'.repeat(70)}.lan}\n`), says: /at most 63/ },
   { what: 'a duration of 1e308', text: yaml('hosts:\n  b: {address: 10.0.0.2, readyTimeout: 1e308}\n'), says: /readyTimeout of .* seconds is longer/ },
-  { what: 'a duration of 99999999999999d', text: yaml('hosts:\n  b: {address: 10.0.0.2, leaseTtl: 99999999999999d}\n'), says: /leaseTtl of .* seconds is longer/ },
+  {
+    what: 'a duration of 99999999999999d',
+    text: yaml('hosts:\n  b: {address: 10.0.0.2, leaseTtl: 99999999999999d}\n'),
+    says: /leaseTtl of .* seconds is longer/,
+  },
   { what: 'a job name too long for a unit', text: yaml(job().replace('name: j', `name: ${'j'.repeat(300)}`)), says: /at most 64 characters/ },
   { what: 'a schedule that is a shell command', text: yaml(job('\n    schedule: "$(reboot)"')), says: /systemd calendar expression/ },
-  { what: 'an exclude equal to the source', text: yaml('jobs:\n  - name: j\n    host: local\n    datasets: [{source: p/a, target: q/a, recursive: true, exclude: [p/a]}]\n'), says: /is the source itself/ },
-  { what: 'a target inside another recursive target', text: yaml('jobs:\n  - name: j\n    host: local\n    datasets: [{source: p/a, target: q/a, recursive: true}]\n  - name: k\n    host: local\n    datasets: [{source: p/b, target: q/a/b}]\n'), says: /inside the recursive target "q\/a"/ },
+  {
+    what: 'an exclude equal to the source',
+    text: yaml('jobs:\n  - name: j\n    host: local\n    datasets: [{source: p/a, target: q/a, recursive: true, exclude: [p/a]}]\n'),
+    says: /is the source itself/,
+  },
+  {
+    what: 'a target inside another recursive target',
+    text: yaml(
+      'jobs:\n  - name: j\n    host: local\n    datasets: [{source: p/a, target: q/a, recursive: true}]\n  - name: k\n    host: local\n    datasets: [{source: p/b, target: q/a/b}]\n',
+    ),
+    says: /inside the recursive target "q\/a"/,
+  },
   { what: 'a 10 MB path', text: `stateDirectory: /${'x'.repeat(10_000)}\n`, says: /at most 4096/ },
   { what: 'a state directory under /proc', text: 'stateDirectory: /proc/1/hozo\n' + job(), says: /must not be under \/proc/ },
-  { what: 'a newline in a host name', file: 'nl.json', text: JSON.stringify({ stateDirectory: '/tmp/x', hosts: { 'a\nb': { address: 'x' } } }), says: /hosts\["a\\nb"\]: "a\\nb" is not a valid name/ },
-  { what: 'a wrong type', text: yaml('hosts:\n  b: {address: 10.0.0.2, port: "twenty-two"}\n'), says: /hosts\.b\.port: expected a number, got string "twenty-two"/ },
-  { what: 'a missing field', text: yaml('jobs:\n  - name: j\n    datasets: [{source: p/a, target: q/a}]\n'), says: /jobs\[0\]\.host: missing \(expected a string\)/ },
+  {
+    what: 'a newline in a host name',
+    file: 'nl.json',
+    text: JSON.stringify({ stateDirectory: '/tmp/x', hosts: { 'a\nb': { address: 'x' } } }),
+    says: /hosts\["a\\nb"\]: "a\\nb" is not a valid name/,
+  },
+  {
+    what: 'a wrong type',
+    text: yaml('hosts:\n  b: {address: 10.0.0.2, port: "twenty-two"}\n'),
+    says: /hosts\.b\.port: expected a number, got string "twenty-two"/,
+  },
+  {
+    what: 'a missing field',
+    text: yaml('jobs:\n  - name: j\n    datasets: [{source: p/a, target: q/a}]\n'),
+    says: /jobs\[0\]\.host: missing \(expected a string\)/,
+  },
   { what: 'YAML syntax', text: 'hosts: {a: [}\n', says: /cannot parse YAML/ },
   // Issue 12 red-team classes (each a class: the example is one of many inputs it covers).
-  ...['//proc/1/hozo', '/./proc/1/hozo', '///sys/x'].map((sd) => ({ what: `stateDirectory ${sd}`, text: `stateDirectory: ${sd}\n${job()}`, says: /stateDirectory: must not be under \/proc, \/sys or \/dev/ })),
+  ...['//proc/1/hozo', '/./proc/1/hozo', '///sys/x'].map((sd) => ({
+    what: `stateDirectory ${sd}`,
+    text: `stateDirectory: ${sd}\n${job()}`,
+    says: /stateDirectory: must not be under \/proc, \/sys or \/dev/,
+  })),
   { what: 'stateDirectory /tmp/../proc/1/hozo', text: `stateDirectory: /tmp/../proc/1/hozo\n${job()}`, says: /stateDirectory: a "\.\." component is refused/ },
   { what: 'metrics under //dev', text: yaml(`metrics: {textfileDirectory: //dev/shm/x}\n${job()}`), says: /metrics\.textfileDirectory: must not be under/ },
   { what: 'logFile /./proc/…', text: yaml(`logFile: /./proc/self/x\n${job()}`), says: /logFile: must not be under/ },
@@ -78,33 +137,115 @@ const rows: Row[] = [
   { what: 'address "[::1" (unbalanced)', text: yaml('hosts:\n  b: {address: "[::1"}\n'), says: /hosts\.b\.address: .*unbalanced bracket/ },
   { what: 'a port in the address', text: yaml('hosts:\n  b: {address: "1.2.3.4:22"}\n'), says: /hosts\.b\.address: .*put the port in `port`/ },
   { what: 'a hex address 0x7f.1', text: yaml('hosts:\n  b: {address: 0x7f.1}\n'), says: /hosts\.b\.address: "0x7f\.1" is neither/ },
-  { what: 'a multicast wake address', text: yaml('hosts:\n  b: {address: 10.0.0.2, wake: {mac: "52:54:00:00:00:01", address: "ff02::1"}}\n'), says: /hosts\.b\.wake\.address: .*multicast/ },
-  { what: 'the broadcast MAC', text: yaml('hosts:\n  b: {address: 10.0.0.2, wake: {mac: "ff:ff:ff:ff:ff:ff", address: 10.0.0.255}}\n'), says: /hosts\.b\.wake\.mac: .*broadcast MAC/ },
+  {
+    what: 'a multicast wake address',
+    text: yaml('hosts:\n  b: {address: 10.0.0.2, wake: {mac: "52:54:00:00:00:01", address: "ff02::1"}}\n'),
+    says: /hosts\.b\.wake\.address: .*multicast/,
+  },
+  {
+    what: 'the broadcast MAC',
+    text: yaml('hosts:\n  b: {address: 10.0.0.2, wake: {mac: "ff:ff:ff:ff:ff:ff", address: 10.0.0.255}}\n'),
+    says: /hosts\.b\.wake\.mac: .*broadcast MAC/,
+  },
   { what: 'a port of 1e400', text: yaml('hosts:\n  b: {address: 10.0.0.2, port: 1e400}\n'), says: /hosts\.b\.port: expected a finite number, got Infinity/ },
-  { what: '.inf and .nan durations', text: yaml('hosts:\n  b: {address: 10.0.0.2, readyTimeout: .inf, scrubWarnAfter: .nan}\n'), says: /hosts\.b\.readyTimeout: expected a finite number, got Infinity\n\s+hosts\.b\.scrubWarnAfter: expected a finite number, got NaN/ },
-  { what: 'a port of 1e29: one message', text: yaml('hosts:\n  b: {address: 10.0.0.2, port: 123456789012345678901234567890}\n'), says: /error: \S+ is invalid:\n {2}hosts\.b\.port: expected a number of at most 65535 \(got [^\n]+\)\nhint/ },
+  {
+    what: '.inf and .nan durations',
+    text: yaml('hosts:\n  b: {address: 10.0.0.2, readyTimeout: .inf, scrubWarnAfter: .nan}\n'),
+    says: /hosts\.b\.readyTimeout: expected a finite number, got Infinity\n\s+hosts\.b\.scrubWarnAfter: expected a finite number, got NaN/,
+  },
+  {
+    what: 'a port of 1e29: one message',
+    text: yaml('hosts:\n  b: {address: 10.0.0.2, port: 123456789012345678901234567890}\n'),
+    says: /error: \S+ is invalid:\n {2}hosts\.b\.port: expected a number of at most 65535 \(got [^\n]+\)\nhint/,
+  },
   { what: 'two YAML documents', text: yaml('---\njobs: []\n'), says: /line 2, column 1: expected one YAML document, found several/ },
-  { what: 'a YAML alias bomb', text: yaml(['a: &a [x,x,x,x,x,x,x,x,x,x]', ...'bcdefg'.split('').map((l, i) => `${l}: &${l} [${Array(10).fill(`*${'abcdefg'[i]}`).join(',')}]`)].join('\n') + '\n'), says: /line \d+, column \d+: too many alias references \(\*/ },
-  { what: 'a YAML merge key', text: yaml('base: &b {port: 22}\nhosts:\n  x:\n    <<: *b\n'), says: /YAML merge keys \(<<\) are not supported; write the fields out/ },
+  {
+    what: 'a YAML alias bomb',
+    text: yaml(
+      ['a: &a [x,x,x,x,x,x,x,x,x,x]', ...'bcdefg'.split('').map((l, i) => `${l}: &${l} [${Array(10).fill(`*${'abcdefg'[i]}`).join(',')}]`)].join('\n') + '\n',
+    ),
+    says: /line \d+, column \d+: too many alias references \(\*/,
+  },
+  {
+    what: 'a YAML merge key',
+    text: yaml('base: &b {port: 22}\nhosts:\n  x:\n    <<: *b\n'),
+    says: /YAML merge keys \(<<\) are not supported; write the fields out/,
+  },
   { what: 'a duplicate YAML key', text: yaml('hosts:\n  a: {address: x}\n  a: {address: y}\n'), says: /line 4, column 3: key "hosts\.a" appears twice/ },
   { what: 'hosts: []', text: yaml('hosts: []\n'), says: /hosts: expected a mapping of names to entries \(name: \{…\}\), got a list/ },
   { what: 'a notify entry without type', text: yaml('notify:\n  - {url: "https://ntfy.sh/x"}\n'), says: /notify\[0\]\.type: missing \(expected one of "ntfy"/ },
   { what: 'to: [5, "x"]', text: yaml('notify:\n  - {type: email, to: [5, "x"]}\n'), says: /notify\[0\]\.to\[0\]: expected a string, got number 5/ },
-  { what: 'JSON syntax: a line and column', file: 'comma.json', text: '{"jobs": [],}', says: /cannot parse JSON: line 1, column 13: expected double-quoted property name/ },
-  { what: 'a notify timeout of 1e308', text: yaml('notify:\n  - {type: webhook, url: "http://127.0.0.1:1/h", timeout: 1e308}\n'), says: /notify\[0\]\.timeout: expected a timeout of 1 ms to 10 minutes/ },
-  { what: 'a leaseTtl of 0.4 s', text: yaml('hosts:\n  b: {address: 10.0.0.2, shutdown: agent, leaseTtl: 0.4}\n'), says: /hosts\.b\.leaseTtl: leaseTtl of 0\.4 seconds is shorter than 60 s/ },
-  { what: 'readyTimeout 0', text: yaml('hosts:\n  b: {address: 10.0.0.2, readyTimeout: 0}\n'), says: /hosts\.b\.readyTimeout: readyTimeout of 0 seconds is shorter than 1 s/ },
-  { what: 'a NUL in an argv', file: 'nul.json', text: JSON.stringify({ stateDirectory: STATE(), hosts: { b: { address: '10.0.0.2', wake: { method: 'command', command: ['a\u0000b'] } } } }), says: /hosts\.b\.wake\.command\[0\]: contains a NUL byte/ },
-  { what: 'a URL with spaces and control characters', text: yaml('notify:\n  - {type: ntfy, url: " http://x/\\u0007\\u001b[31m "}\n'), says: /notify\[0\]\.url: a URL with leading or trailing spaces is refused/ },
-  { what: 'wake method none with a MAC', text: yaml('hosts:\n  b: {address: 10.0.0.2, wake: {method: none, mac: "52:54:00:00:00:01"}}\n'), says: /hosts\.b\.wake\.mac: method "none" takes no mac/ },
+  {
+    what: 'JSON syntax: a line and column',
+    file: 'comma.json',
+    text: '{"jobs": [],}',
+    says: /cannot parse JSON: line 1, column 13: expected double-quoted property name/,
+  },
+  {
+    what: 'a notify timeout of 1e308',
+    text: yaml('notify:\n  - {type: webhook, url: "http://127.0.0.1:1/h", timeout: 1e308}\n'),
+    says: /notify\[0\]\.timeout: expected a timeout of 1 ms to 10 minutes/,
+  },
+  {
+    what: 'a leaseTtl of 0.4 s',
+    text: yaml('hosts:\n  b: {address: 10.0.0.2, shutdown: agent, leaseTtl: 0.4}\n'),
+    says: /hosts\.b\.leaseTtl: leaseTtl of 0\.4 seconds is shorter than 60 s/,
+  },
+  {
+    what: 'readyTimeout 0',
+    text: yaml('hosts:\n  b: {address: 10.0.0.2, readyTimeout: 0}\n'),
+    says: /hosts\.b\.readyTimeout: readyTimeout of 0 seconds is shorter than 1 s/,
+  },
+  {
+    what: 'a NUL in an argv',
+    file: 'nul.json',
+    text: JSON.stringify({ stateDirectory: STATE(), hosts: { b: { address: '10.0.0.2', wake: { method: 'command', command: ['a\u0000b'] } } } }),
+    says: /hosts\.b\.wake\.command\[0\]: contains a NUL byte/,
+  },
+  {
+    what: 'a URL with spaces and control characters',
+    text: yaml('notify:\n  - {type: ntfy, url: " http://x/\\u0007\\u001b[31m "}\n'),
+    says: /notify\[0\]\.url: a URL with leading or trailing spaces is refused/,
+  },
+  {
+    what: 'wake method none with a MAC',
+    text: yaml('hosts:\n  b: {address: 10.0.0.2, wake: {method: none, mac: "52:54:00:00:00:01"}}\n'),
+    says: /hosts\.b\.wake\.mac: method "none" takes no mac/,
+  },
   { what: 'a job name ending in "."', text: yaml(job().replace('name: j', 'name: "a."')), says: /jobs\[0\]\.name: a job name must not end with "\."/ },
   { what: 'a 97 GiB buffer', text: yaml(job('\n    bufferSize: 99999M')), says: /jobs\[0\]\.bufferSize: at most 16G/ },
-  { what: 'a 5000-character user', text: yaml(`hosts:\n  b: {address: 10.0.0.2, user: ${'u'.repeat(5000)}}\n`), says: /hosts\.b\.user: a user name is at most 32 characters/ },
-  { what: 'ssh option HostKeyAlias', text: yaml('hosts:\n  b: {address: 10.0.0.2, sshOptions: ["HostKeyAlias=other"]}\n'), says: /ssh option "HostKeyAlias" is not allowed/ },
-  { what: 'control characters and a bidi override in a host name', file: 'bidi.json', text: JSON.stringify({ stateDirectory: STATE(), hosts: { b: { address: '127.0.0.1' } }, jobs: [{ name: 'j', host: 'b\u202e\udfff\u001b[31m', datasets: [{ source: 'p/a', target: 'q/a' }] }] }), says: /jobs\[0\]\.host: unknown host "b\\u202e\\udfff\\x1b\[31m"/ },
+  {
+    what: 'a 5000-character user',
+    text: yaml(`hosts:\n  b: {address: 10.0.0.2, user: ${'u'.repeat(5000)}}\n`),
+    says: /hosts\.b\.user: a user name is at most 32 characters/,
+  },
+  {
+    what: 'ssh option HostKeyAlias',
+    text: yaml('hosts:\n  b: {address: 10.0.0.2, sshOptions: ["HostKeyAlias=other"]}\n'),
+    says: /ssh option "HostKeyAlias" is not allowed/,
+  },
+  {
+    what: 'control characters and a bidi override in a host name',
+    file: 'bidi.json',
+    text: JSON.stringify({
+      stateDirectory: STATE(),
+      hosts: { b: { address: '127.0.0.1' } },
+      jobs: [{ name: 'j', host: 'b\u202e\udfff\u001b[31m', datasets: [{ source: 'p/a', target: 'q/a' }] }],
+    }),
+    says: /jobs\[0\]\.host: unknown host "b\\u202e\\udfff\\x1b\[31m"/,
+  },
   { what: '/proc/self/status (it reports size 0): read whole', make: () => '/proc/self/status', says: /unknown fields "Name"/ },
   { what: '/proc/self/mem', make: () => '/proc/self/mem', says: /\/proc\/self\/mem: an input\/output error/ },
-  { what: '50,000 bad jobs: a bounded list', file: 'many.json', text: JSON.stringify({ stateDirectory: STATE(), jobs: Array.from({ length: 50_000 }, () => ({ name: '-', host: 'x' })) }), says: /… and 99950 more problems\nhint/, commands: [['config', 'check'], ['plan', 'j']] },
+  {
+    what: '50,000 bad jobs: a bounded list',
+    file: 'many.json',
+    text: JSON.stringify({ stateDirectory: STATE(), jobs: Array.from({ length: 50_000 }, () => ({ name: '-', host: 'x' })) }),
+    says: /… and 99950 more problems\nhint/,
+    commands: [
+      ['config', 'check'],
+      ['plan', 'j'],
+    ],
+  },
 ];
 
 /** Raw control characters (other than the newlines between lines), C1 controls, bidi overrides: never in the output. */
@@ -122,7 +263,8 @@ const asNobody = process.geteuid?.() === 0;
 
 /** The built CLI, asynchronously (a synchronous spawn would block the test worker's own messages for seconds). */
 async function hozo(args: readonly string[], user?: string, env: Record<string, string> = { HOZO_CONFIG: '' }, bin = HOZO) {
-  const argv = user === undefined ? [process.execPath, bin, ...args] : ['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups', process.execPath, bin, ...args];
+  const argv =
+    user === undefined ? [process.execPath, bin, ...args] : ['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups', process.execPath, bin, ...args];
   const t = Date.now();
   const r = await execa(argv[0]!, argv.slice(1), { reject: false, timeout: 20_000, maxBuffer: 16 * 1024 * 1024, env, stdin: 'ignore' });
   return { status: r.exitCode ?? null, signal: r.signal ?? null, stdout: String(r.stdout), stderr: String(r.stderr), seconds: (Date.now() - t) / 1000 };
@@ -189,7 +331,8 @@ describe.skipIf(skip !== undefined)('bad config input: exit 2, a clear message, 
     expect(res.stderr, said).not.toMatch(/internal error|\n\s+at [^\n]+:\d+:\d+|TypeError|RangeError/);
     expect(res.stderr + res.stdout, said).not.toMatch(RAW);
   };
-  const BOX = 'hosts:\n  box: {address: 127.0.0.1, port: 1, wake: {method: none}, readyTimeout: 1, trust: trusted}\njobs:\n  - name: j\n    host: box\n    datasets: [{source: p/a, target: q/a}]\n';
+  const BOX =
+    'hosts:\n  box: {address: 127.0.0.1, port: 1, wake: {method: none}, readyTimeout: 1, trust: trusted}\njobs:\n  - name: j\n    host: box\n    datasets: [{source: p/a, target: q/a}]\n';
   const write = (name: string, text: string) => {
     const p = join(dir, name);
     writeFileSync(p, text);
@@ -201,7 +344,12 @@ describe.skipIf(skip !== undefined)('bad config input: exit 2, a clear message, 
     const fifo = join(dir, 'log.fifo');
     if (!existsSync(fifo)) execFileSync('mkfifo', [fifo]);
     const p = write('fifolog.yaml', yaml(`logFile: ${fifo}\n${BOX}`));
-    for (const cmd of [['config', 'check'], ['plan', 'j'], ['run', 'j'], ['jobs', 'list']]) {
+    for (const cmd of [
+      ['config', 'check'],
+      ['plan', 'j'],
+      ['run', 'j'],
+      ['jobs', 'list'],
+    ]) {
       const res = await hozo(['--config', p, ...cmd]);
       const said = `${cmd.join(' ')}: exit ${res.status}\n${res.stderr}`;
       noCrash(res, said);
@@ -238,7 +386,11 @@ describe.skipIf(skip !== undefined)('bad config input: exit 2, a clear message, 
     const keys = write('keys.yaml', yaml(Array.from({ length: 100_000 }, (_, i) => `k${i}: 1\n`).join('')));
     const hosts = write('hosts.yaml', yaml('hosts:\n' + Array.from({ length: 100_000 }, (_, i) => `  h${i}: {address: 127.0.0.1}\n`).join('')));
     const some = write('keys40k.yaml', yaml(Array.from({ length: 40_000 }, (_, i) => `k${i}: 1\n`).join('')));
-    for (const [p, says] of [[keys, /more than 50000 entries/], [hosts, /more than 50000 entries/], [some, /unknown fields "k0", .* and 39990 more/]] as const) {
+    for (const [p, says] of [
+      [keys, /more than 50000 entries/],
+      [hosts, /more than 50000 entries/],
+      [some, /unknown fields "k0", .* and 39990 more/],
+    ] as const) {
       const res = await hozo(['--config', p, 'config', 'check']);
       const said = `${p}: exit ${res.status} in ${res.seconds}s\n${res.stderr.slice(0, 2000)}`;
       noCrash(res, said);
@@ -268,9 +420,21 @@ describe.skipIf(skip !== undefined)('bad config input: exit 2, a clear message, 
       { args: ['--config', p, 'status', evil], code: 2, says: /unknown host "a\\nb\\x1b\[31mRED/ },
       { args: ['--config', p, 'shutdown', 'x\x1b[2J'], code: 2, says: /unknown host "x\\x1b\[2J"/ },
       { args: ['--config', p, 'status', '--json', evil], code: 2, says: /unknown host "a\\nb/ },
-      { args: ['--config', p, 'restore', 'j', '--dataset', 'p/a', '--to', 'q/\x1b[31mx\ny'], code: 2, says: /--to: not a valid ZFS dataset name: "q\/\\x1b\[31mx\\ny"/ },
-      { args: ['--config', p, 'restore', 'j', '--dataset', 'p/a', '--snapshot', 's\x1b[31m\nx'], code: 2, says: /--snapshot: not a valid snapshot name: "s\\x1b\[31m\\nx"/ },
-      { args: ['--config', '/tmp/\x1b[31mred\nline2.yaml', 'config', 'check'], code: 2, says: /cannot read config "\/tmp\/\\x1b\[31mred\\nline2\.yaml": no such file/ },
+      {
+        args: ['--config', p, 'restore', 'j', '--dataset', 'p/a', '--to', 'q/\x1b[31mx\ny'],
+        code: 2,
+        says: /--to: not a valid ZFS dataset name: "q\/\\x1b\[31mx\\ny"/,
+      },
+      {
+        args: ['--config', p, 'restore', 'j', '--dataset', 'p/a', '--snapshot', 's\x1b[31m\nx'],
+        code: 2,
+        says: /--snapshot: not a valid snapshot name: "s\\x1b\[31m\\nx"/,
+      },
+      {
+        args: ['--config', '/tmp/\x1b[31mred\nline2.yaml', 'config', 'check'],
+        code: 2,
+        says: /cannot read config "\/tmp\/\\x1b\[31mred\\nline2\.yaml": no such file/,
+      },
       { args: ['status'], env: { HOZO_CONFIG: '/tmp/\x1b[31mx\ny' }, code: 2, says: /cannot read config "\/tmp\/\\x1b\[31mx\\ny"/ },
       { args: ['--config', p, `--\x1b[31mbogus`], code: 2, says: /unknown option '--\\x1b\[31mbogus'/ },
       { args: ['--config', p, 'plan', 'a'.repeat(100_000)], code: 2, says: /unknown job "a{200}"… \(100000 characters\)/ },
@@ -306,8 +470,21 @@ describe.skipIf(skip !== undefined)('bad config input: exit 2, a clear message, 
       expect(res.stderr.trim()).toBe(`hozo-agent: unknown command "${c}"\n(hozo-agent --help for usage)`);
     }
     for (const sd of ['/proc/1/x', '//proc/1/x', '/tmp/../proc/1/x']) {
-      const p = write('agent-proc.json', JSON.stringify({ roots: ['backup/hozo'], stateDirectory: sd, leaseDirectory: join(dir, 'agent-leases'), logFile: join(dir, 'agent.log'), poweroffCommand: ['/bin/false'], idlePoweroffMinutes: null }));
-      for (const [args, env] of [[['check-config', '--config', p], {}], [['serve', '--config', p], { SSH_ORIGINAL_COMMAND: 'bogus' }]] as const) {
+      const p = write(
+        'agent-proc.json',
+        JSON.stringify({
+          roots: ['backup/hozo'],
+          stateDirectory: sd,
+          leaseDirectory: join(dir, 'agent-leases'),
+          logFile: join(dir, 'agent.log'),
+          poweroffCommand: ['/bin/false'],
+          idlePoweroffMinutes: null,
+        }),
+      );
+      for (const [args, env] of [
+        [['check-config', '--config', p], {}],
+        [['serve', '--config', p], { SSH_ORIGINAL_COMMAND: 'bogus' }],
+      ] as const) {
         const res = await hozo([...args], undefined, { ...env }, AGENT);
         const said = `${args.join(' ')} (${sd}): exit ${res.status}\n${res.stderr}`;
         noCrash(res, said);
@@ -320,7 +497,10 @@ describe.skipIf(skip !== undefined)('bad config input: exit 2, a clear message, 
   });
 
   it('a UTF-8 BOM is accepted in JSON and YAML alike', async () => {
-    for (const [name, text] of [['bom.json', '\ufeff{"jobs": []}'], ['bom.yaml', '\ufeffjobs: []\n']] as const) {
+    for (const [name, text] of [
+      ['bom.json', '\ufeff{"jobs": []}'],
+      ['bom.yaml', '\ufeffjobs: []\n'],
+    ] as const) {
       const p = join(dir, name);
       writeFileSync(p, text);
       const r = await hozo(['--config', p, 'config', 'check']);

@@ -79,7 +79,7 @@ describe.skipIf(skip !== undefined)('per-controller sections of one box on real 
     rmSync(DIR, { recursive: true, force: true });
   });
 
-  it('the config refuses sections whose roots overlap (one controller would see another\'s backups)', async () => {
+  it("the config refuses sections whose roots overlap (one controller would see another's backups)", async () => {
     const bad = join(DIR, 'overlap.json');
     writeFileSync(bad, JSON.stringify({ controllers: { alice: { roots: [A] }, bob: { roots: [`${A}/x`] } } }));
     const r = await execa(process.execPath, [MAIN, 'check-config', '--config', bad], { reject: false });
@@ -96,7 +96,7 @@ describe.skipIf(skip !== undefined)('per-controller sections of one box on real 
     }
   });
 
-  it('bob cannot list, receive into, send from, abort, or prune alice\'s roots', async () => {
+  it("bob cannot list, receive into, send from, abort, or prune alice's roots", async () => {
     const before = await zfs('get', '-H', '-p', '-r', '-o', 'name,property,value', 'guid,userrefs', A);
     const refused: [string, Result][] = [
       [`list ${A}`, await as('bob', `list ${A}`)],
@@ -124,7 +124,7 @@ describe.skipIf(skip !== undefined)('per-controller sections of one box on real 
     expect((await as('alice', `receive -u ${A}/d`, ['-i', `${SRC}/d@s1`, `${SRC}/d@s2`])).code).toBe(0);
   });
 
-  it('leases: same ids, separate leases; bob cannot see, renew or release alice\'s; his maxLeases is his own; status shows only his', async () => {
+  it("leases: same ids, separate leases; bob cannot see, renew or release alice's; his maxLeases is his own; status shows only his", async () => {
     const ha = await as('alice', 'hold nightly 600');
     expect(ha.code).toBe(0);
     expect(JSON.parse(ha.stdout)).toMatchObject({ held: true, lease: { id: 'nightly' }, leases: ['nightly'] });
@@ -146,7 +146,7 @@ describe.skipIf(skip !== undefined)('per-controller sections of one box on real 
     for (const id of ['b1', 'b2']) await as('bob', `release ${id}`);
   });
 
-  it('appendOnly (alice): no receive -F, prune or abort-receive by her key; the box\'s own prune (its timer) still runs', async () => {
+  it("appendOnly (alice): no receive -F, prune or abort-receive by her key; the box's own prune (its timer) still runs", async () => {
     for (const [cmd, why] of [
       [`receive -u -F ${A}/d`, /append-only/],
       ['prune', /append-only .* the box prunes by its own timer/],
@@ -164,7 +164,7 @@ describe.skipIf(skip !== undefined)('per-controller sections of one box on real 
     expect(report.kept.map((k) => k.snapshot)).toContain(`${A}/d@s2`);
   });
 
-  it('the box powers off only after the last lease of either: bob\'s shutdown waits for alice\'s release, naming no lease of hers', async () => {
+  it("the box powers off only after the last lease of either: bob's shutdown waits for alice's release, naming no lease of hers", async () => {
     rmSync(MARKER, { force: true });
     const s = await as('bob', 'shutdown');
     expect(JSON.parse(s.stdout)).toMatchObject({ shutdown: false });

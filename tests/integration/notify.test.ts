@@ -122,7 +122,16 @@ function failedReport(): Report {
     seconds: 252,
     result: 'failed',
     datasets: [
-      { source: 'tank/home', target: 'backup/home', result: 'sent', snapshotsSent: ['@a'], bytes: 4096, seconds: 200, verified: true, plan: 'incremental -I @z → @a' },
+      {
+        source: 'tank/home',
+        target: 'backup/home',
+        result: 'sent',
+        snapshotsSent: ['@a'],
+        bytes: 4096,
+        seconds: 200,
+        verified: true,
+        plan: 'incremental -I @z → @a',
+      },
       { source: 'tank/db', target: 'backup/db', result: 'up-to-date', snapshotsSent: [], seconds: 1, verified: true, plan: 'up to date' },
       {
         source: 'tank/media',
@@ -152,7 +161,8 @@ const channels = (list: unknown[]): NotifyChannel[] => notifySchema.parse(list);
 
 /** RFC 2047 B-words back to text. */
 const decodeWords = (h: string) =>
-  h.replace(/=\?UTF-8\?B\?([^?]*)\?=\s*/g, (_, b64: string) => Buffer.from(b64, 'base64').toString('latin1'))
+  h
+    .replace(/=\?UTF-8\?B\?([^?]*)\?=\s*/g, (_, b64: string) => Buffer.from(b64, 'base64').toString('latin1'))
     .replace(/[\x80-\xff]+/g, (s) => Buffer.from(s, 'latin1').toString('utf8'));
 
 describe('notifications over real loopback HTTP and a fake sendmail', () => {

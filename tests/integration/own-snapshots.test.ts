@@ -16,7 +16,10 @@ const missing = labPrerequisites();
 if (missing.length > 0) console.warn(`SKIP: tests/integration/own-snapshots.test.ts needs ${missing.join(', ')}`);
 const PGBIN = '/usr/lib/postgresql/15/bin';
 const pgMissing = ['initdb', 'pg_ctl', 'postgres'].filter((b) => !existsSync(join(PGBIN, b)));
-if (pgMissing.length > 0) console.warn(`SKIP: the PostgreSQL case of tests/integration/own-snapshots.test.ts needs Debian's postgresql-15 (${pgMissing.join(', ')} missing in ${PGBIN}; scripts/setup.sh installs it)`);
+if (pgMissing.length > 0)
+  console.warn(
+    `SKIP: the PostgreSQL case of tests/integration/own-snapshots.test.ts needs Debian's postgresql-15 (${pgMissing.join(', ')} missing in ${PGBIN}; scripts/setup.sh installs it)`,
+  );
 
 describe.skipIf(missing.length > 0)('own snapshots and hooks (real zfs-fuse, OpenSSH)', () => {
   let lab: Lab;
@@ -25,19 +28,33 @@ describe.skipIf(missing.length > 0)('own snapshots and hooks (real zfs-fuse, Ope
   let pool: string;
   let hookLog: string;
   const hostSnaps = async (ds: string) =>
-    (await lab.hostZfs(['list', '-H', '-t', 'snapshot', '-o', 'name', '-s', 'createtxg', '-r', ds])).split('\n').filter((l) => l.startsWith(ds + '@')).map((l) => l.slice(ds.length + 1));
+    (await lab.hostZfs(['list', '-H', '-t', 'snapshot', '-o', 'name', '-s', 'createtxg', '-r', ds]))
+      .split('\n')
+      .filter((l) => l.startsWith(ds + '@'))
+      .map((l) => l.slice(ds.length + 1));
   const boxSnaps = async (ds: string) =>
-    (await lab.box.zfs(['list', '-H', '-t', 'snapshot', '-o', 'name', '-s', 'createtxg', '-r', ds])).split('\n').filter((l) => l.startsWith(ds + '@')).map((l) => l.slice(ds.length + 1));
+    (await lab.box.zfs(['list', '-H', '-t', 'snapshot', '-o', 'name', '-s', 'createtxg', '-r', ds]))
+      .split('\n')
+      .filter((l) => l.startsWith(ds + '@'))
+      .map((l) => l.slice(ds.length + 1));
   const guid = (z: (a: string[]) => Promise<string>, snap: string) => z(['get', '-H', '-p', '-o', 'value', 'guid', snap]);
   // A hook that appends one line to hookLog: the point and what its environment says.
-  const record = (tag: string, exit = 0): string[] => ['sh', '-c', `echo "${tag} $HOZO_HOOK job=$HOZO_JOB snap=\${HOZO_SNAPSHOT:-} ds=\${HOZO_DATASET:-} ok=\${HOZO_SNAPSHOT_OK:-} result=\${HOZO_RESULT:-}" >> ${hookLog}; exit ${exit}`];
+  const record = (tag: string, exit = 0): string[] => [
+    'sh',
+    '-c',
+    `echo "${tag} $HOZO_HOOK job=$HOZO_JOB snap=\${HOZO_SNAPSHOT:-} ds=\${HOZO_DATASET:-} ok=\${HOZO_SNAPSHOT_OK:-} result=\${HOZO_RESULT:-}" >> ${hookLog}; exit ${exit}`,
+  ];
   const hookLines = () => (existsSync(hookLog) ? readFileSync(hookLog, 'utf8').trim().split('\n').filter(Boolean) : []);
   const config = (name: string, job: Record<string, unknown>) =>
-    writeConfig(lab.dir, {
-      stateDirectory: join(lab.dir, `state-${name}`),
-      hosts: { box: { ...lab.box.hostConfig(), wake: undefined, readyTimeout: 4 } },
-      jobs: [{ name, host: 'box', retries: 0, ...job }],
-    }, `${name}.yaml`);
+    writeConfig(
+      lab.dir,
+      {
+        stateDirectory: join(lab.dir, `state-${name}`),
+        hosts: { box: { ...lab.box.hostConfig(), wake: undefined, readyTimeout: 4 } },
+        jobs: [{ name, host: 'box', retries: 0, ...job }],
+      },
+      `${name}.yaml`,
+    );
 
   beforeAll(async () => {
     lab = await createLab({ id: 'own', poolSizeMB: 768 });
@@ -75,10 +92,13 @@ describe.skipIf(missing.length > 0)('own snapshots and hooks (real zfs-fuse, Ope
   });
 
   it('a run snapshots every dataset of the job (not the excluded one) before planning, sends it, hooks run in order', async () => {
-    const cfg = config('own', twoEntries(
-      { preRun: record('job'), preSnapshot: record('job'), postSnapshot: record('job'), postRun: record('job') },
-      { preSnapshot: record('etc'), postSnapshot: record('etc'), postRun: record('etc') },
-    ));
+    const cfg = config(
+      'own',
+      twoEntries(
+        { preRun: record('job'), preSnapshot: record('job'), postSnapshot: record('job'), postRun: record('job') },
+        { preSnapshot: record('etc'), postSnapshot: record('etc'), postRun: record('etc') },
+      ),
+    );
     const r = await hozoJson(cfg, 'run', 'own');
     expect(r.exitCode, r.stderr).toBe(0);
     const name: string = r.json.ownSnapshot.name;
@@ -91,7 +111,8 @@ describe.skipIf(missing.length > 0)('own snapshots and hooks (real zfs-fuse, Ope
       [`${src}/app/db`, 'sent', name, true],
       [`${src}/etc`, 'sent', name, true],
     ]);
-    for (const ds of ['app', 'app/db', 'etc']) expect(await guid((a) => lab.box.zfs(a), `${pool}/own/${ds}@${name}`)).toBe(await guid((a) => lab.hostZfs(a), `${src}/${ds}@${name}`));
+    for (const ds of ['app', 'app/db', 'etc'])
+      expect(await guid((a) => lab.box.zfs(a), `${pool}/own/${ds}@${name}`)).toBe(await guid((a) => lab.hostZfs(a), `${src}/${ds}@${name}`));
     expect(await hostSnaps(`${src}/app/cache`)).toEqual([]);
     expect(hookLines()).toEqual([
       'job preRun job=own snap= ds= ok= result=',
@@ -138,7 +159,10 @@ describe.skipIf(missing.length > 0)('own snapshots and hooks (real zfs-fuse, Ope
     const etc = r.json.datasets.find((d: any) => d.source === `${src}/etc`);
     expect(etc).toMatchObject({ result: 'failed', error: { code: 'HOOK_FAILED' } });
     expect(etc.error.message).toContain('preSnapshot hook failed: exit 3');
-    expect(r.json.datasets.filter((d: any) => d.source !== `${src}/etc`).map((d: any) => [d.result, d.newest])).toEqual([['sent', name], ['sent', name]]);
+    expect(r.json.datasets.filter((d: any) => d.source !== `${src}/etc`).map((d: any) => [d.result, d.newest])).toEqual([
+      ['sent', name],
+      ['sent', name],
+    ]);
     const after = await hostSnaps(`${src}/etc`);
     expect(after).not.toContain(name);
     // Nothing else changed there but the prune of own snapshots beyond keep (the hold on the oldest is gone).
@@ -182,10 +206,14 @@ describe.skipIf(missing.length > 0)('own snapshots and hooks (real zfs-fuse, Ope
     let data: string;
     let sock: string;
     const pgRun = (args: string[]) => execa('runuser', ['-u', 'postgres', '--', ...args], { reject: false, timeout: 60_000 });
-    const psql = (p: number, sql: string) => execFileSync('psql', ['-X', '-qAt', '-h', sock, '-p', String(p), '-U', 'postgres', '-d', 'postgres', '-c', sql], { timeout: 30_000 }).toString().trim();
+    const psql = (p: number, sql: string) =>
+      execFileSync('psql', ['-X', '-qAt', '-h', sock, '-p', String(p), '-U', 'postgres', '-d', 'postgres', '-c', sql], { timeout: 30_000 })
+        .toString()
+        .trim();
 
     afterAll(async () => {
-      for (const d of [data, join(mnt, 'pg-restored/data')]) if (d !== undefined && existsSync(join(d, 'postmaster.pid'))) await pgRun([join(PGBIN, 'pg_ctl'), '-D', d, '-m', 'immediate', '-w', 'stop']);
+      for (const d of [data, join(mnt, 'pg-restored/data')])
+        if (d !== undefined && existsSync(join(d, 'postmaster.pid'))) await pgRun([join(PGBIN, 'pg_ctl'), '-D', d, '-m', 'immediate', '-w', 'stop']);
     });
 
     it('a CHECKPOINT preSnapshot hook while rows are committed; the restored copy starts and has every row committed before the snapshot', async () => {
@@ -196,7 +224,17 @@ describe.skipIf(missing.length > 0)('own snapshots and hooks (real zfs-fuse, Ope
       data = join(mnt, 'pg/data');
       const init = await pgRun([join(PGBIN, 'initdb'), '-D', data, '--auth=trust', '-U', 'postgres', '--no-sync']);
       expect(init.exitCode, init.stderr).toBe(0);
-      const start = await pgRun([join(PGBIN, 'pg_ctl'), '-D', data, '-o', `-p ${port} -k ${sock} -c listen_addresses=''`, '-l', join(sock, 'pg.log'), '-w', 'start']);
+      const start = await pgRun([
+        join(PGBIN, 'pg_ctl'),
+        '-D',
+        data,
+        '-o',
+        `-p ${port} -k ${sock} -c listen_addresses=''`,
+        '-l',
+        join(sock, 'pg.log'),
+        '-w',
+        'start',
+      ]);
       expect(start.exitCode, start.stderr + readFileSync(join(sock, 'pg.log'), 'utf8')).toBe(0);
       psql(port, 'CREATE TABLE t (id int PRIMARY KEY, at timestamptz DEFAULT now())');
       psql(port, 'INSERT INTO t (id) SELECT generate_series(1, 5000)');
@@ -204,17 +242,32 @@ describe.skipIf(missing.length > 0)('own snapshots and hooks (real zfs-fuse, Ope
       // A writer commits one row at a time and records each id once its COMMIT returned.
       const acked = join(lab.dir, 'acked');
       writeFileSync(acked, '');
-      const writer = spawn('sh', ['-c', `i=5001; while [ $i -le 200000 ]; do psql -X -qAt -h ${sock} -p ${port} -U postgres -c "INSERT INTO t (id) VALUES ($i)" >/dev/null || exit 1; echo $i >> ${acked}; i=$((i+1)); done`], { stdio: 'ignore' });
+      const writer = spawn(
+        'sh',
+        [
+          '-c',
+          `i=5001; while [ $i -le 200000 ]; do psql -X -qAt -h ${sock} -p ${port} -U postgres -c "INSERT INTO t (id) VALUES ($i)" >/dev/null || exit 1; echo $i >> ${acked}; i=$((i+1)); done`,
+        ],
+        { stdio: 'ignore' },
+      );
       try {
         await new Promise((r) => setTimeout(r, 1500));
         // The hook: a CHECKPOINT (what makes the snapshot's recovery short), and a note of the last acknowledged row.
         const atSnapshot = join(lab.dir, 'acked-at-snapshot');
         const cfg = config('pg', {
           snapshot: { create: true, keep: 2 },
-          datasets: [{
-            source: `${src}/pg`, target: `${pool}/own/pg`,
-            hooks: { preSnapshot: { command: ['sh', '-c', `psql -X -qAt -h ${sock} -p ${port} -U postgres -c CHECKPOINT && tail -n 1 ${acked} > ${atSnapshot}`], timeout: 60 } },
-          }],
+          datasets: [
+            {
+              source: `${src}/pg`,
+              target: `${pool}/own/pg`,
+              hooks: {
+                preSnapshot: {
+                  command: ['sh', '-c', `psql -X -qAt -h ${sock} -p ${port} -U postgres -c CHECKPOINT && tail -n 1 ${acked} > ${atSnapshot}`],
+                  timeout: 60,
+                },
+              },
+            },
+          ],
         });
         const r = await hozoJson(cfg, 'run', 'pg');
         expect(r.exitCode, r.stderr).toBe(0);
@@ -235,18 +288,32 @@ describe.skipIf(missing.length > 0)('own snapshots and hooks (real zfs-fuse, Ope
         // has ever run on this new copy.
         expect(existsSync(join(restored, 'postmaster.pid'))).toBe(true);
         rmSync(join(restored, 'postmaster.pid'));
-        const up = await pgRun([join(PGBIN, 'pg_ctl'), '-D', restored, '-o', `-p ${port + 1} -k ${sock} -c listen_addresses=''`, '-l', join(sock, 'pg2.log'), '-w', 'start']);
+        const up = await pgRun([
+          join(PGBIN, 'pg_ctl'),
+          '-D',
+          restored,
+          '-o',
+          `-p ${port + 1} -k ${sock} -c listen_addresses=''`,
+          '-l',
+          join(sock, 'pg2.log'),
+          '-w',
+          'start',
+        ]);
         expect(up.exitCode, up.stderr + readFileSync(join(sock, 'pg2.log'), 'utf8')).toBe(0);
         // It recovered (crash-consistent snapshot: the WAL replayed) and has every row committed before the hook.
         const log2 = readFileSync(join(sock, 'pg2.log'), 'utf8');
         expect(log2).toContain('automatic recovery in progress');
         expect(log2).toMatch(/redo done at/);
-        const [count, max] = psql(port + 1, 'SELECT count(*), max(id) FROM t').split('|').map(Number);
+        const [count, max] = psql(port + 1, 'SELECT count(*), max(id) FROM t')
+          .split('|')
+          .map(Number);
         expect(max).toBeGreaterThanOrEqual(before);
         // No gaps: ids 1..max, each committed row once (nothing half-written).
         expect(count).toBe(max);
         expect(psql(port + 1, 'SELECT count(*) FROM t WHERE id <= ' + before)).toBe(String(before));
-        console.log(`PostgreSQL: ${before} rows acknowledged at the preSnapshot hook; the restored copy recovered and has ${max} rows, ids 1..${max} without a gap`);
+        console.log(
+          `PostgreSQL: ${before} rows acknowledged at the preSnapshot hook; the restored copy recovered and has ${max} rows, ids 1..${max} without a gap`,
+        );
         await pgRun([join(PGBIN, 'pg_ctl'), '-D', restored, '-m', 'fast', '-w', 'stop']);
       } finally {
         writer.kill('SIGKILL');

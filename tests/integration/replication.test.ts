@@ -27,7 +27,10 @@ describe.skipIf(missing.length > 0)('replication over SSH into the lab box (real
     return name;
   }
   const boxSnaps = async (ds: string) =>
-    (await lab.box.zfs(['list', '-H', '-t', 'snapshot', '-o', 'name', '-s', 'createtxg', '-r', ds])).split('\n').filter(Boolean).filter((l) => l.startsWith(ds + '@'));
+    (await lab.box.zfs(['list', '-H', '-t', 'snapshot', '-o', 'name', '-s', 'createtxg', '-r', ds]))
+      .split('\n')
+      .filter(Boolean)
+      .filter((l) => l.startsWith(ds + '@'));
   const guid = async (z: (a: string[]) => Promise<string>, snap: string) => z(['get', '-H', '-p', '-o', 'value', 'guid', snap]);
   const hostZ = (a: string[]) => lab.hostZfs(a);
   const boxZ = (a: string[]) => lab.box.zfs(a);
@@ -124,7 +127,10 @@ describe.skipIf(missing.length > 0)('replication over SSH into the lab box (real
   it('probes the box again when its ZFS or tools changed (stored fingerprint differs), and still runs', async () => {
     const file = join(lab.dir, 'state', 'capabilities', 'box.json');
     const stored = JSON.parse(readFileSync(file, 'utf8'));
-    writeFileSync(file, JSON.stringify({ ...stored, fingerprint: stored.fingerprint.replace(/\/zfs (\d+)/, (_: string, n: string) => `/zfs ${Number(n) + 1}`) }));
+    writeFileSync(
+      file,
+      JSON.stringify({ ...stored, fingerprint: stored.fingerprint.replace(/\/zfs (\d+)/, (_: string, n: string) => `/zfs ${Number(n) + 1}`) }),
+    );
     let result: Awaited<ReturnType<typeof hozoJson>> | undefined;
     const ssh = await sshdActivity(async () => (result = await hozoJson(config, 'run', 'nightly')));
     expect(result!.exitCode).toBe(0);
@@ -187,7 +193,9 @@ describe.skipIf(missing.length > 0)('replication over SSH into the lab box (real
     const sha = (p: string) => createHash('sha256').update(readFileSync(p)).digest('hex');
     expect(sha(join(mnt, 'restored/www/blob.bin'))).toBe(sha(join(mnt, 'data/www/blob.bin')));
     expect(await guid(hostZ, `${src}/restored/www@s4`)).toBe(await guid(hostZ, `${src}/data/www@s4`));
-    expect((await lab.hostZfs(['list', '-H', '-t', 'snapshot', '-o', 'name', '-r', `${src}/restored/www`])).split('\n')).not.toContain(`${src}/restored/www@s5`);
+    expect((await lab.hostZfs(['list', '-H', '-t', 'snapshot', '-o', 'name', '-r', `${src}/restored/www`])).split('\n')).not.toContain(
+      `${src}/restored/www@s5`,
+    );
   });
 
   it('an ssh connection killed mid-stream fails the run; the next run completes and the target is consistent', async () => {
@@ -249,11 +257,17 @@ describe.skipIf(missing.length > 0)('replication over SSH into the lab box (real
     await execa('sh', ['-c', `head -c 60M /dev/urandom > ${join(mnt, 'bw/blob.bin')}`]);
     await lab.hostZfs(['snapshot', `${src}/bw@b1`]);
     // The host's 40M and the job's 10M: the smaller applies.
-    const bw = writeConfig(lab.dir, {
-      stateDirectory: join(lab.dir, 'state-bw'),
-      hosts: { box: { ...lab.box.hostConfig(), wake: undefined, readyTimeout: 4, bandwidthLimit: '40M' } },
-      jobs: [{ name: 'throttled', host: 'box', retries: 0, bandwidthLimit: '10M', datasets: [{ source: `${src}/bw`, target: `${lab.box.pool.name}/kraken/bw` }] }],
-    }, 'bw.yaml');
+    const bw = writeConfig(
+      lab.dir,
+      {
+        stateDirectory: join(lab.dir, 'state-bw'),
+        hosts: { box: { ...lab.box.hostConfig(), wake: undefined, readyTimeout: 4, bandwidthLimit: '40M' } },
+        jobs: [
+          { name: 'throttled', host: 'box', retries: 0, bandwidthLimit: '10M', datasets: [{ source: `${src}/bw`, target: `${lab.box.pool.name}/kraken/bw` }] },
+        ],
+      },
+      'bw.yaml',
+    );
     const plan = await hozo(bw, 'plan', 'throttled');
     expect(plan.exitCode, plan.stderr).toBe(0);
     expect(plan.stdout).toContain("bandwidth limit 10.0 MiB/s (the job's bandwidthLimit)");
@@ -288,11 +302,15 @@ describe.skipIf(missing.length > 0)('replication over SSH into the lab box (real
       await lab.hostZfs(['create', `${src}/deg`]);
       writeFileSync(join(mnt, 'deg/f'), 'degraded\n');
       await lab.hostZfs(['snapshot', `${src}/deg@d1`]);
-      const deg = writeConfig(lab.dir, {
-        stateDirectory: join(lab.dir, 'state-deg'),
-        hosts: { box: { ...lab.box.hostConfig(), wake: undefined, readyTimeout: 4 } },
-        jobs: [{ name: 'deg', host: 'box', retries: 0, datasets: [{ source: `${src}/deg`, target: `${pool}/d` }] }],
-      }, 'deg.yaml');
+      const deg = writeConfig(
+        lab.dir,
+        {
+          stateDirectory: join(lab.dir, 'state-deg'),
+          hosts: { box: { ...lab.box.hostConfig(), wake: undefined, readyTimeout: 4 } },
+          jobs: [{ name: 'deg', host: 'box', retries: 0, datasets: [{ source: `${src}/deg`, target: `${pool}/d` }] }],
+        },
+        'deg.yaml',
+      );
       const r = await hozoJson(deg, 'run', 'deg');
       expect(r.exitCode, r.stderr).toBe(1);
       expect(r.json.result).toBe('failed');

@@ -48,7 +48,10 @@ function agentAt(t: number, send: readonly string[], out: string[], err: string[
   });
   const ctx = createContext(config, { clock: () => t });
   const stream: StreamSpawner = async (chain) => {
-    const r = await execa('sh', ['-c', `${shellJoin(['zfs', 'send', ...send])} | ${chain.map((a) => shellJoin(a)).join(' | ')}`], { reject: false, timeout: 120_000 });
+    const r = await execa('sh', ['-c', `${shellJoin(['zfs', 'send', ...send])} | ${chain.map((a) => shellJoin(a)).join(' | ')}`], {
+      reject: false,
+      timeout: 120_000,
+    });
     err.push(String(r.stderr));
     return r.exitCode ?? 1;
   };
@@ -62,8 +65,7 @@ async function receiveAt(t: number, send: readonly string[]): Promise<void> {
   expect(code, err.join('')).toBe(0);
 }
 
-
-describe.skipIf(skip !== undefined)('box retention by receive time on real zfs-fuse (the agent\'s own code path, stepped clock)', () => {
+describe.skipIf(skip !== undefined)("box retention by receive time on real zfs-fuse (the agent's own code path, stepped clock)", () => {
   beforeAll(async () => {
     process.env['TZ'] = 'UTC';
     mkdirSync(DIR, { recursive: true });
@@ -123,7 +125,10 @@ describe.skipIf(skip !== undefined)('box retention by receive time on real zfs-f
     // day of the month five before, which is at least 121 days before day DAYS+6 (four whole months are >= 120 days),
     // so never later than day DAYS-115, whatever today's date is (day-081 on 2026-12-07, day-085 at the worst).
     expect(kept[0]! <= name(DAYS - 115), kept[0]).toBe(true);
-    const left = (await zfs('list', '-H', '-o', 'name', '-t', 'snapshot', '-r', TARGET)).split('\n').map((n) => n.slice(n.indexOf('@') + 1)).sort();
+    const left = (await zfs('list', '-H', '-o', 'name', '-t', 'snapshot', '-r', TARGET))
+      .split('\n')
+      .map((n) => n.slice(n.indexOf('@') + 1))
+      .sort();
     expect(left).toEqual(kept);
 
     // The box's clock went back a month: the next receive is stamped "older" than the ones before it, and is still

@@ -20,26 +20,41 @@ describe('hozo start-up (built CLI)', () => {
 
   it('loading the CLI, a cached config and the early connection loads no zod', async () => {
     const hook = join(dir, 'hook.mjs');
-    writeFileSync(hook, `export async function resolve(s, c, next) { const r = await next(s, c); if (/[/]zod[/]/.test(r.url)) process.stderr.write('ZOD ' + c.parentURL + '\\n'); return r; }\n`);
+    writeFileSync(
+      hook,
+      `export async function resolve(s, c, next) { const r = await next(s, c); if (/[/]zod[/]/.test(r.url)) process.stderr.write('ZOD ' + c.parentURL + '\\n'); return r; }\n`,
+    );
     const reg = join(dir, 'register.mjs');
     writeFileSync(reg, `import { register } from 'node:module';\nregister(${JSON.stringify(pathToFileURL(hook).href)});\n`);
-    const script = ['cli/program.js', 'config/controller-cache.js', 'job/early.js'].map((m) => `await import(${JSON.stringify(pathToFileURL(join(DIST, m)).href)});`).join(' ');
+    const script = ['cli/program.js', 'config/controller-cache.js', 'job/early.js']
+      .map((m) => `await import(${JSON.stringify(pathToFileURL(join(DIST, m)).href)});`)
+      .join(' ');
     const r = await execa('node', ['--import', reg, '--input-type=module', '-e', script], { reject: false });
     expect(r.exitCode).toBe(0);
     expect(r.stderr).not.toContain('ZOD');
     // The hook does see zod when the schema is loaded (the check can fail).
-    const s = await execa('node', ['--import', reg, '--input-type=module', '-e', `await import(${JSON.stringify(pathToFileURL(join(DIST, 'config/load.js')).href)});`], { reject: false });
+    const s = await execa(
+      'node',
+      ['--import', reg, '--input-type=module', '-e', `await import(${JSON.stringify(pathToFileURL(join(DIST, 'config/load.js')).href)});`],
+      { reject: false },
+    );
     expect(s.stderr).toContain('ZOD');
   });
 
-  it('a warm `hozo run` of the bundle (YAML config from the cache, the job\'s state file read) loads no zod, yaml or wake_on_lan', async () => {
+  it("a warm `hozo run` of the bundle (YAML config from the cache, the job's state file read) loads no zod, yaml or wake_on_lan", async () => {
     const hook = join(dir, 'hook-pkgs.mjs');
-    writeFileSync(hook, `export async function resolve(s, c, next) { const r = await next(s, c); const m = /[/]node_modules[/](zod|yaml|wake_on_lan)[/]/.exec(r.url); if (m) process.stderr.write('LOADED ' + m[1] + '\\n'); return r; }\n`);
+    writeFileSync(
+      hook,
+      `export async function resolve(s, c, next) { const r = await next(s, c); const m = /[/]node_modules[/](zod|yaml|wake_on_lan)[/]/.exec(r.url); if (m) process.stderr.write('LOADED ' + m[1] + '\\n'); return r; }\n`,
+    );
     const reg = join(dir, 'register-pkgs.mjs');
     writeFileSync(reg, `import { register } from 'node:module';\nregister(${JSON.stringify(pathToFileURL(hook).href)});\n`);
     const state = join(dir, 'state-run');
     const cfg = join(dir, 'run.yaml');
-    writeFileSync(cfg, `stateDirectory: ${state}\njobs:\n  - name: nightly\n    host: local\n    datasets: [{ source: hozostartup/none, target: hozostartup/copy }]\n`);
+    writeFileSync(
+      cfg,
+      `stateDirectory: ${state}\njobs:\n  - name: nightly\n    host: local\n    datasets: [{ source: hozostartup/none, target: hozostartup/copy }]\n`,
+    );
     // The first run validates (zod, yaml) and records the job's state; the second is what a timer's run looks like.
     const first = await execa('node', ['--import', reg, HOZO, '--config', cfg, 'run', 'nightly'], { reject: false });
     expect(first.stderr, 'the hook sees a package load when there is one').toContain('LOADED zod');
@@ -52,7 +67,10 @@ describe('hozo start-up (built CLI)', () => {
   it('config check validates the file itself; other commands use the validated copy for unchanged bytes', async () => {
     const state = join(dir, 'state');
     const cfg = join(dir, 'hozo.json');
-    writeFileSync(cfg, JSON.stringify({ stateDirectory: state, jobs: [{ name: 'nightly', host: 'local', datasets: [{ source: 'tank/a', target: 'backup/a' }] }] }));
+    writeFileSync(
+      cfg,
+      JSON.stringify({ stateDirectory: state, jobs: [{ name: 'nightly', host: 'local', datasets: [{ source: 'tank/a', target: 'backup/a' }] }] }),
+    );
     const list = async () => JSON.parse((await execa('node', [HOZO, '--config', cfg, 'jobs', 'list', '--json'])).stdout).jobs as { name: string }[];
     expect((await list()).map((j) => j.name)).toEqual(['nightly']);
     // Same key, other content: proves the copy is what `jobs list` reads now…

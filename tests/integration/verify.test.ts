@@ -137,7 +137,7 @@ describe.skipIf(missing.length > 0)('hozo verify (real zfs-fuse, OpenSSH)', () =
     expect(bad.stderr).toContain('add --restore-test');
   });
 
-  it('a base without the job\'s hold fails verify (exit 1) naming it', async () => {
+  it("a base without the job's hold fails verify (exit 1) naming it", async () => {
     await lab.hostZfs(['release', 'hozo:nightly', `${src}/data/docs@v1`]);
     try {
       const r = await hozoJson(config, 'verify', 'nightly');
@@ -152,11 +152,15 @@ describe.skipIf(missing.length > 0)('hozo verify (real zfs-fuse, OpenSSH)', () =
   });
 
   it('SIGTERM during a restore test: exit 143 and the scratch datasets are destroyed; after SIGKILL the next verify removes them', async () => {
-    const slow = writeConfig(lab.dir, {
-      stateDirectory: join(lab.dir, 'state'),
-      hosts: { box: { ...lab.box.hostConfig(), wake: undefined, readyTimeout: 4, bandwidthLimit: '256K' } },
-      jobs: [{ name: 'nightly', host: 'box', retries: 0, datasets: [{ source: `${src}/data/media`, target: `${pool}/v/data/media` }] }],
-    }, 'slow.yaml');
+    const slow = writeConfig(
+      lab.dir,
+      {
+        stateDirectory: join(lab.dir, 'state'),
+        hosts: { box: { ...lab.box.hostConfig(), wake: undefined, readyTimeout: 4, bandwidthLimit: '256K' } },
+        jobs: [{ name: 'nightly', host: 'box', retries: 0, datasets: [{ source: `${src}/data/media`, target: `${pool}/v/data/media` }] }],
+      },
+      'slow.yaml',
+    );
     const waitForScratch = async () => {
       for (let i = 0; i < 100 && (await scratch()).length < 2; i++) await new Promise((r) => setTimeout(r, 200));
       expect((await scratch()).length).toBeGreaterThanOrEqual(2);
@@ -172,7 +176,11 @@ describe.skipIf(missing.length > 0)('hozo verify (real zfs-fuse, OpenSSH)', () =
     const killed = startHozo(slow, ['verify', 'nightly', '--restore-test']);
     await waitForScratch();
     const tree = (pid: number): number[] => {
-      const kids = execFileSync('sh', ['-c', `pgrep -P ${pid} || true`]).toString().split('\n').filter(Boolean).map(Number);
+      const kids = execFileSync('sh', ['-c', `pgrep -P ${pid} || true`])
+        .toString()
+        .split('\n')
+        .filter(Boolean)
+        .map(Number);
       return [pid, ...kids.flatMap(tree)];
     };
     for (const pid of tree(killed.pid!)) {
@@ -206,13 +214,13 @@ describe.skipIf(missing.length > 0)('hozo verify (real zfs-fuse, OpenSSH)', () =
     }
   });
 
-  it('a backup corrupted on the box\'s disk is found by the restore test, with dataset and path (exit 1); scratch gone', async () => {
+  it("a backup corrupted on the box's disk is found by the restore test, with dataset and path (exit 1); scratch gone", async () => {
     // The marker's block in the box pool's image file: overwrite it, then export and import the pool so nothing of
     // it is served from the cache.
     const image = lab.box.pool.image;
     await lab.box.zpool(['export', pool]);
     const at = findInFile(image, marker);
-    expect(at, 'the backup\'s block is in the box pool\'s image').toBeGreaterThan(0);
+    expect(at, "the backup's block is in the box pool's image").toBeGreaterThan(0);
     const fd = openSync(image, 'r+');
     writeSync(fd, Buffer.alloc(marker.length, 0x41), 0, marker.length, at);
     closeSync(fd);

@@ -87,7 +87,7 @@ describe.skipIf(missing.length > 0)('a box behind a jump host (via), real OpenSS
     await lab.hostZfs(['snapshot', `${src}/d@v3`]);
     const r = await hozoJson(configFor({ ...inner, via: { ...jump(), knownHostsFile: empty } }, 'badjump.yaml'), 'run', 'nightly');
     expect(r.exitCode).not.toBe(0);
-    expect(r.json.error).toMatchObject({ code: "SSH_HOST_KEY" });
+    expect(r.json.error).toMatchObject({ code: 'SSH_HOST_KEY' });
     expect(r.json.error.message).toContain(`${lab.box.boxIp} (jump host)`);
     expect(await lab.box.zfs(['list', '-H', '-o', 'name', '-t', 'snapshot', '-r', `${lab.box.pool.name}/via/d`])).not.toContain('@v3');
   }, 60_000);

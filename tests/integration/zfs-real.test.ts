@@ -235,7 +235,10 @@ describe.skipIf(skip !== undefined)('zfs layer on real zfs-fuse', () => {
     target = await listInventory(runner, [`${POOL}/backup`], caps);
     expect(target.get(PARENT)?.snapshots).toEqual([]);
     const got = target.get(TARGET)!.snapshots.map((s) => [s.name, s.guid]);
-    const want = src.get(APP)!.snapshots.slice(0, 2).map((s) => [s.name, s.guid]);
+    const want = src
+      .get(APP)!
+      .snapshots.slice(0, 2)
+      .map((s) => [s.name, s.guid]);
     expect(got).toEqual(want);
   });
 

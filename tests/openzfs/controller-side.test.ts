@@ -23,7 +23,9 @@ describe.skipIf(lab === undefined)('controller side of the trust boundary on rea
     await L.ctl.check(`zfs snapshot ${SRC}/slow@s1`);
   }, 600_000);
   afterAll(async () => {
-    await L.ctl.sh('pkill -f "[h]ozo-secrets-http"; rm -rf /var/lib/hozo-secrets /var/lib/hozo-cc /etc/hozo/secrets.yaml /etc/hozo/cc.yaml /etc/hozo/ssh-bad.yaml /tmp/r1.* /tmp/go');
+    await L.ctl.sh(
+      'pkill -f "[h]ozo-secrets-http"; rm -rf /var/lib/hozo-secrets /var/lib/hozo-cc /etc/hozo/secrets.yaml /etc/hozo/cc.yaml /etc/hozo/ssh-bad.yaml /tmp/r1.* /tmp/go',
+    );
     await reset(L).catch(() => undefined);
   });
 
@@ -53,7 +55,9 @@ describe.skipIf(lab === undefined)('controller side of the trust boundary on rea
     await writeConfig(L, [{ datasets: [{ source: `${SRC}/slow`, target: `${AGENT_ROOT}/slow` }] }]);
     await L.ctl.check('tc qdisc replace dev ens4 root tbf rate 4mbit burst 64kb latency 500ms');
     try {
-      await L.ctl.check(`(${VM_HOZO} --config /etc/hozo/config.yaml run nightly --json > /tmp/r1.json 2> /tmp/r1.stderr; echo $? > /tmp/r1.code) > /dev/null 2>&1 &`);
+      await L.ctl.check(
+        `(${VM_HOZO} --config /etc/hozo/config.yaml run nightly --json > /tmp/r1.json 2> /tmp/r1.stderr; echo $? > /tmp/r1.code) > /dev/null 2>&1 &`,
+      );
       // The first run holds the job lock from its start; the stream itself lasts ~12 s at 4 Mbit/s.
       await L.box.check("for i in $(seq 1 600); do pgrep -f '^zfs receive' >/dev/null && exit 0; sleep 0.2; done; exit 1", { timeoutMs: 180_000 });
       const second = await L.hozo(['run', 'nightly', '--json'], { timeoutMs: 180_000 });
@@ -67,7 +71,7 @@ describe.skipIf(lab === undefined)('controller side of the trust boundary on rea
     expect(JSON.parse(await L.ctl.check('cat /tmp/r1.json')).datasets[0].result).toBe('sent');
   }, 600_000);
 
-  it('a failing http wake and webhook (a server on ctl\'s loopback answering 500): no URL secret in stdout, stderr, log, state or metrics', async () => {
+  it("a failing http wake and webhook (a server on ctl's loopback answering 500): no URL secret in stdout, stderr, log, state or metrics", async () => {
     const secrets = ['WakePathSecret7f3', 'wakeQueryTok9c1', 'HookPathSecret2b8', 'hookQueryTok4d6'];
     // The HTTP server runs in ctl with the runtime's node; it answers every request 500 with the request line.
     await L.ctl.check(
@@ -75,18 +79,23 @@ describe.skipIf(lab === undefined)('controller side of the trust boundary on rea
         `rm -f /tmp/hozo-secrets-hits; for i in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/8099) 2>/dev/null && exit 0; sleep 0.2; done; exit 1`,
       { timeoutMs: 60_000 },
     );
-    const config = controllerConfig(L, [{ datasets: [{ source: `${SRC}/slow`, target: `${AGENT_ROOT}/nowhere` }] }], {
-      // A closed port on ctl itself: the wake is asked for, the "box" never answers.
-      address: '127.0.0.1',
-      port: 1,
-      readyTimeout: 3,
-      wake: { method: 'http', url: `http://127.0.0.1:8099/plug/${secrets[0]}?token=${secrets[1]}` },
-    }, {
-      stateDirectory: '/var/lib/hozo-secrets',
-      logFile: '/var/lib/hozo-secrets/hozo.log',
-      metrics: { textfileDirectory: '/var/lib/hozo-secrets/metrics' },
-      notify: [{ type: 'webhook', url: `http://127.0.0.1:8099/hooks/${secrets[2]}?token=${secrets[3]}`, on: 'always' }],
-    });
+    const config = controllerConfig(
+      L,
+      [{ datasets: [{ source: `${SRC}/slow`, target: `${AGENT_ROOT}/nowhere` }] }],
+      {
+        // A closed port on ctl itself: the wake is asked for, the "box" never answers.
+        address: '127.0.0.1',
+        port: 1,
+        readyTimeout: 3,
+        wake: { method: 'http', url: `http://127.0.0.1:8099/plug/${secrets[0]}?token=${secrets[1]}` },
+      },
+      {
+        stateDirectory: '/var/lib/hozo-secrets',
+        logFile: '/var/lib/hozo-secrets/hozo.log',
+        metrics: { textfileDirectory: '/var/lib/hozo-secrets/metrics' },
+        notify: [{ type: 'webhook', url: `http://127.0.0.1:8099/hooks/${secrets[2]}?token=${secrets[3]}`, on: 'always' }],
+      },
+    );
     await L.ctl.check('mkdir -p /var/lib/hozo-secrets/metrics');
     await L.ctl.writeFile('/etc/hozo/secrets.yaml', stringify(config));
     const r = await L.hozo(['run', 'nightly', '--json'], { config: '/etc/hozo/secrets.yaml', timeoutMs: 180_000 });
@@ -96,7 +105,7 @@ describe.skipIf(lab === undefined)('controller side of the trust boundary on rea
     expect(hits).toContain(`/plug/${secrets[0]}?token=${secrets[1]}`);
     expect(hits).toContain(`/hooks/${secrets[2]}?token=${secrets[3]}`);
     expect(`${r.stdout}${r.stderr}`).toMatch(/wake URL http:\/\/127\.0\.0\.1:8099\/… answered HTTP 500/);
-    const files = await L.ctl.check("find /var/lib/hozo-secrets -type f ! -name config-cache.json -exec sh -c 'echo \"== $1\"; cat \"$1\"' _ {} \\;");
+    const files = await L.ctl.check('find /var/lib/hozo-secrets -type f ! -name config-cache.json -exec sh -c \'echo "== $1"; cat "$1"\' _ {} \\;');
     expect(files).toContain('== /var/lib/hozo-secrets/hozo.log');
     expect(files).toMatch(/== \/var\/lib\/hozo-secrets\/metrics\/.*\.prom/);
     for (const s of secrets) {
@@ -108,10 +117,15 @@ describe.skipIf(lab === undefined)('controller side of the trust boundary on rea
     expect(await L.ctl.check('stat -c %a /var/lib/hozo-secrets/config-cache.json')).toBe('600');
   }, 600_000);
 
-  it('a config cache that is not this user\'s private file is not trusted: the config is validated again', async () => {
-    const cfg = { stateDirectory: '/var/lib/hozo-cc', hosts: {}, jobs: [{ name: 'real', host: 'local', datasets: [{ source: `${SRC}/slow`, target: 'tank/copy' }] }] };
+  it("a config cache that is not this user's private file is not trusted: the config is validated again", async () => {
+    const cfg = {
+      stateDirectory: '/var/lib/hozo-cc',
+      hosts: {},
+      jobs: [{ name: 'real', host: 'local', datasets: [{ source: `${SRC}/slow`, target: 'tank/copy' }] }],
+    };
     await L.ctl.writeFile('/etc/hozo/cc.yaml', stringify(cfg));
-    const names = async () => (JSON.parse((await L.hozo(['jobs', 'list', '--json'], { config: '/etc/hozo/cc.yaml' })).stdout) as { jobs: { name: string }[] }).jobs.map((j) => j.name);
+    const names = async () =>
+      (JSON.parse((await L.hozo(['jobs', 'list', '--json'], { config: '/etc/hozo/cc.yaml' })).stdout) as { jobs: { name: string }[] }).jobs.map((j) => j.name);
     expect(await names()).toEqual(['real']);
     // Tamper with the stored copy (same key, another job): a root-owned 0600 file is root's own and trusted — that is
     // what shows the tampering would be visible...
@@ -124,7 +138,7 @@ describe.skipIf(lab === undefined)('controller side of the trust boundary on rea
     expect(await names()).toEqual(['real']);
   }, 600_000);
 
-  it('the box pool\'s last scrub (a real one) older than the host\'s scrubWarnAfter is a warning and hozo_pool_scrub_overdue 1; within it, neither', async () => {
+  it("the box pool's last scrub (a real one) older than the host's scrubWarnAfter is a warning and hozo_pool_scrub_overdue 1; within it, neither", async () => {
     await L.box.check('zpool scrub backup && zpool wait -t scrub backup', { timeoutMs: 300_000 });
     await L.ctl.check(`zfs create ${SRC}/sc && echo sc > /tank/src/sc/f && zfs snapshot ${SRC}/sc@c1`);
     const prom = () => L.ctl.check("grep '^hozo_pool_scrub_overdue{' /var/lib/hozo/metrics/hozo_nightly.prom");
@@ -149,9 +163,18 @@ describe.skipIf(lab === undefined)('controller side of the trust boundary on rea
   });
 
   it('sshOptions that could run commands or weaken host keys are refused by config check, before anything runs', async () => {
-    const bad = ['ProxyCommand=/tmp/x.sh', 'KnownHostsCommand=/tmp/x.sh', 'LocalCommand=id', 'PermitLocalCommand=yes', 'ControlPath=/tmp/shared', 'StrictHostKeyChecking=accept-new'];
+    const bad = [
+      'ProxyCommand=/tmp/x.sh',
+      'KnownHostsCommand=/tmp/x.sh',
+      'LocalCommand=id',
+      'PermitLocalCommand=yes',
+      'ControlPath=/tmp/shared',
+      'StrictHostKeyChecking=accept-new',
+    ];
     // One host per option, one check (each start of hozo costs seconds in these VMs): every one is named.
-    const base = controllerConfig(L, [{ datasets: [{ source: `${SRC}/slow`, target: `${AGENT_ROOT}/x` }] }]) as { hosts: Record<string, Record<string, unknown>> };
+    const base = controllerConfig(L, [{ datasets: [{ source: `${SRC}/slow`, target: `${AGENT_ROOT}/x` }] }]) as {
+      hosts: Record<string, Record<string, unknown>>;
+    };
     const hosts = Object.fromEntries(bad.map((o, i) => [`box${i}`, { ...base.hosts['box'], sshOptions: [o] }]));
     await L.ctl.writeFile('/etc/hozo/ssh-bad.yaml', stringify({ ...base, hosts: { ...base.hosts, ...hosts } }));
     const r = await L.hozo(['config', 'check', '--json'], { config: '/etc/hozo/ssh-bad.yaml' });

@@ -38,7 +38,10 @@ describe.skipIf(lab === undefined)('per-controller sections of one box on real O
     await L.box.writeFile(
       '/etc/hozo-agent/config.json',
       JSON.stringify(
-        labSectionedAgentConfig({ alice: { roots: [A], appendOnly: true }, bob: { roots: [B], maxLeases: 2, maxReceives: 1 } }, { retention: { daily: 7, weekly: 0, monthly: 0 } }),
+        labSectionedAgentConfig(
+          { alice: { roots: [A], appendOnly: true }, bob: { roots: [B], maxLeases: 2, maxReceives: 1 } },
+          { retention: { daily: 7, weekly: 0, monthly: 0 } },
+        ),
       ),
     );
     await L.box.check(`zfs create -o canmount=off ${A} && zfs create -o canmount=off ${B}`);
@@ -122,7 +125,9 @@ describe.skipIf(lab === undefined)('per-controller sections of one box on real O
       await as('alice', 'release a1');
     }
     // bob's first receive waits for data after its first MiB (until /tmp/go); his second is refused meanwhile.
-    await L.ctl.check(`zfs create ${SRC}/cap && head -c 4M /dev/urandom > /tank/src/cap/f && zfs snapshot ${SRC}/cap@s1 && rm -f /tmp/go /tmp/cap.* && zfs send ${SRC}/cap@s1 > /tmp/cap.stream`);
+    await L.ctl.check(
+      `zfs create ${SRC}/cap && head -c 4M /dev/urandom > /tank/src/cap/f && zfs snapshot ${SRC}/cap@s1 && rm -f /tmp/go /tmp/cap.* && zfs send ${SRC}/cap@s1 > /tmp/cap.stream`,
+    );
     await L.ctl.check(
       `({ head -c 1M /tmp/cap.stream; while [ ! -e /tmp/go ]; do sleep 0.2; done; tail -c +1048577 /tmp/cap.stream; } | ${ssh('bob')} 'receive -u ${B}/cap' > /tmp/cap.out 2> /tmp/cap.err; echo $? > /tmp/cap.rc) > /dev/null 2>&1 &`,
     );

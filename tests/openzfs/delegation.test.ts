@@ -6,7 +6,24 @@
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { VM_AGENT, type VmLab } from '../../src/lab/vm/lab.js';
 import { AGENT_PERMISSIONS, CONTROLLER_PERMISSIONS, OWN_SNAPSHOT_PERMISSIONS } from '../../src/zfs/delegation.js';
-import { AGENT_ROOT, AGENT_SSH, HOSTILE_PACKAGE, SRC, guids, makeHostilePackage, removeHostilePackage, hozoJson, hozoJsonWith, labOrSkip, randomFile, reset, skipReason, writeAgentConfig, writeConfig, type JobSpec } from './helpers.js';
+import {
+  AGENT_ROOT,
+  AGENT_SSH,
+  HOSTILE_PACKAGE,
+  SRC,
+  guids,
+  makeHostilePackage,
+  removeHostilePackage,
+  hozoJson,
+  hozoJsonWith,
+  labOrSkip,
+  randomFile,
+  reset,
+  skipReason,
+  writeAgentConfig,
+  writeConfig,
+  type JobSpec,
+} from './helpers.js';
 
 const lab: VmLab | undefined = labOrSkip();
 if (lab === undefined) console.warn(`SKIP: tests/openzfs/delegation.test.ts: ${skipReason()}`);
@@ -21,7 +38,7 @@ const without = (list: readonly string[], p: string) => list.filter((x) => x !==
 const PROTECTION_PERMISSIONS = ['mountpoint', 'setuid', 'exec', 'devices', 'volmode'];
 const BASE_AGENT_PERMISSIONS = AGENT_PERMISSIONS.filter((p) => !PROTECTION_PERMISSIONS.includes(p));
 
-describe.skipIf(lab === undefined)('delegation: both sides as non-root users with exactly the modules\' zfs allow sets (VMs)', () => {
+describe.skipIf(lab === undefined)("delegation: both sides as non-root users with exactly the modules' zfs allow sets (VMs)", () => {
   const L = lab!;
   const T = `${AGENT_ROOT}/src`;
 
@@ -95,9 +112,7 @@ describe.skipIf(lab === undefined)('delegation: both sides as non-root users wit
       await partialReceive(`${SRC}/${x}@${x}1`, `${T}/${x}`, 8 * MB);
     }
     await L.ctl.check(`zfs destroy ${SRC}/s@s1 && zfs snapshot ${SRC}/s@s2`);
-    await configAsHozo([
-      { datasets: ['d', 'r', 's'].map((x) => ({ source: `${SRC}/${x}`, target: `${T}/${x}` })), retries: 1, retryDelay: 1 },
-    ]);
+    await configAsHozo([{ datasets: ['d', 'r', 's'].map((x) => ({ source: `${SRC}/${x}`, target: `${T}/${x}` })), retries: 1, retryDelay: 1 }]);
     const resumed = await hozoJsonWith(L, AS_HOZO, 'run', 'nightly');
     expect(resumed.exitCode, `${resumed.stderr}\n${JSON.stringify(resumed.json.datasets)}`).toBe(0);
     const byName = new Map<string, any>(resumed.json.datasets.map((d: any) => [d.source, d]));
@@ -130,7 +145,8 @@ describe.skipIf(lab === undefined)('delegation: both sides as non-root users wit
     }
     await configAsHozo([{ datasets: CONTROLLER_PERMISSIONS.map((p) => ({ source: ds(p), target: `${T}/c-${p}` })) }]);
     const first = await hozoJsonWith(L, AS_HOZO, 'run', 'nightly');
-    for (const p of CONTROLLER_PERMISSIONS) await L.ctl.check(`echo y >> /tank/src/c-${p}/f && zfs snapshot ${ds(p)}@x2 && echo z >> /tank/src/c-${p}/f && zfs snapshot ${ds(p)}@x3`);
+    for (const p of CONTROLLER_PERMISSIONS)
+      await L.ctl.check(`echo y >> /tank/src/c-${p}/f && zfs snapshot ${ds(p)}@x2 && echo z >> /tank/src/c-${p}/f && zfs snapshot ${ds(p)}@x3`);
     const second = await hozoJsonWith(L, AS_HOZO, 'run', 'nightly');
     const report = (r: typeof first, p: string) => r.json.datasets.find((d: any) => d.source === ds(p));
     const warned = (r: typeof first, p: string) => (r.json.warnings ?? []).filter((w: string) => w.startsWith(`${ds(p)}:`)).join('\n');
@@ -164,7 +180,9 @@ describe.skipIf(lab === undefined)('delegation: both sides as non-root users wit
     try {
       for (const p of BASE_AGENT_PERMISSIONS) {
         await L.box.check(`zfs create -o canmount=off ${parent(p)} && zfs allow -u hozo ${without(AGENT_PERMISSIONS, p)} ${parent(p)}`);
-        await L.ctl.check(`zfs create ${SRC}/m-${p} && echo x > /tank/src/m-${p}/f && zfs snapshot ${SRC}/m-${p}@m1 && echo y >> /tank/src/m-${p}/f && zfs snapshot ${SRC}/m-${p}@m2`);
+        await L.ctl.check(
+          `zfs create ${SRC}/m-${p} && echo x > /tank/src/m-${p}/f && zfs snapshot ${SRC}/m-${p}@m1 && echo y >> /tank/src/m-${p}/f && zfs snapshot ${SRC}/m-${p}@m2`,
+        );
       }
       // canmount: the agent must create a missing parent (canmount=off) for this one.
       const targetOf = (p: string) => (p === 'canmount' ? `${parent(p)}/x/d` : `${parent(p)}/d`);
@@ -220,7 +238,9 @@ describe.skipIf(lab === undefined)('delegation: both sides as non-root users wit
         const r = await L.ctl.sh(`${AGENT_SSH} hozo@${L.box.ip} receive -u ${parent}/d < ${HOSTILE_PACKAGE}`, { timeoutMs: 300_000 });
         expect(r.exitCode, `${p}: ${r.stderr}`).toBe(1);
         expect(r.stderr, p).toMatch(/not protected on this box .*Delegate mountpoint,canmount,setuid,exec,devices,volmode to/);
-        expect(r.stderr, p).toMatch(new RegExp(p === 'mountpoint' ? 'ssh: mountpoint=/srv/n-mountpoint/d/ssh' : p === 'volmode' ? 'vol: volmode=default' : `d: ${p}=on`));
+        expect(r.stderr, p).toMatch(
+          new RegExp(p === 'mountpoint' ? 'ssh: mountpoint=/srv/n-mountpoint/d/ssh' : p === 'volmode' ? 'vol: volmode=default' : `d: ${p}=on`),
+        );
         // Nothing of it is mounted, and the agent could not fix it either (setting failed too).
         expect(r.stderr, p).toMatch(/setting them failed too/);
         expect(await L.box.check(`zfs get -H -r -o value mounted ${parent}/d | sort -u`), p).toMatch(/^(-\n)?no$/);

@@ -50,7 +50,14 @@ describe.skipIf(lab === undefined)('raw encrypted backups to an untrusted box on
     await L.ctl.check(`zfs create ${SRC}/plain && ${markerFile(PLAIN, '/tank/src/plain/p.txt')} && zfs snapshot ${SRC}/plain@p1`);
     await writeConfig(
       L,
-      [{ datasets: [{ source: ENC, target: `${T}/enc`, recursive: true }, { source: `${SRC}/plain`, target: `${T}/plain`, allowPlaintext: true }] }],
+      [
+        {
+          datasets: [
+            { source: ENC, target: `${T}/enc`, recursive: true },
+            { source: `${SRC}/plain`, target: `${T}/plain`, allowPlaintext: true },
+          ],
+        },
+      ],
       UNTRUSTED,
     );
     const r = await hozoJson(L, 'run', 'nightly');
@@ -88,8 +95,21 @@ describe.skipIf(lab === undefined)('raw encrypted backups to an untrusted box on
   }, 900_000);
 
   it('an unencrypted dataset is refused: a clear message, nothing of it sent; the encrypted one beside it still goes', async () => {
-    await L.ctl.check(`zfs create ${SRC}/open && echo open > /tank/src/open/f && zfs snapshot ${SRC}/open@o1 && echo x >> /tank/src/enc/secret.txt && zfs snapshot -r ${ENC}@e7`);
-    await writeConfig(L, [{ datasets: [{ source: `${SRC}/open`, target: `${T}/open` }, { source: ENC, target: `${T}/enc`, recursive: true }] }], UNTRUSTED);
+    await L.ctl.check(
+      `zfs create ${SRC}/open && echo open > /tank/src/open/f && zfs snapshot ${SRC}/open@o1 && echo x >> /tank/src/enc/secret.txt && zfs snapshot -r ${ENC}@e7`,
+    );
+    await writeConfig(
+      L,
+      [
+        {
+          datasets: [
+            { source: `${SRC}/open`, target: `${T}/open` },
+            { source: ENC, target: `${T}/enc`, recursive: true },
+          ],
+        },
+      ],
+      UNTRUSTED,
+    );
     const r = await hozoJson(L, 'run', 'nightly');
     expect(r.exitCode).toBe(1);
     const open = r.json.datasets.find((d: any) => d.source === `${SRC}/open`);
@@ -113,7 +133,9 @@ describe.skipIf(lab === undefined)('raw encrypted backups to an untrusted box on
   }, 900_000);
 
   it('after a key change on the source the next raw incremental still arrives, and restore opens with the new key, byte-identical', async () => {
-    await L.ctl.check(`printf '%s' ${PASS}-2 > ${KEY}.2 && zfs change-key -o keylocation=file://${KEY}.2 ${ENC} && echo z >> /tank/src/enc/secret.txt && zfs snapshot -r ${ENC}@e9`);
+    await L.ctl.check(
+      `printf '%s' ${PASS}-2 > ${KEY}.2 && zfs change-key -o keylocation=file://${KEY}.2 ${ENC} && echo z >> /tank/src/enc/secret.txt && zfs snapshot -r ${ENC}@e9`,
+    );
     await writeConfig(L, [{ datasets: [{ source: ENC, target: `${T}/enc` }] }], UNTRUSTED);
     const r = await hozoJson(L, 'run', 'nightly');
     expect(r.exitCode, `${r.stderr}\n${JSON.stringify(r.json.datasets)}`).toBe(0);
@@ -124,7 +146,9 @@ describe.skipIf(lab === undefined)('raw encrypted backups to an untrusted box on
     expect(restored.exitCode, `${restored.stdout}\n${restored.stderr}`).toBe(0);
     expect(await L.ctl.check(`zfs get -H -o value encryption,keystatus ${SRC}/back`)).toBe('aes-256-gcm\nunavailable');
     // The backup's key is the one it was sent with at its newest snapshot: the changed one.
-    await L.ctl.check(`zfs load-key -L file://${KEY}.2 ${SRC}/back && zfs set mountpoint=/tank/src/back canmount=on ${SRC}/back && { zfs mount ${SRC}/back 2>/dev/null; test "$(zfs get -H -o value mounted ${SRC}/back)" = yes; }`);
+    await L.ctl.check(
+      `zfs load-key -L file://${KEY}.2 ${SRC}/back && zfs set mountpoint=/tank/src/back canmount=on ${SRC}/back && { zfs mount ${SRC}/back 2>/dev/null; test "$(zfs get -H -o value mounted ${SRC}/back)" = yes; }`,
+    );
     const sums = await L.ctl.check('cd /tank/src/enc && sha256sum secret.txt blob; cd /tank/src/back && sha256sum secret.txt blob');
     const [a, b, c, d] = sums.split('\n');
     expect([c, d]).toEqual([a, b]);
@@ -154,7 +178,9 @@ describe.skipIf(lab === undefined)('raw encrypted backups to an untrusted box on
     // Its own key opens it (the parent's does not), and the content is the source's.
     const wrong = await L.ctl.sh(`zfs load-key -L file://${KEY}.2 ${SRC}/ownback`);
     expect(wrong.exitCode).not.toBe(0);
-    await L.ctl.check(`zfs load-key -L file://${KEY}.own ${SRC}/ownback && zfs set mountpoint=/tank/src/ownback canmount=on ${SRC}/ownback && { zfs mount ${SRC}/ownback 2>/dev/null; test "$(zfs get -H -o value mounted ${SRC}/ownback)" = yes; }`);
+    await L.ctl.check(
+      `zfs load-key -L file://${KEY}.own ${SRC}/ownback && zfs set mountpoint=/tank/src/ownback canmount=on ${SRC}/ownback && { zfs mount ${SRC}/ownback 2>/dev/null; test "$(zfs get -H -o value mounted ${SRC}/ownback)" = yes; }`,
+    );
     const [a, b] = (await L.ctl.check('sha256sum /tank/src/enc/own/o.txt /tank/src/ownback/o.txt')).split('\n').map((l) => l.split(' ')[0]);
     expect(b).toBe(a);
   }, 900_000);

@@ -26,8 +26,11 @@ describe.skipIf(lab === undefined)(`a fleet of ${N} controllers against one powe
     await reset(L);
     await L.ctl.check(
       names
-        .map((c) => `zfs create ${SRC}/${c} && echo ${c} > /tank/src/${c}/data && zfs snapshot ${SRC}/${c}@f1 && ` +
-          `rm -f /etc/hozo/key-${c}* && ssh-keygen -q -t ed25519 -N '' -C hozo@${c} -f /etc/hozo/key-${c} && mkdir -p /var/lib/hozo/${c}`)
+        .map(
+          (c) =>
+            `zfs create ${SRC}/${c} && echo ${c} > /tank/src/${c}/data && zfs snapshot ${SRC}/${c}@f1 && ` +
+            `rm -f /etc/hozo/key-${c}* && ssh-keygen -q -t ed25519 -N '' -C hozo@${c} -f /etc/hozo/key-${c} && mkdir -p /var/lib/hozo/${c}`,
+        )
         .join(' && '),
       { timeoutMs: 300_000 },
     );
@@ -67,7 +70,9 @@ describe.skipIf(lab === undefined)(`a fleet of ${N} controllers against one powe
     await L.ensureBoxUp().catch(() => undefined);
     await authorizeController(L.ctl, L.box).catch(() => undefined);
     await reset(L).catch(() => undefined);
-    await L.ctl.sh(`rm -rf /etc/hozo/key-c* /etc/hozo/c*.yaml /var/lib/hozo/c*; ${names.map((c) => `zfs destroy -r ${SRC}/${c}`).join('; ')}`).catch(() => undefined);
+    await L.ctl
+      .sh(`rm -rf /etc/hozo/key-c* /etc/hozo/c*.yaml /var/lib/hozo/c*; ${names.map((c) => `zfs destroy -r ${SRC}/${c}`).join('; ')}`)
+      .catch(() => undefined);
   });
 
   it(`${N} runs started together: one cold boot, all succeed, one real power-off after the last release, each saw only its own root`, async () => {
@@ -95,12 +100,17 @@ describe.skipIf(lab === undefined)(`a fleet of ${N} controllers against one powe
       expect(['sent', 'up-to-date'], JSON.stringify(r.datasets[0])).toContain(r.datasets[0].result);
       expect(r.datasets[0].verified).toBe(true);
     }
-    expect(reports.filter((r) => r.hosts[0].shutdown === 'done' && !/already powering off/.test(r.hosts[0].shutdownDetail ?? '')), 'exactly one run carried out the shutdown').toHaveLength(1);
+    expect(
+      reports.filter((r) => r.hosts[0].shutdown === 'done' && !/already powering off/.test(r.hosts[0].shutdownDetail ?? '')),
+      'exactly one run carried out the shutdown',
+    ).toHaveLength(1);
     expect(reports.filter((r) => r.hosts[0].woke === true).length, 'some run woke the box').toBeGreaterThanOrEqual(1);
 
     // Powered off for real: the qemu process exits. It had booted exactly once, from a magic packet.
     expect(await L.box.waitGone(240_000), 'the box VM powered off after the last release').toBe(true);
-    const boots = L.wakeEvents().slice(before).filter((e) => e.vm === 'box' && e.action === 'boot');
+    const boots = L.wakeEvents()
+      .slice(before)
+      .filter((e) => e.vm === 'box' && e.action === 'boot');
     expect(boots, JSON.stringify(L.wakeEvents().slice(before))).toHaveLength(1);
 
     // Boot it again without a packet and look: one power-off, after every release; each backup in its own root.
@@ -118,8 +128,15 @@ describe.skipIf(lab === undefined)(`a fleet of ${N} controllers against one powe
       expect((await guids(L.box, `${rootOf(c)}/d`)).get('@f1')).toBe((await guids(L.ctl, `${SRC}/${c}`)).get('@f1'));
     }
     // Each controller's own view through its key: its root only.
-    const views = await L.ctl.check(names.map((c) => `echo "== ${c}"; ssh -i /etc/hozo/key-${c} ${KNOWN} hozo@${L.box.ip} list`).join('; '), { timeoutMs: 300_000 });
-    const byController = new Map(views.split(/^== /m).filter(Boolean).map((b) => [b.slice(0, b.indexOf('\n')), b.slice(b.indexOf('\n') + 1)]));
+    const views = await L.ctl.check(names.map((c) => `echo "== ${c}"; ssh -i /etc/hozo/key-${c} ${KNOWN} hozo@${L.box.ip} list`).join('; '), {
+      timeoutMs: 300_000,
+    });
+    const byController = new Map(
+      views
+        .split(/^== /m)
+        .filter(Boolean)
+        .map((b) => [b.slice(0, b.indexOf('\n')), b.slice(b.indexOf('\n') + 1)]),
+    );
     for (const c of names) {
       const view = byController.get(c) ?? '';
       expect(view).toContain(`${rootOf(c)}/d`);

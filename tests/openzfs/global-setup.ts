@@ -5,7 +5,17 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { LAB_ROOT } from '../../src/lab/pools.js';
-import { attachVmLab, authorizeController, cleanupVmLabs, createVmLab, findImage, installRuntime, stageRuntime, vmLabPrerequisites, type Series } from '../../src/lab/vm/lab.js';
+import {
+  attachVmLab,
+  authorizeController,
+  cleanupVmLabs,
+  createVmLab,
+  findImage,
+  installRuntime,
+  stageRuntime,
+  vmLabPrerequisites,
+  type Series,
+} from '../../src/lab/vm/lab.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {

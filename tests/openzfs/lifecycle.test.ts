@@ -35,7 +35,9 @@ describe.skipIf(lab === undefined)('the box really sleeps: power-off, cold boot 
 
     const r = await hozoJson(L, 'run', 'nightly');
     expect(r.exitCode, `${r.stderr}\n${JSON.stringify(r.json.hosts)}`).toBe(0);
-    const boots = L.wakeEvents().slice(before).filter((e) => e.vm === 'box');
+    const boots = L.wakeEvents()
+      .slice(before)
+      .filter((e) => e.vm === 'box');
     expect(boots.map((e) => e.action)).toContain('boot');
     expect(boots.every((e) => e.mac === L.box.mac)).toBe(true);
     expect(r.json.hosts[0]).toMatchObject({ woke: true, awakeBefore: false, shutdown: 'done' });
@@ -62,7 +64,11 @@ describe.skipIf(lab === undefined)('the box really sleeps: power-off, cold boot 
     const before = L.wakeEvents().length;
     const r = await hozoJson(L, 'run', 'nightly');
     expect(r.exitCode, r.stderr).toBe(0);
-    expect(L.wakeEvents().slice(before).map((e) => e.action)).toContain('resume');
+    expect(
+      L.wakeEvents()
+        .slice(before)
+        .map((e) => e.action),
+    ).toContain('resume');
     expect(r.json.hosts[0]).toMatchObject({ woke: true, shutdown: 'done' });
     expect(r.json.hosts[0].wakeSeconds).toBeLessThan(60);
     expect(await L.box.waitStatus('suspended', 60_000), 'the agent suspended the box again').toBe(true);
@@ -122,7 +128,9 @@ describe.skipIf(lab === undefined)('the box really sleeps: power-off, cold boot 
       expect((await guids(L.box, `${T}/late`)).get('@l1')).toBe((await guids(L.ctl, `${SRC}/late`)).get('@l1'));
     } finally {
       await L.ensureBoxUp();
-      await L.box.sh('zpool export late; systemctl disable hozo-import-late.service; rm -f /etc/systemd/system/hozo-import-late.service; systemctl daemon-reload');
+      await L.box.sh(
+        'zpool export late; systemctl disable hozo-import-late.service; rm -f /etc/systemd/system/hozo-import-late.service; systemctl daemon-reload',
+      );
       await L.box.unplugDisk('late').catch(() => undefined);
     }
   });
@@ -139,7 +147,16 @@ describe.skipIf(lab === undefined)('the box really sleeps: power-off, cold boot 
     // As services.hozo.agent does: a timer runs `hozo-agent idle-check` as user hozo (here every 15 s, not 1 min).
     await L.box.writeFile(
       '/etc/systemd/system/hozo-agent-idle.service',
-      ['[Unit]', 'Description=hozo: power off when idle', `ConditionPathExists=${ARMED}`, '[Service]', 'Type=oneshot', 'User=hozo', `ExecStart=${VM_AGENT} idle-check --config /etc/hozo-agent/config.json`, ''].join('\n'),
+      [
+        '[Unit]',
+        'Description=hozo: power off when idle',
+        `ConditionPathExists=${ARMED}`,
+        '[Service]',
+        'Type=oneshot',
+        'User=hozo',
+        `ExecStart=${VM_AGENT} idle-check --config /etc/hozo-agent/config.json`,
+        '',
+      ].join('\n'),
     );
     await L.box.writeFile(
       '/etc/systemd/system/hozo-agent-idle.timer',

@@ -28,11 +28,16 @@ describe.skipIf(lab === undefined)('own snapshots, restore-tested verify and the
     // With hooks around it (argv, no shell string from hozo): each run appends its points and the snapshot name.
     const hook = (tag: string) => ['sh', '-c', `echo "${tag} $HOZO_HOOK \${HOZO_SNAPSHOT:-} \${HOZO_RESULT:-}" >> /var/tmp/op-hooks`];
     await L.ctl.check('rm -f /var/tmp/op-hooks');
-    await writeConfig(L, [{
-      snapshot: { create: true, keep: 2 },
-      hooks: { preSnapshot: hook('job'), postRun: hook('job') },
-      datasets: [{ source: `${SRC}/a`, target: `${T}/a`, recursive: true, hooks: { postSnapshot: hook('a') } }, { source: `${SRC}/b`, target: `${T}/b` }],
-    }]);
+    await writeConfig(L, [
+      {
+        snapshot: { create: true, keep: 2 },
+        hooks: { preSnapshot: hook('job'), postRun: hook('job') },
+        datasets: [
+          { source: `${SRC}/a`, target: `${T}/a`, recursive: true, hooks: { postSnapshot: hook('a') } },
+          { source: `${SRC}/b`, target: `${T}/b` },
+        ],
+      },
+    ]);
     const names: string[] = [];
     for (let i = 0; i < 3; i++) {
       const r = await hozoJson(L, 'run', 'nightly');
@@ -41,7 +46,9 @@ describe.skipIf(lab === undefined)('own snapshots, restore-tested verify and the
       expect(r.json.warnings.filter((w: string) => w.includes('dataset by dataset'))).toEqual([]);
       names.push(r.json.ownSnapshot.name);
     }
-    expect((await L.ctl.check('cat /var/tmp/op-hooks')).split('\n')).toEqual(names.flatMap((n) => [`job preSnapshot ${n} `, `a postSnapshot ${n} `, 'job postRun  ok']));
+    expect((await L.ctl.check('cat /var/tmp/op-hooks')).split('\n')).toEqual(
+      names.flatMap((n) => [`job preSnapshot ${n} `, `a postSnapshot ${n} `, 'job postRun  ok']),
+    );
     const last = names[2]!;
     const txgs = await L.ctl.check(`zfs get -H -p -o value createtxg ${SRC}/a@${last} ${SRC}/a/x@${last} ${SRC}/b@${last}`);
     expect(new Set(txgs.split('\n')).size, txgs).toBe(1);
@@ -50,7 +57,7 @@ describe.skipIf(lab === undefined)('own snapshots, restore-tested verify and the
     expect((await L.box.check(`zfs list -H -o name -t snapshot ${T}/b`)).split('\n').map((n) => n.split('@')[1])).toEqual(names);
   });
 
-  it('verify --restore-test of a raw-encrypted backup on an untrusted box: key loaded from the source\'s keylocation, every file identical, scratch gone', async () => {
+  it("verify --restore-test of a raw-encrypted backup on an untrusted box: key loaded from the source's keylocation, every file identical, scratch gone", async () => {
     await L.ctl.check(
       `printf '%s' 'operator-test-passphrase' > ${KEY} && chmod 600 ${KEY} && ` +
         `zfs create -o encryption=on -o keyformat=passphrase -o keylocation=file://${KEY} ${SRC}/enc && ` +
@@ -76,7 +83,10 @@ describe.skipIf(lab === undefined)('own snapshots, restore-tested verify and the
     await randomFile(L, '/tank/src/big/blob', 40);
     await L.ctl.check(`zfs snapshot ${SRC}/big@w1`);
     // 8 Mbit/s: 40 MiB take ~45 s; the window closes for transfers after 25 s (30 s less its 5 s margin).
-    await writeConfig(L, [{ window: { maxAwake: 30 }, datasets: [{ source: `${SRC}/big`, target: `${T}/big` }] }], { shutdown: 'agent', shutdownIfAwake: true });
+    await writeConfig(L, [{ window: { maxAwake: 30 }, datasets: [{ source: `${SRC}/big`, target: `${T}/big` }] }], {
+      shutdown: 'agent',
+      shutdownIfAwake: true,
+    });
     const first = await shapeLink(L, 8, () => hozoJson(L, 'run', 'nightly'));
     expect(first.exitCode, first.stderr).toBe(0);
     expect(first.json.datasets[0]).toMatchObject({ result: 'deferred' });

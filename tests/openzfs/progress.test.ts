@@ -28,7 +28,9 @@ describe.skipIf(lab === undefined)('progress with percent and ETA from the send 
   it('on a terminal (tmux): a live line with bytes of the estimate, percent, rate and ETA', async () => {
     const screens: string[] = [];
     await shapeLink(L, 40, async () => {
-      await L.ctl.check(`tmux kill-server 2>/dev/null; tmux new-session -d -s p -x 160 -y 12 "${VM_HOZO} --config /etc/hozo/config.yaml run nightly; echo EXIT=\\$?; sleep 60"`);
+      await L.ctl.check(
+        `tmux kill-server 2>/dev/null; tmux new-session -d -s p -x 160 -y 12 "${VM_HOZO} --config /etc/hozo/config.yaml run nightly; echo EXIT=\\$?; sleep 60"`,
+      );
       for (let i = 0; i < 300; i++) {
         const screen = await L.ctl.check('tmux capture-pane -p -t p');
         screens.push(screen);
@@ -41,7 +43,10 @@ describe.skipIf(lab === undefined)('progress with percent and ETA from the send 
     const live = screens.flatMap((s) => s.split('\n')).filter((l) => /\bof [\d.]+ MiB \(\d+%\).*\/s ETA \d+:\d\d/.test(l));
     expect(live.length, `no progress line with percent and ETA in ${screens.length} screens:\n${last}`).toBeGreaterThan(0);
     const percents = [...new Set(live.map((l) => Number(/\((\d+)%\)/.exec(l)![1])))];
-    expect(percents.some((p) => p > 0 && p < 100), `percents seen: ${percents.join(' ')}`).toBe(true);
+    expect(
+      percents.some((p) => p > 0 && p < 100),
+      `percents seen: ${percents.join(' ')}`,
+    ).toBe(true);
   });
 
   it('without a terminal: plain lines only (no carriage return, no escape sequence)', async () => {

@@ -7,7 +7,20 @@
 // at that reboot: the check would see a takeover if the protections were missing.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { VmLab } from '../../src/lab/vm/lab.js';
-import { AGENT_ROOT, AGENT_SSH, EVIL_POOL, HOSTILE_PACKAGE, SRC, hozoJson, labOrSkip, makeHostilePackage, removeHostilePackage, reset, skipReason, writeConfig } from './helpers.js';
+import {
+  AGENT_ROOT,
+  AGENT_SSH,
+  EVIL_POOL,
+  HOSTILE_PACKAGE,
+  SRC,
+  hozoJson,
+  labOrSkip,
+  makeHostilePackage,
+  removeHostilePackage,
+  reset,
+  skipReason,
+  writeConfig,
+} from './helpers.js';
 
 const lab: VmLab | undefined = labOrSkip();
 if (lab === undefined) console.warn(`SKIP: tests/openzfs/received-props.test.ts: ${skipReason()}`);
@@ -22,7 +35,9 @@ describe.skipIf(lab === undefined)('received properties on real OpenZFS (VMs)', 
     await L.box.sh('zfs destroy -r backup/control 2>/dev/null; true');
     await makeHostilePackage(L);
     // The control: a filesystem that mounts somewhere harmless.
-    await L.ctl.check(`zfs create -o mountpoint=${CONTROL_MOUNT} -o canmount=on ${EVIL_POOL}/ctrl && zfs snapshot ${EVIL_POOL}/ctrl@s1 && zfs send -p ${EVIL_POOL}/ctrl@s1 > /var/tmp/ctrl.zstream`);
+    await L.ctl.check(
+      `zfs create -o mountpoint=${CONTROL_MOUNT} -o canmount=on ${EVIL_POOL}/ctrl && zfs snapshot ${EVIL_POOL}/ctrl@s1 && zfs send -p ${EVIL_POOL}/ctrl@s1 > /var/tmp/ctrl.zstream`,
+    );
   });
   afterAll(async () => {
     await removeHostilePackage(L).catch(() => undefined);
@@ -63,7 +78,9 @@ describe.skipIf(lab === undefined)('received properties on real OpenZFS (VMs)', 
 
     // The control: received by root with plain `zfs receive -u` (what the agent did before), outside the roots.
     await L.box.check(`zfs create -o canmount=off backup/control`);
-    const c = await L.ctl.sh(`ssh -i /etc/hozo/box_key -o UserKnownHostsFile=/etc/hozo/known_hosts root@${L.box.ip} zfs receive -u backup/control/c < /var/tmp/ctrl.zstream`);
+    const c = await L.ctl.sh(
+      `ssh -i /etc/hozo/box_key -o UserKnownHostsFile=/etc/hozo/known_hosts root@${L.box.ip} zfs receive -u backup/control/c < /var/tmp/ctrl.zstream`,
+    );
     expect(c.exitCode, c.stderr).toBe(0);
 
     // Export and import the way the agent's prepare does (-N), then a real reboot: boot imports the pool from the
@@ -85,7 +102,9 @@ describe.skipIf(lab === undefined)('received properties on real OpenZFS (VMs)', 
     // The controller lied: a filesystem with its properties, called a volume (so only -x, no -o, for the mount props).
     await L.box.check(`zfs set mountpoint=/srv/hozo-lied ${AGENT_ROOT}`);
     try {
-      const lie = await L.ctl.sh(`zfs send -p ${EVIL_POOL}/pkg/ssh@s1 | ${AGENT_SSH} hozo@${L.box.ip} receive -u --volume ${AGENT_ROOT}/lie`, { timeoutMs: 300_000 });
+      const lie = await L.ctl.sh(`zfs send -p ${EVIL_POOL}/pkg/ssh@s1 | ${AGENT_SSH} hozo@${L.box.ip} receive -u --volume ${AGENT_ROOT}/lie`, {
+        timeoutMs: 300_000,
+      });
       expect(lie.exitCode).toBe(1);
       expect(lie.stderr).toMatch(/not protected on this box/);
       const p = await L.box.check(`zfs get -H -o value mountpoint,canmount,setuid,exec,devices,mounted ${AGENT_ROOT}/lie`);

@@ -28,7 +28,6 @@ const name = (i: number) => `day-${String(i).padStart(3, '0')}`;
  *  these emulated CPUs; 200 of them, as on zfs-fuse, would add ~15 minutes to CI). */
 const RECEIVE_DAYS = Array.from({ length: DAYS }, (_, i) => i).filter((i) => i % 8 === 0 || i >= DAYS - 7);
 
-
 describe.skipIf(lab === undefined)('box retention by receive time on real OpenZFS (forced command, both clocks stepped)', () => {
   const L = lab!;
   // One connection each for the whole test (a new SSH handshake costs ~2.6 s on these emulated CPUs): the
@@ -99,7 +98,10 @@ describe.skipIf(lab === undefined)('box retention by receive time on real OpenZF
       // prune's, whose last day is at least four whole months (>= 120 days) before day DAYS+6 — so never later than
       // day DAYS-120 whatever today's date is (day-080 when the last receive falls on the 1st of a month).
       expect(kept[0]! <= name(DAYS - 120), kept[0]).toBe(true);
-      const left = (await L.box.check(`zfs list -H -o name -t snapshot -r ${TARGET}`)).split('\n').map((n) => n.slice(n.indexOf('@') + 1)).sort();
+      const left = (await L.box.check(`zfs list -H -o name -t snapshot -r ${TARGET}`))
+        .split('\n')
+        .map((n) => n.slice(n.indexOf('@') + 1))
+        .sort();
       expect(left).toEqual(kept);
 
       // The box's clock goes back a month (and the controller's: an older creation too): the next receive is stamped

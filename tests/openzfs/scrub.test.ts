@@ -19,7 +19,7 @@ const SCRUB_AGENT = {
   },
 };
 
-describe.skipIf(lab === undefined)('scrubs carried across the box\'s power cycles (OpenZFS lab)', () => {
+describe.skipIf(lab === undefined)("scrubs carried across the box's power cycles (OpenZFS lab)", () => {
   const L = lab!;
   beforeAll(async () => {
     await reset(L, SCRUB_AGENT);
@@ -31,12 +31,19 @@ describe.skipIf(lab === undefined)('scrubs carried across the box\'s power cycle
         'chmod 0440 /etc/sudoers.d/hozo-scrub; visudo -cf /etc/sudoers.d/hozo-scrub; systemctl daemon-reload; zpool scrub -s backup 2>/dev/null; true',
     );
     // Some data for the scrub to read.
-    await L.box.check(`zfs create -o mountpoint=/var/tmp/fill ${AGENT_ROOT}/fill && dd if=/dev/urandom of=/var/tmp/fill/blob bs=1M count=200 status=none && sync`, { timeoutMs: 600_000 });
+    await L.box.check(
+      `zfs create -o mountpoint=/var/tmp/fill ${AGENT_ROOT}/fill && dd if=/dev/urandom of=/var/tmp/fill/blob bs=1M count=200 status=none && sync`,
+      { timeoutMs: 600_000 },
+    );
     await L.ctl.check(`zfs create ${SRC}/sc && echo scrub > /tank/src/sc/f && zfs snapshot ${SRC}/sc@c1`);
   }, 900_000);
   afterAll(async () => {
     await L.ensureBoxUp().catch(() => undefined);
-    await L.box.sh('zpool scrub -s backup; rm -f /etc/sudoers.d/hozo-scrub /etc/systemd/system/hozo-scrub@.service /etc/systemd/system/hozo-scrub-pause@.service; systemctl daemon-reload').catch(() => undefined);
+    await L.box
+      .sh(
+        'zpool scrub -s backup; rm -f /etc/sudoers.d/hozo-scrub /etc/systemd/system/hozo-scrub@.service /etc/systemd/system/hozo-scrub-pause@.service; systemctl daemon-reload',
+      )
+      .catch(() => undefined);
     await reset(L).catch(() => undefined);
   });
 

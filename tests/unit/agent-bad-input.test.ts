@@ -31,13 +31,16 @@ describe('hozo-agent: bad input', () => {
   const dir = mkdtempSync(join(tmpdir(), 'hozo-agent-bad-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  it.each(['constructor', 'toString', '__proto__', 'hasOwnProperty', 'valueOf', 'isPrototypeOf'])('`%s --help` is an unknown command (exit 2), not a crash', async (c) => {
-    const { out, err } = capture();
-    expect(await main([c, '--help'])).toBe(2);
-    vi.restoreAllMocks();
-    expect(err.join('')).toBe(`hozo-agent: unknown command "${c}"\n(hozo-agent --help for usage)\n`);
-    expect(out.join('')).toBe('');
-  });
+  it.each(['constructor', 'toString', '__proto__', 'hasOwnProperty', 'valueOf', 'isPrototypeOf'])(
+    '`%s --help` is an unknown command (exit 2), not a crash',
+    async (c) => {
+      const { out, err } = capture();
+      expect(await main([c, '--help'])).toBe(2);
+      vi.restoreAllMocks();
+      expect(err.join('')).toBe(`hozo-agent: unknown command "${c}"\n(hozo-agent --help for usage)\n`);
+      expect(out.join('')).toBe('');
+    },
+  );
 
   it('an unknown command or argument is escaped', async () => {
     const { err } = capture();
@@ -74,15 +77,22 @@ describe('hozo-agent: bad input', () => {
     const t = Date.now();
     expect(problems({ roots: [], controllers: { a: { roots: many('backup/a') }, b: { roots: many('backup/b') } } })).toBe('');
     expect(Date.now() - t).toBeLessThan(5000);
-    expect(problems({ roots: [], controllers: { a: { roots: ['backup/a'] }, b: { roots: ['backup/a/x'] } } })).toContain('controllers.a root "backup/a" overlaps controllers.b root "backup/a/x"');
-    expect(problems({ roots: ['backup/a/x'], controllers: { b: { roots: ['backup/a'] } } })).toContain('roots root "backup/a/x" overlaps controllers.b root "backup/a"');
+    expect(problems({ roots: [], controllers: { a: { roots: ['backup/a'] }, b: { roots: ['backup/a/x'] } } })).toContain(
+      'controllers.a root "backup/a" overlaps controllers.b root "backup/a/x"',
+    );
+    expect(problems({ roots: ['backup/a/x'], controllers: { b: { roots: ['backup/a'] } } })).toContain(
+      'roots root "backup/a/x" overlaps controllers.b root "backup/a"',
+    );
   });
 
   it('check-config resolves the paths: a stateDirectory through a symlink into /proc is refused (exit 1), nothing created', async () => {
     const link = join(dir, 'proclink');
     symlinkSync('/proc/1', link);
     const config = join(dir, 'agent.json');
-    writeFileSync(config, JSON.stringify({ ...minimal, stateDirectory: join(link, 'x'), leaseDirectory: join(dir, 'leases'), logFile: join(dir, 'agent.log') }));
+    writeFileSync(
+      config,
+      JSON.stringify({ ...minimal, stateDirectory: join(link, 'x'), leaseDirectory: join(dir, 'leases'), logFile: join(dir, 'agent.log') }),
+    );
     const { err } = capture();
     expect(await main(['check-config', '--config', config])).toBe(1);
     vi.restoreAllMocks();

@@ -30,8 +30,24 @@ describe('accepted requests', () => {
   });
 
   it('receive: allowed flags in any order, -F only with allowRollback', () => {
-    expect(ok('receive backup/kraken/home')).toEqual({ verb: 'receive', dataset: 'backup/kraken/home', force: false, resumable: false, zstd: false, mbuffer: false, volume: false });
-    expect(ok('receive -s -u backup/kraken/a/b')).toEqual({ verb: 'receive', dataset: 'backup/kraken/a/b', force: false, resumable: true, zstd: false, mbuffer: false, volume: false });
+    expect(ok('receive backup/kraken/home')).toEqual({
+      verb: 'receive',
+      dataset: 'backup/kraken/home',
+      force: false,
+      resumable: false,
+      zstd: false,
+      mbuffer: false,
+      volume: false,
+    });
+    expect(ok('receive -s -u backup/kraken/a/b')).toEqual({
+      verb: 'receive',
+      dataset: 'backup/kraken/a/b',
+      force: false,
+      resumable: true,
+      zstd: false,
+      mbuffer: false,
+      volume: false,
+    });
     expect(ok('receive --volume backup/kraken/vm')).toMatchObject({ volume: true });
     expect(refused('receive --volume --volume backup/kraken/vm')).toMatch(/twice/);
     // Property overrides are the box's own: a controller cannot pass -o or -x.

@@ -22,7 +22,7 @@ describe('lockIsStale', () => {
     expect(lockIsStale('42', 86_400_000, { alive: rules.alive, startOf: rules.startOf })).toBe(false);
     expect(lockIsStale('41', 0, { alive: rules.alive, startOf: rules.startOf })).toBe(true);
   });
-  it('no readable owner, or an older agent\'s pid-only lock: stale after 30 s only', () => {
+  it("no readable owner, or an older agent's pid-only lock: stale after 30 s only", () => {
     for (const text of ['', 'garbage', '42']) {
       expect(lockIsStale(text, 1_000, rules)).toBe(false);
       expect(lockIsStale(text, 31_000, rules)).toBe(true);

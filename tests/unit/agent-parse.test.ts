@@ -17,15 +17,21 @@ const local = (y: number, mo: number, d: number, h: number, mi: number, s: numbe
 // from a second shell); `zpool scrub -s`; `zpool offline` of one side; `zpool detach` + `attach` (resilver running,
 // then done). Note the old-style " scrub:" line (no "scan:") and "2.37K" in the CKSUM column.
 const ZFS_FUSE = {
-  none: "  pool: hzagfx\n state: ONLINE\n scrub: none requested\nconfig:\n\n\tNAME                  STATE     READ WRITE CKSUM\n\thzagfx                ONLINE       0     0     0\n\t  /tmp/hzagcap/a.img  ONLINE       0     0     0\n\nerrors: No known data errors\n",
-  noneList: "hzagfx\tONLINE\t123M\t556K\t122M\t0%\n",
-  repaired: "  pool: hzagfx\n state: ONLINE\nstatus: One or more devices has experienced an unrecoverable error.  An\n\tattempt was made to correct the error.  Applications are unaffected.\naction: Determine if the device needs to be replaced, and clear the errors\n\tusing 'zpool clear' or replace the device with 'zpool replace'.\n   see: http://www.sun.com/msg/ZFS-8000-9P\n scrub: scrub completed after 0h0m with 0 errors on Sun Nov 22 05:06:42 2026\nconfig:\n\n\tNAME                    STATE     READ WRITE CKSUM\n\thzagfx                  ONLINE       0     0     0\n\t  mirror-0              ONLINE       0     0     0\n\t    /tmp/hzagcap/d.img  ONLINE       0     0     0\n\t    /tmp/hzagcap/e.img  ONLINE       0     0 2.37K  297M repaired\n\nerrors: No known data errors\n",
-  scrubbing: "  pool: hzagfx\n state: ONLINE\n scrub: scrub in progress for 0h0m, 11.11% done, 0h0m to go\nconfig:\n\n\tNAME                    STATE     READ WRITE CKSUM\n\thzagfx                  ONLINE       0     0     0\n\t  mirror-0              ONLINE       0     0     0\n\t    /tmp/hzagcap/d.img  ONLINE       0     0     0\n\t    /tmp/hzagcap/e.img  ONLINE       0     0     0\n\nerrors: No known data errors\n",
-  stopped: "  pool: hzagfx\n state: ONLINE\n scrub: scrub stopped after 0h0m with 0 errors on Sun Nov 22 05:06:55 2026\nconfig:\n\n\tNAME                    STATE     READ WRITE CKSUM\n\thzagfx                  ONLINE       0     0     0\n\t  mirror-0              ONLINE       0     0     0\n\t    /tmp/hzagcap/d.img  ONLINE       0     0     0\n\t    /tmp/hzagcap/e.img  ONLINE       0     0     0\n\nerrors: No known data errors\n",
-  degraded: "  pool: hzagfx\n state: DEGRADED\nstatus: One or more devices has been taken offline by the administrator.\n\tSufficient replicas exist for the pool to continue functioning in a\n\tdegraded state.\naction: Online the device using 'zpool online' or replace the device with\n\t'zpool replace'.\n scrub: scrub stopped after 0h0m with 0 errors on Sun Nov 22 05:06:55 2026\nconfig:\n\n\tNAME                    STATE     READ WRITE CKSUM\n\thzagfx                  DEGRADED     0     0     0\n\t  mirror-0              DEGRADED     0     0     0\n\t    /tmp/hzagcap/d.img  ONLINE       0     0     0\n\t    /tmp/hzagcap/e.img  OFFLINE      0     0     0\n\nerrors: No known data errors\n",
-  degradedList: "hzagfx\tDEGRADED\t1.98G\t1.57G\t428M\t78%\n",
-  resilvering: "  pool: hzagfx\n state: ONLINE\nstatus: One or more devices is currently being resilvered.  The pool will\n\tcontinue to function, possibly in a degraded state.\naction: Wait for the resilver to complete.\n scrub: resilver in progress for 0h0m, 35.29% done, 0h0m to go\nconfig:\n\n\tNAME                    STATE     READ WRITE CKSUM\n\thzagfx                  ONLINE       0     0     0\n\t  mirror-0              ONLINE       0     0     0\n\t    /tmp/hzagcap/d.img  ONLINE       0     0     0\n\t    /tmp/hzagcap/e.img  ONLINE       0     0     0  563M resilvered\n\nerrors: No known data errors\n",
-  resilvered: "  pool: hzagfx\n state: ONLINE\n scrub: resilver completed after 0h0m with 0 errors on Sun Nov 22 05:07:00 2026\nconfig:\n\n\tNAME                    STATE     READ WRITE CKSUM\n\thzagfx                  ONLINE       0     0     0\n\t  mirror-0              ONLINE       0     0     0\n\t    /tmp/hzagcap/d.img  ONLINE       0     0     0\n\t    /tmp/hzagcap/e.img  ONLINE       0     0     0  1.57G resilvered\n\nerrors: No known data errors\n",
+  none: '  pool: hzagfx\n state: ONLINE\n scrub: none requested\nconfig:\n\n\tNAME                  STATE     READ WRITE CKSUM\n\thzagfx                ONLINE       0     0     0\n\t  /tmp/hzagcap/a.img  ONLINE       0     0     0\n\nerrors: No known data errors\n',
+  noneList: 'hzagfx\tONLINE\t123M\t556K\t122M\t0%\n',
+  repaired:
+    "  pool: hzagfx\n state: ONLINE\nstatus: One or more devices has experienced an unrecoverable error.  An\n\tattempt was made to correct the error.  Applications are unaffected.\naction: Determine if the device needs to be replaced, and clear the errors\n\tusing 'zpool clear' or replace the device with 'zpool replace'.\n   see: http://www.sun.com/msg/ZFS-8000-9P\n scrub: scrub completed after 0h0m with 0 errors on Sun Nov 22 05:06:42 2026\nconfig:\n\n\tNAME                    STATE     READ WRITE CKSUM\n\thzagfx                  ONLINE       0     0     0\n\t  mirror-0              ONLINE       0     0     0\n\t    /tmp/hzagcap/d.img  ONLINE       0     0     0\n\t    /tmp/hzagcap/e.img  ONLINE       0     0 2.37K  297M repaired\n\nerrors: No known data errors\n",
+  scrubbing:
+    '  pool: hzagfx\n state: ONLINE\n scrub: scrub in progress for 0h0m, 11.11% done, 0h0m to go\nconfig:\n\n\tNAME                    STATE     READ WRITE CKSUM\n\thzagfx                  ONLINE       0     0     0\n\t  mirror-0              ONLINE       0     0     0\n\t    /tmp/hzagcap/d.img  ONLINE       0     0     0\n\t    /tmp/hzagcap/e.img  ONLINE       0     0     0\n\nerrors: No known data errors\n',
+  stopped:
+    '  pool: hzagfx\n state: ONLINE\n scrub: scrub stopped after 0h0m with 0 errors on Sun Nov 22 05:06:55 2026\nconfig:\n\n\tNAME                    STATE     READ WRITE CKSUM\n\thzagfx                  ONLINE       0     0     0\n\t  mirror-0              ONLINE       0     0     0\n\t    /tmp/hzagcap/d.img  ONLINE       0     0     0\n\t    /tmp/hzagcap/e.img  ONLINE       0     0     0\n\nerrors: No known data errors\n',
+  degraded:
+    "  pool: hzagfx\n state: DEGRADED\nstatus: One or more devices has been taken offline by the administrator.\n\tSufficient replicas exist for the pool to continue functioning in a\n\tdegraded state.\naction: Online the device using 'zpool online' or replace the device with\n\t'zpool replace'.\n scrub: scrub stopped after 0h0m with 0 errors on Sun Nov 22 05:06:55 2026\nconfig:\n\n\tNAME                    STATE     READ WRITE CKSUM\n\thzagfx                  DEGRADED     0     0     0\n\t  mirror-0              DEGRADED     0     0     0\n\t    /tmp/hzagcap/d.img  ONLINE       0     0     0\n\t    /tmp/hzagcap/e.img  OFFLINE      0     0     0\n\nerrors: No known data errors\n",
+  degradedList: 'hzagfx\tDEGRADED\t1.98G\t1.57G\t428M\t78%\n',
+  resilvering:
+    '  pool: hzagfx\n state: ONLINE\nstatus: One or more devices is currently being resilvered.  The pool will\n\tcontinue to function, possibly in a degraded state.\naction: Wait for the resilver to complete.\n scrub: resilver in progress for 0h0m, 35.29% done, 0h0m to go\nconfig:\n\n\tNAME                    STATE     READ WRITE CKSUM\n\thzagfx                  ONLINE       0     0     0\n\t  mirror-0              ONLINE       0     0     0\n\t    /tmp/hzagcap/d.img  ONLINE       0     0     0\n\t    /tmp/hzagcap/e.img  ONLINE       0     0     0  563M resilvered\n\nerrors: No known data errors\n',
+  resilvered:
+    '  pool: hzagfx\n state: ONLINE\n scrub: resilver completed after 0h0m with 0 errors on Sun Nov 22 05:07:00 2026\nconfig:\n\n\tNAME                    STATE     READ WRITE CKSUM\n\thzagfx                  ONLINE       0     0     0\n\t  mirror-0              ONLINE       0     0     0\n\t    /tmp/hzagcap/d.img  ONLINE       0     0     0\n\t    /tmp/hzagcap/e.img  ONLINE       0     0     0  1.57G resilvered\n\nerrors: No known data errors\n',
 };
 
 // OpenZFS 2.2: written from print_scan_scrub_resilver_status() and status_callback() in cmd/zpool/zpool_main.c
@@ -139,7 +145,16 @@ errors: No known data errors
 describe('zpool status from zfs-fuse (captured)', () => {
   it('never scrubbed: healthy, no scan, no errors, leaf vdev is the file', () => {
     const [p] = parseZpoolStatus(ZFS_FUSE.none);
-    expect(p).toMatchObject({ name: 'hzagfx', state: 'ONLINE', scans: [], errors: 0, dataErrors: 0, scrubRunning: false, resilverRunning: false, lastScrubEnd: null });
+    expect(p).toMatchObject({
+      name: 'hzagfx',
+      state: 'ONLINE',
+      scans: [],
+      errors: 0,
+      dataErrors: 0,
+      scrubRunning: false,
+      resilverRunning: false,
+      lastScrubEnd: null,
+    });
     expect(p!.scanText).toBe('none requested');
     expect(p!.vdevs.filter((v) => v.leaf).map((v) => v.name)).toEqual(['/tmp/hzagcap/a.img']);
   });
@@ -159,10 +174,27 @@ describe('zpool status from zfs-fuse (captured)', () => {
   });
 
   it('scrub running, stopped, resilver running and done', () => {
-    expect(parseZpoolStatus(ZFS_FUSE.scrubbing)[0]).toMatchObject({ scrubRunning: true, resilverRunning: false, lastScrubEnd: null, scans: [{ kind: 'scrub', state: 'running', progress: 0.1111 }] });
-    expect(parseZpoolStatus(ZFS_FUSE.stopped)[0]).toMatchObject({ scrubRunning: false, lastScrubEnd: null, scans: [{ kind: 'scrub', state: 'canceled', end: local(2026, 11, 22, 5, 6, 55) }] });
-    expect(parseZpoolStatus(ZFS_FUSE.resilvering)[0]).toMatchObject({ scrubRunning: false, resilverRunning: true, scans: [{ kind: 'resilver', state: 'running', progress: 0.3529 }] });
-    expect(parseZpoolStatus(ZFS_FUSE.resilvered)[0]).toMatchObject({ resilverRunning: false, lastScrubEnd: null, scans: [{ kind: 'resilver', state: 'finished' }] });
+    expect(parseZpoolStatus(ZFS_FUSE.scrubbing)[0]).toMatchObject({
+      scrubRunning: true,
+      resilverRunning: false,
+      lastScrubEnd: null,
+      scans: [{ kind: 'scrub', state: 'running', progress: 0.1111 }],
+    });
+    expect(parseZpoolStatus(ZFS_FUSE.stopped)[0]).toMatchObject({
+      scrubRunning: false,
+      lastScrubEnd: null,
+      scans: [{ kind: 'scrub', state: 'canceled', end: local(2026, 11, 22, 5, 6, 55) }],
+    });
+    expect(parseZpoolStatus(ZFS_FUSE.resilvering)[0]).toMatchObject({
+      scrubRunning: false,
+      resilverRunning: true,
+      scans: [{ kind: 'resilver', state: 'running', progress: 0.3529 }],
+    });
+    expect(parseZpoolStatus(ZFS_FUSE.resilvered)[0]).toMatchObject({
+      resilverRunning: false,
+      lastScrubEnd: null,
+      scans: [{ kind: 'resilver', state: 'finished' }],
+    });
   });
 
   it('degraded pool (offline side of a mirror)', () => {
@@ -193,8 +225,15 @@ describe('zpool status from OpenZFS 2.2 (faithful fixtures)', () => {
   });
 
   it('a paused scrub still counts as running (it resumes); canceled does not', () => {
-    expect(parseZpoolStatus(OPENZFS.paused)[0]).toMatchObject({ scrubRunning: true, scans: [{ kind: 'scrub', state: 'paused', start: local(2025, 11, 11, 8, 0, 0), progress: 0.2548 }] });
-    expect(parseZpoolStatus(OPENZFS.canceled)[0]).toMatchObject({ scrubRunning: false, lastScrubEnd: null, scans: [{ kind: 'scrub', state: 'canceled', end: local(2025, 11, 11, 9, 0, 0) }] });
+    expect(parseZpoolStatus(OPENZFS.paused)[0]).toMatchObject({
+      scrubRunning: true,
+      scans: [{ kind: 'scrub', state: 'paused', start: local(2025, 11, 11, 8, 0, 0), progress: 0.2548 }],
+    });
+    expect(parseZpoolStatus(OPENZFS.canceled)[0]).toMatchObject({
+      scrubRunning: false,
+      lastScrubEnd: null,
+      scans: [{ kind: 'scrub', state: 'canceled', end: local(2025, 11, 11, 9, 0, 0) }],
+    });
   });
 
   it('resilver in progress on a degraded mirror: leaf errors summed (1.5K), data errors counted', () => {
@@ -312,7 +351,9 @@ describe('retention selection (pure)', () => {
     expect(d.keep.map((k) => k.name)).toEqual(['f6', ...base.keep.map((k) => k.name).filter((n) => n !== 'r199')]);
     expect(d.destroy.filter((n) => n.startsWith('r'))).toEqual([...base.destroy, 'r199']);
     // Bucketed by creation as received, the forged months would have taken the 6 monthly slots.
-    expect(selectRetention([...real, ...forged], policy, { ...utc, now: NOW + 400 * DAY }).keep.filter((k) => k.name.startsWith('r')).length).toBeLessThan(base.keep.length);
+    expect(selectRetention([...real, ...forged], policy, { ...utc, now: NOW + 400 * DAY }).keep.filter((k) => k.name.startsWith('r')).length).toBeLessThan(
+      base.keep.length,
+    );
   });
 
   it('"newest" is by createtxg: a snapshot with an older creation (controller clock went back) is still the base that stays', () => {
@@ -326,11 +367,17 @@ describe('retention selection (pure)', () => {
     expect(d.destroy).toEqual(['a', 'b'].filter((n) => !d.keep.some((k) => k.name === n)));
   });
 
-  it('the box\'s receive time beats creation: all created the same minute, received over 10 days', () => {
+  it("the box's receive time beats creation: all created the same minute, received over 10 days", () => {
     const s = Array.from({ length: 10 }, (_, i) => ({ name: `s${i}`, creation: NOW, received: NOW - (9 - i) * DAY, createtxg: i }));
     const d = selectRetention(s, { daily: 3, weekly: 0, monthly: 0 }, { ...utc, now: NOW });
     expect(d.keep.map((k) => k.name)).toEqual(['s9', 's8', 's7']);
-    expect(selectRetention(s.map(({ received: _r, ...x }) => x), { daily: 3, weekly: 0, monthly: 0 }, { ...utc, now: NOW }).keep.map((k) => k.name)).toEqual(['s9']);
+    expect(
+      selectRetention(
+        s.map(({ received: _r, ...x }) => x),
+        { daily: 3, weekly: 0, monthly: 0 },
+        { ...utc, now: NOW },
+      ).keep.map((k) => k.name),
+    ).toEqual(['s9']);
   });
 
   it('gaps: N daily means N days that have snapshots (like sanoid counting its dailies)', () => {

@@ -106,7 +106,13 @@ describe('answers that are not the protocol', () => {
 
   it('session frames: one JSON line with integer id and exit and string outputs, else undefined', () => {
     expect(parseSessionFrame('{"id":3,"exit":0,"stdout":"a","stderr":""}')).toEqual({ id: 3, exit: 0, stdout: 'a', stderr: '' });
-    for (const line of ['', 'hello', '{"id":"3","exit":0,"stdout":"","stderr":""}', '{"id":3,"exit":0.5,"stdout":"","stderr":""}', '{"id":3,"exit":0,"stdout":1,"stderr":""}']) {
+    for (const line of [
+      '',
+      'hello',
+      '{"id":"3","exit":0,"stdout":"","stderr":""}',
+      '{"id":3,"exit":0.5,"stdout":"","stderr":""}',
+      '{"id":3,"exit":0,"stdout":1,"stderr":""}',
+    ]) {
       expect(parseSessionFrame(line), line).toBeUndefined();
     }
   });

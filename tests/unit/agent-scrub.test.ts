@@ -12,11 +12,17 @@ const date = (t: number) => {
   return `${['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'][d.getDay()]} ${['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'][d.getMonth()]} ${String(d.getDate()).padStart(2, ' ')} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())} ${d.getFullYear()}`;
 };
 // OpenZFS 2.x wording (agent/pool-status.ts parses it).
-const PAUSED = STATUS_OK.replace(' scrub: none requested', `  scan: scrub paused since ${date(1_799_990_000)}\n\tscrub started on ${date(1_799_980_000)}\n\t10.5M / 1.2G scanned, 8.0M / 1.2G issued\n\t0B repaired, 0.65% done`);
+const PAUSED = STATUS_OK.replace(
+  ' scrub: none requested',
+  `  scan: scrub paused since ${date(1_799_990_000)}\n\tscrub started on ${date(1_799_980_000)}\n\t10.5M / 1.2G scanned, 8.0M / 1.2G issued\n\t0B repaired, 0.65% done`,
+);
 const DONE = (t: number) => STATUS_OK.replace(' scrub: none requested', `  scan: scrub repaired 0B in 00:00:03 with 0 errors on ${date(t)}`);
 
 function scripted(status: string, config: Record<string, unknown> = {}): Harness {
-  return harness(box((cmd) => (cmd === 'zpool status backup' ? { stdout: status } : cmd.startsWith('zpool scrub') ? {} : undefined)), { scrub: POLICY, ...config } as never);
+  return harness(
+    box((cmd) => (cmd === 'zpool status backup' ? { stdout: status } : cmd.startsWith('zpool scrub') ? {} : undefined)),
+    { scrub: POLICY, ...config } as never,
+  );
 }
 const scrubCalls = (h: Harness) => h.runner.calls.filter((c) => c.startsWith('zpool scrub') || c === 'zpool export backup');
 
@@ -49,9 +55,15 @@ describe('agent scrub policy', () => {
 
   it('shutdown pauses a running scrub before the export, instead of refusing; %p is the pool in the configured command', async () => {
     const h = scripted(STATUS_SCRUBBING, { scrub: { ...POLICY, pauseCommand: ['sudo', '-n', 'systemctl', 'start', 'hozo-scrub-pause@%p.service'] } });
-    h.runner.reply = ((r) => (cmd: string) => (cmd.startsWith('sudo -n systemctl start hozo-scrub-pause@') ? {} : r(cmd)))(h.runner.reply);
+    h.runner.reply = (
+      (r) => (cmd: string) =>
+        cmd.startsWith('sudo -n systemctl start hozo-scrub-pause@') ? {} : r(cmd)
+    )(h.runner.reply);
     expect(await serve(h.ctx, 'shutdown')).toBe(0);
-    expect(h.runner.calls.filter((c) => c.includes('scrub-pause') || c === 'zpool export backup')).toEqual(['sudo -n systemctl start hozo-scrub-pause@backup.service', 'zpool export backup']);
+    expect(h.runner.calls.filter((c) => c.includes('scrub-pause') || c === 'zpool export backup')).toEqual([
+      'sudo -n systemctl start hozo-scrub-pause@backup.service',
+      'zpool export backup',
+    ]);
     expect(json(h)).toMatchObject({ shutdown: true, scrubs: [{ pool: 'backup', action: 'paused', detail: 'at 11%' }] });
     expect(h.detached).toHaveLength(1);
   });

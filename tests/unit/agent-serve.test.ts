@@ -46,7 +46,11 @@ describe('serve: accepted verbs run exactly their commands', () => {
 
   it('capabilities: runs the probe once and then answers from its store while the fingerprint is unchanged', async () => {
     let fingerprint = '/usr/sbin/zfs 399680 1679577893 15884301\n/usr/sbin/zfs\n';
-    const probeOut = '@@ commands\n@@ send-usage\nusage:\n\tsend [-RDp] [-[iI] snapshot] <snapshot>\n' + PROBE_SECTIONS.filter((n) => n !== 'commands' && n !== 'send-usage').map((n) => `@@ ${n}\n`).join('');
+    const probeOut =
+      '@@ commands\n@@ send-usage\nusage:\n\tsend [-RDp] [-[iI] snapshot] <snapshot>\n' +
+      PROBE_SECTIONS.filter((n) => n !== 'commands' && n !== 'send-usage')
+        .map((n) => `@@ ${n}\n`)
+        .join('');
     const h = harness(
       box((cmd) => {
         if (cmd.startsWith('sh -c set --')) return { stdout: fingerprint };
@@ -88,7 +92,8 @@ describe('serve: accepted verbs run exactly their commands', () => {
   });
 
   it('list prints zfs get stdout verbatim; falls back without receive_resume_token; missing roots are fine', async () => {
-    const listing = 'backup/kraken\ttype\tfilesystem\t-\nbackup/kraken\tguid\t123\t-\nbackup/kraken\tcreatetxg\t1\t-\nbackup/kraken\tcreation\t1700000000\t-\nbackup/kraken\tuserrefs\t-\t-\n';
+    const listing =
+      'backup/kraken\ttype\tfilesystem\t-\nbackup/kraken\tguid\t123\t-\nbackup/kraken\tcreatetxg\t1\t-\nbackup/kraken\tcreation\t1700000000\t-\nbackup/kraken\tuserrefs\t-\t-\n';
     const raw = listing.replace(/\t-\n/g, '\n');
     const h = harness(
       box((cmd) => {
@@ -116,9 +121,14 @@ describe('serve: accepted verbs run exactly their commands', () => {
 
   it('receive creates missing parents top-down with canmount=off, marks the receive, passes stdin through', async () => {
     let during: string[] = [];
-    const h = harness(box((cmd) => (cmd.startsWith('zfs create') ? {} : undefined)), {}, 0, (hh) => {
-      during = hh.state.receives().map((r) => r.dataset);
-    });
+    const h = harness(
+      box((cmd) => (cmd.startsWith('zfs create') ? {} : undefined)),
+      {},
+      0,
+      (hh) => {
+        during = hh.state.receives().map((r) => r.dataset);
+      },
+    );
     expect(await serve(h.ctx, 'receive -u -s backup/kraken/host/data/home')).toBe(0);
     // First the capability fingerprint and probe (sh -c …): unanswered here, so no receive -o/-x (zfs-fuse).
     expect(h.runner.calls.filter((c) => c.startsWith('sh -c')).length).toBe(2);
@@ -157,15 +167,47 @@ describe('serve: accepted verbs run exactly their commands', () => {
       'backup/kraken/a/vol\tvolmode\tnone',
       'backup/kraken/a/vol\trefreservation\t0',
     ];
-    const GET = 'zfs get -H -p -r -t filesystem,volume,snapshot -o name,property,value type,mountpoint,canmount,setuid,exec,devices,volmode,reservation,refreservation,guid backup/kraken/a';
+    const GET =
+      'zfs get -H -p -r -t filesystem,volume,snapshot -o name,property,value type,mountpoint,canmount,setuid,exec,devices,volmode,reservation,refreservation,guid backup/kraken/a';
     const openzfs = (rows: string[], extra: (cmd: string) => Reply = () => undefined) =>
-      box((cmd) => extra(cmd) ?? (cmd.startsWith('sh -c') && cmd.includes('@@ receive-usage') ? { stdout: probe } : cmd === GET ? { stdout: rows.join('\n') + '\n' } : cmd.startsWith('zfs set') || cmd.startsWith('zfs create') ? {} : undefined));
+      box(
+        (cmd) =>
+          extra(cmd) ??
+          (cmd.startsWith('sh -c') && cmd.includes('@@ receive-usage')
+            ? { stdout: probe }
+            : cmd === GET
+              ? { stdout: rows.join('\n') + '\n' }
+              : cmd.startsWith('zfs set') || cmd.startsWith('zfs create')
+                ? {}
+                : undefined),
+      );
 
     it('a filesystem: -o mountpoint=none canmount=noauto setuid/exec/devices off volmode=none, -x reservations; parents made safe too', async () => {
       const h = harness(openzfs(safe, (cmd) => (cmd === 'zfs list -H -o name backup/kraken/a' ? { exitCode: 1, stderr: 'does not exist' } : undefined)));
       expect(await serve(h.ctx, 'receive -u backup/kraken/a')).toBe(0);
       expect(h.streams[0]!.chain).toEqual([
-        ['zfs', 'receive', '-u', '-o', 'mountpoint=none', '-o', 'canmount=noauto', '-o', 'setuid=off', '-o', 'exec=off', '-o', 'devices=off', '-o', 'volmode=none', '-x', 'reservation', '-x', 'refreservation', 'backup/kraken/a'],
+        [
+          'zfs',
+          'receive',
+          '-u',
+          '-o',
+          'mountpoint=none',
+          '-o',
+          'canmount=noauto',
+          '-o',
+          'setuid=off',
+          '-o',
+          'exec=off',
+          '-o',
+          'devices=off',
+          '-o',
+          'volmode=none',
+          '-x',
+          'reservation',
+          '-x',
+          'refreservation',
+          'backup/kraken/a',
+        ],
       ]);
       const calls = h.runner.calls.filter((c) => !c.startsWith('sh -c'));
       expect(calls).toContain(GET);
@@ -176,7 +218,14 @@ describe('serve: accepted verbs run exactly their commands', () => {
 
     it('one zfs get after the stream reads the protections back and the snapshots for the receive times; no look-up before it', async () => {
       // A snapshot's own setuid/exec rows (inherited) are not datasets to protect.
-      const rows = [...safe, 'backup/kraken/a@s1\ttype\tsnapshot', 'backup/kraken/a@s1\tguid\t777', 'backup/kraken/a@s1\tsetuid\ton', 'backup/kraken/a/vol@s1\ttype\tsnapshot', 'backup/kraken/a/vol@s1\tguid\t778'];
+      const rows = [
+        ...safe,
+        'backup/kraken/a@s1\ttype\tsnapshot',
+        'backup/kraken/a@s1\tguid\t777',
+        'backup/kraken/a@s1\tsetuid\ton',
+        'backup/kraken/a/vol@s1\ttype\tsnapshot',
+        'backup/kraken/a/vol@s1\tguid\t778',
+      ];
       const h = harness(openzfs(rows));
       expect(await serve(h.ctx, 'receive -u backup/kraken/a')).toBe(0);
       const zfs = h.runner.calls.filter((c) => c.startsWith('zfs '));
@@ -188,7 +237,15 @@ describe('serve: accepted verbs run exactly their commands', () => {
     it('a volume (--volume): only volmode=none can be set, the filesystem properties are excluded', async () => {
       const h = harness(openzfs(safe));
       expect(await serve(h.ctx, 'receive -u --volume backup/kraken/a')).toBe(0);
-      expect(h.streams[0]!.chain[0]).toEqual(['zfs', 'receive', '-u', '-o', 'volmode=none', ...['mountpoint', 'canmount', 'setuid', 'exec', 'devices', 'reservation', 'refreservation'].flatMap((p) => ['-x', p]), 'backup/kraken/a']);
+      expect(h.streams[0]!.chain[0]).toEqual([
+        'zfs',
+        'receive',
+        '-u',
+        '-o',
+        'volmode=none',
+        ...['mountpoint', 'canmount', 'setuid', 'exec', 'devices', 'reservation', 'refreservation'].flatMap((p) => ['-x', p]),
+        'backup/kraken/a',
+      ]);
     });
 
     it('anything that did not take effect (zfs receive exits 0 without the delegation) is set again and the receive fails', async () => {
@@ -201,13 +258,21 @@ describe('serve: accepted verbs run exactly their commands', () => {
       ];
       const h = harness(openzfs(rows));
       expect(await serve(h.ctx, 'receive -u backup/kraken/a')).toBe(1);
-      expect(h.runner.calls.filter((c) => c.startsWith('zfs set'))).toEqual(['zfs set mountpoint=none canmount=noauto setuid=off backup/kraken/a', 'zfs set volmode=none backup/kraken/a/vol']);
-      expect(h.err.join('')).toMatch(/not protected on this box \(backup\/kraken\/a: mountpoint=\/root\/\.ssh; backup\/kraken\/a: setuid=on; backup\/kraken\/a\/vol: volmode=default\); the properties were set now\. Delegate mountpoint,canmount,setuid,exec,devices,volmode to/);
+      expect(h.runner.calls.filter((c) => c.startsWith('zfs set'))).toEqual([
+        'zfs set mountpoint=none canmount=noauto setuid=off backup/kraken/a',
+        'zfs set volmode=none backup/kraken/a/vol',
+      ]);
+      expect(h.err.join('')).toMatch(
+        /not protected on this box \(backup\/kraken\/a: mountpoint=\/root\/\.ssh; backup\/kraken\/a: setuid=on; backup\/kraken\/a\/vol: volmode=default\); the properties were set now\. Delegate mountpoint,canmount,setuid,exec,devices,volmode to/,
+      );
     });
   });
 
   it('maxReceives: a receive beyond the cap of running ones is refused (exit 3) and starts nothing', async () => {
-    const h = harness(box((cmd) => (cmd.startsWith('zfs create') ? {} : undefined)), { maxReceives: 1 });
+    const h = harness(
+      box((cmd) => (cmd.startsWith('zfs create') ? {} : undefined)),
+      { maxReceives: 1 },
+    );
     const unmark = h.state.markReceive('backup/kraken/other');
     try {
       expect(await serve(h.ctx, 'receive -u backup/kraken/x')).toBe(3);
@@ -220,15 +285,31 @@ describe('serve: accepted verbs run exactly their commands', () => {
   });
 
   it('receive never creates anything above a missing root', async () => {
-    const h = harness(box((cmd) => (cmd === 'zfs list -H -o name backup/kraken' || cmd === 'zfs list -H -o name backup' ? { exitCode: 1, stderr: "cannot open 'x': dataset does not exist\n" } : undefined)));
+    const h = harness(
+      box((cmd) =>
+        cmd === 'zfs list -H -o name backup/kraken' || cmd === 'zfs list -H -o name backup'
+          ? { exitCode: 1, stderr: "cannot open 'x': dataset does not exist\n" }
+          : undefined,
+      ),
+    );
     expect(await serve(h.ctx, 'receive backup/kraken/x')).toBe(1);
     expect(h.runner.calls.filter((c) => c.startsWith('zfs create'))).toEqual([]);
     expect(h.streams).toEqual([]);
     expect(h.err.join('')).toMatch(/backup root "backup\/kraken" does not exist/);
   });
 
-  it('receive creates a missing root when its parent exists; exit code is zfs receive\'s', async () => {
-    const h = harness(box((cmd) => (cmd === 'zfs list -H -o name backup/kraken' ? { exitCode: 1, stderr: "cannot open 'backup/kraken': dataset does not exist\n" } : cmd.startsWith('zfs create') ? {} : undefined)), {}, 1);
+  it("receive creates a missing root when its parent exists; exit code is zfs receive's", async () => {
+    const h = harness(
+      box((cmd) =>
+        cmd === 'zfs list -H -o name backup/kraken'
+          ? { exitCode: 1, stderr: "cannot open 'backup/kraken': dataset does not exist\n" }
+          : cmd.startsWith('zfs create')
+            ? {}
+            : undefined,
+      ),
+      {},
+      1,
+    );
     expect(await serve(h.ctx, 'receive backup/kraken/x')).toBe(1);
     expect(h.runner.calls.filter((c) => c.startsWith('zfs create'))).toEqual(['zfs create -p -o canmount=off backup/kraken']);
   });
@@ -252,7 +333,9 @@ describe('serve: accepted verbs run exactly their commands', () => {
   it('send streams zfs send to stdout, nothing read from stdin', async () => {
     const h = harness();
     expect(await serve(h.ctx, 'send -c -I @a backup/kraken/x@c')).toBe(0);
-    expect(h.streams).toEqual([{ chain: [['zfs', 'send', '-c', '-I', 'backup/kraken/x@a', 'backup/kraken/x@c']], opts: { stdin: 'ignore', stdout: 'inherit' } }]);
+    expect(h.streams).toEqual([
+      { chain: [['zfs', 'send', '-c', '-I', 'backup/kraken/x@a', 'backup/kraken/x@c']], opts: { stdin: 'ignore', stdout: 'inherit' } },
+    ]);
     const z = harness();
     expect(await serve(z.ctx, 'send --zstd backup/kraken/x@c')).toBe(0);
     expect(z.streams[0]!.chain).toEqual([
@@ -262,7 +345,16 @@ describe('serve: accepted verbs run exactly their commands', () => {
   });
 
   it('status reports pools, leases, receives and the previous activity', async () => {
-    const h = harness(box((cmd) => (cmd.endsWith(' usb') ? { exitCode: 1, stderr: "cannot open 'usb': no such pool\n" } : cmd.endsWith(' odd') ? { exitCode: 1, stderr: 'internal error: Bad file descriptor\n' } : undefined)), { pools: ['backup', 'usb', 'odd'] });
+    const h = harness(
+      box((cmd) =>
+        cmd.endsWith(' usb')
+          ? { exitCode: 1, stderr: "cannot open 'usb': no such pool\n" }
+          : cmd.endsWith(' odd')
+            ? { exitCode: 1, stderr: 'internal error: Bad file descriptor\n' }
+            : undefined,
+      ),
+      { pools: ['backup', 'usb', 'odd'] },
+    );
     h.state.hold('job1', 300);
     expect(await serve(h.ctx, 'status')).toBe(0);
     const s = json(h);
@@ -303,7 +395,8 @@ describe('serve: accepted verbs run exactly their commands', () => {
     let imported = false;
     const h = harness(
       box((cmd) => {
-        if (cmd === 'zpool list -H -o name,health,size,alloc,free,cap backup' && !imported) return { exitCode: 1, stderr: "cannot open 'backup': no such pool\n" };
+        if (cmd === 'zpool list -H -o name,health,size,alloc,free,cap backup' && !imported)
+          return { exitCode: 1, stderr: "cannot open 'backup': no such pool\n" };
         if (cmd === 'zpool import -d /dev/disk/by-id backup') {
           imports++;
           if (imports < 3) return { exitCode: 1, stderr: "cannot import 'backup': no such pool available\n" };
@@ -316,11 +409,23 @@ describe('serve: accepted verbs run exactly their commands', () => {
     );
     expect(await serve(h.ctx, 'prepare')).toBe(0);
     expect(imports).toBe(3);
-    expect(json(h)).toMatchObject({ ready: true, pools: [{ name: 'backup', imported: true, health: 'ONLINE', importedNow: true }], roots: [{ name: 'backup/kraken', exists: true }] });
+    expect(json(h)).toMatchObject({
+      ready: true,
+      pools: [{ name: 'backup', imported: true, health: 'ONLINE', importedNow: true }],
+      roots: [{ name: 'backup/kraken', exists: true }],
+    });
   });
 
   it('prepare: not ready (exit 3) when the pool never appears; says why', async () => {
-    const h = harness(box((cmd) => (cmd.startsWith('zpool list') ? { exitCode: 1, stderr: "cannot open 'backup': no such pool\n" } : cmd.startsWith('zpool import') ? { exitCode: 1, stderr: "cannot import 'backup': no such pool available\n" } : undefined)));
+    const h = harness(
+      box((cmd) =>
+        cmd.startsWith('zpool list')
+          ? { exitCode: 1, stderr: "cannot open 'backup': no such pool\n" }
+          : cmd.startsWith('zpool import')
+            ? { exitCode: 1, stderr: "cannot import 'backup': no such pool available\n" }
+            : undefined,
+      ),
+    );
     expect(await serve(h.ctx, 'prepare')).toBe(3);
     expect(json(h)).toMatchObject({ ready: false, pools: [{ name: 'backup', imported: false, error: "cannot import 'backup': no such pool available" }] });
     expect(h.err.join('')).toMatch(/not ready: pool backup: not imported/);
@@ -351,11 +456,21 @@ describe('leases, shutdown and the pending marker', () => {
     expect(await serve(h.ctx, 'hold c 60')).toBe(3);
     expect(json(h)).toEqual({ held: false, id: 'c', reason: '2 leases are held already (maxLeases)', shuttingDown: false });
     expect(h.err.join('')).toMatch(/hold refused: 2 leases are held already \(maxLeases\)/);
-    expect(h.state.leases().map((l) => l.id).sort()).toEqual(['a', 'b']);
+    expect(
+      h.state
+        .leases()
+        .map((l) => l.id)
+        .sort(),
+    ).toEqual(['a', 'b']);
     expect(await serve(h.ctx, 'hold a 120')).toBe(0); // a renewal
     h.setNow(1_800_000_121); // a expired, b still held
     expect(await serve(h.ctx, 'hold c 60')).toBe(0);
-    expect(h.state.leases().map((l) => l.id).sort()).toEqual(['b', 'c']);
+    expect(
+      h.state
+        .leases()
+        .map((l) => l.id)
+        .sort(),
+    ).toEqual(['b', 'c']);
   });
 
   it('two controllers: shutdown only after the last release', async () => {
@@ -428,7 +543,10 @@ describe('leases, shutdown and the pending marker', () => {
 describe('idle-check', () => {
   let h: Harness;
   beforeEach(() => {
-    h = harness(box((cmd) => (cmd === 'sh -c echo off' ? { stdout: 'off\n' } : undefined)), { idlePoweroffMinutes: 30 });
+    h = harness(
+      box((cmd) => (cmd === 'sh -c echo off' ? { stdout: 'off\n' } : undefined)),
+      { idlePoweroffMinutes: 30 },
+    );
   });
 
   it('status and version do not count as activity (monitoring must not keep the box awake)', async () => {
@@ -461,7 +579,10 @@ describe('idle-check', () => {
   });
 
   it('a power-off command that fails clears the pending marker: the box stays up and takes work again', async () => {
-    const f = harness(box((cmd) => (cmd === 'sh -c echo off' ? { exitCode: 1, stderr: 'no permission\n' } : undefined)), { idlePoweroffMinutes: 30 });
+    const f = harness(
+      box((cmd) => (cmd === 'sh -c echo off' ? { exitCode: 1, stderr: 'no permission\n' } : undefined)),
+      { idlePoweroffMinutes: 30 },
+    );
     f.setNow(1_800_000_000);
     expect(await idleCheck(f.ctx)).toBe(1);
     expect(f.err.join('')).toMatch(/power-off command failed: no permission/);
@@ -503,17 +624,36 @@ describe('prune', () => {
   const DAY = 86_400;
   const now = Math.floor(Date.now() / 1000);
   function inventoryText(): string {
-    const lines = ['backup/kraken\ttype\tfilesystem', 'backup/kraken\tguid\t1', 'backup/kraken\tcreatetxg\t1', 'backup/kraken\tcreation\t1', 'backup/kraken\tuserrefs\t-'];
-    lines.push('backup/kraken/x\ttype\tfilesystem', 'backup/kraken/x\tguid\t2', 'backup/kraken/x\tcreatetxg\t2', 'backup/kraken/x\tcreation\t2', 'backup/kraken/x\tuserrefs\t-');
+    const lines = [
+      'backup/kraken\ttype\tfilesystem',
+      'backup/kraken\tguid\t1',
+      'backup/kraken\tcreatetxg\t1',
+      'backup/kraken\tcreation\t1',
+      'backup/kraken\tuserrefs\t-',
+    ];
+    lines.push(
+      'backup/kraken/x\ttype\tfilesystem',
+      'backup/kraken/x\tguid\t2',
+      'backup/kraken/x\tcreatetxg\t2',
+      'backup/kraken/x\tcreation\t2',
+      'backup/kraken/x\tuserrefs\t-',
+    );
     // 12 daily snapshots, one held, oldest first.
     for (let i = 11; i >= 0; i--) {
       const n = `backup/kraken/x@d${i}`;
-      lines.push(`${n}\ttype\tsnapshot`, `${n}\tguid\t${100 + i}`, `${n}\tcreatetxg\t${100 - i}`, `${n}\tcreation\t${now - i * DAY}`, `${n}\tuserrefs\t${i === 10 ? 1 : 0}`);
+      lines.push(
+        `${n}\ttype\tsnapshot`,
+        `${n}\tguid\t${100 + i}`,
+        `${n}\tcreatetxg\t${100 - i}`,
+        `${n}\tcreation\t${now - i * DAY}`,
+        `${n}\tuserrefs\t${i === 10 ? 1 : 0}`,
+      );
     }
     return lines.join('\n') + '\n';
   }
   const reply = box((cmd) => {
-    if (cmd.startsWith('zfs get') && cmd.includes('receive_resume_token')) return { exitCode: 2, stderr: "bad property list: invalid property 'receive_resume_token'\n" };
+    if (cmd.startsWith('zfs get') && cmd.includes('receive_resume_token'))
+      return { exitCode: 2, stderr: "bad property list: invalid property 'receive_resume_token'\n" };
     if (cmd.startsWith('zfs get')) return { stdout: inventoryText() };
     if (cmd.startsWith('zfs destroy backup/kraken/x@')) return {};
     return undefined;
@@ -523,7 +663,16 @@ describe('prune', () => {
     const h = harness(reply, { retention: { daily: 3, weekly: 0, monthly: 0 } });
     expect(await serve(h.ctx, 'prune')).toBe(0);
     const r = json(h);
-    expect(r['destroyed']).toEqual(['backup/kraken/x@d11', 'backup/kraken/x@d9', 'backup/kraken/x@d8', 'backup/kraken/x@d7', 'backup/kraken/x@d6', 'backup/kraken/x@d5', 'backup/kraken/x@d4', 'backup/kraken/x@d3']);
+    expect(r['destroyed']).toEqual([
+      'backup/kraken/x@d11',
+      'backup/kraken/x@d9',
+      'backup/kraken/x@d8',
+      'backup/kraken/x@d7',
+      'backup/kraken/x@d6',
+      'backup/kraken/x@d5',
+      'backup/kraken/x@d4',
+      'backup/kraken/x@d3',
+    ]);
     expect(r['kept']).toEqual([
       { snapshot: 'backup/kraken/x@d0', reasons: ['newest', 'daily'] },
       { snapshot: 'backup/kraken/x@d1', reasons: ['daily'] },

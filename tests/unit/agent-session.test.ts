@@ -26,17 +26,34 @@ async function session(h: Harness, lines: readonly string[], opts: { keepOpen?: 
   for (const l of lines) input.write(l);
   if (opts.keepOpen !== true) input.end();
   const code = await done;
-  const frames = written.split('\n').filter(Boolean).map((l) => JSON.parse(l) as SessionFrame);
+  const frames = written
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as SessionFrame);
   return { code, frames };
 }
 
 describe('agent session: many requests over one call', () => {
   it('answers each request in order, with its id, as the single call would (same stdout and exit code)', async () => {
     const h = harness();
-    const { code, frames } = await session(h, ['1 version\n', '2 prepare\n', '3 hold nightly 600\n', '4 list backup/kraken\n', '5 status\n', '6 release nightly\n']);
+    const { code, frames } = await session(h, [
+      '1 version\n',
+      '2 prepare\n',
+      '3 hold nightly 600\n',
+      '4 list backup/kraken\n',
+      '5 status\n',
+      '6 release nightly\n',
+    ]);
     expect(code).toBe(0);
     // `list` is unscripted in this box: zfs fails, and the session passes that on like any answer.
-    expect(frames.map((f) => [f.id, f.exit])).toEqual([[1, 0], [2, 0], [3, 0], [4, 1], [5, 0], [6, 0]]);
+    expect(frames.map((f) => [f.id, f.exit])).toEqual([
+      [1, 0],
+      [2, 0],
+      [3, 0],
+      [4, 1],
+      [5, 0],
+      [6, 0],
+    ]);
     expect(JSON.parse(frames[0]!.stdout)).toMatchObject({ agent: 'hozo-agent', verbs: expect.arrayContaining(['session']) });
     expect(JSON.parse(frames[2]!.stdout)).toMatchObject({ held: true, leases: ['nightly'] });
     expect(JSON.parse(frames[4]!.stdout)).toMatchObject({ leases: [expect.objectContaining({ id: 'nightly' })] });
@@ -72,11 +89,19 @@ describe('agent session: many requests over one call', () => {
     const h = harness();
     h.state.hold('existing', 600);
     const before = h.files().filter((f) => !f.endsWith('agent.log'));
-    const { code, frames } = await session(h, hostileOnALine.map(([, cmd], i) => `${i + 1} ${cmd}\n`));
+    const { code, frames } = await session(
+      h,
+      hostileOnALine.map(([, cmd], i) => `${i + 1} ${cmd}\n`),
+    );
     expect(code).toBe(0);
     expect(frames).toHaveLength(hostileOnALine.length);
     for (const [i, f] of frames.entries()) {
-      expect({ name: hostileOnALine[i]![0], id: f.id, exit: f.exit, stdout: f.stdout }).toEqual({ name: hostileOnALine[i]![0], id: i + 1, exit: 2, stdout: '' });
+      expect({ name: hostileOnALine[i]![0], id: f.id, exit: f.exit, stdout: f.stdout }).toEqual({
+        name: hostileOnALine[i]![0],
+        id: i + 1,
+        exit: 2,
+        stdout: '',
+      });
       expect(f.stderr).toMatch(/^hozo-agent: refused: [^\n]+\n$/);
     }
     expect(h.runner.calls).toEqual([]);
@@ -116,7 +141,11 @@ describe('agent session: many requests over one call', () => {
 
   it('more than maxRequests requests end the session', async () => {
     const h = harness();
-    const { code, frames } = await session(h, Array.from({ length: 6 }, (_, i) => `${i + 1} version\n`), { maxRequests: 4 });
+    const { code, frames } = await session(
+      h,
+      Array.from({ length: 6 }, (_, i) => `${i + 1} version\n`),
+      { maxRequests: 4 },
+    );
     expect(code).toBe(2);
     expect(frames.at(-1)).toMatchObject({ id: 0, exit: 2 });
     expect(frames.at(-1)!.stderr).toMatch(/more than 4 requests/);
@@ -155,7 +184,10 @@ class ForcedCommandRunner implements Runner {
   readonly name = 'box';
   readonly singles: string[] = [];
   private readonly local = new LocalRunner({ defaultTimeoutMs: 30_000 });
-  constructor(private readonly config: string, private readonly agentArgv: readonly string[] = [process.execPath, MAIN]) {}
+  constructor(
+    private readonly config: string,
+    private readonly agentArgv: readonly string[] = [process.execPath, MAIN],
+  ) {}
   commandFor(argv: readonly string[]): string[] {
     return ['env', `SSH_ORIGINAL_COMMAND=${argv.join(' ')}`, ...this.agentArgv, 'serve', '--config', this.config];
   }
@@ -169,7 +201,17 @@ class ForcedCommandRunner implements Runner {
 function agentConfig(dir: string, extra: Record<string, unknown> = {}): string {
   const path = join(dir, 'agent.json');
   // No pools: version, hold, release and status need none; nothing here touches ZFS.
-  writeFileSync(path, JSON.stringify({ roots: ['nopool/kraken'], pools: [], stateDirectory: join(dir, 'state'), leaseDirectory: join(dir, 'state', 'leases'), poweroffCommand: ['false'], ...extra }));
+  writeFileSync(
+    path,
+    JSON.stringify({
+      roots: ['nopool/kraken'],
+      pools: [],
+      stateDirectory: join(dir, 'state'),
+      leaseDirectory: join(dir, 'state', 'leases'),
+      poweroffCommand: ['false'],
+      ...extra,
+    }),
+  );
   return path;
 }
 
@@ -218,7 +260,11 @@ describe.skipIf(!built)('AgentSessionRunner (controller) with the built agent bi
   it('an agent without sessions (fake older agent: a script that refuses the verb) gets single calls, once tried', async () => {
     const old = join(dir, 'old-agent.sh');
     // Refuses `session` the way an agent of before this verb did; passes everything else to the real agent.
-    writeFileSync(old, `#!/bin/sh\nif [ "$SSH_ORIGINAL_COMMAND" = session ]; then echo 'hozo-agent: refused: unknown verb "session" (allowed: version, …)' >&2; exit 2; fi\nexec ${process.execPath} ${MAIN} "$@"\n`, { mode: 0o755 });
+    writeFileSync(
+      old,
+      `#!/bin/sh\nif [ "$SSH_ORIGINAL_COMMAND" = session ]; then echo 'hozo-agent: refused: unknown verb "session" (allowed: version, …)' >&2; exit 2; fi\nexec ${process.execPath} ${MAIN} "$@"\n`,
+      { mode: 0o755 },
+    );
     const inner = new ForcedCommandRunner(agentConfig(dir), [old]);
     const r = new AgentSessionRunner(inner);
     const [a, b] = await Promise.all([r.run(['version']), r.run(['hold', 'x', '60'])]);

@@ -58,7 +58,15 @@ describe('alert rules (contrib/prometheus/hozo-alerts.yml)', () => {
   it('cover what the issue asks for, with severity and annotations', () => {
     const byName = new Map(rules.map((r) => [r.alert, r]));
     expect([...byName.keys()]).toEqual(
-      expect.arrayContaining(['HozoJobNoRecentSuccess', 'HozoJobLastRunFailed', 'HozoDatasetLagHigh', 'HozoPoolUnhealthy', 'HozoPoolAlmostFull', 'HozoPoolScrubOld', 'HozoTextfileStale']),
+      expect.arrayContaining([
+        'HozoJobNoRecentSuccess',
+        'HozoJobLastRunFailed',
+        'HozoDatasetLagHigh',
+        'HozoPoolUnhealthy',
+        'HozoPoolAlmostFull',
+        'HozoPoolScrubOld',
+        'HozoTextfileStale',
+      ]),
     );
     expect(byName.get('HozoJobNoRecentSuccess')!.expr).toContain('26 * 3600');
     expect(byName.get('HozoDatasetLagHigh')!.expr).toContain('24 * 3600');
@@ -80,8 +88,14 @@ describe('alert rules (contrib/prometheus/hozo-alerts.yml)', () => {
     const cases = ruleTests.flatMap((t) => t.alert_rule_test ?? []);
     for (const r of rules) {
       const mine = cases.filter((c) => c.alertname === r.alert);
-      expect(mine.some((c) => c.exp_alerts.length > 0), `${r.alert} fires in some test`).toBe(true);
-      expect(mine.some((c) => c.exp_alerts.length === 0), `${r.alert} stays quiet in some test`).toBe(true);
+      expect(
+        mine.some((c) => c.exp_alerts.length > 0),
+        `${r.alert} fires in some test`,
+      ).toBe(true);
+      expect(
+        mine.some((c) => c.exp_alerts.length === 0),
+        `${r.alert} stays quiet in some test`,
+      ).toBe(true);
     }
   });
 });

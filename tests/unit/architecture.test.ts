@@ -12,7 +12,12 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const DEPCRUISE = join(ROOT, 'node_modules/.bin/depcruise');
 const CONFIG = join(ROOT, '.dependency-cruiser.cjs');
 
-interface Violation { readonly rule: { readonly name: string }; readonly from: string; readonly to: string; readonly cycle?: readonly ({ name: string } | string)[] }
+interface Violation {
+  readonly rule: { readonly name: string };
+  readonly from: string;
+  readonly to: string;
+  readonly cycle?: readonly ({ name: string } | string)[];
+}
 
 async function violations(cwd: string): Promise<Violation[]> {
   const r = await execa(DEPCRUISE, ['--config', CONFIG, '--output-type', 'json', 'src', 'agent'], { cwd, reject: false, timeout: 120_000 });
@@ -40,7 +45,10 @@ describe('import rules (dependency-cruiser, .dependency-cruiser.cjs)', () => {
       mkdirSync(dirname(join(dir, path)), { recursive: true });
       writeFileSync(join(dir, path), text);
     };
-    put('tsconfig.json', JSON.stringify({ compilerOptions: { module: 'NodeNext', moduleResolution: 'NodeNext', strict: true }, include: ['src/**/*.ts', 'agent/**/*.ts'] }));
+    put(
+      'tsconfig.json',
+      JSON.stringify({ compilerOptions: { module: 'NodeNext', moduleResolution: 'NodeNext', strict: true }, include: ['src/**/*.ts', 'agent/**/*.ts'] }),
+    );
     put('src/job/a.ts', "import type { B } from './b.js';\nexport type A = { b?: B };\n");
     put('src/job/b.ts', "import type { A } from './a.js';\nexport type B = { a?: A };\n");
     put('src/config/schema.ts', 'export const schema = 1;\n');

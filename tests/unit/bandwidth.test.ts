@@ -16,7 +16,7 @@ describe('bandwidthLimit', () => {
     expect(() => bandwidthBytes('20')).toThrow();
   });
 
-  it('the smaller of the host\'s and the job\'s applies, and says which', () => {
+  it("the smaller of the host's and the job's applies, and says which", () => {
     expect(effectiveLimit(undefined, undefined)).toBeUndefined();
     expect(effectiveLimit('20M', undefined)).toMatchObject({ limit: '20M', from: 'host' });
     expect(effectiveLimit(undefined, '5M')).toMatchObject({ limit: '5M', from: 'job' });

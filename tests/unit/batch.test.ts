@@ -20,7 +20,7 @@ describe('runBatch (real sh)', () => {
     expect(r.get('d')).toEqual({ stdout: '', stderr: '', exitCode: 0 });
   });
 
-  it('a missing program is that command\'s failure (127), not the batch\'s', async () => {
+  it("a missing program is that command's failure (127), not the batch's", async () => {
     const r = await runBatch(local, [
       { name: 'missing', argv: ['hozo-no-such-program-here'] },
       { name: 'after', argv: ['echo', 'still runs'] },

@@ -44,11 +44,20 @@ const inv = (marks: { name: string; guid: string }[]): Inventory =>
       },
     ],
   ]);
-const report = (newest: string): DatasetReport => ({ source: DS, target: 'backup/home', result: 'sent', newest, snapshotsSent: [newest], seconds: 1, verified: true, plan: '' });
+const report = (newest: string): DatasetReport => ({
+  source: DS,
+  target: 'backup/home',
+  result: 'sent',
+  newest,
+  snapshotsSent: [newest],
+  seconds: 1,
+  verified: true,
+  plan: '',
+});
 const quiet = createLogger({ quiet: true });
 
 describe('bookmarks of the base (fake OpenZFS host: zfs-fuse has no bookmarks)', () => {
-  it('bookmarks the new base as hozo:<job>:<snapshot> and drops only the job\'s older bookmark', async () => {
+  it("bookmarks the new base as hozo:<job>:<snapshot> and drops only the job's older bookmark", async () => {
     const src = fakeSource(true);
     const warnings: string[] = [];
     const marks = [
@@ -81,7 +90,10 @@ describe('bookmarks of the base (fake OpenZFS host: zfs-fuse has no bookmarks)',
       throw new HozoError('ZFS_PERMISSION', `cannot destroy '${mark}': permission denied`);
     };
     const warnings: string[] = [];
-    const marks = [{ name: bookmarkName('nightly', 'x'), guid: '7' }, { name: bookmarkName('nightly', 'a'), guid: '1' }];
+    const marks = [
+      { name: bookmarkName('nightly', 'x'), guid: '7' },
+      { name: bookmarkName('nightly', 'a'), guid: '1' },
+    ];
     await keepBookmark(src, 'nightly', inv(marks), report('b'), quiet, warnings);
     expect(src.calls).toEqual([`bookmark ${DS}@b ${DS}#hozo:nightly:b`, `destroy ${DS}#hozo:nightly:x`]);
     expect(warnings).toEqual([]);
@@ -105,7 +117,14 @@ describe('bookmarks of the base (fake OpenZFS host: zfs-fuse has no bookmarks)',
     const from = { name: 'hozo:nightly:b', guid: '2', createtxg: 2, creation: 2, bookmark: true as const };
     const to = { name: 'c', guid: '3', createtxg: 3, creation: 3 };
     expect(sendArgvFor(DS, { kind: 'incremental', from, to, intermediates: false }, caps(true))).toEqual([
-      'zfs', 'send', '-c', '-L', '-e', '-i', `${DS}#hozo:nightly:b`, `${DS}@c`,
+      'zfs',
+      'send',
+      '-c',
+      '-L',
+      '-e',
+      '-i',
+      `${DS}#hozo:nightly:b`,
+      `${DS}@c`,
     ]);
   });
 });

@@ -19,7 +19,12 @@ describe('loadConfigCached', () => {
   const write = (jobName: string, ext = 'json') => {
     path = join(dir, `hozo.${ext}`);
     const c = { stateDirectory: state, hosts: {}, jobs: [{ name: jobName, host: 'local', datasets: [{ source: 'tank/a', target: 'backup/a' }] }] };
-    writeFileSync(path, ext === 'json' ? JSON.stringify(c) : `stateDirectory: ${state}\nhosts: {}\njobs:\n  - name: ${jobName}\n    host: local\n    datasets: [{ source: tank/a, target: backup/a }]\n`);
+    writeFileSync(
+      path,
+      ext === 'json'
+        ? JSON.stringify(c)
+        : `stateDirectory: ${state}\nhosts: {}\njobs:\n  - name: ${jobName}\n    host: local\n    datasets: [{ source: tank/a, target: backup/a }]\n`,
+    );
   };
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'hozo-cfgcache-'));
@@ -78,7 +83,7 @@ describe('loadConfigCached', () => {
     expect((e as HozoError).code).toBe('CONFIG_NOT_FOUND');
   });
 
-  it('its default state directory is the schema\'s', () => {
+  it("its default state directory is the schema's", () => {
     expect(validateConfig({}).stateDirectory).toBe(DEFAULT_STATE_DIRECTORY);
   });
 });
@@ -136,7 +141,7 @@ describe('loadAgentConfigCached (hozo-agent: the same core, its own format)', ()
     expect((JSON.parse(readFileSync(cacheFile(state), 'utf8')) as { key: string }).key).toBe(stored.key);
   });
 
-  it('its default state directory is the schema\'s', () => {
+  it("its default state directory is the schema's", () => {
     expect(validateAgentConfig({ roots: ['backup/kraken'] }).stateDirectory).toBe(DEFAULT_AGENT_STATE_DIRECTORY);
   });
 });
@@ -160,7 +165,7 @@ describe('a planted cache entry is never taken for a validated config (issue: co
     writeFileSync(cacheFile(state), JSON.stringify({ key: stored.key, config: { ...stored.config, roots: ['backup'] } }), { mode: 0o600 });
   }
 
-  it('control: the same user\'s own 0600 entry is used (this is the trust the cache rests on)', async () => {
+  it("control: the same user's own 0600 entry is used (this is the trust the cache rests on)", async () => {
     await plantWider();
     expect((await loadAgentConfigCached(path)).config.roots).toEqual(['backup']);
   });

@@ -104,7 +104,27 @@ describe('user text in messages (src/config/shown.ts)', () => {
 });
 
 describe('addresses (src/config/addresses.ts)', () => {
-  it.each([':::', ':::::', '[::1', '::1]', '1.2.3.4:22', 'box.lan:2222', '0x7f.1', '0x7f000001', '2130706433', '127.1', 'a..b', '-box', 'box-', 'bo_x', 'box.lan.', '', '::', '[::]', 'a b'])('host address %j is refused', (a) => {
+  it.each([
+    ':::',
+    ':::::',
+    '[::1',
+    '::1]',
+    '1.2.3.4:22',
+    'box.lan:2222',
+    '0x7f.1',
+    '0x7f000001',
+    '2130706433',
+    '127.1',
+    'a..b',
+    '-box',
+    'box-',
+    'bo_x',
+    'box.lan.',
+    '',
+    '::',
+    '[::]',
+    'a b',
+  ])('host address %j is refused', (a) => {
     expect(hostAddressProblem(a), a).toBeDefined();
   });
   it('says what is wrong: a port, a bracket', () => {
@@ -114,13 +134,16 @@ describe('addresses (src/config/addresses.ts)', () => {
   it.each(['localhost', 'box', 'box.lan', 'b-1.example.org', '10.0.0.2', '::1', '[::1]', 'fe80::1', '2001:db8::2'])('host address %j is accepted', (a) => {
     expect(hostAddressProblem(a), a).toBeUndefined();
   });
-  it.each(['ff02::1', 'ff05::2', '224.0.0.1', '239.255.255.250', 'localhost', 'box.lan', ':::::', '0.0.0.0', LIMITED_BROADCAST])('wake address %j is refused', (a) => {
-    expect(wakeAddressProblem(a), a).toBeDefined();
-  });
+  it.each(['ff02::1', 'ff05::2', '224.0.0.1', '239.255.255.250', 'localhost', 'box.lan', ':::::', '0.0.0.0', LIMITED_BROADCAST])(
+    'wake address %j is refused',
+    (a) => {
+      expect(wakeAddressProblem(a), a).toBeDefined();
+    },
+  );
   it.each(['192.168.1.255', '10.0.0.2', 'fe80::1', '2001:db8::ff'])('wake address %j is accepted', (a) => {
     expect(wakeAddressProblem(a), a).toBeUndefined();
   });
-  it('a MAC must be a NIC\'s: not broadcast, not zero, not multicast', () => {
+  it("a MAC must be a NIC's: not broadcast, not zero, not multicast", () => {
     expect(macProblem('ff:ff:ff:ff:ff:ff')).toMatch(/broadcast/);
     expect(macProblem('00:00:00:00:00:00')).toMatch(/zeros/);
     expect(macProblem('01:00:5e:00:00:01')).toMatch(/multicast/);
@@ -196,7 +219,15 @@ describe('YAML configs (src/config/yaml.ts): linear, bounded, in hozo words', ()
     expect(y('a: 1\n---\nb: 2\n')).toMatch(/^c\.yaml: line 2, column 1: expected one YAML document, found several \(a line with --- starts another\)$/);
     expect(y('base: &b {port: 22}\nhosts:\n  x:\n    <<: *b\n')).toMatch(/line 4, column 5: YAML merge keys \(<<\) are not supported; write the fields out/);
     let bomb = 'a: &a [x,x,x,x,x,x,x,x,x,x]\n';
-    for (const [l, p] of [['b', 'a'], ['c', 'b'], ['d', 'c'], ['e', 'd'], ['f', 'e'], ['g', 'f']]) bomb += `${l}: &${l} [${Array(10).fill(`*${p}`).join(',')}]\n`;
+    for (const [l, p] of [
+      ['b', 'a'],
+      ['c', 'b'],
+      ['d', 'c'],
+      ['e', 'd'],
+      ['f', 'e'],
+      ['g', 'f'],
+    ])
+      bomb += `${l}: &${l} [${Array(10).fill(`*${p}`).join(',')}]\n`;
     expect(y(bomb)).toMatch(/line \d+, column \d+: too many alias references \(\*[a-g] expands to \d+ values/);
     expect(y('a: &a\n  b: *a\n')).toMatch(/inside its own anchor \(a loop\)/);
     expect(y('a: *nowhere\n')).toMatch(/line 1, column 4: the alias \*nowhere names no anchor/);
@@ -221,9 +252,12 @@ describe('YAML configs (src/config/yaml.ts): linear, bounded, in hozo words', ()
 
 describe('paths hozo writes (src/util/safe-fs.ts)', () => {
   const dir = mkdtempSync(join(tmpdir(), 'hozo-safefs-'));
-  it.each(['//proc/1/x', '/tmp/../proc/1/x', '/./proc/x', '/proc', '///sys/x/', '/dev/null/x', '/tmp/a\0b', 'relative/x', '/tmp/a\nb', '/tmp/\u202ex'])('writable path %j is refused', (p) => {
-    expect(writablePathProblem(p), p).toBeDefined();
-  });
+  it.each(['//proc/1/x', '/tmp/../proc/1/x', '/./proc/x', '/proc', '///sys/x/', '/dev/null/x', '/tmp/a\0b', 'relative/x', '/tmp/a\nb', '/tmp/\u202ex'])(
+    'writable path %j is refused',
+    (p) => {
+      expect(writablePathProblem(p), p).toBeDefined();
+    },
+  );
   it.each(['/var/lib/hozo', '/tmp/x/', '/processes', '/device/x', '/srv//hozo'])('writable path %j is accepted', (p) => {
     expect(writablePathProblem(p), p).toBeUndefined();
   });

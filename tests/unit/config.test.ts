@@ -38,7 +38,10 @@ function problems(data: unknown): string[] {
   } catch (e) {
     expect(e).toBeInstanceOf(HozoError);
     expect((e as HozoError).code).toBe('CONFIG_INVALID');
-    return (e as HozoError).message.split('\n').slice(1).map((l) => l.trim());
+    return (e as HozoError).message
+      .split('\n')
+      .slice(1)
+      .map((l) => l.trim());
   }
 }
 
@@ -144,21 +147,32 @@ describe('config', () => {
 
 describe('parseDuration', () => {
   it.each([
-    [60, 60], ['90', 90], ['30s', 30], ['5m', 300], ['1h30m', 5400], ['2d', 172800],
+    [60, 60],
+    ['90', 90],
+    ['30s', 30],
+    ['5m', 300],
+    ['1h30m', 5400],
+    ['2d', 172800],
   ] as const)('%j → %d', (input, seconds) => expect(parseDuration(input)).toBe(seconds));
   it.each(['', 'soon', '5 m', '-1', '1x', 'm5'])('rejects %j', (input) => expect(parseDuration(input)).toBeUndefined());
 });
 
 describe('via: a jump host hozo builds the ProxyCommand for', () => {
-  it('ssh -W through the jump host with the same strict checking, its own key and known_hosts (default: the box\'s)', async () => {
+  it("ssh -W through the jump host with the same strict checking, its own key and known_hosts (default: the box's)", async () => {
     const { baseSshOptions } = await import('../../src/transport/ssh.js');
     const host = validateConfig({
-      hosts: { box: { address: '10.0.0.2', knownHostsFile: '/etc/hozo/known_hosts', via: { address: 'relay.example.org', port: 2222, user: 'jump', sshKeyFile: '/etc/hozo/jump_key' } } },
+      hosts: {
+        box: {
+          address: '10.0.0.2',
+          knownHostsFile: '/etc/hozo/known_hosts',
+          via: { address: 'relay.example.org', port: 2222, user: 'jump', sshKeyFile: '/etc/hozo/jump_key' },
+        },
+      },
     }).hosts['box']!;
     const o = baseSshOptions(host);
     const proxy = o[o.indexOf('-o', o.findIndex((x) => x.startsWith('ProxyCommand=')) - 1) + 1]!;
     expect(proxy).toBe(
-      "ProxyCommand=ssh -o BatchMode=yes -o StrictHostKeyChecking=yes -o LogLevel=ERROR -o ConnectTimeout=10 -o UserKnownHostsFile=/etc/hozo/known_hosts -o GlobalKnownHostsFile=/dev/null -i /etc/hozo/jump_key -o IdentitiesOnly=yes -p 2222 -l jump -W %h:%p relay.example.org",
+      'ProxyCommand=ssh -o BatchMode=yes -o StrictHostKeyChecking=yes -o LogLevel=ERROR -o ConnectTimeout=10 -o UserKnownHostsFile=/etc/hozo/known_hosts -o GlobalKnownHostsFile=/dev/null -i /etc/hozo/jump_key -o IdentitiesOnly=yes -p 2222 -l jump -W %h:%p relay.example.org',
     );
     // hozo's own options come before it and before the user's: ssh takes the first value of each.
     expect(o.indexOf('StrictHostKeyChecking=yes')).toBeLessThan(o.indexOf(proxy));
@@ -174,7 +188,11 @@ describe('config: bad values give one clear problem per field', () => {
     ['a NaN duration', host({ readyTimeout: NaN }), 'hosts.b.readyTimeout: expected a finite number, got NaN'],
     ['a huge port', host({ port: 1.2345678901234568e29 }), 'hosts.b.port: expected a number of at most 65535'],
     ['hosts as a list', { hosts: [] }, 'hosts: expected a mapping of names to entries (name: {…}), got a list'],
-    ['a notify entry without type', { notify: [{ url: 'https://ntfy.sh/x' }] }, 'notify[0].type: missing (expected one of "ntfy", "pushover", "email", "webhook")'],
+    [
+      'a notify entry without type',
+      { notify: [{ url: 'https://ntfy.sh/x' }] },
+      'notify[0].type: missing (expected one of "ntfy", "pushover", "email", "webhook")',
+    ],
     ['an email entry without to', { notify: [{ type: 'email' }] }, 'notify[0].to: missing (expected a string or a list)'],
     ['a number in a list of addresses', { notify: [{ type: 'email', to: [5, 'x'] }] }, 'notify[0].to[0]: expected a string, got number 5'],
     ['an empty host', withJob({ host: '' }), 'jobs[0].host: must not be empty'],
@@ -182,13 +200,29 @@ describe('config: bad values give one clear problem per field', () => {
     ['a port in the address', host({ address: '1.2.3.4:22' }), 'put the port in `port`'],
     ['an unbalanced bracket', host({ address: '[::1' }), 'unbalanced bracket'],
     ['a hex address', host({ address: '0x7f.1' }), 'hosts.b.address: "0x7f.1" is neither an IPv4 address'],
-    ['a multicast wake address', host({ wake: { mac: '52:54:00:00:00:01', address: 'ff02::1' } }), 'hosts.b.wake.address: "ff02::1" is an IPv6 multicast address'],
+    [
+      'a multicast wake address',
+      host({ wake: { mac: '52:54:00:00:00:01', address: 'ff02::1' } }),
+      'hosts.b.wake.address: "ff02::1" is an IPv6 multicast address',
+    ],
     ['a v4 multicast wake address', host({ wake: { mac: '52:54:00:00:00:01', address: '224.0.0.1' } }), 'multicast address (224.0.0.0/4)'],
-    ['a host name as wake address', host({ wake: { mac: '52:54:00:00:00:01', address: 'localhost' } }), 'hosts.b.wake.address: "localhost" is a host name; expected an IP address'],
+    [
+      'a host name as wake address',
+      host({ wake: { mac: '52:54:00:00:00:01', address: 'localhost' } }),
+      'hosts.b.wake.address: "localhost" is a host name; expected an IP address',
+    ],
     ['the broadcast MAC', host({ wake: { mac: 'ff:ff:ff:ff:ff:ff', address: '10.0.0.255' } }), 'hosts.b.wake.mac: ff:ff:ff:ff:ff:ff is the broadcast MAC'],
     ['the zero MAC', host({ wake: { mac: '00:00:00:00:00:00', address: '10.0.0.255' } }), 'is all zeros'],
-    ['a huge notify timeout', { notify: [{ type: 'webhook', url: 'http://127.0.0.1:1/h', timeout: 1e308 }] }, 'notify[0].timeout: expected a timeout of 1 ms to 10 minutes'],
-    ['a sub-millisecond notify timeout', { notify: [{ type: 'webhook', url: 'http://127.0.0.1:1/h', timeout: 0.0001 }] }, 'notify[0].timeout: expected a timeout of 1 ms to 10 minutes'],
+    [
+      'a huge notify timeout',
+      { notify: [{ type: 'webhook', url: 'http://127.0.0.1:1/h', timeout: 1e308 }] },
+      'notify[0].timeout: expected a timeout of 1 ms to 10 minutes',
+    ],
+    [
+      'a sub-millisecond notify timeout',
+      { notify: [{ type: 'webhook', url: 'http://127.0.0.1:1/h', timeout: 0.0001 }] },
+      'notify[0].timeout: expected a timeout of 1 ms to 10 minutes',
+    ],
     ['a leaseTtl under a minute', host({ shutdown: 'agent', leaseTtl: 0.4 }), 'hosts.b.leaseTtl: leaseTtl of 0.4 seconds is shorter than 60 s'],
     ['a leaseTtl over 30 days', host({ shutdown: 'agent', leaseTtl: '300d' }), 'hosts.b.leaseTtl: leaseTtl of 25920000 seconds is longer than 2592000 s'],
     ['readyTimeout 0', host({ readyTimeout: 0 }), 'hosts.b.readyTimeout: readyTimeout of 0 seconds is shorter than 1 s'],
@@ -197,7 +231,11 @@ describe('config: bad values give one clear problem per field', () => {
     ['a NUL in a hook', withJob({ hooks: { preRun: ['a\u0000'] } }), 'jobs[0].hooks.preRun[0]: contains a NUL byte'],
     ['a NUL in a path', { stateDirectory: '/tmp/a\u0000b' }, 'stateDirectory: contains a NUL byte'],
     ['spaces around a URL', { notify: [{ type: 'ntfy', url: ' http://x/ ' }] }, 'notify[0].url: a URL with leading or trailing spaces is refused'],
-    ['control characters in a URL', { notify: [{ type: 'ntfy', url: 'http://x/\u0007\u001b[31m' }] }, 'notify[0].url: a URL with spaces or control characters is refused'],
+    [
+      'control characters in a URL',
+      { notify: [{ type: 'ntfy', url: 'http://x/\u0007\u001b[31m' }] },
+      'notify[0].url: a URL with spaces or control characters is refused',
+    ],
     ['a 100 KB URL', host({ wake: { method: 'http', url: `http://x/${'a'.repeat(100_000)}` } }), 'hosts.b.wake.url: expected a URL of at most 2048 characters'],
     ['method none with a MAC', host({ wake: { method: 'none', mac: '52:54:00:00:00:01' } }), 'hosts.b.wake.mac: method "none" takes no mac'],
     ['method none with a command', host({ wake: { method: 'none', command: ['x'] } }), 'hosts.b.wake.command: method "none" takes no command'],
@@ -217,7 +255,10 @@ describe('config: bad values give one clear problem per field', () => {
   });
 
   it('user values in messages are escaped: control characters, bidi overrides, lone surrogates', () => {
-    const ps = problems({ hosts: { b: { address: '10.0.0.2' } }, jobs: [{ name: 'j', host: 'b\u202e\udfff\ud800\u001b[31m', datasets: [{ source: 'p/a', target: 'q/a' }] }] }).join('\n');
+    const ps = problems({
+      hosts: { b: { address: '10.0.0.2' } },
+      jobs: [{ name: 'j', host: 'b\u202e\udfff\ud800\u001b[31m', datasets: [{ source: 'p/a', target: 'q/a' }] }],
+    }).join('\n');
     expect(ps).toContain('jobs[0].host: unknown host "b\\u202e\\udfff\\ud800\\x1b[31m"');
     expect(ps).not.toMatch(RAW);
     expect(ps).not.toMatch(/[\ud800-\udfff]/);
@@ -237,7 +278,9 @@ describe('config: bad values give one clear problem per field', () => {
     expect(lines.length).toBe(52);
     expect(lines[51]).toBe('  … and 9950 more problems');
     const unknown = problems(Object.fromEntries(Array.from({ length: 20_000 }, (_, i) => [`k${i}`, 1])));
-    expect(unknown).toEqual(['(top level): unknown fields "k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7", "k8", "k9" and 19990 more (a typo? fields are case-sensitive)']);
+    expect(unknown).toEqual([
+      '(top level): unknown fields "k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7", "k8", "k9" and 19990 more (a typo? fields are case-sensitive)',
+    ]);
   });
 
   it('the cross-checks are near-linear: 60,000 recursive datasets in a few seconds, and still find what is nested', () => {
@@ -246,11 +289,18 @@ describe('config: bad values give one clear problem per field', () => {
     expect(problems({ jobs: [{ name: 'j', host: 'local', datasets }] })).toEqual([]);
     expect(Date.now() - t).toBeLessThan(8000);
     const nested = problems({ jobs: [{ name: 'j', host: 'local', datasets: [...datasets.slice(0, 1000), { source: 'p/z', target: 'q/a7/deeper/still' }] }] });
-    expect(nested).toEqual(['jobs[0].datasets[1000].target: target "q/a7/deeper/still" is inside the recursive target "q/a7" of jobs[0].datasets[7] on host "local"']);
+    expect(nested).toEqual([
+      'jobs[0].datasets[1000].target: target "q/a7/deeper/still" is inside the recursive target "q/a7" of jobs[0].datasets[7] on host "local"',
+    ]);
   });
 
   it('own snapshots: overlapping sources under one prefix are still found (same, above, below), across jobs only', () => {
-    const job = (name: string, source: string, recursive: boolean, target: string) => ({ name, host: 'local', snapshot: { create: true, prefix: 'p' }, datasets: [{ source, target, recursive }] });
+    const job = (name: string, source: string, recursive: boolean, target: string) => ({
+      name,
+      host: 'local',
+      snapshot: { create: true, prefix: 'p' },
+      datasets: [{ source, target, recursive }],
+    });
     expect(problems({ jobs: [job('a', 'tank/x', false, 'bk/1'), job('b', 'tank/x', false, 'bk/2')] })).toEqual([
       'jobs[1].snapshot.prefix: jobs[0] also snapshots "tank/x" with prefix "p": give each job its own prefix (each prunes only its own snapshots)',
     ]);

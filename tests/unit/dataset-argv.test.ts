@@ -5,7 +5,18 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { cloneArgv, createArgv, destroyTreeArgv, getArgv, inheritArgv, listNamesArgv, loadKeyArgv, mountArgv, setArgv, snapshotsArgv } from '../../src/zfs/dataset-argv.js';
+import {
+  cloneArgv,
+  createArgv,
+  destroyTreeArgv,
+  getArgv,
+  inheritArgv,
+  listNamesArgv,
+  loadKeyArgv,
+  mountArgv,
+  setArgv,
+  snapshotsArgv,
+} from '../../src/zfs/dataset-argv.js';
 import { poolExportArgv, poolImportArgv, poolStatusFullArgv, poolsListArgv } from '../../src/zfs/pool-argv.js';
 
 const refused = (fn: () => unknown): boolean => {
@@ -19,8 +30,25 @@ const refused = (fn: () => unknown): boolean => {
 
 describe('dataset argv builders', () => {
   it('build the argv the call sites spelled inline', () => {
-    expect(getArgv(['type', 'mountpoint', 'guid'], ['backup/x'], { parsable: true, recursive: true, types: ['filesystem', 'volume', 'snapshot'], fields: ['name', 'property', 'value'] })).toEqual(['zfs', 'get', '-H', '-p', '-r', '-t', 'filesystem,volume,snapshot', '-o', 'name,property,value', 'type,mountpoint,guid', 'backup/x']);
-    expect(getArgv(['guid'], ['backup/x'], { parsable: true, recursive: true, fields: ['name', 'value'] })).toEqual(['zfs', 'get', '-H', '-p', '-r', '-o', 'name,value', 'guid', 'backup/x']);
+    expect(
+      getArgv(['type', 'mountpoint', 'guid'], ['backup/x'], {
+        parsable: true,
+        recursive: true,
+        types: ['filesystem', 'volume', 'snapshot'],
+        fields: ['name', 'property', 'value'],
+      }),
+    ).toEqual(['zfs', 'get', '-H', '-p', '-r', '-t', 'filesystem,volume,snapshot', '-o', 'name,property,value', 'type,mountpoint,guid', 'backup/x']);
+    expect(getArgv(['guid'], ['backup/x'], { parsable: true, recursive: true, fields: ['name', 'value'] })).toEqual([
+      'zfs',
+      'get',
+      '-H',
+      '-p',
+      '-r',
+      '-o',
+      'name,value',
+      'guid',
+      'backup/x',
+    ]);
     expect(getArgv(['referenced'], ['tank/a@s1'], { parsable: true })).toEqual(['zfs', 'get', '-H', '-p', '-o', 'value', 'referenced', 'tank/a@s1']);
     expect(getArgv(['hozo:verify'], ['tank/hozo-verify-nightly'])).toEqual(['zfs', 'get', '-H', '-o', 'value', 'hozo:verify', 'tank/hozo-verify-nightly']);
     expect(setArgv(['canmount=noauto'], 'backup/x')).toEqual(['zfs', 'set', 'canmount=noauto', 'backup/x']);
@@ -30,8 +58,27 @@ describe('dataset argv builders', () => {
     expect(listNamesArgv('backup/x', { type: 'snapshot', depth: 1 })).toEqual(['zfs', 'list', '-H', '-o', 'name', '-t', 'snapshot', '-d', '1', 'backup/x']);
     expect(listNamesArgv('tank/v', { type: 'filesystem', recursive: true })).toEqual(['zfs', 'list', '-H', '-o', 'name', '-t', 'filesystem', '-r', 'tank/v']);
     expect(mountArgv('tank/r')).toEqual(['zfs', 'mount', 'tank/r']);
-    expect(createArgv('tank/v', ['canmount=off', 'mountpoint=none', 'hozo:verify=nightly'])).toEqual(['zfs', 'create', '-o', 'canmount=off', '-o', 'mountpoint=none', '-o', 'hozo:verify=nightly', 'tank/v']);
-    expect(cloneArgv('tank/a@s', 'tank/v/c', ['readonly=on', 'mountpoint=/tmp/m/source'])).toEqual(['zfs', 'clone', '-o', 'readonly=on', '-o', 'mountpoint=/tmp/m/source', 'tank/a@s', 'tank/v/c']);
+    expect(createArgv('tank/v', ['canmount=off', 'mountpoint=none', 'hozo:verify=nightly'])).toEqual([
+      'zfs',
+      'create',
+      '-o',
+      'canmount=off',
+      '-o',
+      'mountpoint=none',
+      '-o',
+      'hozo:verify=nightly',
+      'tank/v',
+    ]);
+    expect(cloneArgv('tank/a@s', 'tank/v/c', ['readonly=on', 'mountpoint=/tmp/m/source'])).toEqual([
+      'zfs',
+      'clone',
+      '-o',
+      'readonly=on',
+      '-o',
+      'mountpoint=/tmp/m/source',
+      'tank/a@s',
+      'tank/v/c',
+    ]);
     expect(loadKeyArgv('tank/v/r', 'file:///etc/keys/a')).toEqual(['zfs', 'load-key', '-L', 'file:///etc/keys/a', 'tank/v/r']);
     expect(destroyTreeArgv('tank/v')).toEqual(['zfs', 'destroy', '-r', 'tank/v']);
     expect(destroyTreeArgv('tank/v', { force: true })).toEqual(['zfs', 'destroy', '-r', '-f', 'tank/v']);
@@ -41,8 +88,14 @@ describe('dataset argv builders', () => {
 
   it('refuse hostile names, properties and values', () => {
     for (const name of ['-r', 'tank/a b', 'tank//a', 'tank/a;rm', '', 'tank/a@', 'tank/a@b@c']) {
-      expect(refused(() => getArgv(['guid'], [name])), name).toBe(true);
-      expect(refused(() => setArgv(['canmount=off'], name)), name).toBe(true);
+      expect(
+        refused(() => getArgv(['guid'], [name])),
+        name,
+      ).toBe(true);
+      expect(
+        refused(() => setArgv(['canmount=off'], name)),
+        name,
+      ).toBe(true);
     }
     expect(refused(() => listNamesArgv('tank/a@s'))).toBe(true); // a listing root is a dataset
     expect(refused(() => destroyTreeArgv('tank/a@s'))).toBe(true);
@@ -69,8 +122,14 @@ describe('zpool argv builders', () => {
     expect(poolExportArgv('backup')).toEqual(['zpool', 'export', 'backup']);
     expect(poolsListArgv(['a', 'b'])).toEqual(['zpool', 'list', '-H', '-o', 'name,health,size,alloc,free,cap', 'a', 'b']);
     for (const pool of ['backup/x', '-f', 'a b', '']) {
-      expect(refused(() => poolImportArgv(pool, { noMount: true, directories: [] })), pool).toBe(true);
-      expect(refused(() => poolExportArgv(pool)), pool).toBe(true);
+      expect(
+        refused(() => poolImportArgv(pool, { noMount: true, directories: [] })),
+        pool,
+      ).toBe(true);
+      expect(
+        refused(() => poolExportArgv(pool)),
+        pool,
+      ).toBe(true);
     }
     expect(refused(() => poolImportArgv('backup', { noMount: true, directories: ['relative'] }))).toBe(true);
   });
@@ -90,7 +149,15 @@ describe('zfs and zpool argv are built only in src/zfs', () => {
   it('no inline argv array starting with zfs or zpool elsewhere in src/ or agent/', () => {
     const all = [...files('src'), ...files('agent')].map((p) => relative(ROOT, join(ROOT, p)));
     expect(all.length).toBeGreaterThan(100);
-    const offenders = all.filter((p) => !EXEMPT.test(p)).flatMap((p) => readFileSync(join(ROOT, p), 'utf8').split('\n').map((l, i) => [p, i + 1, l] as const).filter(([, , l]) => INLINE.test(l) && !/^\s*(\/\/|\*)/.test(l)).map(([p, n, l]) => `${p}:${n}: ${l.trim()}`));
+    const offenders = all
+      .filter((p) => !EXEMPT.test(p))
+      .flatMap((p) =>
+        readFileSync(join(ROOT, p), 'utf8')
+          .split('\n')
+          .map((l, i) => [p, i + 1, l] as const)
+          .filter(([, , l]) => INLINE.test(l) && !/^\s*(\/\/|\*)/.test(l))
+          .map(([p, n, l]) => `${p}:${n}: ${l.trim()}`),
+      );
     expect(offenders).toEqual([]);
     // The check can fail: the exempt files do have such lines.
     expect(INLINE.test(readFileSync(join(ROOT, 'src/zfs/pool-argv.ts'), 'utf8'))).toBe(true);

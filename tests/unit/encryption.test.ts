@@ -11,7 +11,9 @@ import type { Dataset } from '../../src/zfs/types.js';
 const config = (trust?: 'trusted' | 'untrusted', allowPlaintext?: boolean) =>
   validateConfig({
     hosts: { box: { address: '10.0.0.2', ...(trust ? { trust } : {}) } },
-    jobs: [{ name: 'n', host: 'box', datasets: [{ source: 'tank/data', target: 'backup/data', recursive: true, ...(allowPlaintext ? { allowPlaintext } : {}) }] }],
+    jobs: [
+      { name: 'n', host: 'box', datasets: [{ source: 'tank/data', target: 'backup/data', recursive: true, ...(allowPlaintext ? { allowPlaintext } : {}) }] },
+    ],
   });
 const plan = (source: string) => ({ source, target: source.replace('tank/', 'backup/'), action: 'send' }) as unknown as DatasetPlan;
 const ds = (name: string, extra: Partial<Dataset> = {}): Dataset => ({ name, type: 'filesystem', snapshots: [], ...extra });
@@ -21,7 +23,9 @@ describe('crossing to the box', () => {
   it('untrusted is the default: an encrypted dataset goes raw', () => {
     const c = config();
     expect(c.hosts['box']!.trust).toBe('untrusted');
-    expect(crossingOf(c, c.jobs[0]!, plan('tank/data/a'), inv(ds('tank/data/a', { encryption: 'aes-256-gcm', encryptionRoot: 'tank/data' })))).toEqual({ raw: true });
+    expect(crossingOf(c, c.jobs[0]!, plan('tank/data/a'), inv(ds('tank/data/a', { encryption: 'aes-256-gcm', encryptionRoot: 'tank/data' })))).toEqual({
+      raw: true,
+    });
   });
 
   it('an unencrypted dataset is refused, saying which one and the three ways out; zfs-fuse (no encryption) likewise', () => {
@@ -58,7 +62,11 @@ describe('the raw copy on the box', () => {
     const e = verifyEncrypted(src, ds('backup/data/a', { encryption: 'aes-256-gcm', encryptionRoot: 'backup/data/a', keyStatus: 'available' }));
     expect(e?.code).toBe('ENCRYPTION_MISMATCH');
     expect(e?.message).toMatch(/key is available on the box/);
-    expect(verifyEncrypted(src, ds('backup/data/a', { encryption: 'off', keyStatus: undefined }))?.message).toMatch(/encryption is off.*key is of unknown status.*encryption root is unknown/);
-    expect(verifyEncrypted(src, ds('backup/data/a', { encryption: 'aes-256-gcm', encryptionRoot: 'backup/other', keyStatus: 'unavailable' }))?.message).toMatch(/encryption root is backup\/other/);
+    expect(verifyEncrypted(src, ds('backup/data/a', { encryption: 'off', keyStatus: undefined }))?.message).toMatch(
+      /encryption is off.*key is of unknown status.*encryption root is unknown/,
+    );
+    expect(verifyEncrypted(src, ds('backup/data/a', { encryption: 'aes-256-gcm', encryptionRoot: 'backup/other', keyStatus: 'unavailable' }))?.message).toMatch(
+      /encryption root is backup\/other/,
+    );
   });
 });

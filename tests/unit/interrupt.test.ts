@@ -4,7 +4,10 @@ import { silentLogger } from '../../src/util/log.js';
 
 describe('interruption (SIGINT/SIGTERM during a run)', () => {
   it('the first signal aborts the run and sets 128 + its number as the exit code', async () => {
-    for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+    for (const [sig, code] of [
+      ['SIGINT', 130],
+      ['SIGTERM', 143],
+    ] as const) {
       const i = onInterrupt(silentLogger, 60_000);
       try {
         expect(i.exitCode()).toBeUndefined();

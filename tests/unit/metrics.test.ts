@@ -107,8 +107,28 @@ function report(over: Partial<JobReport> & { datasets?: ObservedReport['datasets
     seconds: 600,
     result: 'ok',
     datasets: [
-      { source: 'tank/home', target: 'backup/home', result: 'sent', snapshotsSent: ['@a'], bytes: 1000, seconds: 10, verified: true, plan: 'incremental', newestCreation: finished - 3600 },
-      { source: 'tank/db', target: 'backup/db', result: 'up-to-date', snapshotsSent: [], bytes: 0, seconds: 1, verified: true, plan: 'up to date', newestCreation: finished - 7200 },
+      {
+        source: 'tank/home',
+        target: 'backup/home',
+        result: 'sent',
+        snapshotsSent: ['@a'],
+        bytes: 1000,
+        seconds: 10,
+        verified: true,
+        plan: 'incremental',
+        newestCreation: finished - 3600,
+      },
+      {
+        source: 'tank/db',
+        target: 'backup/db',
+        result: 'up-to-date',
+        snapshotsSent: [],
+        bytes: 0,
+        seconds: 1,
+        verified: true,
+        plan: 'up to date',
+        newestCreation: finished - 7200,
+      },
     ],
     targetPools: [{ name: 'backup', health: 'ONLINE' }],
     bytes: 1000,
@@ -131,12 +151,21 @@ function failedReport(finished: number): ObservedReport {
 }
 
 function unreachableReport(finished: number): ObservedReport {
-  return { ...report({}, finished), result: 'unreachable', datasets: [], targetPools: [], bytes: 0, error: { code: 'HOST_UNREACHABLE', message: 'box did not wake' } };
+  return {
+    ...report({}, finished),
+    result: 'unreachable',
+    datasets: [],
+    targetPools: [],
+    bytes: 0,
+    error: { code: 'HOST_UNREACHABLE', message: 'box did not wake' },
+  };
 }
 
 const extra: MetricsExtra = {
   hosts: [{ name: 'box', wakeSeconds: 42.25, awakeSeconds: 700 }],
-  pools: [{ host: 'box', name: 'backup', healthy: true, capacityRatio: 0.61, lastScrubEnd: T0 - 86400 * 3, scrubOverdue: false, errors: 0, scrubProgress: 0.25 }],
+  pools: [
+    { host: 'box', name: 'backup', healthy: true, capacityRatio: 0.61, lastScrubEnd: T0 - 86400 * 3, scrubOverdue: false, errors: 0, scrubProgress: 0.25 },
+  ],
 };
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'hozo-metrics-'));
@@ -264,7 +293,12 @@ describe('writeJobMetrics', () => {
   });
 
   it('falls back to the run’s own pool health check when the agent gave no pool status', async () => {
-    const r = report({ targetPools: [{ name: 'backup', health: 'DEGRADED' }, { name: 'cold', health: 'ONLINE' }] });
+    const r = report({
+      targetPools: [
+        { name: 'backup', health: 'DEGRADED' },
+        { name: 'cold', health: 'ONLINE' },
+      ],
+    });
     const p = readParsed(await write(tmp(), r, {}, { now: at(T0 + 600) }));
     expect(value(p, 'hozo_pool_healthy', { job: 'nightly', host: 'box', pool: 'backup' })).toBe(0);
     expect(value(p, 'hozo_pool_healthy', { job: 'nightly', host: 'box', pool: 'cold' })).toBe(1);

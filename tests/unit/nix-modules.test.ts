@@ -93,7 +93,17 @@ type Eval = {
     failedAssertions: string[];
   };
   npmLock: { total: number; withoutResolved: string[]; samples: Record<string, string | null>; untouched: string };
-  package: { pname: string; version: string; postInstall: string; doInstallCheck: boolean; installCheckPhase: string; mainProgram: string; npmRebuildFlags: string[]; makeWrapperArgs: string[]; sourceRoots: string[] };
+  package: {
+    pname: string;
+    version: string;
+    postInstall: string;
+    doInstallCheck: boolean;
+    installCheckPhase: string;
+    mainProgram: string;
+    npmRebuildFlags: string[];
+    makeWrapperArgs: string[];
+    sourceRoots: string[];
+  };
 };
 
 /**
@@ -132,11 +142,11 @@ describe.skipIf(!NIXPKGS_LIB)('NixOS modules (lib.evalModules with stubbed NixOS
   let tmp: string;
 
   beforeAll(() => {
-    const out = execFileSync(
-      'nix-instantiate',
-      ['--eval', '--strict', '--json', join(repo, 'tests/nix/eval.nix'), '--argstr', 'nixpkgsLib', NIXPKGS_LIB!],
-      { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
+    const out = execFileSync('nix-instantiate', ['--eval', '--strict', '--json', join(repo, 'tests/nix/eval.nix'), '--argstr', 'nixpkgsLib', NIXPKGS_LIB!], {
+      encoding: 'utf8',
+      maxBuffer: 64 * 1024 * 1024,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     ev = JSON.parse(out) as Eval;
     tmp = mkdtempSync(join(tmpdir(), 'hozo-nix-'));
   }, 120_000);
@@ -152,7 +162,7 @@ describe.skipIf(!NIXPKGS_LIB)('NixOS modules (lib.evalModules with stubbed NixOS
       expect(ev.both.failedAssertions).toEqual([]);
     });
 
-    it('renders one oneshot service per job running `hozo run <job>` with that job\'s config', () => {
+    it("renders one oneshot service per job running `hozo run <job>` with that job's config", () => {
       const unit = ev.controller.services['hozo-offsite']!;
       const sc = unit.serviceConfig;
       expect(sc['Type']).toBe('oneshot');
@@ -166,13 +176,11 @@ describe.skipIf(!NIXPKGS_LIB)('NixOS modules (lib.evalModules with stubbed NixOS
       expect(unit.wants).toEqual(expect.arrayContaining(['network-online.target']));
       // The booted system's zfs first: it matches the loaded kernel module also after a switch that upgraded ZFS.
       expect(unit.path).toEqual(['/run/booted-system/sw', expect.objectContaining({ name: 'zfs-user-2.3.4' })]);
-      expect(Object.keys(ev.controller.services).filter((n) => n !== 'hozo-zfs-delegation').sort()).toEqual([
-        'hozo-far',
-        'hozo-local-copy',
-        'hozo-offsite',
-        'hozo-verify-far',
-        'hozo-weekly',
-      ]);
+      expect(
+        Object.keys(ev.controller.services)
+          .filter((n) => n !== 'hozo-zfs-delegation')
+          .sort(),
+      ).toEqual(['hozo-far', 'hozo-local-copy', 'hozo-offsite', 'hozo-verify-far', 'hozo-weekly']);
     });
 
     it('runs hozo verify --restore-test on its own timer for a job with verify.schedule, as root with mount and read caps only', () => {
@@ -189,7 +197,7 @@ describe.skipIf(!NIXPKGS_LIB)('NixOS modules (lib.evalModules with stubbed NixOS
       expect(Object.keys(ev.controller.timers).filter((n) => n.startsWith('hozo-verify-'))).toEqual(['hozo-verify-far']);
     });
 
-    it('merges several definitions of a job\'s `service` (attrsOf anything, not attrs)', () => {
+    it("merges several definitions of a job's `service` (attrsOf anything, not attrs)", () => {
       expect(ev.controller.services['hozo-weekly']!.serviceConfig).toMatchObject({ Nice: 10, IOSchedulingClass: 'idle', Type: 'oneshot' });
     });
 
@@ -268,7 +276,7 @@ describe.skipIf(!NIXPKGS_LIB)('NixOS modules (lib.evalModules with stubbed NixOS
       expect(all.hosts['box']!.sshKeyFile).toBe('/run/secrets/hozo/box-ssh-key');
     });
 
-    it('gives a job woken through an ssh-relay the relay\'s host entry and key as well', () => {
+    it("gives a job woken through an ssh-relay the relay's host entry and key as well", () => {
       expect(ev.controller.services['hozo-far']!.serviceConfig['LoadCredential']).toEqual([
         'ssh-key-faraway:/run/secrets/hozo/faraway-ssh-key',
         'ssh-key-relay:/run/secrets/hozo/relay-ssh-key',
@@ -320,7 +328,13 @@ describe.skipIf(!NIXPKGS_LIB)('NixOS modules (lib.evalModules with stubbed NixOS
       const offsite = cfg.jobs.find((j) => j.name === 'offsite')!;
       expect(offsite.snapshots).toBe('all');
       expect(offsite.compress).toBe('zstd');
-      expect(offsite.datasets[0]).toEqual({ source: 'tank/home', target: 'backup/hozo/home', recursive: true, exclude: ['tank/home/cache'], allowPlaintext: false });
+      expect(offsite.datasets[0]).toEqual({
+        source: 'tank/home',
+        target: 'backup/hozo/home',
+        recursive: true,
+        exclude: ['tank/home/cache'],
+        allowPlaintext: false,
+      });
       expect(cfg.jobs.find((j) => j.name === 'weekly')!.snapshots).toBe('latest');
       expect(cfg.jobs.find((j) => j.name === 'weekly')!.retryDelay).toBe(300);
       // bandwidthLimit on a host and a job reaches the binary's config; unset, it is absent (not null).
@@ -447,7 +461,7 @@ describe.skipIf(!NIXPKGS_LIB)('NixOS modules (lib.evalModules with stubbed NixOS
       expect(ev.controllerPlain.logrotate).toEqual({});
     });
 
-    it('wires node-exporter\'s textfile collector and creates the directories with tmpfiles', () => {
+    it("wires node-exporter's textfile collector and creates the directories with tmpfiles", () => {
       expect(ev.controller.nodeExporterFlags).toEqual(['--collector.textfile.directory=/var/lib/prometheus-node-exporter-text-files']);
       expect(ev.controller.tmpfiles['10-hozo']).toEqual({
         '/var/lib/prometheus-node-exporter-text-files': { d: { user: 'hozo', group: 'hozo', mode: '0755' } },
@@ -462,7 +476,8 @@ describe.skipIf(!NIXPKGS_LIB)('NixOS modules (lib.evalModules with stubbed NixOS
     });
 
     const expected: Record<string, RegExp> = {
-      unknownHost: /jobs\.stray\.host = "nowhere" is not a configured host: define services\.hozo\.controller\.hosts\.nowhere or use one of: "attic", "box", "faraway", "relay", "local"/,
+      unknownHost:
+        /jobs\.stray\.host = "nowhere" is not a configured host: define services\.hozo\.controller\.hosts\.nowhere or use one of: "attic", "box", "faraway", "relay", "local"/,
       emptySchedule: /jobs\.offsite\.schedule is empty: give a systemd calendar expression/,
       emptyDatasets: /jobs\.hollow\.datasets is empty/,
       duplicateTargets: /same target box:backup\/hozo\/home: .*jobs\.again.* and .*jobs\.offsite/,
@@ -533,7 +548,7 @@ describe.skipIf(!NIXPKGS_LIB)('NixOS modules (lib.evalModules with stubbed NixOS
       expect(off.idlePoweroffMinutes).toBeNull();
     });
 
-    it('controllers: one section each, their keys\' forced commands name it, their roots delegated and imported', () => {
+    it("controllers: one section each, their keys' forced commands name it, their roots delegated and imported", () => {
       const a = ev.agentSections;
       expect(a.failedAssertions).toEqual([]);
       const cfg = JSON.parse(a.etc['hozo-agent/config.json']!.source.text!);
@@ -542,7 +557,9 @@ describe.skipIf(!NIXPKGS_LIB)('NixOS modules (lib.evalModules with stubbed NixOS
       const setup = JSON.stringify(a.services);
       expect(setup).toMatch(/zfs set quota='?500G'? '?backup\/bob'?/);
       const keys = a.users['hozo']!.openssh.authorizedKeys.keys;
-      expect(keys.find((k: string) => k.endsWith('hozo@alice'))).toMatch(/serve --controller alice --config \/etc\/hozo-agent\/config\.json",restrict ssh-ed25519/);
+      expect(keys.find((k: string) => k.endsWith('hozo@alice'))).toMatch(
+        /serve --controller alice --config \/etc\/hozo-agent\/config\.json",restrict ssh-ed25519/,
+      );
       expect(keys.find((k: string) => k.endsWith('hozo@bob'))).toMatch(/serve --controller bob --config/);
       expect(cfg.pools).toEqual(expect.arrayContaining(['backup']));
       // The agent's own schema accepts it, and gives each section only its roots.
@@ -552,7 +569,7 @@ describe.skipIf(!NIXPKGS_LIB)('NixOS modules (lib.evalModules with stubbed NixOS
       expect(typeof scoped !== 'string' && scoped.roots).toEqual(['backup/bob']);
     });
 
-    it('writes agent configs that the agent\'s own schema accepts (what `hozo-agent check-config` runs)', () => {
+    it("writes agent configs that the agent's own schema accepts (what `hozo-agent check-config` runs)", () => {
       for (const [name, view] of Object.entries({
         agent: ev.agent,
         agentNoIdle: ev.agentNoIdle,
@@ -597,7 +614,7 @@ describe.skipIf(!NIXPKGS_LIB)('NixOS modules (lib.evalModules with stubbed NixOS
       // The module's default is exactly the list the OpenZFS suite proves complete and minimal.
       expect(perms).toEqual([...AGENT_PERMISSIONS]);
       expect(perms).not.toContain('rollback');
-      expect(u.script).toContain("prepare backup/hozo\nprepare vault/hozo/main\n");
+      expect(u.script).toContain('prepare backup/hozo\nprepare vault/hozo/main\n');
       // A failing `zfs allow` on the first root (a logging stand-in for zfs) does not stop the second.
       const run = runWithFakeZfs(u.script, { verb: 'allow', dataset: 'backup/hozo' });
       expect(run.code).toBe(1);
@@ -627,7 +644,11 @@ describe.skipIf(!NIXPKGS_LIB)('NixOS modules (lib.evalModules with stubbed NixOS
       // The rule itself, run as polkit would: what it allows, and nothing more.
       const allows = (extraConfig: string, unit: string, verb = 'start', user = 'hozo'): boolean => {
         let answer: unknown;
-        const polkit = { Result: { YES: 'yes' }, addRule: (f: (a: unknown, s: unknown) => unknown) => (answer = f({ id: 'org.freedesktop.systemd1.manage-units', lookup: (k: string) => (k === 'unit' ? unit : verb) }, { user })) };
+        const polkit = {
+          Result: { YES: 'yes' },
+          addRule: (f: (a: unknown, s: unknown) => unknown) =>
+            (answer = f({ id: 'org.freedesktop.systemd1.manage-units', lookup: (k: string) => (k === 'unit' ? unit : verb) }, { user })),
+        };
         new Function('polkit', extraConfig)(polkit);
         return answer === 'yes';
       };
@@ -645,7 +666,13 @@ describe.skipIf(!NIXPKGS_LIB)('NixOS modules (lib.evalModules with stubbed NixOS
       expect(ev.agent.services['hozo-scrub@']!.serviceConfig['ExecStart']).toMatch(/\/bin\/zpool scrub %i$/);
       expect(ev.agent.services['hozo-scrub-pause@']!.serviceConfig['ExecStart']).toMatch(/\/bin\/zpool scrub -p %i$/);
       const cfg = JSON.parse(ev.agent.etc['hozo-agent/config.json']!.source.text!);
-      expect(cfg.scrub).toEqual({ everyDays: 30, keepAwakeMinutes: 0, pauseOnShutdown: true, startCommand: [expect.stringMatching(/\/bin\/systemctl$/), 'start', 'hozo-scrub@%p.service'], pauseCommand: [expect.stringMatching(/\/bin\/systemctl$/), 'start', 'hozo-scrub-pause@%p.service'] });
+      expect(cfg.scrub).toEqual({
+        everyDays: 30,
+        keepAwakeMinutes: 0,
+        pauseOnShutdown: true,
+        startCommand: [expect.stringMatching(/\/bin\/systemctl$/), 'start', 'hozo-scrub@%p.service'],
+        pauseCommand: [expect.stringMatching(/\/bin\/systemctl$/), 'start', 'hozo-scrub-pause@%p.service'],
+      });
       expect(JSON.parse(ev.agentMinimal.etc['hozo-agent/config.json']!.source.text!).scrub).toBeUndefined();
     });
 
@@ -672,7 +699,7 @@ describe.skipIf(!NIXPKGS_LIB)('NixOS modules (lib.evalModules with stubbed NixOS
       expect(ev.agentNoIdle.timers).not.toHaveProperty('hozo-agent-idle');
     });
 
-    it('applies the box\'s retention with a persistent prune timer (hozo-agent prune, run locally)', () => {
+    it("applies the box's retention with a persistent prune timer (hozo-agent prune, run locally)", () => {
       const u = ev.agent.services['hozo-agent-prune']!;
       // `hozo-agent prune`: box-wide (every controller section), also where keys are appendOnly.
       expect(u.serviceConfig['ExecStart']).toMatch(/\/bin\/hozo-agent prune --config \/etc\/hozo-agent\/config\.json$/);
@@ -742,7 +769,7 @@ describe.skipIf(!NIXPKGS_LIB)('NixOS modules (lib.evalModules with stubbed NixOS
       expect(f.overlay).toMatch(/\/nix\/package\.nix$/);
     });
 
-    it('defaults the modules\' package to the flake\'s, and lets users override it', () => {
+    it("defaults the modules' package to the flake's, and lets users override it", () => {
       expect(ev.flake.controllerPackage).toMatch(/\/nix\/package\.nix$/);
       expect(ev.flake.agentPackage).toMatch(/\/nix\/package\.nix$/);
       expect(ev.flake.overriddenPackage).toBe('my-hozo');

@@ -35,8 +35,6 @@ describe.skipIf(!nix)('.nix files', () => {
   });
 
   it.each(files)('%s parses', (file) => {
-    expect(() =>
-      execFileSync('nix-instantiate', ['--parse', join(repo, file)], { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' }),
-    ).not.toThrow();
+    expect(() => execFileSync('nix-instantiate', ['--parse', join(repo, file)], { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' })).not.toThrow();
   });
 });

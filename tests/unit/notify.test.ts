@@ -21,7 +21,16 @@ function report(over: Partial<Report> = {}): Report {
     seconds: 252,
     result: 'ok',
     datasets: [
-      { source: 'tank/home', target: 'backup/home', result: 'sent', snapshotsSent: ['@a'], bytes: 1288490189, seconds: 200, verified: true, plan: 'incremental' },
+      {
+        source: 'tank/home',
+        target: 'backup/home',
+        result: 'sent',
+        snapshotsSent: ['@a'],
+        bytes: 1288490189,
+        seconds: 200,
+        verified: true,
+        plan: 'incremental',
+      },
       { source: 'tank/db', target: 'backup/db', result: 'up-to-date', snapshotsSent: [], seconds: 1, verified: true, plan: 'up to date' },
       { source: 'tank/media', target: 'backup/media', result: 'sent', snapshotsSent: ['@a'], bytes: 0, seconds: 3, verified: true, plan: 'incremental' },
     ],
@@ -76,7 +85,12 @@ describe('notify config schema', () => {
     expect(channels[0]).toEqual({ type: 'ntfy', url: 'https://ntfy.sh/hozo-3f9c2', tokenFile: '/run/secrets/ntfy-token', on: 'failure', timeout: 15 });
     expect(channels[1]).toMatchObject({ type: 'pushover', on: 'always', apiUrl: 'https://api.pushover.net/1/messages.json' });
     expect(channels[2]).toEqual({ type: 'email', to: ['admin@example.org'], sendmail: '/usr/sbin/sendmail', on: 'failure', timeout: 15 });
-    expect(channels[3]).toMatchObject({ to: ['a@example.org', 'b@example.org'], from: 'hozo@example.org', sendmail: '/run/wrappers/bin/sendmail', timeout: 30 });
+    expect(channels[3]).toMatchObject({
+      to: ['a@example.org', 'b@example.org'],
+      from: 'hozo@example.org',
+      sendmail: '/run/wrappers/bin/sendmail',
+      timeout: 30,
+    });
     expect(channels[4]).toMatchObject({ type: 'webhook', on: 'success' });
   });
 
@@ -93,7 +107,9 @@ describe('notify config schema', () => {
     expect(problems('- type: email\n  to: "-t@example.org"')).toEqual(['notify[0].to: an e-mail address must not start with "-"']);
     expect(problems('- type: email\n  to: []')).toEqual(['notify[0].to: expected at least one address']);
     expect(problems('- type: webhook\n  url: https://x\n  on: sometimes')).toEqual([expect.stringMatching(/^notify\[0\]\.on: .*failure.*success.*always/)]);
-    expect(problems('- type: webhook\n  url: https://x\n  timeout: soon')).toEqual(['notify[0].timeout: expected timeout as seconds or a duration like "10s", "1m"']);
+    expect(problems('- type: webhook\n  url: https://x\n  timeout: soon')).toEqual([
+      'notify[0].timeout: expected timeout as seconds or a duration like "10s", "1m"',
+    ]);
   });
 });
 
@@ -117,10 +133,23 @@ describe('notification text', () => {
   });
 
   it('says when the host was unreachable or the run stopped, with the hint', () => {
-    const u = formatMessage(report({ result: 'unreachable', datasets: [], bytes: 0, error: { code: 'HOST_UNREACHABLE', message: 'box did not answer SSH within 300s', hint: 'check that Wake-on-LAN is enabled in the BIOS' } }));
+    const u = formatMessage(
+      report({
+        result: 'unreachable',
+        datasets: [],
+        bytes: 0,
+        error: { code: 'HOST_UNREACHABLE', message: 'box did not answer SSH within 300s', hint: 'check that Wake-on-LAN is enabled in the BIOS' },
+      }),
+    );
     expect(u.title).toBe('hozo nightly: FAILED — host box unreachable');
     expect(u.body).toContain('error HOST_UNREACHABLE: box did not answer SSH within 300s\n  hint: check that Wake-on-LAN is enabled in the BIOS');
-    const e = formatMessage(report({ result: 'error', datasets: [], error: { code: 'LOCKED', message: 'job "nightly" is already running (pid 4242, lock /var/lib/hozo/locks/nightly.lock)' } }));
+    const e = formatMessage(
+      report({
+        result: 'error',
+        datasets: [],
+        error: { code: 'LOCKED', message: 'job "nightly" is already running (pid 4242, lock /var/lib/hozo/locks/nightly.lock)' },
+      }),
+    );
     expect(e.title).toMatch(/^hozo nightly: FAILED — job "nightly" is already running/);
     expect(e.title.length).toBeLessThanOrEqual('hozo nightly: FAILED — '.length + 100);
   });
@@ -134,7 +163,13 @@ describe('notification text', () => {
     expect(m.body).toContain('warning: mbuffer missing on box; sending without it');
     const many = report({ result: 'failed' });
     many.datasets = Array.from({ length: 40 }, (_, i) => ({
-      source: `tank/d${i}`, target: `backup/d${i}`, result: 'failed' as const, snapshotsSent: [], seconds: 0, verified: false, plan: '',
+      source: `tank/d${i}`,
+      target: `backup/d${i}`,
+      result: 'failed' as const,
+      snapshotsSent: [],
+      seconds: 0,
+      verified: false,
+      plan: '',
       error: { code: 'PIPELINE_FAILED', message: 'x'.repeat(100) },
     }));
     const long = formatMessage(many);

@@ -9,7 +9,15 @@ const dir = join(import.meta.dirname, '..', '..', 'schemas');
 describe('the JSON output schemas', () => {
   it('schemas/*.schema.json are exactly what src/output/schemas.ts generates (regenerate: node dist/src/output/write-schemas.js schemas)', () => {
     const generated = jsonSchemas();
-    expect(readdirSync(dir).filter((f) => f.endsWith('.schema.json')).sort()).toEqual(Object.keys(generated).map((n) => `${n}.schema.json`).sort());
+    expect(
+      readdirSync(dir)
+        .filter((f) => f.endsWith('.schema.json'))
+        .sort(),
+    ).toEqual(
+      Object.keys(generated)
+        .map((n) => `${n}.schema.json`)
+        .sort(),
+    );
     for (const [name, schema] of Object.entries(generated)) expect(JSON.parse(readFileSync(join(dir, `${name}.schema.json`), 'utf8')), name).toEqual(schema);
   });
   it('a report as the run builds it validates; one with an unknown field or another version does not', () => {

@@ -13,8 +13,16 @@ import type { Logger } from '../../src/util/log.js';
 import type { Capabilities, Inventory } from '../../src/zfs/types.js';
 
 const caps = (openzfs: boolean): Capabilities => ({
-  listParsable: openzfs, resumeTokens: openzfs, bookmarks: openzfs, sendFlags: new Set(), receiveFlags: new Set(), holds: true,
-  mbuffer: false, pv: false, zstd: false, implementation: openzfs ? 'OpenZFS 2.3.2' : 'zfs-fuse (pool v23)',
+  listParsable: openzfs,
+  resumeTokens: openzfs,
+  bookmarks: openzfs,
+  sendFlags: new Set(),
+  receiveFlags: new Set(),
+  holds: true,
+  mbuffer: false,
+  pv: false,
+  zstd: false,
+  implementation: openzfs ? 'OpenZFS 2.3.2' : 'zfs-fuse (pool v23)',
 });
 
 function capture(): Logger & { lines: string[] } {
@@ -28,7 +36,14 @@ describe('own snapshot names', () => {
     const n = ownSnapshotName('hozo_nightly', new Date('2026-12-04T21:50:07.999Z'));
     expect(n).toBe('hozo_nightly_20261204T215007Z');
     expect(isOwnSnapshot('hozo_nightly', n)).toBe(true);
-    for (const other of ['hozo_nightly_20261204T215007', 'hozo_nightly_20261204T215007Zx', 'x_hozo_nightly_20261204T215007Z', 'hozo_nightly2_20261204T215007Z', 'autosnap_2026-12-04_21:50:07_daily', 'hozo_nightly_2026120AT215007Z']) {
+    for (const other of [
+      'hozo_nightly_20261204T215007',
+      'hozo_nightly_20261204T215007Zx',
+      'x_hozo_nightly_20261204T215007Z',
+      'hozo_nightly2_20261204T215007Z',
+      'autosnap_2026-12-04_21:50:07_daily',
+      'hozo_nightly_2026120AT215007Z',
+    ]) {
       expect(isOwnSnapshot('hozo_nightly', other), other).toBe(false);
     }
     // Another job's prefix that starts like this one is not this job's.
@@ -37,18 +52,29 @@ describe('own snapshot names', () => {
 
   it('move on by a second when the name is taken (two runs in one second, a clock that went back)', () => {
     const at = new Date('2026-12-04T21:50:07Z');
-    const inv: Inventory = new Map([['p/a', { name: 'p/a', type: 'filesystem', guid: '1', snapshots: [{ name: 'j_20261204T215007Z', guid: '2', createtxg: 5, creation: 0 }] }]]) as unknown as Inventory;
+    const inv: Inventory = new Map([
+      ['p/a', { name: 'p/a', type: 'filesystem', guid: '1', snapshots: [{ name: 'j_20261204T215007Z', guid: '2', createtxg: 5, creation: 0 }] }],
+    ]) as unknown as Inventory;
     expect(freshOwnSnapshotName('j', at, inv, ['p/a'])).toBe('j_20261204T215008Z');
     expect(freshOwnSnapshotName('j', at, inv, ['p/b'])).toBe('j_20261204T215007Z');
   });
 });
 
 describe('pruneList', () => {
-  const own = (i: number, extra: { userrefs?: number } = {}) => ({ name: ownSnapshotName('j', new Date(Date.UTC(2026, 0, 1, 0, 0, i))), createtxg: 10 + i, ...extra });
+  const own = (i: number, extra: { userrefs?: number } = {}) => ({
+    name: ownSnapshotName('j', new Date(Date.UTC(2026, 0, 1, 0, 0, i))),
+    createtxg: 10 + i,
+    ...extra,
+  });
   const policy = { prefix: 'j', keep: 3 };
 
   it('keeps the newest `keep` own snapshots and never touches others', () => {
-    const snaps = [{ name: 'manual', createtxg: 1 }, ...[1, 2, 3, 4, 5].map((i) => own(i)), { name: 'autosnap_x', createtxg: 99 }, { name: 'k_20260101T000001Z', createtxg: 2 }];
+    const snaps = [
+      { name: 'manual', createtxg: 1 },
+      ...[1, 2, 3, 4, 5].map((i) => own(i)),
+      { name: 'autosnap_x', createtxg: 99 },
+      { name: 'k_20260101T000001Z', createtxg: 2 },
+    ];
     expect(pruneList(snaps, policy, new Set())).toEqual([own(1).name, own(2).name]);
   });
 
@@ -70,7 +96,13 @@ describe('snapshotCommands', () => {
     expect(snapshotCommands(sets, [false, false], 's', caps(true))).toEqual({ commands: [['zfs', 'snapshot', 'p/a@s', 'p/a/b@s', 'q/x@s']], atomic: true });
   });
   it('zfs-fuse: snapshot -r for a whole tree, one by one otherwise, and says it is not atomic', () => {
-    expect(snapshotCommands(sets, [true, false], 's', caps(false))).toEqual({ commands: [['zfs', 'snapshot', '-r', 'p/a@s'], ['zfs', 'snapshot', 'q/x@s']], atomic: false });
+    expect(snapshotCommands(sets, [true, false], 's', caps(false))).toEqual({
+      commands: [
+        ['zfs', 'snapshot', '-r', 'p/a@s'],
+        ['zfs', 'snapshot', 'q/x@s'],
+      ],
+      atomic: false,
+    });
     expect(snapshotCommands([['p/a', 'p/a/b']], [true], 's', caps(false))).toEqual({ commands: [['zfs', 'snapshot', '-r', 'p/a@s']], atomic: true });
   });
   it('refuses a hostile dataset name rather than pass it to zfs', () => {
@@ -81,7 +113,13 @@ describe('snapshotCommands', () => {
 describe('hooks (real processes)', () => {
   it('passes the environment, logs each output line, and succeeds on exit 0', async () => {
     const log = capture();
-    const o = await runHook('preSnapshot', { command: ['sh', '-c', 'echo "job=$HOZO_JOB hook=$HOZO_HOOK snap=$HOZO_SNAPSHOT"; echo oops >&2'], timeout: 10 }, { HOZO_JOB: 'j', HOZO_SNAPSHOT: 's1' }, log, 'p/a');
+    const o = await runHook(
+      'preSnapshot',
+      { command: ['sh', '-c', 'echo "job=$HOZO_JOB hook=$HOZO_HOOK snap=$HOZO_SNAPSHOT"; echo oops >&2'], timeout: 10 },
+      { HOZO_JOB: 'j', HOZO_SNAPSHOT: 's1' },
+      log,
+      'p/a',
+    );
     expect(o.ok).toBe(true);
     expect(log.lines).toContain('info p/a: preSnapshot: job=j hook=preSnapshot snap=s1');
     expect(log.lines).toContain('warn p/a: preSnapshot: oops');
@@ -114,7 +152,9 @@ describe('hooks (real processes)', () => {
     expect(o).toMatchObject({ ok: false, failure: 'timed out after 1 s (killed)' });
     expect(took).toBeLessThan(9);
     await new Promise((r) => setTimeout(r, 500));
-    const left = execFileSync('sh', ['-c', `pgrep -f "[s]leep 3${marker}.5" || true`]).toString().trim();
+    const left = execFileSync('sh', ['-c', `pgrep -f "[s]leep 3${marker}.5" || true`])
+      .toString()
+      .trim();
     expect(left, 'nothing of the hook is left running').toBe('');
   }, 15_000);
 
@@ -149,7 +189,13 @@ describe('config: snapshot and hooks', () => {
   };
 
   it('accepts argv and {command, timeout} hooks at job and dataset level, with defaults', () => {
-    const c = validateConfig(base({ snapshot: { create: true }, hooks: { preRun: ['true'], postSnapshot: { command: ['logger', 'x'], timeout: '5m' } }, datasets: [{ source: 'tank/a', target: 'b/a', hooks: { preSnapshot: ['psql', '-c', 'CHECKPOINT'] } }] }));
+    const c = validateConfig(
+      base({
+        snapshot: { create: true },
+        hooks: { preRun: ['true'], postSnapshot: { command: ['logger', 'x'], timeout: '5m' } },
+        datasets: [{ source: 'tank/a', target: 'b/a', hooks: { preSnapshot: ['psql', '-c', 'CHECKPOINT'] } }],
+      }),
+    );
     const j = c.jobs[0]!;
     expect(j.snapshot).toEqual({ create: true, keep: 24 });
     expect(j.hooks).toEqual({ preRun: { command: ['true'], timeout: 120 }, postSnapshot: { command: ['logger', 'x'], timeout: 300 } });
@@ -157,8 +203,16 @@ describe('config: snapshot and hooks', () => {
   });
 
   it.each([
-    ['a preSnapshot without snapshot.create', base({ hooks: { preSnapshot: ['true'] } }), 'jobs[0].hooks.preSnapshot: preSnapshot runs around hozo\'s own snapshot'],
-    ['a dataset postSnapshot without snapshot.create', base({ datasets: [{ source: 'tank/a', target: 'b/a', hooks: { postSnapshot: ['true'] } }] }), 'jobs[0].datasets[0].hooks.postSnapshot'],
+    [
+      'a preSnapshot without snapshot.create',
+      base({ hooks: { preSnapshot: ['true'] } }),
+      "jobs[0].hooks.preSnapshot: preSnapshot runs around hozo's own snapshot",
+    ],
+    [
+      'a dataset postSnapshot without snapshot.create',
+      base({ datasets: [{ source: 'tank/a', target: 'b/a', hooks: { postSnapshot: ['true'] } }] }),
+      'jobs[0].datasets[0].hooks.postSnapshot',
+    ],
     ['a shell string as hook', base({ hooks: { preRun: 'pg_dump > /x' } }), 'jobs[0].hooks.preRun'],
     ['an empty argv', base({ hooks: { preRun: [] } }), 'jobs[0].hooks.preRun'],
     ['an unknown hook point', base({ hooks: { preSend: ['true'] } }), 'jobs[0].hooks'],
@@ -167,7 +221,9 @@ describe('config: snapshot and hooks', () => {
     ['a hook timeout of 1e308', base({ hooks: { preRun: { command: ['true'], timeout: 1e308 } } }), 'jobs[0].hooks.preRun'],
     [
       'two jobs snapshotting one source under one prefix',
-      base({ snapshot: { create: true, prefix: 'same' } }, [{ name: 'k', host: 'box', snapshot: { create: true, prefix: 'same' }, datasets: [{ source: 'tank/a', target: 'b/k' }] }]),
+      base({ snapshot: { create: true, prefix: 'same' } }, [
+        { name: 'k', host: 'box', snapshot: { create: true, prefix: 'same' }, datasets: [{ source: 'tank/a', target: 'b/k' }] },
+      ]),
       'jobs[1].snapshot.prefix: jobs[0] also snapshots "tank/a" with prefix "same"',
     ],
   ])('refuses %s (exit 2 at config check, naming the path)', (_what, data, expected) => {
@@ -175,6 +231,8 @@ describe('config: snapshot and hooks', () => {
   });
 
   it('two jobs on one source with their default prefixes are fine (each prunes only its own)', () => {
-    expect(problems(base({ snapshot: { create: true } }, [{ name: 'k', host: 'box', snapshot: { create: true }, datasets: [{ source: 'tank/a', target: 'b/k' }] }]))).toBe('');
+    expect(
+      problems(base({ snapshot: { create: true } }, [{ name: 'k', host: 'box', snapshot: { create: true }, datasets: [{ source: 'tank/a', target: 'b/k' }] }])),
+    ).toBe('');
   });
 });

@@ -58,8 +58,8 @@ describe('runPipeline (real processes)', () => {
 
   it('blameStage prefers the real failure over SIGPIPE casualties', () => {
     const s = blameStage([
-      { name: "send", pid: 1, exitCode: null, signal: "SIGPIPE", stderr: "" },
-      { name: "recv", pid: 2, exitCode: 1, signal: null, stderr: "boom" },
+      { name: 'send', pid: 1, exitCode: null, signal: 'SIGPIPE', stderr: '' },
+      { name: 'recv', pid: 2, exitCode: 1, signal: null, stderr: 'boom' },
     ]);
     expect(s?.name).toBe('recv');
     expect(
@@ -75,6 +75,6 @@ describe('runPipeline (real processes)', () => {
         { name: 'recv', pid: 2, exitCode: 1, signal: null, stderr: 'cannot receive: failed to read from stream' },
       ])?.name,
     ).toBe('send');
-    expect(blameStage([{ name: "a", pid: 3, exitCode: 0, signal: null, stderr: '' }])).toBeUndefined();
+    expect(blameStage([{ name: 'a', pid: 3, exitCode: 0, signal: null, stderr: '' }])).toBeUndefined();
   });
 });

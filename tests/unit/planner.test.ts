@@ -101,26 +101,101 @@ c('up to date with fewer on target', src('@a,1 @b,2 @c,3'), tgt('@c,3'), all, wa
 c('up to date, target kept snapshots the source pruned', src('@c,3'), tgt('@a,1 @b,2 @c,3'), all, want.upToDate('@c'));
 
 // --- no common snapshot
-c('target exists with zero snapshots', src('@a,1'), tgt(''), all, want.conflict('no-common-snapshot'), `${TGT} exists but has no snapshots`, 'never overwrites', `hint:zfs destroy -r ${TGT}`);
-c('target unrelated', src('@a,1 @b,2'), tgt('@x,7 @y,8'), all, want.conflict('no-common-snapshot'), `${TGT}@x, ${TGT}@y`, `${SRC}@a, ${SRC}@b`, 'hint:another target');
-c('same name, different guid is not common', src('@a,1 @b,2'), tgt('@a,9'), all, want.conflict('no-common-snapshot'), `${TGT}@a has the name of a source snapshot but a different guid`);
+c(
+  'target exists with zero snapshots',
+  src('@a,1'),
+  tgt(''),
+  all,
+  want.conflict('no-common-snapshot'),
+  `${TGT} exists but has no snapshots`,
+  'never overwrites',
+  `hint:zfs destroy -r ${TGT}`,
+);
+c(
+  'target unrelated',
+  src('@a,1 @b,2'),
+  tgt('@x,7 @y,8'),
+  all,
+  want.conflict('no-common-snapshot'),
+  `${TGT}@x, ${TGT}@y`,
+  `${SRC}@a, ${SRC}@b`,
+  'hint:another target',
+);
+c(
+  'same name, different guid is not common',
+  src('@a,1 @b,2'),
+  tgt('@a,9'),
+  all,
+  want.conflict('no-common-snapshot'),
+  `${TGT}@a has the name of a source snapshot but a different guid`,
+);
 c('same names everywhere, different guids', src('@a,1 @b,2'), tgt('@a,8 @b,9'), allRb, want.conflict('no-common-snapshot'), 'they are different data');
 c('no common even with rollback', src('@a,1'), tgt('@z,5'), allRb, want.conflict('no-common-snapshot'));
 c('no common with latest', src('@a,1 @b,2'), tgt(''), latest, want.conflict('no-common-snapshot'));
 
 // --- divergence
-c('diverged, rollback refused', src('@a,1 @b,2'), tgt('@a,1 @x,5'), all, want.conflict('target-diverged'), `${SRC}@a`, `${TGT}@x which the source lacks`, `${SRC}@b since`, 'hint:`rollback: true`', `hint:destroys the target snapshots ${TGT}@x`);
+c(
+  'diverged, rollback refused',
+  src('@a,1 @b,2'),
+  tgt('@a,1 @x,5'),
+  all,
+  want.conflict('target-diverged'),
+  `${SRC}@a`,
+  `${TGT}@x which the source lacks`,
+  `${SRC}@b since`,
+  'hint:`rollback: true`',
+  `hint:destroys the target snapshots ${TGT}@x`,
+);
 c('diverged, rollback allowed: -I', src('@a,1 @b,2'), tgt('@a,1 @x,5'), allRb, want.send('rollback @a; I @a→@b'));
 c('diverged, rollback allowed: -i', src('@a,1 @b,2 @c,3'), tgt('@a,1 @x,5 @y,6'), latestRb, want.send('rollback @a; i @a→@c'));
 c('diverged after a later base', src('@a,1 @b,2 @c,3'), tgt('@a,1 @b,2 @x,5'), allRb, want.send('rollback @b; I @b→@c'));
-c('diverged, hint lists every snapshot rollback destroys', src('@a,1 @b,2'), tgt('@a,1 @x,5 @y,6'), all, want.conflict('target-diverged'), `hint:${TGT}@x, ${TGT}@y`, `hint:back to ${TGT}@a`);
+c(
+  'diverged, hint lists every snapshot rollback destroys',
+  src('@a,1 @b,2'),
+  tgt('@a,1 @x,5 @y,6'),
+  all,
+  want.conflict('target-diverged'),
+  `hint:${TGT}@x, ${TGT}@y`,
+  `hint:back to ${TGT}@a`,
+);
 c('diverged from a renamed base: roll back to the target name', src('@a,1 @b,2'), tgt('@old,1 @x,5'), allRb, want.send('rollback @old; I @a→@b'));
-c('diverged from a renamed base: hint uses the target name', src('@a,1 @b,2'), tgt('@old,1 @x,5'), all, want.conflict('target-diverged'), `hint:back to ${TGT}@old`);
-c('target snapshot same name as newer source snapshot but different guid', src('@a,1 @b,2'), tgt('@a,1 @b,9'), all, want.conflict('target-diverged'), `${TGT}@b which the source lacks`);
+c(
+  'diverged from a renamed base: hint uses the target name',
+  src('@a,1 @b,2'),
+  tgt('@old,1 @x,5'),
+  all,
+  want.conflict('target-diverged'),
+  `hint:back to ${TGT}@old`,
+);
+c(
+  'target snapshot same name as newer source snapshot but different guid',
+  src('@a,1 @b,2'),
+  tgt('@a,1 @b,9'),
+  all,
+  want.conflict('target-diverged'),
+  `${TGT}@b which the source lacks`,
+);
 
 // --- target ahead
-c('target ahead', src('@a,1 @b,2'), tgt('@a,1 @b,2 @x,5'), all, want.conflict('target-ahead'), `${TGT}@x`, `nothing newer than the common snapshot ${SRC}@b`, 'hint:rolled back or had snapshots pruned');
-c('target ahead even with rollback: nothing to send', src('@a,1'), tgt('@a,1 @x,5 @y,6'), allRb, want.conflict('target-ahead'), `${TGT}@x, ${TGT}@y`, 'nothing to send');
+c(
+  'target ahead',
+  src('@a,1 @b,2'),
+  tgt('@a,1 @b,2 @x,5'),
+  all,
+  want.conflict('target-ahead'),
+  `${TGT}@x`,
+  `nothing newer than the common snapshot ${SRC}@b`,
+  'hint:rolled back or had snapshots pruned',
+);
+c(
+  'target ahead even with rollback: nothing to send',
+  src('@a,1'),
+  tgt('@a,1 @x,5 @y,6'),
+  allRb,
+  want.conflict('target-ahead'),
+  `${TGT}@x, ${TGT}@y`,
+  'nothing to send',
+);
 c('target ahead after the source rolled back', src('@a,1'), tgt('@a,1 @b,2'), latest, want.conflict('target-ahead'), `${TGT}@b`);
 
 // --- bookmarks (OpenZFS; zfs-fuse has none, so these run on listings only): a bookmark keeps the common point when
@@ -133,7 +208,15 @@ c('a newer bookmark beats an older common snapshot', src('@a,1 #b,2 @c,3'), tgt(
 c('an older bookmark does not beat a newer common snapshot', src('#a,1 @b,2 @c,3'), tgt('@a,1 @b,2'), all, want.send('I @b→@c'));
 c('bookmark of a snapshot the target does not have is no base', src('#x,7 @c,3'), tgt('@a,1'), all, want.conflict('no-common-snapshot'));
 c('bookmark base, nothing newer: up to date', src('@a,1 #b,2'), tgt('@b,2'), all, want.upToDate('#b'));
-c('bookmark base, target diverged', src('#b,2 @c,3'), tgt('@b,2 @x,5'), all, want.conflict('target-diverged'), `common bookmark ${SRC}#b`, `${TGT}@x which the source lacks`);
+c(
+  'bookmark base, target diverged',
+  src('#b,2 @c,3'),
+  tgt('@b,2 @x,5'),
+  all,
+  want.conflict('target-diverged'),
+  `common bookmark ${SRC}#b`,
+  `${TGT}@x which the source lacks`,
+);
 c('bookmark base, target diverged, rollback allowed', src('#b,2 @c,3'), tgt('@b,2 @x,5'), allRb, want.send('rollback @b; i #b→@c'));
 c('bookmark base, target ahead', src('@a,1 #b,2'), tgt('@b,2 @x,5'), all, want.conflict('target-ahead'), `common bookmark ${SRC}#b`);
 
@@ -210,8 +293,7 @@ function inv(...lines: string[]): Inventory {
 }
 const spec = (source: string, target: string, recursive = true, exclude: string[] = []): DatasetSpec => ({ source, target, recursive, exclude });
 const pairs = (s: DatasetSpec, i: Inventory) => expandDatasets(s, i).map((p) => `${p.source}→${p.target}`);
-const job = (specs: DatasetSpec[], s: Inventory, t: Inventory, p: Policy = all) =>
-  planJob(specs, s, t, p).map((x) => `${x.target}: ${render(x)}`);
+const job = (specs: DatasetSpec[], s: Inventory, t: Inventory, p: Policy = all) => planJob(specs, s, t, p).map((x) => `${x.target}: ${render(x)}`);
 
 const tank = inv(
   'tank',
@@ -284,28 +366,18 @@ describe('planJob', () => {
 
   it('a child under a parent that cannot be sent gets createParent', () => {
     const s = inv('tank/p', 'tank/p/c@a,1');
-    expect(job([spec('tank/p', 'backup/p')], s, inv('backup'))).toEqual([
-      'backup/p: conflict source-no-snapshots',
-      'backup/p/c: create backup/p; full @a',
-    ]);
+    expect(job([spec('tank/p', 'backup/p')], s, inv('backup'))).toEqual(['backup/p: conflict source-no-snapshots', 'backup/p/c: create backup/p; full @a']);
   });
 
   it('existing tree: each dataset planned against its own target', () => {
     const s = inv('tank/p@a,1 @b,2', 'tank/p/c@x,3', 'tank/p/d@y,4 @z,5');
     const t = inv('backup', 'backup/p@a,1', 'backup/p/c@x,3', 'backup/p/d@q,9');
-    expect(job([spec('tank/p', 'backup/p')], s, t)).toEqual([
-      'backup/p: I @a→@b',
-      'backup/p/c: up-to-date @x',
-      'backup/p/d: conflict no-common-snapshot',
-    ]);
+    expect(job([spec('tank/p', 'backup/p')], s, t)).toEqual(['backup/p: I @a→@b', 'backup/p/c: up-to-date @x', 'backup/p/d: conflict no-common-snapshot']);
   });
 
   it('a new child under an existing parent needs no createParent', () => {
     const s = inv('tank/p@a,1', 'tank/p/new@n,2');
-    expect(job([spec('tank/p', 'backup/p')], s, inv('backup', 'backup/p@a,1'))).toEqual([
-      'backup/p: up-to-date @a',
-      'backup/p/new: full @n',
-    ]);
+    expect(job([spec('tank/p', 'backup/p')], s, inv('backup', 'backup/p@a,1'))).toEqual(['backup/p: up-to-date @a', 'backup/p/new: full @n']);
   });
 
   it('a parent created by an earlier spec in the job counts as existing', () => {

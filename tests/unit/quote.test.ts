@@ -7,7 +7,7 @@ describe('shellQuote', () => {
     expect(shellQuote('tank/services@hozo_2026-01-01')).toBe('tank/services@hozo_2026-01-01');
   });
   it('quotes spaces, quotes and metacharacters', () => {
-    expect(shellQuote("a b")).toBe("'a b'");
+    expect(shellQuote('a b')).toBe("'a b'");
     expect(shellQuote("it's")).toBe("'it'\\''s'");
     expect(shellQuote('')).toBe("''");
   });

@@ -4,7 +4,15 @@ import { waitReady, type Clock, type ReadyProbes } from '../../src/wake/ready.js
 
 /** A clock that advances only when the code sleeps or a probe "takes time". */
 function fakeClock(): Clock & { t: number; sleeps: number[] } {
-  const c = { t: 0, sleeps: [] as number[], now: () => c.t, sleep: async (ms: number) => { c.sleeps.push(ms); c.t += ms; } };
+  const c = {
+    t: 0,
+    sleeps: [] as number[],
+    now: () => c.t,
+    sleep: async (ms: number) => {
+      c.sleeps.push(ms);
+      c.t += ms;
+    },
+  };
   return c;
 }
 
@@ -12,13 +20,19 @@ function probes(opts: { tcpAt?: number; sshAt?: number; poolAt?: number; sshErro
   const calls: string[] = [];
   return {
     calls,
-    tcp: async () => { calls.push('tcp'); return clock.t >= (opts.tcpAt ?? 0); },
+    tcp: async () => {
+      calls.push('tcp');
+      return clock.t >= (opts.tcpAt ?? 0);
+    },
     ssh: async () => {
       calls.push('ssh');
       if (opts.sshError) throw opts.sshError;
       if (clock.t < (opts.sshAt ?? 0)) throw new HozoError('HOST_UNREACHABLE', 'kex_exchange_identification: Connection closed');
     },
-    pool: async () => { calls.push('pool'); return clock.t >= (opts.poolAt ?? 0) ? { ready: true, detail: '' } : { ready: false, detail: 'pool backup not imported' }; },
+    pool: async () => {
+      calls.push('pool');
+      return clock.t >= (opts.poolAt ?? 0) ? { ready: true, detail: '' } : { ready: false, detail: 'pool backup not imported' };
+    },
   };
 }
 
@@ -50,7 +64,11 @@ describe('waitReady', () => {
     }
   });
   it('times out naming the stage that never became ready', async () => {
-    for (const [opts, stage] of [[{ tcpAt: 1e9 }, 'SSH port never opened'], [{ sshAt: 1e9 }, 'handshake never completed'], [{ poolAt: 1e9 }, 'pool never became ready']] as const) {
+    for (const [opts, stage] of [
+      [{ tcpAt: 1e9 }, 'SSH port never opened'],
+      [{ sshAt: 1e9 }, 'handshake never completed'],
+      [{ poolAt: 1e9 }, 'pool never became ready'],
+    ] as const) {
       const clock = fakeClock();
       const err = (await waitReady('box', probes(opts, clock), 30, clock).catch((e: unknown) => e)) as HozoError;
       expect(err.code).toBe('HOST_UNREACHABLE');

@@ -28,7 +28,11 @@ describe('resumable receives (OpenZFS only; planned from listings, zfs-fuse has 
 
   it('an interrupted full receive (no snapshot on the target yet) is resumed too', () => {
     const target: Dataset = { name: 'backup/home', type: 'filesystem', snapshots: [], resumeToken: TOKEN };
-    expect(planDataset(pair, source, target, resume, { targetParentExists: true })).toMatchObject({ action: 'send', base: undefined, steps: [{ kind: 'resume' }] });
+    expect(planDataset(pair, source, target, resume, { targetParentExists: true })).toMatchObject({
+      action: 'send',
+      base: undefined,
+      steps: [{ kind: 'resume' }],
+    });
   });
 
   it('without resume support on both ends the partial state is a conflict that says how to discard it', () => {
@@ -49,7 +53,13 @@ describe('resumable receives (OpenZFS only; planned from listings, zfs-fuse has 
 
   it('receives with -s where both ends can resume, so an interruption leaves a token', () => {
     const host = zfsHost(new LocalRunner(), testCaps({ receiveFlags: new Set(['s']) }));
-    expect(host.receiveCommand('backup/home', { force: false, unmounted: true, keepUnmounted: false, resumable: true })).toEqual(['zfs', 'receive', '-u', '-s', 'backup/home']);
+    expect(host.receiveCommand('backup/home', { force: false, unmounted: true, keepUnmounted: false, resumable: true })).toEqual([
+      'zfs',
+      'receive',
+      '-u',
+      '-s',
+      'backup/home',
+    ]);
     expect(host.receiveCommand('backup/home', { force: false, unmounted: true, keepUnmounted: false })).toEqual(['zfs', 'receive', '-u', 'backup/home']);
   });
 });

@@ -30,7 +30,19 @@ function report(result: JobReport['result'], finishedAt: string, over: Partial<O
       result === 'unreachable'
         ? []
         : [
-            { source: 'tank/a', target: 'bk/a', result: result === 'ok' ? 'sent' : 'failed', snapshotsSent: ['@s1'], bytes: 2048, seconds: 3, verified: true, plan: 'full @s1', newest: '@s1', newestCreation: 1772337600, ...(result === 'ok' ? {} : { error: { code: 'PIPELINE_FAILED', message: 'zfs receive died', hint: 'look at the box' } }) },
+            {
+              source: 'tank/a',
+              target: 'bk/a',
+              result: result === 'ok' ? 'sent' : 'failed',
+              snapshotsSent: ['@s1'],
+              bytes: 2048,
+              seconds: 3,
+              verified: true,
+              plan: 'full @s1',
+              newest: '@s1',
+              newestCreation: 1772337600,
+              ...(result === 'ok' ? {} : { error: { code: 'PIPELINE_FAILED', message: 'zfs receive died', hint: 'look at the box' } }),
+            },
             { source: 'tank/b', target: 'bk/b', result: 'up-to-date', snapshotsSent: [], seconds: 0.5, verified: true, plan: 'up to date', newest: '@s0' },
           ],
     targetPools: [],
@@ -46,7 +58,7 @@ describe('job state file', () => {
     expect(readJobState(tmp(), 'nightly')).toBeUndefined();
   });
 
-  it('records the last run, the last success and per-dataset summaries; written atomically, 0600 (error texts stay the operator\'s)', () => {
+  it("records the last run, the last success and per-dataset summaries; written atomically, 0600 (error texts stay the operator's)", () => {
     const dir = tmp();
     const s = recordRun(dir, report('ok', '2026-03-01T04:01:01.500Z'));
     const path = jobStatePath(dir, 'nightly');

@@ -53,11 +53,7 @@ describe('buildTransfer', () => {
 
   it('auto: mbuffer in front of the remote zfs receive only, pv counting locally', () => {
     const t = plan({});
-    expect(t.argvs).toEqual([
-      'zfs send tank/a@s1',
-      'pv -f -n -b -i 1',
-      "ssh box -- sh -c 'mbuffer -q -s 128k -m 128M | zfs receive -u backup/a'",
-    ]);
+    expect(t.argvs).toEqual(['zfs send tank/a@s1', 'pv -f -n -b -i 1', "ssh box -- sh -c 'mbuffer -q -s 128k -m 128M | zfs receive -u backup/a'"]);
     expect(t.counterStage).toBe(1);
     expect(t.receiveWrap).toEqual({ zstd: false, mbuffer: true });
     expect(t.sendWrap).toEqual({ zstd: false, mbuffer: false });

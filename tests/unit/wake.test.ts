@@ -32,7 +32,9 @@ describe('magic packets (real UDP on loopback)', () => {
   // sendMagicPacket applies too. Its refusal in the sender is shown with 0.0.0.0, which on Linux would reach only this
   // machine if the check ever went missing (never the limited broadcast itself: a regression would send it).
   it('refuses an address the config refuses, before any packet leaves', async () => {
-    await expect(sendMagicPacket('52:54:00:7a:0b:01', '0.0.0.0', 9)).rejects.toThrow(/refusing to send a magic packet to 0\.0\.0\.0: 0\.0\.0\.0 is not an address/);
+    await expect(sendMagicPacket('52:54:00:7a:0b:01', '0.0.0.0', 9)).rejects.toThrow(
+      /refusing to send a magic packet to 0\.0\.0\.0: 0\.0\.0\.0 is not an address/,
+    );
   });
 
   it('never logs URL paths or queries (tokens)', () => {

@@ -6,8 +6,11 @@ import type { Inventory } from '../../src/zfs/types.js';
 
 const snap = (name: string, creation: number) => ({ name, guid: name, createtxg: creation, creation });
 const inv = (entries: Record<string, number[]>): Inventory =>
-  new Map(Object.entries(entries).map(([name, cs]) => [name, { name, type: 'filesystem', guid: name, snapshots: cs.map((c, i) => snap(`${name}-${i}`, c)) }])) as unknown as Inventory;
-const send = (source: string, target: string): DatasetPlan => ({ source, target, action: 'send', base: undefined, steps: [], rollbackTo: undefined, createParent: undefined }) as unknown as DatasetPlan;
+  new Map(
+    Object.entries(entries).map(([name, cs]) => [name, { name, type: 'filesystem', guid: name, snapshots: cs.map((c, i) => snap(`${name}-${i}`, c)) }]),
+  ) as unknown as Inventory;
+const send = (source: string, target: string): DatasetPlan =>
+  ({ source, target, action: 'send', base: undefined, steps: [], rollbackTo: undefined, createParent: undefined }) as unknown as DatasetPlan;
 
 describe('openWindow', () => {
   it('closes maxAwake after the start less a margin, and admits only what fits the time left at the rate', () => {
@@ -58,7 +61,12 @@ describe('windowOrder', () => {
     const plans = [send('p/a', 'b/a'), send('p/b', 'b/b'), send('p/c', 'b/c'), send('p/d', 'b/d')];
     const src = inv({ 'p/a': [100], 'p/b': [100], 'p/c': [100], 'p/d': [100] });
     const dst = inv({ 'b/a': [90], 'b/b': [50], 'b/c': [90], 'b/d': [90] });
-    const est = new Map<number, number | undefined>([[0, 500], [1, 900], [2, 100], [3, undefined]]);
+    const est = new Map<number, number | undefined>([
+      [0, 500],
+      [1, 900],
+      [2, 100],
+      [3, undefined],
+    ]);
     expect(windowOrder([0, 1, 2, 3], plans, src, dst, est).order).toEqual([1, 2, 0, 3]);
   });
 
@@ -67,11 +75,29 @@ describe('windowOrder', () => {
     const plans = [send('p/x', 'b/x'), send('p/x/y', 'b/x/y')];
     const src = inv({ 'p/x': [100], 'p/x/y': [100] });
     const dst = inv({});
-    const r = windowOrder([0, 1], plans, src, dst, new Map([[0, 900], [1, 1]]));
+    const r = windowOrder(
+      [0, 1],
+      plans,
+      src,
+      dst,
+      new Map([
+        [0, 900],
+        [1, 1],
+      ]),
+    );
     expect(r.order).toEqual([0, 1]);
     expect(r.waitsFor(1)).toBe(0);
     // Once the parent exists there, the child is free to go first.
-    const r2 = windowOrder([0, 1], plans, src, inv({ 'b/x': [10], 'b/x/y': [10] }), new Map([[0, 900], [1, 1]]));
+    const r2 = windowOrder(
+      [0, 1],
+      plans,
+      src,
+      inv({ 'b/x': [10], 'b/x/y': [10] }),
+      new Map([
+        [0, 900],
+        [1, 1],
+      ]),
+    );
     expect(r2.order).toEqual([1, 0]);
     expect(r2.waitsFor(1)).toBeUndefined();
   });

@@ -36,18 +36,18 @@ describe('sendArgv', () => {
   });
 
   it('-i and -I from → to', () => {
-    expect(sendArgv({ kind: 'incremental', from: 'tank/home@a', to: 'tank/home@b' })).toEqual([
-      'zfs', 'send', '-i', 'tank/home@a', 'tank/home@b',
-    ]);
+    expect(sendArgv({ kind: 'incremental', from: 'tank/home@a', to: 'tank/home@b' })).toEqual(['zfs', 'send', '-i', 'tank/home@a', 'tank/home@b']);
     expect(sendArgv({ kind: 'incremental', from: 'tank/home@a', to: 'tank/home@b', intermediates: true })).toEqual([
-      'zfs', 'send', '-I', 'tank/home@a', 'tank/home@b',
+      'zfs',
+      'send',
+      '-I',
+      'tank/home@a',
+      'tank/home@b',
     ]);
   });
 
   it('includes exactly the flags asked for', () => {
-    expect(sendArgv({ kind: 'full', snapshot: 'p/d@s' }, { props: true, verbose: true })).toEqual([
-      'zfs', 'send', '-p', '-v', 'p/d@s',
-    ]);
+    expect(sendArgv({ kind: 'full', snapshot: 'p/d@s' }, { props: true, verbose: true })).toEqual(['zfs', 'send', '-p', '-v', 'p/d@s']);
     const all = sendArgv(
       { kind: 'incremental', from: 'p/d@a', to: 'p/d@b' },
       { replicate: true, props: true, dedup: true, raw: true, compressed: true, largeBlock: true, embedded: true, verbose: true, dryRunParsable: true },
@@ -57,9 +57,7 @@ describe('sendArgv', () => {
   });
 
   it('resume: -t TOKEN, with only the flags zfs allows alongside', () => {
-    expect(sendArgv({ kind: 'resume', token: TOKEN }, { verbose: true, embedded: true })).toEqual([
-      'zfs', 'send', '-e', '-v', '-t', TOKEN,
-    ]);
+    expect(sendArgv({ kind: 'resume', token: TOKEN }, { verbose: true, embedded: true })).toEqual(['zfs', 'send', '-e', '-v', '-t', TOKEN]);
     expect(codeOf(() => sendArgv({ kind: 'resume', token: TOKEN }, { props: true }))).toBe('INTERNAL');
     expect(codeOf(() => sendArgv({ kind: 'resume', token: 'x; rm -rf /' }))).toBe('ZFS_RESUME_INVALID');
   });
@@ -100,8 +98,22 @@ describe('receiveArgv', () => {
         excludeProps: ['mountpoint', 'sharenfs'],
       }),
     ).toEqual([
-      'zfs', 'receive', '-u', '-F', '-s', '-v', '-n',
-      '-o', 'readonly=on', '-o', 'org.hozo:job=nightly', '-x', 'mountpoint', '-x', 'sharenfs', 'backup/home',
+      'zfs',
+      'receive',
+      '-u',
+      '-F',
+      '-s',
+      '-v',
+      '-n',
+      '-o',
+      'readonly=on',
+      '-o',
+      'org.hozo:job=nightly',
+      '-x',
+      'mountpoint',
+      '-x',
+      'sharenfs',
+      'backup/home',
     ]);
   });
 
@@ -121,14 +133,31 @@ describe('receiveArgv', () => {
 describe('inventoryArgv', () => {
   it('one recursive zfs get over all roots; optional properties by capability', () => {
     expect(inventoryArgv(['tank/a', 'tank/b'])).toEqual([
-      'zfs', 'get', '-H', '-p', '-r', '-o', 'name,property,value', 'type,guid,createtxg,creation', 'tank/a', 'tank/b',
+      'zfs',
+      'get',
+      '-H',
+      '-p',
+      '-r',
+      '-o',
+      'name,property,value',
+      'type,guid,createtxg,creation',
+      'tank/a',
+      'tank/b',
     ]);
-    expect(inventoryArgv(['tank'], { userrefs: true, resumeToken: true })[7]).toBe(
-      'type,guid,createtxg,creation,userrefs,receive_resume_token',
-    );
+    expect(inventoryArgv(['tank'], { userrefs: true, resumeToken: true })[7]).toBe('type,guid,createtxg,creation,userrefs,receive_resume_token');
     // zfs get leaves bookmarks out unless asked (OpenZFS); zfs-fuse knows neither bookmarks nor -t.
     expect(inventoryArgv(['tank'], { bookmarks: true })).toEqual([
-      'zfs', 'get', '-H', '-p', '-r', '-t', 'filesystem,volume,snapshot,bookmark', '-o', 'name,property,value', 'type,guid,createtxg,creation', 'tank',
+      'zfs',
+      'get',
+      '-H',
+      '-p',
+      '-r',
+      '-t',
+      'filesystem,volume,snapshot,bookmark',
+      '-o',
+      'name,property,value',
+      'type,guid,createtxg,creation',
+      'tank',
     ]);
   });
 

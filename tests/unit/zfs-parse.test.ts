@@ -32,17 +32,8 @@ describe('parseInventory on real zfs-fuse output', () => {
   const inv = parseInventory(text);
 
   it('lists each filesystem once, snapshots attached, names with : . - intact', () => {
-    expect([...inv.keys()]).toEqual([
-      'hzzfs-fx/data',
-      'hzzfs-fx/data/db:main',
-      'hzzfs-fx/data/db:main/wal-2',
-      'hzzfs-fx/data/my-app.v1',
-    ]);
-    expect(inv.get('hzzfs-fx/data/my-app.v1')!.snapshots.map((s) => s.name)).toEqual([
-      'auto-2024-01-01_00:00',
-      'b.2',
-      'hourly-2024.01.01-10:00',
-    ]);
+    expect([...inv.keys()]).toEqual(['hzzfs-fx/data', 'hzzfs-fx/data/db:main', 'hzzfs-fx/data/db:main/wal-2', 'hzzfs-fx/data/my-app.v1']);
+    expect(inv.get('hzzfs-fx/data/my-app.v1')!.snapshots.map((s) => s.name)).toEqual(['auto-2024-01-01_00:00', 'b.2', 'hourly-2024.01.01-10:00']);
     expect(inv.get('hzzfs-fx/data/db:main/wal-2')!.snapshots).toEqual([]);
     expect(inv.get('hzzfs-fx/data')!.type).toBe('filesystem');
   });
@@ -96,11 +87,7 @@ describe('parseInventory on OpenZFS 2.2 output', () => {
       'tank/vm',
       'tank/vm/disk-0',
     ]);
-    expect(home.snapshots.map((s) => s.name)).toEqual([
-      'autosnap_2024-01-01_00:00:01_daily',
-      'autosnap_2024-01-02_00:00:01_daily',
-      'hourly.2024-01-02-10:00',
-    ]);
+    expect(home.snapshots.map((s) => s.name)).toEqual(['autosnap_2024-01-01_00:00:01_daily', 'autosnap_2024-01-02_00:00:01_daily', 'hourly.2024-01-02-10:00']);
     expect(inv.get('tank/vm/disk-0')!.type).toBe('volume');
     expect(inv.get('tank/vm/disk-0')!.snapshots.map((s) => s.name)).toEqual(['pre-upgrade']);
   });
@@ -277,9 +264,16 @@ describe('parseCapabilities', () => {
 
   it('usageFlags reads the usage notations of both implementations', () => {
     expect([...usageFlags(['\tsend [-RDp] [-[iI] snapshot] <snapshot>'])].sort()).toEqual(['D', 'I', 'R', 'i', 'p']);
-    expect([...usageFlags(['\tsend [-nVvPe] -t <receive_resume_token>', '\t  [-i|-I snapshot] --redact <bookmark>'])].sort()).toEqual(
-      ['I', 'P', 'V', 'e', 'i', 'n', 't', 'v'],
-    );
+    expect([...usageFlags(['\tsend [-nVvPe] -t <receive_resume_token>', '\t  [-i|-I snapshot] --redact <bookmark>'])].sort()).toEqual([
+      'I',
+      'P',
+      'V',
+      'e',
+      'i',
+      'n',
+      't',
+      'v',
+    ]);
     expect([...usageFlags(['\tlist [-rH][-d max] [-o property[,...]]'])].sort()).toEqual(['H', 'd', 'o', 'r']);
     expect(usageFlags(['missing snapshot argument', 'For the property list, run: zfs set|get']).size).toBe(0);
   });
@@ -379,7 +373,7 @@ describe.each([
 
 describe('classify', () => {
   it('unknown text is ZFS_UNKNOWN and carries the raw stderr', () => {
-    const raw = 'cannot frobnicate \'tank\': the flux capacitor is cold\nsecond line\n';
+    const raw = "cannot frobnicate 'tank': the flux capacitor is cold\nsecond line\n";
     const e = classify(raw, { action: 'frobnicate tank' });
     expect(e.code).toBe('ZFS_UNKNOWN');
     expect(e.message).toContain('the flux capacitor is cold\nsecond line');

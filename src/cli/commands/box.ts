@@ -66,7 +66,10 @@ export function registerBox(program: Command, ctx: Context): void {
         }
       }
       if (ctx.json(opts)) printJson(ctx, { version: 1, ...report });
-      else ctx.out.write(`${name}: ${report.awakeBefore ? report.shutdown : 'already asleep'}${report.shutdownDetail && report.awakeBefore ? ` (${report.shutdownDetail})` : ''}\n`);
+      else
+        ctx.out.write(
+          `${name}: ${report.awakeBefore ? report.shutdown : 'already asleep'}${report.shutdownDetail && report.awakeBefore ? ` (${report.shutdownDetail})` : ''}\n`,
+        );
       if (report.shutdown === 'failed' || report.shutdown === 'refused') ctx.exitCode = 1;
     });
 }

@@ -12,11 +12,14 @@ export function plaintextWarnings(c: Config): string[] {
   for (const job of c.jobs) {
     if (job.host === 'local') continue;
     if (hostNamed(c, job.host)?.trust === 'trusted') {
-      out.push(`job "${job.name}" sends plaintext off-site: host "${job.host}" is trusted (unencrypted datasets go in the clear, encrypted ones are sent decrypted)`);
+      out.push(
+        `job "${job.name}" sends plaintext off-site: host "${job.host}" is trusted (unencrypted datasets go in the clear, encrypted ones are sent decrypted)`,
+      );
       continue;
     }
     for (const d of job.datasets) {
-      if (d.allowPlaintext) out.push(`job "${job.name}" sends ${d.source} in the clear to untrusted host "${job.host}" when it is not encrypted (allowPlaintext)`);
+      if (d.allowPlaintext)
+        out.push(`job "${job.name}" sends ${d.source} in the clear to untrusted host "${job.host}" when it is not encrypted (allowPlaintext)`);
     }
   }
   return out;
@@ -43,7 +46,13 @@ export function registerConfigCheck(program: Command, ctx: Context): void {
         } catch (e) {
           if (!(e instanceof HozoError)) throw e;
           // Problems found in the file (or that it cannot be read): the same answer shape, exit 2.
-          printJson(ctx, { version: 1, valid: false, problems: e.problems ?? [{ path: '(file)', message: e.message }], warnings: [], ...(e.hint ? { hint: e.hint } : {}) });
+          printJson(ctx, {
+            version: 1,
+            valid: false,
+            problems: e.problems ?? [{ path: '(file)', message: e.message }],
+            warnings: [],
+            ...(e.hint ? { hint: e.hint } : {}),
+          });
           ctx.exitCode = exitCodeFor(e);
           return;
         }

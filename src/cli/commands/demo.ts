@@ -8,7 +8,6 @@ import { HozoError } from '../../errors.js';
 import type { Context } from '../context.js';
 import { renderReport } from '../render.js';
 
-
 export function registerDemo(program: Command, ctx: Context): void {
   program
     .command('demo')
@@ -25,7 +24,7 @@ export function registerDemo(program: Command, ctx: Context): void {
         return;
       }
       const missing = labPrerequisites();
-      if (missing.length > 0) throw new HozoError('USAGE', `the demo needs ${missing.join(', ')}`, { hint: 'run it as root after the README\'s setup command' });
+      if (missing.length > 0) throw new HozoError('USAGE', `the demo needs ${missing.join(', ')}`, { hint: "run it as root after the README's setup command" });
       const log = ctx.logger();
       const say = (s: string) => ctx.out.write(`\n== ${s}\n`);
 
@@ -52,23 +51,37 @@ export function registerDemo(program: Command, ctx: Context): void {
           ctx.out.write(`box: ${box.boxIp} (MAC ${box.mac}), pool ${box.pool.name}, hozo-agent as the forced command, asleep (sshd stopped)\n`);
         }
         // zfs-fuse has no native encryption, so nothing could be sent raw: the demo's box is trusted (hosts.offsite.trust).
-        ctx.out.write('box trust: trusted, because zfs-fuse cannot encrypt: backups go in the clear here; on OpenZFS an untrusted box (the default) gets only raw encrypted sends\n');
+        ctx.out.write(
+          'box trust: trusted, because zfs-fuse cannot encrypt: backups go in the clear here; on OpenZFS an untrusted box (the default) gets only raw encrypted sends\n',
+        );
         const metricsDir = join(lab.dir, 'metrics');
         mkdirSync(metricsDir, { recursive: true });
         const { validateConfig } = await import('../../config/load.js');
-        const config = validateConfig({
-          stateDirectory: join(lab.dir, 'state'),
-          metrics: { textfileDirectory: metricsDir },
-          hosts: { offsite: { ...box.hostConfig(), readyTimeout: 60, shutdown: agent ? 'agent' : 'ssh', ...(agent ? {} : { shutdownCommand: [...box.sleepCommand] }) } },
-          jobs: [{
-            name: 'nightly',
-            host: 'offsite',
-            datasets: [{ source: `${src}/services`, target: `${root}/services`, recursive: true, exclude: [`${src}/services/cache`] }],
-            snapshots: 'all',
-            retries: 1,
-            retryDelay: 5,
-          }],
-        }, 'demo config');
+        const config = validateConfig(
+          {
+            stateDirectory: join(lab.dir, 'state'),
+            metrics: { textfileDirectory: metricsDir },
+            hosts: {
+              offsite: {
+                ...box.hostConfig(),
+                readyTimeout: 60,
+                shutdown: agent ? 'agent' : 'ssh',
+                ...(agent ? {} : { shutdownCommand: [...box.sleepCommand] }),
+              },
+            },
+            jobs: [
+              {
+                name: 'nightly',
+                host: 'offsite',
+                datasets: [{ source: `${src}/services`, target: `${root}/services`, recursive: true, exclude: [`${src}/services/cache`] }],
+                snapshots: 'all',
+                retries: 1,
+                retryDelay: 5,
+              },
+            ],
+          },
+          'demo config',
+        );
         writeFileSync(join(lab.dir, 'config.json'), JSON.stringify(config, null, 2));
         const job = config.jobs[0]!;
 
@@ -81,7 +94,9 @@ export function registerDemo(program: Command, ctx: Context): void {
           await recordOutcome(config, report, previous, log);
           ctx.out.write(renderReport(report));
           for (const h of report.hosts) {
-            ctx.out.write(`box ${h.name}: ${h.woke ? `woken by magic packet, ready after ${h.wakeSeconds?.toFixed(1)}s` : 'was already awake'}; awake ${h.awakeSeconds?.toFixed(1)}s; shutdown ${h.shutdown}${h.shutdownDetail ? ` (${h.shutdownDetail})` : ''}\n`);
+            ctx.out.write(
+              `box ${h.name}: ${h.woke ? `woken by magic packet, ready after ${h.wakeSeconds?.toFixed(1)}s` : 'was already awake'}; awake ${h.awakeSeconds?.toFixed(1)}s; shutdown ${h.shutdown}${h.shutdownDetail ? ` (${h.shutdownDetail})` : ''}\n`,
+            );
           }
           // The box powers off a moment after the agent said yes.
           for (let i = 0; i < 50 && (await box.sshPortOpen(200)); i++) await new Promise((r) => setTimeout(r, 100));
@@ -100,7 +115,13 @@ export function registerDemo(program: Command, ctx: Context): void {
         const held = await box.exec(['zfs', 'list', '-H', '-t', 'snapshot', '-o', 'name,used', '-r', root]);
         ctx.out.write((held.exitCode === 0 ? held.stdout : `nothing: ${held.stderr}`).trim() + '\n');
         say(`metrics file (node-exporter textfile collector): ${metricsDir}`);
-        for (const f of readdirSync(metricsDir)) ctx.out.write(readFileSync(join(metricsDir, f), 'utf8').split('\n').filter((l) => l && !l.startsWith('#')).join('\n') + '\n');
+        for (const f of readdirSync(metricsDir))
+          ctx.out.write(
+            readFileSync(join(metricsDir, f), 'utf8')
+              .split('\n')
+              .filter((l) => l && !l.startsWith('#'))
+              .join('\n') + '\n',
+          );
       } finally {
         if (opts.keep) ctx.out.write(`\nlab kept in ${lab.dir} (config: ${join(lab.dir, 'config.json')}); remove with: hozo demo --cleanup\n`);
         else {

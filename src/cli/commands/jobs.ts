@@ -11,7 +11,10 @@ export function registerJobs(program: Command, ctx: Context): void {
     .action(async (opts: { json?: boolean }) => {
       const c = await ctx.loadConfig();
       if (ctx.json(opts)) {
-        return printJson(ctx, { version: 1, jobs: c.jobs.map((j) => ({ name: j.name, host: j.host, schedule: j.schedule, snapshots: j.snapshots, datasets: j.datasets })) });
+        return printJson(ctx, {
+          version: 1,
+          jobs: c.jobs.map((j) => ({ name: j.name, host: j.host, schedule: j.schedule, snapshots: j.snapshots, datasets: j.datasets })),
+        });
       }
       for (const j of c.jobs) {
         ctx.out.write(`${j.name}  host=${j.host}  schedule=${j.schedule}  snapshots=${j.snapshots}\n`);

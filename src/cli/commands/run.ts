@@ -33,14 +33,16 @@ export function reportExitCode(r: JobReport): number {
 /** `--attempts N`: a whole number 1..100. */
 function attemptsOf(v: string | undefined): number {
   if (v === undefined) return 1;
-  if (!/^[0-9]{1,3}$/.test(v) || Number(v) < 1 || Number(v) > 100) throw new HozoError('USAGE', `--attempts: expected a whole number from 1 to 100, got ${shownName(v, 40)}`);
+  if (!/^[0-9]{1,3}$/.test(v) || Number(v) < 1 || Number(v) > 100)
+    throw new HozoError('USAGE', `--attempts: expected a whole number from 1 to 100, got ${shownName(v, 40)}`);
   return Number(v);
 }
 
 function delayOf(v: string | undefined): number {
   if (v === undefined) return 900;
   const s = parseDuration(v);
-  if (s === undefined || s > 24 * 3600) throw new HozoError('USAGE', `--attempt-delay: expected a duration up to 24h like "15m" or "90s", got ${shownName(v, 40)}`);
+  if (s === undefined || s > 24 * 3600)
+    throw new HozoError('USAGE', `--attempt-delay: expected a duration up to 24h like "15m" or "90s", got ${shownName(v, 40)}`);
   return s;
 }
 
@@ -51,7 +53,10 @@ export function registerRun(program: Command, ctx: Context): void {
     .argument('<job>', 'job name')
     .option('--dry-run', 'plan and print what would be sent; change nothing (a sleeping box stays asleep unless --wake)')
     .option('--wake', 'with --dry-run: wake the box if it sleeps (and put it back to sleep afterwards)')
-    .option('--attempts <n>', 'run again after a failed run (exit 1 or 3), up to n runs in all (the NixOS unit uses this instead of systemd restarts, so manual starts never use up a retry budget)')
+    .option(
+      '--attempts <n>',
+      'run again after a failed run (exit 1 or 3), up to n runs in all (the NixOS unit uses this instead of systemd restarts, so manual starts never use up a retry budget)',
+    )
     .option('--attempt-delay <duration>', 'wait between those runs (default 15m)')
     .option('--json', 'print the run report as JSON on stdout')
     .action(async (name: string, opts: { dryRun?: boolean; wake?: boolean; attempts?: string; attemptDelay?: string; json?: boolean }) => {
@@ -75,7 +80,14 @@ export function registerRun(program: Command, ctx: Context): void {
           [{ runJob }, record] = await Promise.all([import('../../job/run.js'), import('../../job/record.js')]);
           trace('run: modules loaded');
           previous = record.previousState(config, job.name, log);
-          report = await runJob(config, job, { dryRun: opts.dryRun === true, wake: opts.wake === true, log, signal: interrupt.signal, ...(previous ? { previous } : {}), ...(early ? { early } : {}) });
+          report = await runJob(config, job, {
+            dryRun: opts.dryRun === true,
+            wake: opts.wake === true,
+            log,
+            signal: interrupt.signal,
+            ...(previous ? { previous } : {}),
+            ...(early ? { early } : {}),
+          });
         } finally {
           // Adopted by the run (and closed when it released the box), or unused: either way nothing stays open.
           await early?.runner.close();

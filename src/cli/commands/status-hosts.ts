@@ -32,7 +32,10 @@ function scrubText(p: { scrubRunning?: boolean; scrubPaused?: boolean; scrubProg
 
 async function boxStatus(runner: Runner, agent: boolean, pools: string[]): Promise<Pick<HostStatus, 'pools' | 'agent'>> {
   if (agent) {
-    const json = parseStatusReply(runner.name, checkResult(await runner.run(['status']), { action: 'status (hozo-agent)', host: runner.name, argv: ['status'] }));
+    const json = parseStatusReply(
+      runner.name,
+      checkResult(await runner.run(['status']), { action: 'status (hozo-agent)', host: runner.name, argv: ['status'] }),
+    );
     return {
       agent: json,
       pools: json.pools.map((p) => ({
@@ -87,4 +90,3 @@ export async function hostStatus(config: Config, name: string, wake: boolean, lo
   }
   return st;
 }
-

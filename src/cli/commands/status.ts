@@ -8,7 +8,9 @@ import { printJson } from '../context.js';
 export function registerStatus(program: Command, ctx: Context): void {
   program
     .command('status')
-    .description('last run of each job, and each box: awake, asleep or (always-on hosts) unreachable, pool health (never wakes a box unless --wake); exit 1 when the last run of a shown job failed, like systemctl status')
+    .description(
+      'last run of each job, and each box: awake, asleep or (always-on hosts) unreachable, pool health (never wakes a box unless --wake); exit 1 when the last run of a shown job failed, like systemctl status',
+    )
     .argument('[host]', 'only this host')
     .option('--json', 'machine-readable output')
     .option('--wake', 'wake a sleeping box to read its status (and put it back to sleep)')
@@ -42,7 +44,9 @@ export function registerStatus(program: Command, ctx: Context): void {
       }
       for (const h of hosts) {
         const pools = (h.pools ?? []).map((p) => `${p.name} ${p.health}${p.capacity ? ` ${p.capacity}` : ''}${p.scrub ? ` (${p.scrub})` : ''}`).join(', ');
-        ctx.out.write(`host ${h.name}: ${stateOf(h)}${h.woken ? ' (woken for this status)' : ''}${pools ? `; pools: ${pools}` : ''}${h.error ? `; ${h.error}` : ''}\n`);
+        ctx.out.write(
+          `host ${h.name}: ${stateOf(h)}${h.woken ? ' (woken for this status)' : ''}${pools ? `; pools: ${pools}` : ''}${h.error ? `; ${h.error}` : ''}\n`,
+        );
       }
     });
 }

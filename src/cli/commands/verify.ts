@@ -19,8 +19,15 @@ export function renderVerify(r: VerifyReport): string {
   const lines = [`verify of job ${r.job} (host ${r.host})${r.restoreTest ? `, with restore test (seed ${r.seed})` : ''}: ${r.result}`];
   for (const d of r.datasets) {
     const t = d.restoreTest;
-    const test = t === undefined ? '' : t.result === 'ok' ? `, restored: ${t.filesChecked} file(s), ${formatBytes(t.bytesChecked ?? 0)} identical` : `, restore test ${t.result}${t.reason ? ` (${t.reason})` : ''}`;
-    lines.push(`${d.source} → ${d.target}: ${d.result}${d.snapshot ? ` @${d.snapshot}` : ''}${d.protectedBy.length ? ` [${d.protectedBy.join(', ')}]` : ''}${test}`);
+    const test =
+      t === undefined
+        ? ''
+        : t.result === 'ok'
+          ? `, restored: ${t.filesChecked} file(s), ${formatBytes(t.bytesChecked ?? 0)} identical`
+          : `, restore test ${t.result}${t.reason ? ` (${t.reason})` : ''}`;
+    lines.push(
+      `${d.source} → ${d.target}: ${d.result}${d.snapshot ? ` @${d.snapshot}` : ''}${d.protectedBy.length ? ` [${d.protectedBy.join(', ')}]` : ''}${test}`,
+    );
     for (const m of t?.mismatches ?? []) lines.push(`  ${d.source}: ${m.path}: ${m.problem}`);
     if (d.error !== undefined) lines.push(`  ${d.error.message}${d.error.hint ? `\n  hint: ${d.error.hint}` : ''}`);
   }
@@ -33,12 +40,14 @@ export function renderVerify(r: VerifyReport): string {
 export function registerVerify(program: Command, ctx: Context): void {
   program
     .command('verify')
-    .description('check a job\'s backups without replicating: the base on the box by guid, its hold/bookmark, pool health; --restore-test restores and compares them')
+    .description(
+      "check a job's backups without replicating: the base on the box by guid, its hold/bookmark, pool health; --restore-test restores and compares them",
+    )
     .argument('<job>', 'job name')
     .option('--restore-test', 'receive the newest backup of each dataset back into a scratch dataset here and compare every file with the source snapshot')
     .option('--datasets <n>', 'with --restore-test: only a seeded sample of n datasets')
     .option('--files <n>', 'with --restore-test: hash a seeded sample of n files per dataset (every path is still compared by type, size and mode)')
-    .option('--seed <n>', 'the sample\'s seed (default: a new one, printed in the report)')
+    .option('--seed <n>', "the sample's seed (default: a new one, printed in the report)")
     .option('--json', 'print the report as JSON on stdout')
     .action(async (name: string, opts: { restoreTest?: boolean; datasets?: string; files?: string; seed?: string; json?: boolean }) => {
       const config = await ctx.loadConfig();
@@ -46,7 +55,8 @@ export function registerVerify(program: Command, ctx: Context): void {
       const sampleDatasets = count('--datasets', opts.datasets);
       const sampleFiles = count('--files', opts.files);
       const seed = opts.seed === undefined ? Math.floor(Math.random() * 2 ** 31) : count('--seed', opts.seed)!;
-      if ((sampleDatasets !== undefined || sampleFiles !== undefined) && opts.restoreTest !== true) throw new HozoError('USAGE', '--datasets and --files choose what a restore test covers: add --restore-test');
+      if ((sampleDatasets !== undefined || sampleFiles !== undefined) && opts.restoreTest !== true)
+        throw new HozoError('USAGE', '--datasets and --files choose what a restore test covers: add --restore-test');
       ensureStateDirectory(config.stateDirectory);
       const log = ctx.logger(config);
       const interrupt = onInterrupt(log);
@@ -69,7 +79,8 @@ export function registerVerify(program: Command, ctx: Context): void {
       if (ctx.json(opts)) printJson(ctx, report);
       else ctx.out.write(renderVerify(report));
       if (report.error !== undefined && report.datasets.length === 0) writeError(log, report.error);
-      ctx.exitCode = interrupt.exitCode() ?? (report.result === 'ok' ? ExitCode.OK : report.result === 'unreachable' ? ExitCode.UNREACHABLE : ExitCode.DATASET_FAILED);
+      ctx.exitCode =
+        interrupt.exitCode() ?? (report.result === 'ok' ? ExitCode.OK : report.result === 'unreachable' ? ExitCode.UNREACHABLE : ExitCode.DATASET_FAILED);
       interrupt.dispose();
     });
 }

@@ -56,9 +56,13 @@ export async function main(argv: readonly string[]): Promise<number> {
       const vm = rest[0];
       if (vm !== 'ctl' && vm !== 'box') break;
       const spec = JSON.parse(readFileSync(join(dir, 'vms', vm, 'vm.json'), 'utf8')) as { namespace: string; ip: string; dir: string };
-      const r = spawnSync('ip', ['netns', 'exec', spec.namespace, 'ssh', '-t', ...SSH_OPTS(spec.dir, join(dir, 'root_key')), `root@${spec.ip}`, ...rest.slice(1)], {
-        stdio: 'inherit',
-      });
+      const r = spawnSync(
+        'ip',
+        ['netns', 'exec', spec.namespace, 'ssh', '-t', ...SSH_OPTS(spec.dir, join(dir, 'root_key')), `root@${spec.ip}`, ...rest.slice(1)],
+        {
+          stdio: 'inherit',
+        },
+      );
       return r.status ?? 1;
     }
     case 'down':

@@ -85,7 +85,9 @@ export function vmLabPrerequisites(): string[] {
 }
 
 function manifestField(image: string, key: string): string {
-  const line = readFileSync(join(image, 'manifest'), 'utf8').split('\n').find((l) => l.startsWith(`${key} `));
+  const line = readFileSync(join(image, 'manifest'), 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith(`${key} `));
   return line?.slice(key.length + 1).trim() ?? '?';
 }
 
@@ -245,7 +247,11 @@ export async function createVmLab(opts: VmLabOptions = {}): Promise<VmLab> {
   const zfsVersion = await ctl.check('zfs version | head -1').catch(() => manifestField(image, 'zfs'));
   writeFileSync(
     join(dir, 'lab.json'),
-    JSON.stringify({ id, series, zfsVersion, accel, namespace, broadcast, ctl: ctl.describe(), box: box.describe(), created: new Date().toISOString() }, null, 2),
+    JSON.stringify(
+      { id, series, zfsVersion, accel, namespace, broadcast, ctl: ctl.describe(), box: box.describe(), created: new Date().toISOString() },
+      null,
+      2,
+    ),
   );
   timings['total'] = Date.now() - t0;
 
@@ -271,10 +277,13 @@ function labObject(p: LabParts): VmLab {
   return {
     ...p,
     hozo: (args, o = {}) =>
-      ctl.sh(`${o.user === undefined ? '' : `runuser -u ${shellJoin([o.user])} -- `}${VM_HOZO} --config ${o.config ?? '/etc/hozo/config.yaml'} ${shellJoin(args)}`, {
-        timeoutMs: 600_000,
-        ...o,
-      }),
+      ctl.sh(
+        `${o.user === undefined ? '' : `runuser -u ${shellJoin([o.user])} -- `}${VM_HOZO} --config ${o.config ?? '/etc/hozo/config.yaml'} ${shellJoin(args)}`,
+        {
+          timeoutMs: 600_000,
+          ...o,
+        },
+      ),
     wakeEvents: () => {
       try {
         return readFileSync(join(dir, 'wake-events.jsonl'), 'utf8')
@@ -299,7 +308,13 @@ function labObject(p: LabParts): VmLab {
 /** A lab booted by another process (the test suite's global setup): VMs, keys and listener are found by id. */
 export function attachVmLab(id = 'oz'): VmLab {
   const dir = join(LAB_ROOT, 'vm', id);
-  const info = JSON.parse(readFileSync(join(dir, 'lab.json'), 'utf8')) as { series: Series; zfsVersion: string; accel: 'kvm' | 'tcg'; namespace: string; broadcast: string };
+  const info = JSON.parse(readFileSync(join(dir, 'lab.json'), 'utf8')) as {
+    series: Series;
+    zfsVersion: string;
+    accel: 'kvm' | 'tcg';
+    namespace: string;
+    broadcast: string;
+  };
   const vm = (name: string) => {
     const { argv: _argv, ...spec } = JSON.parse(readFileSync(join(dir, 'vms', name, 'vm.json'), 'utf8')) as VmSpec & { argv: string[] };
     return new Vm(spec, join(dir, 'root_key'));
@@ -359,7 +374,12 @@ export async function installRuntime(vm: Vm): Promise<void> {
 /** The controller's key on the box: hozo-agent as its forced command for user hozo, and plain root for ssh boxes. */
 export async function authorizeController(ctl: Vm, box: Vm): Promise<void> {
   const ctlPub = await ctl.check('cat /etc/hozo/box_key.pub');
-  await box.writeFile('/home/hozo/.ssh/authorized_keys', `command="${VM_AGENT} serve --config /etc/hozo-agent/config.json",restrict ${ctlPub}\n`, '0600', 'hozo');
+  await box.writeFile(
+    '/home/hozo/.ssh/authorized_keys',
+    `command="${VM_AGENT} serve --config /etc/hozo-agent/config.json",restrict ${ctlPub}\n`,
+    '0600',
+    'hozo',
+  );
   const rootKeys = (await box.check('cat /root/.ssh/authorized_keys')).split('\n').filter((l) => l.trim() !== '' && !l.endsWith(' hozo@ctl'));
   await box.writeFile('/root/.ssh/authorized_keys', [...rootKeys, ctlPub, ''].join('\n'), '0600');
 }

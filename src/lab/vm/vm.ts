@@ -42,18 +42,13 @@ export function detectAccel(): 'kvm' | 'tcg' {
 }
 
 export function qemuArgv(s: VmSpec): string[] {
-  const append = [
-    'root=/dev/vda',
-    'rw',
-    'console=ttyS0',
-    `systemd.hostname=${s.name}`,
-    `hozo.ip=${s.ip}/${s.prefix}`,
-    `hozo.mac=${s.mac}`,
-  ].join(' ');
+  const append = ['root=/dev/vda', 'rw', 'console=ttyS0', `systemd.hostname=${s.name}`, `hozo.ip=${s.ip}/${s.prefix}`, `hozo.mac=${s.mac}`].join(' ');
   const accel = s.accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host,-arch-capabilities'] : ['-accel', 'tcg,thread=multi', '-cpu', 'qemu64'];
   const drives = [
-    '-drive', `file=${join(s.dir, 'overlay.qcow2')},if=none,id=root,format=qcow2,discard=unmap`,
-    '-device', 'virtio-blk-pci,drive=root,serial=root',
+    '-drive',
+    `file=${join(s.dir, 'overlay.qcow2')},if=none,id=root,format=qcow2,discard=unmap`,
+    '-device',
+    'virtio-blk-pci,drive=root,serial=root',
   ];
   for (const d of s.disks) {
     drives.push('-drive', `file=${join(s.dir, `${d.id}.img`)},if=none,id=${d.id},format=raw,discard=unmap`);
@@ -61,39 +56,65 @@ export function qemuArgv(s: VmSpec): string[] {
   }
   return [
     'qemu-system-x86_64',
-    '-name', qemuName(s.lab, s.name),
+    '-name',
+    qemuName(s.lab, s.name),
     ...accel,
-    '-m', String(s.memMB),
-    '-smp', '1',
-    '-kernel', join(s.image, 'vmlinuz'),
-    '-initrd', join(s.image, 'initrd.img'),
-    '-append', append,
+    '-m',
+    String(s.memMB),
+    '-smp',
+    '1',
+    '-kernel',
+    join(s.image, 'vmlinuz'),
+    '-initrd',
+    join(s.image, 'initrd.img'),
+    '-append',
+    append,
     ...drives,
-    '-netdev', `tap,id=n0,ifname=${s.tap},script=no,downscript=no`,
-    '-device', `virtio-net-pci,netdev=n0,mac=${s.mac}`,
-    '-fsdev', `local,id=hozo,path=${s.share},security_model=none,readonly=on`,
-    '-device', 'virtio-9p-pci,fsdev=hozo,mount_tag=hozo',
-    '-global', 'PIIX4_PM.disable_s3=0',
-    '-display', 'none',
-    '-vga', 'none',
-    '-serial', `file:${join(s.dir, 'serial.log')}`,
-    '-monitor', 'none',
-    '-qmp', `unix:${join(s.dir, 'qmp.sock')},server=on,wait=off`,
+    '-netdev',
+    `tap,id=n0,ifname=${s.tap},script=no,downscript=no`,
+    '-device',
+    `virtio-net-pci,netdev=n0,mac=${s.mac}`,
+    '-fsdev',
+    `local,id=hozo,path=${s.share},security_model=none,readonly=on`,
+    '-device',
+    'virtio-9p-pci,fsdev=hozo,mount_tag=hozo',
+    '-global',
+    'PIIX4_PM.disable_s3=0',
+    '-display',
+    'none',
+    '-vga',
+    'none',
+    '-serial',
+    `file:${join(s.dir, 'serial.log')}`,
+    '-monitor',
+    'none',
+    '-qmp',
+    `unix:${join(s.dir, 'qmp.sock')},server=on,wait=off`,
     '-daemonize',
-    '-pidfile', join(s.dir, 'qemu.pid'),
+    '-pidfile',
+    join(s.dir, 'qemu.pid'),
   ];
 }
 
 export const SSH_OPTS = (dir: string, key: string): string[] => [
-  '-i', key,
-  '-o', 'StrictHostKeyChecking=no', // the lab's own root channel into its own throwaway VMs; hozo itself always pins keys
-  '-o', 'UserKnownHostsFile=/dev/null',
-  '-o', 'LogLevel=ERROR',
-  '-o', 'BatchMode=yes',
-  '-o', 'ConnectTimeout=5',
-  '-o', 'ServerAliveInterval=5',
-  '-o', 'ServerAliveCountMax=3',
-  '-o', `ControlPath=${join(dir, 'cm')}`,
+  '-i',
+  key,
+  '-o',
+  'StrictHostKeyChecking=no', // the lab's own root channel into its own throwaway VMs; hozo itself always pins keys
+  '-o',
+  'UserKnownHostsFile=/dev/null',
+  '-o',
+  'LogLevel=ERROR',
+  '-o',
+  'BatchMode=yes',
+  '-o',
+  'ConnectTimeout=5',
+  '-o',
+  'ServerAliveInterval=5',
+  '-o',
+  'ServerAliveCountMax=3',
+  '-o',
+  `ControlPath=${join(dir, 'cm')}`,
 ];
 
 /** Before qemu starts: no stale QMP socket or pid file, an empty serial log, the boot time (for waitSsh). Shared
