@@ -1,10 +1,10 @@
 // What the agent remembers between SSH calls, all as small files so separate processes (one per SSH call, the idle
 // timer) agree without a daemon: leases, running receives, the last activity, a pending shutdown, and a lock.
-import { randomBytes } from 'node:crypto';
-import { closeSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, unlinkSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readdirSync, rmSync, statSync, unlinkSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 // mkdir -p that resolves the existing part first: a recursive mkdir into /proc (a symlink there) never returns.
 import { ensureDirectory } from '../src/util/safe-fs.js';
+import { writeFileAtomicSync } from '../src/state/files.js';
 import { LEASE_ID } from './command.js';
 
 /** A lease id as stored: the request's id, behind "<controller>:" for a per-controller section (agent/scope.ts). */
@@ -38,16 +38,9 @@ export interface ShutdownPending {
 
 // --- small file helpers ---------------------------------------------------------------------------------------
 
-export function writeAtomic(path: string, text: string): void {
-  const tmp = `${path}.${process.pid}.${randomBytes(3).toString('hex')}.tmp`;
-  try {
-    writeFileSync(tmp, text, { mode: 0o640, flag: 'wx' });
-    renameSync(tmp, path);
-  } catch (e) {
-    rmSync(tmp, { force: true });
-    throw e;
-  }
-}
+/** The agent's state files (leases, markers, receive times), written atomically and fsynced (the core's
+ *  writeFileAtomicSync): a power-off right after a lease or a receive time is recorded must not lose it. */
+export const writeAtomic = (path: string, text: string): void => writeFileAtomicSync(path, text, 0o640);
 
 function readJson(path: string): unknown {
   try {
