@@ -6,7 +6,7 @@
 // back from the previous textfile, so the file alone is enough to keep `time() - last_success` alerts correct.
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Counter, Gauge, Registry } from 'prom-client';
+import { Counter, Gauge, Registry } from './prom.js';
 import { HozoError } from '../errors.js';
 import { safeFileStem, writeFileAtomic } from '../state/files.js';
 import { finishedIso, nextJobState, remembered, type JobState, type ObservedHost, type ObservedReport } from '../state/state.js';

@@ -2,7 +2,7 @@
 // neither overwrites the other). The last success time is carried over from the previous file across failed runs.
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Gauge, Registry } from 'prom-client';
+import { Gauge, Registry } from './prom.js';
 import { HozoError } from '../errors.js';
 import type { VerifyReport } from '../job/verify.js';
 import { safeFileStem, writeFileAtomic } from '../state/files.js';
