@@ -36,6 +36,9 @@ export interface BoxSession {
   readonly target: Promise<ZfsHost>;
   /** The listing of BringUpOptions.inventoryRoots, when the ready check's round trip brought it along. */
   readonly targetInventory?: Promise<Inventory>;
+  /** Seconds one request to the box took (the ready check's pool probe): what the requests after the transfers
+   *  will cost, for the wake window's margin (window.ts). */
+  readonly requestSeconds: number;
   /** Releases the lease and shuts the box down if appropriate. Never throws. */
   finish(job: JobConfig | undefined, log: Logger): Promise<void>;
   /** Closes the connection and leaves the box as it is (manual `hozo wake`). */
@@ -105,6 +108,7 @@ export async function bringUp(
   /** Our lease is on the box: taken with the first pool check, so no other controller's release or shutdown powers
    *  the box off while this run waits for its pool (a slow import, a busy box). */
   let held = false;
+  let requestSeconds = 0;
   let holdWarned = false;
   const hold = async (): Promise<void> => {
     if (!agent || opts.lease === false || held) return;
@@ -213,6 +217,7 @@ export async function bringUp(
       });
       log.debug(`${hostName}: pools ready after ${ready.seconds.toFixed(2)}s`);
       trace(`${hostName}: pools ready`);
+      requestSeconds = ready.probeSeconds;
       return;
     }
     if (!opts.wake)
@@ -248,6 +253,7 @@ export async function bringUp(
       { wake: host.wake?.method ?? 'none', via: host.via !== undefined },
     );
     report.wakeSeconds = (clock.now() - started) / 1000;
+    requestSeconds = ready.probeSeconds;
     log.info(
       `${hostName} ready after ${report.wakeSeconds.toFixed(1)}s (port ${ready.stages.tcp.toFixed(1)}s, ssh ${ready.stages.ssh.toFixed(1)}s, pool ${ready.stages.pool.toFixed(1)}s)`,
     );
@@ -283,6 +289,7 @@ export async function bringUp(
       runner,
       report,
       agent,
+      requestSeconds,
       target: target!,
       ...(targetInventory !== undefined ? { targetInventory } : {}),
       async detach() {

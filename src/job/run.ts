@@ -173,7 +173,7 @@ export async function runJob(config: Config, job: JobConfig, opts: RunOptions): 
     let pending = plans.map((_, i) => i).filter((i) => !refuse(i));
     // The wake window: estimates, order, admission, and the cut at its end (src/job/window.ts).
     if (job.window !== undefined) {
-      window = openWindow(job.window.maxAwake, Date.parse(report.startedAt), limit?.bytesPerSecond);
+      window = openWindow(job.window.maxAwake, Date.parse(report.startedAt), limit?.bytesPerSecond, Date.now, hosts.session?.requestSeconds);
       report.window = { maxAwake: job.window.maxAwake, deadline: new Date(window.deadline).toISOString(), backlogBytes: 0, backlogDatasets: 0, unknownSize: 0 };
     }
     const transferSignal = window === undefined ? opts.signal : opts.signal === undefined ? window.signal : AbortSignal.any([opts.signal, window.signal]);

@@ -9,9 +9,13 @@ import type { DatasetPlan } from '../planner/types.js';
 import type { Inventory } from '../zfs/types.js';
 
 /** Kept free for what follows the transfers: stopping a cut pipeline, the verify listing, holds, the release and
- *  shutdown request (seconds on a slow box: 3 s were too few in the OpenZFS lab's emulated VMs). */
-export function windowMargin(maxAwake: number): number {
-  return Math.min(60, Math.max(5, maxAwake * 0.1));
+ *  shutdown request. 10 % of the window, at least 5 s and at most 60 s — but never less than four requests to the
+ *  box at the pace its ready check took (`requestSeconds`, one request) plus a second, up to half the window: a
+ *  fixed 5 s was 0.6 s too few in the OpenZFS lab's emulated VMs on a busy machine, and a slow box is slow after the
+ *  transfers too. */
+export function windowMargin(maxAwake: number, requestSeconds = 0): number {
+  const base = Math.min(60, Math.max(5, maxAwake * 0.1));
+  return Math.min(Math.max(base, 4 * requestSeconds + 1), Math.max(base, maxAwake / 2));
 }
 
 export interface Window {
@@ -29,8 +33,8 @@ export interface Window {
   dispose(): void;
 }
 
-export function openWindow(maxAwake: number, startedAt: number, assumedRate: number | undefined, now: () => number = Date.now): Window {
-  const deadline = startedAt + (maxAwake - windowMargin(maxAwake)) * 1000;
+export function openWindow(maxAwake: number, startedAt: number, assumedRate: number | undefined, now: () => number = Date.now, requestSeconds = 0): Window {
+  const deadline = startedAt + (maxAwake - windowMargin(maxAwake, requestSeconds)) * 1000;
   const controller = new AbortController();
   const closed = () =>
     controller.abort(

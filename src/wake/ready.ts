@@ -39,6 +39,8 @@ export interface ReadyResult {
   /** Seconds at which each stage first succeeded. */
   readonly stages: Readonly<Record<ReadyStage, number>>;
   readonly attempts: number;
+  /** Seconds the successful pool probe took: one request to the box, a measure of its round trip (wake window). */
+  readonly probeSeconds: number;
 }
 
 /** How the box was (or was not) woken and reached: the "never opened" message and hint fit it. */
@@ -116,10 +118,11 @@ export async function waitReady(
         delay = 100;
         continue;
       } else {
+        const asked = clock.now();
         const p = await probes.pool();
         if (p.ready) {
           stages.pool = (clock.now() - start) / 1000;
-          return { seconds: stages.pool, stages: stages as Record<ReadyStage, number>, attempts };
+          return { seconds: stages.pool, stages: stages as Record<ReadyStage, number>, attempts, probeSeconds: (clock.now() - asked) / 1000 };
         }
         lastDetail = p.detail;
       }

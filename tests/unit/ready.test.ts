@@ -46,6 +46,22 @@ describe('waitReady', () => {
     expect(r.seconds).toBeGreaterThanOrEqual(9);
     expect(r.seconds).toBeLessThan(12);
   });
+  it('measures the successful pool probe alone (one request to the box), not the polls before it', async () => {
+    const clock = fakeClock();
+    let polls = 0;
+    const p: ReadyProbes = {
+      tcp: async () => true,
+      ssh: async () => undefined,
+      pool: async () => {
+        clock.t += 1500; // each request takes 1.5 s
+        return ++polls >= 3 ? { ready: true, detail: '' } : { ready: false, detail: 'pool backup not imported' };
+      },
+    };
+    const r = await waitReady('box', p, 60, clock);
+    expect(polls).toBe(3);
+    expect(r.probeSeconds).toBe(1.5);
+    expect(r.stages.pool).toBeGreaterThan(4.5);
+  });
   it('polls the port from 100 ms up to 500 ms, and the later stages up to 2 s', async () => {
     const clock = fakeClock();
     await waitReady('box', probes({ tcpAt: 20_000 }, clock), 60, clock);

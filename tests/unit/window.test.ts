@@ -34,6 +34,22 @@ describe('openWindow', () => {
     }
   });
 
+  it("keeps at least four of the box's requests (at the ready check's pace) free after the transfers, up to half the window", () => {
+    expect(windowMargin(30)).toBe(5); // 10 % is 3 s: the 5 s floor
+    expect(windowMargin(30, 0.5)).toBe(5); // 4 × 0.5 + 1 = 3 s: still the floor
+    expect(windowMargin(30, 2)).toBe(9); // a slow box (the OpenZFS lab's emulated one): 4 × 2 + 1
+    expect(windowMargin(30, 10)).toBe(15); // never more than half the window
+    expect(windowMargin(3600, 2)).toBe(60); // the 60 s cap of a long window is already more
+    expect(windowMargin(3600, 20)).toBe(81);
+    const now = 1_000_000;
+    const w = openWindow(30, now, undefined, () => now, 2);
+    try {
+      expect(w.deadline).toBe(now + 21_000);
+    } finally {
+      w.dispose();
+    }
+  });
+
   it('measures the rate from what was sent (at least 1 MiB), else assumes the bandwidth limit', () => {
     const w = openWindow(60, Date.now(), undefined);
     try {
