@@ -5,7 +5,7 @@
 // release powers the box off for real; a quota on bob's root stops his receives there. tests/integration/controllers.test.ts is the same on zfs-fuse (more cases).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { VM_AGENT, authorizeController, labSectionedAgentConfig, type VmLab } from '../../src/lab/vm/lab.js';
-import { AGENT_ROOT, SRC, labOrSkip, reset, skipReason } from './helpers.js';
+import { AGENT_ROOT, LAB_KEX, SRC, labOrSkip, reset, skipReason } from './helpers.js';
 
 const lab: VmLab | undefined = labOrSkip();
 if (lab === undefined) console.warn(`SKIP: tests/openzfs/controllers.test.ts: ${skipReason()}`);
@@ -15,7 +15,7 @@ const B = `${AGENT_ROOT}/bob`;
 
 describe.skipIf(lab === undefined)('per-controller sections of one box on real OpenZFS (two keys, forced command)', () => {
   const L = lab!;
-  const ssh = (who: string) => `ssh -i /etc/hozo/key-${who} -o UserKnownHostsFile=/etc/hozo/known_hosts -o BatchMode=yes hozo@${L.box.ip}`;
+  const ssh = (who: string) => `ssh -i /etc/hozo/key-${who} -o UserKnownHostsFile=/etc/hozo/known_hosts -o BatchMode=yes -o ${LAB_KEX} hozo@${L.box.ip}`;
   /** One request with `who`'s key, optionally fed by a `zfs send` on ctl; exit code, stdout and stderr. */
   async function as(who: string, request: string, send?: string): Promise<{ code: number; stdout: string; stderr: string }> {
     const r = await L.ctl.sh(`${send !== undefined ? `zfs send ${send} | ` : ''}${ssh(who)} '${request}'`, { timeoutMs: 180_000 });

@@ -8,7 +8,7 @@
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { VM_AGENT, VM_HOZO, authorizeController, labSectionedAgentConfig, type VmLab } from '../../src/lab/vm/lab.js';
-import { AGENT_ROOT, SRC, controllerConfig, guids, labOrSkip, reset, skipReason } from './helpers.js';
+import { AGENT_ROOT, LAB_KEX, SRC, controllerConfig, guids, labOrSkip, reset, skipReason } from './helpers.js';
 
 const lab: VmLab | undefined = labOrSkip();
 if (lab === undefined) console.warn(`SKIP: tests/openzfs/fleet.test.ts: ${skipReason()}`);
@@ -17,7 +17,7 @@ const N = 4;
 const names = Array.from({ length: N }, (_, i) => `c${i}`);
 const rootOf = (c: string) => `${AGENT_ROOT}/${c}`;
 const POWEROFFS = '/var/lib/hozo-agent/poweroffs';
-const KNOWN = '-o UserKnownHostsFile=/etc/hozo/known_hosts -o BatchMode=yes';
+const KNOWN = `-o UserKnownHostsFile=/etc/hozo/known_hosts -o BatchMode=yes -o ${LAB_KEX}`;
 
 describe.skipIf(lab === undefined)(`a fleet of ${N} controllers against one powered-off box VM (OpenZFS)`, () => {
   const L = lab!;

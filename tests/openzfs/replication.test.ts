@@ -27,7 +27,8 @@ describe.skipIf(lab === undefined)('replication on real OpenZFS (VMs)', () => {
     await L.ctl.check(`zfs create ${SRC}/a && echo hello > /tank/src/a/notes.txt`);
     await randomFile(L, '/tank/src/a/blob.bin', 6);
     await L.ctl.check(`zfs snapshot ${SRC}/a@s1`);
-    await writeConfig(L, [{ datasets: [{ source: `${SRC}/a`, target: `${T}/a` }] }]);
+    // OpenSSH's default key exchange here (the other tests use the lab's faster one, helpers.ts).
+    await writeConfig(L, [{ datasets: [{ source: `${SRC}/a`, target: `${T}/a` }] }], { sshOptions: [] });
 
     const first = await hozoJson(L, 'run', 'nightly');
     expect(first.exitCode, first.stderr).toBe(0);
