@@ -1,14 +1,17 @@
 // Unit tests run in parallel; integration and e2e tests (real zfs-fuse daemons, namespaces, sshd) run one file at a
 // time in a single fork, with generous timeouts. Each integration file should still use its own lab id.
-// The openzfs project runs on real OpenZFS in the VM lab (tests/openzfs/global-setup.ts boots it once for all its
-// files); without the cached image it is skipped loudly, and HOZO_OPENZFS=0 turns it off.
+// The openzfs project runs on real OpenZFS in the VM labs (tests/openzfs/global-setup.ts boots one per lane once for all
+// its files, tests/openzfs/lanes.ts); without the cached image it is skipped loudly, and HOZO_OPENZFS=0 turns it off.
 import { defineConfig } from 'vitest/config';
+import LongestFirst from './tests/openzfs/lanes.js';
 
 const slow = ['tests/integration/**/*.test.ts', 'tests/e2e/**/*.test.ts', 'tests/lab/**/*.test.ts'];
 const openzfs = ['tests/openzfs/**/*.test.ts'];
 
 export default defineConfig({
   test: {
+    // A root option: orders the openzfs files for its lanes, longest first (tests/openzfs/lanes.ts).
+    sequence: { sequencer: LongestFirst },
     projects: [
       {
         extends: true,
@@ -40,8 +43,9 @@ export default defineConfig({
           // Emulated CPUs: an SSH handshake takes ~3 s, a cold boot ~1 min.
           testTimeout: 600_000,
           hookTimeout: 600_000,
+          // One file at a time per lane, each lane on its own lab, longest files first; how many lanes run at once is
+          // --maxWorkers (scripts/test.sh), which vitest takes from the command line, not from a project.
           pool: 'forks',
-          poolOptions: { forks: { singleFork: true } },
           sequence: { concurrent: false },
         },
       },

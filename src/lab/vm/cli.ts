@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Manual use of the OpenZFS lab: `node dist/src/lab/vm/cli.js up [--id ID] [--series 2.3|2.1] | status | ssh ctl|box
+// Manual use of the OpenZFS lab: `node dist/src/lab/vm/cli.js up [--id ID] [--series 2.3|2.1] [--subnet N] | status | ssh ctl|box
 // [CMD…] | down | cleanup`. `up` leaves the VMs running (until `down`); the state is in <LAB_ROOT>/vm/<id>/lab.json.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -9,7 +9,7 @@ import { LAB_ROOT } from '../pools.js';
 import { SSH_OPTS } from './vm.js';
 import { cleanupVmLabs, createVmLab, type Series } from './lab.js';
 
-const USAGE = `usage: node dist/src/lab/vm/cli.js up [--id ID] [--series 2.3|2.1]
+const USAGE = `usage: node dist/src/lab/vm/cli.js up [--id ID] [--series 2.3|2.1] [--subnet N]   (10.78.N.0/24; the suite's lane n: --id ozN --subnet N)
        node dist/src/lab/vm/cli.js status [--id ID]
        node dist/src/lab/vm/cli.js ssh ctl|box [--id ID] [COMMAND...]
        node dist/src/lab/vm/cli.js down [--id ID]
@@ -26,11 +26,12 @@ export async function main(argv: readonly string[]): Promise<number> {
   };
   const id = take('--id') ?? 'oz';
   const series = (take('--series') ?? '2.3') as Series;
+  const subnet = Number(take('--subnet') ?? '1');
   const [cmd, ...rest] = args;
   const dir = join(LAB_ROOT, 'vm', id);
   switch (cmd) {
     case 'up': {
-      const lab = await createVmLab({ id, series });
+      const lab = await createVmLab({ id, series, subnet });
       process.stdout.write(readFileSync(join(lab.dir, 'lab.json'), 'utf8') + '\n');
       process.stdout.write(`timings (ms): ${JSON.stringify(lab.timings)}\n`);
       return 0;

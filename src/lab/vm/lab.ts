@@ -41,6 +41,8 @@ export interface VmLabOptions {
   readonly subnet?: number;
   readonly memMB?: number;
   readonly poolDiskMB?: number;
+  /** The runtime was staged already (stageRuntime()), e.g. once for several labs booted together. */
+  readonly staged?: boolean;
 }
 
 export interface VmLab {
@@ -171,6 +173,8 @@ export async function createVmLab(opts: VmLabOptions = {}): Promise<VmLab> {
   await step('cleanup', () => cleanupVmLabs(id));
 
   const subnet = opts.subnet ?? 1;
+  if (!Number.isInteger(subnet) || subnet < 1 || subnet > 254)
+    throw new LabError(`VM lab subnet must be an integer 1..254 (10.78.<subnet>.0/24), not ${subnet}`);
   const { namespace, bridge } = namesFor(id);
   const dir = join(LAB_ROOT, 'vm', id);
   mkdirSync(join(dir, 'vms'), { recursive: true });
@@ -178,7 +182,7 @@ export async function createVmLab(opts: VmLabOptions = {}): Promise<VmLab> {
   const net = `10.78.${subnet}`;
   const broadcast = `${net}.255`;
 
-  await step('stage runtime', () => stageRuntime());
+  if (opts.staged !== true) await step('stage runtime', () => stageRuntime());
 
   const key = join(dir, 'root_key');
   copyFileSync(join(image, 'id_ed25519'), key);
