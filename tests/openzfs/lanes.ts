@@ -1,6 +1,7 @@
 // The OpenZFS suite runs its files in lanes: one lab (two VMs, its own namespace, bridge and subnet) per lane, one
 // file at a time per lane. The VMs are emulated and mostly wait on each other (ssh round trips, a boot, a shaped
-// link), so one lane left about a third of this 2-core machine idle and ran 73 min; two lanes share the cores.
+// link), so one lane left about a third of this 2-core machine idle and the 2.3 suite took 70–77 min (CI and a local
+// clean clone, 2026-12-07); two lanes share the cores (2,301 s in the next clean-clone CI).
 // HOZO_OPENZFS_LANES=1 gives the one-lab suite (and what HOZO_OPENZFS_REUSE=1 attaches to, unless more labs are up).
 // vitest takes its worker count from the root config or the command line only (not a project's poolOptions), so
 // scripts/test.sh and `npm run test:openzfs` pass --maxWorkers; the global setup boots as many labs as there are
