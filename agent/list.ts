@@ -9,9 +9,11 @@ import type { AgentContext } from './context.js';
 /** Passes commands through and keeps the last result, so the raw stdout can be printed after listInventory checked it. */
 class RecordingRunner implements Runner {
   readonly name: string;
+  readonly local: boolean;
   last: CommandResult | undefined;
   constructor(private readonly inner: Runner) {
     this.name = inner.name;
+    this.local = inner.local;
   }
   async run(argv: readonly string[], opts?: RunOptions): Promise<CommandResult> {
     this.last = await this.inner.run(argv, opts);

@@ -84,7 +84,7 @@ export function zfsHost(runner: Runner, caps: Capabilities): ZfsHost {
       await zfs(runner, receiveAbortArgv(target), `discard the partial receive of ${target}`);
     },
     async releaseSendHolds(dataset, step, pid, inventory) {
-      if (pid === undefined || runner.name !== 'local' || step.kind !== 'incremental' || !step.intermediates) return;
+      if (pid === undefined || !runner.local || step.kind !== 'incremental' || !step.intermediates) return;
       const snaps = (inventory.get(dataset)?.snapshots ?? []).filter(
         (s) => s.createtxg >= step.from.createtxg && s.createtxg <= step.to.createtxg && (s.userrefs === undefined || s.userrefs > 0),
       );

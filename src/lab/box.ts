@@ -661,6 +661,7 @@ async function buildBox(opts: BoxOptions): Promise<Box> {
 
   const runner: Runner = {
     name: `lab-box-${id}`,
+    local: false,
     async run(argv, o): Promise<CommandResult> {
       const r = await exec(argv, o?.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {});
       return { stdout: r.stdout, stderr: r.stderr, exitCode: r.exitCode };

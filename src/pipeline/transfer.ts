@@ -61,7 +61,7 @@ export const ZSTD_DECOMPRESS = ['zstd', '-q', '-d', '-c'];
 
 export function buildTransfer(o: TransferOptions): TransferPlan {
   const degraded: string[] = [];
-  const crossesNetwork = o.sender.name !== 'local' || o.receiver.name !== 'local';
+  const crossesNetwork = !o.sender.local || !o.receiver.local;
 
   let zstd = false;
   if (o.compress === 'zstd') {
@@ -113,7 +113,7 @@ export function buildTransfer(o: TransferOptions): TransferPlan {
 
 /** Commands that run on one host: separate local processes, or a single ssh running them as a remote pipeline. */
 function segment(name: string, cmds: string[][], main: number, runner: Runner): Stage[] {
-  if (runner.name === 'local') {
+  if (runner.local) {
     return cmds.map((argv, i) => ({ name: i === main ? name : `${name}/${argv[0]}`, argv }));
   }
   const remote = cmds.length === 1 ? cmds[0]! : ['sh', '-c', cmds.map(shellJoin).join(' | ')];

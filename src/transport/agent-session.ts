@@ -40,6 +40,7 @@ export interface SessionCapable extends Runner {
 
 export class AgentSessionRunner implements Runner {
   readonly name: string;
+  readonly local = false;
   /** 'off': single calls for the rest of the run (no sessions on this agent, or one broke). */
   private mode: 'auto' | 'off' = 'auto';
   private child: ChildProcess | undefined;

@@ -10,6 +10,7 @@ export interface LocalRunnerOptions {
 
 export class LocalRunner implements Runner {
   readonly name = 'local';
+  readonly local = true;
   private readonly defaultTimeoutMs: number | undefined;
 
   constructor(opts: LocalRunnerOptions = {}) {

@@ -16,6 +16,9 @@ export interface RunOptions {
 export interface Runner {
   /** "local" or the configured host name; used in messages. */
   readonly name: string;
+  /** true for this machine: a pipeline's stages run here as separate processes (src/pipeline/transfer.ts); false for
+   *  a remote host, whose stages run inside one `commandFor` (one ssh). */
+  readonly local: boolean;
   /** Runs argv; never rejects for a non-zero exit, only when the command could not be started at all. */
   run(argv: readonly string[], opts?: RunOptions): Promise<CommandResult>;
   /**

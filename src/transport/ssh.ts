@@ -126,6 +126,7 @@ function firstLine(s: string): string {
 
 export class SshRunner implements Runner {
   readonly name: string;
+  readonly local = false;
   private readonly host: HostConfig;
   private readonly connectTimeout: number;
   private readonly ciphers: string;

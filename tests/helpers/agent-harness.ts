@@ -89,6 +89,7 @@ export type Reply = Partial<CommandResult> | undefined;
 
 export class ScriptedRunner implements Runner {
   readonly name = 'local';
+  readonly local = true;
   readonly calls: string[] = [];
   constructor(private readonly reply: (cmd: string, argv: readonly string[]) => Reply) {}
   async run(argv: readonly string[]): Promise<CommandResult> {

@@ -82,6 +82,7 @@ async function codeOf(p: Promise<unknown>): Promise<ErrorCode | undefined> {
 function counting(inner: Runner): Runner & { count: number } {
   const r = {
     name: inner.name,
+    local: inner.local,
     count: 0,
     run: (argv: readonly string[]) => {
       r.count++;

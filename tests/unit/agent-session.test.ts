@@ -182,8 +182,9 @@ if (!built) console.warn(`SKIP: AgentSessionRunner against the built agent: ${MA
 /** The built agent as sshd's forced command would run it (SSH_ORIGINAL_COMMAND = the request), on this machine. */
 class ForcedCommandRunner implements Runner {
   readonly name = 'box';
+  readonly local = false;
   readonly singles: string[] = [];
-  private readonly local = new LocalRunner({ defaultTimeoutMs: 30_000 });
+  private readonly here = new LocalRunner({ defaultTimeoutMs: 30_000 });
   constructor(
     private readonly config: string,
     private readonly agentArgv: readonly string[] = [process.execPath, MAIN],
@@ -193,7 +194,7 @@ class ForcedCommandRunner implements Runner {
   }
   run(argv: readonly string[]): Promise<CommandResult> {
     this.singles.push(argv.join(' '));
-    return this.local.run(this.commandFor(argv));
+    return this.here.run(this.commandFor(argv));
   }
   async close(): Promise<void> {}
 }

@@ -14,6 +14,7 @@ const NONE = caps({});
 function runner(name: string): Runner {
   return {
     name,
+    local: name === 'local',
     run: async () => ({ stdout: '', stderr: '', exitCode: 0 }),
     commandFor: (argv: readonly string[]) => ['ssh', 'box', '--', shellJoin(argv)],
     close: async () => undefined,

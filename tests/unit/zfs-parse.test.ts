@@ -143,6 +143,7 @@ function fakeRunner(reply: CommandResult | ((argv: readonly string[]) => Command
   const calls: string[][] = [];
   return {
     name: 'box',
+    local: false,
     calls,
     async run(argv) {
       calls.push([...argv]);
