@@ -7,7 +7,8 @@ import type { Config, JobConfig } from '../config/schema.js';
 import { HozoError } from '../errors.js';
 import { shownName, shownPath } from '../config/shown.js';
 import { planDataset } from '../planner/plan.js';
-import { datasetNameProblem, isWithin, parentOf, snapshotNameProblem } from '../zfs/names.js';
+import { targetFor } from '../planner/expand.js';
+import { datasetNameProblem, parentOf, snapshotNameProblem } from '../zfs/names.js';
 import type { Dataset } from '../zfs/types.js';
 import type { Logger } from '../util/log.js';
 import { openHosts } from './open.js';
@@ -59,10 +60,8 @@ async function afterRestore(local: ZfsHost, dest: string, raw: boolean, mount: b
 
 export function remoteNameFor(job: JobConfig, dataset: string): string {
   for (const d of job.datasets) {
-    if (dataset === d.source) return d.target;
-    if (d.recursive && isWithin(dataset, d.source) && !d.exclude.some((e) => isWithin(dataset, e))) {
-      return d.target + dataset.slice(d.source.length);
-    }
+    const target = targetFor(d, dataset);
+    if (target !== undefined) return target;
   }
   throw new HozoError('USAGE', `job ${shownName(job.name)} does not back up ${shownPath(dataset)}`, {
     hint: `datasets of this job: ${job.datasets.map((d) => d.source + (d.recursive ? ' (recursive)' : '')).join(', ')}`,
