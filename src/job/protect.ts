@@ -1,11 +1,12 @@
 // After a transfer: is the newest snapshot on the target (by guid), and the incremental base kept on the source —
 // a hold on it and, where the source has bookmarks, a bookmark of it, so the next run can still send incrementally.
-import { isHozoError } from '../errors.js';
+import { HozoError, isHozoError } from '../errors.js';
 import type { DatasetPlan } from '../planner/types.js';
 import type { Logger } from '../util/log.js';
 import type { Inventory } from '../zfs/types.js';
 import type { ZfsHost } from './endpoint.js';
-import type { DatasetReport } from './report.js';
+import { isEncrypted, verifyEncrypted } from './encryption.js';
+import { toErrorInfo, type DatasetReport } from './report.js';
 
 /** The tag of the hold that keeps a job's incremental base on the source. */
 export const holdTag = (job: string) => `hozo:${job}`;
@@ -31,6 +32,58 @@ export function verify(d: DatasetReport, srcInv: Inventory, dstInv: Inventory): 
 export function newestCreation(inv: Inventory, dataset: string): number | undefined {
   const snaps = inv.get(dataset)?.snapshots ?? [];
   return snaps.length === 0 ? undefined : Math.max(...snaps.map((s) => s.creation));
+}
+
+export interface VerifyAndProtect {
+  readonly source: ZfsHost;
+  readonly job: string;
+  /** The box is untrusted (raw sends): an encrypted backup must arrive still encrypted, its key not loaded there. */
+  readonly untrusted: boolean;
+  readonly srcInv: Inventory;
+  /** The target's listing after the transfers. */
+  readonly dstInv: Inventory;
+  readonly plans: readonly DatasetPlan[];
+  readonly datasets: readonly DatasetReport[];
+  /** The snapshot of `dataset` the job held after its previous run. */
+  heldBefore(dataset: string): string | undefined;
+  readonly log: Logger;
+  readonly warnings: string[];
+}
+
+/** After the transfers: each sent or up-to-date dataset verified by guid on the target (VERIFY_FAILED if its newest
+ *  snapshot is not there), then its base protected on the source (hold and bookmark). */
+export async function verifyAndProtect(o: VerifyAndProtect): Promise<void> {
+  const { srcInv, dstInv, log } = o;
+  for (const [i, d] of o.datasets.entries()) {
+    if (d.result !== 'sent' && d.result !== 'up-to-date') continue;
+    verify(d, srcInv, dstInv);
+    if (!d.verified) {
+      d.result = 'failed';
+      d.error = toErrorInfo(
+        new HozoError(
+          'VERIFY_FAILED',
+          `${d.target}: the newest source snapshot @${d.newest} (guid ${guidOf(srcInv, d.source, d.newest)}) is not on the target`,
+          {
+            hint: 'run `hozo plan` to see the state of both sides',
+          },
+        ),
+      );
+      log.error(`${d.source}: verification failed`);
+      continue;
+    }
+    // A raw backup must still be encrypted the same way on the box, its key not loaded there.
+    if (o.untrusted && isEncrypted(srcInv.get(d.source))) {
+      const wrong = verifyEncrypted(srcInv.get(d.source), dstInv.get(d.target));
+      if (wrong !== undefined) {
+        d.verified = false;
+        d.result = 'failed';
+        d.error = toErrorInfo(wrong);
+        log.error(wrong.message);
+        continue;
+      }
+    }
+    await protectBase(o.source, o.job, srcInv, o.plans[i]!, d, o.heldBefore(d.source), log, o.warnings);
+  }
 }
 
 export async function protectBase(

@@ -10,8 +10,10 @@ import { formatBytes, type Logger } from '../util/log.js';
 import type { Inventory } from '../zfs/types.js';
 import { definitiveStageError } from '../zfs/errors.js';
 import { describePlan, snapshotsOf } from './describe.js';
-import type { ZfsHost } from './endpoint.js';
+import type { ReceiveSetup, ZfsHost } from './endpoint.js';
+import type { Step } from '../planner/types.js';
 import { toErrorInfo, type DatasetReport } from './report.js';
+import { getArgv } from '../zfs/dataset-argv.js';
 
 export function initialReport(p: DatasetPlan): DatasetReport {
   return {
@@ -58,12 +60,6 @@ export function transferOptions(job: JobConfig, p: DatasetPlan, policy: Policy):
   };
 }
 
-export const isResume = (p: DatasetPlan): boolean => p.action === 'send' && p.steps[0]?.kind === 'resume';
-
-/** What OpenZFS says when a resume token cannot be used (see src/zfs/errors.ts, ZFS_RESUME_INVALID). */
-export const UNUSABLE_TOKEN =
-  /resume token is corrupt|resume token does not match|cannot resume send|used in the initial send no longer exists|kind of stream|Resuming recv on existing/i;
-
 /** Runs one dataset's plan from `source` (sender) to `target` (receiver); records the outcome in `d`. */
 export async function replicate(
   p: DatasetPlan,
@@ -74,6 +70,7 @@ export async function replicate(
   settings: TransferSettings,
   log: Logger,
   signal?: AbortSignal,
+  stream: StreamStep = streamStep,
 ): Promise<void> {
   if (p.action !== 'send') return;
   const started = Date.now();
@@ -85,7 +82,7 @@ export async function replicate(
     }
     let bytes = 0;
     for (const step of p.steps) {
-      const setup = {
+      const setup: ReceiveSetup = {
         force: settings.force && step.kind === 'incremental',
         unmounted: settings.unmounted,
         ...(step === p.steps[0] && p.createParent !== undefined ? { createParent: p.createParent } : {}),
@@ -94,50 +91,7 @@ export async function replicate(
         resumable: settings.resumable === true,
         volume: srcInv.get(p.source)?.type === 'volume',
       };
-      const transfer = buildTransfer({
-        sendArgv: (wrap) => source.sendCommand(p.source, step, wrap, settings.raw === true),
-        receiveArgv: (wrap) => target.receiveCommand(p.target, setup, wrap),
-        senderWraps: source.wrapsItself,
-        receiverWraps: target.wrapsItself,
-        sender: source.runner,
-        receiver: target.runner,
-        senderCaps: source.caps,
-        receiverCaps: target.caps,
-        localCaps: source.runner.name === 'local' ? source.caps : target.caps,
-        compress: settings.compress,
-        buffer: settings.buffer,
-        bufferSize: settings.bufferSize,
-        ...(settings.rateLimit !== undefined ? { rateLimit: settings.rateLimit } : {}),
-      });
-      for (const w of transfer.degraded) log.warn(w);
-      let last = 0;
-      // The size estimate (send -nP on the source) runs beside the stream, not before it.
-      const report = progressReporter(
-        log,
-        p.source,
-        source.estimate(p.source, step, settings.raw === true).catch(() => undefined),
-      );
-      try {
-        trace(`${p.source}: pipeline starts`);
-        let first = true;
-        const r = await runPipeline(transfer.stages, {
-          ...(transfer.counterStage !== undefined ? { counterStage: transfer.counterStage } : {}),
-          ...(signal !== undefined ? { signal } : {}),
-          onBytes: (n) => {
-            if (first) trace(`${p.source}: first bytes counted`);
-            first = false;
-            last = n;
-            report(n);
-          },
-        });
-        bytes += r.bytes ?? last;
-        trace(`${p.source}: pipeline done`);
-      } catch (e) {
-        const pid = e instanceof PipelineError ? e.stages[0]?.pid : undefined;
-        await source.releaseSendHolds(p.source, step, pid, srcInv);
-        const culprit = e instanceof PipelineError ? blameStage(e.stages) : undefined;
-        throw (culprit !== undefined && definitiveStageError(culprit.stderr, (e as Error).message, e)) || e;
-      }
+      bytes += await stream({ plan: p, step, setup, srcInv, source, target, settings, log, ...(signal !== undefined ? { signal } : {}) });
     }
     d.bytes = bytes;
     d.snapshotsSent = snapshotsOf(p, srcSnaps);
@@ -154,4 +108,89 @@ export async function replicate(
     d.error = toErrorInfo(e);
     log.error(`${p.source} → ${p.target}: ${d.error.message}${d.error.hint ? `\n  hint: ${d.error.hint}` : ''}`);
   }
+}
+
+/** One step of a plan on the wire, as replicate() hands it over. */
+export interface StreamRequest {
+  readonly plan: DatasetPlan & { readonly action: 'send' };
+  readonly step: Step;
+  readonly setup: ReceiveSetup;
+  readonly srcInv: Inventory;
+  readonly source: ZfsHost;
+  readonly target: ZfsHost;
+  readonly settings: TransferSettings;
+  readonly log: Logger;
+  readonly signal?: AbortSignal;
+}
+
+/** Streams one step from source to target; resolves to the bytes moved, throws a HozoError (PIPELINE_FAILED or a
+ *  definitive zfs error) when the stream fails. The driver's tests pass a fake (tests/unit/run-driver.test.ts). */
+export type StreamStep = (r: StreamRequest) => Promise<number>;
+
+/** The real stream: send | compress | buffer | ssh | receive (src/pipeline/transfer.ts), progress from `send -nP`. */
+export async function streamStep({ plan: p, step, setup, srcInv, source, target, settings, log, signal }: StreamRequest): Promise<number> {
+  const transfer = buildTransfer({
+    sendArgv: (wrap) => source.sendCommand(p.source, step, wrap, settings.raw === true),
+    receiveArgv: (wrap) => target.receiveCommand(p.target, setup, wrap),
+    senderWraps: source.wrapsItself,
+    receiverWraps: target.wrapsItself,
+    sender: source.runner,
+    receiver: target.runner,
+    senderCaps: source.caps,
+    receiverCaps: target.caps,
+    localCaps: source.runner.local ? source.caps : target.caps,
+    compress: settings.compress,
+    buffer: settings.buffer,
+    bufferSize: settings.bufferSize,
+    ...(settings.rateLimit !== undefined ? { rateLimit: settings.rateLimit } : {}),
+  });
+  for (const w of transfer.degraded) log.warn(w);
+  let last = 0;
+  // The size estimate (send -nP on the source) runs beside the stream, not before it.
+  const report = progressReporter(
+    log,
+    p.source,
+    source.estimate(p.source, step, settings.raw === true).catch(() => undefined),
+  );
+  try {
+    trace(`${p.source}: pipeline starts`);
+    let first = true;
+    const r = await runPipeline(transfer.stages, {
+      ...(transfer.counterStage !== undefined ? { counterStage: transfer.counterStage } : {}),
+      ...(signal !== undefined ? { signal } : {}),
+      onBytes: (n) => {
+        if (first) trace(`${p.source}: first bytes counted`);
+        first = false;
+        last = n;
+        report(n);
+      },
+    });
+    trace(`${p.source}: pipeline done`);
+    return r.bytes ?? last;
+  } catch (e) {
+    const pid = e instanceof PipelineError ? e.stages[0]?.pid : undefined;
+    await source.releaseSendHolds(p.source, step, pid, srcInv);
+    const culprit = e instanceof PipelineError ? blameStage(e.stages) : undefined;
+    throw (culprit !== undefined && definitiveStageError(culprit.stderr, (e as Error).message, e)) || e;
+  }
+}
+
+/**
+ * The size of a plan's stream: the sum of `send -nP` over its steps where the source has it; else, for one full
+ * step, the snapshot's `referenced`; else undefined (unknown: it is admitted while the window is open).
+ */
+export async function estimatePlan(source: ZfsHost, p: DatasetPlan, raw: boolean): Promise<number | undefined> {
+  if (p.action !== 'send') return 0;
+  let total = 0;
+  for (const step of p.steps) {
+    const e = await source.estimate(p.source, step, raw).catch(() => undefined);
+    if (e === undefined) {
+      if (p.steps.length !== 1 || step.kind !== 'full') return undefined;
+      const r = await source.runner.run(getArgv(['referenced'], [`${p.source}@${step.snapshot.name}`], { parsable: true }), { timeoutMs: 60_000 });
+      const n = Number(r.stdout.trim());
+      return r.exitCode === 0 && Number.isFinite(n) && n >= 0 ? n : undefined;
+    }
+    total += e;
+  }
+  return total;
 }

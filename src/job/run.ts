@@ -1,9 +1,8 @@
 // The replication lifecycle for one job: connect → probe → inventory → plan → replicate → verify → protect base.
 // Every dataset is reported; one dataset's failure never stops the others.
-import { getArgv } from '../zfs/dataset-argv.js';
 import { trace } from '../util/trace.js';
 import { throwIfInterrupted, unlessInterrupted } from './interrupt.js';
-import { crossingOf, isEncrypted, untrusted, verifyEncrypted } from './encryption.js';
+import { crossingOf, untrusted } from './encryption.js';
 import type { Config, JobConfig } from '../config/schema.js';
 import { HozoError } from '../errors.js';
 import { planJob } from '../planner/plan.js';
@@ -11,7 +10,7 @@ import type { DatasetPlan, DatasetSpec, Policy } from '../planner/types.js';
 import { describeLimit, jobBandwidth } from '../pipeline/bandwidth.js';
 import { formatBytes, type Logger } from '../util/log.js';
 import type { Inventory } from '../zfs/types.js';
-import { openHosts, type JobHosts } from './open.js';
+import type { JobHosts } from './open.js';
 import { acquireJobLock } from './lock.js';
 import { DEFAULT_SCRUB_WARN_AFTER, judgePools } from './pool-health.js';
 import { hostNamed } from '../config/lookup.js';
@@ -23,15 +22,14 @@ import type { EarlyConnection } from './early.js';
 import { describeFailure, runHook } from './hooks.js';
 import { pruneOwnSnapshots, takeOwnSnapshots, type SnapshotStep } from './snapshot-step.js';
 import { ownSnapshotName, snapshotCommands, snapshotPrefixOf, snapshotSets } from './snapshots.js';
-import { LocalRunner } from '../transport/local.js';
-import { CapabilityCache } from '../zfs/capability-cache.js';
-import { hello } from '../zfs/hello.js';
-import { listInventory } from '../zfs/inventory.js';
 import { expandDatasets } from '../planner/expand.js';
 import { openWindow, windowOrder, type Window } from './window.js';
-import type { ZfsHost as Host } from './endpoint.js';
-import { initialReport, isResume, replicate, transferOptions, UNUSABLE_TOKEN, type TransferSettings } from './replicate.js';
-import { guidOf, newestCreation, protectBase, verify } from './protect.js';
+import { estimatePlan, initialReport, replicate, transferOptions, type TransferSettings } from './replicate.js';
+import { entryResult, isResume, mergeFollowUp, resumedAndSent, retryable, staleResumes } from './decide.js';
+import { newestCreation, verifyAndProtect } from './protect.js';
+import { realEnds, type RunEnds } from './ends.js';
+
+export type { LocalZfs, RunEnds } from './ends.js';
 
 export interface RunOptions {
   readonly dryRun?: boolean;
@@ -48,6 +46,8 @@ export interface RunOptions {
   readonly sleep?: (ms: number) => Promise<void>;
   /** Aborted by SIGINT/SIGTERM (src/job/interrupt.ts): the transfer stops, nothing more starts, the box is released. */
   readonly signal?: AbortSignal;
+  /** The ends the job works with (default: realEnds). The driver's tests pass fakes. */
+  readonly ends?: RunEnds;
 }
 
 export function jobSpecs(job: JobConfig): DatasetSpec[] {
@@ -56,6 +56,7 @@ export function jobSpecs(job: JobConfig): DatasetSpec[] {
 
 export async function runJob(config: Config, job: JobConfig, opts: RunOptions): Promise<JobReport> {
   const { log } = opts;
+  const ends = opts.ends ?? realEnds;
   const mode = opts.planOnly === true ? 'plan' : opts.dryRun === true ? 'dry-run' : 'run';
   const report = startReport(job.name, job.host, mode !== 'run', Date.now(), mode);
   const lock = report.dryRun ? undefined : acquireJobLock(config.stateDirectory, job.name);
@@ -75,15 +76,16 @@ export async function runJob(config: Config, job: JobConfig, opts: RunOptions): 
     }
     if (mode === 'run' && job.snapshot?.create === true) {
       // Before the box is woken: the backup's point in time is when the run started, not when the box answered.
-      const local = new LocalRunner();
-      const roots = specs.map((s) => s.source);
-      const h = await hello(local, new CapabilityCache(config.stateDirectory), { endpoint: 'local', roots });
-      snap = await takeOwnSnapshots(job, local, h.caps, await (h.inventory ?? listInventory(local, [...new Set(roots)], h.caps)), log);
+      const local = await ends.local(
+        config,
+        specs.map((s) => s.source),
+      );
+      snap = await takeOwnSnapshots(job, local.runner, local.caps, local.inventory, log);
       report.warnings.push(...snap.warnings);
       report.ownSnapshot = { name: snap.name, datasets: snap.taken.length, atomic: snap.atomic, taken: true, pruned: 0 };
     }
     throwIfInterrupted(opts.signal);
-    hosts = await openHosts(config, job, log, {
+    hosts = await ends.open(config, job, log, {
       // Only a real run wakes a sleeping box by itself; plan and run --dry-run change nothing unless asked (--wake).
       wake: mode === 'run' || opts.wake === true,
       sourceRoots: specs.map((s) => s.source),
@@ -218,7 +220,7 @@ export async function runJob(config: Config, job: JobConfig, opts: RunOptions): 
           }
           started++;
         }
-        await replicate(p, d, srcInv, source, target, settingsFor(p), log, transferSignal);
+        await replicate(p, d, srcInv, source, target, settingsFor(p), log, transferSignal, ends.stream);
         if (window !== undefined) {
           if (d.result === 'sent') window.measured(d.bytes ?? 0, d.seconds);
           if (d.error?.code === 'WINDOW_CLOSED' || (d.result === 'failed' && window.signal.aborted && opts.signal?.aborted !== true)) {
@@ -232,7 +234,7 @@ export async function runJob(config: Config, job: JobConfig, opts: RunOptions): 
       }
       throwIfInterrupted(opts.signal);
       // A resumed stream completes the snapshot it was carrying; the rest is planned from fresh listings now.
-      const resumed = pending.filter((i) => isResume(plans[i]!) && report.datasets[i]!.result === 'sent');
+      const resumed = resumedAndSent(pending, plans, report.datasets);
       if (resumed.length > 0) {
         [srcInv, dstInv] = await Promise.all([source.inventory(specs.map((s) => s.source)), target.inventory(specs.map((s) => s.target))]);
         const next = planJob(specs, srcInv, dstInv, policy);
@@ -240,19 +242,14 @@ export async function runJob(config: Config, job: JobConfig, opts: RunOptions): 
           const before = report.datasets[i]!;
           plans[i] = next[i]!;
           const d = (report.datasets[i] = initialReport(next[i]!));
-          d.plan = `${before.plan}, then ${d.plan}`;
           if (next[i]!.action === 'send' && !isResume(next[i]!))
-            await replicate(next[i]!, d, srcInv, source, target, settingsFor(next[i]!), log, transferSignal);
-          if (d.result === 'up-to-date') d.result = 'sent';
-          d.bytes = (d.bytes ?? 0) + (before.bytes ?? 0);
-          d.seconds += before.seconds;
+            await replicate(next[i]!, d, srcInv, source, target, settingsFor(next[i]!), log, transferSignal, ends.stream);
+          mergeFollowUp(before, d);
         }
       }
-      // A resume the source refuses (stale token: the snapshot it started from is gone) would block the dataset
-      // for good: discard the partial state (never a snapshot) so the retry plans a normal send.
-      for (const i of pending) {
+      // A resume the source refuses (stale token) would block the dataset for good: discard its partial state.
+      for (const i of staleResumes(pending, plans, report.datasets)) {
         const d = report.datasets[i]!;
-        if (!isResume(plans[i]!) || d.result !== 'failed' || !UNUSABLE_TOKEN.test(d.error?.message ?? '')) continue;
         try {
           await target.abortReceive(d.target);
           log.warn(`${d.target}: the interrupted receive could not be resumed; its partial state was discarded (zfs receive -A)`);
@@ -260,7 +257,7 @@ export async function runJob(config: Config, job: JobConfig, opts: RunOptions): 
           log.warn(`${d.target}: could not discard the partial receive: ${(e as Error).message}`);
         }
       }
-      const retry = pending.filter((i) => report.datasets[i]!.result === 'failed' && report.datasets[i]!.error?.code === 'PIPELINE_FAILED');
+      const retry = retryable(pending, report.datasets);
       if (retry.length === 0 || attempt >= job.retries) break;
       log.warn(`retrying ${retry.length} dataset(s) in ${job.retryDelay}s (attempt ${attempt + 2} of ${job.retries + 1})`);
       await unlessInterrupted((opts.sleep ?? defaultSleep)(job.retryDelay * 1000), opts.signal);
@@ -288,45 +285,23 @@ export async function runJob(config: Config, job: JobConfig, opts: RunOptions): 
       health.catch(() => undefined);
     }
     for (const d of report.datasets) d.newestCreation = newestCreation(dstInv, d.target);
-    for (const [i, d] of report.datasets.entries()) {
-      if (d.result !== 'sent' && d.result !== 'up-to-date') continue;
-      verify(d, srcInv, dstInv);
-      if (!d.verified) {
-        d.result = 'failed';
-        d.error = toErrorInfo(
-          new HozoError(
-            'VERIFY_FAILED',
-            `${d.target}: the newest source snapshot @${d.newest} (guid ${guidOf(srcInv, d.source, d.newest)}) is not on the target`,
-            {
-              hint: 'run `hozo plan` to see the state of both sides',
-            },
-          ),
-        );
-        log.error(`${d.source}: verification failed`);
-        continue;
-      }
-      // A raw backup must still be encrypted the same way on the box, its key not loaded there.
-      if (untrusted(config, job) && isEncrypted(srcInv.get(d.source))) {
-        const wrong = verifyEncrypted(srcInv.get(d.source), dstInv.get(d.target));
-        if (wrong !== undefined) {
-          d.verified = false;
-          d.result = 'failed';
-          d.error = toErrorInfo(wrong);
-          log.error(wrong.message);
-          continue;
-        }
-      }
-      await protectBase(source, job.name, srcInv, plans[i]!, d, remembered(opts.previous, d.source)?.held, log, report.warnings);
-    }
+    await verifyAndProtect({
+      source,
+      job: job.name,
+      untrusted: untrusted(config, job),
+      srcInv,
+      dstInv,
+      plans,
+      datasets: report.datasets,
+      heldBefore: (ds) => remembered(opts.previous, ds)?.held,
+      log,
+      warnings: report.warnings,
+    });
     trace('job: bases protected');
     for (const [e, d] of job.datasets.entries()) {
       if (d.hooks?.postRun === undefined) continue;
       const mine = report.datasets.filter((r) => entryOf.get(r.source) === e);
-      const result = mine.some((r) => r.result === 'failed' || r.result === 'conflict')
-        ? 'failed'
-        : mine.some((r) => r.result === 'sent')
-          ? 'sent'
-          : 'up-to-date';
+      const result = entryResult(mine);
       const o = await runHook('postRun', d.hooks.postRun, { ...hookEnv, HOZO_DATASET: d.source, HOZO_RESULT: result }, log, d.source);
       if (!o.ok) report.warnings.push(`${d.source}: ${describeFailure('postRun', o)}`);
     }
@@ -372,7 +347,7 @@ export async function runJob(config: Config, job: JobConfig, opts: RunOptions): 
     trace('job: closed');
     // The job's own snapshots beyond keep, from a fresh listing (holds placed by this run included), also when the
     // box could not be reached: the held base and the newest `keep` stay.
-    if (snap !== undefined && opts.signal?.aborted !== true) await pruneAfterRun(config, job, report, opts, log);
+    if (snap !== undefined && opts.signal?.aborted !== true) await pruneAfterRun(config, job, report, opts, ends, log);
     closeReport(report, hosts?.session !== undefined ? [hosts.session.report] : []);
     if (mode === 'run' && job.hooks?.postRun !== undefined && opts.signal?.aborted !== true) {
       const o = await runHook('postRun', job.hooks.postRun, { ...hookEnv, HOZO_RESULT: report.result }, log, `job ${job.name}`);
@@ -383,11 +358,12 @@ export async function runJob(config: Config, job: JobConfig, opts: RunOptions): 
   return report;
 }
 
-async function pruneAfterRun(config: Config, job: JobConfig, report: JobReport, opts: RunOptions, log: Logger): Promise<void> {
+async function pruneAfterRun(config: Config, job: JobConfig, report: JobReport, opts: RunOptions, ends: RunEnds, log: Logger): Promise<void> {
   try {
-    const local = new LocalRunner();
-    const caps = (await hello(local, new CapabilityCache(config.stateDirectory), { endpoint: 'local' })).caps;
-    const inv = await listInventory(local, [...new Set(job.datasets.map((d) => d.source))], caps);
+    const local = await ends.local(
+      config,
+      job.datasets.map((d) => d.source),
+    );
     // This run's verified and held base is all the next incremental needs; a dataset that did not get that far
     // still needs the base it started from and the one the last run held.
     const keepAlso = (ds: string): ReadonlySet<string> => {
@@ -395,33 +371,13 @@ async function pruneAfterRun(config: Config, job: JobConfig, report: JobReport, 
       const names = d?.held !== undefined ? [d.held, d.newest] : [d?.base, d?.newest, remembered(opts.previous, ds)?.held];
       return new Set(names.filter((n): n is string => n !== undefined));
     };
-    const n = await pruneOwnSnapshots(job, local, inv, keepAlso, log, report.warnings);
+    const n = await pruneOwnSnapshots(job, local.runner, local.inventory, keepAlso, log, report.warnings);
     if (report.ownSnapshot !== undefined) report.ownSnapshot.pruned = n;
   } catch (e) {
     const msg = `could not prune the job's own snapshots: ${(e as Error).message}`;
     report.warnings.push(msg);
     log.warn(msg);
   }
-}
-
-/**
- * The size of a plan's stream: the sum of `send -nP` over its steps where the source has it; else, for one full
- * step, the snapshot's `referenced`; else undefined (unknown: it is admitted while the window is open).
- */
-async function estimatePlan(source: Host, p: DatasetPlan, raw: boolean): Promise<number | undefined> {
-  if (p.action !== 'send') return 0;
-  let total = 0;
-  for (const step of p.steps) {
-    const e = await source.estimate(p.source, step, raw).catch(() => undefined);
-    if (e === undefined) {
-      if (p.steps.length !== 1 || step.kind !== 'full') return undefined;
-      const r = await source.runner.run(getArgv(['referenced'], [`${p.source}@${step.snapshot.name}`], { parsable: true }), { timeoutMs: 60_000 });
-      const n = Number(r.stdout.trim());
-      return r.exitCode === 0 && Number.isFinite(n) && n >= 0 ? n : undefined;
-    }
-    total += e;
-  }
-  return total;
 }
 
 /** Which dataset entry (index into job.datasets) each source dataset of the listing belongs to (the first one). */
