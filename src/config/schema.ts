@@ -16,6 +16,7 @@ import {
 } from './fields.js';
 import { shownName, shownPath } from './shown.js';
 import { parseDuration } from './duration.js';
+import { calendarProblem } from './calendar.js';
 import { DEFAULT_SCRUB_WARN_AFTER, snapshotPrefixOf } from './rules.js';
 import { notifySchema } from '../notify/schema.js';
 
@@ -66,7 +67,6 @@ const SCHEDULE = /^(minutely|hourly|daily|weekly|monthly|yearly|annually|quarter
 const argv = argvSchema;
 
 /** Something a calendar expression is about (a digit, *, a weekday); "~~~~" has none. */
-const CALENDAR_CONTENT = /[0-9*]|mon|tue|wed|thu|fri|sat|sun/i;
 
 /** A hook: an argv (never a shell string; write ["sh", "-c", "…"] yourself) or {command, timeout}. */
 export const hookSchema = z
@@ -342,8 +342,10 @@ export const jobSchema = z
     schedule: z
       .string()
       .regex(SCHEDULE, 'expected a systemd calendar expression like "daily", "*-*-* 02:30" or "Mon..Fri 23:00"')
-      .refine((v) => !SCHEDULE.test(v) || /^[a-z]+$/.test(v) || CALENDAR_CONTENT.test(v), {
-        message: 'expected a systemd calendar expression like "daily", "*-*-* 02:30" or "Mon..Fri 23:00" (this one names no time)',
+      .superRefine((v, ctx) => {
+        const problem = SCHEDULE.test(v) ? calendarProblem(v) : undefined;
+        if (problem !== undefined)
+          ctx.addIssue({ code: 'custom', message: `expected a systemd calendar expression like "daily", "*-*-* 02:30" or "Mon..Fri 23:00": ${problem}` });
       })
       .default('daily')
       .describe('When the NixOS timer runs it (systemd OnCalendar=).'),
