@@ -48,7 +48,17 @@ async function main(argv: string[]): Promise<number> {
     if (e instanceof CommanderError) {
       // help and --version exit 0; anything else commander rejects is a usage error (already printed).
       if (e.exitCode !== 0 && wantsJson(argv)) {
-        process.stdout.write(JSON.stringify({ version: 1, error: { code: 'USAGE', message: safeLine(e.message.replace(/^error: /, '')) } }) + '\n');
+        // A command group without its subcommand (`hozo config`): commander printed the group's help on stderr and
+        // says only "(outputHelp)".
+        const missing = e.code === 'commander.help' || e.message === '(outputHelp)';
+        const error = missing
+          ? {
+              code: 'USAGE',
+              message: 'a command is missing (the help, which lists them, is on stderr)',
+              hint: 'add --help to the command for its subcommands',
+            }
+          : { code: 'USAGE', message: safeLine(e.message.replace(/^error: /, '')) };
+        process.stdout.write(JSON.stringify({ version: 1, error }) + '\n');
       }
       return e.exitCode === 0 ? ExitCode.OK : ExitCode.USAGE;
     }

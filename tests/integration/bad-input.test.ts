@@ -412,6 +412,18 @@ describe.skipIf(skip !== undefined)('bad config input: exit 2, a clear message, 
     expect(existsSync(STATE())).toBe(false);
   });
 
+  it('with --json, a command group without its subcommand is a JSON usage error with a hint, not commander\'s "(outputHelp)"', async () => {
+    for (const args of [['--json', 'config'], ['jobs', '--json'], ['--json']]) {
+      const res = await hozo(args);
+      const said = `${args.join(' ')}: exit ${res.status}\n${res.stdout}${res.stderr}`;
+      expect(res.status, said).toBe(2);
+      const out = JSON.parse(res.stdout) as { version: number; error: { code: string; message: string; hint?: string } };
+      expect(out, said).toMatchObject({ version: 1, error: { code: 'USAGE', message: expect.stringMatching(/command is missing/), hint: expect.any(String) } });
+      expect(res.stdout, said).not.toMatch(/outputHelp/);
+      expect(res.stderr, said).toMatch(/^Usage: hozo/m);
+    }
+  });
+
   it('names from the command line and config paths are escaped (control characters, bidi) and cut when long', async () => {
     const p = write('box.yaml', yaml(BOX));
     const evil = 'a\nb\x1b[31mRED\x1b]0;title\x07\u202e';
