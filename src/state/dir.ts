@@ -1,6 +1,7 @@
 // The state directory must exist (or be creatable) and be writable before a run takes its lock: otherwise the run
 // fails later with a bare EACCES/ENOTDIR and a stack (what a non-root user meets with the default /var/lib/hozo).
 import { accessSync, constants, statSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { errnoWords } from '../config/read.js';
 import { HozoError } from '../errors.js';
 import { shownPath } from '../config/shown.js';
@@ -27,4 +28,34 @@ export function ensureStateDirectory(dir: string): void {
     if (e instanceof HozoError) throw e;
     throw fail(`not writable by this user (${errnoWords(e)})`);
   }
+}
+
+/**
+ * Why a run as this user could not use `dir` as its state directory, or undefined; nothing is created (config check,
+ * and the readers' warnings: status and plan only read the state). A missing directory is fine when its nearest
+ * existing parent is a directory this user may create it in.
+ */
+export function stateDirectoryProblem(dir: string): string | undefined {
+  let cur = dir;
+  for (let depth = 0; depth < 512; depth++) {
+    let isDir: boolean;
+    try {
+      isDir = statSync(cur).isDirectory();
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT' && cur !== '/') {
+        cur = dirname(cur);
+        continue;
+      }
+      return errnoWords(e);
+    }
+    const what = cur === dir ? 'it' : `it does not exist, and ${shownPath(cur)}`;
+    if (!isDir) return `${what} is not a directory`;
+    try {
+      accessSync(cur, constants.W_OK | constants.X_OK);
+      return undefined;
+    } catch {
+      return `${what} is not writable by this user (uid ${process.geteuid?.() ?? '?'})`;
+    }
+  }
+  return 'too deep';
 }

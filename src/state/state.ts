@@ -1,6 +1,9 @@
 // A small JSON file per job in the state directory: what `hozo status` shows and what the metrics file carries over
 // between runs (last success, notification failures, each dataset's newest snapshot on the target).
 import { readFileSync } from 'node:fs';
+import { errnoWords } from '../config/read.js';
+import { shownPath } from '../config/shown.js';
+import { stateDirectoryProblem } from './dir.js';
 // mkdir -p that resolves the existing part first: a recursive mkdir into /proc (a symlink there) never returns.
 import { ensureDirectory } from '../util/safe-fs.js';
 import { join } from 'node:path';
@@ -184,7 +187,12 @@ export function readJobState(stateDirectory: string, job: string, warn?: (msg: s
   try {
     text = readFileSync(path, 'utf8');
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') warn?.(`cannot read state file ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') {
+      const dir = stateDirectoryProblem(stateDirectory);
+      warn?.(
+        `cannot read state file ${shownPath(path)}: ${errnoWords(e)}${dir !== undefined ? ` (stateDirectory ${shownPath(stateDirectory)}: ${dir}; a run would refuse it)` : ''}`,
+      );
+    }
     return undefined;
   }
   let data: unknown;

@@ -315,6 +315,48 @@ describe.skipIf(skip !== undefined)('bad config input: exit 2, a clear message, 
     }
   });
 
+  it('a state directory a run would refuse: config check warns (exit 0), status names it in words, not ENOTDIR/EACCES', async () => {
+    const file = join(dir, 'a-file');
+    writeFileSync(file, 'x');
+    mkdirSync(join(dir, 'closed'), { mode: 0o755 });
+    const cases = [
+      { state: file, user: undefined, says: /stateDirectory .*a-file: it is not a directory/ },
+      { state: join(file, 'below'), user: undefined, says: /stateDirectory .*a-file\/below: a component of the path is not a directory/ },
+      ...(asNobody
+        ? [
+            {
+              state: join(dir, 'closed', 'sub'),
+              user: 'nobody',
+              says: /stateDirectory .*closed\/sub: it does not exist, and .*closed is not writable by this user/,
+            },
+          ]
+        : []),
+    ];
+    for (const c of cases) {
+      const p = join(dir, `state-warn-${c.user ?? 'me'}.yaml`);
+      writeFileSync(p, `stateDirectory: ${c.state}\n${job()}`);
+      chmodSync(p, 0o644);
+      const check = await hozo(['--config', p, 'config', 'check'], c.user);
+      const said = `${c.state}: exit ${check.status}\n${check.stdout}${check.stderr}`;
+      expect(check.status, said).toBe(0);
+      expect(check.stdout + check.stderr, said).toMatch(c.says);
+      if (c.user === undefined) {
+        const status = await hozo(['--config', p, 'status'], c.user);
+        const s2 = `exit ${status.status}\n${status.stdout}${status.stderr}`;
+        expect(status.stderr, s2).toMatch(
+          /warning: cannot read state file .*: a component of the path is not a directory \(stateDirectory .*; a run would refuse it\)/,
+        );
+        expect(s2, s2).not.toMatch(/: (ENOTDIR|EACCES)\b/);
+      }
+    }
+    // The same check stays quiet for a usable one (this test's own state directory's parent).
+    const ok = join(dir, 'state-ok.yaml');
+    writeFileSync(ok, `stateDirectory: ${join(dir, 'fresh-state')}\n${job()}`);
+    const quiet = await hozo(['--config', ok, 'config', 'check']);
+    expect(quiet.stdout + quiet.stderr).not.toMatch(/stateDirectory/);
+    expect(existsSync(join(dir, 'fresh-state'))).toBe(false);
+  });
+
   it('an empty config: config check warns that nothing is configured (exit 0); run exits 2', async () => {
     for (const text of ['', '# only a comment\n', 'null\n']) {
       const p = join(dir, 'empty.yaml');

@@ -5,6 +5,7 @@ import { hostNamed } from '../../config/lookup.js';
 import { exitCodeFor, HozoError } from '../../errors.js';
 import type { Config } from '../../config/schema.js';
 import { shownPath } from '../../config/shown.js';
+import { stateDirectoryProblem } from '../../state/dir.js';
 
 /** Every job that sends (or may send) plaintext off-site: to a trusted remote host, or datasets with allowPlaintext. */
 export function plaintextWarnings(c: Config): string[] {
@@ -28,7 +29,14 @@ export function plaintextWarnings(c: Config): string[] {
 /** What config check warns about (exit 0): nothing configured, plaintext off-site. */
 export function configWarnings(c: Config): string[] {
   const none = c.jobs.length === 0 ? ['nothing is configured: the config has no jobs (hozo run needs one; see the README for an example)'] : [];
-  return [...none, ...plaintextWarnings(c)];
+  const state = stateDirectoryProblem(c.stateDirectory);
+  const stateWarning =
+    state === undefined
+      ? []
+      : [
+          `stateDirectory ${shownPath(c.stateDirectory)}: ${state}; hozo run as this user would refuse it (exit 2) — fine if the runs are another user's (hozo's systemd unit runs as root)`,
+        ];
+  return [...none, ...stateWarning, ...plaintextWarnings(c)];
 }
 
 export function registerConfigCheck(program: Command, ctx: Context): void {
