@@ -315,6 +315,16 @@ describe.skipIf(skip !== undefined)('bad config input: exit 2, a clear message, 
     }
   });
 
+  it('demo: --keep with --cleanup is a usage error before anything is done; --json demo --cleanup prints JSON', async () => {
+    const both = await hozo(['demo', '--keep', '--cleanup']);
+    expect(both.status, both.stderr).toBe(2);
+    expect(both.stderr).toMatch(/--keep and --cleanup contradict each other/);
+    expect(both.stdout).toBe('');
+    const json = await hozo(['--json', 'demo', '--cleanup']);
+    expect(json.status, json.stderr).toBe(0);
+    expect(JSON.parse(json.stdout)).toMatchObject({ version: 1, removed: expect.any(Object) });
+  });
+
   it('a state directory a run would refuse: config check warns (exit 0), status names it in words, not ENOTDIR/EACCES', async () => {
     const file = join(dir, 'a-file');
     writeFileSync(file, 'x');

@@ -5,7 +5,7 @@ import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Command } from 'commander';
 import { HozoError } from '../../errors.js';
-import type { Context } from '../context.js';
+import { printJson, type Context } from '../context.js';
 import { renderReport } from '../render.js';
 
 export function registerDemo(program: Command, ctx: Context): void {
@@ -15,12 +15,15 @@ export function registerDemo(program: Command, ctx: Context): void {
     .option('--keep', 'leave the lab running afterwards (remove it with `hozo demo --cleanup`)')
     .option('--cleanup', 'remove a lab left by --keep or an aborted demo, then exit')
     .action(async (opts: { keep?: boolean; cleanup?: boolean }) => {
+      if (opts.keep === true && opts.cleanup === true)
+        throw new HozoError('USAGE', '--keep and --cleanup contradict each other (nothing was done)', { hint: 'pass one of them' });
       // The lab is only loaded for the demo, not on every hozo start.
       const { cleanupStaleLabs, createLab, labPrerequisites } = await import('../../lab/lab.js');
       const { execa } = await import('execa');
       if (opts.cleanup) {
         const r = await cleanupStaleLabs({ id: 'demo', force: true });
-        ctx.out.write(`removed: ${JSON.stringify(r)}\n`);
+        if (ctx.json()) printJson(ctx, { version: 1, removed: r });
+        else ctx.out.write(`removed: ${JSON.stringify(r)}\n`);
         return;
       }
       const missing = labPrerequisites();
