@@ -392,6 +392,13 @@ describe.skipIf(skip !== undefined)('bad config input: exit 2, a clear message, 
     return p;
   };
 
+  it('wake --json on a host with wake: none says it was not woken (nothing is sent)', async () => {
+    const p = write('wake-none.yaml', `stateDirectory: ${join(dir, 'wake-state')}\n${BOX}`);
+    const res = await hozo(['--config', p, '--json', 'wake', 'box']);
+    expect(res.status, res.stderr).toBe(0);
+    expect(JSON.parse(res.stdout)).toMatchObject({ version: 1, name: 'box', woke: false, detail: expect.stringMatching(/always on/) });
+  });
+
   it('a FIFO as logFile: refused by config check and before plan or run does anything (no hang)', async () => {
     const fifo = join(dir, 'log.fifo');
     if (!existsSync(fifo)) execFileSync('mkfifo', [fifo]);

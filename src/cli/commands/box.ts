@@ -25,7 +25,8 @@ export function registerBox(program: Command, ctx: Context): void {
       const [{ wakeHost }, { bringUp }] = await Promise.all([import('../../wake/wake.js'), import('../../job/lifecycle.js')]);
       if (!opts.wait) {
         const w = await wakeHost(config, name, host);
-        if (ctx.json(opts)) printJson(ctx, { version: 1, name, awakeBefore: false, woke: true, shutdown: 'skipped', detail: w.detail });
+        // `wake: none` (always on) sends nothing: not woken, and whether it was awake is not known without --wait.
+        if (ctx.json(opts)) printJson(ctx, { version: 1, name, awakeBefore: false, woke: w.method !== 'none', shutdown: 'skipped', detail: w.detail });
         else ctx.out.write(`${name}: ${w.detail}\n`);
         return;
       }
