@@ -15,6 +15,8 @@ function writeErrorLines(e: HozoError | Error | string, journal: boolean): void 
     e instanceof HozoError
       ? [`error: ${e.message}`, ...(e.hint ? [`hint: ${e.hint}`] : [])]
       : [`internal error: ${e instanceof Error ? (e.stack ?? e.message) : e}`];
+  // A usage error of hozo's own (an option's value, options that contradict each other) ends as commander's do.
+  if (e instanceof HozoError && e.code === 'USAGE') lines.push('(add --help for usage)');
   // Under journald every line of a multi-line message carries its priority (journalctl -p err shows it whole).
   // Each line escaped again (a message that quoted user text raw must still not drive the terminal).
   for (const l of lines.flatMap((x) => x.split('\n'))) process.stderr.write(`${prefix}${escapeUnsafe(l)}\n`);

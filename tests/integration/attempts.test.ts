@@ -52,6 +52,8 @@ describe('hozo run --attempts', () => {
       const r = await hozo(config, 'run', 'j', ...args);
       expect(r.exitCode, `${args.join(' ')}: ${r.stderr}`).toBe(2);
       expect(r.stderr).not.toMatch(/internal error|\n\s+at /);
+      // One line that points at --help, as commander's own usage errors end.
+      expect(r.stderr, r.stderr).toMatch(/^error: .*\n(hint: .*\n)?\(add --help for usage\)\n?$/);
     }
   });
 });
