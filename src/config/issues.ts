@@ -26,7 +26,8 @@ export function formatPath(path: readonly PropertyKey[]): string {
   let out = '';
   for (const p of path) {
     if (typeof p === 'number') out += `[${p}]`;
-    else if (SIMPLE_KEY.test(String(p))) out += out === '' ? String(p) : `.${String(p)}`;
+    // A plain key as it is; an odd or long one (a 300-character host name) quoted and cut like any shown value.
+    else if (SIMPLE_KEY.test(String(p)) && String(p).length <= 60) out += out === '' ? String(p) : `.${String(p)}`;
     else out += `[${shown(String(p))}]`;
   }
   return out === '' ? '(top level)' : out;

@@ -40,6 +40,7 @@ describe('reading a config: encodings, nesting, duplicate and __proto__ keys', (
   it('messages escape control characters and quote odd keys', () => {
     expect(formatPath(['hosts', 'a\nb', 'port'])).toBe('hosts["a\\nb"].port');
     expect(formatPath(['jobs', 0, 'datasets', 1])).toBe('jobs[0].datasets[1]');
+    expect(formatPath(['hosts', 'h'.repeat(300), 'address'])).toBe(`hosts["${'h'.repeat(60)}"… (300 characters)].address`);
     expect(shown('x'.repeat(100))).toBe(`"${'x'.repeat(60)}"… (100 characters)`);
     expect(shown('\u2028')).toBe('"\\u2028"');
   });
