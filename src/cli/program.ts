@@ -24,7 +24,9 @@ Config: --config FILE, else $HOZO_CONFIG, else /etc/hozo/config.json (YAML or JS
 
 /** One example per command, shown at the end of its --help. */
 export const EXAMPLES: Record<string, string> = {
+  config: 'hozo config check',
   'config check': 'hozo config check --config /etc/hozo/config.yaml',
+  jobs: 'hozo jobs list',
   'jobs list': 'hozo jobs list --json',
   plan: 'hozo plan nightly --wake',
   run: 'hozo run nightly',

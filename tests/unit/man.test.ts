@@ -49,3 +49,19 @@ describe('man pages hozo(1), hozo-agent(8), hozo.conf(5)', () => {
     }
   });
 });
+
+describe('--help of every command', () => {
+  it('ends with the exit codes and an example, command groups (config, jobs) included', () => {
+    const { program } = buildProgram();
+    const all = (c: Command): Command[] => [c, ...c.commands.flatMap(all)];
+    const missing: string[] = [];
+    for (const c of all(program).slice(1)) {
+      const out: string[] = [];
+      c.configureOutput({ writeOut: (s) => out.push(s), writeErr: (s) => out.push(s) });
+      c.outputHelp();
+      const text = out.join('');
+      if (!/Exit codes:/.test(text) || !/\nExample:\n {2}hozo /.test(text)) missing.push(c.name());
+    }
+    expect(missing).toEqual([]);
+  });
+});
