@@ -36,7 +36,9 @@ export function parseConfigData(text: string, source: string): unknown {
   let data: unknown;
   const where = shownPath(source);
   const json = source.endsWith('.json');
-  if (json) {
+  // An empty file says nothing is configured, whichever its format (YAML reads it as null; JSON.parse would refuse it).
+  if (json && text.trim() === '') data = null;
+  else if (json) {
     const dup = jsonDuplicateKey(text);
     if (dup !== undefined)
       throw new HozoError('CONFIG_INVALID', `${where}: key ${shownName(dup)} appears twice (JSON would keep only the last)`, {

@@ -368,8 +368,14 @@ describe.skipIf(skip !== undefined)('bad config input: exit 2, a clear message, 
   });
 
   it('an empty config: config check warns that nothing is configured (exit 0); run exits 2', async () => {
-    for (const text of ['', '# only a comment\n', 'null\n']) {
-      const p = join(dir, 'empty.yaml');
+    for (const [file, text] of [
+      ['empty.yaml', ''],
+      ['empty.yaml', '# only a comment\n'],
+      ['empty.yaml', 'null\n'],
+      ['empty.json', ''],
+      ['empty.json', ' \n'],
+    ] as const) {
+      const p = join(dir, file);
       writeFileSync(p, text);
       const check = await hozo(['--config', p, 'config', 'check']);
       expect(check.status).toBe(0);
