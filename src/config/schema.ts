@@ -62,7 +62,7 @@ const name = (what: string, rule: string) =>
     .refine((n) => !n.endsWith('.'), { message: `a ${what} name must not end with "."${rule}` });
 
 /** systemd calendar expressions: the shorthands, or the characters OnCalendar= uses (systemd-analyze calendar has the last word). */
-const SCHEDULE = /^(minutely|hourly|daily|weekly|monthly|yearly|annually|quarterly|semiannually|[A-Za-z0-9*:,./~ +-]{1,128})$/;
+const SCHEDULE = /^(minutely|hourly|daily|weekly|monthly|yearly|annually|quarterly|semiannually|[A-Za-z0-9*:,./~ _+-]{1,128})$/;
 
 const argv = argvSchema;
 
