@@ -27,8 +27,10 @@ export interface RunEnds {
 
 async function localZfs(config: Config, roots: readonly string[]): Promise<LocalZfs> {
   const runner = new LocalRunner();
-  const h = await hello(runner, new CapabilityCache(config.stateDirectory), { endpoint: 'local', roots });
-  return { runner, caps: h.caps, inventory: await (h.inventory ?? listInventory(runner, [...new Set(roots)], h.caps)) };
+  // The listing on its own, without hello's batch time limit (60 s): the prune lists after the run, and a large
+  // pool's listing may take longer than that.
+  const { caps } = await hello(runner, new CapabilityCache(config.stateDirectory), { endpoint: 'local' });
+  return { runner, caps, inventory: await listInventory(runner, [...new Set(roots)], caps) };
 }
 
 /** The real ends: the box brought up and this machine probed (open.ts), local zfs, the transfer pipeline. */
