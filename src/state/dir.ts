@@ -31,11 +31,12 @@ export function ensureStateDirectory(dir: string): void {
 }
 
 /**
- * Why a run as this user could not use `dir` as its state directory, or undefined; nothing is created (config check,
- * and the readers' warnings: status and plan only read the state). A missing directory is fine when its nearest
- * existing parent is a directory this user may create it in.
+ * Why a run could not use `dir` as its state directory, or undefined; nothing is created (config check, and the
+ * readers' warnings: status and plan only read the state). A missing directory is fine when its nearest existing
+ * parent is a directory (`access`: one this user may create it in). config check leaves access out: it often runs
+ * as another user than the runs (a NixOS build's sandbox, an admin checking the service's config).
  */
-export function stateDirectoryProblem(dir: string): string | undefined {
+export function stateDirectoryProblem(dir: string, opts: { readonly access?: boolean } = {}): string | undefined {
   let cur = dir;
   for (let depth = 0; depth < 512; depth++) {
     let isDir: boolean;
@@ -50,6 +51,7 @@ export function stateDirectoryProblem(dir: string): string | undefined {
     }
     const what = cur === dir ? 'it' : `it does not exist, and ${shownPath(cur)}`;
     if (!isDir) return `${what} is not a directory`;
+    if (opts.access === false) return undefined;
     try {
       accessSync(cur, constants.W_OK | constants.X_OK);
       return undefined;

@@ -325,22 +325,16 @@ describe.skipIf(skip !== undefined)('bad config input: exit 2, a clear message, 
     expect(JSON.parse(json.stdout)).toMatchObject({ version: 1, removed: expect.any(Object) });
   });
 
-  it('a state directory a run would refuse: config check warns (exit 0), status names it in words, not ENOTDIR/EACCES', async () => {
+  it('a state directory a run would refuse: config check warns of a file in its way (exit 0), status names it in words, not ENOTDIR/EACCES', async () => {
     const file = join(dir, 'a-file');
     writeFileSync(file, 'x');
     mkdirSync(join(dir, 'closed'), { mode: 0o755 });
     const cases = [
-      { state: file, user: undefined, says: /stateDirectory .*a-file: it is not a directory/ },
+      { state: file, user: undefined, says: /stateDirectory .*a-file: it is not a directory; hozo run would refuse it/ },
       { state: join(file, 'below'), user: undefined, says: /stateDirectory .*a-file\/below: a component of the path is not a directory/ },
-      ...(asNobody
-        ? [
-            {
-              state: join(dir, 'closed', 'sub'),
-              user: 'nobody',
-              says: /stateDirectory .*closed\/sub: it does not exist, and .*closed is not writable by this user/,
-            },
-          ]
-        : []),
+      // Not writable by the user who checks: no warning (config check often runs as another user than the runs:
+      // a NixOS build's sandbox, an admin); the run itself refuses it with exit 2 (the test above).
+      ...(asNobody ? [{ state: join(dir, 'closed', 'sub'), user: 'nobody', says: undefined }] : []),
     ];
     for (const c of cases) {
       const p = join(dir, `state-warn-${c.user ?? 'me'}.yaml`);
@@ -349,7 +343,8 @@ describe.skipIf(skip !== undefined)('bad config input: exit 2, a clear message, 
       const check = await hozo(['--config', p, 'config', 'check'], c.user);
       const said = `${c.state}: exit ${check.status}\n${check.stdout}${check.stderr}`;
       expect(check.status, said).toBe(0);
-      expect(check.stdout + check.stderr, said).toMatch(c.says);
+      if (c.says === undefined) expect(check.stdout + check.stderr, said).not.toMatch(/stateDirectory/);
+      else expect(check.stdout + check.stderr, said).toMatch(c.says);
       if (c.user === undefined) {
         const status = await hozo(['--config', p, 'status'], c.user);
         const s2 = `exit ${status.status}\n${status.stdout}${status.stderr}`;
@@ -359,7 +354,7 @@ describe.skipIf(skip !== undefined)('bad config input: exit 2, a clear message, 
         expect(s2, s2).not.toMatch(/: (ENOTDIR|EACCES)\b/);
       }
     }
-    // The same check stays quiet for a usable one (this test's own state directory's parent).
+    // A usable one: quiet, and config check creates nothing.
     const ok = join(dir, 'state-ok.yaml');
     writeFileSync(ok, `stateDirectory: ${join(dir, 'fresh-state')}\n${job()}`);
     const quiet = await hozo(['--config', ok, 'config', 'check']);

@@ -29,13 +29,8 @@ export function plaintextWarnings(c: Config): string[] {
 /** What config check warns about (exit 0): nothing configured, plaintext off-site. */
 export function configWarnings(c: Config): string[] {
   const none = c.jobs.length === 0 ? ['nothing is configured: the config has no jobs (hozo run needs one; see the README for an example)'] : [];
-  const state = stateDirectoryProblem(c.stateDirectory);
-  const stateWarning =
-    state === undefined
-      ? []
-      : [
-          `stateDirectory ${shownPath(c.stateDirectory)}: ${state}; hozo run as this user would refuse it (exit 2) — fine if the runs are another user's (hozo's systemd unit runs as root)`,
-        ];
+  const state = stateDirectoryProblem(c.stateDirectory, { access: false });
+  const stateWarning = state === undefined ? [] : [`stateDirectory ${shownPath(c.stateDirectory)}: ${state}; hozo run would refuse it (exit 2)`];
   return [...none, ...stateWarning, ...plaintextWarnings(c)];
 }
 
