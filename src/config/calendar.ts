@@ -1,6 +1,6 @@
 // systemd calendar expressions (OnCalendar=, systemd.time(7)) checked before the NixOS timer ever sees one: a
 // `schedule` systemd would refuse is a config error at `hozo config check`, not a unit that fails at switch time.
-// Grammar: a shorthand (daily, weekly, …), or `[weekdays] [date] [time] [timezone]` with at least a date or a time:
+// Grammar: a shorthand (daily, weekly, …), or `[weekdays] [date] [time] [timezone]` naming at least one of the first three:
 //   weekdays  Mon,Wed..Fri or Mon-Fri (names in full or three letters, any case)
 //   date      [year-]month-day, or month~day (the day counted from the month's end); each part *, a number, a..b,
 //             or x/step, comma-separated lists of those
@@ -15,11 +15,7 @@ const SHORTHANDS = new Set(['minutely', 'hourly', 'daily', 'weekly', 'monthly', 
 const WEEKDAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'];
 const WEEKDAY_FULL = ['monday', 'tuesday', 'wednesday', 'thursday', 'friday', 'saturday', 'sunday'];
 
-const isWeekday = (s: string): boolean => {
-  const l = s.toLowerCase();
-  return WEEKDAYS.includes(l) || WEEKDAY_FULL.includes(l);
-};
-
+/** 0 for Monday … 6 for Sunday; -1 for a word that is no weekday. */
 const weekdayIndex = (s: string): number => {
   const l = s.toLowerCase();
   return WEEKDAYS.includes(l) ? WEEKDAYS.indexOf(l) : WEEKDAY_FULL.indexOf(l);
@@ -29,12 +25,12 @@ function weekdays(token: string): boolean {
   return token.split(',').every((part) => {
     const r = part.includes('..') ? part.split('..') : part.split('-');
     // A range runs forwards within the week (Mon..Fri; Fri..Mon is refused).
-    return r.length <= 2 && r.every(isWeekday) && (r.length === 1 || weekdayIndex(r[0]!) <= weekdayIndex(r[1]!));
+    return r.length <= 2 && r.every((w) => weekdayIndex(w) >= 0) && (r.length === 1 || weekdayIndex(r[0]!) <= weekdayIndex(r[1]!));
   });
 }
 
-/** One numeric field: `*`, or comma-separated `n` and `a..b`, each with an optional `/step` (step ≥ 1; systemd
- *  refuses `*` with a step: write 0/15). With `fraction` (seconds) a value may have up to six decimals. */
+/** One numeric field: `*`, or comma-separated `n` and `a..b`, each with an optional `/step` (step > 0; systemd
+ *  refuses `*` with a step: write 0/15). With `fraction` (seconds) values and steps may have decimals. */
 function field(token: string, min: number, max: number, fraction = false, inRange = (n: number) => n >= min && n < max + 1): boolean {
   if (token === '*') return true;
   const num = fraction ? /^\d{1,2}(\.\d+)?$/ : /^\d{1,4}$/;

@@ -1,11 +1,10 @@
 // The state directory must exist (or be creatable) and be writable before a run takes its lock: otherwise the run
 // fails later with a bare EACCES/ENOTDIR and a stack (what a non-root user meets with the default /var/lib/hozo).
 import { accessSync, constants, statSync } from 'node:fs';
-import { dirname } from 'node:path';
 import { errnoWords } from '../config/read.js';
 import { HozoError } from '../errors.js';
 import { shownPath } from '../config/shown.js';
-import { ensureDirectory } from '../util/safe-fs.js';
+import { ensureDirectory, existingAncestor, VirtualPathError } from '../util/safe-fs.js';
 
 export function ensureStateDirectory(dir: string): void {
   const fail = (why: string) =>
@@ -37,27 +36,20 @@ export function ensureStateDirectory(dir: string): void {
  * as another user than the runs (a NixOS build's sandbox, an admin checking the service's config).
  */
 export function stateDirectoryProblem(dir: string, opts: { readonly access?: boolean } = {}): string | undefined {
-  let cur = dir;
-  for (let depth = 0; depth < 512; depth++) {
-    let isDir: boolean;
-    try {
-      isDir = statSync(cur).isDirectory();
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT' && cur !== '/') {
-        cur = dirname(cur);
-        continue;
-      }
-      return errnoWords(e);
-    }
-    const what = cur === dir ? 'it' : `it does not exist, and ${shownPath(cur)}`;
-    if (!isDir) return `${what} is not a directory`;
-    if (opts.access === false) return undefined;
-    try {
-      accessSync(cur, constants.W_OK | constants.X_OK);
-      return undefined;
-    } catch {
-      return `${what} is not writable by this user (uid ${process.geteuid?.() ?? '?'})`;
-    }
+  // The walk up to the nearest existing parent is the one ensureDirectory makes (safe-fs.ts), without creating.
+  let found: { real: string; exists: boolean };
+  try {
+    found = existingAncestor(dir);
+  } catch (e) {
+    return e instanceof VirtualPathError ? e.message : errnoWords(e);
   }
-  return 'too deep';
+  const what = found.exists ? 'it' : `it does not exist, and ${shownPath(found.real)}`;
+  if (!statSync(found.real).isDirectory()) return `${what} is not a directory`;
+  if (opts.access === false) return undefined;
+  try {
+    accessSync(found.real, constants.W_OK | constants.X_OK);
+    return undefined;
+  } catch {
+    return `${what} is not writable by this user (uid ${process.geteuid?.() ?? '?'})`;
+  }
 }

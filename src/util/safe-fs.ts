@@ -38,7 +38,7 @@ export function writablePathProblem(p: string): string | undefined {
 export class VirtualPathError extends Error {}
 
 /** The deepest existing ancestor of `p` (or `p`), its real path, and the names below it that do not exist yet. */
-function existingAncestor(p: string): { real: string; missing: string[]; exists: boolean } {
+export function existingAncestor(p: string): { real: string; missing: string[]; exists: boolean } {
   let cur = normalizedPath(p);
   const missing: string[] = [];
   for (;;) {
