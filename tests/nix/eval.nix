@@ -159,9 +159,10 @@ let
     };
 
   # nix/package.nix with a stand-in buildNpmPackage that returns its arguments: the phases, not the build.
-  package =
-    let
-      drv = import ../../nix/package.nix {
+  packageWith =
+    args:
+    import ../../nix/package.nix (
+      {
         inherit lib;
         buildNpmPackage = args: args;
         importNpmLock = {
@@ -175,7 +176,13 @@ let
         mbuffer = stubs.pkgs.mbuffer;
         pv = stubs.stubDrv "pv" { };
         zstd = stubs.pkgs.zstd;
-      };
+      }
+      // args
+    );
+  package =
+    let
+      drv = packageWith { };
+      hashed = packageWith { npmDepsHash = "sha256-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="; };
     in
     {
       inherit (drv)
@@ -189,12 +196,15 @@ let
         ;
       inherit (drv.passthru) sourceRoots;
       mainProgram = drv.meta.mainProgram;
+      usesConfigHook = drv ? npmConfigHook;
+      # With a hash: buildNpmPackage's own fetchNpmDeps, no importNpmLock.
+      hashed = {
+        inherit (hashed) npmDepsHash;
+        npmDeps = hashed ? npmDeps;
+        npmConfigHook = hashed ? npmConfigHook;
+      };
     };
 
-  lock = builtins.fromJSON (builtins.readFile ../../package-lock.json);
-  filledLock = import ../../nix/npm-lock.nix { inherit lib; } {
-    registry = "https://registry.example";
-  } lock;
 in
 {
   controller = controllerView (evalWith [ examples.controller ]);
@@ -261,27 +271,4 @@ in
   ) examples.agentBad;
 
   inherit flake package;
-
-  npmLock = {
-    total = builtins.length (lib.attrNames lock.packages) - 1;
-    withoutResolved = lib.attrNames (
-      lib.filterAttrs (path: m: path != "" && !(m ? resolved)) filledLock.packages
-    );
-    samples = lib.genAttrs [
-      "node_modules/zod"
-      "node_modules/@types/node"
-      "node_modules/@types/ssh2/node_modules/@types/node"
-    ] (path: filledLock.packages.${path}.resolved or null);
-    # A lock that already has `resolved` is left alone.
-    untouched =
-      (import ../../nix/npm-lock.nix { inherit lib; } { registry = "https://registry.example"; } {
-        packages = {
-          "" = { };
-          "node_modules/a" = {
-            version = "1.0.0";
-            resolved = "https://elsewhere.example/a.tgz";
-          };
-        };
-      }).packages."node_modules/a".resolved;
-  };
 }

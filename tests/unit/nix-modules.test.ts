@@ -92,7 +92,6 @@ type Eval = {
     overriddenPackage: string;
     failedAssertions: string[];
   };
-  npmLock: { total: number; withoutResolved: string[]; samples: Record<string, string | null>; untouched: string };
   package: {
     pname: string;
     version: string;
@@ -103,6 +102,8 @@ type Eval = {
     npmRebuildFlags: string[];
     makeWrapperArgs: string[];
     sourceRoots: string[];
+    usesConfigHook: boolean;
+    hashed: { npmDepsHash: string; npmDeps: boolean; npmConfigHook: boolean };
   };
 };
 
@@ -801,6 +802,15 @@ describe.skipIf(!NIXPKGS_LIB)('NixOS modules (lib.evalModules with stubbed NixOS
       expect(p.npmRebuildFlags).toEqual(['--ignore-scripts']);
     });
 
+    it('reads the lock from its own source (importNpmLock), or fetches it by npmDepsHash where import-from-derivation is not allowed', () => {
+      const p = ev.package;
+      // The source is a fileset (lib.fileset.toSource), which this nix (2.8, no builtins.readFileType) cannot force:
+      // read the call instead. importNpmLock reads package.json and the lock from that source, not the checkout.
+      expect(readFileSync(join(repo, 'nix/package.nix'), 'utf8')).toMatch(/importNpmLock \{ npmRoot = src; \}/);
+      expect(p.usesConfigHook).toBe(true);
+      expect(p.hashed).toEqual({ npmDepsHash: expect.stringMatching(/^sha256-/), npmDeps: false, npmConfigHook: false });
+    });
+
     it('builds from a source that holds every file the build script runs', () => {
       const pkg = JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
       const roots = ev.package.sourceRoots;
@@ -812,17 +822,6 @@ describe.skipIf(!NIXPKGS_LIB)('NixOS modules (lib.evalModules with stubbed NixOS
       for (const f of run) expect(inSource(f), `${f} is not in nix/package.nix's fileset`).toBe(true);
       expect(inSource('src/man/build.ts')).toBe(true);
       expect(inSource('bench/run.mjs')).toBe(false);
-    });
-  });
-
-  describe('nix/npm-lock.nix (package-lock entries without `resolved`)', () => {
-    it('derives a registry tarball URL for every locked package', () => {
-      expect(ev.npmLock.total).toBeGreaterThan(0);
-      expect(ev.npmLock.withoutResolved).toEqual([]);
-      expect(ev.npmLock.samples['node_modules/zod']).toMatch(/^https:\/\/registry\.example\/zod\/-\/zod-\d+\.\d+\.\d+\.tgz$/);
-      expect(ev.npmLock.samples['node_modules/@types/node']).toMatch(/^https:\/\/registry\.example\/@types\/node\/-\/node-20\.[\d.]+\.tgz$/);
-      expect(ev.npmLock.samples['node_modules/@types/ssh2/node_modules/@types/node']).toMatch(/\/@types\/node\/-\/node-18\.[\d.]+\.tgz$/);
-      expect(ev.npmLock.untouched).toBe('https://elsewhere.example/a.tgz');
     });
   });
 });
