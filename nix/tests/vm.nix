@@ -19,10 +19,15 @@ let
   # nixpkgs' throw-away test key pair (not copied here). It serves as the controller's client
   # key and as the box's host key, so both are known when the configuration is evaluated.
   snakeOil = import "${pkgs.path}/nixos/tests/ssh-keys.nix" pkgs;
-  qemuCommon = import "${pkgs.path}/nixos/lib/qemu-common.nix" {
-    inherit lib;
-    inherit (pkgs) stdenv;
-  };
+  # The MAC the test driver gives machine <machine>'s NIC on vlan <net>: 52:54:00:12:<net>:<machine>, two hex digits
+  # each. Written here rather than imported from nixos/lib/qemu-common.nix, whose arguments changed across releases;
+  # the test script checks that the box's NIC really has it, so a change in the driver fails there, by name.
+  nicMac =
+    net: machine:
+    let
+      hex2 = n: lib.fixedWidthString 2 "0" (lib.toLower (lib.toHexString n));
+    in
+    "52:54:00:12:${hex2 net}:${hex2 machine}";
 
   common = {
     virtualisation.emptyDiskImages = [ 2048 ];
@@ -128,7 +133,7 @@ pkgs.testers.runNixOSTest {
           wake = {
             method = "wol";
             # The MAC the test driver gives the box's NIC on vlan 1.
-            mac = qemuCommon.qemuNicMac 1 nodes.box.virtualisation.test.nodeNumber;
+            mac = nicMac 1 nodes.box.virtualisation.test.nodeNumber;
             address = "192.168.1.255";
           };
           # Long enough for a VM to boot under TCG.
@@ -211,6 +216,8 @@ pkgs.testers.runNixOSTest {
 
       with subtest("pools, datasets, secrets"):
           box.wait_for_unit("multi-user.target")
+          # The wake MAC (nicMac) is the box's NIC's own address.
+          box.succeed("grep -qix '${mac}' /sys/class/net/*/address")
           box.succeed(
               "zpool create -f -O mountpoint=none backup /dev/vdb",
               "systemctl restart hozo-agent-zfs.service",
