@@ -1,9 +1,23 @@
 // Diagnostics go to stderr (stdout is for data). Under systemd each line carries a <N> syslog priority so
 // `journalctl -p err` shows just the failures.
+import { fstatSync } from 'node:fs';
 import { HozoError } from '../errors.js';
 import { appendToFile, logFileProblem } from './safe-fs.js';
 
 export type Level = 'error' | 'warn' | 'info' | 'debug';
+
+/** Whether file descriptor `fd` is the journal stream systemd connected the service to: JOURNAL_STREAM is that
+ *  stream's "device:inode" (systemd.exec(5)), so a descriptor redirected elsewhere (a file, a pipe) is not it. */
+export function isJournalStream(fd: number, env: NodeJS.ProcessEnv = process.env): boolean {
+  const m = /^(\d+):(\d+)$/.exec(env['JOURNAL_STREAM'] ?? '');
+  if (m === null) return false;
+  try {
+    const st = fstatSync(fd, { bigint: true });
+    return st.dev === BigInt(m[1]!) && st.ino === BigInt(m[2]!);
+  } catch {
+    return false;
+  }
+}
 const PRIORITY: Record<Level, number> = { error: 3, warn: 4, info: 6, debug: 7 };
 
 export interface Logger {

@@ -3,7 +3,7 @@ import { ensureStateDirectory } from '../../state/dir.js';
 import { findJob } from '../../config/lookup.js';
 import type { Context } from '../context.js';
 import { printJson } from '../context.js';
-import { renderReport } from '../render.js';
+import { writeReport } from '../render.js';
 import { reportExitCode } from './run.js';
 
 export function registerRestore(program: Command, ctx: Context): void {
@@ -32,7 +32,7 @@ export function registerRestore(program: Command, ctx: Context): void {
         log,
       });
       if (ctx.json(opts)) printJson(ctx, report);
-      else ctx.out.write(renderReport(report));
+      else writeReport(ctx.out, report);
       ctx.exitCode = reportExitCode(report);
     });
 }

@@ -11,7 +11,7 @@ import type { JobState } from '../../state/state.js';
 import { connectEarly } from '../../job/early.js';
 import type { Context } from '../context.js';
 import { printJson } from '../context.js';
-import { renderReport, writeError } from '../render.js';
+import { writeError, writeReport } from '../render.js';
 
 export function reportExitCode(r: JobReport): number {
   // A run that never started (already running, a config problem found late) says so by its code.
@@ -110,7 +110,7 @@ export function registerRun(program: Command, ctx: Context): void {
         if (interrupt.signal.aborted) break;
       }
       if (ctx.json(opts)) printJson(ctx, report!);
-      else ctx.out.write(renderReport(report!));
+      else writeReport(ctx.out, report!);
       if (report!.error !== undefined) writeError(log, report!.error);
       // Interrupted: 128 + the signal (130 SIGINT, 143 SIGTERM), as shells and systemd expect.
       ctx.exitCode = interrupt.exitCode() ?? reportExitCode(report!);
@@ -138,7 +138,7 @@ export function registerPlan(program: Command, ctx: Context): void {
         await early?.runner.close();
       }
       if (ctx.json(opts)) printJson(ctx, report);
-      else ctx.out.write(renderReport(report));
+      else writeReport(ctx.out, report);
       if (report.error !== undefined) writeError(log, report.error);
       // A plan with conflicts is a good plan (exit 0); one that could not be made says why by its code.
       ctx.exitCode = report.error === undefined ? ExitCode.OK : reportExitCode(report);
