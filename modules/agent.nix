@@ -348,7 +348,9 @@ in
 
     pools = mkOption {
       type = types.listOf types.str;
-      default = unique (map poolOf allRoots);
+      # Only valid roots: an invalid one already fails the module's own assertion, and its empty pool name would
+      # fail zfs.nix's too (boot.zfs.extraPools).
+      default = unique (map poolOf (filter validDataset allRoots));
       defaultText = lib.literalMD "the pools of `services.hozo.agent.roots` (and of the controllers' roots)";
       description = ''
         The box's backup pools: imported at boot (`boot.zfs.extraPools`), checked by the agent's

@@ -32,9 +32,8 @@ type Unit = {
   restartIfChanged: boolean;
   script: string;
   preStop: string;
-  startLimitBurst: number | null;
-  startLimitIntervalSec: number | null;
   serviceConfig: Record<string, unknown>;
+  unitConfig: Record<string, unknown>;
 };
 type Timer = { wantedBy: string[]; timerConfig: Record<string, unknown> };
 type Stub = { name: string; path: string; text?: string; value?: unknown; script?: string };
@@ -44,7 +43,10 @@ type Eval = {
     timers: Record<string, Timer>;
     etc: Record<string, { source: Stub }>;
     checks: Stub[];
-    knownHosts: Record<string, { hostNames: string[]; publicKey: string }>;
+    knownHosts: Record<
+      string,
+      { hostNames: string[]; extraHostNames: string[]; publicKey: string | null; publicKeyFile: string | null; certAuthority: boolean }
+    >;
     tmpfiles: Record<string, Record<string, Record<string, Record<string, string>>>>;
     logrotate: Record<string, Record<string, unknown>>;
     nodeExporterFlags: string[];
@@ -106,6 +108,11 @@ type Eval = {
     hashed: { npmDepsHash: string; npmDeps: boolean; npmConfigHook: boolean };
   };
 };
+
+/** A systemd.tmpfiles.settings `d` entry as NixOS completes it: type from the attribute name, age "-", no argument. */
+const tmpfilesDir = (user: string, group: string, mode: string) => ({ d: { type: 'd', user, group, mode, age: '-', argument: '' } });
+/** The options of a NixOS submodule that are set (its unset typed options are null). */
+const setOnly = (o: Record<string, unknown>) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== null));
 
 /**
  * Runs a generated unit script as systemd does (bash -e), with a logging stand-in for zfs and zpool (zfs-fuse has no
@@ -206,8 +213,9 @@ describe.skipIf(!NIXPKGS_LIB)('NixOS modules (lib.evalModules with stubbed NixOS
       const unit = ev.controller.services['hozo-offsite']!;
       expect(unit.serviceConfig['ExecStart']).toMatch(/\/bin\/hozo run offsite --attempts 4 --attempt-delay 15m$/);
       for (const k of ['Restart', 'RestartSec', 'RestartPreventExitStatus']) expect(unit.serviceConfig).not.toHaveProperty(k);
-      expect(unit.startLimitBurst ?? null).toBeNull();
-      expect(unit.startLimitIntervalSec ?? null).toBeNull();
+      // startLimitBurst/startLimitIntervalSec unset (they have no default): no StartLimit*= lines.
+      expect(unit.unitConfig).not.toHaveProperty('StartLimitBurst');
+      expect(unit.unitConfig).not.toHaveProperty('StartLimitIntervalSec');
     });
 
     it('hardens the job units like nixpkgs syncoid, with the Node/ZFS exceptions', () => {
@@ -404,11 +412,16 @@ describe.skipIf(!NIXPKGS_LIB)('NixOS modules (lib.evalModules with stubbed NixOS
     });
 
     it('adds known hosts from hostPublicKey', () => {
-      expect(ev.controller.knownHosts).toEqual({
+      expect(ev.controller.knownHosts).toMatchObject({
         'hozo-box': { hostNames: ['backupbox.lan'], publicKey: expect.stringMatching(/^ssh-ed25519 /) },
         'hozo-faraway': { hostNames: ['faraway.example.net'], publicKey: expect.stringMatching(/^ssh-ed25519 .* faraway$/) },
         'hozo-relay': { hostNames: ['relay.example.net'], publicKey: expect.stringMatching(/^ssh-ed25519 .* relay$/) },
       });
+      expect(Object.keys(ev.controller.knownHosts).sort()).toEqual(['hozo-box', 'hozo-faraway', 'hozo-relay']);
+      // The rest as NixOS defaults it: a plain host key given inline.
+      for (const h of Object.values(ev.controller.knownHosts)) {
+        expect(h).toMatchObject({ extraHostNames: [], publicKeyFile: null, certAuthority: false });
+      }
     });
 
     it('delegates ZFS permissions on sources (and local targets) and removes them on stop', () => {
@@ -440,8 +453,14 @@ describe.skipIf(!NIXPKGS_LIB)('NixOS modules (lib.evalModules with stubbed NixOS
     it('generates sanoid templates and datasets from snapshots.policy', () => {
       const s = ev.controller.sanoid;
       expect(s.enable).toBe(true);
-      expect(s.templates).toEqual({
-        'hozo-offsite': { hourly: 24, daily: 14, monthly: 6, yearly: 0, autosnap: true, autoprune: true },
+      expect(Object.keys(s.templates)).toEqual(['hozo-offsite']);
+      expect(setOnly(s.templates['hozo-offsite']!)).toEqual({
+        hourly: 24,
+        daily: 14,
+        monthly: 6,
+        yearly: 0,
+        autosnap: true,
+        autoprune: true,
       });
       expect(s.datasets['tank/home']).toMatchObject({ use_template: ['hozo-offsite'], recursive: true });
       expect(s.datasets['tank/db']).toMatchObject({ use_template: ['hozo-offsite'], recursive: false });
@@ -465,8 +484,8 @@ describe.skipIf(!NIXPKGS_LIB)('NixOS modules (lib.evalModules with stubbed NixOS
     it("wires node-exporter's textfile collector and creates the directories with tmpfiles", () => {
       expect(ev.controller.nodeExporterFlags).toEqual(['--collector.textfile.directory=/var/lib/prometheus-node-exporter-text-files']);
       expect(ev.controller.tmpfiles['10-hozo']).toEqual({
-        '/var/lib/prometheus-node-exporter-text-files': { d: { user: 'hozo', group: 'hozo', mode: '0755' } },
-        '/var/log/hozo': { d: { user: 'hozo', group: 'hozo', mode: '0750' } },
+        '/var/lib/prometheus-node-exporter-text-files': tmpfilesDir('hozo', 'hozo', '0755'),
+        '/var/log/hozo': tmpfilesDir('hozo', 'hozo', '0750'),
       });
       expect(ev.controllerPlain.nodeExporterFlags).toEqual([]);
     });
@@ -692,8 +711,8 @@ describe.skipIf(!NIXPKGS_LIB)('NixOS modules (lib.evalModules with stubbed NixOS
       expect(elsewhere).not.toHaveProperty('StateDirectory');
       expect(elsewhere['ReadWritePaths']).toEqual(['/srv/hozo-agent']);
       expect(ev.agentElsewhere.tmpfiles['10-hozo-agent']).toEqual({
-        '/srv/hozo-agent': { d: { user: 'hozo', group: 'hozo', mode: '0750' } },
-        '/srv/hozo-agent/leases': { d: { user: 'hozo', group: 'hozo', mode: '0750' } },
+        '/srv/hozo-agent': tmpfilesDir('hozo', 'hozo', '0750'),
+        '/srv/hozo-agent/leases': tmpfilesDir('hozo', 'hozo', '0750'),
       });
       expect(ev.agent.timers['hozo-agent-idle']!.timerConfig).toMatchObject({ OnBootSec: '20min', OnUnitActiveSec: '1min' });
       expect(ev.agentNoIdle.services).not.toHaveProperty('hozo-agent-idle');
@@ -727,7 +746,7 @@ describe.skipIf(!NIXPKGS_LIB)('NixOS modules (lib.evalModules with stubbed NixOS
     });
 
     it('creates the state, lease and log directories for `serve` and installs the receive-side tools', () => {
-      const d = { d: { user: 'hozo', group: 'hozo', mode: '0750' } };
+      const d = tmpfilesDir('hozo', 'hozo', '0750');
       expect(ev.agent.tmpfiles['10-hozo-agent']).toEqual({
         '/var/lib/hozo-agent': d,
         '/var/lib/hozo-agent/leases': d,
@@ -823,5 +842,256 @@ describe.skipIf(!NIXPKGS_LIB)('NixOS modules (lib.evalModules with stubbed NixOS
       expect(inSource('src/man/build.ts')).toBe(true);
       expect(inSource('bench/run.mjs')).toBe(false);
     });
+  });
+});
+
+describe.skipIf(!NIXPKGS_LIB)('stubs have the real types (tests/nix/stubs.nix against nixos-25.11)', () => {
+  /**
+   * Evaluates `expr` over `config` (and `failed`, the messages of its failed assertions): the stubs with `modules` (a
+   * Nix list body), set up as tests/nix/eval.nix does it (with its host ID unless `hostId` is false).
+   */
+  const evalStubbed = (modules: string, expr: string, opts: { hostId?: boolean; hozo?: boolean } = {}) => {
+    const file = (p: string) => `(/. + ${JSON.stringify(join(repo, p))})`;
+    const nix = `{ nixpkgsLib }:
+      let
+        lib = import (if builtins.pathExists "\${nixpkgsLib}/lib/default.nix" then "\${nixpkgsLib}/lib" else nixpkgsLib);
+        stubs = import ${file('tests/nix/stubs.nix')} { inherit lib; };
+        examples = import ${file('tests/nix/examples.nix')};
+        config = (lib.evalModules {
+          modules = [ stubs.module { _module.args.pkgs = stubs.pkgs; } ]
+            ++ lib.optional ${opts.hostId ?? true} { networking.hostId = "8425e349"; }
+            ++ lib.optionals ${opts.hozo ?? false} [ ${file('modules/controller.nix')} ${file('modules/agent.nix')} ]
+            ++ [ ${modules} ];
+        }).config;
+        failed = map (a: a.message) (lib.filter (a: !a.assertion) config.assertions);
+      in ${expr}`;
+    const r = spawnSync('nix-instantiate', ['--eval', '--strict', '--json', '--expr', nix, '--argstr', 'nixpkgsLib', NIXPKGS_LIB!], {
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    return { ok: r.status === 0, value: r.status === 0 ? (JSON.parse(r.stdout) as any) : undefined, stderr: r.stderr };
+  };
+  const refused = (r: { ok: boolean; stderr: string }, why: RegExp) => {
+    expect(r.ok).toBe(false);
+    expect(r.stderr).toMatch(why);
+  };
+  const unit = (body: string) => `{ systemd.services.x = { ${body} }; }`;
+
+  it('refuses a Restart= or Type= systemd does not know, also under mkDefault (checkUnitConfig)', () => {
+    refused(
+      evalStubbed(unit('serviceConfig.Restart = "sometimes";'), 'config.systemd.services.x.serviceConfig'),
+      /Systemd Service field `Restart' cannot have value `sometimes'/,
+    );
+    refused(
+      evalStubbed(unit('serviceConfig.Type = "oneshoot";'), 'config.systemd.services.x.serviceConfig'),
+      /Systemd Service field `Type' cannot have value `oneshoot'/,
+    );
+    refused(
+      evalStubbed(`({ lib, ... }: ${unit('serviceConfig.Restart = lib.mkDefault "sometimes";')})`, 'config.systemd.services.x.serviceConfig'),
+      /trace: Systemd Service field `Restart' cannot have value `sometimes'\.[\s\S]*serviceConfig' is not of type `attribute set of \(systemd option\)'/,
+    );
+    const ok = evalStubbed(unit('serviceConfig = { Type = "notify-reload"; Restart = "on-failure"; };'), 'config.systemd.services.x.serviceConfig');
+    expect(ok.value).toEqual({ Type: 'notify-reload', Restart: 'on-failure' });
+  });
+
+  it('takes only unit names in after/wants/bindsTo/wantedBy', () => {
+    for (const list of ['after', 'wants', 'bindsTo', 'wantedBy']) {
+      refused(
+        evalStubbed(unit(`${list} = [ "network-online" ];`), `config.systemd.services.x.${list}`),
+        new RegExp(
+          `option \`systemd\\.services\\.x\\.${list}\\."\\[definition 1-entry 1\\]"' is not of type \`string matching the pattern [^']*\\(service\\|socket\\|device`,
+        ),
+      );
+    }
+    const ok = evalStubbed(
+      unit('after = [ "network-online.target" "sys-subsystem-net-devices-lan\\\\x2duplink.device" ];'),
+      '{ inherit (config.systemd.services.x) after unitConfig; }',
+    );
+    expect(ok.value.after).toEqual(['network-online.target', 'sys-subsystem-net-devices-lan\\x2duplink.device']);
+    expect(ok.value.unitConfig).toEqual({ After: 'network-online.target sys-subsystem-net-devices-lan\\x2duplink.device' });
+  });
+
+  it('merges a unit option given as a string and as a list into the list (nixpkgs since 24.05), and equal scalars only', () => {
+    const merged = evalStubbed(
+      `${unit('serviceConfig.ExecStartPre = "/bin/a";')} ${unit('serviceConfig.ExecStartPre = [ "/bin/b" ];')}`,
+      'config.systemd.services.x.serviceConfig',
+    );
+    expect(merged.value).toEqual({ ExecStartPre: ['/bin/a', '/bin/b'] });
+    refused(
+      evalStubbed(`${unit('serviceConfig.User = "a";')} ${unit('serviceConfig.User = "b";')}`, 'config.systemd.services.x.serviceConfig'),
+      /conflicting definition values/,
+    );
+    // `script` is ExecStart=: a unit cannot have both.
+    refused(
+      evalStubbed(unit('script = "true"; serviceConfig.ExecStart = "/bin/true";'), 'config.systemd.services.x.serviceConfig'),
+      /conflicting definition values/,
+    );
+  });
+
+  it('takes strings, paths, packages or null as environment values, not numbers or lists', () => {
+    refused(
+      evalStubbed(unit('environment.RETRIES = 3;'), 'config.systemd.services.x.environment'),
+      /environment\.RETRIES' is not of type `null or string or absolute path or package'/,
+    );
+    refused(evalStubbed(unit('environment.PATHS = [ "/a" ];'), 'config.systemd.services.x.environment'), /is not of type/);
+    const ok = evalStubbed(
+      `({ pkgs, ... }: ${unit('environment = { A = "1"; B = "/run/x"; C = pkgs.zstd; D = null; };')})`,
+      'config.systemd.services.x.environment',
+    );
+    expect(ok.value).toEqual({ A: '1', B: '/run/x', C: expect.stringMatching(/^\/nix\/store\/\S+-zstd$/), D: null });
+  });
+
+  it('has no default for startLimitBurst/startLimitIntervalSec: unset they are absent, set they become StartLimit*=', () => {
+    refused(evalStubbed(unit('description = "x";'), 'config.systemd.services.x.startLimitBurst'), /startLimitBurst' was accessed but has no value defined/);
+    const set = evalStubbed(unit('startLimitBurst = 3; startLimitIntervalSec = 60;'), 'config.systemd.services.x.unitConfig');
+    expect(set.value).toEqual({ StartLimitBurst: '3', StartLimitIntervalSec: '60' });
+    refused(evalStubbed(unit('startLimitBurst = "3";'), 'config.systemd.services.x.startLimitBurst'), /is not of type `signed integer'/);
+    refused(
+      evalStubbed(unit('description = "two\\nlines";'), 'config.systemd.services.x.description'),
+      /is not of type `\(optionally newline-terminated\) single-line string'/,
+    );
+  });
+
+  it('refuses a known host with neither (or both) of publicKey and publicKeyFile, and names the host by default', () => {
+    const r = evalStubbed(
+      '{ programs.ssh.knownHosts = { neither.hostNames = [ "a.lan" ]; both = { publicKey = "ssh-ed25519 AAAA"; publicKeyFile = /tmp/k.pub; }; plain.publicKey = "ssh-ed25519 AAAA"; }; }',
+      '{ inherit failed; plain = config.programs.ssh.knownHosts.plain; }',
+    );
+    expect(r.value.failed).toEqual([
+      'knownHost both must contain either a publicKey or publicKeyFile',
+      'knownHost neither must contain either a publicKey or publicKeyFile',
+    ]);
+    expect(r.value.plain).toEqual({ hostNames: ['plain'], extraHostNames: [], publicKey: 'ssh-ed25519 AAAA', publicKeyFile: null, certAuthority: false });
+  });
+
+  it('merges logrotate sections freeform (own directives beside the typed options) and types the directives', () => {
+    const r = evalStubbed(
+      '{ services.logrotate.settings.hozo = { files = [ "/var/log/hozo/hozo.log" ]; dateext = true; maxsize = "10M"; }; } { services.logrotate.settings.hozo.rotate = 3; }',
+      '{ inherit (config.services.logrotate) enable settings; }',
+    );
+    expect(r.value).toEqual({
+      enable: true,
+      settings: {
+        hozo: { files: ['/var/log/hozo/hozo.log'], dateext: true, maxsize: '10M', rotate: 3, enable: true, frequency: null, global: false, priority: 1000 },
+      },
+    });
+    refused(
+      evalStubbed('{ services.logrotate.settings.hozo.olddir = [ "/a" ]; }', 'config.services.logrotate.settings'),
+      /settings\.hozo\.olddir' is not of type `null or signed integer or boolean or string'/,
+    );
+    expect(evalStubbed('{ services.logrotate.settings."/var/log/x.log" = { }; }', 'config.services.logrotate.settings').value['/var/log/x.log'].files).toBe(
+      '/var/log/x.log',
+    );
+  });
+
+  it('refuses a sanoid use_template (or useTemplate) of an unknown template, and negative retention counts', () => {
+    const tmpl = 'services.sanoid.templates.hourly-only = { hourly = 24; autosnap = true; };';
+    refused(
+      evalStubbed(`{ ${tmpl} services.sanoid.datasets."tank/x".use_template = [ "nope" ]; }`, 'config.services.sanoid.datasets'),
+      /is not of type `configured template name'/,
+    );
+    refused(
+      evalStubbed(`{ ${tmpl} services.sanoid.datasets."tank/x".useTemplate = [ "nope" ]; }`, 'config.services.sanoid.datasets'),
+      /is not of type `configured template name'/,
+    );
+    refused(
+      evalStubbed('{ services.sanoid.templates.t.daily = -1; }', 'config.services.sanoid.templates'),
+      /is not of type `null or \(unsigned integer, meaning >=0\)'/,
+    );
+    refused(
+      evalStubbed('{ services.sanoid.datasets."tank/x".recursive = "yes"; }', 'config.services.sanoid.datasets'),
+      /is not of type `boolean or value "zfs"/,
+    );
+    const ok = evalStubbed(
+      `{ ${tmpl} services.sanoid.datasets."tank/x" = { useTemplate = [ "hourly-only" ]; frequent_period = 5; }; }`,
+      'config.services.sanoid.datasets."tank/x"',
+    );
+    expect(ok.value).toMatchObject({ use_template: ['hourly-only'], frequent_period: 5, recursive: false, process_children_only: false, hourly: null });
+  });
+
+  it('checks users as NixOS does: name length and characters, existing group, one of isSystemUser/isNormalUser', () => {
+    refused(
+      evalStubbed('{ users.users.a-name-of-more-than-thirty-one-chars = { isSystemUser = true; group = "g"; }; users.groups.g = { }; }', 'config.users.users'),
+      /Username 'a-name-of-more-than-thirty-one-chars' is longer than 31 characters/,
+    );
+    refused(
+      evalStubbed('{ users.users.u = { isSystemUser = true; group = "g"; description = "a:b"; }; }', 'config.users.users'),
+      /is not of type `string, not containing newlines or colons'/,
+    );
+    const r = evalStubbed(
+      '{ users.users.u = { isSystemUser = true; isNormalUser = true; group = "nogroup-here"; }; users.users."b@d" = { isSystemUser = true; group = "g"; }; users.groups.g = { }; }',
+      'failed',
+    );
+    expect(r.value).toEqual([
+      'The username "b@d" is not valid, it does not match the regex "[a-zA-Z0-9_.][a-zA-Z0-9_.-]*".',
+      'Exactly one of users.users.u.isSystemUser and users.users.u.isNormalUser must be set.',
+      'The following users have a primary group that is undefined: u',
+    ]);
+    expect(evalStubbed('{ users.users.s = { isSystemUser = true; }; }', 'failed').value).toContain('users.users.s.group is unset.');
+  });
+
+  it('takes a path as environment.etc.<name>.source (or text, written to one)', () => {
+    refused(evalStubbed('{ environment.etc."hozo/x.json".source = "relative/x.json"; }', 'config.environment.etc'), /is not of type `absolute path'/);
+    const r = evalStubbed('{ environment.etc."hozo/x.json".text = "{}"; }', 'config.environment.etc."hozo/x.json"');
+    expect(r.value).toMatchObject({ target: 'hozo/x.json', mode: 'symlink', user: '+0', group: '+0', enable: true });
+    expect(r.value.source).toMatch(/^\/nix\/store\/\S+-etc-hozo-x\.json$/);
+  });
+
+  it('makes tmpfiles entries a submodule: defaults filled in, unknown fields refused', () => {
+    const r = evalStubbed('{ systemd.tmpfiles.settings."10-x"."/var/lib/x".d.mode = "0750"; }', 'config.systemd.tmpfiles.settings');
+    expect(r.value).toEqual({ '10-x': { '/var/lib/x': { d: { type: 'd', mode: '0750', user: '-', group: '-', age: '-', argument: '' } } } });
+    refused(
+      evalStubbed('{ systemd.tmpfiles.settings."10-x"."/var/lib/x".d.owner = "hozo"; }', 'config.systemd.tmpfiles.settings'),
+      /The option `systemd\.tmpfiles\.settings\."10-x"\."\/var\/lib\/x"\.d\.owner' does not exist/,
+    );
+  });
+
+  it('needs networking.hostId (8 hex digits) with ZFS, and checks networking.interfaces', () => {
+    expect(evalStubbed('{ boot.supportedFilesystems = [ "zfs" ]; }', 'failed', { hostId: false }).value).toEqual(['ZFS requires networking.hostId to be set']);
+    expect(evalStubbed('{ boot.supportedFilesystems = [ "zfs" ]; networking.hostId = "nothex!!"; }', 'failed', { hostId: false }).value).toEqual([
+      'Invalid value given to the networking.hostId option.',
+    ]);
+    expect(evalStubbed('{ boot.zfs.extraPools = [ "" ]; boot.supportedFilesystems = [ "zfs" ]; }', 'failed').value).toEqual([
+      "Automatic pool detection found an empty pool name, which can't be used.",
+    ]);
+    refused(evalStubbed('{ boot.zfs.enabled = true; }', 'config.boot.zfs.enabled'), /read-only/);
+    const nic = evalStubbed(
+      '{ networking.interfaces.an-interface-name-too-long.wakeOnLan.enable = true; }',
+      '{ inherit failed; i = config.networking.interfaces.an-interface-name-too-long; }',
+    );
+    expect(nic.value.failed).toEqual([expect.stringMatching(/networking\.interfaces\."an-interface-name-too-long" is too long/)]);
+    expect(nic.value.i).toMatchObject({
+      name: 'an-interface-name-too-long',
+      wakeOnLan: { enable: true, policy: ['magic'] },
+      useDHCP: null,
+      tempAddress: 'default',
+    });
+    refused(
+      evalStubbed('{ networking.interfaces.eth0.wakeOnLan.policy = [ "always" ]; }', 'config.networking.interfaces'),
+      /wakeOnLan\.policy\."\[definition 1-entry 1\]"' is not of type `one of "phy", "unicast"/,
+    );
+  });
+
+  it('declares node-exporter with its real options and defaults', () => {
+    const r = evalStubbed('{ services.prometheus.exporters.node = { enable = true; openFirewall = true; }; }', 'config.services.prometheus.exporters.node');
+    expect(r.value).toMatchObject({ enable: true, port: 9100, listenAddress: '0.0.0.0', extraFlags: [], enabledCollectors: [], user: 'node-exporter' });
+    expect(r.value.firewallFilter).toBe('-p tcp -m tcp --dport 9100');
+    refused(
+      evalStubbed('{ services.prometheus.exporters.node.port = 70000; }', 'config.services.prometheus.exporters.node'),
+      /is not of type `16 bit unsigned integer/,
+    );
+  });
+
+  it("refuses a wrong Restart= in a job's `service` through the controller module, as NixOS would", () => {
+    refused(
+      evalStubbed(
+        'examples.controller { services.hozo.controller.jobs.weekly.service.serviceConfig.Restart = "sometimes"; }',
+        'config.systemd.services.hozo-weekly.serviceConfig',
+        {
+          hozo: true,
+        },
+      ),
+      /Systemd Service field `Restart' cannot have value `sometimes'/,
+    );
   });
 });
