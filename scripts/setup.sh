@@ -50,6 +50,18 @@ done
 echo "installed: ${PACKAGES[*]}"
 $SUDO mkdir -p /run/sshd
 
+# Debian's node-exporter for the OpenZFS lab's VMs (tests/openzfs/systemd-units.test.ts installs it in the controller VM,
+# which has no network beyond the lab's bridge). Downloaded once, next to the lab's other .debs.
+EXTRA_DEBS=${HOZO_LAB_CACHE:-/var/cache/hozo-lab}/debs/extra
+if ! ls "$EXTRA_DEBS"/prometheus-node-exporter_*.deb >/dev/null 2>&1; then
+  $SUDO mkdir -p "$EXTRA_DEBS"
+  if (cd "$EXTRA_DEBS" && $SUDO apt-get download -qq prometheus-node-exporter 2>/tmp/hozo-ci-apt-download.log); then
+    echo "downloaded: $(cd "$EXTRA_DEBS" && ls prometheus-node-exporter_*.deb)"
+  else
+    echo "warning: apt-get download prometheus-node-exporter failed; the lab's node-exporter test will skip" >&2
+  fi
+fi
+
 section "npm ci"
 node --version
 npm --version

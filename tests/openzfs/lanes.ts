@@ -53,6 +53,7 @@ const SECONDS: Record<string, number> = {
   'scrub.test.ts': 220,
   'controller-side.test.ts': 178,
   'received-props.test.ts': 158,
+  'systemd-units.test.ts': 190,
   'progress.test.ts': 80,
 };
 
