@@ -206,45 +206,7 @@ let
     }
     // extra;
 
-  hardening = {
-    AmbientCapabilities = "";
-    CapabilityBoundingSet = "";
-    DevicePolicy = "closed";
-    DeviceAllow = [ "/dev/zfs rw" ];
-    LockPersonality = true;
-    NoNewPrivileges = true;
-    PrivateMounts = true;
-    PrivateTmp = true;
-    PrivateUsers = false;
-    ProtectClock = true;
-    ProtectControlGroups = true;
-    ProtectHome = true;
-    ProtectHostname = true;
-    ProtectKernelLogs = true;
-    ProtectKernelModules = true;
-    ProtectKernelTunables = true;
-    # Hides other users' processes only: the receives these units check for (/proc/<pid>/stat of
-    # their markers) run as hozo too.
-    ProtectProc = "invisible";
-    ProtectSystem = "strict";
-    RemoveIPC = true;
-    RestrictAddressFamilies = [
-      "AF_UNIX"
-      "AF_INET"
-      "AF_INET6"
-      "AF_NETLINK"
-    ];
-    RestrictNamespaces = true;
-    RestrictRealtime = true;
-    RestrictSUIDSGID = true;
-    SystemCallArchitectures = "native";
-    SystemCallFilter = [
-      "@system-service"
-      "~@privileged"
-      "~@keyring"
-      "~@memlock"
-    ];
-    SystemCallErrorNumber = "EPERM";
+  hardening = import ./hardening.nix // {
     UMask = "0027";
   };
 
