@@ -79,10 +79,16 @@ describe.skipIf(missing.length > 0)('a fleet of 10 controllers against one sleep
       expect(r.exitCode, `${names[i]}: ${String(r.stderr).slice(-2000)}`).toBe(0);
       expect(reports[i].datasets[0]).toMatchObject({ result: 'sent', verified: true });
     }
-    // Powered off exactly once, after every release: no lease is left and the last run's release carried it out.
+    // Powered off once per boot, after every release of that boot: no lease is left and the last run's release
+    // carried it out. Nearly always one boot; on a loaded machine a run that reaches the box only while it powers
+    // down for the others wakes it again (README: "lets it go down and wakes it again"), and that boot has its own
+    // power-off.
     for (let i = 0; i < 100 && !existsSync(poweroffs); i++) await new Promise((res) => setTimeout(res, 100));
     await new Promise((res) => setTimeout(res, 2000));
-    expect(readFileSync(poweroffs, 'utf8').trim().split('\n')).toHaveLength(1);
+    const boots = lab.box.wakeEvents().filter((e) => e.action === 'boot').length;
+    expect(boots).toBeGreaterThanOrEqual(1);
+    const offs = readFileSync(poweroffs, 'utf8').trim().split('\n');
+    expect(offs, `${boots} boot(s)`).toHaveLength(boots);
     expect(await lab.box.sshPortOpen(300)).toBe(false);
     const log = readFileSync(join(lab.box.dir, 'agent', 'agent.log'), 'utf8');
     const lastRelease = Math.max(
@@ -91,9 +97,9 @@ describe.skipIf(missing.length > 0)('a fleet of 10 controllers against one sleep
         .filter((l) => /"release \S+" → exit 0/.test(l))
         .map((l) => Date.parse(l.slice(0, 24))),
     );
-    const poweroffAt = Number(readFileSync(poweroffs, 'utf8').trim()) * 1000;
+    const poweroffAt = Number(offs.at(-1)) * 1000;
     expect(poweroffAt).toBeGreaterThanOrEqual(lastRelease);
-    expect(reports.filter((r) => r.hosts[0].shutdown === 'done' && !/already powering off/.test(r.hosts[0].shutdownDetail ?? ''))).toHaveLength(1);
+    expect(reports.filter((r) => r.hosts[0].shutdown === 'done' && !/already powering off/.test(r.hosts[0].shutdownDetail ?? ''))).toHaveLength(boots);
     // The agent exported the pool on its way down: import it again (as the next wake's prepare would).
     const imp = await lab.box.exec(['zpool', 'import', '-d', join(lab.box.pool.image, '..'), lab.box.pool.name]);
     expect(imp.exitCode, imp.stderr).toBe(0);
