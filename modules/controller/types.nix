@@ -5,33 +5,12 @@
 
 let
   inherit (lib)
-    attrNames
-    attrValues
-    concatLists
-    concatMap
-    concatMapStringsSep
-    concatStringsSep
-    escapeShellArg
-    escapeShellArgs
-    filter
-    filterAttrs
-    hasPrefix
     literalExpression
     mapAttrs
-    mapAttrs'
-    mapAttrsToList
     mkDefault
-    mkEnableOption
-    mkIf
-    mkMerge
     mkOption
-    mkPackageOption
-    nameValuePair
     optional
-    optionalAttrs
-    optionals
     types
-    unique
     ;
   # Either seconds or a duration string like "5m" (the binary's duration rule).
   durationType = types.either types.ints.unsigned (types.strMatching "[0-9]+(\\.[0-9]+)?([smhd][0-9.smhd]*)?");
