@@ -64,7 +64,8 @@ describe.skipIf(lab === undefined)('contrib/systemd units under real systemd (Op
     await put(L.ctl, 'controller/hozo-timers', '/usr/local/sbin/hozo-timers', '0755');
     // /etc/hozo as the guide makes it (the lab's is root's alone): group hozo may enter and read the config.
     await L.ctl.check(`chgrp hozo /etc/hozo && chmod 0750 /etc/hozo && install -o hozo -m 0600 /etc/hozo/box_key ${KEY} && systemctl daemon-reload`);
-    if (deb !== undefined) {
+    if (deb === undefined) await L.ctl.check(`install -d -g hozo -m 0775 ${TEXTFILES}`);
+    else {
       await L.ctl.check('base64 -d > /var/tmp/node-exporter.deb', { input: readFileSync(deb).toString('base64') });
       await L.ctl.check(
         `dpkg -i /var/tmp/node-exporter.deb >/dev/null && rm /var/tmp/node-exporter.deb && ` +
@@ -78,13 +79,14 @@ describe.skipIf(lab === undefined)('contrib/systemd units under real systemd (Op
       await put(L.box, `agent/${f}`, `${UNITS}/${f}`);
     // Beside the lab's own hozo-poweroff.service (which the other tests use): the contrib one under another name.
     await put(L.box, 'agent/hozo-poweroff.service', `${UNITS}/hozo-poweroff-contrib.service`);
+    await put(L.box, 'agent/hozo-import@.service', `${UNITS}/hozo-import@.service`);
     await L.box.check('systemctl daemon-reload');
   }, 900_000);
 
   afterAll(async () => {
     await L.ctl
       .sh(
-        `systemctl disable --now 'hozo@*.timer' 2>/dev/null; rm -rf ${UNITS}/hozo@.service ${UNITS}/hozo@.timer ${UNITS}/hozo@*.service.d ${UNITS}/hozo@*.timer.d ` +
+        `systemctl stop 'hozo@*.timer'; rm -f ${UNITS}/timers.target.wants/hozo@*.timer; rm -rf ${UNITS}/hozo@.service ${UNITS}/hozo@.timer ${UNITS}/hozo@*.service.d ${UNITS}/hozo@*.timer.d ` +
           `/usr/local/sbin/hozo-timers /usr/local/bin/hozo /usr/local/bin/node ${KEY}; chgrp root /etc/hozo; chmod 0700 /etc/hozo; ` +
           `dpkg -s prometheus-node-exporter >/dev/null 2>&1 && { dpkg-statoverride --remove ${TEXTFILES}; dpkg --purge prometheus-node-exporter >/dev/null; }; ` +
           'systemctl daemon-reload; systemctl reset-failed; true',
@@ -92,7 +94,7 @@ describe.skipIf(lab === undefined)('contrib/systemd units under real systemd (Op
       .catch(() => undefined);
     await L.box
       .sh(
-        `rm -f ${UNITS}/hozo-agent-prune.* ${UNITS}/hozo-agent-idle.* ${UNITS}/hozo-poweroff-contrib.service /usr/local/bin/hozo-agent; systemctl daemon-reload; systemctl reset-failed; true`,
+        `rm -f ${UNITS}/hozo-agent-prune.* ${UNITS}/hozo-agent-idle.* ${UNITS}/hozo-poweroff-contrib.service ${UNITS}/hozo-import@.service /usr/local/bin/hozo-agent; systemctl daemon-reload; systemctl reset-failed; true`,
       )
       .catch(() => undefined);
     await reset(L).catch(() => undefined);
@@ -103,7 +105,7 @@ describe.skipIf(lab === undefined)('contrib/systemd units under real systemd (Op
     expect(ctl.stdout.trim(), ctl.stdout).toBe('');
     expect(ctl.exitCode).toBe(0);
     const box = await L.box.sh(
-      `cd ${UNITS} && systemd-analyze verify --man=no hozo-agent-prune.service hozo-agent-prune.timer hozo-agent-idle.service hozo-agent-idle.timer hozo-poweroff-contrib.service 2>&1`,
+      `cd ${UNITS} && systemd-analyze verify --man=no hozo-agent-prune.service hozo-agent-prune.timer hozo-agent-idle.service hozo-agent-idle.timer hozo-poweroff-contrib.service hozo-import@backup.service 2>&1`,
     );
     expect(box.stdout.trim(), box.stdout).toBe('');
     expect(box.exitCode).toBe(0);
@@ -196,9 +198,16 @@ describe.skipIf(lab === undefined)('contrib/systemd units under real systemd (Op
   it("hozo-timers: one timer per job with the job's schedule, stale ones disabled, a refused config changes nothing", async () => {
     await writeControllerConfig([{ name: 'nightly', schedule: SCHEDULE, datasets: [{ source: `${SRC}/u`, target: `${AGENT_ROOT}/u` }] }]);
     try {
-      expect(await L.ctl.check('/usr/local/sbin/hozo-timers')).toContain(`hozo@nightly.timer: OnCalendar=${SCHEDULE}`);
+      // A config elsewhere (--config): the job's service is pointed at it.
+      await L.ctl.check('cp -p /etc/hozo/config.yaml /etc/hozo/other.yaml');
+      expect(await L.ctl.check('/usr/local/sbin/hozo-timers --config /etc/hozo/other.yaml')).toContain(`hozo@nightly.timer: OnCalendar=${SCHEDULE}`);
       expect((await L.ctl.check('systemctl is-enabled hozo@nightly.timer; systemctl is-active hozo@nightly.timer')).split('\n')).toEqual(['enabled', 'active']);
-      expect(await L.ctl.check('systemctl show -P TimersCalendar hozo@nightly.timer')).toContain(`OnCalendar=${SCHEDULE} `);
+      const calendar = await L.ctl.check('systemctl show -P TimersCalendar hozo@nightly.timer');
+      expect(calendar).toContain(`OnCalendar=${SCHEDULE} `);
+      // One entry: the drop-in's empty OnCalendar= took the template's `daily` away.
+      expect(calendar.match(/OnCalendar=/g), calendar).toHaveLength(1);
+      // The job's service reads the config hozo-timers read (the drop-in's assignment comes last and wins).
+      expect((await L.ctl.check('systemctl show -P Environment hozo@nightly.service')).trim()).toMatch(/HOZO_CONFIG=\/etc\/hozo\/other\.yaml$/);
       // The job renamed: the old timer goes, the new one comes.
       await writeControllerConfig([{ name: 'weekly', schedule: 'Sun 04:00', datasets: [{ source: `${SRC}/u`, target: `${AGENT_ROOT}/u` }] }]);
       const out = await L.ctl.check('/usr/local/sbin/hozo-timers');
@@ -214,7 +223,11 @@ describe.skipIf(lab === undefined)('contrib/systemd units under real systemd (Op
       expect(await L.ctl.check('systemctl show -P TimersCalendar hozo@weekly.timer')).toContain('OnCalendar=Sun *-*-* 04:00:00 ');
     } finally {
       // No timer of this test may fire during later tests (some step the VMs' clocks).
-      await L.ctl.check(`systemctl disable --now 'hozo@*.timer' 2>/dev/null; rm -rf ${UNITS}/hozo@*.timer.d; systemctl daemon-reload; true`);
+      // (systemctl disable takes no glob; stop matches the loaded units.)
+      await L.ctl.check(
+        `systemctl stop 'hozo@*.timer'; rm -f ${UNITS}/timers.target.wants/hozo@*.timer; rm -rf ${UNITS}/hozo@*.timer.d ${UNITS}/hozo@*.service.d /etc/hozo/other.yaml; systemctl daemon-reload; true`,
+      );
+      expect((await L.ctl.check("systemctl list-timers --all --no-legend 'hozo@*'")).trim()).toBe('');
     }
   });
 

@@ -1,7 +1,7 @@
 // The run report under journald: each line led by its syslog priority, so `journalctl -p err` shows the failed
 // datasets (message and hint) and nothing else; on a terminal or in a file no prefix at all. isJournalStream compares
 // JOURNAL_STREAM with the descriptor's own device and inode, as systemd.exec(5) says.
-import { closeSync, fstatSync, mkdtempSync, openSync } from 'node:fs';
+import { closeSync, fstatSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -56,6 +56,8 @@ describe('renderReport under journald', () => {
     const r = report();
     r.targetPools = [{ name: 'backup', health: 'DEGRADED' }];
     expect(byPriority(renderReport(r, { journal: true }))(3)).toContain('target pool backup: DEGRADED');
+    r.targetPools = [{ name: 'backup', health: 'ONLINE', errors: 2 }];
+    expect(byPriority(renderReport(r, { journal: true }))(3)).toContain('target pool backup: ONLINE');
     const plan = byPriority(renderReport(report('plan'), { journal: true }));
     expect(plan(3)).toEqual([]);
     expect(plan(4)).toContain('tank/v: target backup/tank/v has no common snapshot');
@@ -89,6 +91,7 @@ describe('isJournalStream', () => {
     } finally {
       closeSync(a);
       closeSync(b);
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
