@@ -5,6 +5,7 @@ import { CommanderError, type Command } from 'commander';
 import { ExitCode, exitCodeFor, HozoError } from '../errors.js';
 import { buildProgram } from './program.js';
 import { escapeUnsafe } from '../config/shown.js';
+import { isJournalStream } from '../util/log.js';
 
 /** --json anywhere on the command line (commander may not have parsed it when the error came). */
 const wantsJson = (argv: readonly string[]) => argv.slice(2).includes('--json');
@@ -64,7 +65,7 @@ async function main(argv: string[]): Promise<number> {
       }
       return e.exitCode === 0 ? ExitCode.OK : ExitCode.USAGE;
     }
-    const journal = process.env['JOURNAL_STREAM'] !== undefined;
+    const journal = isJournalStream(2);
     if (wantsJson(argv)) {
       const err =
         e instanceof HozoError

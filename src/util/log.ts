@@ -49,7 +49,7 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
       hint: 'point logFile at a regular file (or a new path in a writable directory); nothing was run',
     });
   const stream = opts.stream ?? process.stderr;
-  const journal = opts.journal ?? process.env['JOURNAL_STREAM'] !== undefined;
+  const journal = opts.journal ?? (stream === process.stderr && isJournalStream(2));
   const tty = !journal && stream.isTTY === true;
   let progressShown = false;
   const clearProgress = () => {
