@@ -48,7 +48,7 @@ describe.skipIf(lab === undefined)('contrib/systemd units under real systemd (Op
   };
   /** Now on ctl (whole seconds), so a read after a start sees that run only. The commands between two runs take
    *  seconds here. (journalctl --after-cursor with matches skipped the first matching entry on Debian 12's systemd.) */
-  const cursor = async () => (await L.ctl.check('sleep 1; date +%s')).trim();
+  const journalNow = async () => (await L.ctl.check('sleep 1; date +%s')).trim();
   /** `journalctl -u hozo@nightly [-p PRIORITY]` since `after` (message text only), after journald took in everything. */
   const journalSince = async (after: string, priority?: string) =>
     L.ctl.check(`journalctl --sync; journalctl --no-pager -o cat -u hozo@nightly.service --since @${after}${priority === undefined ? '' : ` -p ${priority}`}`);
@@ -115,7 +115,7 @@ describe.skipIf(lab === undefined)('contrib/systemd units under real systemd (Op
     await L.ctl.check(`zfs allow -u hozo ${CONTROLLER_PERMISSIONS.join(',')} ${SRC}`);
     await L.ctl.check(`zfs create ${SRC}/u && head -c 4M /dev/urandom > /tank/src/u/blob && zfs snapshot ${SRC}/u@s1`);
     await writeControllerConfig([{ name: 'nightly', schedule: SCHEDULE, datasets: [{ source: `${SRC}/u`, target: `${AGENT_ROOT}/u` }] }]);
-    const before = await cursor();
+    const before = await journalNow();
     const start = await L.ctl.sh('systemctl start hozo@nightly.service', { timeoutMs: 900_000 });
     const log = await journalSince(before);
     expect(start.exitCode, `${start.stderr}\n${log}`).toBe(0);
@@ -162,7 +162,7 @@ describe.skipIf(lab === undefined)('contrib/systemd units under real systemd (Op
     await L.ctl.writeFile(`${UNITS}/hozo@nightly.service.d/once.conf`, '[Service]\nExecStart=\nExecStart=/usr/local/bin/hozo run %i --attempts 1\n');
     await L.ctl.check('systemctl daemon-reload');
     try {
-      const before = await cursor();
+      const before = await journalNow();
       const start = await L.ctl.sh('systemctl start hozo@nightly.service', { timeoutMs: 900_000 });
       expect(start.exitCode).not.toBe(0);
       expect(await props(L.ctl, 'hozo@nightly.service', 'Result', 'ExecMainStatus')).toEqual(['exit-code', '1']);
