@@ -124,7 +124,7 @@ const RULES: readonly Rule[] = [
   {
     code: 'ZFS_PERMISSION',
     re: /permission denied|operation not permitted|delegated administration is disabled/i,
-    hint: `run as root, or delegate (OpenZFS): \`zfs allow -u USER ${CONTROLLER_PERMISSIONS.join(',')} SOURCE\` for the controller's user, \`zfs allow -u hozo ${AGENT_PERMISSIONS.join(',')} ROOT\` on an agent box`,
+    hint: `run as root, or delegate (OpenZFS): \`zfs allow -u USER ${CONTROLLER_PERMISSIONS.join(',')} SOURCE\` for the controller's user, \`zfs allow -u hozo ${AGENT_PERMISSIONS.join(',')} ROOT\` on an agent box; in a container, root also needs --cap-add SYS_ADMIN and --device /dev/zfs (docs/container.md)`,
   },
   {
     code: 'ZFS_NO_SPACE',

@@ -55,6 +55,7 @@ const SECONDS: Record<string, number> = {
   'received-props.test.ts': 158,
   'systemd-units.test.ts': 190,
   'progress.test.ts': 80,
+  'container.test.ts': 360,
 };
 
 export const estimatedSeconds = (file: string): number => SECONDS[file.slice(file.lastIndexOf('/') + 1)] ?? 300;
