@@ -48,11 +48,23 @@ function addressSyntaxProblem(a: string): string | undefined {
 
 const unbracketed = (a: string) => (a.startsWith('[') && a.endsWith(']') ? a.slice(1, -1) : a);
 
+/** The IPv4 address inside an IPv4-mapped IPv6 literal (::ffff:255.255.255.255, ::ffff:ffff:ffff, 0:0:0:0:0:ffff:…),
+ *  or undefined. The URL parser gives IPv6 its one canonical spelling. */
+export function mappedIpv4(ip: string): string | undefined {
+  if (isIP(ip) !== 6) return undefined;
+  const m = /^\[::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})\]$/.exec(new URL(`http://[${ip}]/`).hostname);
+  if (m === null) return undefined;
+  const [hi, lo] = [parseInt(m[1]!, 16), parseInt(m[2]!, 16)];
+  return [hi >> 8, hi & 0xff, lo >> 8, lo & 0xff].join('.');
+}
+
 /** Why `a` is not a host name or address hozo can connect to, or undefined. */
 export function hostAddressProblem(a: string): string | undefined {
   const syntax = addressSyntaxProblem(a);
   if (syntax !== undefined) return syntax;
   const ip = unbracketed(a);
+  const mapped = mappedIpv4(ip);
+  if (mapped !== undefined) return `${shownName(a)} is an IPv4-mapped IPv6 address: write the IPv4 address itself (${mapped})`;
   if (ip === '0.0.0.0') return '0.0.0.0 is not an address a box can have';
   if (isIP(ip) === 6 && /^[0:]+$/.test(ip)) return ':: (the unspecified address) is not an address a box can have';
   return undefined;

@@ -11,7 +11,7 @@ import { lstatSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeFileAtomicSync } from '../state/files.js';
-import { ensureDirectory } from '../util/safe-fs.js';
+import { ensureDirectory, readOwnFile } from '../util/safe-fs.js';
 import { readConfigText } from './read.js';
 
 /** How one kind of config is validated and where its cache lives (in the validated config's own stateDirectory). */
@@ -108,7 +108,7 @@ export async function loadCached<T extends { readonly stateDirectory: string }>(
     // Only a file this user wrote for itself: a cache entry planted by anyone else (another user, a group-writable
     // directory) is never taken for a validated config.
     if (ownPrivateFile(file)) {
-      const c = JSON.parse(readFileSync(file, 'utf8')) as { key?: unknown; config?: unknown };
+      const c = JSON.parse(readOwnFile(file)) as { key?: unknown; config?: unknown };
       if (c.key === key && typeof c.config === 'object' && c.config !== null) return { config: c.config as T, cached: true };
     }
   } catch {

@@ -28,6 +28,8 @@ const ERRNO_WORDS: Record<string, string> = {
   EIO: 'an input/output error (a file of the kernel that cannot be read like this, or a failing disk)',
   EAGAIN: 'nothing to read yet (a file that waits for data, like a pipe or a kernel log?)',
   EINVAL: 'it cannot be read like a file (a kernel file?)',
+  ENOTREG: 'it is not a regular file (a FIFO, device or directory in its place?)',
+  EFBIG: 'it is larger than any file hozo writes',
 };
 
 export function errnoWords(e: unknown): string {

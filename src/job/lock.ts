@@ -3,9 +3,11 @@
 // without a readable owner yet (another run between creating and writing it) is fresh for 30 s. A stale lock is
 // broken by renaming it aside first, so a run can never remove a lock another run has just taken.
 import { randomBytes } from 'node:crypto';
-import { closeSync, linkSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, linkSync, openSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 // mkdir -p that resolves the existing part first: a recursive mkdir into /proc (a symlink there) never returns.
-import { ensureDirectory } from '../util/safe-fs.js';
+import { ensureDirectory, readOwnFile } from '../util/safe-fs.js';
+import { errnoWords } from '../config/read.js';
+import { shownPath } from '../config/shown.js';
 import { join } from 'node:path';
 import { HozoError } from '../errors.js';
 import { lockIsStale, lockOwner } from '../util/proc.js';
@@ -17,8 +19,14 @@ export interface Lock {
 
 function read(path: string): { text: string; ageMs: number } | undefined {
   try {
-    return { text: readFileSync(path, 'utf8'), ageMs: Date.now() - statSync(path).mtimeMs };
-  } catch {
+    return { text: readOwnFile(path, 4096), ageMs: Date.now() - statSync(path).mtimeMs };
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    // A FIFO or a device in the lock's place (opened without blocking): not a lock any run took; nothing is removed.
+    if (code === 'ENOTREG' || code === 'EFBIG')
+      throw new HozoError('CONFIG_INVALID', `the job lock ${shownPath(path)} cannot be used: ${errnoWords(e)}`, {
+        hint: 'remove it yourself (hozo only ever writes a small regular file there)',
+      });
     return undefined; // gone meanwhile
   }
 }
@@ -33,7 +41,7 @@ function breakStale(path: string, judged: string): void {
   }
   let text: string | undefined;
   try {
-    text = readFileSync(aside, 'utf8');
+    text = readOwnFile(aside, 4096);
   } catch {
     text = undefined;
   }

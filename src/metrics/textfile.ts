@@ -4,11 +4,11 @@
 // Values that must outlive a failed run (last success time, the notification-failure counter, each dataset's newest
 // snapshot time) come from the job's state file when the caller passes it as `previous`; without it they are read
 // back from the previous textfile, so the file alone is enough to keep `time() - last_success` alerts correct.
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Counter, Gauge, Registry } from './prom.js';
 import { HozoError } from '../errors.js';
 import { safeFileStem, writeFileAtomic } from '../state/files.js';
+import { readOwnFile } from '../util/safe-fs.js';
 import { finishedIso, nextJobState, remembered, type JobState, type ObservedHost, type ObservedReport } from '../state/state.js';
 
 /** Wake timing of a host (the lifecycle's HostReport is one). */
@@ -262,7 +262,12 @@ export async function writeJobMetrics(
   const path = metricsFilePath(dir, report.job);
   let previous = opts.previous;
   if (previous === undefined) {
-    const old = await readFile(path, 'utf8').catch(() => undefined);
+    let old: string | undefined;
+    try {
+      old = readOwnFile(path);
+    } catch {
+      old = undefined; // none yet, or not a file hozo wrote: nothing carried over
+    }
     if (old !== undefined) previous = carriedFromTextfile(old, report.job);
   }
   const state = nextJobState(previous, report, { now, notifyFailures: opts.notifyFailures ?? 0 });

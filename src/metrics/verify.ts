@@ -1,11 +1,11 @@
 // The Prometheus textfile of a job's verifications (`hozo_verify_<job>.prom`, beside the run's `hozo_<job>.prom`, so
 // neither overwrites the other). The last success time is carried over from the previous file across failed runs.
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Gauge, Registry } from './prom.js';
 import { HozoError } from '../errors.js';
 import type { VerifyReport } from '../job/verify.js';
 import { safeFileStem, writeFileAtomic } from '../state/files.js';
+import { readOwnFile } from '../util/safe-fs.js';
 
 export const VERIFY_METRIC_NAMES = [
   'hozo_verify_last_run_timestamp_seconds',
@@ -61,7 +61,12 @@ export function renderVerifyMetrics(r: VerifyReport, lastSuccess: number): Promi
 
 export async function writeVerifyMetrics(dir: string, r: VerifyReport): Promise<string> {
   const path = join(dir, verifyMetricsFileName(r.job));
-  const old = await readFile(path, 'utf8').catch(() => '');
+  let old = '';
+  try {
+    old = readOwnFile(path);
+  } catch {
+    // none yet, or not a file hozo wrote
+  }
   const m = /^hozo_verify_last_success_timestamp_seconds\{[^}]*\}\s+(\S+)/m.exec(old);
   const lastSuccess = m !== null && Number.isFinite(Number(m[1])) ? Number(m[1]) : 0;
   try {

@@ -1,11 +1,10 @@
 // A small JSON file per job in the state directory: what `hozo status` shows and what the metrics file carries over
 // between runs (last success, notification failures, each dataset's newest snapshot on the target).
-import { readFileSync } from 'node:fs';
 import { errnoWords } from '../config/read.js';
 import { shownPath } from '../config/shown.js';
 import { stateDirectoryProblem } from './dir.js';
 // mkdir -p that resolves the existing part first: a recursive mkdir into /proc (a symlink there) never returns.
-import { ensureDirectory } from '../util/safe-fs.js';
+import { ensureDirectory, readOwnFile } from '../util/safe-fs.js';
 import { join } from 'node:path';
 import type { DatasetReport, DatasetResult, ErrorInfo, JobReport } from '../job/report.js';
 import { safeFileStem, writeFileAtomicSync } from './files.js';
@@ -185,7 +184,7 @@ export function readJobState(stateDirectory: string, job: string, warn?: (msg: s
   const path = jobStatePath(stateDirectory, job);
   let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    text = readOwnFile(path);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') {
       const dir = stateDirectoryProblem(stateDirectory);

@@ -5,7 +5,7 @@
 // overrides the choice.
 import { readFileSync } from 'node:fs';
 // mkdir -p that resolves the existing part first: a recursive mkdir into /proc (a symlink there) never returns.
-import { ensureDirectory } from '../util/safe-fs.js';
+import { ensureDirectory, readOwnFile } from '../util/safe-fs.js';
 import { join } from 'node:path';
 import { writeFileAtomicSync } from '../state/files.js';
 
@@ -40,7 +40,7 @@ const cpuFile = (stateDirectory: string, host: string) => join(stateDirectory, '
 export function rememberedAes(stateDirectory: string | undefined, host: string): boolean | undefined {
   if (stateDirectory === undefined) return undefined;
   try {
-    const v = (JSON.parse(readFileSync(cpuFile(stateDirectory, host), 'utf8')) as { aes?: unknown }).aes;
+    const v = (JSON.parse(readOwnFile(cpuFile(stateDirectory, host))) as { aes?: unknown }).aes;
     return typeof v === 'boolean' ? v : undefined;
   } catch {
     return undefined;

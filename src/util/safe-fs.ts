@@ -3,7 +3,7 @@
 // writer, so: text first (no NUL or control characters, no "..", not under /proc, /sys or /dev once normalized), then
 // at use the deepest existing ancestor is resolved (symlinks too) before anything is created below it, one level at a
 // time, and a log file is opened without blocking and must be a regular file. No zod here (start-up path, agent).
-import { closeSync, constants, fstatSync, mkdirSync, openSync, realpathSync, statSync, writeSync } from 'node:fs';
+import { closeSync, constants, fstatSync, mkdirSync, openSync, readFileSync, realpathSync, statSync, writeSync } from 'node:fs';
 import { posix } from 'node:path';
 import { escapeUnsafe, shownPath } from '../config/shown.js';
 
@@ -100,6 +100,26 @@ export function kindOf(st: import('node:fs').Stats): string {
   if (st.isBlockDevice()) return 'a block device';
   if (st.isSocket()) return 'a socket';
   return 'not a regular file';
+}
+
+/** Largest file of its own hozo reads back (state, locks, caches): a state file of thousands of datasets is far less. */
+export const MAX_OWN_FILE = 16 * 1024 * 1024;
+
+/**
+ * A file hozo wrote itself (job state, a lock, a cache), read without ever blocking: opened O_NONBLOCK (a FIFO put in
+ * its place cannot hold the open, nor the read), and only a regular file of at most `maxBytes`. Otherwise the fs
+ * error, or one with code ENOTREG or EFBIG; the callers treat each like an unreadable file.
+ */
+export function readOwnFile(path: string, maxBytes = MAX_OWN_FILE): string {
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw Object.assign(new Error(`${shownPath(path)} is ${kindOf(st)}, not a regular file`), { code: 'ENOTREG' });
+    if (st.size > maxBytes) throw Object.assign(new Error(`${shownPath(path)} is ${st.size} bytes, more than hozo writes`), { code: 'EFBIG' });
+    return readFileSync(fd, 'utf8');
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** Why `file` cannot be a log file hozo appends to (not a regular file, or in /proc, /sys, /dev), without creating it. */

@@ -2,9 +2,8 @@
 // zfs-fuse and one SSH round trip; what it finds changes only when ZFS or the tools around it change. A fingerprint of
 // those programs (path after symlinks, size, mtime, inode) and of the loaded kernel module decides whether the stored
 // probe output still holds. The raw output is stored, not the parsed result, so a newer hozo re-reads it its own way.
-import { readFileSync } from 'node:fs';
 // mkdir -p that resolves the existing part first: a recursive mkdir into /proc (a symlink there) never returns.
-import { ensureDirectory } from '../util/safe-fs.js';
+import { ensureDirectory, readOwnFile } from '../util/safe-fs.js';
 import { join } from 'node:path';
 import { safeFileStem, writeFileAtomicSync } from '../state/files.js';
 import { PROBE_SECTIONS } from './capabilities.js';
@@ -67,7 +66,7 @@ export class CapabilityCache {
     const path = this.path(name);
     if (path === undefined) return undefined;
     try {
-      const c = JSON.parse(readFileSync(path, 'utf8')) as Partial<CachedProbe>;
+      const c = JSON.parse(readOwnFile(path)) as Partial<CachedProbe>;
       if (typeof c.fingerprint !== 'string' || typeof c.probe !== 'string' || typeof c.probedAt !== 'number' || c.endpoint !== endpoint) return undefined;
       const age = this.now() - c.probedAt;
       if (age < 0 || age > MAX_AGE_MS || !usableFingerprint(c.fingerprint)) return undefined;

@@ -6,7 +6,7 @@
 // root, again as an unprivileged one (nobody).
 import { execFileSync } from 'node:child_process';
 import { execa } from 'execa';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -418,6 +418,39 @@ describe.skipIf(skip !== undefined)('bad config input: exit 2, a clear message, 
       expect(res.seconds, said).toBeLessThan(15);
     }
     expect(existsSync(STATE())).toBe(false);
+  });
+
+  it("a FIFO in place of hozo's own files (job state, lock, metrics): no hang; the lock is refused with exit 2 and left alone", async () => {
+    const st = join(dir, 'fifo-state');
+    mkdirSync(join(st, 'jobs'), { recursive: true });
+    mkdirSync(join(st, 'locks'), { recursive: true });
+    mkdirSync(join(st, 'metrics'), { recursive: true });
+    for (const f of ['jobs/j.json', 'metrics/hozo_j.prom']) if (!existsSync(join(st, f))) execFileSync('mkfifo', [join(st, f)]);
+    const p = write('fifostate.yaml', `stateDirectory: ${st}\nmetrics: {textfileDirectory: ${join(st, 'metrics')}}\n${BOX}`);
+    // The state file: read without blocking, warned about in words, treated as absent.
+    for (const cmd of [['status'], ['plan', 'j'], ['run', 'j', '--dry-run']]) {
+      const res = await hozo(['--config', p, ...cmd]);
+      const said = `${cmd.join(' ')}: exit ${res.status}\n${res.stderr}${res.stdout}`;
+      noCrash(res, said);
+      expect(res.seconds, said).toBeLessThan(15);
+      if (cmd[0] === 'status') expect(res.stderr, said).toMatch(/cannot read state file .*j\.json: it is not a regular file/);
+    }
+    // The lock: a FIFO where the lock goes is not a lock any run took: exit 2, named, and not removed.
+    const lock = join(st, 'locks', 'j.lock');
+    execFileSync('mkfifo', [lock]);
+    const res = await hozo(['--config', p, 'run', 'j']);
+    const said = `run j: exit ${res.status}\n${res.stderr}${res.stdout}`;
+    noCrash(res, said);
+    expect(res.status, said).toBe(2);
+    expect(res.stderr, said).toMatch(/the job lock .*j\.lock cannot be used: it is not a regular file/);
+    expect(res.seconds, said).toBeLessThan(15);
+    expect(statSync(lock).isFIFO()).toBe(true);
+    // Without it, the run goes on (the box is unreachable: exit 3) and its metrics replace the FIFO there.
+    rmSync(lock);
+    const ran = await hozo(['--config', p, 'run', 'j']);
+    noCrash(ran, ran.stderr);
+    expect(ran.seconds, ran.stderr).toBeLessThan(15);
+    expect(statSync(join(st, 'metrics', 'hozo_j.prom')).isFile(), ran.stderr).toBe(true);
   });
 
   it('a state, metrics or log path through a symlink into /proc: exit 2 naming it, before anything (no hang)', async () => {

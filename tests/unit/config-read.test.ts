@@ -52,6 +52,18 @@ describe('reading a config: encodings, nesting, duplicate and __proto__ keys', (
     expect(hostAddressProblem(`${'a'.repeat(64)}.lan`)).toMatch(/63/);
     expect(wakeAddressProblem(LIMITED_BROADCAST)).toMatch(/limited broadcast/);
     expect(wakeAddressProblem('192.168.1.255')).toBeUndefined();
+    // IPv4-mapped IPv6 spellings of the limited broadcast, 0.0.0.0 or any IPv4 address: refused, the IPv4 form named.
+    for (const [a, v4] of [
+      ['::ffff:255.255.255.255', '255.255.255.255'],
+      ['[::ffff:ffff:ffff]', '255.255.255.255'],
+      ['0:0:0:0:0:ffff:0.0.0.0', '0.0.0.0'],
+      ['::FFFF:c0a8:1ff', '192.168.1.255'],
+    ]) {
+      expect(wakeAddressProblem(a!), a).toContain(`write the IPv4 address itself (${v4})`);
+      expect(hostAddressProblem(a!), a).toBeDefined();
+    }
+    expect(wakeAddressProblem('fe80::1')).toBeUndefined();
+    expect(hostAddressProblem('::1')).toBeUndefined();
   });
 });
 
