@@ -5,11 +5,18 @@
 //   date      [year-]month-day, or month~day (the day counted from the month's end); each part *, a number, a..b,
 //             or x/step, comma-separated lists of those
 //   time      hour:minute[:second], the same parts (seconds may have a fraction)
-//   timezone  the last word, after a shorthand or the rest: UTC, GMT, Europe/Berlin, EST5EDT (systemd checks it against
-//             the zoneinfo of the host the timer runs on; this check cannot know that one, so any zone-like word passes)
+//   timezone  the last word, after a shorthand or the rest: UTC, GMT, Europe/Berlin, EST5EDT. systemd looks it up in
+//             the zoneinfo of the host the timer runs on; where this host has a zoneinfo directory (TZDIR,
+//             /usr/share/zoneinfo, /etc/zoneinfo: NixOS) the zone must be a file there, else any zone-like word passes
+//   @seconds  a UNIX time, alone (or with a zone)
+// A value with a step (not a range) must leave room for it (systemd: 12/12:00 is refused, 12/11:00 runs; after ~ the
+// room is towards the month's start: ~5/2 runs, ~1/2 does not); seconds are
+// read to the microsecond, rounded (59.9999999 is 60, refused; a step of 0.0000001 is 0, refused).
 // Where in doubt this check lets an expression through: it must never refuse what systemd runs (a config that
 // worked would stop working), so what it refuses is malformed for certain.
 // tests/unit/calendar.test.ts compares this with `systemd-analyze calendar` on the same expressions.
+
+import { statSync } from 'node:fs';
 
 const SHORTHANDS = new Set(['minutely', 'hourly', 'daily', 'weekly', 'monthly', 'yearly', 'annually', 'quarterly', 'semiannually']);
 const WEEKDAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'];
@@ -22,38 +29,50 @@ const weekdayIndex = (s: string): number => {
 };
 
 function weekdays(token: string): boolean {
-  return token.split(',').every((part) => {
+  // One trailing comma is allowed ("Mon," and "Mon..Fri," run); an empty part elsewhere is not.
+  const parts = token.split(',');
+  if (parts.length > 1 && parts[parts.length - 1] === '') parts.pop();
+  return parts.every((part) => {
     const r = part.includes('..') ? part.split('..') : part.split('-');
     // A range runs forwards within the week (Mon..Fri; Fri..Mon is refused).
     return r.length <= 2 && r.every((w) => weekdayIndex(w) >= 0) && (r.length === 1 || weekdayIndex(r[0]!) <= weekdayIndex(r[1]!));
   });
 }
 
+/** A number as systemd reads it: whole, or (seconds) to the microsecond, rounded; NaN when malformed. */
+const numberOf = (s: string, fraction: boolean): number =>
+  (fraction ? /^\d+(\.\d+)?$/ : /^\d+$/).test(s) ? (fraction ? Math.round(Number(s) * 1e6) / 1e6 : Number(s)) : Number.NaN;
+
 /** One numeric field: `*`, or comma-separated `n` and `a..b`, each with an optional `/step` (step > 0; systemd
- *  refuses `*` with a step: write 0/15). With `fraction` (seconds) values and steps may have decimals. */
-function field(token: string, min: number, max: number, fraction = false, inRange = (n: number) => n >= min && n < max + 1): boolean {
+ *  refuses `*` with a step: write 0/15; a single value's step must keep it within max). With `fraction` (seconds)
+ *  values and steps may have decimals. `value` maps what is written to what counts (two-digit years). */
+function field(token: string, min: number, max: number, fraction = false, value = (n: number) => n, backwards = false): boolean {
   if (token === '*') return true;
-  const num = fraction ? /^\d{1,2}(\.\d+)?$/ : /^\d{1,4}$/;
-  const ok = (s: string) => num.test(s) && inRange(Number(s));
+  const limit = fraction ? max + 0.999999 : max;
+  const read = (s: string) => value(numberOf(s, fraction));
+  const ok = (n: number) => n >= min && n <= limit;
   return token.split(',').every((part) => {
-    const [value, step, extra] = part.split('/');
-    if (extra !== undefined || value === undefined || value === '') return false;
-    if (step !== undefined && !((fraction ? /^\d{1,4}(\.\d+)?$/ : /^\d{1,4}$/).test(step) && Number(step) > 0)) return false;
-    const r = value.split('..');
-    if (r.length === 1) return ok(r[0]!);
-    return r.length === 2 && ok(r[0]!) && ok(r[1]!) && Number(r[0]) <= Number(r[1]);
+    const [v, step, extra] = part.split('/');
+    if (extra !== undefined || v === undefined || v === '') return false;
+    const by = step === undefined ? undefined : numberOf(step, fraction);
+    if (by !== undefined && !(by > 0)) return false;
+    const r = v.split('..');
+    if (r.length === 1) return ok(read(r[0]!)) && (by === undefined || (backwards ? read(r[0]!) - by >= min : read(r[0]!) + by <= limit));
+    return r.length === 2 && ok(read(r[0]!)) && ok(read(r[1]!)) && read(r[0]!) <= read(r[1]!);
   });
 }
 
-/** Years: 1970–2199, or up to 99 however zero-padded (systemd reads 25 and 0025 as 2025). */
-const year = (t: string) => field(t, 0, 2199, false, (n) => n <= 99 || (n >= 1970 && n <= 2199));
+/** Years: 1970–2199; 0–69 are 2000–2069 and 70–99 are 1970–1999, however zero-padded (systemd reads 25 and 0025 as
+ *  2025). */
+const year = (t: string) => field(t, 1970, 2199, false, (n) => (n < 70 ? 2000 + n : n < 100 ? 1900 + n : n));
 
 function date(token: string): boolean {
   // month~day: the day counted back from the end of the month.
   const tilde = /^([^-~]+)-([^-~]+)~([^-~]+)$|^([^-~]+)~([^-~]+)$/.exec(token);
   if (tilde !== null) {
     const [y, month, day] = tilde[1] !== undefined ? [tilde[1], tilde[2]!, tilde[3]!] : [undefined, tilde[4]!, tilde[5]!];
-    return (y === undefined || year(y)) && field(month, 1, 12) && field(day, 1, 31);
+    // A step after ~ counts towards the month's start, and must stay in it (*-*~5/2 runs, *-*~1/2 does not).
+    return (y === undefined || year(y)) && field(month, 1, 12) && field(day, 1, 31, false, (n) => n, true);
   }
   const parts = token.split('-');
   if (parts.length === 3) return year(parts[0]!) && field(parts[1]!, 1, 12) && field(parts[2]!, 1, 31);
@@ -67,14 +86,53 @@ function time(token: string): boolean {
   return field(parts[0]!, 0, 23) && field(parts[1]!, 0, 59) && (parts[2] === undefined || field(parts[2], 0, 59, true));
 }
 
-/** A zone-like word: UTC, GMT, EST5EDT, Europe/Berlin, America/Argentina/Buenos_Aires, Etc/GMT+2. */
-const isTimezone = (s: string): boolean => /^[A-Za-z][A-Za-z0-9_+-]*(\/[A-Za-z0-9_+-]+)*$/.test(s) && !weekdays(s) && !SHORTHANDS.has(s.toLowerCase());
+const ZONE_LIKE = /^[A-Za-z][A-Za-z0-9_+-]*(\/[A-Za-z0-9_+-]+)*$/;
+
+/** This host's zoneinfo directory, if it has one (looked up once). */
+let zoneDir: string | null | undefined;
+function zoneinfo(): string | null {
+  if (zoneDir === undefined) {
+    zoneDir = null;
+    for (const d of [process.env['TZDIR'], '/usr/share/zoneinfo', '/etc/zoneinfo']) {
+      if (d === undefined || d === '' || !d.startsWith('/')) continue;
+      try {
+        if (statSync(`${d}/UTC`).isFile()) {
+          zoneDir = d;
+          break;
+        }
+      } catch {
+        // not this one
+      }
+    }
+  }
+  return zoneDir;
+}
+
+/** A zone-like word (UTC, GMT, EST5EDT, Europe/Berlin, America/Argentina/Buenos_Aires, Etc/GMT+2) that names a zone
+ *  of this host's zoneinfo where it has one. */
+function isTimezone(s: string): boolean {
+  if (!ZONE_LIKE.test(s) || weekdays(s) || SHORTHANDS.has(s.toLowerCase())) return false;
+  if (s.toUpperCase() === 'UTC') return true;
+  const dir = zoneinfo();
+  if (dir === null) return true;
+  try {
+    return statSync(`${dir}/${s}`).isFile();
+  } catch {
+    return false;
+  }
+}
 
 /** Whether systemd accepts `expr` as OnCalendar=; the reason when not (a short phrase). */
 export function calendarProblem(expr: string): string | undefined {
   const tokens = expr.trim().split(/\s+/).filter(Boolean);
   if (tokens.length === 0) return 'empty';
-  const isZoneAt = (i: number) => i === tokens.length - 1 && isTimezone(tokens[i]!);
+  // systemd splits at spaces only, and the zone off at the last one: "Mon  12:00" runs, "12:00  UTC" does not.
+  // (Leading and trailing blanks are trimmed from a unit file's value, and so here.)
+  if (/[^\S ]/.test(expr.trim())) return 'a tab or line break between its parts (separate them with spaces)';
+  const trimmed = expr.trim();
+  const isZoneAt = (i: number) => i === tokens.length - 1 && isTimezone(tokens[i]!) && !trimmed.endsWith(`  ${tokens[i]}`);
+  // A UNIX time ("@1700000000"), alone or with a zone.
+  if (/^@\d+$/.test(tokens[0]!)) return tokens.length === 1 || (tokens.length === 2 && isZoneAt(1)) ? undefined : `unexpected "${tokens[1]}"`;
   // A shorthand, alone or with a zone ("daily", "monthly UTC").
   if (SHORTHANDS.has(tokens[0]!.toLowerCase())) return tokens.length === 1 || (tokens.length === 2 && isZoneAt(1)) ? undefined : `unexpected "${tokens[1]}"`;
   let i = 0;
@@ -98,6 +156,8 @@ export function calendarProblem(expr: string): string | undefined {
     i++;
   }
   if (i < tokens.length && isZoneAt(i)) i++;
+  if (i === tokens.length - 1 && ZONE_LIKE.test(tokens[i]!) && zoneinfo() !== null)
+    return `"${tokens[i]}" is no time zone of this host (no ${zoneinfo()}/${tokens[i]}; e.g. UTC or Europe/Berlin)`;
   if (i < tokens.length) return `unexpected "${tokens[i]}"`;
   // A lone weekday list is fine too ("Mon": Mondays at midnight).
   if (!sawWeekday && !sawDate && !sawTime) return 'names no weekday, date or time';
