@@ -82,6 +82,8 @@ export interface BringUpOptions {
   /** A box this call woke that then does not become ready is powered off again (default true; `hozo wake --wait`
    *  leaves it up for the user to look at). */
   readonly sleepIfNotReady?: boolean;
+  /** The run's interruption: a wait for the box ends at once (and a box this call woke is put back to sleep). */
+  readonly signal?: AbortSignal;
 }
 
 export async function bringUp(
@@ -214,6 +216,7 @@ export async function bringUp(
       const ready = await waitReady(hostName, { tcp: async () => true, ssh: connect, pool: poolCheck }, host.readyTimeout, clock, {
         wake: host.wake?.method ?? 'none',
         via: host.via !== undefined,
+        ...(opts.signal !== undefined ? { signal: opts.signal } : {}),
       });
       log.debug(`${hostName}: pools ready after ${ready.seconds.toFixed(2)}s`);
       trace(`${hostName}: pools ready`);
@@ -250,7 +253,7 @@ export async function bringUp(
       },
       host.readyTimeout,
       clock,
-      { wake: host.wake?.method ?? 'none', via: host.via !== undefined },
+      { wake: host.wake?.method ?? 'none', via: host.via !== undefined, ...(opts.signal !== undefined ? { signal: opts.signal } : {}) },
     );
     report.wakeSeconds = (clock.now() - started) / 1000;
     requestSeconds = ready.probeSeconds;

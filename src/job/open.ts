@@ -32,6 +32,8 @@ export interface OpenOptions {
   readonly sourceRoots?: readonly string[];
   /** The box's connection, started by the CLI while hozo loaded. */
   readonly early?: EarlyConnection;
+  /** The run's interruption (ends a wait for the box at once). */
+  readonly signal?: AbortSignal;
 }
 
 /** Brings the box up (wake → ready → lease) and learns what each host's ZFS can do (cached per host). */
@@ -48,6 +50,7 @@ export async function openHosts(config: Config, job: JobConfig, log: Logger, opt
           inventoryRoots: job.datasets.map((d) => d.target),
           onConnecting: () => connecting(),
           ...(opts.early !== undefined ? { early: opts.early } : {}),
+          ...(opts.signal !== undefined ? { signal: opts.signal } : {}),
         });
   box?.catch(() => connecting());
   if (box === undefined) connecting();

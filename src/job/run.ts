@@ -90,6 +90,7 @@ export async function runJob(config: Config, job: JobConfig, opts: RunOptions): 
       wake: mode === 'run' || opts.wake === true,
       sourceRoots: specs.map((s) => s.source),
       ...(opts.early !== undefined ? { early: opts.early } : {}),
+      ...(opts.signal !== undefined ? { signal: opts.signal } : {}),
     });
     const { source, target } = hosts;
     trace('job: hosts open');

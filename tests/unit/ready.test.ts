@@ -37,6 +37,27 @@ function probes(opts: { tcpAt?: number; sshAt?: number; poolAt?: number; sshErro
 }
 
 describe('waitReady', () => {
+  it('a signal (SIGTERM) ends the wait at once with its reason, mid-sleep, however long readyTimeout is', async () => {
+    // A real clock: the abort must cut a real sleep short.
+    const clock: Clock = { now: () => Date.now(), sleep: (ms) => new Promise((r) => setTimeout(r, ms)) };
+    const ac = new AbortController();
+    const reason = new HozoError('INTERRUPTED', 'interrupted by SIGTERM');
+    let tcpCalls = 0;
+    const p: ReadyProbes = {
+      tcp: async () => (tcpCalls++, false),
+      ssh: async () => undefined,
+      pool: async () => ({ ready: true, detail: '' }),
+    };
+    setTimeout(() => ac.abort(reason), 1500);
+    const t = Date.now();
+    await expect(waitReady('box', p, 600, clock, { wake: 'none', signal: ac.signal })).rejects.toBe(reason);
+    expect(Date.now() - t).toBeLessThan(3000);
+    expect(tcpCalls).toBeGreaterThan(1);
+    // Already aborted: no probe at all.
+    let probed = false;
+    await expect(waitReady('box', { ...p, tcp: async () => ((probed = true), true) }, 600, clock, { signal: ac.signal })).rejects.toBe(reason);
+    expect(probed).toBe(false);
+  });
   it('goes tcp → ssh → pool and records when each became ready', async () => {
     const clock = fakeClock();
     const p = probes({ tcpAt: 5000, sshAt: 6000, poolAt: 9000 }, clock);
