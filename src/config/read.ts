@@ -112,7 +112,7 @@ export function decodeConfig(bytes: Buffer, file: string): string {
 
 /**
  * Refuses text nested deeper than MAX_CONFIG_DEPTH before a parser recurses into it: flow brackets (`[`, `{`, JSON's
- * only nesting), compact YAML sequences (`- - - x`) and indentation. Brackets inside quoted strings are counted too —
+ * only nesting), compact YAML sequences (`- - - x`) and explicit keys (`? ? ? x`), and indentation. Brackets inside quoted strings are counted too —
  * no real config has dozens of unclosed ones.
  */
 export function nestingProblem(text: string): string | undefined {
@@ -130,8 +130,9 @@ export function nestingProblem(text: string): string | undefined {
   for (const [i, l] of lines.entries()) {
     const lead = /^[ \t]*/.exec(l)![0].length;
     if (lead > MAX_INDENT && l.trim() !== '') return `line ${i + 1}: indented ${lead} columns (at most ${MAX_INDENT}); a hozo config is a few levels deep`;
-    const dashes = /^(?:[ \t]*-(?:[ \t]+|$))+/.exec(l);
-    if (dashes !== null && (dashes[0].match(/-/g) ?? []).length > MAX_CONFIG_DEPTH)
+    // Compact nesting on one line: sequence entries (`- - x`) and explicit keys and values (`? ? x`, `: : x`).
+    const dashes = /^(?:[ \t]*[-?:](?:[ \t]+|$))+/.exec(l);
+    if (dashes !== null && (dashes[0].match(/[-?:]/g) ?? []).length > MAX_CONFIG_DEPTH)
       return `line ${i + 1}: nested deeper than ${MAX_CONFIG_DEPTH} levels; a hozo config is a few levels deep`;
   }
   return undefined;

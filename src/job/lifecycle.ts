@@ -223,12 +223,13 @@ export async function bringUp(
       requestSeconds = ready.probeSeconds;
       return;
     }
-    if (!opts.wake)
-      throw new HozoError(
-        'HOST_UNREACHABLE',
-        `${hostName} is asleep (no answer on ${host.address}:${host.port}${host.via !== undefined ? ` through ${host.via.address}` : ''})`,
-        { hint: 'pass --wake to wake it' },
-      );
+    const noAnswer = `no answer on ${host.address}:${host.port}${host.via !== undefined ? ` through ${host.via.address}` : ''}`;
+    // An always-on host (wake: none) is not asleep when it does not answer: it is unreachable, and --wake cannot help.
+    if (!opts.wake && (host.wake === undefined || host.wake.method === 'none'))
+      throw new HozoError('HOST_UNREACHABLE', `${hostName} is unreachable (${noAnswer})`, {
+        hint: 'it has no wake method (wake: none): check that it is on, its address and port, and the network between',
+      });
+    if (!opts.wake) throw new HozoError('HOST_UNREACHABLE', `${hostName} is asleep (${noAnswer})`, { hint: 'pass --wake to wake it' });
     if (host.wake === undefined || host.wake.method === 'none') {
       log.debug(`${hostName}: no wake method; waiting for it to answer`);
     } else {

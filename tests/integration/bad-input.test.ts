@@ -61,6 +61,8 @@ const rows: Row[] = [
   { what: '5000 levels of [', file: 'deep.yaml', text: `hosts: ${'['.repeat(5000)}${']'.repeat(5000)}\n`, says: /nested deeper than 64/ },
   { what: '5000 levels of JSON arrays', file: 'deep.json', text: `{"hosts": ${'['.repeat(5000)}${']'.repeat(5000)}}`, says: /nested deeper than 64/ },
   { what: '3000 compact YAML sequences', file: 'dash.yaml', text: `jobs:\n  ${'- '.repeat(3000)}x\n`, says: /nested deeper than 64/ },
+  { what: '3000 explicit YAML keys (? ? ? a)', file: 'qkeys.yaml', text: `${'? '.repeat(3000)}a\n`, says: /nested deeper than 64/ },
+  { what: '3000 explicit YAML values (: : : a)', file: 'qvals.yaml', text: `? a\n${': '.repeat(3000)}a\n`, says: /nested deeper than 64/ },
   { what: 'duplicate keys in JSON', file: 'dup.json', text: '{"hosts": {"a": {"address": "x"}, "a": {"address": "y"}}}', says: /"hosts\.a" appears twice/ },
   { what: 'a __proto__ host', file: 'proto.json', text: '{"hosts": {"__proto__": {"address": "x"}}}', says: /__proto__/ },
   { what: 'a job on host toString', text: yaml(job().replace('host: local', 'host: toString')), says: /unknown host "toString"/ },
@@ -398,6 +400,22 @@ describe.skipIf(skip !== undefined)('bad config input: exit 2, a clear message, 
     const res = await hozo(['--config', p, '--json', 'wake', 'box']);
     expect(res.status, res.stderr).toBe(0);
     expect(JSON.parse(res.stdout)).toMatchObject({ version: 1, name: 'box', woke: false, detail: expect.stringMatching(/always on/) });
+  });
+
+  it('plan and run --dry-run against an always-on host (wake: none) that does not answer: "unreachable", no --wake hint', async () => {
+    const p = write('wake-none-plan.yaml', `stateDirectory: ${join(dir, 'wake-state')}\n${BOX}`);
+    for (const cmd of [
+      ['plan', 'j'],
+      ['run', 'j', '--dry-run'],
+    ]) {
+      const res = await hozo(['--config', p, '--json', ...cmd]);
+      const said = `${cmd.join(' ')}: exit ${res.status}\n${res.stdout}${res.stderr}`;
+      noCrash(res, said);
+      const err = JSON.parse(res.stdout).error;
+      expect(err.message, said).toMatch(/^box is unreachable \(no answer on 127\.0\.0\.1:1\)/);
+      expect(err.hint, said).toMatch(/wake: none/);
+      expect(res.stdout + res.stderr, said).not.toMatch(/asleep|--wake/);
+    }
   });
 
   it('a FIFO as logFile: refused by config check and before plan or run does anything (no hang)', async () => {
