@@ -56,9 +56,10 @@ function field(token: string, min: number, max: number, fraction = false, value 
     if (extra !== undefined || v === undefined || v === '') return false;
     const by = step === undefined ? undefined : numberOf(step, fraction);
     if (by !== undefined && !(by > 0)) return false;
-    const r = v.split('..');
-    if (r.length === 1) return ok(read(r[0]!)) && (by === undefined || (backwards ? read(r[0]!) - by >= min : read(r[0]!) + by <= limit));
-    return r.length === 2 && ok(read(r[0]!)) && ok(read(r[1]!)) && read(r[0]!) <= read(r[1]!);
+    const [from, to, more] = v.split('..').map(read);
+    if (more !== undefined) return false;
+    if (to === undefined) return ok(from!) && (by === undefined || (backwards ? from! - by >= min : from! + by <= limit));
+    return ok(from!) && ok(to) && from! <= to;
   });
 }
 
@@ -124,12 +125,12 @@ function isTimezone(s: string): boolean {
 
 /** Whether systemd accepts `expr` as OnCalendar=; the reason when not (a short phrase). */
 export function calendarProblem(expr: string): string | undefined {
-  const tokens = expr.trim().split(/\s+/).filter(Boolean);
+  // Leading and trailing blanks are trimmed from a unit file's value, and so here.
+  const trimmed = expr.trim();
+  const tokens = trimmed.split(/\s+/).filter(Boolean);
   if (tokens.length === 0) return 'empty';
   // systemd splits at spaces only, and the zone off at the last one: "Mon  12:00" runs, "12:00  UTC" does not.
-  // (Leading and trailing blanks are trimmed from a unit file's value, and so here.)
-  if (/[^\S ]/.test(expr.trim())) return 'a tab or line break between its parts (separate them with spaces)';
-  const trimmed = expr.trim();
+  if (/[^\S ]/.test(trimmed)) return 'a tab or line break between its parts (separate them with spaces)';
   const isZoneAt = (i: number) => i === tokens.length - 1 && isTimezone(tokens[i]!) && !trimmed.endsWith(`  ${tokens[i]}`);
   // A UNIX time ("@1700000000"), alone or with a zone.
   if (/^@\d+$/.test(tokens[0]!)) return tokens.length === 1 || (tokens.length === 2 && isZoneAt(1)) ? undefined : `unexpected "${tokens[1]}"`;

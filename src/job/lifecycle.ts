@@ -196,6 +196,11 @@ export async function bringUp(
       target.catch(() => undefined);
     }
   };
+  const readyContext = {
+    wake: host.wake?.method ?? 'none',
+    via: host.via !== undefined,
+    ...(opts.signal !== undefined ? { signal: opts.signal } : {}),
+  } as const;
   /** Awake already? Then use it as it is; else wake it. Either way wait until ready. */
   const comeUp = async (): Promise<void> => {
     const started = clock.now();
@@ -213,24 +218,21 @@ export async function bringUp(
     opts.onConnecting?.();
     if (report.awakeBefore) {
       log.info(`${hostName} is already awake; it will be left as it is`);
-      const ready = await waitReady(hostName, { tcp: async () => true, ssh: connect, pool: poolCheck }, host.readyTimeout, clock, {
-        wake: host.wake?.method ?? 'none',
-        via: host.via !== undefined,
-        ...(opts.signal !== undefined ? { signal: opts.signal } : {}),
-      });
+      const ready = await waitReady(hostName, { tcp: async () => true, ssh: connect, pool: poolCheck }, host.readyTimeout, clock, readyContext);
       log.debug(`${hostName}: pools ready after ${ready.seconds.toFixed(2)}s`);
       trace(`${hostName}: pools ready`);
       requestSeconds = ready.probeSeconds;
       return;
     }
     const noAnswer = `no answer on ${host.address}:${host.port}${host.via !== undefined ? ` through ${host.via.address}` : ''}`;
+    const alwaysOn = host.wake === undefined || host.wake.method === 'none';
     // An always-on host (wake: none) is not asleep when it does not answer: it is unreachable, and --wake cannot help.
-    if (!opts.wake && (host.wake === undefined || host.wake.method === 'none'))
+    if (!opts.wake && alwaysOn)
       throw new HozoError('HOST_UNREACHABLE', `${hostName} is unreachable (${noAnswer})`, {
         hint: 'it has no wake method (wake: none): check that it is on, its address and port, and the network between',
       });
     if (!opts.wake) throw new HozoError('HOST_UNREACHABLE', `${hostName} is asleep (${noAnswer})`, { hint: 'pass --wake to wake it' });
-    if (host.wake === undefined || host.wake.method === 'none') {
+    if (alwaysOn) {
       log.debug(`${hostName}: no wake method; waiting for it to answer`);
     } else {
       const w = await wakeHost(config, hostName, host);
@@ -254,7 +256,7 @@ export async function bringUp(
       },
       host.readyTimeout,
       clock,
-      { wake: host.wake?.method ?? 'none', via: host.via !== undefined, ...(opts.signal !== undefined ? { signal: opts.signal } : {}) },
+      readyContext,
     );
     report.wakeSeconds = (clock.now() - started) / 1000;
     requestSeconds = ready.probeSeconds;

@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process';
 import { connect } from 'node:net';
 import type { HostConfig } from '../config/schema.js';
 import { HozoError, isHozoError } from '../errors.js';
+import { throwIfInterrupted, unlessInterrupted } from '../job/interrupt.js';
 import { classifySshFailure, forwardTarget, viaArgv } from '../transport/ssh.js';
 
 export type ReadyStage = 'tcp' | 'ssh' | 'pool';
@@ -49,21 +50,6 @@ export interface ReadyContext {
   readonly via?: boolean;
   /** The run's interruption (SIGINT/SIGTERM): the wait ends at once with its reason. */
   readonly signal?: AbortSignal;
-}
-
-/** Throws the signal's reason (the run's INTERRUPTED error) once it is aborted. */
-function stopIfAborted(signal: AbortSignal | undefined): void {
-  if (signal?.aborted === true) throw signal.reason;
-}
-
-/** `clock.sleep(ms)`, cut short when `signal` aborts (then stopIfAborted throws). */
-function sleepUnlessAborted(clock: Clock, ms: number, signal: AbortSignal | undefined): Promise<void> {
-  if (signal === undefined) return clock.sleep(ms);
-  return new Promise<void>((resolve) => {
-    const done = () => (signal.removeEventListener('abort', done), resolve());
-    signal.addEventListener('abort', done, { once: true });
-    void clock.sleep(ms).then(done);
-  });
 }
 
 const TCP_WHY: Record<NonNullable<ReadyContext['wake']>, string> = {
@@ -114,7 +100,7 @@ export async function waitReady(
   let lastWake = start;
   // Bounded: at most one attempt per backoff step until the deadline, and never more than 10,000 attempts.
   while (attempts < 10_000) {
-    stopIfAborted(context.signal);
+    throwIfInterrupted(context.signal);
     attempts++;
     try {
       if (stage === 'tcp') {
@@ -153,7 +139,7 @@ export async function waitReady(
     const now = clock.now();
     if (now >= deadline) break;
     const cap = stage === 'tcp' ? TCP_POLL_CAP_MS : POLL_CAP_MS;
-    await sleepUnlessAborted(clock, Math.min(delay, cap, deadline - now), context.signal);
+    await unlessInterrupted(clock.sleep(Math.min(delay, cap, deadline - now)), context.signal);
     delay = Math.min(delay * 2, cap);
   }
   throw new HozoError(

@@ -54,8 +54,8 @@ describe('reading a config: encodings, nesting, duplicate and __proto__ keys', (
     expect(wakeAddressProblem('192.168.1.255')).toBeUndefined();
     // IPv4-mapped IPv6 spellings of the limited broadcast, 0.0.0.0 or any IPv4 address: refused, the IPv4 form named.
     for (const [a, v4] of [
-      ['::ffff:255.255.255.255', '255.255.255.255'],
-      ['[::ffff:ffff:ffff]', '255.255.255.255'],
+      [`::ffff:${LIMITED_BROADCAST}`, LIMITED_BROADCAST],
+      ['[::ffff:ffff:ffff]', LIMITED_BROADCAST],
       ['0:0:0:0:0:ffff:0.0.0.0', '0.0.0.0'],
       ['::FFFF:c0a8:1ff', '192.168.1.255'],
     ]) {
