@@ -348,7 +348,17 @@ export class Vm {
       if (Date.now() > deadline) throw new LabError(`${this.name}: the guest did not release disk ${id} within ${timeoutMs} ms`);
       await sleep(250);
     }
-    await this.qmp('blockdev-del', { 'node-name': `node-${id}` });
+    // The device leaves /machine/peripheral before QEMU drops its reference to the block node (the unrealize
+    // finishes later), so blockdev-del can still say "is in use" for a moment: retry that one answer, bounded.
+    for (;;) {
+      try {
+        await this.qmp('blockdev-del', { 'node-name': `node-${id}` });
+        return;
+      } catch (e) {
+        if (!(e instanceof LabError) || !/is in use/.test(e.message) || Date.now() > deadline) throw e;
+        await sleep(250);
+      }
+    }
   }
 
   describe(): string {
