@@ -2,6 +2,7 @@
 // `journalctl -p err` shows just the failures.
 import { fstatSync } from 'node:fs';
 import { HozoError } from '../errors.js';
+import { shownPath } from '../config/shown.js';
 import { appendToFile, logFileProblem } from './safe-fs.js';
 
 export type Level = 'error' | 'warn' | 'info' | 'debug';
@@ -58,6 +59,7 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
       progressShown = false;
     }
   };
+  let logFileBroken = false;
   const emit = (level: Level, msg: string, label?: string) => {
     if (level === 'debug' && !opts.verbose) return;
     if (opts.quiet && (level === 'info' || level === 'debug')) return;
@@ -70,8 +72,15 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
     if (opts.logFile !== undefined) {
       try {
         appendToFile(opts.logFile, `${new Date().toISOString()} ${level.toUpperCase()} ${msg}\n`);
-      } catch {
-        /* a broken log file must not break the backup */
+      } catch (e) {
+        // A broken log file must not break the backup, but its lines are not lost in silence: said once, here.
+        if (!logFileBroken) {
+          logFileBroken = true;
+          const why = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'its directory does not exist' : ((e as NodeJS.ErrnoException).code ?? String(e));
+          stream.write(
+            `${journal ? `<${PRIORITY.warn}>` : 'warning: '}cannot append to logFile ${shownPath(opts.logFile)} (${why}); this run logs to stderr only\n`,
+          );
+        }
       }
     }
   };

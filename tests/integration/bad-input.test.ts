@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { LIMITED_BROADCAST } from '../../src/config/addresses.js';
 import { HOZO } from '../helpers/hozo.js';
+import { expectOutput } from '../helpers/outputs.js';
 
 const skip = existsSync(HOZO) ? undefined : `${HOZO} is missing: run \`npm run build\` first`;
 if (skip !== undefined) console.warn(`SKIP: tests/integration/bad-input.test.ts: ${skip}`);
@@ -400,6 +401,7 @@ describe.skipIf(skip !== undefined)('bad config input: exit 2, a clear message, 
     const res = await hozo(['--config', p, '--json', 'wake', 'box']);
     expect(res.status, res.stderr).toBe(0);
     expect(JSON.parse(res.stdout)).toMatchObject({ version: 1, name: 'box', woke: false, detail: expect.stringMatching(/always on/) });
+    expectOutput('host-action', JSON.parse(res.stdout));
   });
 
   it('plan and run --dry-run against an always-on host (wake: none) that does not answer: "unreachable", no --wake hint', async () => {
@@ -411,6 +413,7 @@ describe.skipIf(skip !== undefined)('bad config input: exit 2, a clear message, 
       const res = await hozo(['--config', p, '--json', ...cmd]);
       const said = `${cmd.join(' ')}: exit ${res.status}\n${res.stdout}${res.stderr}`;
       noCrash(res, said);
+      expectOutput('job-report', JSON.parse(res.stdout));
       const err = JSON.parse(res.stdout).error;
       expect(err.message, said).toMatch(/^box is unreachable \(no answer on 127\.0\.0\.1:1\)/);
       expect(err.hint, said).toMatch(/wake: none/);
@@ -493,6 +496,73 @@ describe.skipIf(skip !== undefined)('bad config input: exit 2, a clear message, 
     expect(existsSync(STATE())).toBe(false);
   });
 
+  it('files the config names (key, known_hosts, jump key, metrics directory, notify token): config check warns; run, plan, wake and shutdown refuse before waking anything', async () => {
+    const fifo = join(dir, 'key.fifo');
+    if (!existsSync(fifo)) execFileSync('mkfifo', [fifo]);
+    const plain = write('not-a-dir', 'x\n');
+    const woken = join(dir, 'woken-by-files-test');
+    const st = join(dir, 'files-state');
+    const host = (extra: string) =>
+      `hosts:\n  box: {address: 127.0.0.1, port: 1, readyTimeout: 1, trust: trusted, shutdown: ssh, wake: {method: command, command: [touch, ${woken}]}${extra}}\n` +
+      'jobs:\n  - name: j\n    host: box\n    datasets: [{source: p/a, target: q/a}]\n';
+    const p = write(
+      'files.yaml',
+      `stateDirectory: ${st}\nmetrics: {textfileDirectory: ${plain}}\nnotify: [{type: ntfy, url: "http://127.0.0.1:1/t", tokenFile: /dev/zero}]\n` +
+        host(`, sshKeyFile: ${fifo}, knownHostsFile: ${join(dir, 'no-known-hosts')}, via: {address: 127.0.0.1, sshKeyFile: ${dir}}`),
+    );
+    const check = await hozo(['--config', p, 'config', 'check']);
+    noCrash(check, check.stderr);
+    expect(check.status, check.stdout + check.stderr).toBe(0);
+    for (const says of [
+      /warning: hosts\.box\.sshKeyFile .*key\.fifo: is a FIFO \(named pipe\), not a regular file; a run that needs it would refuse to start/,
+      /warning: hosts\.box\.knownHostsFile .*no-known-hosts: does not exist/,
+      /warning: hosts\.box\.via\.sshKeyFile .*: is a directory, not a regular file/,
+      /warning: metrics\.textfileDirectory .*not-a-dir: is not a directory/,
+      /warning: notify\[0\]\.tokenFile \/dev\/zero: is a character device, not a regular file; notifications through it would fail/,
+    ])
+      expect(check.stdout, check.stdout).toMatch(says);
+    for (const cmd of [
+      ['run', 'j'],
+      ['run', 'j', '--dry-run'],
+      ['plan', 'j'],
+      ['wake', 'box'],
+      ['shutdown', 'box'],
+    ]) {
+      const res = await hozo(['--config', p, ...cmd]);
+      const said = `${cmd.join(' ')}: exit ${res.status}\n${res.stderr}`;
+      noCrash(res, said);
+      expect(res.status, said).toBe(2);
+      expect(res.stderr, said).toMatch(
+        /files named in the config cannot be used:\n {2}hosts\.box\.sshKeyFile .*FIFO.*\n {2}hosts\.box\.knownHostsFile .*does not exist\n {2}hosts\.box\.via\.sshKeyFile .*directory/,
+      );
+      expect(res.stderr, said).toMatch(/hint: .*nothing was run and no box was woken/);
+      expect(res.seconds, said).toBeLessThan(15);
+    }
+    expect(existsSync(woken), 'the wake command ran').toBe(false);
+    expect(existsSync(st), 'the state directory was created').toBe(false);
+    // A secret under /run that is missing here (a build sandbox has none): config check leaves it out, a run names it.
+    const run = write('files-run.yaml', `stateDirectory: ${st}\n${host(', sshKeyFile: /run/hozo-test-no-such-secret/key')}`);
+    const quiet = await hozo(['--config', run, 'config', 'check']);
+    expect(quiet.status, quiet.stderr).toBe(0);
+    expect(quiet.stdout).not.toMatch(/warning/);
+    const refused = await hozo(['--config', run, 'run', 'j']);
+    expect(refused.status, refused.stderr).toBe(2);
+    expect(refused.stderr).toMatch(/^error: hosts\.box\.sshKeyFile \/run\/hozo-test-no-such-secret\/key: does not exist$/m);
+    expect(existsSync(woken)).toBe(false);
+  });
+
+  it('a logFile whose directory does not exist: config check warns, and a run says once that its lines go to stderr only', async () => {
+    const log = join(dir, 'no-log-dir', 'hozo.log');
+    const p = write('nologdir.yaml', yaml(`logFile: ${log}\n${job()}`));
+    const check = await hozo(['--config', p, 'config', 'check']);
+    expect(check.status, check.stderr).toBe(0);
+    expect(check.stdout).toMatch(/warning: logFile .*hozo\.log: its directory .*no-log-dir does not exist; its lines would be lost/);
+    const res = await hozo(['--config', p, 'run', 'j', '--dry-run']);
+    noCrash(res, res.stderr);
+    expect(res.stderr.match(/cannot append to logFile/g), res.stderr).toHaveLength(1);
+    expect(res.stderr).toMatch(/warning: cannot append to logFile .*hozo\.log \(its directory does not exist\); this run logs to stderr only/);
+  });
+
   it('100,000 YAML keys or hosts: an answer within 10 s (refused: more entries than any config has)', async () => {
     const keys = write('keys.yaml', yaml(Array.from({ length: 100_000 }, (_, i) => `k${i}: 1\n`).join('')));
     const hosts = write('hosts.yaml', yaml('hosts:\n' + Array.from({ length: 100_000 }, (_, i) => `  h${i}: {address: 127.0.0.1}\n`).join('')));
@@ -532,6 +602,18 @@ describe.skipIf(skip !== undefined)('bad config input: exit 2, a clear message, 
       expect(out, said).toMatchObject({ version: 1, error: { code: 'USAGE', message: expect.stringMatching(/command is missing/), hint: expect.any(String) } });
       expect(res.stdout, said).not.toMatch(/outputHelp/);
       expect(res.stderr, said).toMatch(/^Usage: hozo/m);
+    }
+    // Any other usage error commander finds has the same hint as on a terminal.
+    for (const args of [
+      ['--json', 'run'],
+      ['--json', 'bogus'],
+      ['--json', 'plan', '--bogus', 'j'],
+    ]) {
+      const res = await hozo(args);
+      const said = `${args.join(' ')}: exit ${res.status}\n${res.stdout}${res.stderr}`;
+      expect(res.status, said).toBe(2);
+      expect(JSON.parse(res.stdout), said).toMatchObject({ version: 1, error: { code: 'USAGE', hint: 'add --help for usage' } });
+      expectOutput('error', JSON.parse(res.stdout));
     }
   });
 
@@ -617,6 +699,12 @@ describe.skipIf(skip !== undefined)('bad config input: exit 2, a clear message, 
       }
     }
     expect(existsSync(join(dir, 'agent-leases'))).toBe(false);
+    // -V, as hozo takes it.
+    for (const v of ['-V', '--version', 'version']) {
+      const res = await hozo([v], undefined, {}, AGENT);
+      expect(res.status, `${v}: ${res.stderr}`).toBe(0);
+      expect(res.stdout).toMatch(/^hozo-agent \d+\.\d+\.\d+\n$/);
+    }
   });
 
   it('a UTF-8 BOM is accepted in JSON and YAML alike', async () => {

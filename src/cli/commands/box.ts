@@ -6,10 +6,13 @@ import { usesAgent } from '../../config/lookup.js';
 import type { Context } from '../context.js';
 import { findHost } from '../../config/lookup.js';
 import { printJson } from '../context.js';
+import { ensureRunFiles } from '../../config/files.js';
 
 async function hostOf(ctx: Context, name: string) {
   const config = await ctx.loadConfig();
-  return { config, host: findHost(config, name) };
+  const host = findHost(config, name);
+  ensureRunFiles(config, name);
+  return { config, host };
 }
 
 export function registerBox(program: Command, ctx: Context): void {

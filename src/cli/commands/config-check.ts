@@ -6,6 +6,7 @@ import { exitCodeFor, HozoError } from '../../errors.js';
 import type { Config } from '../../config/schema.js';
 import { shownPath } from '../../config/shown.js';
 import { stateDirectoryProblem } from '../../state/dir.js';
+import { fileProblems, logDirectoryProblem, notifyFiles, runFiles } from '../../config/files.js';
 
 /** Every job that sends (or may send) plaintext off-site: to a trusted remote host, or datasets with allowPlaintext. */
 export function plaintextWarnings(c: Config): string[] {
@@ -31,7 +32,16 @@ export function configWarnings(c: Config): string[] {
   const none = c.jobs.length === 0 ? ['nothing is configured: the config has no jobs (hozo run needs one; see the README for an example)'] : [];
   const state = stateDirectoryProblem(c.stateDirectory, { access: false });
   const stateWarning = state === undefined ? [] : [`stateDirectory ${shownPath(c.stateDirectory)}: ${state}; hozo run would refuse it (exit 2)`];
-  return [...none, ...stateWarning, ...plaintextWarnings(c)];
+  // Files as the runs would meet them, from here: a secret under /run that is missing here (a build's sandbox) is not
+  // counted; the runs check again before they touch anything.
+  const here = { access: false, missingUnderRunOk: true };
+  const files = [
+    ...fileProblems(runFiles(c, undefined, { metrics: true }), here).map((p) => `${p}; a run that needs it would refuse to start (exit 2)`),
+    ...fileProblems(notifyFiles(c), here).map((p) => `${p}; notifications through it would fail`),
+  ];
+  const log = c.logFile !== undefined ? logDirectoryProblem(c.logFile) : undefined;
+  const logWarning = log === undefined ? [] : [`logFile ${shownPath(c.logFile!)}: ${log}; its lines would be lost`];
+  return [...none, ...stateWarning, ...files, ...logWarning, ...plaintextWarnings(c)];
 }
 
 export function registerConfigCheck(program: Command, ctx: Context): void {

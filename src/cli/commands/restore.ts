@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { ensureStateDirectory } from '../../state/dir.js';
+import { ensureRunFiles } from '../../config/files.js';
 import { findJob } from '../../config/lookup.js';
 import type { Context } from '../context.js';
 import { printJson } from '../context.js';
@@ -20,6 +21,7 @@ export function registerRestore(program: Command, ctx: Context): void {
     .action(async (name: string, opts: { dataset: string; snapshot?: string; to?: string; force?: boolean; mount?: boolean; json?: boolean }) => {
       const config = await ctx.loadConfig();
       const job = findJob(config, name);
+      ensureRunFiles(config, job.host);
       ensureStateDirectory(config.stateDirectory);
       const log = ctx.logger(config);
       const { restore } = await import('../../job/restore.js');

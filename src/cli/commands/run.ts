@@ -3,6 +3,7 @@ import { shownName } from '../../config/shown.js';
 import { trace } from '../../util/trace.js';
 import { onInterrupt } from '../../job/interrupt.js';
 import { ensureStateDirectory } from '../../state/dir.js';
+import { ensureRunFiles, fileProblems, notifyFiles } from '../../config/files.js';
 import { findJob } from '../../config/lookup.js';
 import { ExitCode, exitCodeForCode, HozoError, type ErrorCode } from '../../errors.js';
 import { parseDuration } from '../../config/duration.js';
@@ -65,10 +66,13 @@ export function registerRun(program: Command, ctx: Context): void {
       const attempts = attemptsOf(opts.attempts);
       const delay = delayOf(opts.attemptDelay);
       if (attempts > 1 && opts.dryRun === true) throw new HozoError('USAGE', '--attempts repeats real runs; a --dry-run changes nothing to retry');
+      ensureRunFiles(config, job.host, { metrics: opts.dryRun !== true });
       if (opts.dryRun !== true) ensureStateDirectory(config.stateDirectory);
       // The SSH handshake runs in its own process while the modules below load.
       trace('run: config loaded');
       const log = ctx.logger(config);
+      // A notification secret is read only at the end: a problem with it is said now, and the backup still runs.
+      if (opts.dryRun !== true) for (const w of fileProblems(notifyFiles(config))) log.warn(`${w}; the notification that needs it will fail`);
       const interrupt = onInterrupt(log);
       let report: JobReport | undefined;
       for (let attempt = 1; attempt <= attempts; attempt++) {
@@ -128,6 +132,7 @@ export function registerPlan(program: Command, ctx: Context): void {
     .action(async (name: string, opts: { json?: boolean; wake?: boolean }) => {
       const config = await ctx.loadConfig();
       const job = findJob(config, name);
+      ensureRunFiles(config, job.host);
       const early = connectEarly(config, job);
       const log = ctx.logger(config);
       let report: JobReport;

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { ensureStateDirectory } from '../../state/dir.js';
+import { ensureRunFiles } from '../../config/files.js';
 import { findJob } from '../../config/lookup.js';
 import { ExitCode, HozoError } from '../../errors.js';
 import { onInterrupt } from '../../job/interrupt.js';
@@ -57,6 +58,7 @@ export function registerVerify(program: Command, ctx: Context): void {
       const seed = opts.seed === undefined ? Math.floor(Math.random() * 2 ** 31) : count('--seed', opts.seed)!;
       if ((sampleDatasets !== undefined || sampleFiles !== undefined) && opts.restoreTest !== true)
         throw new HozoError('USAGE', '--datasets and --files choose what a restore test covers: add --restore-test');
+      ensureRunFiles(config, job.host, { metrics: true });
       ensureStateDirectory(config.stateDirectory);
       const log = ctx.logger(config);
       const interrupt = onInterrupt(log);
