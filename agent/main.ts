@@ -117,6 +117,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   }
   switch (args.command) {
     case '--version':
+    case '-V':
     case 'version':
       process.stdout.write(`hozo-agent ${AGENT_VERSION}\n`);
       return AgentExit.OK;

@@ -693,6 +693,15 @@ in
               message = "services.hozo.controller.jobs.\"${jn}\": a job name becomes the unit name hozo-${jn}.service; use letters, digits, _ . - (starting with a letter or digit).";
             }
             {
+              # hozo-<job>.service must not be one of the module's other units.
+              assertion =
+                jn != "zfs-delegation"
+                && !(lib.any (other: cfg.jobs.${other}.verify.schedule != null && jn == "verify-${other}") (lib.attrNames cfg.jobs));
+              message = "services.hozo.controller.jobs.\"${jn}\": its unit hozo-${jn}.service is also one of the module's own (${
+                if jn == "zfs-delegation" then "the ZFS delegation unit" else "the verify unit of job ${lib.removePrefix "verify-" jn}"
+              }); give the job another name.";
+            }
+            {
               assertion = j.host == "local" || cfg.hosts ? ${j.host};
               message = "services.hozo.controller.jobs.${jn}.host = \"${j.host}\" is not a configured host: define services.hozo.controller.hosts.${j.host} or use one of: ${
                 concatStringsSep ", " (map (n: "\"${n}\"") (knownHostNames ++ [ "local" ]))

@@ -60,7 +60,7 @@ async function main(argv: string[]): Promise<number> {
               message: 'a command is missing (the help, which lists them, is on stderr)',
               hint: 'add --help to the command for its subcommands',
             }
-          : { code: 'USAGE', message: safeLine(e.message.replace(/^error: /, '')) };
+          : { code: 'USAGE', message: safeLine(e.message.replace(/^error: /, '')), hint: 'add --help for usage' };
         process.stdout.write(JSON.stringify({ version: 1, error }) + '\n');
       }
       return e.exitCode === 0 ? ExitCode.OK : ExitCode.USAGE;

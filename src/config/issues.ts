@@ -89,7 +89,9 @@ function expand(i: z.core.$ZodIssue, base: readonly PropertyKey[]): (Problem & {
       const expected = article(i.expected);
       if (input === undefined) return one(`missing (expected ${expected})`);
       if ((i.expected === 'number' || i.expected === 'int') && nonFinite(input)) return one(`expected a finite number, got ${String(input)}`);
-      return one(`expected ${expected}, got ${typeOf(input)}`);
+      // 0x10, 1e3, true: YAML reads them as a number or a boolean where a name or address was meant.
+      const quote = i.expected === 'string' && (typeof input === 'number' || typeof input === 'boolean') ? ' (quote it to keep it as text)' : '';
+      return one(`expected ${expected}, got ${typeOf(input)}${quote}`);
     }
     case 'invalid_key': {
       const inner = i.issues.map((x) => x.message).filter((m) => m !== undefined && !/^Invalid/.test(m));

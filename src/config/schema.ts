@@ -419,12 +419,20 @@ export const configSchema = z
       }
     }
     // Linear in the number of datasets (a Map per question, each name's ancestors walked): a config of any size is
-    // checked in bounded time.
+    // checked in bounded time. Targets are compared per box, not per host entry: two entries with one address and
+    // port (another user, another key) are one pool.
+    const boxOf = (host: string): string => {
+      if (host === 'local' || !Object.hasOwn(c.hosts, host)) return host === 'local' ? 'local' : `name\0${host}`;
+      const h = c.hosts[host]!;
+      return `${h.via !== undefined ? `${h.via.address.toLowerCase()}:${h.via.port}>` : ''}${h.address.toLowerCase()}:${h.port}`;
+    };
+    const sameBox = (host: string, otherHost: string) =>
+      host === otherHost ? '' : ` (hosts ${shownName(otherHost)} and ${shownName(host)} are the same box: one address and port)`;
     const seen = new Map<string, number>();
-    const targets = new Map<string, string>();
-    /** Per host: each recursive target, and where it was first given. */
-    const recursiveTargets = new Map<string, Map<string, { at: string; index: number }>>();
-    const nested: { host: string; target: string; index: number; path: (string | number)[] }[] = [];
+    const targets = new Map<string, { at: string; host: string }>();
+    /** Per box: each recursive target, and where it was first given. */
+    const recursiveTargets = new Map<string, Map<string, { at: string; index: number; host: string }>>();
+    const nested: { host: string; box: string; target: string; index: number; path: (string | number)[] }[] = [];
     let known: string | undefined;
     c.jobs.forEach((job, i) => {
       if (seen.has(job.name)) {
@@ -438,22 +446,23 @@ export const configSchema = z
           message: `unknown host ${shownName(job.host)} (expected "local"${known !== '' ? ' or one of: ' + known : ''})`,
         });
       }
+      const box = boxOf(job.host);
       job.datasets.forEach((d, j) => {
-        const key = `${job.host}\0${d.target}`;
+        const key = `${box}\0${d.target}`;
         const other = targets.get(key);
         if (other !== undefined) {
           ctx.addIssue({
             code: 'custom',
             path: ['jobs', i, 'datasets', j, 'target'],
-            message: `target ${shownName(d.target)} on host ${shownName(job.host)} is also the target of ${other}`,
+            message: `target ${shownName(d.target)} on host ${shownName(job.host)} is also the target of ${other.at}${sameBox(job.host, other.host)}`,
           });
-        } else targets.set(key, `jobs[${i}].datasets[${j}]`);
+        } else targets.set(key, { at: `jobs[${i}].datasets[${j}]`, host: job.host });
         const index = nested.length;
-        nested.push({ host: job.host, target: d.target, index, path: ['jobs', i, 'datasets', j, 'target'] });
+        nested.push({ host: job.host, box, target: d.target, index, path: ['jobs', i, 'datasets', j, 'target'] });
         if (d.recursive) {
-          let onHost = recursiveTargets.get(job.host);
-          if (onHost === undefined) recursiveTargets.set(job.host, (onHost = new Map()));
-          if (!onHost.has(d.target)) onHost.set(d.target, { at: `jobs[${i}].datasets[${j}]`, index });
+          let onHost = recursiveTargets.get(box);
+          if (onHost === undefined) recursiveTargets.set(box, (onHost = new Map()));
+          if (!onHost.has(d.target)) onHost.set(d.target, { at: `jobs[${i}].datasets[${j}]`, index, host: job.host });
         }
         if (job.host === 'local' && (d.target === d.source || d.target.startsWith(d.source + '/') || d.source.startsWith(d.target + '/'))) {
           ctx.addIssue({
@@ -496,11 +505,36 @@ export const configSchema = z
         for (const a of ancestorsOf(d.source)) if (!below.has(k(a))) below.set(k(a), entry);
       }
     });
+    // A local target that a job snapshots itself (snapshot.create on it, or on a recursive source above it): each of
+    // those snapshots is a divergence the next receive into it refuses.
+    const snapped = new Map<string, number>();
+    const snappedTree = new Map<string, number>();
+    c.jobs.forEach((job, i) => {
+      if (job.snapshot?.create !== true) return;
+      for (const d of job.datasets) {
+        if (!snapped.has(d.source)) snapped.set(d.source, i);
+        if (d.recursive && !snappedTree.has(d.source)) snappedTree.set(d.source, i);
+      }
+    });
+    if (snapped.size > 0)
+      c.jobs.forEach((job, i) => {
+        if (job.host !== 'local') return;
+        job.datasets.forEach((d, j) => {
+          const above = ancestorsOf(d.target).find((a) => snappedTree.has(a));
+          const by = snapped.get(d.target) ?? (above !== undefined ? snappedTree.get(above) : undefined);
+          if (by === undefined) return;
+          ctx.addIssue({
+            code: 'custom',
+            path: ['jobs', i, 'datasets', j, 'target'],
+            message: `target ${shownName(d.target)} is snapshotted by jobs[${by}] (snapshot.create on ${shownName(above ?? d.target)}${above !== undefined ? ', recursive' : ''}): its snapshots there would make the target diverge from ${shownName(d.source)}`,
+          });
+        });
+      });
     // A target inside another's recursive target: that one's receive owns the whole tree (and may roll it back).
     for (const inner of nested) {
-      const onHost = recursiveTargets.get(inner.host);
+      const onHost = recursiveTargets.get(inner.box);
       if (onHost === undefined) continue;
-      let outer: { target: string; at: string; index: number } | undefined;
+      let outer: { target: string; at: string; index: number; host: string } | undefined;
       for (const a of ancestorsOf(inner.target)) {
         const o = onHost.get(a);
         if (o !== undefined && (outer === undefined || o.index < outer.index)) outer = { target: a, ...o };
@@ -509,7 +543,7 @@ export const configSchema = z
         ctx.addIssue({
           code: 'custom',
           path: inner.path,
-          message: `target ${shownName(inner.target)} is inside the recursive target ${shownName(outer.target)} of ${outer.at} on host ${shownName(inner.host)}`,
+          message: `target ${shownName(inner.target)} is inside the recursive target ${shownName(outer.target)} of ${outer.at} on host ${shownName(inner.host)}${sameBox(inner.host, outer.host)}`,
         });
     }
   });

@@ -25,10 +25,57 @@ const WORDS: Partial<Record<string, string>> = {
   MULTIPLE_TAGS: 'two tags (!) on one value',
   BLOCK_IN_FLOW: 'a block inside [ ] or { }',
   BAD_SCALAR_START: 'a value that starts with a character YAML reserves (quote it)',
+  BAD_INDENT: 'an indentation that does not line up (the entries of one mapping or list start in one column)',
+  BAD_DIRECTIVE: 'a % directive YAML does not know (quote a value that starts with %)',
+  TAG_RESOLVE_FAILED: 'a tag (!) YAML does not know (quote a value that starts with !)',
 };
 
-function fail(where: string, at: string, what: string, hint = 'fix the syntax there; nothing was run'): never {
-  throw new HozoError('CONFIG_INVALID', `${where}: ${at}${what}`, { hint });
+// The library's token names, as a message may quote them ("Unexpected flow-map-end token in YAML stream").
+const TOKENS: Record<string, string> = {
+  'block-seq-ind': 'a list item "-"',
+  'block-scalar': 'a block of text (| or >)',
+  'block-map': 'a mapping',
+  'block-seq': 'a list',
+  'flow-collection': 'a [ ] or { }',
+  'flow-map-start': '"{"',
+  'flow-map-end': '"}"',
+  'flow-seq-start': '"["',
+  'flow-seq-end': '"]"',
+  'map-value-ind': '":"',
+  'explicit-key-ind': '"?"',
+  'doc-start': '"---"',
+  'doc-end': '"..."',
+  'doc-mode': 'a document marker',
+  comma: '","',
+  anchor: 'an anchor (&)',
+  alias: 'an alias (*)',
+  tag: 'a tag (!)',
+  directive: 'a % directive',
+  comment: 'a comment',
+  scalar: 'a value',
+  'single-quoted-scalar': 'a quoted value',
+  'double-quoted-scalar': 'a quoted value',
+};
+
+/** A message of the library with its token names in words: "Unexpected flow-map-end token in YAML stream: "}"" → 'unexpected "}"'. */
+export function yamlWords(message: string): string {
+  const m = /^Unexpected ([a-z-]+)(?: token)?(?: in YAML (?:stream|document))?(?:: .*)?$/.exec(message);
+  if (m !== null && Object.hasOwn(TOKENS, m[1]!)) return `unexpected ${TOKENS[m[1]!]} here`;
+  const inside = /^Unexpected (.{1,20}?) in (flow sequence|flow map|flow collection|collection|YAML document)\b/.exec(message);
+  if (inside !== null) {
+    const where = { 'flow sequence': ' inside [ ]', 'flow map': ' inside { }', 'flow collection': ' inside [ ] or { }' }[inside[2]!] ?? '';
+    const what = inside[1]!.startsWith('"') ? inside[1]! : `"${inside[1]!}"`;
+    return `unexpected ${what}${where} here`;
+  }
+  return message.replace(/\b[a-z]+(?:-[a-z]+)+\b/g, (t) => (Object.hasOwn(TOKENS, t) ? TOKENS[t]! : t)).replace(/ token\b/g, '');
+}
+
+/** `field`: the key path the problem is at (config check --json lists it as the problem's path). */
+function fail(where: string, at: string, what: string, hint = 'fix the syntax there; nothing was run', field?: string): never {
+  throw new HozoError('CONFIG_INVALID', `${where}: ${at}${what}`, {
+    hint,
+    ...(field !== undefined ? { problems: [{ path: field === '' ? '(top level)' : escapeUnsafe(field).slice(0, 300), message: `${at}${what}` }] } : {}),
+  });
 }
 
 /** Parsed (not validated) data of a YAML config, or a CONFIG_INVALID error saying where and what. */
@@ -54,7 +101,7 @@ export function parseYamlConfig(text: string, source: string): unknown {
   if (err !== undefined) {
     const flow = /^Flow (sequence|map)/.test(err.message) ? 'a [ or { is not closed where it should be (or it is indented less than its key)' : undefined;
     const own = flow ?? (Object.hasOwn(WORDS, err.code) ? WORDS[err.code] : undefined);
-    const words = own ?? escapeUnsafe(err.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')).slice(0, 300);
+    const words = own ?? escapeUnsafe(yamlWords(err.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, ''))).slice(0, 300);
     const p = lc.linePos(err.pos[0]);
     fail(where, '', `cannot parse YAML at line ${p.line}, column ${p.col}: ${words}`);
   }
@@ -120,13 +167,17 @@ function checkNodes(Y: Yaml, doc: Document.Parsed, lc: LineCounter, where: strin
       const keys = new Set<string>();
       for (const pair of node.items) {
         const k = pair.key as YamlNode | null;
-        if (k !== null && !Y.isScalar(k)) fail(where, at(k as never), `${path || 'the top level'} has a key that is a list or mapping; expected a name`);
-        const name = k === null ? '' : String(k.value);
+        if (k !== null && !Y.isScalar(k))
+          fail(where, at(k as never), `${path || 'the top level'} has a key that is a list or mapping; expected a name`, undefined, path);
+        // `~:` or `null:` (YAML's null) and `"":` would all become the name "".
+        if (k === null || k.value === null || k.value === '')
+          fail(where, at(k ?? pair.value ?? node), `${path || 'the top level'} has an empty key (or ~, YAML's null); expected a name`, undefined, path);
+        const name = String(k.value);
         const here = path === '' ? name : `${path}.${name}`;
         if (name === '<<' && (k as { type?: string } | null)?.type === 'PLAIN')
-          fail(where, at(k as never), 'YAML merge keys (<<) are not supported; write the fields out');
+          fail(where, at(k as never), 'YAML merge keys (<<) are not supported; write the fields out', undefined, path);
         if (keys.has(name))
-          fail(where, at(k as never), `key ${shownName(here)} appears twice (YAML would keep only one)`, 'remove one of them; nothing was run');
+          fail(where, at(k as never), `key ${shownName(here)} appears twice (YAML would keep only one)`, 'remove one of them; nothing was run', here);
         keys.add(name);
         size += walk(pair.value, here);
       }

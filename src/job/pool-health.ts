@@ -28,7 +28,9 @@ export function judgePools(pools: readonly PoolReport[], opts: { readonly now: n
   const failures: string[] = [];
   const warnings: string[] = [];
   const judged = pools.map((p): PoolReport => {
-    if (p.health !== 'ONLINE') failures.push(`target pool ${p.name} is ${p.health}`);
+    // UNKNOWN: zpool did not list it (not imported, or no such pool); the host's warning says what zpool said.
+    if (p.health === 'UNKNOWN') failures.push(`target pool ${p.name} could not be read (not imported, or no such pool?)`);
+    else if (p.health !== 'ONLINE') failures.push(`target pool ${p.name} is ${p.health}`);
     if (p.errors !== undefined && p.errors > 0) failures.push(`target pool ${p.name} reports ${p.errors} read/write/checksum error(s)`);
     if (p.lastScrubEnd === undefined) return p;
     const scrubOverdue = opts.now - p.lastScrubEnd > opts.scrubWarnAfter;

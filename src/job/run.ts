@@ -316,11 +316,14 @@ export async function runJob(config: Config, job: JobConfig, opts: RunOptions): 
     report.warnings.push(...verdict.warnings);
     for (const w of verdict.warnings) log.warn(w);
     if (verdict.failures.length > 0) {
-      for (const f of verdict.failures) log.error(f);
+      // Said once: as the run's error (printed at its end), or, when the run already has one, here.
+      if (report.error !== undefined) for (const f of verdict.failures) log.error(f);
       report.result = 'failed';
       report.error ??= toErrorInfo(
         new HozoError('POOL_UNHEALTHY', verdict.failures.join('; '), {
-          hint: `see \`zpool status ${report.targetPools.map((p) => p.name).join(' ')}\` on ${job.host}; the snapshots were received, but that pool may not keep them`,
+          hint: `see \`zpool status ${report.targetPools.map((p) => p.name).join(' ')}\` on ${job.host}; ${
+            report.datasets.some((d) => d.result === 'sent') ? 'the snapshots were received, but that pool may not keep them' : 'nothing was received this run'
+          }`,
         }),
       );
     }

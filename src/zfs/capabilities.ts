@@ -98,7 +98,9 @@ export function parseCapabilities(output: string, host?: string): Capabilities {
   const get = (name: string): string[] => s.get(name) ?? [];
   const sendUsage = get('send-usage');
   if (!sendUsage.some((l) => /^\s+send\b/.test(l))) {
-    const e = classify(output, context);
+    // What the first zfs command said (the rest of the probe says it again for every flag): classified, and quoted.
+    const said = sendUsage.join('\n').trim();
+    const e = classify(said !== '' ? said : output.slice(0, 2000), context);
     if (e.code !== 'ZFS_UNKNOWN') throw e;
     throw new HozoError('ZFS_UNAVAILABLE', `${host ?? 'local'}: zfs printed no usable usage text`, {
       hint: 'is ZFS installed and on PATH for this user (`zfs send` should print its usage)?',

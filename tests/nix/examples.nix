@@ -308,6 +308,17 @@ in
         }
       ];
     };
+    jobUnitCollision = {
+      services.hozo.controller.jobs."zfs-delegation" = {
+        host = "box";
+        datasets = [
+          {
+            source = "tank/z";
+            target = "backup/z";
+          }
+        ];
+      };
+    };
     badJobName = {
       services.hozo.controller.jobs."nightly backup" = {
         host = "box";

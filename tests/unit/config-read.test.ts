@@ -251,6 +251,25 @@ describe('YAML configs (src/config/yaml.ts): linear, bounded, in hozo words', ()
     expect(y('hosts: {a: [}\n')).toMatch(/^c\.yaml: cannot parse YAML at line 1, column \d+: a \[ or \{ is not closed/);
     expect(y('a:\n\t- x\n')).toMatch(/cannot parse YAML at line 2, column 1: a tab used for indentation/);
     for (const t of ['a: 1\n---\nb: 2\n', 'a: b: c\n', 'a: "\\q"\n']) expect(y(t)).not.toMatch(/parseAllDocuments|YAML\.|Excessive/);
+    // The library's token names never reach the user.
+    expect(y('a: 1\n}\n')).toMatch(/line 2, column 1: unexpected "\}" here$/);
+    expect(y(']\n')).toMatch(/unexpected "\]" here$/);
+    expect(y('a: [1,,2]\n')).toMatch(/unexpected "," inside \[ \] here$/);
+    expect(y('a:\n  - x\n  y: 1\n')).toMatch(/line 3, column 1: an indentation that does not line up/);
+    for (const t of ['a: 1\n}\n', ']\n', '{a: 1}}\n', 'a:\n  - x\n  y: 1\n', 'a: {b: 1,, c: 2}\n', '- a\nb: 1\n', 'a: b\n- c\n'])
+      expect(y(t), t).not.toMatch(/[a-z]+-[a-z]+-[a-z]+|token|YAML stream|All mapping items/);
+  });
+  it('an empty or null key is named as such (not hosts[""]); a duplicate key carries its key path as the problem path', () => {
+    expect(y('hosts:\n  ~: {address: a}\n')).toMatch(/^c\.yaml: line 2, column 3: hosts has an empty key \(or ~, YAML's null\); expected a name$/);
+    expect(y('null: 1\n')).toMatch(/the top level has an empty key/);
+    expect(y('hosts:\n  "": {address: a}\n')).toMatch(/hosts has an empty key/);
+    let e: HozoError | undefined;
+    try {
+      parseYamlConfig('hosts:\n  box: {address: a}\n  box: {address: b}\n', 'c.yaml');
+    } catch (x) {
+      e = x as HozoError;
+    }
+    expect(e?.problems).toEqual([{ path: 'hosts.box', message: 'line 3, column 3: key "hosts.box" appears twice (YAML would keep only one)' }]);
   });
   it('an ordinary config parses as before; an empty one is null', () => {
     expect(y('stateDirectory: /tmp/x\njobs: []\n')).toEqual({ stateDirectory: '/tmp/x', jobs: [] });

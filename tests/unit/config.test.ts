@@ -195,6 +195,11 @@ describe('config: bad values give one clear problem per field', () => {
     ],
     ['an email entry without to', { notify: [{ type: 'email' }] }, 'notify[0].to: missing (expected a string or a list)'],
     ['a number in a list of addresses', { notify: [{ type: 'email', to: [5, 'x'] }] }, 'notify[0].to[0]: expected a string, got number 5'],
+    [
+      'a hex number as address (YAML reads 0x10 as 16)',
+      host({ address: 16 }),
+      'hosts.b.address: expected a string, got number 16 (quote it to keep it as text)',
+    ],
     ['an empty host', withJob({ host: '' }), 'jobs[0].host: must not be empty'],
     ['":::" as address', host({ address: ':::' }), 'hosts.b.address: ":::" is not an IPv6 address'],
     ['a port in the address', host({ address: '1.2.3.4:22' }), 'put the port in `port`'],
@@ -292,6 +297,41 @@ describe('config: bad values give one clear problem per field', () => {
     expect(nested).toEqual([
       'jobs[0].datasets[1000].target: target "q/a7/deeper/still" is inside the recursive target "q/a7" of jobs[0].datasets[7] on host "local"',
     ]);
+  });
+
+  it('targets are compared per box: two host entries with one address and port are one pool (another user or key changes nothing)', () => {
+    const hosts = {
+      a: { address: 'Box.lan', user: 'hozo' },
+      b: { address: 'box.lan', user: 'other', sshKeyFile: '/etc/hozo/k' },
+      c: { address: 'box.lan', port: 2222 },
+      d: { address: 'box.lan', via: { address: 'jump' } },
+    };
+    const job = (name: string, host: string, target: string, recursive = false) => ({ name, host, datasets: [{ source: `p/${name}`, target, recursive }] });
+    expect(problems({ hosts, jobs: [job('j1', 'a', 'q/x'), job('j2', 'b', 'q/x')] })).toEqual([
+      'jobs[1].datasets[0].target: target "q/x" on host "b" is also the target of jobs[0].datasets[0] (hosts "a" and "b" are the same box: one address and port)',
+    ]);
+    expect(problems({ hosts, jobs: [job('j1', 'a', 'q/x', true), job('j2', 'b', 'q/x/y')] })).toEqual([
+      'jobs[1].datasets[0].target: target "q/x/y" is inside the recursive target "q/x" of jobs[0].datasets[0] on host "b" (hosts "a" and "b" are the same box: one address and port)',
+    ]);
+    // Another port, or the same address behind a jump host, may be another machine: not compared.
+    expect(problems({ hosts, jobs: [job('j1', 'a', 'q/x', true), job('j2', 'c', 'q/x'), job('j3', 'd', 'q/x/y')] })).toEqual([]);
+  });
+
+  it('a local target that a job snapshots itself (snapshot.create on it or on a recursive source above it) is refused', () => {
+    const snap = (source: string, recursive: boolean) => ({
+      name: 'snap',
+      host: 'local',
+      snapshot: { create: true },
+      datasets: [{ source, target: 'far/t', recursive }],
+    });
+    const copy = { name: 'copy', host: 'local', datasets: [{ source: 'other/x', target: 'tank/copy/x' }] };
+    expect(problems({ jobs: [snap('tank', true), copy] })).toEqual([
+      'jobs[1].datasets[0].target: target "tank/copy/x" is snapshotted by jobs[0] (snapshot.create on "tank", recursive): its snapshots there would make the target diverge from "other/x"',
+    ]);
+    expect(problems({ jobs: [snap('tank/copy/x', false), copy] })).toHaveLength(1);
+    // Not recursive, or no snapshot.create: nothing is snapshotted below the source.
+    expect(problems({ jobs: [snap('tank', false), copy] })).toEqual([]);
+    expect(problems({ jobs: [{ ...snap('tank', true), snapshot: { create: false } }, copy] })).toEqual([]);
   });
 
   it('own snapshots: overlapping sources under one prefix are still found (same, above, below), across jobs only', () => {

@@ -506,6 +506,7 @@ describe.skipIf(!NIXPKGS_LIB)('NixOS modules (lib.evalModules with stubbed NixOS
       noHostKey: /hosts\.bare: set hostPublicKey .* or knownHostsFile/,
       sharedLogDirectory: /logFile = "\/var\/log\/hozo\.log": .*directory of its own/,
       badJobName: /jobs\."nightly backup": a job name becomes the unit name/,
+      jobUnitCollision: /jobs\."zfs-delegation": its unit hozo-zfs-delegation\.service is also one of the module's own \(the ZFS delegation unit\)/,
       wolWithoutAddress: /hosts\.box\.wake: method = "wol" needs mac .* and address/,
       wolLimitedBroadcast: new RegExp(`hosts\\.box\\.wake\\.address = "${LIMITED_BROADCAST.replaceAll('.', '\\.')}": hozo refuses the limited broadcast`),
       relayUnknown: /hosts\.faraway\.wake: method = "ssh-relay" needs relayHost, .*got "nowhere"/,

@@ -259,6 +259,22 @@ describe('parseCapabilities', () => {
     expect(() => parseCapabilities(probe, 'box')).toThrow(expect.objectContaining({ code: 'ZFS_UNAVAILABLE' }));
     const notFound = '@@ commands\n@@ send-usage\nsh: 1: zfs: not found\n@@ receive-usage\nsh: 1: zfs: not found\n@@ end\n';
     expect(() => parseCapabilities(notFound)).toThrow(expect.objectContaining({ code: 'ZFS_UNAVAILABLE' }));
+    // Not root on zfs-fuse: every one of the probe's zfs commands says so; the message quotes the first once.
+    const denied = 'connect: Permission denied\ninternal error: failed to initialize ZFS library\n';
+    const flags = 'DLPRbcehnpsvw'
+      .split('')
+      .map((f) => `${f}\t${denied}`)
+      .join('');
+    const nobody = `@@ commands\n@@ send-usage\n${denied}@@ receive-usage\n${denied}@@ send-options\n${flags}@@ end\n`;
+    let e: HozoError | undefined;
+    try {
+      parseCapabilities(nobody, 'local');
+    } catch (x) {
+      e = x as HozoError;
+    }
+    expect(e?.code).toBe('ZFS_PERMISSION');
+    expect(e?.message).not.toMatch(/@@|send-usage|\tconnect/);
+    expect(e?.message.match(/Permission denied/g)).toHaveLength(1);
     const cut = fixture('zfs-fuse/probe.txt').replace(/@@ end\n$/, '');
     expect(() => parseCapabilities(cut)).toThrow(expect.objectContaining({ code: 'ZFS_UNKNOWN' }));
   });
