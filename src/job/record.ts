@@ -1,7 +1,9 @@
-// After every config-valid run, whatever happened: notify, remember the run (state file), write the metrics file.
+// After every config-valid run, whatever happened: notify, remember the run (state file, run history), write the
+// metrics file.
 // None of these may fail the backup; each failure is logged (and notification failures counted).
 import type { Config } from '../config/schema.js';
 import { readJobState, recordRun, type JobState } from '../state/state.js';
+import { appendRun } from '../state/history.js';
 import type { Logger } from '../util/log.js';
 import type { JobReport } from './report.js';
 
@@ -17,6 +19,11 @@ export async function recordOutcome(config: Config, report: JobReport, previous:
     recordRun(config.stateDirectory, report, { notifyFailures: failures, warn: (m) => log.warn(m) });
   } catch (e) {
     log.error(`cannot write the state file in ${config.stateDirectory}: ${(e as Error).message}`);
+  }
+  try {
+    appendRun(config.stateDirectory, report.job, report, (m) => log.warn(m));
+  } catch (e) {
+    log.error(`cannot write the run history in ${config.stateDirectory}: ${(e as Error).message}`);
   }
   if (config.metrics !== undefined) {
     try {

@@ -1,5 +1,7 @@
-// The box part of `hozo status`: awake or asleep, pool health; loaded only when `status` runs.
+// What `hozo status` and `hozo serve` show: the last run of each job, and each box awake, asleep or unreachable with
+// its pools' health; loaded only when one of them runs.
 import type { Config } from '../../config/schema.js';
+import { readJobState, type JobState } from '../../state/state.js';
 import { usesAgent } from '../../config/lookup.js';
 import { bringUp, poolsFor } from '../../job/lifecycle.js';
 import { SshRunner } from '../../transport/ssh.js';
@@ -89,4 +91,30 @@ export async function hostStatus(config: Config, name: string, wake: boolean, lo
     st.error = (e as Error).message;
   }
   return st;
+}
+
+/** A host as status shows it: not answering is "asleep" for a box hozo wakes, "unreachable" for an always-on one. */
+export type ShownHostStatus = HostStatus & { state: 'awake' | 'asleep' | 'unreachable' };
+
+export interface StatusDocument {
+  version: 1;
+  jobs: { job: string; host: string; state: JobState | null }[];
+  hosts: ShownHostStatus[];
+}
+
+/** `hozo status --json`: the jobs (of `only`, if given) and their hosts. */
+export async function collectStatus(config: Config, opts: { readonly only?: string; readonly wake: boolean; readonly log: Logger }): Promise<StatusDocument> {
+  const { only, log } = opts;
+  const hostNames = Object.keys(config.hosts).filter((h) => only === undefined || h === only);
+  const jobs = config.jobs
+    .filter((j) => only === undefined || j.host === only)
+    .map((j) => ({ job: j.name, host: j.host, state: readJobState(config.stateDirectory, j.name, (m) => log.warn(m)) ?? null }));
+  const hosts = await Promise.all(hostNames.map((h) => hostStatus(config, h, opts.wake, log)));
+  const stateOf = (h: HostStatus): ShownHostStatus['state'] => {
+    if (h.awake) return 'awake';
+    const m = config.hosts[h.name]?.wake?.method;
+    // A host with no wake method is meant to be always on: not answering is not sleep.
+    return m === undefined || m === 'none' ? 'unreachable' : 'asleep';
+  };
+  return { version: 1, jobs, hosts: hosts.map((h) => ({ ...h, state: stateOf(h) })) };
 }

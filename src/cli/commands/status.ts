@@ -18,22 +18,12 @@ export function registerStatus(program: Command, ctx: Context): void {
       const config = await ctx.loadConfig();
       const log = ctx.logger(config);
       if (only !== undefined) findHost(config, only);
-      const { readJobState } = await import('../../state/state.js');
-      const hostNames = Object.keys(config.hosts).filter((h) => only === undefined || h === only);
-      const jobs = config.jobs
-        .filter((j) => only === undefined || j.host === only)
-        .map((j) => ({ job: j.name, host: j.host, state: readJobState(config.stateDirectory, j.name, (m) => log.warn(m)) ?? null }));
-      const { hostStatus } = await import('./status-hosts.js');
-      const hosts = await Promise.all(hostNames.map((h) => hostStatus(config, h, opts.wake === true, log)));
+      const { collectStatus } = await import('./status-hosts.js');
+      const doc = await collectStatus(config, { ...(only !== undefined ? { only } : {}), wake: opts.wake === true, log });
+      const { jobs, hosts } = doc;
       // Like systemctl status: non-zero when something shown is not well (the last run of a job failed).
       if (jobs.some((j) => j.state?.lastRun !== undefined && j.state.lastRun.result !== 'ok')) ctx.exitCode = 1;
-      const stateOf = (h: (typeof hosts)[number]) => {
-        if (h.awake) return 'awake';
-        const m = config.hosts[h.name]?.wake?.method;
-        // A host with no wake method is meant to be always on: not answering is not sleep.
-        return m === undefined || m === 'none' ? 'unreachable' : 'asleep';
-      };
-      if (ctx.json(opts)) return printJson(ctx, { version: 1, jobs, hosts: hosts.map((h) => ({ ...h, state: stateOf(h) })) });
+      if (ctx.json(opts)) return printJson(ctx, doc);
       for (const j of jobs) {
         const run = j.state?.lastRun;
         ctx.out.write(
@@ -45,7 +35,7 @@ export function registerStatus(program: Command, ctx: Context): void {
       for (const h of hosts) {
         const pools = (h.pools ?? []).map((p) => `${p.name} ${p.health}${p.capacity ? ` ${p.capacity}` : ''}${p.scrub ? ` (${p.scrub})` : ''}`).join(', ');
         ctx.out.write(
-          `host ${h.name}: ${stateOf(h)}${h.woken ? ' (woken for this status)' : ''}${pools ? `; pools: ${pools}` : ''}${h.error ? `; ${h.error}` : ''}\n`,
+          `host ${h.name}: ${h.state}${h.woken ? ' (woken for this status)' : ''}${pools ? `; pools: ${pools}` : ''}${h.error ? `; ${h.error}` : ''}\n`,
         );
       }
     });
