@@ -8,6 +8,7 @@ import { registerRestore } from './commands/restore.js';
 import { registerBox } from './commands/box.js';
 import { registerStatus } from './commands/status.js';
 import { registerDemo } from './commands/demo.js';
+import { registerServe } from './commands/serve.js';
 import { registerVerify } from './commands/verify.js';
 import { createContext, type Context } from './context.js';
 
@@ -65,6 +66,7 @@ export function buildProgram(out?: NodeJS.WritableStream): { program: Command; c
   registerVerify(program, ctx);
   registerBox(program, ctx);
   registerStatus(program, ctx);
+  registerServe(program, ctx);
   registerDemo(program, ctx);
   // Every command's --help ends with the exit codes and an example.
   const all = (c: Command): Command[] => [c, ...c.commands.flatMap(all)];

@@ -99,3 +99,17 @@ export function acquireJobLock(stateDirectory: string, job: string): Lock {
   }
   throw new HozoError('LOCKED', `job "${job}": could not take the lock ${path}`, { hint: 'another run is starting at the same moment' });
 }
+
+/** Who holds the job's lock now ("pid 123"), or undefined when no live run does (none, or a stale one). */
+export function jobLockHolder(stateDirectory: string, job: string): string | undefined {
+  const path = join(stateDirectory, 'locks', `${job}.lock`);
+  let held: { text: string; ageMs: number } | undefined;
+  try {
+    held = read(path);
+  } catch {
+    return 'a file in the lock\u2019s place';
+  }
+  if (held === undefined || lockIsStale(held.text, held.ageMs)) return undefined;
+  const owner = Number.parseInt(held.text, 10);
+  return Number.isInteger(owner) && owner > 0 ? `pid ${owner}` : 'starting';
+}

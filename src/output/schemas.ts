@@ -231,6 +231,17 @@ export const verifyReport = z
   })
   .strict();
 
+/** `hozo serve`: GET /api/jobs/{job}/runs — the job's kept runs, newest first (at most 100). */
+export const jobRuns = z.object({ version, job: z.string(), runs: z.array(jobReport).describe('Newest first.') }).strict();
+
+/** `hozo serve`: POST /api/jobs/{job}/run — the run was started (its report comes in the job's runs). */
+export const runStarted = z
+  .object({ version, job: z.string(), started: z.literal(true), pid: z.number().int().nonnegative().describe('The `hozo run` process.') })
+  .strict();
+
+/** `hozo serve`: GET /api/csrf — the token a state-changing request without the bearer token carries (X-Hozo-CSRF). */
+export const csrf = z.object({ version, csrf: z.string() }).strict();
+
 export const OUTPUT_SCHEMAS = {
   'job-report': jobReport,
   'verify-report': verifyReport,
@@ -239,6 +250,9 @@ export const OUTPUT_SCHEMAS = {
   'config-check': configCheck,
   'host-action': hostAction,
   error: errorOutput,
+  'job-runs': jobRuns,
+  'run-started': runStarted,
+  csrf,
 } as const;
 
 /** The JSON Schema of each output (draft 2020-12). */

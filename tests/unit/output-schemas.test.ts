@@ -2,6 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { jsonSchemas, OUTPUT_SCHEMAS } from '../../src/output/schemas.js';
+import { openApi } from '../../src/output/openapi.js';
 import { startReport, closeReport } from '../../src/job/report.js';
 
 const dir = join(import.meta.dirname, '..', '..', 'schemas');
@@ -19,6 +20,13 @@ describe('the JSON output schemas', () => {
         .sort(),
     );
     for (const [name, schema] of Object.entries(generated)) expect(JSON.parse(readFileSync(join(dir, `${name}.schema.json`), 'utf8')), name).toEqual(schema);
+  });
+  it('schemas/openapi.json (the API of hozo serve) is exactly what src/output/openapi.ts generates, and every $ref it holds resolves', () => {
+    const doc = openApi();
+    expect(JSON.parse(readFileSync(join(dir, 'openapi.json'), 'utf8'))).toEqual(doc);
+    const refs = [...JSON.stringify(doc.paths).matchAll(/"\$ref":"#\/components\/schemas\/([^"]+)"/g)].map((m) => m[1]!);
+    expect(refs.length).toBeGreaterThan(10);
+    for (const r of refs) expect(Object.keys(OUTPUT_SCHEMAS), r).toContain(r);
   });
   it('a report as the run builds it validates; one with an unknown field or another version does not', () => {
     const r = closeReport(startReport('nightly', 'box', false), []);
