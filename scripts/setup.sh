@@ -35,7 +35,7 @@ if [ -z "$SUDO" ] && [ ! -e "$POLICY" ]; then
   trap 'rm -f "$POLICY"' EXIT
 fi
 # postgresql-15: the consistency-hook test runs a real server on a lab dataset (tests/integration/own-snapshots.test.ts).
-PACKAGES=(zfs-fuse openssh-server openssh-client iproute2 sanoid mbuffer pv zstd nix-bin prometheus groff-base postgresql-15 debootstrap umoci)
+PACKAGES=(zfs-fuse openssh-server openssh-client iproute2 sanoid mbuffer pv zstd nix-bin prometheus groff-base postgresql-15 debootstrap umoci chromium)
 for attempt in 1 2 3; do
   if $SUDO apt-get update -qq; then break; fi
   [ "$attempt" = 3 ] && { echo "apt-get update failed 3 times" >&2; exit 1; }

@@ -19,7 +19,9 @@ function layout(title: string, body: string): string {
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${esc(title)}</title>
+<link rel="icon" href="/static/hozo.svg" type="image/svg+xml">
 <link rel="stylesheet" href="/static/hozo.css">
+<script src="/static/hozo.js" defer></script>
 </head>
 <body>
 <header><h1>Hōzō</h1><p class="sub">off-site ZFS backups</p></header>
@@ -63,19 +65,26 @@ export function dashboard(d: PageData, now = Date.now()): string {
     const st = d.status.jobs.find((x) => x.job === j.name)?.state ?? null;
     const run = st?.lastRun;
     const running = d.running.get(j.name);
-    const datasets = (run?.datasets ?? j.datasets.map((x) => ({ source: x.source, target: x.target, result: undefined, newest: undefined })))
-      .map(
-        (x) =>
-          `<li><code>${esc(x.source)}</code> → <code>${esc(x.target)}</code>${x.result !== undefined ? ` <span class="r-${esc(x.result)}">${esc(x.result)}</span>` : ''}${
-            x.newest !== undefined ? ` (newest on target: <code>${esc(x.newest)}</code>)` : ''
-          }</li>`,
-      )
+    const datasets = (run?.datasets ?? j.datasets.map((x) => ({ source: x.source, target: x.target })))
+      .map((x: { source: string; target: string; result?: string; newest?: string; error?: { message: string; hint?: string } }) => {
+        const result = x.result !== undefined ? ` <span class="r-${esc(x.result)}">${esc(x.result)}</span>` : '';
+        const newest = x.newest !== undefined ? ` (newest on target: <code>${esc(x.newest)}</code>)` : '';
+        // A dataset's own error, unless it is the run's (shown below the run already).
+        const own = x.error !== undefined && x.error.message !== run?.error?.message ? x.error : undefined;
+        const error =
+          own === undefined
+            ? ''
+            : `<br><span class="err">${esc(own.message)}</span>${own.hint !== undefined ? `<br><span class="hint">hint: ${esc(own.hint)}</span>` : ''}`;
+        return `<li><code>${esc(x.source)}</code> → <code>${esc(x.target)}</code>${result}${newest}${error}</li>`;
+      })
       .join('');
     const last =
       run === undefined
         ? '<span class="muted">never run</span>'
         : `<span class="r-${esc(run.result)}">${esc(run.result)}</span> ${esc(ago(run.finishedAt, now))} — ${esc(formatBytes(run.bytes))} in ${esc(run.seconds.toFixed(1))} s${
-            run.error !== undefined ? `<br><span class="err">${esc(run.error.message)}</span>` : ''
+            run.error !== undefined
+              ? `<br><span class="err">${esc(run.error.message)}</span>${run.error.hint !== undefined ? `<br><span class="hint">hint: ${esc(run.error.hint)}</span>` : ''}`
+              : ''
           }`;
     const action =
       running !== undefined ? `<span class="running">running (${esc(running)})</span>` : `<a class="button" href="/confirm/run/${path(j.name)}">Run now</a>`;
@@ -146,18 +155,37 @@ export function loginPage(failed: boolean): string {
   );
 }
 
+/**
+ * The page's one script (served from the package: no CDN, works on an offline LAN; the CSP allows only it). It keeps
+ * the page current without a click: on each event of /api/events that changes what the page shows (a run started or
+ * finished, a wake or shutdown done) it loads the page again. Without it the page is the same, refreshed by hand.
+ */
+export const SCRIPT = `'use strict';
+(function () {
+  if (!window.EventSource || document.querySelector('form')) return;
+  var events = new EventSource('/api/events');
+  var again = function () { events.close(); window.location.replace('/'); };
+  events.addEventListener('run', again);
+  events.addEventListener('host', again);
+})();
+`;
+
+/** The page's icon: a storehouse (宝蔵) — a roof over a box. */
+export const ICON = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><path d="M3 14 16 4l13 10" fill="none" stroke="#8a5a2b" stroke-width="3" stroke-linejoin="round"/><rect x="7" y="14" width="18" height="14" rx="1.5" fill="#8a5a2b"/><rect x="13" y="19" width="6" height="9" fill="#f3e6c8"/></svg>
+`;
+
 export const STYLESHEET = `:root { color-scheme: light dark; --ok: #1a7f37; --bad: #cf222e; --muted: #6e7781; }
 body { font: 16px/1.45 system-ui, sans-serif; margin: 0 auto; max-width: 70rem; padding: 0 1rem 2rem; }
 header { display: flex; align-items: baseline; gap: 1rem; border-bottom: 1px solid #8884; }
 h1 { margin: .6rem 0; font-size: 1.6rem; } .sub { color: var(--muted); margin: 0; }
 table { border-collapse: collapse; width: 100%; } th, td { text-align: left; vertical-align: top; padding: .45rem .5rem; border-bottom: 1px solid #8883; }
 ul.datasets, ul.pools { margin: .3rem 0 0; padding-left: 1.1rem; font-size: .92rem; }
-.muted { color: var(--muted); } .err { color: var(--bad); }
+.muted { color: var(--muted); } .err { color: var(--bad); } .hint { color: var(--muted); font-size: .92rem; }
 .r-ok, .r-sent, .r-up-to-date, .h-ONLINE, .s-awake { color: var(--ok); font-weight: 600; }
 .r-failed, .r-unreachable, .r-error, .r-conflict, .h-DEGRADED, .h-FAULTED, .h-UNKNOWN, .h-MISSING, .s-unreachable { color: var(--bad); font-weight: 600; }
 .s-asleep { color: var(--muted); font-weight: 600; }
 .notice { padding: .6rem .8rem; border-radius: .4rem; border: 1px solid; } .notice.ok { border-color: var(--ok); } .notice.bad { border-color: var(--bad); }
-a.button, button { display: inline-block; padding: .4rem .8rem; border-radius: .4rem; border: 1px solid #8888; background: #8881; color: inherit; text-decoration: none; font: inherit; cursor: pointer; }
+a.button, button { display: inline-block; white-space: nowrap; padding: .4rem .8rem; border-radius: .4rem; border: 1px solid #8888; background: #8881; color: inherit; text-decoration: none; font: inherit; cursor: pointer; }
 .vh { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); }
 @media (max-width: 40rem) { table, thead, tbody, tr, th, td { display: block; } thead { display: none; } tr { border-bottom: 2px solid #8885; padding: .4rem 0; } td, th { border: 0; padding: .2rem 0; } }
 `;

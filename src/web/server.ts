@@ -14,7 +14,7 @@ import { readRuns } from '../state/history.js';
 import type { Logger } from '../util/log.js';
 import { collectStatus, type StatusDocument } from '../cli/commands/status-hosts.js';
 import { createGuard, createRateLimit, type Guard } from './guard.js';
-import { confirmPage, dashboard, loginPage, STYLESHEET, type Notice, type Verb } from './page.js';
+import { confirmPage, dashboard, ICON, loginPage, SCRIPT, STYLESHEET, type Notice, type Verb } from './page.js';
 
 export interface ServeOptions {
   readonly config: Config;
@@ -69,9 +69,12 @@ class HttpError extends Error {
 }
 
 const SECURITY_HEADERS = {
-  'content-security-policy': "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+  'content-security-policy':
+    "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
   'x-content-type-options': 'nosniff',
-  'referrer-policy': 'no-referrer',
+  // Not no-referrer: under it a browser sends "Origin: null" with the page's own form posts, which the origin check
+  // must refuse. same-origin sends nothing to other sites either.
+  'referrer-policy': 'same-origin',
   'x-frame-options': 'DENY',
   'cache-control': 'no-store',
 };
@@ -231,6 +234,8 @@ export async function startServer(o: ServeOptions): Promise<Served> {
     const changes = method === 'POST';
     if (method !== 'GET' && method !== 'HEAD' && method !== 'POST') throw new HttpError(405, 'USAGE', `method ${method.slice(0, 20)} is not allowed`);
     if (url.pathname === '/static/hozo.css' && !changes) return send(res, 200, 'text/css; charset=utf-8', STYLESHEET, { 'cache-control': 'max-age=300' });
+    if (url.pathname === '/static/hozo.svg' && !changes) return send(res, 200, 'image/svg+xml', ICON, { 'cache-control': 'max-age=86400' });
+    if (url.pathname === '/static/hozo.js' && !changes) return send(res, 200, 'text/javascript; charset=utf-8', SCRIPT, { 'cache-control': 'max-age=300' });
     // The login form is the one thing served without the token.
     if (url.pathname === '/login' && changes) {
       const form = new URLSearchParams(await readBody(req));
