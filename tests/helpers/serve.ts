@@ -51,7 +51,7 @@ export function rawGet(url: string, headers: Record<string, string>): Promise<Re
 
 export async function until(what: string, ok: () => Promise<boolean>, ms = 20_000): Promise<void> {
   const deadline = Date.now() + ms;
-  for (let i = 0; i < 400 && Date.now() < deadline; i++) {
+  for (let i = 0; i < Math.ceil(ms / 100) + 10 && Date.now() < deadline; i++) {
     if (await ok()) return;
     await new Promise((r) => setTimeout(r, 100));
   }

@@ -14,9 +14,20 @@ export function registerDemo(program: Command, ctx: Context): void {
     .description('run a whole wake → replicate → verify → shutdown cycle in a self-contained lab on this machine (root)')
     .option('--keep', 'leave the lab running afterwards (remove it with `hozo demo --cleanup`)')
     .option('--cleanup', 'remove a lab left by --keep or an aborted demo, then exit')
-    .action(async (opts: { keep?: boolean; cleanup?: boolean }) => {
+    .option('--serve', 'after the cycle, serve the web dashboard on the demo lab until Ctrl-C (then the lab is removed, unless --keep)')
+    .option('--listen <address:port>', 'with --serve: where (default 127.0.0.1:8480; loopback only)')
+    .action(async (opts: { keep?: boolean; cleanup?: boolean; serve?: boolean; listen?: string }) => {
       if (opts.keep === true && opts.cleanup === true)
         throw new HozoError('USAGE', '--keep and --cleanup contradict each other (nothing was done)', { hint: 'pass one of them' });
+      if (opts.listen !== undefined && opts.serve !== true) throw new HozoError('USAGE', '--listen goes with --serve (nothing was done)');
+      const { DEFAULT_LISTEN } = await import('./serve.js');
+      const { isLoopback, parseListen } = await import('../../web/guard.js');
+      const listen = parseListen(opts.listen ?? DEFAULT_LISTEN);
+      if (opts.serve === true && (listen === undefined || !isLoopback(listen.host)))
+        throw new HozoError(
+          'USAGE',
+          `--listen: expected a loopback address and port like 127.0.0.1:8480 (the demo's dashboard has no token), got ${JSON.stringify(opts.listen)}`,
+        );
       // The lab is only loaded for the demo, not on every hozo start.
       const { cleanupStaleLabs, createLab, labPrerequisites } = await import('../../lab/lab.js');
       const { execa } = await import('execa');
@@ -125,6 +136,24 @@ export function registerDemo(program: Command, ctx: Context): void {
               .filter((l) => l && !l.startsWith('#'))
               .join('\n') + '\n',
           );
+        if (opts.serve === true) {
+          say('the dashboard: press "Run now" to see another wake → replicate → verify → sleep cycle');
+          const { startServer } = await import('../../web/server.js');
+          const served = await startServer({
+            config,
+            configPath: join(lab.dir, 'config.json'),
+            host: listen!.host,
+            port: listen!.port,
+            log,
+            self: [process.execPath, process.argv[1]!],
+          });
+          ctx.out.write(`dashboard: ${served.url}/ (JSON API under /api/); Ctrl-C stops it${opts.keep ? '' : ' and removes the lab'}\n`);
+          await new Promise<void>((resolve) => {
+            process.once('SIGINT', () => resolve());
+            process.once('SIGTERM', () => resolve());
+          });
+          await served.close();
+        }
       } finally {
         if (opts.keep) ctx.out.write(`\nlab kept in ${lab.dir} (config: ${join(lab.dir, 'config.json')}); remove with: hozo demo --cleanup\n`);
         else {
