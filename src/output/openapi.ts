@@ -104,7 +104,8 @@ export function openApi(): Record<string, unknown> {
       },
       '/api/events': {
         get: {
-          summary: 'Server-Sent Events: `status` (on connect), `run` (started, finished) and `host` (a wake or shutdown ended)',
+          summary:
+            'Server-Sent Events: `status` (on connect), `run` (started, finished), `progress` (once a second while a run transfers: job, dataset, bytes, seconds, estimate, text) and `host` (a wake or shutdown ended)',
           responses: {
             '200': { description: 'An event stream.', content: { 'text/event-stream': { schema: { type: 'string' } } } },
             '503': error('Too many event streams.'),

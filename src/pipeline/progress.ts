@@ -56,6 +56,7 @@ export function progressReporter(
     const t = now();
     const line = formatProgress(label, bytes, (t - start) / 1000, estimate);
     log.progress(line);
+    log.transfer?.({ dataset: label, bytes, seconds: (t - start) / 1000, ...(estimate !== undefined ? { estimate } : {}) });
     if (!log.interactive && t - lastPlain >= plainEverySeconds * 1000) {
       lastPlain = t;
       log.info(line);

@@ -32,6 +32,16 @@ export interface Logger {
   progress(msg: string): void;
   /** true when progress lines are drawn (a TTY, not journald). */
   readonly interactive: boolean;
+  /** The same progress as numbers, for a reader other than a terminal (the run's progress file, state/progress.ts). */
+  transfer?(p: TransferProgress): void;
+}
+
+/** Where one stream is: its dataset, bytes so far, the sender's estimate of the total, seconds since it started. */
+export interface TransferProgress {
+  readonly dataset: string;
+  readonly bytes: number;
+  readonly estimate?: number;
+  readonly seconds: number;
 }
 
 export interface LoggerOptions {

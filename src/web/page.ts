@@ -44,6 +44,8 @@ export interface PageData {
   readonly jobs: readonly JobConfig[];
   /** Jobs whose run is going on now (a lock is held), with who holds it. */
   readonly running: ReadonlyMap<string, string>;
+  /** The transfer progress of running jobs (the CLI's progress line). */
+  readonly progress?: ReadonlyMap<string, string>;
   /** Hosts that can be put to sleep from here (shutdown is not "none"). */
   readonly canShutdown: ReadonlySet<string>;
   readonly notice?: Notice;
@@ -86,8 +88,11 @@ export function dashboard(d: PageData, now = Date.now()): string {
               ? `<br><span class="err">${esc(run.error.message)}</span>${run.error.hint !== undefined ? `<br><span class="hint">hint: ${esc(run.error.hint)}</span>` : ''}`
               : ''
           }`;
+    const moving = d.progress?.get(j.name);
     const action =
-      running !== undefined ? `<span class="running">running (${esc(running)})</span>` : `<a class="button" href="/confirm/run/${path(j.name)}">Run now</a>`;
+      running !== undefined
+        ? `<span class="running">running (${esc(running)})</span><br><span class="progress" data-progress="${esc(j.name)}" aria-live="polite">${esc(moving ?? '')}</span>`
+        : `<a class="button" href="/confirm/run/${path(j.name)}">Run now</a>`;
     return `<tr>
 <th scope="row">${esc(j.name)}</th><td>${esc(j.host)}</td><td><code>${esc(j.schedule)}</code></td>
 <td>${last}<br><span class="muted">last success: ${esc(ago(st?.lastSuccess, now))}</span><ul class="datasets">${datasets}</ul></td>
@@ -157,8 +162,9 @@ export function loginPage(failed: boolean): string {
 
 /**
  * The page's one script (served from the package: no CDN, works on an offline LAN; the CSP allows only it). It keeps
- * the page current without a click: on each event of /api/events that changes what the page shows (a run started or
- * finished, a wake or shutdown done) it loads the page again. Without it the page is the same, refreshed by hand.
+ * the page current without a click: a running job's transfer progress as it goes, and on each event of /api/events
+ * that changes what the page shows (a run started or finished, a wake or shutdown done) it loads the page again.
+ * Without it the page is the same, refreshed by hand.
  */
 export const SCRIPT = `'use strict';
 (function () {
@@ -167,6 +173,12 @@ export const SCRIPT = `'use strict';
   var again = function () { events.close(); window.location.replace('/'); };
   events.addEventListener('run', again);
   events.addEventListener('host', again);
+  events.addEventListener('progress', function (e) {
+    var p = JSON.parse(e.data);
+    document.querySelectorAll('[data-progress]').forEach(function (el) {
+      if (el.getAttribute('data-progress') === p.job) el.textContent = p.text;
+    });
+  });
 })();
 `;
 
@@ -180,7 +192,7 @@ header { display: flex; align-items: baseline; gap: 1rem; border-bottom: 1px sol
 h1 { margin: .6rem 0; font-size: 1.6rem; } .sub { color: var(--muted); margin: 0; }
 table { border-collapse: collapse; width: 100%; } th, td { text-align: left; vertical-align: top; padding: .45rem .5rem; border-bottom: 1px solid #8883; }
 ul.datasets, ul.pools { margin: .3rem 0 0; padding-left: 1.1rem; font-size: .92rem; }
-.muted { color: var(--muted); } .err { color: var(--bad); } .hint { color: var(--muted); font-size: .92rem; }
+.progress { font-variant-numeric: tabular-nums; font-size: .92rem; } .muted { color: var(--muted); } .err { color: var(--bad); } .hint { color: var(--muted); font-size: .92rem; }
 .r-ok, .r-sent, .r-up-to-date, .h-ONLINE, .s-awake { color: var(--ok); font-weight: 600; }
 .r-failed, .r-unreachable, .r-error, .r-conflict, .h-DEGRADED, .h-FAULTED, .h-UNKNOWN, .h-MISSING, .s-unreachable { color: var(--bad); font-weight: 600; }
 .s-asleep { color: var(--muted); font-weight: 600; }

@@ -11,6 +11,8 @@ import type { Config, JobConfig } from '../config/schema.js';
 import { HozoError } from '../errors.js';
 import { jobLockHolder } from '../job/lock.js';
 import { readRuns } from '../state/history.js';
+import { readProgress, type JobProgress } from '../state/progress.js';
+import { formatProgress } from '../pipeline/progress.js';
 import type { Logger } from '../util/log.js';
 import { collectStatus, type StatusDocument } from '../cli/commands/status-hosts.js';
 import { createGuard, createRateLimit, type Guard } from './guard.js';
@@ -56,6 +58,9 @@ const STATUS_OF_CODE: Record<string, number> = {
   TOO_LARGE: 413,
   RATE_LIMITED: 429,
 };
+
+/** "tank/a: 12.0 MiB of 48.0 MiB (25%) 10.0 MiB/s ETA 0:03", as the CLI's progress line. */
+const progressText = (p: JobProgress) => formatProgress(p.dataset, p.bytes, p.seconds, p.estimate);
 
 class HttpError extends Error {
   constructor(
@@ -281,9 +286,12 @@ export async function startServer(o: ServeOptions): Promise<Served> {
     if (!changes && url.pathname === '/') {
       const id = url.searchParams.get('notice');
       const running = new Map<string, string>();
+      const progress = new Map<string, string>();
       for (const j of config.jobs) {
         const holder = runningHere(j.name) ?? jobLockHolder(config.stateDirectory, j.name);
         if (holder !== undefined) running.set(j.name, holder);
+        const p = holder !== undefined ? readProgress(config.stateDirectory, j.name) : undefined;
+        if (p !== undefined) progress.set(j.name, progressText(p));
       }
       const canShutdown = new Set(Object.entries(config.hosts).flatMap(([n, h]) => (h.shutdown !== 'none' ? [n] : [])));
       const n = id !== null ? notices.get(id) : undefined;
@@ -291,7 +299,7 @@ export async function startServer(o: ServeOptions): Promise<Served> {
         res,
         200,
         'text/html; charset=utf-8',
-        dashboard({ status: await status(), jobs: config.jobs, running, canShutdown, ...(n !== undefined ? { notice: n } : {}) }),
+        dashboard({ status: await status(), jobs: config.jobs, running, progress, canShutdown, ...(n !== undefined ? { notice: n } : {}) }),
       );
     }
     if (!changes && parts[0] === 'confirm' && parts.length === 3 && (parts[1] === 'run' || parts[1] === 'wake' || parts[1] === 'shutdown')) {
@@ -334,6 +342,27 @@ export async function startServer(o: ServeOptions): Promise<Served> {
     throw new HttpError(404, 'NOT_FOUND', 'not found');
   };
   const runningHere = (job: string) => (running.has(job) ? `pid ${running.get(job)}, started here` : undefined);
+
+  // Each running job's transfer progress (its progress file, written by any `hozo run`), once a second while someone
+  // listens, when it changed.
+  const lastProgress = new Map<string, string>();
+  const progressTimer = setInterval(() => {
+    if (events.size === 0) return;
+    for (const j of config.jobs) {
+      const p = readProgress(config.stateDirectory, j.name);
+      if (p === undefined || lastProgress.get(j.name) === p.at) continue;
+      lastProgress.set(j.name, p.at);
+      broadcast('progress', {
+        job: j.name,
+        dataset: p.dataset,
+        bytes: p.bytes,
+        seconds: p.seconds,
+        ...(p.estimate !== undefined ? { estimate: p.estimate } : {}),
+        text: progressText(p),
+      });
+    }
+  }, 1000);
+  progressTimer.unref();
 
   const openEvents = async (req: IncomingMessage, res: ServerResponse) => {
     if (events.size >= MAX_EVENT_CLIENTS) throw new HttpError(503, 'BUSY', `at most ${MAX_EVENT_CLIENTS} event streams at once`);
@@ -378,6 +407,7 @@ export async function startServer(o: ServeOptions): Promise<Served> {
   return {
     url: `http://${shown}:${port}`,
     close: async () => {
+      clearInterval(progressTimer);
       for (const r of events) r.end();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();

@@ -92,7 +92,8 @@ describe.skipIf(missing.length > 0)('the dashboard in Chromium against a sleepin
         stateDirectory: join(lab.dir, 'state-web'),
         hosts: { offsite: { ...lab.box.hostConfig(), readyTimeout: 30, shutdown: 'agent' } },
         jobs: [
-          { name: 'nightly', host: 'offsite', retries: 0, datasets: [{ source: `${src}/photos`, target: `${root}/photos` }] },
+          // Capped at 8 MiB/s (pv): the 48 MiB stream lasts long enough to watch its progress on the page.
+          { name: 'nightly', host: 'offsite', retries: 0, bandwidthLimit: '8M', datasets: [{ source: `${src}/photos`, target: `${root}/photos` }] },
           { name: 'broken', host: 'local', datasets: [{ source: `${src}/no-such-dataset`, target: 'hznopool/copy' }] },
         ],
       },
@@ -126,6 +127,14 @@ describe.skipIf(missing.length > 0)('the dashboard in Chromium against a sleepin
     await press('/confirm/run/nightly', 'Run now');
     expect(await page.locator('.notice.ok').innerText()).toMatch(/Job nightly started \(pid \d+\)/);
     expect(await row('nightly').innerText()).toMatch(/running/);
+    // The transfer's progress as it goes (the run's progress file, through the event stream and the page's script).
+    await page.waitForFunction(
+      () => /photos: \d+(\.\d)? MiB .* MiB\/s/.test(document.querySelector('[data-progress="nightly"]')?.textContent ?? ''),
+      undefined,
+      {
+        timeout: 30_000,
+      },
+    );
     await shot('running');
     await until('the run succeeded', (t) => /nightly[\s\S]*\bok\b[\s\S]*last success: \d+ s ago/.test(t));
     expect(await row('nightly').innerText()).toMatch(/photos → .*\/web\/photos sent \(newest on target: web1\)/);

@@ -4,6 +4,7 @@ import { trace } from '../../util/trace.js';
 import { onInterrupt } from '../../job/interrupt.js';
 import { ensureStateDirectory } from '../../state/dir.js';
 import { ensureRunFiles, fileProblems, notifyFiles } from '../../config/files.js';
+import { withProgressFile } from '../../state/progress.js';
 import { findJob } from '../../config/lookup.js';
 import { ExitCode, exitCodeForCode, HozoError, type ErrorCode } from '../../errors.js';
 import { parseDuration } from '../../config/duration.js';
@@ -70,7 +71,9 @@ export function registerRun(program: Command, ctx: Context): void {
       if (opts.dryRun !== true) ensureStateDirectory(config.stateDirectory);
       // The SSH handshake runs in its own process while the modules below load.
       trace('run: config loaded');
-      const log = ctx.logger(config);
+      // The transfer's progress as a file too (progress/<job>.json), for hozo serve; removed when the run ends.
+      const progress = opts.dryRun === true ? undefined : withProgressFile(ctx.logger(config), config.stateDirectory, job.name);
+      const log = progress?.log ?? ctx.logger(config);
       // A notification secret is read only at the end: a problem with it is said now, and the backup still runs.
       if (opts.dryRun !== true) for (const w of fileProblems(notifyFiles(config))) log.warn(`${w}; the notification that needs it will fail`);
       const interrupt = onInterrupt(log);
@@ -113,6 +116,7 @@ export function registerRun(program: Command, ctx: Context): void {
         });
         if (interrupt.signal.aborted) break;
       }
+      progress?.done();
       if (ctx.json(opts)) printJson(ctx, report!);
       else writeReport(ctx.out, report!);
       if (report!.error !== undefined) writeError(log, report!.error);
