@@ -121,7 +121,7 @@ export function createGuard(opts: { readonly token?: string; readonly hosts?: re
 }
 
 /** A token bucket per client address: `rate` requests a second, bursts of `burst`; at most `clients` tracked. */
-export function createRateLimit(rate = 20, burst = 60, clients = 1000): (client: string) => boolean {
+export function createRateLimit(rate = 100, burst = 200, clients = 1000): (client: string) => boolean {
   const buckets = new Map<string, { tokens: number; at: number }>();
   return (client) => {
     const now = Date.now();

@@ -152,7 +152,7 @@ describe.skipIf(skip !== undefined)('hozo serve: JSON API and page over plain HT
     }
     const host = await post('/api/hosts/toString/wake');
     expect(host.status).toBe(404);
-    const many = await Promise.all(Array.from({ length: 120 }, () => fetch(`${s.url}/static/hozo.css`).then((r) => r.status)));
+    const many = await Promise.all(Array.from({ length: 400 }, () => fetch(`${s.url}/static/hozo.css`).then((r) => r.status)));
     expect(many.filter((x) => x === 429).length).toBeGreaterThan(0);
     await new Promise((r) => setTimeout(r, 3500)); // the bucket refills
   });
