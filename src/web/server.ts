@@ -346,9 +346,17 @@ export async function startServer(o: ServeOptions): Promise<Served> {
   // Each running job's transfer progress (its progress file, written by any `hozo run`), once a second while someone
   // listens, when it changed.
   const lastProgress = new Map<string, string>();
+  const held = new Map<string, boolean>();
   const progressTimer = setInterval(() => {
     if (events.size === 0) return;
     for (const j of config.jobs) {
+      // A run this server did not start (a timer's, one by hand): its start and end, from the job lock.
+      const now = jobLockHolder(config.stateDirectory, j.name) !== undefined;
+      if (!running.has(j.name) && held.has(j.name) && held.get(j.name) !== now) {
+        invalidate();
+        broadcast('run', { job: j.name, state: now ? 'started' : 'finished' });
+      }
+      held.set(j.name, now);
       const p = readProgress(config.stateDirectory, j.name);
       if (p === undefined || lastProgress.get(j.name) === p.at) continue;
       lastProgress.set(j.name, p.at);

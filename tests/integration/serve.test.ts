@@ -99,7 +99,19 @@ describe.skipIf(skip !== undefined)('hozo serve: JSON API and page over plain HT
     expect(body.runs[0]).toMatchObject({ job: 'slow', mode: 'run', result: 'failed' });
   });
 
-  it('a run started by hand holds the same lock: the web answers 409 with its pid', async () => {
+  it('a run started by hand holds the same lock: the web answers 409 with its pid, and its event stream tells its start and end', async () => {
+    const ac = new AbortController();
+    const events = await fetch(`${s.url}/api/events`, { signal: ac.signal });
+    const reader = events.body!.getReader();
+    let seen = '';
+    const read = (async () => {
+      for (;;) {
+        const { value, done } = await reader.read().catch(() => ({ value: undefined, done: true }));
+        if (done) return;
+        seen += Buffer.from(value!).toString('utf8');
+      }
+    })();
+    await new Promise((r) => setTimeout(r, 1200)); // one look at the lock before the run
     const byHand = spawn('node', [HOZO, '--config', join(dir, 'serve.yaml'), 'run', 'slow'], { stdio: 'ignore' });
     try {
       await until('the hand run holds the lock', async () => existsSync(join(state, 'locks', 'slow.lock')));
@@ -107,7 +119,13 @@ describe.skipIf(skip !== undefined)('hozo serve: JSON API and page over plain HT
       const body = (await r.json()) as { error: { code: string; message: string } };
       expect(r.status, JSON.stringify(body)).toBe(409);
       expect(body.error.message).toMatch(new RegExp(`pid ${byHand.pid}`));
+      await new Promise((resolve) => (byHand.exitCode !== null ? resolve(undefined) : byHand.once('exit', resolve)));
+      await until('the stream said the run started and finished', async () =>
+        /event: run\ndata: \{"job":"slow","state":"started"\}[\s\S]*event: run\ndata: \{"job":"slow","state":"finished"\}/.test(seen),
+      );
     } finally {
+      ac.abort();
+      await read;
       await new Promise((resolve) => (byHand.exitCode !== null ? resolve(undefined) : byHand.once('exit', resolve)));
     }
   });
