@@ -36,7 +36,8 @@ export const EXAMPLES: Record<string, string> = {
   wake: 'hozo wake offsite --wait',
   shutdown: 'hozo shutdown offsite',
   status: 'hozo status offsite --json',
-  demo: 'hozo demo',
+  serve: 'hozo serve --listen 192.168.1.10:8480 --token-file /run/secrets/hozo-web-token',
+  demo: 'hozo demo --serve',
 };
 
 export function buildProgram(out?: NodeJS.WritableStream): { program: Command; ctx: Context } {
