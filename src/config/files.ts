@@ -9,6 +9,7 @@ import { posix } from 'node:path';
 import { HozoError } from '../errors.js';
 import { stateDirectoryProblem } from '../state/dir.js';
 import { ensureDirectory, kindOf } from '../util/safe-fs.js';
+import { formatPath } from './issues.js';
 import { errnoWords } from './read.js';
 import type { Config, HostConfig } from './schema.js';
 import { shownPath } from './shown.js';
@@ -21,13 +22,15 @@ export interface NamedFile {
   readonly kind: 'read' | 'directory';
 }
 
+const MISSING = 'does not exist';
+
 /** Why `path` cannot be read as a file (missing, not a regular file, unreadable by this user), or undefined. */
 export function readableFileProblem(path: string): string | undefined {
   let st: import('node:fs').Stats;
   try {
     st = statSync(path);
   } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'does not exist' : errnoWords(e);
+    return (e as NodeJS.ErrnoException).code === 'ENOENT' ? MISSING : errnoWords(e);
   }
   if (!st.isFile()) return `is ${kindOf(st)}, not a regular file`;
   try {
@@ -38,11 +41,9 @@ export function readableFileProblem(path: string): string | undefined {
   return undefined;
 }
 
-const hostField = (name: string) => (/^[A-Za-z_][A-Za-z0-9_-]*$/.test(name) && name.length <= 60 ? `hosts.${name}` : `hosts[${JSON.stringify(name)}]`);
-
 /** The files one host entry names: its key and known_hosts, and its jump host's. */
 function hostFiles(name: string, h: HostConfig): NamedFile[] {
-  const at = hostField(name);
+  const at = formatPath(['hosts', name]);
   const out: NamedFile[] = [];
   if (h.sshKeyFile !== undefined) out.push({ field: `${at}.sshKeyFile`, path: h.sshKeyFile, kind: 'read' });
   if (h.knownHostsFile !== undefined) out.push({ field: `${at}.knownHostsFile`, path: h.knownHostsFile, kind: 'read' });
@@ -82,20 +83,12 @@ export function notifyFiles(c: Config): NamedFile[] {
 export function fileProblems(files: readonly NamedFile[], opts: { readonly access?: boolean; readonly missingUnderRunOk?: boolean } = {}): string[] {
   const out: string[] = [];
   for (const f of files) {
-    if (opts.missingUnderRunOk === true && (f.path === '/run' || f.path.startsWith('/run/')) && !pathExists(f.path)) continue;
     const problem = f.kind === 'read' ? readableFileProblem(f.path) : stateDirectoryProblem(f.path, { access: opts.access !== false });
-    if (problem !== undefined) out.push(`${f.field} ${shownPath(f.path)}: ${problem.replace(/^it /, '')}`);
+    if (problem === undefined) continue;
+    if (opts.missingUnderRunOk === true && problem === MISSING && (f.path === '/run' || f.path.startsWith('/run/'))) continue;
+    out.push(`${f.field} ${shownPath(f.path)}: ${problem.replace(/^it /, '')}`);
   }
   return out;
-}
-
-function pathExists(p: string): boolean {
-  try {
-    statSync(p);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /**

@@ -88,8 +88,7 @@ export function acquireJobLock(stateDirectory: string, job: string): Lock {
       const held = read(path);
       if (held === undefined) continue;
       if (!lockIsStale(held.text, held.ageMs)) {
-        const owner = Number.parseInt(held.text, 10);
-        throw new HozoError('LOCKED', `job "${job}" is already running (${Number.isInteger(owner) && owner > 0 ? `pid ${owner}` : 'starting'}, lock ${path})`, {
+        throw new HozoError('LOCKED', `job "${job}" is already running (${holderOf(held.text)}, lock ${path})`, {
           hint: 'wait for the other run to finish; runs of one job never overlap',
         });
       }
@@ -110,6 +109,11 @@ export function jobLockHolder(stateDirectory: string, job: string): string | und
     return 'a file in the lock\u2019s place';
   }
   if (held === undefined || lockIsStale(held.text, held.ageMs)) return undefined;
-  const owner = Number.parseInt(held.text, 10);
+  return holderOf(held.text);
+}
+
+/** "pid 123" from a lock's text, or "starting" (created, its owner not written yet). */
+function holderOf(text: string): string {
+  const owner = Number.parseInt(text, 10);
   return Number.isInteger(owner) && owner > 0 ? `pid ${owner}` : 'starting';
 }

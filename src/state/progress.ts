@@ -4,6 +4,7 @@
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger, TransferProgress } from '../util/log.js';
+import { pidExists } from '../util/proc.js';
 import { ensureDirectory, readOwnFile } from '../util/safe-fs.js';
 import { safeFileStem, writeFileAtomicSync } from './files.js';
 
@@ -49,18 +50,9 @@ export function withProgressFile(log: Logger, stateDirectory: string, job: strin
 export function readProgress(stateDirectory: string, job: string): JobProgress | undefined {
   try {
     const p = JSON.parse(readOwnFile(progressPath(stateDirectory, job), 64 * 1024)) as JobProgress;
-    if (typeof p.bytes !== 'number' || typeof p.dataset !== 'string' || typeof p.pid !== 'number' || !pidAlive(p.pid)) return undefined;
+    if (typeof p.bytes !== 'number' || typeof p.dataset !== 'string' || typeof p.pid !== 'number' || !pidExists(p.pid)) return undefined;
     return p;
   } catch {
     return undefined;
-  }
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

@@ -15,6 +15,7 @@ import { readProgress, type JobProgress } from '../state/progress.js';
 import { formatProgress } from '../pipeline/progress.js';
 import type { Logger } from '../util/log.js';
 import { collectStatus, type StatusDocument } from '../cli/commands/status-hosts.js';
+import { jobsDocument } from '../cli/commands/jobs.js';
 import { createGuard, createRateLimit, type Guard } from './guard.js';
 import { confirmPage, dashboard, ICON, loginPage, SCRIPT, STYLESHEET, type Notice, type Verb } from './page.js';
 
@@ -263,11 +264,7 @@ export async function startServer(o: ServeOptions): Promise<Served> {
       const [, a, b, c] = parts;
       if (!changes && a === 'status' && parts.length === 2) return sendJson(res, 200, await status());
       if (!changes && a === 'csrf' && parts.length === 2) return sendJson(res, 200, { version: 1, csrf: guard.csrf });
-      if (!changes && a === 'jobs' && parts.length === 2)
-        return sendJson(res, 200, {
-          version: 1,
-          jobs: config.jobs.map((j) => ({ name: j.name, host: j.host, schedule: j.schedule, snapshots: j.snapshots, datasets: j.datasets })),
-        });
+      if (!changes && a === 'jobs' && parts.length === 2) return sendJson(res, 200, jobsDocument(config));
       if (!changes && a === 'jobs' && c === 'runs' && parts.length === 4) {
         const job = findJob(segment(b!));
         return sendJson(res, 200, { version: 1, job: job.name, runs: readRuns(config.stateDirectory, job.name, (m) => log.warn(m)) });
